@@ -1,0 +1,381 @@
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Event is a Stream Chat webhook event, as much of it as moderation needs.
+//
+// Stream's payloads vary by event type and by API generation, so decoding is
+// liberal: timestamps may be RFC 3339 strings or integer nanoseconds (see
+// Time), custom fields may be flattened into an object or nested under
+// "custom" (see User, Message, Channel), and unknown keys and event types
+// are tolerated.
+type Event struct {
+	Type      string `json:"type"`
+	CreatedAt Time   `json:"created_at"`
+
+	CID         string `json:"cid"`
+	ChannelType string `json:"channel_type"`
+	ChannelID   string `json:"channel_id"`
+	Team        string `json:"team"`
+
+	MessageID string   `json:"message_id"`
+	Message   *Message `json:"message"`
+	Channel   *Channel `json:"channel"`
+
+	// User is the user the event is about or by; which one depends on the
+	// type: the sender of message.new, the banned user of user.banned, the
+	// flagger of message.flagged, the muter of user.muted.
+	User        *User  `json:"user"`
+	TargetUser  *User  `json:"target_user"`
+	TargetUsers []User `json:"target_users"`
+	CreatedBy   *User  `json:"created_by"`
+
+	Reason     string `json:"reason"`
+	Expiration Time   `json:"expiration"`
+	Shadow     bool   `json:"shadow"`
+	HardDelete bool   `json:"hard_delete"`
+	TotalFlags int    `json:"total_flags"`
+
+	ChannelMemberCount int `json:"channel_member_count"`
+	WatcherCount       int `json:"watcher_count"`
+
+	MessageUpdate *MessageUpdate `json:"message_update"`
+	RequestInfo   *RequestInfo   `json:"request_info"`
+}
+
+// Message is a chat message inside an event.
+type Message struct {
+	ID              string         `json:"id"`
+	CID             string         `json:"cid"`
+	Text            string         `json:"text"`
+	Type            string         `json:"type"`
+	User            *User          `json:"user"`
+	Attachments     []Attachment   `json:"attachments"`
+	MentionedUsers  []User         `json:"mentioned_users"`
+	ParentID        string         `json:"parent_id"`
+	ShowInChannel   bool           `json:"show_in_channel"`
+	QuotedMessageID string         `json:"quoted_message_id"`
+	Silent          bool           `json:"silent"`
+	Shadowed        bool           `json:"shadowed"`
+	Pinned          bool           `json:"pinned"`
+	Command         string         `json:"command"`
+	CreatedAt       Time           `json:"created_at"`
+	UpdatedAt       Time           `json:"updated_at"`
+	DeletedAt       Time           `json:"deleted_at"`
+	Custom          map[string]any `json:"custom,omitempty"`
+}
+
+// Attachment is a file, image or link preview attached to a message.
+type Attachment struct {
+	Type        string `json:"type"`
+	Title       string `json:"title"`
+	TitleLink   string `json:"title_link"`
+	Text        string `json:"text"`
+	ImageURL    string `json:"image_url"`
+	ThumbURL    string `json:"thumb_url"`
+	AssetURL    string `json:"asset_url"`
+	OGScrapeURL string `json:"og_scrape_url"`
+	MimeType    string `json:"mime_type"`
+}
+
+// User is a Stream user.
+type User struct {
+	ID            string         `json:"id"`
+	Role          string         `json:"role"`
+	Teams         []string       `json:"teams"`
+	Name          string         `json:"name"`
+	Language      string         `json:"language"`
+	Banned        bool           `json:"banned"`
+	Online        bool           `json:"online"`
+	CreatedAt     Time           `json:"created_at"`
+	UpdatedAt     Time           `json:"updated_at"`
+	LastActive    Time           `json:"last_active"`
+	DeactivatedAt Time           `json:"deactivated_at"`
+	Custom        map[string]any `json:"custom,omitempty"`
+}
+
+// Channel is a Stream channel.
+type Channel struct {
+	CID         string         `json:"cid"`
+	ID          string         `json:"id"`
+	Type        string         `json:"type"`
+	Name        string         `json:"name"`
+	MemberCount int            `json:"member_count"`
+	Frozen      bool           `json:"frozen"`
+	Disabled    bool           `json:"disabled"`
+	CreatedAt   Time           `json:"created_at"`
+	Custom      map[string]any `json:"custom,omitempty"`
+}
+
+// MessageUpdate describes the change carried by message.updated.
+type MessageUpdate struct {
+	OldText string `json:"old_text"`
+}
+
+// RequestInfo describes the client that caused the event.
+type RequestInfo struct {
+	Type      string `json:"type"` // "client" or "server"
+	IP        string `json:"ip"`
+	UserAgent string `json:"user_agent"`
+	SDK       string `json:"sdk"`
+}
+
+// ErrNotObject is returned by ParseEvent for JSON that is valid but not an object.
+var ErrNotObject = errors.New("event is not a JSON object")
+
+// ParseEvent decodes a Stream event from its raw JSON body.
+func ParseEvent(body []byte) (*Event, error) {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		if !json.Valid(body) {
+			return nil, fmt.Errorf("decode event: invalid JSON")
+		}
+		return nil, ErrNotObject
+	}
+	var ev Event
+	if err := json.Unmarshal(body, &ev); err != nil {
+		return nil, fmt.Errorf("decode event: %w", err)
+	}
+	return &ev, nil
+}
+
+// ChannelCID returns the channel's cid ("type:id") from whichever field
+// carries it, or "".
+func (e *Event) ChannelCID() string {
+	switch {
+	case e.CID != "":
+		return e.CID
+	case e.Channel != nil && e.Channel.CID != "":
+		return e.Channel.CID
+	case e.Message != nil && e.Message.CID != "":
+		return e.Message.CID
+	case e.ChannelType != "" && e.ChannelID != "":
+		return e.ChannelType + ":" + e.ChannelID
+	}
+	return ""
+}
+
+// MessageIDOrEmpty returns the id of the message the event is about, or "".
+func (e *Event) MessageIDOrEmpty() string {
+	if e.Message != nil && e.Message.ID != "" {
+		return e.Message.ID
+	}
+	return e.MessageID
+}
+
+// SubjectUserID returns the id of the user the event concerns: the author
+// of a message, the target of a flag or mute, the banned user.
+func (e *Event) SubjectUserID() string {
+	if strings.HasPrefix(e.Type, "message.") || e.Type == "reaction.new" || e.Type == "" {
+		if e.Message != nil && e.Message.User != nil && e.Message.User.ID != "" {
+			return e.Message.User.ID
+		}
+	}
+	if e.TargetUser != nil && e.TargetUser.ID != "" {
+		return e.TargetUser.ID
+	}
+	if e.User != nil {
+		return e.User.ID
+	}
+	return ""
+}
+
+// ActorID returns the id of the user who caused the event, when the payload
+// tells: created_by for bans, else the event's user, else the message's
+// author.
+func (e *Event) ActorID() string {
+	if e.CreatedBy != nil && e.CreatedBy.ID != "" {
+		return e.CreatedBy.ID
+	}
+	switch e.Type {
+	case "user.banned", "user.unbanned", "user.deleted", "user.deactivated", "user.reactivated":
+		// The event's user is the subject, not the actor.
+		return ""
+	}
+	if e.User != nil && e.User.ID != "" {
+		return e.User.ID
+	}
+	if e.Message != nil && e.Message.User != nil {
+		return e.Message.User.ID
+	}
+	return ""
+}
+
+// CausedBy reports whether the event was caused by the user with the given
+// id. The service uses it to recognise the echoes of its own actions.
+func (e *Event) CausedBy(userID string) bool {
+	if userID == "" {
+		return false
+	}
+	if e.ActorID() == userID {
+		return true
+	}
+	// A message sent by the bot (a warning) comes back as message.new with
+	// the bot as the message's author.
+	return strings.HasPrefix(e.Type, "message.") && e.Message != nil && e.Message.User != nil && e.Message.User.ID == userID
+}
+
+// Time is a Stream timestamp. It decodes from an RFC 3339 string (legacy
+// payloads, with up to nanosecond precision) or from integer nanoseconds
+// since the epoch (the unified API), and from null or "" as the zero time.
+type Time struct{ time.Time }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (t *Time) UnmarshalJSON(b []byte) error {
+	if len(b) == 0 || string(b) == "null" {
+		t.Time = time.Time{}
+		return nil
+	}
+	if b[0] == '"' {
+		s, err := strconv.Unquote(string(b))
+		if err != nil {
+			return fmt.Errorf("timestamp %s: %w", b, err)
+		}
+		if s == "" {
+			t.Time = time.Time{}
+			return nil
+		}
+		parsed, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			// Some SDKs send integer nanoseconds as a string.
+			if n, nerr := strconv.ParseInt(s, 10, 64); nerr == nil {
+				t.Time = time.Unix(0, n).UTC()
+				return nil
+			}
+			return fmt.Errorf("timestamp %q: %w", s, err)
+		}
+		t.Time = parsed
+		return nil
+	}
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		f, ferr := strconv.ParseFloat(string(b), 64)
+		if ferr != nil {
+			return fmt.Errorf("timestamp %s: not a string or an integer", b)
+		}
+		n = int64(f)
+	}
+	t.Time = time.Unix(0, n).UTC()
+	return nil
+}
+
+// MarshalJSON implements json.Marshaler: RFC 3339 with nanoseconds, or null.
+func (t Time) MarshalJSON() ([]byte, error) {
+	if t.IsZero() {
+		return []byte("null"), nil
+	}
+	return []byte(`"` + t.UTC().Format(time.RFC3339Nano) + `"`), nil
+}
+
+// The custom-field decoders: each type decodes its known fields through an
+// alias (to avoid recursion), then collects every other key, and the
+// contents of a "custom" object, into Custom.
+
+// UnmarshalJSON implements json.Unmarshaler, collecting custom fields.
+func (u *User) UnmarshalJSON(b []byte) error {
+	type plain User
+	if err := json.Unmarshal(b, (*plain)(u)); err != nil {
+		return err
+	}
+	c, err := customFields(b, userKnown)
+	u.Custom = c
+	return err
+}
+
+// UnmarshalJSON implements json.Unmarshaler, collecting custom fields.
+func (m *Message) UnmarshalJSON(b []byte) error {
+	type plain Message
+	if err := json.Unmarshal(b, (*plain)(m)); err != nil {
+		return err
+	}
+	c, err := customFields(b, messageKnown)
+	m.Custom = c
+	return err
+}
+
+// UnmarshalJSON implements json.Unmarshaler, collecting custom fields.
+func (c *Channel) UnmarshalJSON(b []byte) error {
+	type plain Channel
+	if err := json.Unmarshal(b, (*plain)(c)); err != nil {
+		return err
+	}
+	cu, err := customFields(b, channelKnown)
+	c.Custom = cu
+	return err
+}
+
+// Standard Stream fields that the types above do not model; they are not
+// custom fields either.
+var (
+	userKnown = knownKeys(User{}, "image", "invisible", "blocked_user_ids", "channel_unread_count",
+		"channel_last_read_at", "total_unread_count", "unread_channels", "unread_count", "unread_threads",
+		"devices", "mutes", "channel_mutes", "privacy_settings", "push_notifications", "revoke_tokens_issued_before",
+		"ban_expires", "shadow_banned", "deleted_at", "avg_response_time", "teams_role", "bypass_moderation")
+	messageKnown = knownKeys(Message{}, "html", "latest_reactions", "own_reactions", "reaction_counts",
+		"reaction_scores", "reaction_groups", "reply_count", "deleted_reply_count", "i18n", "moderation",
+		"moderation_details", "quoted_message", "thread_participants", "pinned_at", "pinned_by", "pin_expires",
+		"image_labels", "restricted_visibility", "before_message_send_failed", "poll_id", "poll",
+		"message_text_updated_at", "mml", "args", "draft", "reminder", "shared_location", "member")
+	channelKnown = knownKeys(Channel{}, "config", "created_by", "updated_at", "deleted_at", "last_message_at",
+		"members", "member", "hidden", "truncated_at", "truncated_by", "own_capabilities", "cooldown",
+		"auto_translation_enabled", "auto_translation_language", "team", "image", "blocked", "filter_tags",
+		"pending_messages", "pinned_messages", "read", "messages", "watcher_count", "watchers", "membership")
+)
+
+func knownKeys(v any, extra ...string) map[string]bool {
+	known := make(map[string]bool)
+	t := reflect.TypeOf(v)
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			known[name] = true
+		}
+	}
+	for _, k := range extra {
+		known[k] = true
+	}
+	return known
+}
+
+// customFields returns the keys of the object b that are not known, merged
+// with the contents of its "custom" object (flattened keys win over nested
+// ones only when the nested object lacks them). It returns nil when there
+// are none.
+func customFields(b []byte, known map[string]bool) (map[string]any, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, err
+	}
+	var out map[string]any
+	if nested, ok := raw["custom"]; ok && !bytes.Equal(nested, []byte("null")) {
+		if err := json.Unmarshal(nested, &out); err != nil {
+			return nil, fmt.Errorf("custom: %w", err)
+		}
+	}
+	for k, v := range raw {
+		if known[k] || k == "custom" {
+			continue
+		}
+		if _, dup := out[k]; dup {
+			continue
+		}
+		var val any
+		if err := json.Unmarshal(v, &val); err != nil {
+			return nil, fmt.Errorf("%s: %w", k, err)
+		}
+		if out == nil {
+			out = make(map[string]any)
+		}
+		out[k] = val
+	}
+	return out, nil
+}
