@@ -1,0 +1,239 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// config is the service's configuration: environment variables, which
+// flags may override. Names and defaults are an interface operators script
+// against (DESIGN.md): change them only with care.
+type config struct {
+	DatabaseURL     string
+	StreamAPIKey    string
+	StreamAPISecret string
+	StreamAPIKeys   string // extra "key:secret,key:secret" pairs accepted on webhooks (rotation)
+	StreamBaseURL   string
+	Addr            string
+	RulesDir        string
+	BotUserID       string
+	DryRun          bool
+	AdminJWTSecret  string
+	MaxBodyBytes    int64
+	MaxGunzipBytes  int64
+	ShutdownTimeout time.Duration
+	LogLevel        slog.Level
+	needStream      bool
+	needDatabase    bool
+}
+
+// configError is a configuration problem: one line naming the variable.
+type configError struct{ msg string }
+
+func (e *configError) Error() string { return e.msg }
+
+// envSource reads variables and remembers the first malformed one.
+type envSource struct {
+	getenv func(string) string
+	err    error
+}
+
+func (e *envSource) str(name, def string) string {
+	if v := strings.TrimSpace(e.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (e *envSource) fail(name, format string, args ...any) {
+	if e.err == nil {
+		e.err = &configError{msg: name + ": " + fmt.Sprintf(format, args...)}
+	}
+}
+
+func (e *envSource) boolean(name string, def bool) bool {
+	v := e.str(name, "")
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		e.fail(name, "must be true or false, got %q", v)
+		return def
+	}
+	return b
+}
+
+func (e *envSource) bytes(name string, def int64) int64 {
+	v := e.str(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := parseBytes(v)
+	if err != nil || n <= 0 {
+		e.fail(name, "must be a positive size such as 1048576, 512KiB or 8MiB, got %q", v)
+		return def
+	}
+	return n
+}
+
+func (e *envSource) duration(name string, def time.Duration) time.Duration {
+	v := e.str(name, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		e.fail(name, "must be a positive duration such as 20s, got %q", v)
+		return def
+	}
+	return d
+}
+
+func (e *envSource) level(name string, def slog.Level) slog.Level {
+	v := e.str(name, "")
+	if v == "" {
+		return def
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(v)); err != nil {
+		e.fail(name, "must be debug, info, warn or error, got %q", v)
+		return def
+	}
+	return l
+}
+
+// parseBytes reads 1048576, 512KiB, 1MiB, 1MB (as MiB: nobody means 10^6 here).
+func parseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	return n * mult, nil
+}
+
+// loadConfig reads the environment, then the command's flags (which
+// override it), and validates what the command needs.
+func loadConfig(command string, args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	env := &envSource{getenv: getenv}
+	c := config{
+		DatabaseURL:     env.str("DATABASE_URL", ""),
+		StreamAPIKey:    env.str("STREAM_API_KEY", ""),
+		StreamAPISecret: env.str("STREAM_API_SECRET", ""),
+		StreamAPIKeys:   env.str("STREAM_API_KEYS", ""),
+		StreamBaseURL:   env.str("STREAM_BASE_URL", "https://chat.stream-io-api.com"),
+		Addr:            env.str("MODERATOR_ADDR", ":8080"),
+		RulesDir:        env.str("MODERATOR_RULES_DIR", "rules"),
+		BotUserID:       env.str("MODERATOR_BOT_USER_ID", "moderator-bot"),
+		DryRun:          env.boolean("MODERATOR_DRY_RUN", false),
+		AdminJWTSecret:  env.str("MODERATOR_ADMIN_JWT_SECRET", ""),
+		MaxBodyBytes:    env.bytes("MODERATOR_MAX_BODY_BYTES", 1<<20),
+		MaxGunzipBytes:  env.bytes("MODERATOR_MAX_DECOMPRESSED_BYTES", 8<<20),
+		ShutdownTimeout: env.duration("MODERATOR_SHUTDOWN_TIMEOUT", 20*time.Second),
+		LogLevel:        env.level("MODERATOR_LOG_LEVEL", slog.LevelInfo),
+	}
+	if env.err != nil {
+		return c, env.err
+	}
+
+	fs := flag.NewFlagSet("moderator "+command, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	switch command {
+	case "serve":
+		c.needStream, c.needDatabase = true, true
+		fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (MODERATOR_ADDR)")
+		fs.StringVar(&c.RulesDir, "rules", c.RulesDir, "rules folder (MODERATOR_RULES_DIR)")
+		fs.BoolVar(&c.DryRun, "dry-run", c.DryRun, "decide and audit, send nothing to Stream (MODERATOR_DRY_RUN)")
+	case "migrate":
+		c.needDatabase = true
+	}
+	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "Postgres connection string (DATABASE_URL)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("moderator %s: unexpected argument %q", command, fs.Arg(0))
+	}
+	return c, c.validate()
+}
+
+// validate checks what the command needs, naming the first bad variable.
+func (c *config) validate() error {
+	bad := func(format string, args ...any) error { return &configError{msg: fmt.Sprintf(format, args...)} }
+	if c.needDatabase {
+		if c.DatabaseURL == "" {
+			return bad("DATABASE_URL is required (for example postgres://user@127.0.0.1:5432/moderator)")
+		}
+		if _, err := pgconn.ParseConfig(c.DatabaseURL); err != nil {
+			return bad("DATABASE_URL: not a valid Postgres connection string")
+		}
+	}
+	if !c.needStream {
+		return nil
+	}
+	if c.StreamAPIKey == "" {
+		return bad("STREAM_API_KEY is required")
+	}
+	if c.StreamAPISecret == "" {
+		return bad("STREAM_API_SECRET is required")
+	}
+	if _, err := c.webhookKeys(); err != nil {
+		return err
+	}
+	u, err := url.Parse(c.StreamBaseURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return bad("STREAM_BASE_URL: must be an http(s) URL such as https://chat.stream-io-api.com, got %q", c.StreamBaseURL)
+	}
+	if _, port, err := net.SplitHostPort(c.Addr); err != nil || port == "" {
+		return bad("MODERATOR_ADDR: must be host:port or :port, got %q", c.Addr)
+	}
+	if c.BotUserID == "" {
+		return bad("MODERATOR_BOT_USER_ID must not be empty")
+	}
+	return nil
+}
+
+// webhookKeys returns every API key whose signature the webhook accepts:
+// the primary STREAM_API_KEY/STREAM_API_SECRET and the STREAM_API_KEYS pairs.
+func (c *config) webhookKeys() (map[string]string, error) {
+	keys := map[string]string{c.StreamAPIKey: c.StreamAPISecret}
+	if c.StreamAPIKeys == "" {
+		return keys, nil
+	}
+	for i, pair := range strings.Split(c.StreamAPIKeys, ",") {
+		key, secret, ok := strings.Cut(strings.TrimSpace(pair), ":")
+		key, secret = strings.TrimSpace(key), strings.TrimSpace(secret)
+		if !ok || key == "" || secret == "" {
+			// Never echo the pair: it holds a secret.
+			return nil, &configError{msg: fmt.Sprintf("STREAM_API_KEYS: entry %d must be key:secret (entries separated by commas)", i+1)}
+		}
+		if prev, dup := keys[key]; dup && prev != secret {
+			return nil, &configError{msg: fmt.Sprintf("STREAM_API_KEYS: key %q is configured twice with different secrets", key)}
+		}
+		keys[key] = secret
+	}
+	return keys, nil
+}
+
+var errUsage = errors.New("usage")

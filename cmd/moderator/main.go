@@ -1,0 +1,86 @@
+// Command moderator moderates a Stream Chat app: it receives Stream's signed
+// webhooks, records every event in Postgres, evaluates rules and acts.
+//
+//	moderator serve            run the HTTP service (applies migrations first)
+//	moderator migrate          apply database migrations and exit
+//	moderator rules test [DIR] check a rules folder and run its examples
+//	moderator eval [--rules DIR] [FILE]  evaluate one event offline
+//	moderator version          print version, commit and Go version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+)
+
+// Set at build time: go build -ldflags "-X main.version=… -X main.commit=…".
+var (
+	version = "dev"
+	commit  = "unknown"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "moderator:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: moderator <command> [flags]
+
+commands:
+  serve                         run the HTTP service (applies pending migrations first)
+  migrate                       apply database migrations and exit
+  rules test [DIR]              type-check every rule and run its examples
+  eval [--rules DIR] [FILE]     evaluate one Stream event (FILE or stdin) offline
+  version                       print version, commit and Go version
+
+configuration comes from the environment; see README.md.
+`
+
+// run is the whole program, parameterised for tests.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		cfg, err := loadConfig(cmd, rest, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return serve(ctx, cfg, stdout, stderr)
+	case "migrate":
+		cfg, err := loadConfig(cmd, rest, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return migrate(ctx, cfg, stdout)
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "moderator %s (commit %s, %s)\n", version, commit, runtime.Version())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "moderator: unknown command %q\n\n%s", cmd, usage)
+		return errUsage
+	}
+}

@@ -1,0 +1,117 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"moderator/migrations"
+)
+
+// migrationLockKey is the pg_advisory_xact_lock key that serialises
+// migrations between replicas starting at the same moment ("moderator" in
+// ASCII, truncated to fit a bigint).
+const migrationLockKey int64 = 0x6d6f6465726174
+
+// Migration is one forward-only schema change.
+type Migration struct {
+	Version int
+	Name    string
+	SQL     string
+}
+
+// Migrations returns the embedded migrations in version order.
+func Migrations() ([]Migration, error) { return readMigrations(migrations.FS) }
+
+func readMigrations(fsys fs.FS) ([]Migration, error) {
+	names, err := fs.Glob(fsys, "*.up.sql")
+	if err != nil {
+		return nil, fmt.Errorf("list migrations: %w", err)
+	}
+	var out []Migration
+	seen := map[int]string{}
+	for _, name := range names {
+		num, rest, ok := strings.Cut(path.Base(name), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("migration %s: name must be NNNN_name.up.sql", name)
+		}
+		if prev, dup := seen[v]; dup {
+			return nil, fmt.Errorf("migration %s: version %d already used by %s", name, v, prev)
+		}
+		seen[v] = name
+		body, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, fmt.Errorf("read migration %s: %w", name, err)
+		}
+		out = append(out, Migration{Version: v, Name: strings.TrimSuffix(rest, ".up.sql"), SQL: string(body)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	return out, nil
+}
+
+// Migrate applies every pending migration, each in its own transaction
+// under a transaction-level advisory lock, and records it in
+// schema_migrations. Two replicas starting at once serialise on the lock;
+// the second finds the work done. It returns the versions it applied.
+func (s *Store) Migrate(ctx context.Context) ([]int, error) {
+	all, err := Migrations()
+	if err != nil {
+		return nil, err
+	}
+	var applied []int
+	for _, m := range all {
+		done, err := s.applyMigration(ctx, m)
+		if err != nil {
+			return applied, err
+		}
+		if done {
+			applied = append(applied, m.Version)
+		}
+	}
+	return applied, nil
+}
+
+func (s *Store) applyMigration(ctx context.Context, m Migration) (applied bool, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", migrationLockKey); err != nil {
+			return fmt.Errorf("take migration lock: %w", err)
+		}
+		// Created under the lock: concurrent CREATE TABLE IF NOT EXISTS races otherwise.
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version    integer PRIMARY KEY,
+			name       text NOT NULL,
+			applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+			return fmt.Errorf("create schema_migrations: %w", err)
+		}
+		var exists bool
+		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)", m.Version).Scan(&exists); err != nil {
+			return fmt.Errorf("check migration %d: %w", m.Version, err)
+		}
+		if exists {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, m.SQL); err != nil {
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Position > 0 {
+				line := 1 + strings.Count(m.SQL[:min(int(pgErr.Position), len(m.SQL))], "\n")
+				return fmt.Errorf("apply migration %04d_%s line %d: %w", m.Version, m.Name, line, err)
+			}
+			return fmt.Errorf("apply migration %04d_%s: %w", m.Version, m.Name, err)
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.Version, m.Name); err != nil {
+			return fmt.Errorf("record migration %d: %w", m.Version, err)
+		}
+		applied = true
+		return nil
+	})
+	return applied, err
+}

@@ -1,0 +1,64 @@
+// Package store owns the service's Postgres database: the connection pool,
+// the schema migrations, and the audit trail's writes and queries
+// (deduplicated event records, decisions). SQL lives next to the method
+// that runs it.
+//
+// Store may import policy types; it never imports actions, webhook or cmd.
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Store is the audit trail in Postgres. It is safe for concurrent use.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// Open connects a pool to the database at url. It does not wait for the
+// database to be reachable: a service must start, and report unready,
+// while Postgres is down, and recover by itself when it returns.
+func Open(ctx context.Context, url string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgx's message may echo the URL, password included: keep it out.
+		return nil, fmt.Errorf("parse database url: invalid connection string")
+	}
+	// Fail fast when the server is gone, so the webhook can answer 503 well
+	// inside Stream's 6 s request timeout and Stream retries.
+	if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > 2*time.Second {
+		cfg.ConnConfig.ConnectTimeout = 2 * time.Second
+	}
+	if cfg.MaxConns < 16 {
+		cfg.MaxConns = 16
+	}
+	cfg.HealthCheckPeriod = 5 * time.Second
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create pool: %w", err)
+	}
+	return &Store{pool: pool}, nil
+}
+
+// New wraps an existing pool; tests use it.
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// Pool returns the underlying pool, for packages (such as the job queue)
+// that need to share it.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Close closes every connection.
+func (s *Store) Close() { s.pool.Close() }
+
+// Ping checks that the database answers a query.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.pool.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("ping database: %w", err)
+	}
+	return nil
+}

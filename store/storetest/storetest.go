@@ -1,0 +1,183 @@
+// Package storetest gives tests a real, migrated Postgres database of their
+// own on the server named by DATABASE_URL (an admin connection string; the
+// default is the local server on 127.0.0.1:5432). `make test` finds or starts
+// that server, so tests never skip for want of one.
+//
+// A test package calls Main from TestMain to get one database for the
+// package, created at start and dropped at the end; a test that needs an
+// empty database of its own calls NewDatabase.
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"moderator/store"
+)
+
+// DefaultAdminURL is used when DATABASE_URL is unset.
+const DefaultAdminURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// AdminURL returns the server's admin connection string.
+func AdminURL() string {
+	if u := os.Getenv("DATABASE_URL"); u != "" {
+		return u
+	}
+	return DefaultAdminURL
+}
+
+var pkg struct {
+	sync.Mutex
+	url   string
+	store *store.Store
+}
+
+// Main creates and migrates a database for the calling test package, runs
+// the tests and drops the database. Use it as the body of TestMain.
+func Main(m *testing.M) {
+	ctx := context.Background()
+	wd, _ := os.Getwd()
+	dbURL, drop, err := createDatabase(ctx, filepath.Base(wd), true)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "storetest: %v\n(make test finds or starts a server; or set DATABASE_URL)\n", err)
+		os.Exit(1)
+	}
+	pkg.url = dbURL
+	code := m.Run()
+	pkg.Lock()
+	if pkg.store != nil {
+		pkg.store.Close()
+	}
+	pkg.Unlock()
+	if err := drop(); err != nil {
+		fmt.Fprintf(os.Stderr, "storetest: %v\n", err)
+	}
+	os.Exit(code)
+}
+
+// URL returns the package database's connection string (migrated).
+func URL(t testing.TB) string {
+	t.Helper()
+	if pkg.url == "" {
+		t.Fatal("storetest: call storetest.Main from TestMain")
+	}
+	return pkg.url
+}
+
+// Store returns a store on the package database, shared by the package's
+// tests (each test should use its own ids).
+func Store(t testing.TB) *store.Store {
+	t.Helper()
+	u := URL(t)
+	pkg.Lock()
+	defer pkg.Unlock()
+	if pkg.store == nil {
+		s, err := store.Open(context.Background(), u)
+		if err != nil {
+			t.Fatalf("storetest: open: %v", err)
+		}
+		pkg.store = s
+	}
+	return pkg.store
+}
+
+// NewDatabase creates an empty, unmigrated database dropped when the test
+// ends, and returns its connection string.
+func NewDatabase(t testing.TB) string {
+	t.Helper()
+	ctx := context.Background()
+	name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
+	u, drop, err := createDatabase(ctx, name, false)
+	if err != nil {
+		t.Fatalf("storetest: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := drop(); err != nil {
+			t.Errorf("storetest: %v", err)
+		}
+	})
+	return u
+}
+
+var unsafeChars = regexp.MustCompile(`[^a-z0-9_]+`)
+
+func createDatabase(ctx context.Context, label string, migrated bool) (dbURL string, drop func() error, err error) {
+	admin := AdminURL()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		return "", nil, fmt.Errorf("connect to %s: %w", redact(admin), err)
+	}
+	defer conn.Close(context.Background())
+
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
+	label = unsafeChars.ReplaceAllString(strings.ToLower(label), "_")
+	if len(label) > 30 {
+		label = label[:30]
+	}
+	name := "moderator_test_" + label + "_" + hex.EncodeToString(suffix)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", nil, fmt.Errorf("create database %s: %w", name, err)
+	}
+	u, err := url.Parse(admin)
+	if err != nil {
+		return "", nil, fmt.Errorf("parse DATABASE_URL: %w", err)
+	}
+	u.Path = "/" + name
+	dbURL = u.String()
+
+	if migrated {
+		if err := migrate(ctx, dbURL); err != nil {
+			return "", nil, err
+		}
+	}
+	drop = func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, admin)
+		if err != nil {
+			return fmt.Errorf("drop database %s: %w", name, err)
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			return fmt.Errorf("drop database %s: %w", name, err)
+		}
+		return nil
+	}
+	return dbURL, drop, nil
+}
+
+func migrate(ctx context.Context, dbURL string) error {
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		return fmt.Errorf("open test database: %w", err)
+	}
+	defer pool.Close()
+	if _, err := store.New(pool).Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate test database: %w", err)
+	}
+	return nil
+}
+
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "DATABASE_URL"
+	}
+	return u.Redacted()
+}

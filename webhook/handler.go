@@ -1,0 +1,220 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Delivery is a verified event ready to be recorded.
+type Delivery struct {
+	WebhookID string // X-Webhook-Id, "" when absent
+	Attempt   int    // X-Webhook-Attempt, 0 when absent or malformed
+	Verified
+	Own     bool // caused by the bot user: record, never evaluate
+	Ignored bool // a type the service does not act on
+}
+
+// Recorded is what the audit log did with a delivery.
+type Recorded struct {
+	EventID   int64
+	Duplicate string // "" for a new event, else the duplicate kind ("webhook_id", "body")
+}
+
+// AuditLog records deliveries durably. RecordEvent returns only after the
+// record is committed, or with an error when it could not be.
+type AuditLog interface {
+	RecordEvent(ctx context.Context, d Delivery) (Recorded, error)
+}
+
+// Config is the webhook edge's configuration.
+type Config struct {
+	Keys                 Keyring
+	BotUserID            string
+	MaxBodyBytes         int64         // raw body limit; default 1 MiB
+	MaxDecompressedBytes int64         // gunzipped body limit; default 8 MiB
+	RecordTimeout        time.Duration // budget for the durable write; default 5 s (Stream waits 6 s)
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.MaxDecompressedBytes <= 0 {
+		c.MaxDecompressedBytes = 8 << 20
+	}
+	if c.RecordTimeout <= 0 {
+		c.RecordTimeout = 5 * time.Second
+	}
+}
+
+// Handler returns the handler of POST /webhooks/stream.
+//
+// Statuses: 200 recorded, duplicate or ignored; 400 malformed; 401 unknown
+// key or bad signature; 413 too large; 503 not recorded (Stream retries).
+// Nothing is written for a rejected request, and 200 means committed.
+func Handler(logger *slog.Logger, cfg Config, audit AuditLog, m *Metrics) http.Handler {
+	cfg.setDefaults()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		line := canonical{webhookID: r.Header.Get("X-Webhook-Id"), attempt: attempt(r)}
+		status, body := serve(r, cfg, audit, m, &line)
+		writeJSON(w, status, body)
+
+		elapsed := time.Since(start)
+		m.duration.Observe(elapsed.Seconds())
+		m.deliveries.WithLabelValues(line.outcome).Inc()
+		if line.sigFailure != "" {
+			m.signatureFailures.WithLabelValues(line.sigFailure).Inc()
+		}
+		line.log(r.Context(), logger, status, elapsed)
+	})
+}
+
+// canonical is the one log line written per delivery.
+type canonical struct {
+	webhookID  string
+	attempt    int
+	eventType  string
+	outcome    string
+	eventID    int64
+	duplicate  string
+	bytes      int
+	compressed bool
+	sigFailure string
+	err        error
+}
+
+func (c *canonical) log(ctx context.Context, logger *slog.Logger, status int, elapsed time.Duration) {
+	level := slog.LevelInfo
+	switch {
+	case status >= 500:
+		level = slog.LevelError
+	case status >= 400:
+		level = slog.LevelWarn
+	}
+	attrs := []slog.Attr{
+		slog.String("webhook_id", c.webhookID),
+		slog.Int("attempt", c.attempt),
+		slog.String("type", c.eventType),
+		slog.String("outcome", c.outcome),
+		slog.Int("status", status),
+		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+		slog.Int("bytes", c.bytes),
+	}
+	if c.compressed {
+		attrs = append(attrs, slog.Bool("gzip", true))
+	}
+	if c.eventID != 0 {
+		attrs = append(attrs, slog.Int64("event_id", c.eventID))
+	}
+	if c.duplicate != "" {
+		attrs = append(attrs, slog.String("duplicate_of", c.duplicate))
+	}
+	if c.err != nil {
+		attrs = append(attrs, slog.String("error", c.err.Error()))
+	}
+	logger.LogAttrs(ctx, level, "webhook", attrs...)
+}
+
+// serve does the work of one delivery and returns the answer; it fills in
+// the canonical log line as it goes.
+func serve(r *http.Request, cfg Config, audit AuditLog, m *Metrics, line *canonical) (int, any) {
+	fail := func(e *Error) (int, any) {
+		line.outcome, line.err, line.sigFailure = e.Outcome, e, signatureFailure(e)
+		return e.Status, errorBody{Error: e.Msg}
+	}
+	if r.ContentLength > cfg.MaxBodyBytes {
+		return fail(tooLarge(cfg.MaxBodyBytes))
+	}
+	// Read at most limit+1 bytes: enough to know the body is too large.
+	raw, err := io.ReadAll(io.LimitReader(r.Body, cfg.MaxBodyBytes+1))
+	line.bytes = len(raw)
+	if err != nil {
+		return fail(&Error{Status: http.StatusBadRequest, Outcome: OutcomeMalformed, Msg: "body: read failed", Err: err})
+	}
+	if int64(len(raw)) > cfg.MaxBodyBytes {
+		return fail(tooLarge(cfg.MaxBodyBytes))
+	}
+
+	v, err := cfg.Keys.VerifyAndParse(r.Header.Get("X-Api-Key"), r.Header.Get("X-Signature"), raw, cfg.MaxDecompressedBytes)
+	if err != nil {
+		return fail(err.(*Error))
+	}
+	line.eventType, line.compressed = v.Event.Type, v.Compressed
+
+	d := Delivery{WebhookID: line.webhookID, Attempt: line.attempt, Verified: *v}
+	d.Own = v.Event.CausedBy(cfg.BotUserID)
+	d.Ignored = !d.Own && !handledTypes[v.Event.Type]
+
+	// The write outlives a sender that hung up: finishing it is cheap and
+	// the retry will then be a duplicate instead of a second attempt.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), cfg.RecordTimeout)
+	defer cancel()
+	rec, err := audit.RecordEvent(ctx, d)
+	if err != nil {
+		m.dbErrors.Inc()
+		return fail(&Error{Status: http.StatusServiceUnavailable, Outcome: OutcomeUnavailable,
+			Msg: "cannot record the event right now; retry", Err: err})
+	}
+	line.eventID, line.duplicate = rec.EventID, rec.Duplicate
+	switch {
+	case rec.Duplicate != "":
+		line.outcome = OutcomeDuplicate
+	case d.Own:
+		line.outcome = OutcomeOwn
+	case d.Ignored:
+		line.outcome = OutcomeIgnored
+	default:
+		line.outcome = OutcomeRecorded
+	}
+	return http.StatusOK, okBody{Status: line.outcome, EventID: rec.EventID}
+}
+
+func tooLarge(limit int64) *Error {
+	return &Error{Status: http.StatusRequestEntityTooLarge, Outcome: OutcomeTooLarge,
+		Msg: fmt.Sprintf("body: exceeds %d bytes", limit)}
+}
+
+func attempt(r *http.Request) int {
+	n, err := strconv.Atoi(r.Header.Get("X-Webhook-Attempt"))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+type okBody struct {
+	Status  string `json:"status"`
+	EventID int64  `json:"event_id,omitempty"`
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json")
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// handledTypes are the event types the service evaluates or audits for
+// moderation (STREAM_API.md §1). Others are recorded as ignored: Stream
+// adds types, and an app subscribed to everything sends them all.
+var handledTypes = map[string]bool{
+	"message.new": true, "message.updated": true, "message.deleted": true, "message.flagged": true,
+	"message.unflagged": true, "user.flagged": true, "user.unflagged": true, "user.banned": true,
+	"user.unbanned": true, "user.muted": true, "user.unmuted": true, "user.updated": true,
+	"user.deleted": true, "user.deactivated": true, "user.reactivated": true, "reaction.new": true,
+	"reaction.updated": true, "channel.created": true, "channel.updated": true, "member.added": true,
+	"member.updated": true, "member.removed": true,
+}

@@ -1,0 +1,41 @@
+package webhook
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the webhook edge's Prometheus collectors. The registry is
+// made by the caller (no global registration).
+type Metrics struct {
+	deliveries        *prometheus.CounterVec
+	signatureFailures *prometheus.CounterVec
+	duration          prometheus.Histogram
+	dbErrors          prometheus.Counter
+}
+
+// NewMetrics creates the collectors and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "moderator_webhooks_total",
+			Help: "Webhook deliveries by outcome (recorded, own, ignored, duplicate, unauthorized, too_large, malformed, unavailable).",
+		}, []string{"outcome"}),
+		signatureFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "moderator_webhook_signature_failures_total",
+			Help: "Deliveries refused for their signature or API key, by reason (missing, malformed, mismatch, unknown_key).",
+		}, []string{"reason"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "moderator_webhook_duration_seconds",
+			Help:    "Time from request start to answer, for every webhook delivery.",
+			Buckets: []float64{.0005, .001, .002, .003, .005, .0075, .01, .015, .025, .05, .1, .25, .5, 1, 2.5, 6},
+		}),
+		dbErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "moderator_webhook_db_errors_total",
+			Help: "Deliveries that could not be recorded because of a database error (answered 503).",
+		}),
+	}
+	reg.MustRegister(m.deliveries, m.signatureFailures, m.duration, m.dbErrors)
+	for _, o := range []string{OutcomeRecorded, OutcomeOwn, OutcomeIgnored, OutcomeDuplicate, OutcomeUnauthorized,
+		OutcomeTooLarge, OutcomeMalformed, OutcomeUnavailable} {
+		m.deliveries.WithLabelValues(o) // export zeros, so rate() works from the start
+	}
+	return m
+}
