@@ -126,9 +126,6 @@ func (k Keyring) VerifyAndParse(apiKey, signature string, raw []byte, maxDecompr
 	if err != nil {
 		return nil, &Error{Status: http.StatusBadRequest, Outcome: OutcomeMalformed, Msg: "body: " + err.Error()}
 	}
-	if ev.Type == "" {
-		return nil, &Error{Status: http.StatusBadRequest, Outcome: OutcomeMalformed, Msg: "body: field type is required"}
-	}
 	return &Verified{APIKey: matched, Body: body, Compressed: compressed, SHA256: sha256.Sum256(body), Event: ev}, nil
 }
 

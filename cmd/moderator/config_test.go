@@ -1,0 +1,95 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
+	t.Parallel()
+	valid := map[string]string{
+		"DATABASE_URL":      "postgres://u@127.0.0.1:5432/db",
+		"STREAM_API_KEY":    "key",
+		"STREAM_API_SECRET": "s3cret-value",
+	}
+	tests := []struct {
+		name    string
+		command string
+		set     map[string]string
+		unset   string
+		want    string // the error names this
+	}{
+		{"missing database", "serve", nil, "DATABASE_URL", "DATABASE_URL is required"},
+		{"missing database for migrate", "migrate", nil, "DATABASE_URL", "DATABASE_URL is required"},
+		{"malformed database", "serve", map[string]string{"DATABASE_URL": "postgres://u:pw@[::1"}, "", "DATABASE_URL: not a valid"},
+		{"missing key", "serve", nil, "STREAM_API_KEY", "STREAM_API_KEY is required"},
+		{"missing secret", "serve", nil, "STREAM_API_SECRET", "STREAM_API_SECRET is required"},
+		{"bad dry run", "serve", map[string]string{"MODERATOR_DRY_RUN": "yes please"}, "", "MODERATOR_DRY_RUN: must be true or false"},
+		{"bad base url", "serve", map[string]string{"STREAM_BASE_URL": "chat.stream-io-api.com"}, "", "STREAM_BASE_URL: must be an http(s) URL"},
+		{"bad addr", "serve", map[string]string{"MODERATOR_ADDR": "8080"}, "", "MODERATOR_ADDR: must be host:port"},
+		{"bad key pairs", "serve", map[string]string{"STREAM_API_KEYS": "k1:s1,broken"}, "", "STREAM_API_KEYS: entry 2 must be key:secret"},
+		{"bad body limit", "serve", map[string]string{"MODERATOR_MAX_BODY_BYTES": "lots"}, "", "MODERATOR_MAX_BODY_BYTES: must be a positive size"},
+		{"bad shutdown timeout", "serve", map[string]string{"MODERATOR_SHUTDOWN_TIMEOUT": "-1s"}, "", "MODERATOR_SHUTDOWN_TIMEOUT: must be a positive duration"},
+		{"bad log level", "serve", map[string]string{"MODERATOR_LOG_LEVEL": "loud"}, "", "MODERATOR_LOG_LEVEL: must be debug"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			env := map[string]string{}
+			for k, v := range valid {
+				env[k] = v
+			}
+			for k, v := range tt.set {
+				env[k] = v
+			}
+			delete(env, tt.unset)
+			_, err := loadConfig(tt.command, nil, func(k string) string { return env[k] }, io.Discard)
+			if err == nil {
+				t.Fatalf("got nil error, want one naming %q", tt.want)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tt.want) {
+				t.Fatalf("error %q does not say %q", msg, tt.want)
+			}
+			if strings.Contains(msg, "\n") {
+				t.Fatalf("error %q spans several lines, want one", msg)
+			}
+			if strings.Contains(msg, "s3cret-value") || strings.Contains(msg, "pw@") {
+				t.Fatalf("error %q leaks a secret", msg)
+			}
+		})
+	}
+}
+
+func TestLoadConfigDefaultsAndOverrides(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{
+		"DATABASE_URL":             "postgres://u@127.0.0.1:5432/db",
+		"STREAM_API_KEY":           "key",
+		"STREAM_API_SECRET":        "secret",
+		"STREAM_API_KEYS":          " old:oldsecret , older:oldersecret ",
+		"MODERATOR_MAX_BODY_BYTES": "2MiB",
+		"MODERATOR_DRY_RUN":        "true",
+	}
+	c, err := loadConfig("serve", []string{"--addr", "127.0.0.1:9999"}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "127.0.0.1:9999" || c.StreamBaseURL != "https://chat.stream-io-api.com" || c.RulesDir != "rules" ||
+		c.BotUserID != "moderator-bot" || !c.DryRun || c.MaxBodyBytes != 2<<20 || c.MaxGunzipBytes != 8<<20 ||
+		c.ShutdownTimeout != 20*time.Second {
+		t.Fatalf("config = %+v", c)
+	}
+	keys, err := c.webhookKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 3 || keys["key"] != "secret" || keys["old"] != "oldsecret" || keys["older"] != "oldersecret" {
+		t.Fatalf("webhook keys = %v", keys)
+	}
+	if _, err := loadConfig("version", nil, func(string) string { return "" }, io.Discard); err != nil {
+		t.Fatalf("version needs no configuration: %v", err)
+	}
+}

@@ -1,0 +1,613 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"moderator/store/storetest"
+)
+
+func TestMain(m *testing.M) { storetest.Main(m) }
+
+const (
+	e2eKey    = "e2e-key"
+	e2eSecret = "e2e-secret-do-not-log"
+	e2eBot    = "moderator-bot"
+)
+
+// testServer is `moderator serve` started through run, as an operator would.
+type testServer struct {
+	URL   string
+	proxy *tcpProxy
+	logs  *logBuffer
+	stop  func() error
+}
+
+type serverOptions struct {
+	env map[string]string
+}
+
+func startServer(t *testing.T, opts serverOptions) *testServer {
+	t.Helper()
+	dbURL, err := url.Parse(storetest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newTCPProxy(t, dbURL.Host)
+	dbURL.Host = proxy.Addr()
+	env := map[string]string{
+		"DATABASE_URL":          dbURL.String(),
+		"STREAM_API_KEY":        e2eKey,
+		"STREAM_API_SECRET":     e2eSecret,
+		"STREAM_API_KEYS":       "old-key:old-secret",
+		"MODERATOR_ADDR":        "127.0.0.1:0",
+		"MODERATOR_BOT_USER_ID": e2eBot,
+		"MODERATOR_LOG_LEVEL":   "debug",
+	}
+	for k, v := range opts.env {
+		env[k] = v
+	}
+	logs := newLogBuffer()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, strings.NewReader(""), io.Discard, logs)
+	}()
+	addr, err := logs.waitFor(`"msg":"listening","addr":"([^"]+)"`, 10*time.Second)
+	if err != nil {
+		cancel()
+		t.Fatalf("server did not start: %v (run: %v)\nlogs:\n%s", err, <-done, logs)
+	}
+	s := &testServer{URL: "http://" + addr, proxy: proxy, logs: logs}
+	var once sync.Once
+	var runErr error
+	s.stop = func() error {
+		once.Do(func() { cancel(); runErr = <-done })
+		return runErr
+	}
+	t.Cleanup(func() {
+		if err := s.stop(); err != nil {
+			t.Errorf("run: %v", err)
+		}
+		// Secrets and message text never reach the logs.
+		for _, secret := range []string{e2eSecret, "old-secret", "SECRET-TEXT"} {
+			if strings.Contains(logs.String(), secret) {
+				t.Errorf("logs contain %q:\n%s", secret, logs)
+			}
+		}
+	})
+	s.waitReady(t)
+	return s
+}
+
+func (s *testServer) waitReady(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(s.URL + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("server never became ready; logs:\n%s", s.logs)
+}
+
+type delivery struct {
+	body      []byte
+	raw       []byte // sent instead of body when set (gzip, tampering)
+	webhookID string
+	apiKey    string
+	signature string // computed over body with e2eSecret when empty
+	noSig     bool
+	headers   map[string]string
+}
+
+func signBody(secret string, body []byte) string {
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+func (s *testServer) send(t *testing.T, d delivery) (int, map[string]any) {
+	t.Helper()
+	raw := d.raw
+	if raw == nil {
+		raw = d.body
+	}
+	req, err := http.NewRequest(http.MethodPost, s.URL+"/webhooks/stream", bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if d.apiKey == "" {
+		d.apiKey = e2eKey
+	}
+	req.Header.Set("X-Api-Key", d.apiKey)
+	if !d.noSig {
+		sig := d.signature
+		if sig == "" {
+			sig = signBody(e2eSecret, d.body)
+		}
+		req.Header.Set("X-Signature", sig)
+	}
+	if d.webhookID != "" {
+		req.Header.Set("X-Webhook-Id", d.webhookID)
+	}
+	req.Header.Set("X-Webhook-Attempt", "1")
+	for k, v := range d.headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+func countRows(t *testing.T, where string, args ...any) int {
+	t.Helper()
+	var n int
+	err := storetest.Store(t).Pool().QueryRow(context.Background(), "SELECT count(*) FROM events WHERE "+where, args...).Scan(&n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func messageEvent(id, text string) []byte {
+	return fmt.Appendf(nil, `{"type":"message.new","cid":"messaging:e2e","created_at":"2026-11-24T10:00:00Z",`+
+		`"message":{"id":%q,"text":%q,"user":{"id":"alice"}},"user":{"id":"alice","created_at":"2026-01-01T00:00:00Z"}}`, id, text)
+}
+
+func gzipBytes(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(b)
+	zw.Close()
+	return buf.Bytes()
+}
+
+func TestWebhookSignatureMatrix(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverOptions{})
+	tests := []struct {
+		name string
+		d    func(id string) delivery
+		want int
+	}{
+		{"valid", func(id string) delivery { return delivery{body: messageEvent(id, "SECRET-TEXT")} }, 200},
+		{"valid with rotated key", func(id string) delivery {
+			b := messageEvent(id, "x")
+			return delivery{body: b, apiKey: "old-key", signature: signBody("old-secret", b)}
+		}, 200},
+		{"one byte changed", func(id string) delivery {
+			b := messageEvent(id, "hello")
+			raw := bytes.Replace(b, []byte("hello"), []byte("hellp"), 1)
+			return delivery{body: b, raw: raw}
+		}, 401},
+		{"wrong secret", func(id string) delivery {
+			b := messageEvent(id, "x")
+			return delivery{body: b, signature: signBody("wrong", b)}
+		}, 401},
+		{"missing header", func(id string) delivery { return delivery{body: messageEvent(id, "x"), noSig: true} }, 401},
+		{"non-hex", func(id string) delivery {
+			return delivery{body: messageEvent(id, "x"), signature: strings.Repeat("g", 64)}
+		}, 401},
+		{"wrong length", func(id string) delivery { return delivery{body: messageEvent(id, "x"), signature: "abcd"} }, 401},
+		{"signature over compressed bytes", func(id string) delivery {
+			b := messageEvent(id, "x")
+			gz := gzipBytes(t, b)
+			return delivery{body: b, raw: gz, signature: signBody(e2eSecret, gz)}
+		}, 401},
+		{"unknown api key", func(id string) delivery { return delivery{body: messageEvent(id, "x"), apiKey: "who"} }, 401},
+		{"gzip body", func(id string) delivery {
+			b := messageEvent(id, "x")
+			return delivery{body: b, raw: gzipBytes(t, b), headers: map[string]string{"Content-Encoding": "gzip"}}
+		}, 200},
+		{"malformed json", func(id string) delivery {
+			return delivery{body: []byte(`{"type":"message.new","message":{"id":"` + id + `"`)}
+		}, 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			id := "sig-" + strings.ReplaceAll(t.Name(), "/", "-")
+			d := tt.d(id)
+			d.webhookID = id
+			status, body := s.send(t, d)
+			if status != tt.want {
+				t.Fatalf("status = %d (%v), want %d", status, body, tt.want)
+			}
+			wantRows := 0
+			if tt.want == 200 {
+				wantRows = 1
+			}
+			if n := countRows(t, "message_id = $1", id); n != wantRows {
+				t.Fatalf("rows = %d, want %d", n, wantRows)
+			}
+		})
+	}
+}
+
+func TestWebhookLimits(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverOptions{env: map[string]string{
+		"MODERATOR_MAX_BODY_BYTES":         "16KiB",
+		"MODERATOR_MAX_DECOMPRESSED_BYTES": "32KiB",
+	}})
+	big := messageEvent("limit-big", strings.Repeat("a", 20<<10))
+	if status, _ := s.send(t, delivery{body: big, webhookID: "limit-big"}); status != 413 {
+		t.Fatalf("oversize body: status %d, want 413", status)
+	}
+	// Under the raw limit compressed, over the decompressed limit.
+	bomb := messageEvent("limit-bomb", strings.Repeat("a", 40<<10))
+	if status, _ := s.send(t, delivery{body: bomb, raw: gzipBytes(t, bomb), webhookID: "limit-bomb"}); status != 413 {
+		t.Fatalf("gzip bomb: status %d, want 413", status)
+	}
+	fits := messageEvent("limit-fits", strings.Repeat("a", 12<<10))
+	if status, _ := s.send(t, delivery{body: fits, webhookID: "limit-fits"}); status != 200 {
+		t.Fatalf("body under the limit: status %d, want 200", status)
+	}
+	if n := countRows(t, "message_id LIKE 'limit-%'"); n != 1 {
+		t.Fatalf("rows = %d, want 1 (only the body under the limit)", n)
+	}
+}
+
+func TestWebhookSamples(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverOptions{})
+	files, _ := filepath.Glob("../../../shared/samples/*.json")
+	if len(files) == 0 {
+		t.Fatal("no samples in ../shared/samples")
+	}
+	for _, f := range files {
+		body, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := "sample-" + filepath.Base(f)
+		status, resp := s.send(t, delivery{body: body, webhookID: id})
+		if status != 200 {
+			t.Errorf("%s: status %d (%v), want 200", f, status, resp)
+			continue
+		}
+		if n := countRows(t, "webhook_id = $1", id); n != 1 {
+			t.Errorf("%s: rows %d, want 1", f, n)
+		}
+	}
+}
+
+func TestWebhookOutcomes(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverOptions{})
+	tests := []struct {
+		name        string
+		body        string
+		wantStatus  string
+		own, ignore bool
+	}{
+		{"message", `{"type":"message.new","message":{"id":"oc-1","user":{"id":"alice"}}}`, "recorded", false, false},
+		{"bot's own warning", `{"type":"message.new","message":{"id":"oc-2","user":{"id":"` + e2eBot + `"}},"user":{"id":"` + e2eBot + `"}}`, "own", true, false},
+		{"ban the bot made", `{"type":"user.banned","message_id":"oc-3","user":{"id":"alice"},"created_by":{"id":"` + e2eBot + `"}}`, "own", true, false},
+		{"unknown type", `{"type":"poll.closed","message_id":"oc-4","created_at":1795514400000000000}`, "ignored", false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			status, resp := s.send(t, delivery{body: []byte(tt.body), webhookID: "oc-" + tt.name})
+			if status != 200 || resp["status"] != tt.wantStatus {
+				t.Fatalf("got %d %v, want 200 %s", status, resp, tt.wantStatus)
+			}
+			var own, ignored bool
+			err := storetest.Store(t).Pool().QueryRow(context.Background(),
+				"SELECT own, ignored FROM events WHERE webhook_id = $1", "oc-"+tt.name).Scan(&own, &ignored)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if own != tt.own || ignored != tt.ignore {
+				t.Fatalf("own, ignored = %v, %v; want %v, %v", own, ignored, tt.own, tt.ignore)
+			}
+		})
+	}
+}
+
+func TestWebhookConcurrentDuplicates(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverOptions{})
+	body := messageEvent("dup-100", "x")
+	var wg sync.WaitGroup
+	statuses := make([]int, 100)
+	results := make([]any, 100)
+	for i := range 100 {
+		wg.Go(func() {
+			var resp map[string]any
+			statuses[i], resp = s.send(t, delivery{body: body, webhookID: "dup-100"})
+			results[i] = resp["status"]
+		})
+	}
+	wg.Wait()
+	recorded := 0
+	for i, st := range statuses {
+		if st != 200 {
+			t.Fatalf("delivery %d: status %d, want 200", i, st)
+		}
+		if results[i] == "recorded" {
+			recorded++
+		}
+	}
+	if recorded != 1 {
+		t.Fatalf("%d deliveries recorded, want exactly 1", recorded)
+	}
+	if n := countRows(t, "message_id = 'dup-100'"); n != 1 {
+		t.Fatalf("rows = %d, want 1", n)
+	}
+	status, resp := s.send(t, delivery{body: body, webhookID: "dup-100-replayed"})
+	if status != 200 || resp["status"] != "duplicate" {
+		t.Fatalf("replay under a new id: %d %v, want 200 duplicate", status, resp)
+	}
+	if n := countRows(t, "message_id = 'dup-100'"); n != 1 {
+		t.Fatalf("rows after replay = %d, want 1", n)
+	}
+}
+
+func TestWebhookDatabaseOutage(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverOptions{})
+	if status, _ := s.send(t, delivery{body: messageEvent("outage-1", "x"), webhookID: "outage-1"}); status != 200 {
+		t.Fatalf("before the outage: %d, want 200", status)
+	}
+	s.proxy.Stop()
+	during := delivery{body: messageEvent("outage-2", "x"), webhookID: "outage-2"}
+	if status, _ := s.send(t, during); status != 503 {
+		t.Fatalf("during the outage: %d, want 503", status)
+	}
+	resp, err := http.Get(s.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 {
+		t.Fatalf("/readyz during the outage: %d, want 503", resp.StatusCode)
+	}
+	s.proxy.Start(t)
+	// Stream retries the same delivery; the pool reconnects by itself.
+	var status int
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if status, _ = s.send(t, during); status == 200 {
+			break
+		}
+	}
+	if status != 200 {
+		t.Fatalf("after the outage: %d, want 200 without a restart; logs:\n%s", status, s.logs)
+	}
+	if n := countRows(t, "message_id = 'outage-2'"); n != 1 {
+		t.Fatalf("rows = %d, want 1", n)
+	}
+	metrics := s.get(t, "/metrics")
+	if !regexp.MustCompile(`moderator_webhooks_total\{outcome="unavailable"\} [1-9]`).MatchString(metrics) ||
+		!regexp.MustCompile(`moderator_webhook_db_errors_total [1-9]`).MatchString(metrics) {
+		t.Fatalf("metrics do not count the outage:\n%s", grep(metrics, "moderator_"))
+	}
+}
+
+func TestGracefulShutdownFinishesInFlight(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverOptions{})
+	body := messageEvent("shutdown-1", "x")
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest(http.MethodPost, s.URL+"/webhooks/stream", pr)
+	req.Header.Set("X-Api-Key", e2eKey)
+	req.Header.Set("X-Signature", signBody(e2eSecret, body))
+	req.Header.Set("X-Webhook-Id", "shutdown-1")
+	type result struct {
+		status int
+		err    error
+	}
+	got := make(chan result, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		resp.Body.Close()
+		got <- result{status: resp.StatusCode}
+	}()
+	// The pipe write returns once the transport has read it: the connection
+	// is up and the headers are sent. The pause lets the server accept it.
+	pw.Write(body[:10])
+	time.Sleep(50 * time.Millisecond)
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.stop() }()
+	if _, err := s.logs.waitFor(`"msg":"shutting down"`, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	pw.Write(body[10:])
+	pw.Close()
+	r := <-got
+	if r.err != nil || r.status != 200 {
+		t.Fatalf("in-flight request: %d %v, want 200", r.status, r.err)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("run returned %v, want nil after a graceful shutdown", err)
+	}
+	if n := countRows(t, "message_id = 'shutdown-1'"); n != 1 {
+		t.Fatalf("rows = %d, want 1", n)
+	}
+}
+
+func (s *testServer) get(t *testing.T, path string) string {
+	t.Helper()
+	resp, err := http.Get(s.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func grep(s, substr string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// logBuffer collects the service's JSON log lines and lets a test wait for one.
+type logBuffer struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	cond *sync.Cond
+}
+
+func newLogBuffer() *logBuffer {
+	l := &logBuffer{}
+	l.cond = sync.NewCond(&l.mu)
+	return l
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.cond.Broadcast()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// waitFor returns the first submatch (or the match) of pattern in the logs.
+func (l *logBuffer) waitFor(pattern string, timeout time.Duration) (string, error) {
+	re := regexp.MustCompile(pattern)
+	deadline := time.Now().Add(timeout)
+	for {
+		sc := bufio.NewScanner(strings.NewReader(l.String()))
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				return m[len(m)-1], nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("no log line matches %s", pattern)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// tcpProxy sits between the service and Postgres so a test can cut the
+// database off and bring it back without touching the shared server.
+type tcpProxy struct {
+	target string
+	addr   string
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  map[net.Conn]bool
+}
+
+func newTCPProxy(t *testing.T, target string) *tcpProxy {
+	p := &tcpProxy{target: target, conns: map[net.Conn]bool{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.addr = ln.Addr().String()
+	p.serve(ln)
+	t.Cleanup(p.Stop)
+	return p
+}
+
+func (p *tcpProxy) Addr() string { return p.addr }
+
+func (p *tcpProxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.pipe(c)
+		}
+	}()
+}
+
+func (p *tcpProxy) pipe(c net.Conn) {
+	up, err := net.Dial("tcp", p.target)
+	if err != nil {
+		c.Close()
+		return
+	}
+	p.mu.Lock()
+	if p.ln == nil { // stopped meanwhile
+		p.mu.Unlock()
+		c.Close()
+		up.Close()
+		return
+	}
+	p.conns[c], p.conns[up] = true, true
+	p.mu.Unlock()
+	go func() { io.Copy(up, c); up.Close(); c.Close() }()
+	io.Copy(c, up)
+	c.Close()
+	up.Close()
+}
+
+// Stop refuses new connections and cuts every open one, as a crashed
+// database would.
+func (p *tcpProxy) Stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		c.Close()
+		delete(p.conns, c)
+	}
+}
+
+// Start accepts connections again on the same address.
+func (p *tcpProxy) Start(t *testing.T) {
+	t.Helper()
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		t.Fatalf("restart proxy: %v", err)
+	}
+	p.serve(ln)
+}

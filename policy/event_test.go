@@ -1,0 +1,116 @@
+package policy
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParseEventTimestamps(t *testing.T) {
+	t.Parallel()
+	want := time.Date(2026, 11, 24, 10, 0, 0, 123456789, time.UTC)
+	tests := []struct {
+		name string
+		body string
+		want time.Time
+	}{
+		{"rfc3339 nanos", `{"type":"x","created_at":"2026-11-24T10:00:00.123456789Z"}`, want},
+		{"rfc3339 offset", `{"type":"x","created_at":"2026-11-24T11:00:00.123456789+01:00"}`, want},
+		{"integer nanoseconds", `{"type":"x","created_at":1795514400123456789}`, want},
+		{"nanoseconds as string", `{"type":"x","created_at":"1795514400123456789"}`, want},
+		{"null", `{"type":"x","created_at":null}`, time.Time{}},
+		{"empty string", `{"type":"x","created_at":""}`, time.Time{}},
+		{"absent", `{"type":"x"}`, time.Time{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ev, err := ParseEvent([]byte(tt.body))
+			if err != nil {
+				t.Fatalf("ParseEvent: %v", err)
+			}
+			if !ev.CreatedAt.Equal(tt.want) {
+				t.Fatalf("created_at = %v, want %v", ev.CreatedAt.Time, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseEventRejects(t *testing.T) {
+	t.Parallel()
+	for _, body := range []string{``, `{`, `[]`, `"x"`, `null`, `{"type":"x","created_at":true}`, `{"type":"x","created_at":"yesterday"}`, `{"type":1}`} {
+		if _, err := ParseEvent([]byte(body)); err == nil {
+			t.Errorf("ParseEvent(%q) = nil error, want an error", body)
+		}
+	}
+}
+
+func TestParseEventCustomFields(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		body string
+		want map[string]any
+	}{
+		{"flattened", `{"type":"x","user":{"id":"u","role":"user","tier":"gold","score":3}}`, map[string]any{"tier": "gold", "score": 3.0}},
+		{"nested", `{"type":"x","user":{"id":"u","custom":{"tier":"gold","score":3}}}`, map[string]any{"tier": "gold", "score": 3.0}},
+		{"both, nested wins", `{"type":"x","user":{"id":"u","tier":"flat","custom":{"tier":"gold"},"vip":true}}`, map[string]any{"tier": "gold", "vip": true}},
+		{"known stream fields are not custom", `{"type":"x","user":{"id":"u","online":true,"unread_count":2,"image":"i"}}`, nil},
+		{"custom null", `{"type":"x","user":{"id":"u","custom":null}}`, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ev, err := ParseEvent([]byte(tt.body))
+			if err != nil {
+				t.Fatalf("ParseEvent: %v", err)
+			}
+			if diff := cmp.Diff(tt.want, ev.User.Custom); diff != "" {
+				t.Fatalf("custom fields (-want +got):\n%s", diff)
+			}
+		})
+	}
+	ev, err := ParseEvent([]byte(`{"type":"message.new","message":{"id":"m","text":"t","priority":"high","custom":{"lang":"nl"}},"channel":{"cid":"a:b","topic":"x"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]any{"priority": "high", "lang": "nl"}, ev.Message.Custom); diff != "" {
+		t.Errorf("message custom (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]any{"topic": "x"}, ev.Channel.Custom); diff != "" {
+		t.Errorf("channel custom (-want +got):\n%s", diff)
+	}
+}
+
+func TestEventAccessors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name                           string
+		body                           string
+		subject, actor, cid, messageID string
+		byBot                          bool
+	}{
+		{"message.new", `{"type":"message.new","cid":"m:1","message":{"id":"m1","user":{"id":"alice"}},"user":{"id":"alice"}}`, "alice", "alice", "m:1", "m1", false},
+		{"bot warning echo", `{"type":"message.new","channel_type":"m","channel_id":"1","message":{"id":"m2","user":{"id":"bot"}},"user":{"id":"bot"}}`, "bot", "bot", "m:1", "m2", true},
+		{"ban by bot", `{"type":"user.banned","user":{"id":"alice"},"created_by":{"id":"bot"}}`, "alice", "bot", "", "", true},
+		{"ban by staff", `{"type":"user.banned","user":{"id":"alice"},"created_by":{"id":"carol"}}`, "alice", "carol", "", "", false},
+		{"ban without created_by", `{"type":"user.banned","user":{"id":"bot"}}`, "bot", "", "", "", false},
+		{"flag by bot", `{"type":"message.flagged","message":{"id":"m3","cid":"m:2","user":{"id":"alice"}},"user":{"id":"bot"}}`, "alice", "bot", "m:2", "m3", true},
+		{"mute", `{"type":"user.muted","user":{"id":"bot"},"target_user":{"id":"alice"}}`, "alice", "bot", "", "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ev, err := ParseEvent([]byte(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := []any{ev.SubjectUserID(), ev.ActorID(), ev.ChannelCID(), ev.MessageIDOrEmpty(), ev.CausedBy("bot")}
+			want := []any{tt.subject, tt.actor, tt.cid, tt.messageID, tt.byBot}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Fatalf("subject, actor, cid, message id, by bot (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -1,0 +1,209 @@
+package store_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"moderator/policy"
+	"moderator/store"
+	"moderator/store/storetest"
+)
+
+func TestMain(m *testing.M) { storetest.Main(m) }
+
+// record builds an EventRecord for body with a webhook id unique to the test.
+func record(t *testing.T, webhookID, body string) store.EventRecord {
+	t.Helper()
+	ev, err := policy.ParseEvent([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store.EventRecord{WebhookID: webhookID, BodySHA256: sha256.Sum256([]byte(body)), Attempt: 1,
+		APIKey: "k", Payload: []byte(body), Event: ev}
+}
+
+func countEvents(t *testing.T, st *store.Store, where string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := st.Pool().QueryRow(context.Background(), "SELECT count(*) FROM events WHERE "+where, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestRecordEventDeduplicates(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.Store(t)
+	id := t.Name()
+	body := fmt.Sprintf(`{"type":"message.new","cid":"messaging:%s","message":{"id":"%s-m","text":"hi","user":{"id":"%s-u"}},"created_at":"2026-11-24T10:00:00Z"}`, id, id, id)
+
+	first, err := st.RecordEvent(ctx, record(t, id+"-1", body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Duplicate != "" || first.EventID == 0 {
+		t.Fatalf("first delivery = %+v, want a new event", first)
+	}
+	retry, err := st.RecordEvent(ctx, record(t, id+"-1", body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if retry != (store.RecordResult{EventID: first.EventID, Duplicate: store.DuplicateWebhookID}) {
+		t.Fatalf("retry = %+v, want duplicate of %d by webhook id", retry, first.EventID)
+	}
+	replay, err := st.RecordEvent(ctx, record(t, id+"-2", body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if replay != (store.RecordResult{EventID: first.EventID, Duplicate: store.DuplicateBody}) {
+		t.Fatalf("replay = %+v, want duplicate of %d by body", replay, first.EventID)
+	}
+	if n := countEvents(t, st, "user_id = $1", id+"-u"); n != 1 {
+		t.Fatalf("rows = %d, want 1", n)
+	}
+	var gotCID, gotMsg, gotType string
+	if err := st.Pool().QueryRow(ctx, "SELECT channel_cid, message_id, type FROM events WHERE id = $1", first.EventID).Scan(&gotCID, &gotMsg, &gotType); err != nil {
+		t.Fatal(err)
+	}
+	if gotCID != "messaging:"+id || gotMsg != id+"-m" || gotType != "message.new" {
+		t.Fatalf("indexed columns = %q %q %q", gotCID, gotMsg, gotType)
+	}
+}
+
+func TestRecordEventConcurrentDeliveries(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.Store(t)
+	id := t.Name()
+	body := fmt.Sprintf(`{"type":"message.new","message":{"id":"%s","user":{"id":"%s"}}}`, id, id)
+	var (
+		wg              sync.WaitGroup
+		mu              sync.Mutex
+		inserted, dupes int
+		errs            []error
+	)
+	for range 100 {
+		wg.Go(func() {
+			res, err := st.RecordEvent(ctx, record(t, id, body))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				errs = append(errs, err)
+			case res.Duplicate == "":
+				inserted++
+			default:
+				dupes++
+			}
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("%d errors, first: %v", len(errs), errs[0])
+	}
+	if inserted != 1 || dupes != 99 {
+		t.Fatalf("inserted %d, duplicates %d; want 1 and 99", inserted, dupes)
+	}
+	if n := countEvents(t, st, "message_id = $1", id); n != 1 {
+		t.Fatalf("rows = %d, want 1", n)
+	}
+}
+
+func TestRecordEventPayloadsJSONBRefuses(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.Store(t)
+	tests := []struct {
+		name, body, wantText string
+	}{
+		{"nul escape", `{"type":"message.new","message":{"id":"nul-1","text":"a\u0000b"}}`, "a\uFFFDb"},
+		{"escaped backslash before u0000", `{"type":"message.new","message":{"id":"nul-2","text":"a\\u0000b"}}`, `a\u0000b`},
+		{"invalid utf-8", "{\"type\":\"message.new\",\"message\":{\"id\":\"nul-3\",\"text\":\"a\xffb\"}}", "a\uFFFDb"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			res, err := st.RecordEvent(ctx, record(t, t.Name(), tt.body))
+			if err != nil {
+				t.Fatalf("RecordEvent: %v", err)
+			}
+			var text string
+			if err := st.Pool().QueryRow(ctx, "SELECT payload->'message'->>'text' FROM events WHERE id = $1", res.EventID).Scan(&text); err != nil {
+				t.Fatal(err)
+			}
+			if text != tt.wantText {
+				t.Fatalf("stored text = %q, want %q", text, tt.wantText)
+			}
+		})
+	}
+}
+
+func TestEventsAreAppendOnly(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.Store(t)
+	res, err := st.RecordEvent(ctx, record(t, t.Name(), `{"type":"message.new","message":{"id":"append-only"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{"UPDATE events SET type = 'x' WHERE id = $1", "DELETE FROM events WHERE id = $1"} {
+		_, err := st.Pool().Exec(ctx, stmt, res.EventID)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+			t.Errorf("%s: got %v, want insufficient_privilege from the append-only trigger", stmt, err)
+		}
+	}
+}
+
+func TestMigrateConcurrently(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := storetest.NewDatabase(t)
+	const replicas = 4
+	var wg sync.WaitGroup
+	results := make([][]int, replicas)
+	errs := make([]error, replicas)
+	for i := range replicas {
+		wg.Go(func() {
+			pool, err := pgxpool.New(ctx, url)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer pool.Close()
+			results[i], errs[i] = store.New(pool).Migrate(ctx)
+		})
+	}
+	wg.Wait()
+	all, err := store.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for i := range replicas {
+		if errs[i] != nil {
+			t.Fatalf("replica %d: %v", i, errs[i])
+		}
+		total += len(results[i])
+	}
+	if total != len(all) {
+		t.Fatalf("migrations applied %d times in all, want each of %d exactly once: %v", total, len(all), results)
+	}
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	again, err := store.New(pool).Migrate(ctx)
+	if err != nil || len(again) != 0 {
+		t.Fatalf("second migrate = %v, %v; want nothing to do", again, err)
+	}
+}
