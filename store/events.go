@@ -3,12 +3,9 @@ package store
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"time"
 	"unicode/utf8"
-
-	"github.com/jackc/pgx/v5"
 
 	"moderator/policy"
 )
@@ -32,66 +29,177 @@ const (
 	DuplicateBody      = "body"       // a replay: the same signed body under another id
 )
 
-// RecordResult says what RecordEvent did.
+// RecordResult says what was done with one EventRecord.
 type RecordResult struct {
-	EventID   int64  // the new row, or the row it duplicates (0 if that could not be read)
+	EventID   int64  // the new row, or the row it duplicates
 	Duplicate string // "" when the event is new, else DuplicateWebhookID or DuplicateBody
 }
 
-// RecordEvent durably records an event unless it is a duplicate, in which
-// case it writes nothing and says which earlier event it repeats. It is
-// safe under concurrency: the unique indexes on webhook_id and body_sha256
-// decide, so of N simultaneous deliveries of one event exactly one inserts.
-// A nil error means the row is committed.
+// RecordEvent durably records one event unless it is a duplicate; see
+// RecordEvents.
 func (s *Store) RecordEvent(ctx context.Context, rec EventRecord) (RecordResult, error) {
-	ev := rec.Event
-	var webhookID *string
-	if rec.WebhookID != "" {
-		webhookID = &rec.WebhookID
+	res, err := s.RecordEvents(ctx, []EventRecord{rec})
+	if err != nil {
+		return RecordResult{}, err
 	}
-	var id int64
-	err := s.pool.QueryRow(ctx, `
-		INSERT INTO events (webhook_id, body_sha256, attempt, api_key, compressed, body_bytes,
-			type, created_at, user_id, actor_id, channel_cid, message_id, own, ignored, payload)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-		ON CONFLICT DO NOTHING
-		RETURNING id`,
-		webhookID, rec.BodySHA256[:], rec.Attempt, rec.APIKey, rec.Compressed, len(rec.Payload),
-		ev.Type, nullTime(ev.CreatedAt.Time), nullString(ev.SubjectUserID()), nullString(ev.ActorID()),
-		nullString(ev.ChannelCID()), nullString(ev.MessageIDOrEmpty()), rec.Own, rec.Ignored,
-		jsonbSafe(rec.Payload),
-	).Scan(&id)
-	if err == nil {
-		return RecordResult{EventID: id}, nil
-	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return RecordResult{}, fmt.Errorf("insert event: %w", err)
-	}
-	return s.findDuplicate(ctx, webhookID, rec.BodySHA256)
+	return res[0], nil
 }
 
-// findDuplicate names the earlier event that a conflicting insert repeats.
-// The answer only feeds logs and metrics, so a row that vanished between
-// the two statements (it cannot: rows are never deleted) is not an error.
-func (s *Store) findDuplicate(ctx context.Context, webhookID *string, sum [32]byte) (RecordResult, error) {
+// RecordEvents durably records events in one transaction, skipping those
+// that duplicate a recorded event (same webhook id, or same body) or an
+// earlier record of the same call, and says for each what it did. It is
+// safe under concurrency: the unique indexes on webhook_id and body_sha256
+// decide, so of N simultaneous deliveries of one event exactly one inserts.
+// A nil error means every new row is committed.
+func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord) ([]RecordResult, error) {
+	n := len(recs)
 	var (
-		id     int64
-		sameID bool
+		webhookIDs   = make([]*string, n)
+		sums         = make([][]byte, n)
+		attempts     = make([]int32, n)
+		apiKeys      = make([]string, n)
+		compressed   = make([]bool, n)
+		sizes        = make([]int32, n)
+		types        = make([]string, n)
+		createdAts   = make([]*time.Time, n)
+		userIDs      = make([]*string, n)
+		actorIDs     = make([]*string, n)
+		channelCIDs  = make([]*string, n)
+		messageIDs   = make([]*string, n)
+		own, ignored = make([]bool, n), make([]bool, n)
+		payloads     = make([]string, n)
 	)
-	err := s.pool.QueryRow(ctx, `
-		SELECT id, webhook_id IS NOT DISTINCT FROM $1 AND $1 IS NOT NULL
-		FROM events WHERE webhook_id = $1 OR body_sha256 = $2
-		ORDER BY (webhook_id = $1) DESC NULLS LAST LIMIT 1`, webhookID, sum[:]).Scan(&id, &sameID)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return RecordResult{Duplicate: DuplicateBody}, nil
-	case err != nil:
-		return RecordResult{}, fmt.Errorf("find duplicate event: %w", err)
-	case sameID:
-		return RecordResult{EventID: id, Duplicate: DuplicateWebhookID}, nil
-	default:
-		return RecordResult{EventID: id, Duplicate: DuplicateBody}, nil
+	for i := range recs {
+		r, ev := &recs[i], recs[i].Event
+		webhookIDs[i] = nullString(r.WebhookID)
+		sums[i] = r.BodySHA256[:]
+		attempts[i] = int32(r.Attempt)
+		apiKeys[i] = r.APIKey
+		compressed[i] = r.Compressed
+		sizes[i] = int32(len(r.Payload))
+		types[i] = ev.Type
+		createdAts[i] = nullTime(ev.CreatedAt.Time)
+		userIDs[i] = nullString(ev.SubjectUserID())
+		actorIDs[i] = nullString(ev.ActorID())
+		channelCIDs[i] = nullString(ev.ChannelCID())
+		messageIDs[i] = nullString(ev.MessageIDOrEmpty())
+		own[i], ignored[i] = r.Own, r.Ignored
+		payloads[i] = jsonbSafe(r.Payload)
 	}
+
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("record events: begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+
+	// One statement for the whole batch; WITH ORDINALITY keeps the
+	// caller's order so the first of several identical records wins.
+	rows, err := tx.Query(ctx, `
+		INSERT INTO events (webhook_id, body_sha256, attempt, api_key, compressed, body_bytes,
+			type, created_at, user_id, actor_id, channel_cid, message_id, own, ignored, payload)
+		SELECT w, h, a, k, c, b, t, ca, u, ac, ch, m, o, ig, p::jsonb
+		FROM unnest($1::text[], $2::bytea[], $3::int[], $4::text[], $5::bool[], $6::int[], $7::text[],
+			$8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bool[], $14::bool[], $15::text[])
+			WITH ORDINALITY AS r(w, h, a, k, c, b, t, ca, u, ac, ch, m, o, ig, p, ord)
+		ORDER BY ord
+		ON CONFLICT DO NOTHING
+		RETURNING id, webhook_id, body_sha256`,
+		webhookIDs, sums, attempts, apiKeys, compressed, sizes, types, createdAts, userIDs, actorIDs,
+		channelCIDs, messageIDs, own, ignored, payloads)
+	if err != nil {
+		return nil, fmt.Errorf("insert events: %w", err)
+	}
+	type key struct {
+		webhookID string
+		sum       [32]byte
+	}
+	inserted := map[key]int64{}
+	for rows.Next() {
+		var (
+			id  int64
+			wid *string
+			sum []byte
+		)
+		if err := rows.Scan(&id, &wid, &sum); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("insert events: scan: %w", err)
+		}
+		k := key{sum: [32]byte(sum)}
+		if wid != nil {
+			k.webhookID = *wid
+		}
+		inserted[k] = id
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("insert events: %w", err)
+	}
+
+	results := make([]RecordResult, n)
+	var dupes []int
+	for i, r := range recs {
+		k := key{webhookID: r.WebhookID, sum: r.BodySHA256}
+		if id, ok := inserted[k]; ok {
+			results[i] = RecordResult{EventID: id}
+			delete(inserted, k) // a second identical record is a duplicate
+			continue
+		}
+		dupes = append(dupes, i)
+	}
+	if len(dupes) > 0 {
+		if err := s.classifyDuplicates(ctx, tx, recs, dupes, results); err != nil {
+			return nil, err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("record events: commit: %w", err)
+	}
+	return results, nil
+}
+
+// classifyDuplicates fills in, for each duplicate, the event it repeats and
+// whether it repeats its webhook id (a retry) or only its body (a replay).
+func (s *Store) classifyDuplicates(ctx context.Context, q querier, recs []EventRecord, dupes []int, results []RecordResult) error {
+	ids := make([]string, 0, len(dupes))
+	sums := make([][]byte, 0, len(dupes))
+	for _, i := range dupes {
+		if recs[i].WebhookID != "" {
+			ids = append(ids, recs[i].WebhookID)
+		}
+		sums = append(sums, recs[i].BodySHA256[:])
+	}
+	rows, err := q.Query(ctx, `SELECT id, coalesce(webhook_id, ''), body_sha256 FROM events
+		WHERE webhook_id = ANY($1) OR body_sha256 = ANY($2)`, ids, sums)
+	if err != nil {
+		return fmt.Errorf("find duplicate events: %w", err)
+	}
+	defer rows.Close()
+	byID, bySum := map[string]int64{}, map[[32]byte]int64{}
+	for rows.Next() {
+		var (
+			id  int64
+			wid string
+			sum []byte
+		)
+		if err := rows.Scan(&id, &wid, &sum); err != nil {
+			return fmt.Errorf("find duplicate events: %w", err)
+		}
+		if wid != "" {
+			byID[wid] = id
+		}
+		bySum[[32]byte(sum)] = id
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("find duplicate events: %w", err)
+	}
+	for _, i := range dupes {
+		if id, ok := byID[recs[i].WebhookID]; ok && recs[i].WebhookID != "" {
+			results[i] = RecordResult{EventID: id, Duplicate: DuplicateWebhookID}
+		} else {
+			results[i] = RecordResult{EventID: bySum[recs[i].BodySHA256], Duplicate: DuplicateBody}
+		}
+	}
+	return nil
 }
 
 func nullString(s string) *string {

@@ -207,3 +207,75 @@ func TestMigrateConcurrently(t *testing.T) {
 		t.Fatalf("second migrate = %v, %v; want nothing to do", again, err)
 	}
 }
+
+func TestRecordEventsBatchWithDuplicatesInside(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.Store(t)
+	id := t.Name()
+	a := fmt.Sprintf(`{"type":"message.new","message":{"id":"%s-a"}}`, id)
+	b := fmt.Sprintf(`{"type":"message.new","message":{"id":"%s-b"}}`, id)
+	res, err := st.RecordEvents(ctx, []store.EventRecord{
+		record(t, id+"-1", a), // new
+		record(t, id+"-1", a), // a retry inside the same batch
+		record(t, id+"-2", a), // a replay inside the same batch
+		record(t, id+"-3", b), // new
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Duplicate != "" || res[3].Duplicate != "" || res[0].EventID == res[3].EventID {
+		t.Fatalf("new records: %+v %+v", res[0], res[3])
+	}
+	if res[1] != (store.RecordResult{EventID: res[0].EventID, Duplicate: store.DuplicateWebhookID}) {
+		t.Fatalf("retry in batch = %+v, want duplicate of %d by webhook id", res[1], res[0].EventID)
+	}
+	if res[2] != (store.RecordResult{EventID: res[0].EventID, Duplicate: store.DuplicateBody}) {
+		t.Fatalf("replay in batch = %+v, want duplicate of %d by body", res[2], res[0].EventID)
+	}
+}
+
+func TestBatcherGroupsConcurrentWrites(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	st := storetest.Store(t)
+	b := store.NewBatcher(st, store.BatcherConfig{MaxBatch: 16, Flushers: 2})
+	stopped := make(chan struct{})
+	go func() { b.Run(ctx); close(stopped) }()
+
+	id := t.Name()
+	// 100 distinct events, each delivered twice under one id (a retry), and
+	// ten of them once more under a new id (a replay): 210 deliveries.
+	const n = 210
+	var wg sync.WaitGroup
+	results := make([]store.RecordResult, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			event, wid := i/2, fmt.Sprintf("%s-%d", id, i/2)
+			if i >= 200 {
+				event, wid = (i-200)*10, fmt.Sprintf("%s-replay-%d", id, i)
+			}
+			body := fmt.Sprintf(`{"type":"message.new","message":{"id":"%s-%d","user":{"id":"%s"}}}`, id, event, id)
+			results[i], errs[i] = b.RecordEvent(ctx, record(t, wid, body))
+		})
+	}
+	wg.Wait()
+	cancel()
+	<-stopped
+	newRows := 0
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("record %d: %v", i, errs[i])
+		}
+		if results[i].Duplicate == "" {
+			newRows++
+		}
+	}
+	if newRows != 100 {
+		t.Fatalf("%d records reported new, want 100", newRows)
+	}
+	if got := countEvents(t, st, "user_id = $1", id); got != 100 {
+		t.Fatalf("rows = %d, want 100", got)
+	}
+}

@@ -36,12 +36,16 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	audit := &storeAudit{store: st}
-	bg, stopBG := context.WithCancel(ctx)
+	// Background work is owned here and stopped after the HTTP server has
+	// drained, so in-flight webhooks can still commit.
+	batcher := store.NewBatcher(st, store.BatcherConfig{})
+	audit := &storeAudit{batcher: batcher}
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer stopBG()
 	wg.Go(func() { migrateUntilDone(bg, logger, st, &audit.migrated) })
+	wg.Go(func() { batcher.Run(bg) })
 
 	h := routes(routesConfig{
 		logger:   logger,
@@ -119,7 +123,7 @@ func migrateUntilDone(ctx context.Context, logger *slog.Logger, st *store.Store,
 
 // storeAudit adapts the store to the webhook's AuditLog.
 type storeAudit struct {
-	store    *store.Store
+	batcher  *store.Batcher
 	migrated atomic.Bool
 }
 
@@ -129,7 +133,7 @@ func (a *storeAudit) RecordEvent(ctx context.Context, d webhook.Delivery) (webho
 	if !a.migrated.Load() {
 		return webhook.Recorded{}, errNotMigrated
 	}
-	res, err := a.store.RecordEvent(ctx, store.EventRecord{
+	res, err := a.batcher.RecordEvent(ctx, store.EventRecord{
 		WebhookID:  d.WebhookID,
 		BodySHA256: d.SHA256,
 		Attempt:    d.Attempt,

@@ -1,0 +1,158 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Batcher groups concurrent RecordEvent calls into shared transactions
+// (group commit). A commit costs a WAL flush whatever its size, so under
+// load many events share one; at low load a call waits for nobody: a
+// flusher takes whatever is queued the moment it is free, so batching
+// adds no delay of its own.
+type Batcher struct {
+	store    *Store
+	queue    chan *pending
+	maxBatch int
+	flushers int
+	timeout  time.Duration
+}
+
+type pending struct {
+	rec  EventRecord
+	done chan batchResult // buffered: the flusher never blocks on a caller
+}
+
+type batchResult struct {
+	res RecordResult
+	err error
+}
+
+// BatcherConfig tunes a Batcher; zero values take the defaults.
+type BatcherConfig struct {
+	MaxBatch int           // events per transaction; default 256
+	Flushers int           // transactions in flight at once; default 4
+	Timeout  time.Duration // budget of one transaction; default 5 s
+}
+
+// NewBatcher returns a Batcher writing to s. Call Run to start it.
+func NewBatcher(s *Store, cfg BatcherConfig) *Batcher {
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 256
+	}
+	if cfg.Flushers <= 0 {
+		cfg.Flushers = 4
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	return &Batcher{store: s, queue: make(chan *pending, cfg.MaxBatch*cfg.Flushers), maxBatch: cfg.MaxBatch,
+		flushers: cfg.Flushers, timeout: cfg.Timeout}
+}
+
+// ErrBatcherStopped is returned for records queued after Run returned.
+var ErrBatcherStopped = errors.New("event batcher stopped")
+
+// Run flushes batches until ctx is cancelled, then drains what is queued
+// and returns. Records still queued are written before Run returns, so
+// cancel it only after the HTTP server has stopped taking requests.
+func (b *Batcher) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for range b.flushers {
+		wg.Go(func() { b.flushLoop(ctx) })
+	}
+	wg.Wait()
+	// Flush anything that raced with cancellation.
+	for {
+		batch := b.take(nil)
+		if len(batch) == 0 {
+			return
+		}
+		b.flush(batch)
+	}
+}
+
+func (b *Batcher) flushLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case p := <-b.queue:
+			b.flush(b.take(p))
+		}
+	}
+}
+
+// take returns first (if any) and every record queued now, up to maxBatch.
+func (b *Batcher) take(first *pending) []*pending {
+	batch := make([]*pending, 0, b.maxBatch)
+	if first != nil {
+		batch = append(batch, first)
+	}
+	for len(batch) < b.maxBatch {
+		select {
+		case p := <-b.queue:
+			batch = append(batch, p)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+func (b *Batcher) flush(batch []*pending) {
+	ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
+	defer cancel()
+	recs := make([]EventRecord, len(batch))
+	for i, p := range batch {
+		recs[i] = p.rec
+	}
+	results, err := b.store.RecordEvents(ctx, recs)
+	if err != nil && len(batch) > 1 && isServerError(err) {
+		// One bad record must not fail its neighbours: write each alone.
+		for _, p := range batch {
+			res, err := b.store.RecordEvent(ctx, p.rec)
+			p.done <- batchResult{res, err}
+		}
+		return
+	}
+	for i, p := range batch {
+		if err != nil {
+			p.done <- batchResult{err: err}
+			continue
+		}
+		p.done <- batchResult{res: results[i]}
+	}
+}
+
+// RecordEvent queues rec for the next batch and waits for its commit. It
+// has the semantics of Store.RecordEvent.
+func (b *Batcher) RecordEvent(ctx context.Context, rec EventRecord) (RecordResult, error) {
+	p := &pending{rec: rec, done: make(chan batchResult, 1)}
+	select {
+	case b.queue <- p:
+	case <-ctx.Done():
+		return RecordResult{}, fmt.Errorf("queue event: %w", ctx.Err())
+	}
+	select {
+	case r := <-p.done:
+		return r.res, r.err
+	case <-ctx.Done():
+		// The record may still commit; the sender's retry will then be
+		// answered as a duplicate.
+		return RecordResult{}, fmt.Errorf("record event: %w", ctx.Err())
+	}
+}
+
+// isServerError reports whether Postgres itself refused a statement (bad
+// data, a constraint), as opposed to the connection failing, when
+// retrying record by record would only multiply the failures.
+func isServerError(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr)
+}
