@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 	"unicode/utf8"
@@ -21,6 +22,9 @@ type EventRecord struct {
 	Event      *policy.Event
 	Own        bool // caused by the service's bot user
 	Ignored    bool // a type the service does not act on
+	// Decision is the rules' verdict, nil when the event was not evaluated
+	// (the service's own echoes, or no rule set loaded yet).
+	Decision *policy.Decision
 }
 
 // Duplicate kinds, in RecordResult.Duplicate.
@@ -68,6 +72,7 @@ func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord) ([]RecordR
 		messageIDs   = make([]*string, n)
 		own, ignored = make([]bool, n), make([]bool, n)
 		payloads     = make([]string, n)
+		versions     = make([]*string, n)
 	)
 	for i := range recs {
 		r, ev := &recs[i], recs[i].Event
@@ -85,6 +90,9 @@ func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord) ([]RecordR
 		messageIDs[i] = nullString(ev.MessageIDOrEmpty())
 		own[i], ignored[i] = r.Own, r.Ignored
 		payloads[i] = jsonbSafe(r.Payload)
+		if r.Decision != nil {
+			versions[i] = &r.Decision.RuleSetVersion
+		}
 	}
 
 	tx, err := s.pool.Begin(ctx)
@@ -97,16 +105,16 @@ func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord) ([]RecordR
 	// caller's order so the first of several identical records wins.
 	rows, err := tx.Query(ctx, `
 		INSERT INTO events (webhook_id, body_sha256, attempt, api_key, compressed, body_bytes,
-			type, created_at, user_id, actor_id, channel_cid, message_id, own, ignored, payload)
-		SELECT w, h, a, k, c, b, t, ca, u, ac, ch, m, o, ig, p::jsonb
+			type, created_at, user_id, actor_id, channel_cid, message_id, own, ignored, payload, rule_set_version)
+		SELECT w, h, a, k, c, b, t, ca, u, ac, ch, m, o, ig, p::jsonb, v
 		FROM unnest($1::text[], $2::bytea[], $3::int[], $4::text[], $5::bool[], $6::int[], $7::text[],
-			$8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bool[], $14::bool[], $15::text[])
-			WITH ORDINALITY AS r(w, h, a, k, c, b, t, ca, u, ac, ch, m, o, ig, p, ord)
+			$8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bool[], $14::bool[], $15::text[], $16::text[])
+			WITH ORDINALITY AS r(w, h, a, k, c, b, t, ca, u, ac, ch, m, o, ig, p, v, ord)
 		ORDER BY ord
 		ON CONFLICT DO NOTHING
 		RETURNING id, webhook_id, body_sha256`,
 		webhookIDs, sums, attempts, apiKeys, compressed, sizes, types, createdAts, userIDs, actorIDs,
-		channelCIDs, messageIDs, own, ignored, payloads)
+		channelCIDs, messageIDs, own, ignored, payloads, versions)
 	if err != nil {
 		return nil, fmt.Errorf("insert events: %w", err)
 	}
@@ -150,6 +158,9 @@ func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord) ([]RecordR
 		if err := s.classifyDuplicates(ctx, tx, recs, dupes, results); err != nil {
 			return nil, err
 		}
+	}
+	if err := insertDecisions(ctx, tx, recs, results); err != nil {
+		return nil, err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("record events: commit: %w", err)
@@ -200,6 +211,89 @@ func (s *Store) classifyDuplicates(ctx context.Context, q querier, recs []EventR
 		}
 	}
 	return nil
+}
+
+// insertDecisions writes the decisions of the newly recorded events that
+// matched a rule or had a rule fail; an empty verdict is already recorded
+// by the event's rule_set_version.
+func insertDecisions(ctx context.Context, q querier, recs []EventRecord, results []RecordResult) error {
+	var (
+		eventIDs                       []int64
+		versions                       []string
+		matched, enforced              [][]string
+		userIDs, channelCIDs, messages []*string
+		matches, actions, errs         []string
+	)
+	for i, r := range recs {
+		d := r.Decision
+		if results[i].Duplicate != "" || d == nil || (len(d.Matches) == 0 && len(d.Errors) == 0) {
+			continue
+		}
+		ids, enf := make([]string, 0, len(d.Matches)), make([]string, 0, len(d.Matches))
+		for _, m := range d.Matches {
+			ids = append(ids, m.RuleID)
+			if m.Mode == policy.ModeEnforce {
+				enf = append(enf, m.RuleID)
+			}
+		}
+		mj, err := marshalJSON(d.Matches)
+		if err != nil {
+			return fmt.Errorf("encode matches of event %d: %w", results[i].EventID, err)
+		}
+		aj, err := marshalJSON(d.Actions)
+		if err != nil {
+			return fmt.Errorf("encode actions of event %d: %w", results[i].EventID, err)
+		}
+		ej, err := marshalJSON(d.Errors)
+		if err != nil {
+			return fmt.Errorf("encode errors of event %d: %w", results[i].EventID, err)
+		}
+		eventIDs = append(eventIDs, results[i].EventID)
+		versions = append(versions, d.RuleSetVersion)
+		matched, enforced = append(matched, ids), append(enforced, enf)
+		userIDs = append(userIDs, nullString(r.Event.SubjectUserID()))
+		channelCIDs = append(channelCIDs, nullString(r.Event.ChannelCID()))
+		messages = append(messages, nullString(r.Event.MessageIDOrEmpty()))
+		matches, actions, errs = append(matches, mj), append(actions, aj), append(errs, ej)
+	}
+	if len(eventIDs) == 0 {
+		return nil
+	}
+	// unnest flattens nested arrays, so the rule id lists travel as JSON.
+	_, err := q.Exec(ctx, `
+		INSERT INTO decisions (event_id, rule_set_version, matched_rules, enforced_rules,
+			user_id, channel_cid, message_id, matches, actions, errors)
+		SELECT e, v, ARRAY(SELECT jsonb_array_elements_text(mr::jsonb)), ARRAY(SELECT jsonb_array_elements_text(er::jsonb)),
+			u, c, m, mj::jsonb, aj::jsonb, ej::jsonb
+		FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+			$8::text[], $9::text[], $10::text[]) AS r(e, v, mr, er, u, c, m, mj, aj, ej)`,
+		eventIDs, versions, jsonLists(matched), jsonLists(enforced), userIDs, channelCIDs, messages, matches, actions, errs)
+	if err != nil {
+		return fmt.Errorf("insert decisions: %w", err)
+	}
+	return nil
+}
+
+// marshalJSON encodes v for a jsonb column, with the same repairs as
+// event payloads (evidence quotes message text).
+func marshalJSON(v any) (string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	if string(b) == "null" {
+		return "[]", nil
+	}
+	return jsonbSafe(b), nil
+}
+
+func jsonLists(lists [][]string) []string {
+	out := make([]string, len(lists))
+	for i, l := range lists {
+		b, _ := json.Marshal(l) // []string always encodes
+		out[i] = string(b)
+	}
+	return out
 }
 
 func nullString(s string) *string {

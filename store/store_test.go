@@ -279,3 +279,61 @@ func TestBatcherGroupsConcurrentWrites(t *testing.T) {
 		t.Fatalf("rows = %d, want 100", got)
 	}
 }
+
+func TestRecordEventWritesDecision(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.Store(t)
+	id := t.Name()
+	decision := &policy.Decision{
+		RuleSetVersion: "v-test",
+		Matches: []policy.Match{
+			{RuleID: "links", Mode: policy.ModeEnforce, Evidence: map[string]any{"text.links": []string{"https://x.example"}}},
+			{RuleID: "caps", Mode: policy.ModeShadow, Evidence: map[string]any{"text": "nul\x00 and bad \xff utf-8"}},
+		},
+		Actions: []policy.Action{{Type: "flag", RuleID: "links", Reason: "link"}},
+		Errors:  []policy.RuleError{{RuleID: "broken", Error: "boom"}},
+	}
+	rec := record(t, id, fmt.Sprintf(`{"type":"message.new","message":{"id":"%s","user":{"id":"%s-u"}}}`, id, id))
+	rec.Decision = decision
+	res, err := st.RecordEvent(ctx, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		version           string
+		matched, enforced []string
+		userID            string
+		actionType        string
+		errCount          int
+	)
+	err = st.Pool().QueryRow(ctx, `SELECT d.rule_set_version, d.matched_rules, d.enforced_rules, d.user_id,
+			d.actions->0->>'type', jsonb_array_length(d.errors)
+		FROM decisions d JOIN events e ON e.id = d.event_id
+		WHERE d.event_id = $1 AND e.rule_set_version = 'v-test'`, res.EventID).
+		Scan(&version, &matched, &enforced, &userID, &actionType, &errCount)
+	if err != nil {
+		t.Fatalf("read decision: %v", err)
+	}
+	if version != "v-test" || fmt.Sprint(matched) != "[links caps]" || fmt.Sprint(enforced) != "[links]" ||
+		userID != id+"-u" || actionType != "flag" || errCount != 1 {
+		t.Fatalf("decision row = %q %v %v %q %q %d", version, matched, enforced, userID, actionType, errCount)
+	}
+	// A retry of the event writes no second decision.
+	if _, err := st.RecordEvent(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := st.Pool().QueryRow(ctx, "SELECT count(*) FROM decisions WHERE message_id = $1", id).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("decisions = %d (%v), want 1", n, err)
+	}
+	// No match and no error: the event carries the version, no decision row.
+	quiet := record(t, id+"-quiet", fmt.Sprintf(`{"type":"message.new","message":{"id":"%s-quiet"}}`, id))
+	quiet.Decision = &policy.Decision{RuleSetVersion: "v-test"}
+	if _, err := st.RecordEvent(ctx, quiet); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Pool().QueryRow(ctx, "SELECT count(*) FROM decisions WHERE message_id = $1", id+"-quiet").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("decisions for a quiet event = %d (%v), want 0", n, err)
+	}
+}
