@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"moderator/policy"
 )
 
 // Delivery is a verified event ready to be recorded.
@@ -18,6 +20,9 @@ type Delivery struct {
 	Verified
 	Own     bool // caused by the bot user: record, never evaluate
 	Ignored bool // a type the service does not act on
+	// Decision is the rules' verdict; nil when the event was not evaluated
+	// (our own echo, or no rule set loaded yet).
+	Decision *policy.Decision
 }
 
 // Recorded is what the audit log did with a delivery.
@@ -30,6 +35,12 @@ type Recorded struct {
 // record is committed, or with an error when it could not be.
 type AuditLog interface {
 	RecordEvent(ctx context.Context, d Delivery) (Recorded, error)
+}
+
+// Rules judges events. Evaluate reports false when no rule set is loaded;
+// it must not panic (policy.RuleSet.Evaluate recovers per rule).
+type Rules interface {
+	Evaluate(ev *policy.Event) (policy.Decision, bool)
 }
 
 // Config is the webhook edge's configuration.
@@ -58,12 +69,12 @@ func (c *Config) setDefaults() {
 // Statuses: 200 recorded, duplicate or ignored; 400 malformed; 401 unknown
 // key or bad signature; 413 too large; 503 not recorded (Stream retries).
 // Nothing is written for a rejected request, and 200 means committed.
-func Handler(logger *slog.Logger, cfg Config, audit AuditLog, m *Metrics) http.Handler {
+func Handler(logger *slog.Logger, cfg Config, rules Rules, audit AuditLog, m *Metrics) http.Handler {
 	cfg.setDefaults()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		line := canonical{webhookID: r.Header.Get("X-Webhook-Id"), attempt: attempt(r)}
-		status, body := serve(r, cfg, audit, m, &line)
+		status, body := serve(r, cfg, rules, audit, m, &line)
 		writeJSON(w, status, body)
 
 		elapsed := time.Since(start)
@@ -88,6 +99,10 @@ type canonical struct {
 	compressed bool
 	sigFailure string
 	err        error
+	// decision is the rules' verdict; unevaluated is set when no rule set
+	// was loaded.
+	decision    *policy.Decision
+	unevaluated bool
 }
 
 func (c *canonical) log(ctx context.Context, logger *slog.Logger, status int, elapsed time.Duration) {
@@ -116,6 +131,22 @@ func (c *canonical) log(ctx context.Context, logger *slog.Logger, status int, el
 	if c.duplicate != "" {
 		attrs = append(attrs, slog.String("duplicate_of", c.duplicate))
 	}
+	if d := c.decision; d != nil {
+		attrs = append(attrs, slog.String("rules_version", d.RuleSetVersion))
+		if len(d.Matches) > 0 {
+			ids := make([]string, len(d.Matches))
+			for i, mt := range d.Matches {
+				ids[i] = mt.RuleID + ":" + string(mt.Mode)
+			}
+			attrs = append(attrs, slog.Any("matched", ids), slog.Int("actions", len(d.Actions)))
+		}
+		if len(d.Errors) > 0 {
+			attrs = append(attrs, slog.Int("rule_errors", len(d.Errors)))
+		}
+	}
+	if c.unevaluated {
+		attrs = append(attrs, slog.Bool("unevaluated", true))
+	}
 	if c.err != nil {
 		attrs = append(attrs, slog.String("error", c.err.Error()))
 	}
@@ -124,7 +155,7 @@ func (c *canonical) log(ctx context.Context, logger *slog.Logger, status int, el
 
 // serve does the work of one delivery and returns the answer; it fills in
 // the canonical log line as it goes.
-func serve(r *http.Request, cfg Config, audit AuditLog, m *Metrics, line *canonical) (int, any) {
+func serve(r *http.Request, cfg Config, rules Rules, audit AuditLog, m *Metrics, line *canonical) (int, any) {
 	fail := func(e *Error) (int, any) {
 		line.outcome, line.err, line.sigFailure = e.Outcome, e, signatureFailure(e)
 		return e.Status, errorBody{Error: e.Msg}
@@ -151,6 +182,16 @@ func serve(r *http.Request, cfg Config, audit AuditLog, m *Metrics, line *canoni
 	d := Delivery{WebhookID: line.webhookID, Attempt: line.attempt, Verified: *v}
 	d.Own = v.Event.CausedBy(cfg.BotUserID)
 	d.Ignored = !d.Own && !handledTypes[v.Event.Type]
+	if !d.Own {
+		start := time.Now()
+		if dec, ok := rules.Evaluate(v.Event); ok {
+			d.Decision = &dec
+			line.decision = &dec
+		} else {
+			line.unevaluated = true
+		}
+		m.evaluation.Observe(time.Since(start).Seconds())
+	}
 
 	// The write outlives a sender that hung up: finishing it is cheap and
 	// the retry will then be a duplicate instead of a second attempt.
@@ -163,6 +204,14 @@ func serve(r *http.Request, cfg Config, audit AuditLog, m *Metrics, line *canoni
 			Msg: "cannot record the event right now; retry", Err: err})
 	}
 	line.eventID, line.duplicate = rec.EventID, rec.Duplicate
+	if d.Decision != nil && rec.Duplicate == "" {
+		for _, mt := range d.Decision.Matches {
+			m.ruleMatches.WithLabelValues(mt.RuleID, string(mt.Mode)).Inc()
+		}
+		for _, e := range d.Decision.Errors {
+			m.ruleErrors.WithLabelValues(e.RuleID).Inc()
+		}
+	}
 	switch {
 	case rec.Duplicate != "":
 		line.outcome = OutcomeDuplicate

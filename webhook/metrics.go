@@ -9,6 +9,9 @@ type Metrics struct {
 	signatureFailures *prometheus.CounterVec
 	duration          prometheus.Histogram
 	dbErrors          prometheus.Counter
+	ruleMatches       *prometheus.CounterVec
+	ruleErrors        *prometheus.CounterVec
+	evaluation        prometheus.Histogram
 }
 
 // NewMetrics creates the collectors and registers them with reg.
@@ -31,8 +34,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "moderator_webhook_db_errors_total",
 			Help: "Deliveries that could not be recorded because of a database error (answered 503).",
 		}),
+		ruleMatches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "moderator_rule_matches_total",
+			Help: "Rule matches on newly recorded events, by rule and mode (enforce or shadow).",
+		}, []string{"rule", "mode"}),
+		ruleErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "moderator_rule_errors_total",
+			Help: "Rules that failed, panicked or were skipped for the time budget on a newly recorded event, by rule.",
+		}, []string{"rule"}),
+		evaluation: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "moderator_rules_evaluation_seconds",
+			Help:    "Time to evaluate the rule set on one event.",
+			Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01},
+		}),
 	}
-	reg.MustRegister(m.deliveries, m.signatureFailures, m.duration, m.dbErrors)
+	reg.MustRegister(m.deliveries, m.signatureFailures, m.duration, m.dbErrors, m.ruleMatches, m.ruleErrors, m.evaluation)
 	for _, o := range []string{OutcomeRecorded, OutcomeOwn, OutcomeIgnored, OutcomeDuplicate, OutcomeUnauthorized,
 		OutcomeTooLarge, OutcomeMalformed, OutcomeUnavailable} {
 		m.deliveries.WithLabelValues(o) // export zeros, so rate() works from the start

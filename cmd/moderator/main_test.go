@@ -42,10 +42,39 @@ type testServer struct {
 }
 
 type serverOptions struct {
-	env map[string]string
+	env      map[string]string
+	rulesDir string // default: a copy of the starter pack in rules/
+}
+
+// copyDir copies the files of src (one level deep, enough for rules/).
+func copyDir(t *testing.T, src string) string {
+	t.Helper()
+	dst := t.TempDir()
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
 }
 
 func startServer(t *testing.T, opts serverOptions) *testServer {
+	t.Helper()
+	return startServerOpts(t, opts, true)
+}
+
+func startServerOpts(t *testing.T, opts serverOptions, waitReady bool) *testServer {
 	t.Helper()
 	dbURL, err := url.Parse(storetest.URL(t))
 	if err != nil {
@@ -61,6 +90,10 @@ func startServer(t *testing.T, opts serverOptions) *testServer {
 		"MODERATOR_ADDR":        "127.0.0.1:0",
 		"MODERATOR_BOT_USER_ID": e2eBot,
 		"MODERATOR_LOG_LEVEL":   "debug",
+		"MODERATOR_RULES_DIR":   opts.rulesDir,
+	}
+	if opts.rulesDir == "" {
+		env["MODERATOR_RULES_DIR"] = copyDir(t, "../../rules")
 	}
 	for k, v := range opts.env {
 		env[k] = v
@@ -94,8 +127,17 @@ func startServer(t *testing.T, opts serverOptions) *testServer {
 			}
 		}
 	})
-	s.waitReady(t)
+	if waitReady {
+		s.waitReady(t)
+	}
 	return s
+}
+
+// startServerUnready starts the service with a rules folder that does not
+// load, without waiting for readiness.
+func startServerUnready(t *testing.T, rulesDir string) *testServer {
+	t.Helper()
+	return startServerOpts(t, serverOptions{rulesDir: rulesDir}, false)
 }
 
 func (s *testServer) waitReady(t *testing.T) {

@@ -40,12 +40,15 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	// drained, so in-flight webhooks can still commit.
 	batcher := store.NewBatcher(st, store.BatcherConfig{})
 	audit := &storeAudit{batcher: batcher}
+	rules := newLiveRules(cfg.RulesDir, logger, reg)
+	_ = rules.reload("start") // a bad folder is logged; /readyz fails until a good one loads
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer stopBG()
 	wg.Go(func() { migrateUntilDone(bg, logger, st, &audit.migrated) })
 	wg.Go(func() { batcher.Run(bg) })
+	wg.Go(func() { rules.watch(bg) })
 
 	h := routes(routesConfig{
 		logger:   logger,
@@ -55,8 +58,11 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			BotUserID:            cfg.BotUserID,
 			MaxBodyBytes:         cfg.MaxBodyBytes,
 			MaxDecompressedBytes: cfg.MaxGunzipBytes,
-		}, audit, webhook.NewMetrics(reg)),
+		}, rules, audit, webhook.NewMetrics(reg)),
 		ready: func(ctx context.Context) error {
+			if err := rules.ready(); err != nil {
+				return err
+			}
 			if !audit.migrated.Load() {
 				return errors.New("database: migrations not applied yet")
 			}
@@ -143,6 +149,7 @@ func (a *storeAudit) RecordEvent(ctx context.Context, d webhook.Delivery) (webho
 		Event:      d.Event,
 		Own:        d.Own,
 		Ignored:    d.Ignored,
+		Decision:   d.Decision,
 	})
 	return webhook.Recorded{EventID: res.EventID, Duplicate: res.Duplicate}, err
 }
