@@ -73,6 +73,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			return err
 		}
 		return migrate(ctx, cfg, stdout)
+	case "rules":
+		if len(rest) == 0 || rest[0] != "test" {
+			fmt.Fprintf(stderr, "usage: moderator rules test [DIR]\n")
+			return errUsage
+		}
+		return runRulesTest(rest[1:], stdout, stderr)
+	case "eval":
+		return runEval(rest, stdin, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "moderator %s (commit %s, %s)\n", version, commit, runtime.Version())
 		return nil
