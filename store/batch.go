@@ -21,6 +21,7 @@ type Batcher struct {
 	maxBatch int
 	flushers int
 	timeout  time.Duration
+	hook     TxHook
 }
 
 type pending struct {
@@ -38,6 +39,7 @@ type BatcherConfig struct {
 	MaxBatch int           // events per transaction; default 256
 	Flushers int           // transactions in flight at once; default 4
 	Timeout  time.Duration // budget of one transaction; default 5 s
+	Hook     TxHook        // runs in each batch's transaction with its new events
 }
 
 // NewBatcher returns a Batcher writing to s. Call Run to start it.
@@ -52,7 +54,7 @@ func NewBatcher(s *Store, cfg BatcherConfig) *Batcher {
 		cfg.Timeout = 5 * time.Second
 	}
 	return &Batcher{store: s, queue: make(chan *pending, cfg.MaxBatch*cfg.Flushers), maxBatch: cfg.MaxBatch,
-		flushers: cfg.Flushers, timeout: cfg.Timeout}
+		flushers: cfg.Flushers, timeout: cfg.Timeout, hook: cfg.Hook}
 }
 
 // ErrBatcherStopped is returned for records queued after Run returned.
@@ -112,12 +114,16 @@ func (b *Batcher) flush(batch []*pending) {
 	for i, p := range batch {
 		recs[i] = p.rec
 	}
-	results, err := b.store.RecordEvents(ctx, recs)
+	results, err := b.store.RecordEvents(ctx, recs, b.hook)
 	if err != nil && len(batch) > 1 && isServerError(err) {
 		// One bad record must not fail its neighbours: write each alone.
 		for _, p := range batch {
-			res, err := b.store.RecordEvent(ctx, p.rec)
-			p.done <- batchResult{res, err}
+			res, err := b.store.RecordEvents(ctx, []EventRecord{p.rec}, b.hook)
+			if err != nil {
+				p.done <- batchResult{err: err}
+				continue
+			}
+			p.done <- batchResult{res: res[0]}
 		}
 		return
 	}

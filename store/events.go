@@ -8,6 +8,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5"
+
 	"moderator/policy"
 )
 
@@ -39,10 +41,22 @@ type RecordResult struct {
 	Duplicate string // "" when the event is new, else DuplicateWebhookID or DuplicateBody
 }
 
+// NewEvent is an event that RecordEvents has just inserted.
+type NewEvent struct {
+	EventID int64
+	Record  *EventRecord
+}
+
+// TxHook runs inside the recording transaction, after the new events and
+// their decisions are written and before the commit, so that work derived
+// from them (such as enqueuing their actions as durable jobs) commits or
+// rolls back with them. An error rolls the whole transaction back.
+type TxHook func(ctx context.Context, tx pgx.Tx, events []NewEvent) error
+
 // RecordEvent durably records one event unless it is a duplicate; see
 // RecordEvents.
 func (s *Store) RecordEvent(ctx context.Context, rec EventRecord) (RecordResult, error) {
-	res, err := s.RecordEvents(ctx, []EventRecord{rec})
+	res, err := s.RecordEvents(ctx, []EventRecord{rec}, nil)
 	if err != nil {
 		return RecordResult{}, err
 	}
@@ -54,8 +68,9 @@ func (s *Store) RecordEvent(ctx context.Context, rec EventRecord) (RecordResult,
 // earlier record of the same call, and says for each what it did. It is
 // safe under concurrency: the unique indexes on webhook_id and body_sha256
 // decide, so of N simultaneous deliveries of one event exactly one inserts.
+// hook, when not nil, runs in the same transaction with the new events.
 // A nil error means every new row is committed.
-func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord) ([]RecordResult, error) {
+func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord, hook TxHook) ([]RecordResult, error) {
 	n := len(recs)
 	var (
 		webhookIDs   = make([]*string, n)
@@ -161,6 +176,19 @@ func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord) ([]RecordR
 	}
 	if err := insertDecisions(ctx, tx, recs, results); err != nil {
 		return nil, err
+	}
+	if hook != nil {
+		var fresh []NewEvent
+		for i := range recs {
+			if results[i].Duplicate == "" {
+				fresh = append(fresh, NewEvent{EventID: results[i].EventID, Record: &recs[i]})
+			}
+		}
+		if len(fresh) > 0 {
+			if err := hook(ctx, tx, fresh); err != nil {
+				return nil, fmt.Errorf("record events: hook: %w", err)
+			}
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("record events: commit: %w", err)

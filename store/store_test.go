@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -215,14 +216,24 @@ func TestRecordEventsBatchWithDuplicatesInside(t *testing.T) {
 	id := t.Name()
 	a := fmt.Sprintf(`{"type":"message.new","message":{"id":"%s-a"}}`, id)
 	b := fmt.Sprintf(`{"type":"message.new","message":{"id":"%s-b"}}`, id)
+	var hooked []int64
+	hook := func(ctx context.Context, tx pgx.Tx, evs []store.NewEvent) error {
+		for _, e := range evs {
+			hooked = append(hooked, e.EventID)
+		}
+		return nil
+	}
 	res, err := st.RecordEvents(ctx, []store.EventRecord{
 		record(t, id+"-1", a), // new
 		record(t, id+"-1", a), // a retry inside the same batch
 		record(t, id+"-2", a), // a replay inside the same batch
 		record(t, id+"-3", b), // new
-	})
+	}, hook)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if fmt.Sprint(hooked) != fmt.Sprint([]int64{res[0].EventID, res[3].EventID}) {
+		t.Fatalf("hook saw events %v, want the two new ones %d and %d", hooked, res[0].EventID, res[3].EventID)
 	}
 	if res[0].Duplicate != "" || res[3].Duplicate != "" || res[0].EventID == res[3].EventID {
 		t.Fatalf("new records: %+v %+v", res[0], res[3])
@@ -335,5 +346,28 @@ func TestRecordEventWritesDecision(t *testing.T) {
 	}
 	if err := st.Pool().QueryRow(ctx, "SELECT count(*) FROM decisions WHERE message_id = $1", id+"-quiet").Scan(&n); err != nil || n != 0 {
 		t.Fatalf("decisions for a quiet event = %d (%v), want 0", n, err)
+	}
+}
+
+func TestRecordEventsHookErrorRollsBack(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.Store(t)
+	id := t.Name()
+	rec := record(t, id, fmt.Sprintf(`{"type":"message.new","message":{"id":"%s"}}`, id))
+	rec.Decision = &policy.Decision{RuleSetVersion: "v", Matches: []policy.Match{{RuleID: "r", Mode: policy.ModeEnforce}}}
+	failing := func(ctx context.Context, tx pgx.Tx, evs []store.NewEvent) error { return errors.New("queue full") }
+	if _, err := st.RecordEvents(ctx, []store.EventRecord{rec}, failing); err == nil {
+		t.Fatal("got nil error from a failing hook")
+	}
+	if n := countEvents(t, st, "message_id = $1", id); n != 0 {
+		t.Fatalf("rows after a failed hook = %d, want 0 (rolled back)", n)
+	}
+	// Stream's retry then records it.
+	if _, err := st.RecordEvents(ctx, []store.EventRecord{rec}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := countEvents(t, st, "message_id = $1", id); n != 1 {
+		t.Fatalf("rows after the retry = %d, want 1", n)
 	}
 }
