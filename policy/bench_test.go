@@ -1,0 +1,148 @@
+package policy
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"testing/fstest"
+)
+
+// benchText is a 250-character message of the usual kind: a link, two
+// mentions, mixed case, punctuation.
+const benchText = "Hey everyone, check out this amazing deal at https://shop.example.net/deal?ref=42 - only today! " +
+	"I can't believe how cheap it is, seriously go look now before it's gone. @alice @bob what do you think? " +
+	"Also the meeting moved to 3pm, ok? Bring snacks!"
+
+// benchKind is one of the starter pack's kinds of rule, with a matching
+// and a non-matching example, parameterised by the rule's number so that
+// fifty rules are fifty different rules.
+type benchKind struct {
+	when     string
+	match    string
+	nonMatch string
+}
+
+func benchKinds() []benchKind {
+	return []benchKind{
+		{`user.account_age < duration("%dh") && len(text.links) > 0`,
+			`{user: {created_at: "2026-01-15T11:59:00Z"}, message: {text: "https://x.example.com"}}`, `{message: {text: "hi"}}`},
+		{`message.mention_count >= %d + 8`,
+			`{message: {mentioned_users: [{id: a},{id: b},{id: c},{id: d},{id: e},{id: f},{id: g},{id: h},{id: i},{id: j},{id: k},{id: l},{id: m},{id: n},{id: o},{id: p},{id: q},{id: r},{id: s},{id: t},{id: u},{id: v},{id: w},{id: x},{id: y},{id: z},{id: aa},{id: ab},{id: ac},{id: ad},{id: ae},{id: af},{id: ag},{id: ah},{id: ai},{id: aj},{id: ak},{id: al},{id: am},{id: an},{id: ao},{id: ap},{id: aq},{id: ar},{id: as},{id: at},{id: au},{id: av},{id: aw},{id: ax},{id: ay},{id: az},{id: ba},{id: bb},{id: bc},{id: bd},{id: be},{id: bf},{id: bg},{id: bh}]}}`, `{message: {text: "hi"}}`},
+		{`contains_any(text.words, "profanity") && %d >= 0`,
+			`{message: {text: "oh sh1t"}}`, `{message: {text: "hi"}}`},
+		{`text.caps_ratio >= 0.8 && text.length >= %d + 10`,
+			`{message: {text: "WHY DOES NOBODY EVER ANSWER MY QUESTIONS IN THIS CHANNEL AT ALL, SERIOUSLY NOBODY"}}`, `{message: {text: "hi"}}`},
+		{`text.longest_repeat >= %d + 10`,
+			`{message: {text: "hiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiii"}}`, `{message: {text: "hi"}}`},
+		{`domain_in(text.domains, "scam_domains") && %d >= 0`,
+			`{message: {text: "https://discord-nitro.gift/x"}}`, `{message: {text: "hi"}}`},
+		{`domain_in(text.domains, "invite_domains") && user.account_age < duration("%dd")`,
+			`{user: {created_at: "2026-01-15T11:00:00Z"}, message: {text: "discord.gg/abc"}}`, `{message: {text: "hi"}}`},
+	}
+}
+
+// benchRules builds a folder of n rules cycling through benchKinds, with
+// the starter pack's word lists.
+func benchRules(tb testing.TB, n int) *RuleSet {
+	tb.Helper()
+	var b strings.Builder
+	b.WriteString("rules:\n")
+	kinds := benchKinds()
+	for i := range n {
+		k := kinds[i%len(kinds)]
+		fmt.Fprintf(&b, "  - id: rule-%d\n    description: bench rule %d\n    mode: enforce\n    when: '%s'\n    actions: [flag]\n", i, i, fmt.Sprintf(k.when, i+1))
+		fmt.Fprintf(&b, "    examples:\n      - {event: %s, expect: {match: true}}\n      - {event: %s, expect: {match: false}}\n", k.match, k.nonMatch)
+	}
+	fsys := fstest.MapFS{"bench.yaml": {Data: []byte(b.String())}}
+	for _, list := range []string{"profanity.txt", "scam_domains.txt", "invite_domains.txt"} {
+		data, err := os.ReadFile("../rules/" + list)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		fsys[list] = &fstest.MapFile{Data: data}
+	}
+	rs, err := Load(fsys)
+	if err != nil {
+		tb.Fatalf("load %d bench rules: %v", n, err)
+	}
+	return rs
+}
+
+func benchEvent(tb testing.TB) *Event {
+	tb.Helper()
+	ev, err := ExampleEvent(map[string]any{
+		"user":    map[string]any{"created_at": "2026-01-12T12:00:00Z"},
+		"message": map[string]any{"text": benchText, "mentioned_users": []any{map[string]any{"id": "alice"}, map[string]any{"id": "bob"}}},
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ev
+}
+
+// BenchmarkEvaluate50Rules is the issue's 50-rule case: target ≤ 60 µs
+// per 250-character message.
+func BenchmarkEvaluate50Rules(b *testing.B) {
+	if n := len(benchText); n < 240 || n > 260 {
+		b.Fatalf("bench text is %d bytes, want about 250", n)
+	}
+	rs := benchRules(b, 50)
+	ev := benchEvent(b)
+	if d := rs.Evaluate(ev); len(d.Errors) > 0 {
+		b.Fatalf("errors: %v", d.Errors)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		rs.Evaluate(ev)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/50, "ns/rule")
+}
+
+// BenchmarkEvaluateSimpleRule is one field comparison: target ≤ 1 µs.
+func BenchmarkEvaluateSimpleRule(b *testing.B) {
+	rs := benchRules(b, 2)
+	rs.rules = rs.rules[1:2] // message.mention_count >= 10
+	rs.needs = rs.rules[0].needs()
+	ev := benchEvent(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		rs.Evaluate(ev)
+	}
+}
+
+// BenchmarkEvaluateStarterPack is the starter pack on the same message.
+func BenchmarkEvaluateStarterPack(b *testing.B) {
+	rs, err := Load(os.DirFS("../rules"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ev := benchEvent(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		rs.Evaluate(ev)
+	}
+}
+
+// BenchmarkEnv is the per-message work before any rule runs: the
+// environment with every derived value.
+func BenchmarkEnv(b *testing.B) {
+	ev := benchEvent(b)
+	var env Env
+	b.ReportAllocs()
+	for b.Loop() {
+		env.fill(ev, needAll)
+		env.reset()
+	}
+}
+
+// BenchmarkLoadStarterPack is what a hot reload costs.
+func BenchmarkLoadStarterPack(b *testing.B) {
+	fsys := os.DirFS("../rules")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Load(fsys); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,541 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/checker"
+	"github.com/expr-lang/expr/compiler"
+	"github.com/expr-lang/expr/conf"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/optimizer"
+	"github.com/expr-lang/expr/vm"
+)
+
+// Limits on expressions, checked at load. Together with the disabled
+// builtins, the cost estimate and the VM's memory budget they bound what
+// one rule can cost on any event.
+const (
+	maxExprBytes   = 4096    // length of one expression's source
+	maxExprNodes   = 400     // AST nodes (expr.MaxNodes)
+	maxExprDepth   = 40      // nesting of the AST
+	maxPatternLen  = 1000    // a regular expression's source
+	maxRangeLen    = 10_000  // a literal range a..b
+	maxCost        = 1 << 20 // estimated steps on a worst-case event
+	vmMemoryBudget = 100_000 // elements a run may allocate (ranges, arrays, maps)
+)
+
+// exprKind says what an expression is for: a rule's condition must be a
+// bool, a template placeholder may be anything.
+type exprKind int
+
+const (
+	kindCondition exprKind = iota
+	kindValue
+)
+
+// program is a compiled expression.
+type program struct {
+	src      string
+	prog     *vm.Program
+	needs    needs
+	evidence []probe
+}
+
+// probe computes one evidence value: the value of a member chain or call
+// the expression reads (or, for `x matches "re"`, the text that matched).
+type probe struct {
+	key  string
+	prog *vm.Program
+	re   *regexp.Regexp
+}
+
+// exprError is a problem at a line of an expression's source (1-based).
+type exprError struct {
+	line int
+	msg  string
+}
+
+// exprCompiler compiles the expressions of one rule set against the
+// environment and the set's word lists.
+type exprCompiler struct {
+	lists map[string]*wordList
+	opts  []expr.Option
+}
+
+func newExprCompiler(lists map[string]*wordList) *exprCompiler {
+	opts := []expr.Option{
+		expr.Env(Env{}),
+		expr.MaxNodes(maxExprNodes),
+		expr.DisableAllBuiltins(),
+	}
+	for _, name := range allowedBuiltins() {
+		opts = append(opts, expr.EnableBuiltin(name))
+	}
+	opts = append(opts, functionOptions(lists)...)
+	return &exprCompiler{lists: lists, opts: opts}
+}
+
+// compile type-checks src, refuses what rules may not do, folds constant
+// durations, estimates the worst-case cost and compiles it, with probes
+// for the evidence when withEvidence.
+func (c *exprCompiler) compile(src string, kind exprKind, withEvidence bool) (*program, []exprError) {
+	if strings.TrimSpace(src) == "" {
+		return nil, []exprError{{1, "empty expression"}}
+	}
+	if len(src) > maxExprBytes {
+		return nil, []exprError{{1, fmt.Sprintf("expression is %d bytes long; the limit is %d", len(src), maxExprBytes)}}
+	}
+	cfg := conf.CreateNew()
+	for _, op := range c.opts {
+		op(cfg)
+	}
+	if kind == kindCondition {
+		expr.AsBool()(cfg)
+	}
+	for name := range cfg.Disabled {
+		delete(cfg.Builtins, name)
+	}
+	cfg.Check()
+
+	tree, err := checker.ParseCheck(src, cfg)
+	if err != nil {
+		return nil, []exprError{fromExprError(err)}
+	}
+	w := &walker{c: c, src: src, scope: map[string]float64{}}
+	w.walk(&tree.Node, 0)
+	if len(w.errs) > 0 {
+		return nil, w.errs
+	}
+	cost, _ := w.estimate(tree.Node, estScope{})
+	if cost > maxCost {
+		return nil, []exprError{{1, fmt.Sprintf("expression could take about %.0f steps on a long message (the limit is %d): avoid nested loops over text.words and large ranges", cost, maxCost)}}
+	}
+	if err := optimizer.Optimize(&tree.Node, cfg); err != nil {
+		return nil, []exprError{fromExprError(err)}
+	}
+	prog, err := compiler.Compile(tree, cfg)
+	if err != nil {
+		return nil, []exprError{fromExprError(err)}
+	}
+	p := &program{src: src, prog: prog, needs: w.needs}
+	if withEvidence {
+		for _, e := range w.evidence {
+			ep, errs := c.compile(e.src, kindValue, false)
+			if len(errs) > 0 {
+				// A piece of a valid expression compiles on its own;
+				// if one does not, it is left out of the evidence.
+				continue
+			}
+			p.needs |= ep.needs
+			p.evidence = append(p.evidence, probe{key: e.key, prog: ep.prog, re: e.re})
+		}
+	}
+	return p, nil
+}
+
+// fromExprError turns an expr-lang error into a line and a message in the
+// words of rule files rather than Go type names.
+func fromExprError(err error) exprError {
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		msg := fe.Message
+		if fe.Column > 0 || fe.Line > 1 {
+			msg = fmt.Sprintf("%s (column %d)", msg, fe.Column+1)
+		}
+		return exprError{line: max(fe.Line, 1), msg: envTypeNames().Replace(msg)}
+	}
+	return exprError{line: 1, msg: envTypeNames().Replace(err.Error())}
+}
+
+// envTypeNames rewrites the Go type names of the environment in checker
+// messages ("type policy.UserEnv has no field acount_age").
+func envTypeNames() *strings.Replacer {
+	return strings.NewReplacer(
+		"policy.EventEnv", "event",
+		"policy.MessageEnv", "message",
+		"policy.AttachmentEnv", "attachment",
+		"policy.UserEnv", "user",
+		"policy.ChannelEnv", "channel",
+		"policy.TextEnv", "text",
+		"policy.Env", "the rule environment",
+	)
+}
+
+// isEnvRoot reports whether name is a top-level name of Env.
+func isEnvRoot(name string) bool {
+	switch name {
+	case "event", "message", "user", "channel", "text":
+		return true
+	}
+	return false
+}
+
+// evidenceItem is a sub-expression to record when the rule matches.
+type evidenceItem struct {
+	key string
+	src string
+	re  *regexp.Regexp
+}
+
+// walker checks a type-checked expression tree for what rules may not do,
+// folds literal durations, and collects the evidence to record and the
+// derived values the expression reads.
+type walker struct {
+	c        *exprCompiler
+	src      string
+	errs     []exprError
+	needs    needs
+	evidence []evidenceItem
+	seen     map[string]bool
+	scope    map[string]float64 // let variables in scope (value: estimated size)
+	quiet    bool               // set by call: the call's arguments are not evidence
+	mute     int                // > 0 while walking such arguments
+}
+
+func (w *walker) fail(n ast.Node, format string, args ...any) {
+	w.errs = append(w.errs, exprError{line: w.lineOf(n), msg: fmt.Sprintf(format, args...)})
+}
+
+// lineOf returns the 1-based line of n in the expression's source.
+func (w *walker) lineOf(n ast.Node) int {
+	from := n.Location().From
+	line := 1
+	i := 0
+	for _, r := range w.src {
+		if i == from {
+			break
+		}
+		if r == '\n' {
+			line++
+		}
+		i++
+	}
+	return line
+}
+
+func (w *walker) record(key, src string, re *regexp.Regexp) {
+	if w.mute > 0 {
+		return
+	}
+	if w.seen == nil {
+		w.seen = make(map[string]bool)
+	}
+	if w.seen[key] {
+		return
+	}
+	w.seen[key] = true
+	w.evidence = append(w.evidence, evidenceItem{key: key, src: src, re: re})
+}
+
+func (w *walker) walk(np *ast.Node, depth int) {
+	if *np == nil || len(w.errs) > 10 {
+		return
+	}
+	if depth > maxExprDepth {
+		w.fail(*np, "expression is nested more than %d levels deep", maxExprDepth)
+		return
+	}
+	d := depth + 1
+	switch n := (*np).(type) {
+	case *ast.IdentifierNode:
+		// The whole text (or the whole environment, $env) may read any
+		// derived value.
+		if _, isLet := w.scope[n.Value]; !isLet && (n.Value == "text" || n.Value == "$env") {
+			w.needs |= needAll
+		}
+	case *ast.MemberNode:
+		if path, ok := w.envChain(n); ok {
+			if path[0] == "text" {
+				w.needs |= textFieldNeeds(path[1])
+			}
+			w.record(n.String(), n.String(), nil)
+			return
+		}
+		w.walk(&n.Node, d)
+		w.walk(&n.Property, d)
+	case *ast.ChainNode:
+		w.walk(&n.Node, d)
+	case *ast.UnaryNode:
+		w.walk(&n.Node, d)
+	case *ast.BinaryNode:
+		w.binary(n)
+		w.walk(&n.Left, d)
+		w.walk(&n.Right, d)
+	case *ast.CallNode:
+		w.quiet = false
+		w.call(np, n)
+		if _, folded := (*np).(*ast.ConstantNode); folded {
+			return
+		}
+		quiet := w.quiet
+		w.quiet = false
+		for i := range n.Arguments {
+			if quiet {
+				w.mute++
+			}
+			w.walk(&n.Arguments[i], d)
+			if quiet {
+				w.mute--
+			}
+		}
+	case *ast.BuiltinNode:
+		// expr-lang parses its looping builtins (reduce, groupBy, sortBy)
+		// whatever the configuration says, so they are refused here.
+		if !slices.Contains(allowedBuiltins(), n.Name) {
+			w.fail(n, "unknown name %s (it is not available in rules)", n.Name)
+			return
+		}
+		for i := range n.Arguments {
+			w.walk(&n.Arguments[i], d)
+		}
+	case *ast.PredicateNode:
+		w.walk(&n.Node, d)
+	case *ast.SliceNode:
+		w.walk(&n.Node, d)
+		w.walk(&n.From, d)
+		w.walk(&n.To, d)
+	case *ast.ConditionalNode:
+		w.walk(&n.Cond, d)
+		w.walk(&n.Exp1, d)
+		w.walk(&n.Exp2, d)
+	case *ast.VariableDeclaratorNode:
+		w.walk(&n.Value, d)
+		_, size := w.estimate(n.Value, estScope{lets: w.scope})
+		prev, shadowed := w.scope[n.Name]
+		w.scope[n.Name] = size
+		w.walk(&n.Expr, d)
+		if shadowed {
+			w.scope[n.Name] = prev
+		} else {
+			delete(w.scope, n.Name)
+		}
+	case *ast.SequenceNode:
+		for i := range n.Nodes {
+			w.walk(&n.Nodes[i], d)
+		}
+	case *ast.ArrayNode:
+		for i := range n.Nodes {
+			w.walk(&n.Nodes[i], d)
+		}
+	case *ast.MapNode:
+		for i := range n.Pairs {
+			w.walk(&n.Pairs[i], d)
+		}
+	case *ast.PairNode:
+		w.walk(&n.Key, d)
+		w.walk(&n.Value, d)
+	}
+}
+
+// envChain returns the path of a member chain rooted at the environment
+// with literal properties (user.custom.tier, message.attachments[0]), the
+// values the evidence can read on their own.
+func (w *walker) envChain(n ast.Node) ([]string, bool) {
+	var path []string
+	for {
+		switch m := n.(type) {
+		case *ast.MemberNode:
+			switch p := m.Property.(type) {
+			case *ast.StringNode:
+				path = append(path, p.Value)
+			case *ast.IntegerNode:
+				path = append(path, fmt.Sprint(p.Value))
+			default:
+				return nil, false
+			}
+			n = m.Node
+		case *ast.ChainNode:
+			n = m.Node
+		case *ast.IdentifierNode:
+			if _, isLet := w.scope[m.Value]; isLet || !isEnvRoot(m.Value) {
+				return nil, false
+			}
+			path = append(path, m.Value)
+			for i, j := 0, len(path)-1; i < j; i, j = i+1, j-1 {
+				path[i], path[j] = path[j], path[i]
+			}
+			return path, true
+		default:
+			return nil, false
+		}
+	}
+}
+
+// binary checks the operators that could build unbounded values or
+// compile patterns at run time.
+func (w *walker) binary(n *ast.BinaryNode) {
+	switch n.Operator {
+	case "matches":
+		s, ok := n.Right.(*ast.StringNode)
+		if !ok {
+			w.fail(n, "the pattern of matches must be a string literal, so that it is compiled once, at load")
+			return
+		}
+		if len(s.Value) > maxPatternLen {
+			w.fail(n, "pattern is %d bytes long; the limit is %d", len(s.Value), maxPatternLen)
+			return
+		}
+		re, err := regexp.Compile(s.Value)
+		if err != nil {
+			w.fail(n, "pattern: %v", err)
+			return
+		}
+		if w.closed(n.Left) {
+			w.record(n.String(), n.Left.String(), re)
+		}
+	case "+":
+		if !addable(n.Left.Type()) && !addable(n.Right.Type()) {
+			w.fail(n, "+ adds numbers, durations and times only; rules cannot build strings or lists (compare the parts instead)")
+		}
+	case "..":
+		l, lok := n.Left.(*ast.IntegerNode)
+		r, rok := n.Right.(*ast.IntegerNode)
+		if lok && rok && r.Value-l.Value >= maxRangeLen {
+			w.fail(n, "range %d..%d has more than %d elements", l.Value, r.Value, maxRangeLen)
+		}
+	}
+}
+
+// addable reports whether a value of type t makes + arithmetic rather than
+// concatenation.
+func addable(t reflect.Type) bool {
+	if t == nil {
+		return false
+	}
+	switch t {
+	case reflect.TypeFor[time.Duration](), reflect.TypeFor[time.Time]():
+		return true
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return true
+	}
+	return false
+}
+
+// call checks the rule language's functions: list names and durations
+// must be literals (so that they are checked at load), and literal
+// durations are folded into constants.
+func (w *walker) call(np *ast.Node, n *ast.CallNode) {
+	callee, ok := n.Callee.(*ast.IdentifierNode)
+	if !ok {
+		return
+	}
+	switch name := callee.Value; {
+	case listFunction(name):
+		if len(n.Arguments) != 2 {
+			return // the checker has said so
+		}
+		lit, ok := n.Arguments[1].(*ast.StringNode)
+		if !ok {
+			w.fail(n, "%s: the list name must be a string literal, like %s(text.words, \"profanity\")", name, name)
+			return
+		}
+		if _, ok := w.c.lists[lit.Value]; !ok {
+			w.fail(n, "%s: unknown word list %q (lists are the .txt files of the rules folder: %s)", name, lit.Value, listNames(w.c.lists))
+			return
+		}
+		if w.closed(n) {
+			// The entries found explain the call better than the whole
+			// list it searched, so the arguments are not recorded.
+			ev := &ast.CallNode{Callee: &ast.IdentifierNode{Value: evidenceFunction(name)}, Arguments: n.Arguments}
+			w.record(n.String(), ev.String(), nil)
+			w.quiet = true
+		}
+	case name == fnDuration:
+		if len(n.Arguments) != 1 {
+			return
+		}
+		lit, ok := n.Arguments[0].(*ast.StringNode)
+		if !ok {
+			w.fail(n, "duration takes a literal, like duration(\"24h\") or duration(\"7d\")")
+			return
+		}
+		d, err := ParseDuration(lit.Value)
+		if err != nil {
+			w.fail(n, "%v", err)
+			return
+		}
+		c := &ast.ConstantNode{Value: d}
+		c.SetType(reflect.TypeFor[time.Duration]())
+		c.SetLocation(n.Location())
+		ast.Patch(np, c)
+	}
+}
+
+func listNames(lists map[string]*wordList) string {
+	if len(lists) == 0 {
+		return "there are none"
+	}
+	names := make([]string, 0, len(lists))
+	for name := range lists {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}
+
+// closed reports whether n can be evaluated on its own: it reads no
+// predicate element (#) and no let variable.
+func (w *walker) closed(n ast.Node) bool {
+	ok := true
+	var visit func(n ast.Node)
+	visit = func(n ast.Node) {
+		if !ok || n == nil {
+			return
+		}
+		switch n := n.(type) {
+		case *ast.PointerNode, *ast.PredicateNode, *ast.VariableDeclaratorNode:
+			ok = false
+		case *ast.IdentifierNode:
+			if _, isLet := w.scope[n.Value]; isLet {
+				ok = false
+			}
+		case *ast.MemberNode:
+			visit(n.Node)
+			visit(n.Property)
+		case *ast.ChainNode:
+			visit(n.Node)
+		case *ast.UnaryNode:
+			visit(n.Node)
+		case *ast.BinaryNode:
+			visit(n.Left)
+			visit(n.Right)
+		case *ast.CallNode:
+			for _, a := range n.Arguments {
+				visit(a)
+			}
+		case *ast.BuiltinNode:
+			for _, a := range n.Arguments {
+				visit(a)
+			}
+		case *ast.ArrayNode:
+			for _, e := range n.Nodes {
+				visit(e)
+			}
+		case *ast.SliceNode:
+			visit(n.Node)
+			visit(n.From)
+			visit(n.To)
+		case *ast.ConditionalNode:
+			visit(n.Cond)
+			visit(n.Exp1)
+			visit(n.Exp2)
+		case *ast.NilNode, *ast.BoolNode, *ast.IntegerNode, *ast.FloatNode, *ast.StringNode, *ast.ConstantNode:
+		default:
+			ok = false
+		}
+	}
+	visit(n)
+	return ok
+}

@@ -1,0 +1,210 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
+)
+
+// Decision is what the rules concluded about one event: what the audit
+// trail records and what the actions package carries out.
+type Decision struct {
+	RuleSetVersion string `json:"rule_set_version"`
+	// Matches are the rules that matched, enforce and shadow alike, in
+	// evaluation order (priority, then file order).
+	Matches []Match `json:"matches,omitempty"`
+	// Actions are the actions of the enforce-mode matches, in order.
+	Actions []Action `json:"actions,omitempty"`
+	// Errors are the rules that failed or were skipped on this event; the
+	// other rules still ran.
+	Errors []RuleError `json:"errors,omitempty"`
+}
+
+// Matched reports whether any rule matched.
+func (d Decision) Matched() bool { return len(d.Matches) > 0 }
+
+// Match is one rule that matched, with why.
+type Match struct {
+	RuleID string `json:"rule_id"`
+	Mode   Mode   `json:"mode"`
+	// Evidence holds the values the rule's expression read, keyed by the
+	// expression that read them: {"user.account_age": "3h0m0s",
+	// "contains_any(text.words, \"profanity\")": ["darn"]}. Calls of the
+	// list functions show the entries found; `x matches "re"` shows the
+	// text that matched.
+	Evidence map[string]any `json:"evidence"`
+	// Actions are what the rule asks for; for a shadow rule, what it would
+	// have asked for (they are not in Decision.Actions).
+	Actions []Action `json:"actions,omitempty"`
+	// Reason is the rule's reason template filled in, or its description.
+	Reason string `json:"reason,omitempty"`
+}
+
+// RuleError is a rule that could not be evaluated on an event.
+type RuleError struct {
+	RuleID string `json:"rule_id"`
+	Error  string `json:"error"`
+}
+
+// budgetCheckEvery is how many rules run between two looks at the clock.
+const budgetCheckEvery = 4
+
+// errSkipped is recorded for the rules left when the budget runs out.
+const errSkipped = "skipped: the event's evaluation budget was spent"
+
+// Evaluate runs the rules that apply to ev's type, in order, and returns
+// what they decided. It never panics: a rule that fails or panics is
+// recorded in Decision.Errors and the others still run. An enforce-mode
+// match of a rule with stop ends the evaluation. When the budget is spent
+// the remaining rules are skipped and recorded as errors.
+func (rs *RuleSet) Evaluate(ev *Event) (d Decision) {
+	d.RuleSetVersion = rs.version
+	if ev == nil {
+		return d
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			d.Errors = append(d.Errors, RuleError{Error: fmt.Sprintf("panic: %v", p)})
+		}
+	}()
+	env := rs.envs.Get().(*Env)
+	defer func() {
+		env.reset()
+		rs.envs.Put(env)
+	}()
+	env.fill(ev, rs.needs)
+	m := rs.vms.Get().(*vm.VM)
+	defer rs.vms.Put(m)
+
+	// The clock is read only when there are enough rules for a check.
+	var start time.Time
+	if rs.budget > 0 && len(rs.rules) > budgetCheckEvery {
+		start = time.Now()
+	}
+	checked := 0
+	for i, r := range rs.rules {
+		if !r.appliesTo(ev.Type) {
+			continue
+		}
+		// Reading the clock costs as much as a simple rule, so it is read
+		// every few rules; each rule's own cost is bounded at load.
+		if !start.IsZero() && checked > 0 && checked%budgetCheckEvery == 0 && time.Since(start) > rs.budget {
+			for _, skipped := range rs.rules[i:] {
+				if skipped.appliesTo(ev.Type) {
+					d.Errors = append(d.Errors, RuleError{RuleID: skipped.id, Error: errSkipped})
+				}
+			}
+			break
+		}
+		checked++
+		matched, err := r.run(m, env)
+		if err != nil {
+			d.Errors = append(d.Errors, RuleError{RuleID: r.id, Error: err.Error()})
+			continue
+		}
+		if !matched {
+			continue
+		}
+		match := r.match(m, env)
+		d.Matches = append(d.Matches, match)
+		if r.mode == ModeEnforce {
+			d.Actions = append(d.Actions, match.Actions...)
+			if r.stop {
+				break
+			}
+		}
+	}
+	return d
+}
+
+// run evaluates the rule's condition, turning a panic into an error.
+func (r *rule) run(m *vm.VM, env *Env) (matched bool, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			matched, err = false, fmt.Errorf("panic: %v", p)
+		}
+	}()
+	out, err := m.Run(r.when.prog, env)
+	if err != nil {
+		return false, runError(err)
+	}
+	b, _ := out.(bool)
+	return b, nil
+}
+
+// runError shortens an expr-lang run error to one line (the VM's errors
+// carry a multi-line source snippet).
+func runError(err error) error {
+	msg := err.Error()
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		msg = fe.Message
+	}
+	// expr-lang reports a missing (nil) value reaching a function or a
+	// loop through reflect; say it in the rule's terms.
+	if strings.Contains(msg, "on zero Value") {
+		msg = "a value the rule reads is missing (nil): give it a default with ??, like int(user.custom.level ?? 0) (" + msg + ")"
+	}
+	return errors.New(msg)
+}
+
+// match builds the Match of a rule that matched: its evidence, reason and
+// filled actions.
+func (r *rule) match(m *vm.VM, env *Env) Match {
+	match := Match{RuleID: r.id, Mode: r.mode, Evidence: r.evidence(m, env)}
+	if r.reason != nil {
+		match.Reason = r.reason.render(m, env)
+	} else {
+		match.Reason = r.description
+	}
+	for _, spec := range r.actions {
+		a := spec.action
+		switch {
+		case spec.reason != nil:
+			a.Reason = truncateRunes(spec.reason.render(m, env), maxReasonRunes)
+		case a.Type == ActionFlag || a.Type == ActionBan:
+			a.Reason = truncateRunes(match.Reason, maxReasonRunes)
+		}
+		if spec.text != nil {
+			a.Text = truncateRunes(spec.text.render(m, env), maxWarnRunes)
+		}
+		match.Actions = append(match.Actions, a)
+	}
+	return match
+}
+
+// evidence computes the values the rule's expression read. A probe that
+// fails (an index out of range, say) is left out.
+func (r *rule) evidence(m *vm.VM, env *Env) map[string]any {
+	ev := make(map[string]any, len(r.when.evidence))
+	for _, p := range r.when.evidence {
+		v, err := safeRun(m, p.prog, env)
+		if err != nil {
+			continue
+		}
+		if p.re != nil {
+			s, _ := v.(string)
+			loc := p.re.FindStringIndex(s)
+			if loc == nil {
+				ev[p.key] = nil
+				continue
+			}
+			v = s[loc[0]:loc[1]]
+		}
+		ev[p.key] = evidenceValue(v)
+	}
+	return ev
+}
+
+func safeRun(m *vm.VM, prog *vm.Program, env *Env) (out any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return m.Run(prog, env)
+}

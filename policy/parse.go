@@ -1,0 +1,382 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+)
+
+// Limits on rule files.
+const (
+	maxRuleFileBytes = 1 << 20
+	maxRules         = 1000
+	maxExamples      = 50
+	maxActions       = 10
+)
+
+// rawRule is a rule as written, with the line of every part, before its
+// expressions are compiled.
+type rawRule struct {
+	file        string
+	line        int
+	id          string
+	idLine      int
+	description string
+	reason      string
+	reasonLine  int
+	events      []string
+	eventsLine  int
+	mode        string
+	modeLine    int
+	priority    int
+	stop        bool
+	when        string
+	whenLine    int // line of the expression's first line
+	actions     []rawAction
+	examples    []rawExample
+}
+
+type rawAction struct {
+	line   int
+	typ    string
+	params ast.Node // nil when the action takes none
+}
+
+// rawExample is an example as written: an event (partial, merged over
+// the default example event) and what the rule must do with it.
+type rawExample struct {
+	line        int
+	name        string
+	event       map[string]any
+	match       bool
+	hasMatch    bool
+	actions     []string
+	hasActions  bool
+	actionsLine int
+	reason      string
+	hasReason   bool
+	reasonLine  int
+}
+
+// fileParser collects the problems of one rule file.
+type fileParser struct {
+	file     string
+	problems []Problem
+}
+
+func (p *fileParser) bad(line int, format string, args ...any) {
+	p.problems = append(p.problems, Problem{File: p.file, Line: line, Msg: fmt.Sprintf(format, args...)})
+}
+
+func lineOf(n ast.Node) int {
+	if n == nil || n.GetToken() == nil {
+		return 0
+	}
+	return n.GetToken().Position.Line
+}
+
+// parseRuleFile reads the rules of one file. Structure errors (unknown
+// keys, wrong types) are problems; each rule is read independently, so
+// one broken rule does not hide the problems of the others.
+func parseRuleFile(file string, data []byte) ([]rawRule, []Problem) {
+	p := &fileParser{file: file}
+	if len(data) > maxRuleFileBytes {
+		p.bad(0, "file is %d bytes long; the limit is %d", len(data), maxRuleFileBytes)
+		return nil, p.problems
+	}
+	f, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		p.yamlError(0, err)
+		return nil, p.problems
+	}
+	// Anchors and aliases can expand a small file into a huge document
+	// ("billion laughs"); rule files have no need for them.
+	for _, typ := range []ast.NodeType{ast.AnchorType, ast.AliasType, ast.MergeKeyType} {
+		for _, n := range ast.FilterFile(typ, f) {
+			p.bad(lineOf(n), "YAML anchors, aliases and merge keys are not allowed in rule files")
+		}
+	}
+	if len(p.problems) > 0 {
+		return nil, p.problems
+	}
+	var rules []rawRule
+	for _, doc := range f.Docs {
+		if doc.Body == nil {
+			continue
+		}
+		if _, isNull := doc.Body.(*ast.NullNode); isNull {
+			continue
+		}
+		top, ok := doc.Body.(*ast.MappingNode)
+		if !ok {
+			p.bad(lineOf(doc.Body), "a rule file is a mapping with a rules: list")
+			continue
+		}
+		for _, kv := range top.Values {
+			key := kv.Key.String()
+			if key != "rules" {
+				p.bad(lineOf(kv.Key), "unknown key %q (a rule file has only rules:)", key)
+				continue
+			}
+			seq, ok := kv.Value.(*ast.SequenceNode)
+			if !ok {
+				if _, isNull := kv.Value.(*ast.NullNode); !isNull {
+					p.bad(lineOf(kv.Value), "rules: must be a list of rules")
+				}
+				continue
+			}
+			for _, item := range seq.Values {
+				if len(rules) == maxRules {
+					p.bad(lineOf(item), "more than %d rules in one file", maxRules)
+					break
+				}
+				if r, ok := p.rule(item); ok {
+					rules = append(rules, r)
+				}
+			}
+		}
+	}
+	return rules, p.problems
+}
+
+// yamlError records err at the line its token names, or at line.
+func (p *fileParser) yamlError(line int, err error) {
+	var ye yaml.Error
+	if errors.As(err, &ye) {
+		if tk := ye.GetToken(); tk != nil {
+			line = tk.Position.Line
+		}
+		p.bad(line, "%s", ye.GetMessage())
+		return
+	}
+	p.bad(line, "%v", err)
+}
+
+// decode decodes a node into v strictly (unknown keys are errors).
+func (p *fileParser) decode(n ast.Node, v any, what string) bool {
+	if err := yaml.NodeToValue(n, v, yaml.Strict()); err != nil {
+		var ye yaml.Error
+		if errors.As(err, &ye) {
+			line := lineOf(n)
+			if tk := ye.GetToken(); tk != nil {
+				line = tk.Position.Line
+			}
+			p.bad(line, "%s: %s", what, ye.GetMessage())
+			return false
+		}
+		p.bad(lineOf(n), "%s: %v", what, err)
+		return false
+	}
+	return true
+}
+
+// str decodes a scalar string.
+func (p *fileParser) str(n ast.Node, what string) (string, bool) {
+	switch n := n.(type) {
+	case *ast.StringNode:
+		return n.Value, true
+	case *ast.LiteralNode:
+		return n.Value.Value, true
+	case *ast.NullNode:
+		return "", true
+	}
+	p.bad(lineOf(n), "%s must be a string", what)
+	return "", false
+}
+
+// mapping returns n as a mapping, recording a problem when it is not one.
+func (p *fileParser) mapping(n ast.Node, what string) (*ast.MappingNode, bool) {
+	switch m := n.(type) {
+	case *ast.MappingNode:
+		return m, true
+	case *ast.NullNode:
+		return &ast.MappingNode{}, true
+	}
+	p.bad(lineOf(n), "%s must be a mapping", what)
+	return nil, false
+}
+
+// keys iterates a mapping's keys, refusing duplicates and keys not in
+// known; it calls fn with each known key and its value.
+func (p *fileParser) keys(m *ast.MappingNode, what string, known []string, fn func(key string, keyLine int, v ast.Node)) {
+	seen := make(map[string]int)
+	for _, kv := range m.Values {
+		key := kv.Key.String()
+		line := lineOf(kv.Key)
+		if prev, dup := seen[key]; dup {
+			p.bad(line, "%s: %q is already set at line %d", what, key, prev)
+			continue
+		}
+		seen[key] = line
+		if !slices.Contains(known, key) {
+			p.bad(line, "%s: unknown key %q (known: %s)", what, key, strings.Join(known, ", "))
+			continue
+		}
+		fn(key, line, kv.Value)
+	}
+}
+
+// valueLine returns the line where a scalar's text starts: the line after
+// the indicator for a block scalar (when: |).
+func valueLine(n ast.Node) int {
+	if l, ok := n.(*ast.LiteralNode); ok && l.Value != nil {
+		return lineOf(l.Value)
+	}
+	return lineOf(n)
+}
+
+func (p *fileParser) rule(item ast.Node) (rawRule, bool) {
+	r := rawRule{file: p.file, line: lineOf(item)}
+	m, ok := item.(*ast.MappingNode)
+	if !ok {
+		p.bad(lineOf(item), "a rule must be a mapping with id, when, actions and examples")
+		return r, false
+	}
+	if len(m.Values) > 0 {
+		r.line = lineOf(m.Values[0].Key)
+	}
+	before := len(p.problems)
+	known := []string{"id", "description", "reason", "events", "mode", "priority", "stop", "when", "actions", "examples"}
+	p.keys(m, "rule", known, func(key string, line int, v ast.Node) {
+		switch key {
+		case "id":
+			r.id, _ = p.str(v, "id")
+			r.idLine = line
+		case "description":
+			r.description, _ = p.str(v, "description")
+		case "reason":
+			r.reason, _ = p.str(v, "reason")
+			r.reasonLine = valueLine(v)
+		case "events":
+			r.eventsLine = line
+			if s, ok := v.(*ast.StringNode); ok {
+				r.events = []string{s.Value}
+				return
+			}
+			p.decode(v, &r.events, "events")
+			if r.events == nil {
+				r.events = []string{}
+			}
+		case "mode":
+			r.mode, _ = p.str(v, "mode")
+			r.modeLine = line
+		case "priority":
+			p.decode(v, &r.priority, "priority")
+		case "stop":
+			p.decode(v, &r.stop, "stop")
+		case "when":
+			r.when, _ = p.str(v, "when")
+			r.whenLine = valueLine(v)
+		case "actions":
+			r.actions = p.actions(v)
+		case "examples":
+			r.examples = p.examples(v)
+		}
+	})
+	if r.id == "" && len(p.problems) == before {
+		p.bad(r.line, "rule has no id")
+	}
+	if r.when == "" && len(p.problems) == before {
+		p.bad(r.line, "rule %s has no when", r.id)
+	}
+	return r, len(p.problems) == before
+}
+
+func (p *fileParser) actions(v ast.Node) []rawAction {
+	if _, isNull := v.(*ast.NullNode); isNull {
+		return nil
+	}
+	seq, ok := v.(*ast.SequenceNode)
+	if !ok {
+		p.bad(lineOf(v), "actions must be a list, like [flag] or [{ban: {timeout: 24h}}]")
+		return nil
+	}
+	var out []rawAction
+	for _, item := range seq.Values {
+		if len(out) == maxActions {
+			p.bad(lineOf(item), "more than %d actions", maxActions)
+			break
+		}
+		switch n := item.(type) {
+		case *ast.StringNode:
+			out = append(out, rawAction{line: lineOf(n), typ: n.Value})
+		case *ast.MappingNode:
+			if len(n.Values) != 1 {
+				p.bad(lineOf(n), "an action is one key, its type, with its parameters: - flag: {reason: \"spam\"}")
+				continue
+			}
+			kv := n.Values[0]
+			params := kv.Value
+			if _, isNull := params.(*ast.NullNode); isNull {
+				params = nil
+			}
+			out = append(out, rawAction{line: lineOf(kv.Key), typ: kv.Key.String(), params: params})
+		default:
+			p.bad(lineOf(item), "an action is a type (- delete) or a type with parameters (- ban: {timeout: 24h})")
+		}
+	}
+	return out
+}
+
+func (p *fileParser) examples(v ast.Node) []rawExample {
+	if _, isNull := v.(*ast.NullNode); isNull {
+		return nil
+	}
+	seq, ok := v.(*ast.SequenceNode)
+	if !ok {
+		p.bad(lineOf(v), "examples must be a list")
+		return nil
+	}
+	var out []rawExample
+	for _, item := range seq.Values {
+		if len(out) == maxExamples {
+			p.bad(lineOf(item), "more than %d examples", maxExamples)
+			break
+		}
+		m, ok := p.mapping(item, "an example")
+		if !ok {
+			continue
+		}
+		ex := rawExample{line: lineOf(item)}
+		if len(m.Values) > 0 {
+			ex.line = lineOf(m.Values[0].Key)
+		}
+		p.keys(m, "example", []string{"name", "event", "expect"}, func(key string, line int, v ast.Node) {
+			switch key {
+			case "name":
+				ex.name, _ = p.str(v, "name")
+			case "event":
+				if _, ok := p.mapping(v, "event"); ok {
+					p.decode(v, &ex.event, "event")
+				}
+			case "expect":
+				em, ok := p.mapping(v, "expect")
+				if !ok {
+					return
+				}
+				p.keys(em, "expect", []string{"match", "actions", "reason"}, func(key string, line int, v ast.Node) {
+					switch key {
+					case "match":
+						ex.hasMatch = p.decode(v, &ex.match, "match")
+					case "actions":
+						ex.hasActions = p.decode(v, &ex.actions, "actions")
+						ex.actionsLine = line
+					case "reason":
+						ex.reason, ex.hasReason = p.str(v, "reason")
+						ex.reasonLine = line
+					}
+				})
+			}
+		})
+		if !ex.hasMatch {
+			p.bad(ex.line, "example needs expect: {match: true} or expect: {match: false}")
+		}
+		out = append(out, ex)
+	}
+	return out
+}

@@ -1,0 +1,631 @@
+package policy
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+	"github.com/goccy/go-yaml/ast"
+)
+
+// DefaultBudget is how long Evaluate may spend on one event before it
+// skips the remaining rules (recording each as an error). Each rule is
+// bounded at load (microseconds on a normal message, at most a few
+// milliseconds on a worst-case one); the budget bounds the sum, with room
+// for a busy machine, since it is wall time.
+const DefaultBudget = 20 * time.Millisecond
+
+// Mode says whether a matched rule's actions are carried out.
+type Mode string
+
+const (
+	// ModeEnforce: the rule's actions are requested.
+	ModeEnforce Mode = "enforce"
+	// ModeShadow: the rule is evaluated and its matches audited with the
+	// actions it would have asked for, but it asks for none. It is the
+	// default, so that a new rule goes live only when someone says so.
+	ModeShadow Mode = "shadow"
+)
+
+// RuleSet is a compiled, immutable set of rules. It is safe for
+// concurrent use.
+type RuleSet struct {
+	version string
+	rules   []*rule // in evaluation order: priority (higher first), then file and position
+	lists   map[string]*wordList
+	needs   needs
+	budget  time.Duration
+	vms     *sync.Pool // of *vm.VM
+	envs    *sync.Pool // of *Env
+}
+
+// rule is a compiled rule.
+type rule struct {
+	id          string
+	file        string
+	line        int
+	description string
+	reason      *template // nil: the description
+	events      []string  // exact types, "*", or "family.*"
+	mode        Mode
+	priority    int
+	stop        bool
+	when        *program
+	whenLine    int
+	actions     []actionSpec
+	examples    []rawExample
+}
+
+// RuleInfo describes a rule for status pages and `moderator rules test`.
+type RuleInfo struct {
+	ID          string       `json:"id"`
+	File        string       `json:"file"`
+	Line        int          `json:"line"`
+	Description string       `json:"description,omitempty"`
+	Mode        Mode         `json:"mode"`
+	Events      []string     `json:"events"`
+	Priority    int          `json:"priority,omitempty"`
+	Stop        bool         `json:"stop,omitempty"`
+	When        string       `json:"when"`
+	Actions     []ActionType `json:"actions,omitempty"`
+	Examples    int          `json:"examples"`
+}
+
+// Problem is one thing wrong with a rules folder, at a place in a file.
+type Problem struct {
+	File string
+	Line int
+	Msg  string
+}
+
+// String formats the problem as compilers do: "file:line: message".
+func (p Problem) String() string {
+	if p.Line <= 0 {
+		return p.File + ": " + p.Msg
+	}
+	return p.File + ":" + strconv.Itoa(p.Line) + ": " + p.Msg
+}
+
+// LoadError is every problem Load found. A folder with problems yields no
+// rule set at all: half a rule set is not what staff reviewed.
+type LoadError struct {
+	Problems []Problem
+}
+
+// Error lists the problems, one per line.
+func (e *LoadError) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Load compiles the rules folder fsys: every rule file (*.yaml, *.yml) and
+// word list (*.txt, named by its file name without the extension) in it
+// and its subfolders. Other files, and files and folders whose names start
+// with "." or "_" (editors' files, drafts), are ignored. Each rule's condition is type-checked against Env, its actions
+// validated, its cost bounded and its run on a synthetic worst-case event
+// measured, and then its examples are run. The set is returned only when
+// all of that passes; otherwise the error is a *LoadError listing every
+// problem found.
+func Load(fsys fs.FS) (*RuleSet, error) {
+	return load(fsys, defaultLimits())
+}
+
+// load is Load with the worst-case limits as a parameter, for tests.
+func load(fsys fs.FS, lim worstCaseLimits) (*RuleSet, error) {
+	files, err := readRulesFolder(fsys)
+	if err != nil {
+		return nil, err
+	}
+	var problems []Problem
+	lists := make(map[string]*wordList)
+	var ruleFiles []sourceFile
+	hash := sha256.New()
+	for _, f := range files {
+		// The version covers names and contents, length-prefixed so that
+		// no two folders hash alike.
+		fmt.Fprintf(hash, "%d:%s%d:", len(f.path), f.path, len(f.data))
+		hash.Write(f.data)
+		switch ext := path.Ext(f.path); ext {
+		case ".txt":
+			name := strings.TrimSuffix(path.Base(f.path), ext)
+			if prev, dup := lists[name]; dup {
+				problems = append(problems, Problem{File: f.path, Msg: fmt.Sprintf("word list %q is also defined by %s", name, prev.file)})
+				continue
+			}
+			l, ps := parseWordList(f.path, f.data)
+			problems = append(problems, ps...)
+			lists[name] = l
+		default:
+			ruleFiles = append(ruleFiles, f)
+		}
+	}
+	if len(ruleFiles) == 0 {
+		problems = append(problems, Problem{File: ".", Msg: "no rule files (*.yaml, *.yml) in the rules folder"})
+	}
+
+	c := newExprCompiler(lists)
+	rs := &RuleSet{
+		version: hex.EncodeToString(hash.Sum(nil))[:12],
+		lists:   lists,
+		budget:  DefaultBudget,
+		vms:     newVMPool(),
+		envs:    &sync.Pool{New: func() any { return new(Env) }},
+	}
+	ids := make(map[string]*rule)
+	for _, f := range ruleFiles {
+		raws, ps := parseRuleFile(f.path, f.data)
+		problems = append(problems, ps...)
+		for _, raw := range raws {
+			r, ps := c.compileRule(raw)
+			problems = append(problems, ps...)
+			if r == nil {
+				continue
+			}
+			if prev, dup := ids[r.id]; dup {
+				problems = append(problems,
+					Problem{File: r.file, Line: r.line, Msg: fmt.Sprintf("rule id %q is also used at %s:%d", r.id, prev.file, prev.line)},
+					Problem{File: prev.file, Line: prev.line, Msg: fmt.Sprintf("rule id %q is also used at %s:%d", r.id, r.file, r.line)})
+				continue
+			}
+			ids[r.id] = r
+			rs.rules = append(rs.rules, r)
+		}
+	}
+	// Stable: equal priorities keep file and position order.
+	slices.SortStableFunc(rs.rules, func(a, b *rule) int { return cmp.Compare(b.priority, a.priority) })
+	for _, r := range rs.rules {
+		rs.needs |= r.needs()
+	}
+	// Every rule that compiled is measured and its examples run, even when
+	// other rules have problems, so that one run reports everything.
+	worst := make(map[string][]*Env)
+	for _, r := range rs.rules {
+		if ps := rs.checkWorstCase(r, lim, worst); len(ps) > 0 {
+			problems = append(problems, ps...)
+			continue
+		}
+		problems = append(problems, rs.runExamples(r)...)
+	}
+	if len(problems) > 0 {
+		sortProblems(problems)
+		return nil, &LoadError{Problems: problems}
+	}
+	return rs, nil
+}
+
+func sortProblems(ps []Problem) {
+	slices.SortStableFunc(ps, func(a, b Problem) int {
+		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line))
+	})
+}
+
+func newVMPool() *sync.Pool {
+	return &sync.Pool{New: func() any { return &vm.VM{MemoryBudget: vmMemoryBudget} }}
+}
+
+type sourceFile struct {
+	path string
+	data []byte
+}
+
+// readRulesFolder returns the rule files and word lists of fsys, sorted by
+// path so that the version and the evaluation order do not depend on the
+// file system's listing order.
+func readRulesFolder(fsys fs.FS) ([]sourceFile, error) {
+	var files []sourceFile
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if p != "." && (strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_")) {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() {
+			return nil
+		}
+		switch path.Ext(name) {
+		case ".yaml", ".yml", ".txt":
+		default:
+			return nil
+		}
+		data, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		files = append(files, sourceFile{path: p, data: data})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read rules folder: %w", err)
+	}
+	slices.SortFunc(files, func(a, b sourceFile) int { return cmp.Compare(a.path, b.path) })
+	return files, nil
+}
+
+// Version returns the rule set's content hash: the first 12 hex digits of
+// a SHA-256 over the names and contents of every rule file and word list.
+// The same folder always has the same version; decisions record it.
+func (rs *RuleSet) Version() string { return rs.version }
+
+// Rules describes the rules in evaluation order.
+func (rs *RuleSet) Rules() []RuleInfo {
+	out := make([]RuleInfo, len(rs.rules))
+	for i, r := range rs.rules {
+		info := RuleInfo{
+			ID:          r.id,
+			File:        r.file,
+			Line:        r.line,
+			Description: r.description,
+			Mode:        r.mode,
+			Events:      slices.Clone(r.events),
+			Priority:    r.priority,
+			Stop:        r.stop,
+			When:        r.when.src,
+			Examples:    len(r.examples),
+		}
+		for _, a := range r.actions {
+			info.Actions = append(info.Actions, a.action.Type)
+		}
+		out[i] = info
+	}
+	return out
+}
+
+// WithBudget returns a copy of the set that spends at most d on one event
+// (0: no limit). The copy shares the compiled rules.
+func (rs *RuleSet) WithBudget(d time.Duration) *RuleSet {
+	c := *rs
+	c.budget = d
+	return &c
+}
+
+func (r *rule) needs() needs {
+	nd := r.when.needs | r.reason.needs()
+	for _, a := range r.actions {
+		nd |= a.reason.needs() | a.text.needs()
+	}
+	return nd
+}
+
+// appliesTo reports whether the rule is evaluated on events of type t.
+func (r *rule) appliesTo(t string) bool { return eventsMatch(r.events, t) }
+
+// AppliesTo reports whether the rule is evaluated on events of type t.
+func (r RuleInfo) AppliesTo(t string) bool { return eventsMatch(r.Events, t) }
+
+// eventsMatch reports whether the event type t is one of events: an exact
+// type, "*" (every event) or a family such as "message.*".
+func eventsMatch(events []string, t string) bool {
+	for _, e := range events {
+		if e == t || e == "*" {
+			return true
+		}
+		if family, ok := strings.CutSuffix(e, ".*"); ok && strings.HasPrefix(t, family+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// knownEventTypes are the Stream event types a rule may name. A type not
+// listed is refused, so that "mesage.new" is a load error instead of a
+// rule that never runs; "family.*" and "*" match by prefix.
+func knownEventTypes() []string {
+	return []string{
+		"message.new", "message.updated", "message.deleted", "message.undeleted", "message.read",
+		"message.flagged", "message.unflagged",
+		"reaction.new", "reaction.updated", "reaction.deleted",
+		"member.added", "member.updated", "member.removed",
+		"channel.created", "channel.updated", "channel.deleted", "channel.truncated", "channel.hidden",
+		"channel.visible", "channel.muted", "channel.unmuted", "channel.frozen", "channel.unfrozen",
+		"user.updated", "user.deleted", "user.banned", "user.unbanned", "user.flagged", "user.unflagged",
+		"user.muted", "user.unmuted", "user.deactivated", "user.reactivated", "user.presence.changed",
+		"user.unread_message_reminder", "user.messages.deleted",
+		"thread.updated",
+	}
+}
+
+// eventsKnown reports whether e names known event types: a known type,
+// "*", or "family.*" for a family with known types.
+func eventsKnown(e string, known []string) bool {
+	if e == "*" || slices.Contains(known, e) {
+		return true
+	}
+	family, ok := strings.CutSuffix(e, ".*")
+	return ok && slices.ContainsFunc(known, func(k string) bool { return strings.HasPrefix(k, family+".") })
+}
+
+func defaultEvents() []string { return []string{"message.new", "message.updated"} }
+
+// validRuleID reports whether id is 1-64 lower-case letters, digits, -, _
+// or ., starting with a letter or digit: ids go into the audit trail, URLs
+// and log lines.
+func validRuleID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i, r := range id {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+		case i > 0 && (r == '-' || r == '_' || r == '.'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// compileRule turns a parsed rule into a compiled one, or returns its
+// problems.
+func (c *exprCompiler) compileRule(raw rawRule) (*rule, []Problem) {
+	var problems []Problem
+	bad := func(line int, format string, args ...any) {
+		problems = append(problems, Problem{File: raw.file, Line: line, Msg: fmt.Sprintf(format, args...)})
+	}
+	exprBad := func(base int, what string, errs []exprError) {
+		for _, e := range errs {
+			bad(base+e.line-1, "%s: %s", what, e.msg)
+		}
+	}
+	r := &rule{
+		id:          raw.id,
+		file:        raw.file,
+		line:        raw.line,
+		description: raw.description,
+		priority:    raw.priority,
+		stop:        raw.stop,
+		whenLine:    raw.whenLine,
+		examples:    raw.examples,
+	}
+	if !validRuleID(raw.id) {
+		bad(raw.idLine, "rule id %q: use 1-64 lower-case letters, digits, -, _ or . (ids appear in the audit trail)", raw.id)
+	}
+	if raw.description == "" {
+		bad(raw.line, "rule %s has no description (reviewers read it)", raw.id)
+	}
+
+	switch Mode(raw.mode) {
+	case "", ModeShadow:
+		r.mode = ModeShadow
+	case ModeEnforce:
+		r.mode = ModeEnforce
+	default:
+		bad(raw.modeLine, "mode %q: want enforce or shadow", raw.mode)
+	}
+
+	r.events = raw.events
+	if raw.events == nil {
+		r.events = defaultEvents()
+	}
+	if len(r.events) == 0 {
+		bad(raw.eventsLine, "events is empty: leave it out for message.new and message.updated, or use \"*\" for every event")
+	}
+	known := knownEventTypes()
+	for _, e := range r.events {
+		if !eventsKnown(e, known) {
+			bad(raw.eventsLine, "unknown event type %q%s", e, suggest(e, known))
+		}
+	}
+
+	when, errs := c.compile(raw.when, kindCondition, true)
+	exprBad(raw.whenLine, "when", errs)
+	r.when = when
+
+	if raw.reason != "" {
+		t, errs := c.parseTemplate(raw.reason)
+		exprBad(raw.reasonLine, "reason", errs)
+		r.reason = t
+	}
+
+	if len(raw.actions) == 0 {
+		bad(raw.line, "rule %s has no actions (a shadow rule lists the actions it would take)", raw.id)
+	}
+	var valid []string // the events checked above; actions are checked against them
+	for _, e := range r.events {
+		if eventsKnown(e, known) {
+			valid = append(valid, e)
+		}
+	}
+	for _, a := range raw.actions {
+		spec, ps := c.compileAction(raw, a, valid)
+		problems = append(problems, ps...)
+		if spec != nil {
+			spec.action.RuleID = raw.id
+			r.actions = append(r.actions, *spec)
+		}
+	}
+
+	var matching, nonMatching int
+	for _, ex := range raw.examples {
+		if ex.match {
+			matching++
+		} else {
+			nonMatching++
+		}
+	}
+	if matching == 0 || nonMatching == 0 {
+		bad(raw.line, "rule %s needs at least one example that matches and one that does not (it has %d and %d)", raw.id, matching, nonMatching)
+	}
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	return r, nil
+}
+
+// compileAction validates an action's parameters.
+func (c *exprCompiler) compileAction(raw rawRule, a rawAction, events []string) (*actionSpec, []Problem) {
+	p := &fileParser{file: raw.file}
+	spec := &actionSpec{action: Action{Type: ActionType(a.typ)}}
+	decode := func(v any) bool {
+		if a.params == nil {
+			return true
+		}
+		if _, ok := p.mapping(a.params, string(a.typ)+" parameters"); !ok {
+			return false
+		}
+		return p.decode(a.params, v, a.typ)
+	}
+	tmpl := func(src string, limit int, what string) *template {
+		if src == "" {
+			return nil
+		}
+		t, errs := c.parseTemplate(src)
+		line := paramLine(a, what)
+		for _, e := range errs {
+			p.bad(line+e.line-1, "%s %s: %s", a.typ, what, e.msg)
+		}
+		if err := checkLiteralLen(a.typ+" "+what, t, limit); err != nil {
+			p.bad(a.line, "%v", err)
+		}
+		return t
+	}
+	messageOnly := func() {
+		for _, e := range events {
+			if !strings.HasPrefix(e, "message.") && !strings.HasPrefix(e, "reaction.") {
+				p.bad(a.line, "%s needs a message, but the rule also applies to %s events", a.typ, e)
+				return
+			}
+		}
+	}
+	switch spec.action.Type {
+	case ActionFlag:
+		var fp flagParams
+		if !decode(&fp) {
+			break
+		}
+		switch fp.Target {
+		case "", "message":
+			spec.action.Target = "message"
+			messageOnly()
+		case "user":
+			spec.action.Target = "user"
+		default:
+			p.bad(a.line, "flag target %q: want message or user", fp.Target)
+		}
+		spec.reason = tmpl(fp.Reason, maxReasonRunes, "reason")
+	case ActionMute:
+		var mp muteParams
+		if !decode(&mp) {
+			break
+		}
+		m, err := parseTimeout(mp.Timeout, true)
+		if err != nil {
+			p.bad(a.line, "mute %v", err)
+		}
+		spec.action.TimeoutMinutes = m
+	case ActionBan:
+		var bp banParams
+		if !decode(&bp) {
+			break
+		}
+		m, err := parseTimeout(bp.Timeout, true)
+		if err != nil {
+			p.bad(a.line, "ban %v", err)
+		}
+		spec.action.TimeoutMinutes = m
+		spec.action.Shadow = bp.Shadow
+		spec.action.IPBan = bp.IPBan
+		spec.action.ChannelOnly = bp.ChannelOnly
+		switch bp.DeleteMessages {
+		case "", "soft", "pruning", "hard":
+			spec.action.DeleteMessages = bp.DeleteMessages
+		default:
+			p.bad(a.line, "ban delete_messages %q: want soft, pruning or hard", bp.DeleteMessages)
+		}
+		spec.reason = tmpl(bp.Reason, maxReasonRunes, "reason")
+	case ActionDelete:
+		var dp deleteParams
+		if !decode(&dp) {
+			break
+		}
+		spec.action.Hard = dp.Hard
+		messageOnly()
+	case ActionWarn:
+		var wp warnParams
+		if !decode(&wp) {
+			break
+		}
+		if wp.Text == "" {
+			p.bad(a.line, "warn needs a text: - warn: {text: \"Please keep links out of this channel\"}")
+		}
+		spec.text = tmpl(wp.Text, maxWarnRunes, "text")
+		spec.action.InThread = wp.InThread
+		if wp.InThread {
+			messageOnly()
+		}
+	case ActionBlock, ActionRewrite:
+		p.bad(a.line, "%s is for the before-send phase, which rules do not support yet", a.typ)
+	default:
+		p.bad(a.line, "unknown action %q (known: flag, mute, ban, delete, warn)", a.typ)
+	}
+	if len(p.problems) > 0 {
+		return nil, p.problems
+	}
+	return spec, nil
+}
+
+// paramLine returns the line where the value of an action's parameter
+// starts (the line after "reason: |" for a block), or the action's line.
+func paramLine(a rawAction, key string) int {
+	if m, ok := a.params.(*ast.MappingNode); ok {
+		for _, kv := range m.Values {
+			if kv.Key.String() == key {
+				return valueLine(kv.Value)
+			}
+		}
+	}
+	return a.line
+}
+
+// suggest returns ` (did you mean "x"?)` for the known name closest to s,
+// when one is close.
+func suggest(s string, known []string) string {
+	best, bestDist := "", 3
+	for _, k := range known {
+		if d := editDistance(s, k); d < bestDist {
+			best, bestDist = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// editDistance is the Levenshtein distance between a and b, for short
+// names.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
