@@ -10,6 +10,19 @@
 // each attempt and its outcome. Every call returns the rate-limit window
 // Stream reported so that layer can pace the next one.
 //
+// The job layer is the Runner. Plan merges a decision's actions (one ban
+// per user, the strongest; a ban supersedes a mute; duplicates collapse).
+// EnqueueTx, called in the transaction that records the decision, records
+// every action under an idempotency key and inserts a River job for each
+// one to carry out, so the jobs commit with the decision or not at all;
+// superseded, held (past a daily cap) and dry-run actions end there. The
+// workers pace each endpoint within Stream's budget, record every attempt,
+// retry transient failures with backoff, wait for the reset after a 429,
+// give up at once on permanent errors, and record one outcome per action,
+// which is also what keeps a job that runs twice from acting twice.
+// The audit trail itself is behind the small Ledger interface, which cmd
+// implements with package store.
+//
 // Package actions may import policy types; it must not import store,
 // webhook or cmd. Its sub-package streamtest is a contract-enforcing fake
 // of Stream for tests.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"path"
 	"sort"
 	"strconv"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
 
 	"moderator/migrations"
 )
@@ -60,9 +63,47 @@ func readMigrations(fsys fs.FS) ([]Migration, error) {
 
 // Migrate applies every pending migration, each in its own transaction
 // under a transaction-level advisory lock, and records it in
-// schema_migrations. Two replicas starting at once serialise on the lock;
-// the second finds the work done. It returns the versions it applied.
+// schema_migrations; then the job queue's (River's) own migrations. Two
+// replicas starting at once serialise on the lock; the second finds the
+// work done. It returns the versions of ours it applied.
 func (s *Store) Migrate(ctx context.Context) ([]int, error) {
+	applied, err := s.migrateOurs(ctx)
+	if err != nil {
+		return applied, err
+	}
+	if err := s.migrateRiver(ctx); err != nil {
+		return applied, err
+	}
+	return applied, nil
+}
+
+// migrateRiver applies River's migrations (its job table and friends), so
+// that the durable action jobs live in the same database and commit with
+// the events. River's migrator runs its own transactions, so the lock here
+// is a session lock held on one connection for the duration.
+func (s *Store) migrateRiver(ctx context.Context) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate job queue: acquire connection: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrationLockKey); err != nil {
+		return fmt.Errorf("migrate job queue: take lock: %w", err)
+	}
+	defer func() {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", migrationLockKey)
+	}()
+	m, err := rivermigrate.New(riverpgxv5.New(s.pool), &rivermigrate.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return fmt.Errorf("migrate job queue: %w", err)
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("migrate job queue: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) migrateOurs(ctx context.Context) ([]int, error) {
 	all, err := Migrations()
 	if err != nil {
 		return nil, err

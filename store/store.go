@@ -1,7 +1,9 @@
 // Package store owns the service's Postgres database: the connection pool,
 // the schema migrations, and the audit trail's writes and queries
-// (deduplicated event records, decisions). SQL lives next to the method
-// that runs it.
+// (deduplicated event records, decisions, actions with their attempts and
+// outcomes) and the daily action counters. Its migrations include those of
+// the job queue (River), whose jobs live in the same database so that they
+// commit with the events. SQL lives next to the method that runs it.
 //
 // Store may import policy types; it never imports actions, webhook or cmd.
 package store

@@ -26,7 +26,9 @@ func (discardAudit) RecordEvent(context.Context, Delivery) (Recorded, error) {
 
 type fixedRules struct{ rs *policy.RuleSet }
 
-func (f fixedRules) Evaluate(ev *policy.Event) (policy.Decision, bool) { return f.rs.Evaluate(ev), true }
+func (f fixedRules) Evaluate(ev *policy.Event) (policy.Decision, bool) {
+	return f.rs.Evaluate(ev), true
+}
 
 // BenchmarkHandler is the app CPU per webhook (DESIGN.md target ≤ 250 µs)
 // with the starter rules and a ≈250-character message, the database aside.

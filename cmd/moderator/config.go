@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"moderator/policy"
 )
 
 // config is the service's configuration: environment variables, which
@@ -33,8 +35,13 @@ type config struct {
 	MaxGunzipBytes  int64
 	ShutdownTimeout time.Duration
 	LogLevel        slog.Level
-	needStream      bool
-	needDatabase    bool
+	// RateLimits and DailyCaps are per action type; nil keeps the
+	// defaults of package actions.
+	RateLimits    map[policy.ActionType]int
+	DailyCaps     map[policy.ActionType]int
+	ActionWorkers int
+	needStream    bool
+	needDatabase  bool
 }
 
 // configError is a configuration problem: one line naming the variable.
@@ -100,6 +107,47 @@ func (e *envSource) duration(name string, def time.Duration) time.Duration {
 	return d
 }
 
+// perAction reads "ban=300,flag=300": a number per action type, each at
+// least least.
+func (e *envSource) perAction(name string, least int) map[policy.ActionType]int {
+	v := e.str(name, "")
+	if v == "" {
+		return nil
+	}
+	out := map[policy.ActionType]int{}
+	for _, pair := range strings.Split(v, ",") {
+		k, n, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		typ := policy.ActionType(strings.TrimSpace(k))
+		switch typ {
+		case policy.ActionBan, policy.ActionFlag, policy.ActionMute, policy.ActionDelete, policy.ActionWarn:
+		default:
+			e.fail(name, "want type=number pairs separated by commas, types ban, flag, mute, delete, warn; got %q", pair)
+			return nil
+		}
+		num, err := strconv.Atoi(strings.TrimSpace(n))
+		if !ok || err != nil || num < least {
+			e.fail(name, "%s: want a whole number of at least %d, got %q", typ, least, strings.TrimSpace(n))
+			return nil
+		}
+		out[typ] = num
+	}
+	return out
+}
+
+// positive reads a positive whole number.
+func (e *envSource) positive(name string, def int) int {
+	v := e.str(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		e.fail(name, "must be a positive whole number, got %q", v)
+		return def
+	}
+	return n
+}
+
 func (e *envSource) level(name string, def slog.Level) slog.Level {
 	v := e.str(name, "")
 	if v == "" {
@@ -152,6 +200,9 @@ func loadConfig(command string, args []string, getenv func(string) string, stder
 		MaxGunzipBytes:  env.bytes("MODERATOR_MAX_DECOMPRESSED_BYTES", 8<<20),
 		ShutdownTimeout: env.duration("MODERATOR_SHUTDOWN_TIMEOUT", 20*time.Second),
 		LogLevel:        env.level("MODERATOR_LOG_LEVEL", slog.LevelInfo),
+		RateLimits:      env.perAction("MODERATOR_RATE_LIMITS", 1),
+		DailyCaps:       env.perAction("MODERATOR_DAILY_CAPS", 0),
+		ActionWorkers:   env.positive("MODERATOR_ACTION_WORKERS", 0),
 	}
 	if env.err != nil {
 		return c, env.err

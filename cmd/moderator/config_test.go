@@ -5,6 +5,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"moderator/policy"
 )
 
 func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
@@ -33,6 +37,10 @@ func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
 		{"bad body limit", "serve", map[string]string{"MODERATOR_MAX_BODY_BYTES": "lots"}, "", "MODERATOR_MAX_BODY_BYTES: must be a positive size"},
 		{"bad shutdown timeout", "serve", map[string]string{"MODERATOR_SHUTDOWN_TIMEOUT": "-1s"}, "", "MODERATOR_SHUTDOWN_TIMEOUT: must be a positive duration"},
 		{"bad log level", "serve", map[string]string{"MODERATOR_LOG_LEVEL": "loud"}, "", "MODERATOR_LOG_LEVEL: must be debug"},
+		{"unknown action in rate limits", "serve", map[string]string{"MODERATOR_RATE_LIMITS": "ban=300,kick=5"}, "", "MODERATOR_RATE_LIMITS: want type=number pairs"},
+		{"zero rate limit", "serve", map[string]string{"MODERATOR_RATE_LIMITS": "ban=0"}, "", "MODERATOR_RATE_LIMITS: ban: want a whole number of at least 1"},
+		{"negative daily cap", "serve", map[string]string{"MODERATOR_DAILY_CAPS": "ban=-1"}, "", "MODERATOR_DAILY_CAPS: ban: want a whole number of at least 0"},
+		{"bad workers", "serve", map[string]string{"MODERATOR_ACTION_WORKERS": "many"}, "", "MODERATOR_ACTION_WORKERS: must be a positive whole number"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -72,6 +80,8 @@ func TestLoadConfigDefaultsAndOverrides(t *testing.T) {
 		"STREAM_API_KEYS":          " old:oldsecret , older:oldersecret ",
 		"MODERATOR_MAX_BODY_BYTES": "2MiB",
 		"MODERATOR_DRY_RUN":        "true",
+		"MODERATOR_RATE_LIMITS":    "ban=600, flag=1000",
+		"MODERATOR_DAILY_CAPS":     "ban=0",
 	}
 	c, err := loadConfig("serve", []string{"--addr", "127.0.0.1:9999"}, func(k string) string { return env[k] }, io.Discard)
 	if err != nil {
@@ -81,6 +91,12 @@ func TestLoadConfigDefaultsAndOverrides(t *testing.T) {
 		c.BotUserID != "moderator-bot" || !c.DryRun || c.MaxBodyBytes != 2<<20 || c.MaxGunzipBytes != 8<<20 ||
 		c.ShutdownTimeout != 20*time.Second {
 		t.Fatalf("config = %+v", c)
+	}
+	if diff := cmp.Diff(map[policy.ActionType]int{policy.ActionBan: 600, policy.ActionFlag: 1000}, c.RateLimits); diff != "" {
+		t.Fatalf("rate limits (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[policy.ActionType]int{policy.ActionBan: 0}, c.DailyCaps); diff != "" {
+		t.Fatalf("daily caps (-want +got):\n%s", diff)
 	}
 	keys, err := c.webhookKeys()
 	if err != nil {

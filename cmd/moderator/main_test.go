@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"moderator/actions/streamtest"
 	"moderator/store/storetest"
 )
 
@@ -35,19 +36,22 @@ const (
 
 // testServer is `moderator serve` started through run, as an operator would.
 type testServer struct {
-	URL   string
-	proxy *tcpProxy
-	logs  *logBuffer
-	stop  func() error
+	URL    string
+	stream *streamtest.Server // the fake Stream the service calls
+	proxy  *tcpProxy
+	logs   *logBuffer
+	stop   func() error
 }
 
 type serverOptions struct {
 	env      map[string]string
-	rulesDir string // default: a copy of the starter pack in rules/
+	rulesDir string             // default: a copy of the starter pack in rules/
+	stream   *streamtest.Server // default: a fresh fake with the test's credentials
+	dbURL    string             // default: the package's database (storetest.URL)
 }
 
 // copyDir copies the files of src (one level deep, enough for rules/).
-func copyDir(t *testing.T, src string) string {
+func copyDir(t testing.TB, src string) string {
 	t.Helper()
 	dst := t.TempDir()
 	entries, err := os.ReadDir(src)
@@ -69,20 +73,29 @@ func copyDir(t *testing.T, src string) string {
 	return dst
 }
 
-func startServer(t *testing.T, opts serverOptions) *testServer {
+func startServer(t testing.TB, opts serverOptions) *testServer {
 	t.Helper()
 	return startServerOpts(t, opts, true)
 }
 
-func startServerOpts(t *testing.T, opts serverOptions, waitReady bool) *testServer {
+func startServerOpts(t testing.TB, opts serverOptions, waitReady bool) *testServer {
 	t.Helper()
-	dbURL, err := url.Parse(storetest.URL(t))
+	rawURL := opts.dbURL
+	if rawURL == "" {
+		rawURL = storetest.URL(t)
+	}
+	dbURL, err := url.Parse(rawURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	proxy := newTCPProxy(t, dbURL.Host)
 	dbURL.Host = proxy.Addr()
+	fake := opts.stream
+	if fake == nil {
+		fake = streamtest.New(t, streamtest.WithCredentials(e2eKey, e2eSecret))
+	}
 	env := map[string]string{
+		"STREAM_BASE_URL":       fake.URL,
 		"DATABASE_URL":          dbURL.String(),
 		"STREAM_API_KEY":        e2eKey,
 		"STREAM_API_SECRET":     e2eSecret,
@@ -109,7 +122,7 @@ func startServerOpts(t *testing.T, opts serverOptions, waitReady bool) *testServ
 		cancel()
 		t.Fatalf("server did not start: %v (run: %v)\nlogs:\n%s", err, <-done, logs)
 	}
-	s := &testServer{URL: "http://" + addr, proxy: proxy, logs: logs}
+	s := &testServer{URL: "http://" + addr, stream: fake, proxy: proxy, logs: logs}
 	var once sync.Once
 	var runErr error
 	s.stop = func() error {
@@ -135,12 +148,12 @@ func startServerOpts(t *testing.T, opts serverOptions, waitReady bool) *testServ
 
 // startServerUnready starts the service with a rules folder that does not
 // load, without waiting for readiness.
-func startServerUnready(t *testing.T, rulesDir string) *testServer {
+func startServerUnready(t testing.TB, rulesDir string) *testServer {
 	t.Helper()
 	return startServerOpts(t, serverOptions{rulesDir: rulesDir}, false)
 }
 
-func (s *testServer) waitReady(t *testing.T) {
+func (s *testServer) waitReady(t testing.TB) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
@@ -172,7 +185,7 @@ func signBody(secret string, body []byte) string {
 	return hex.EncodeToString(mac.Sum(nil))
 }
 
-func (s *testServer) send(t *testing.T, d delivery) (int, map[string]any) {
+func (s *testServer) send(t testing.TB, d delivery) (int, map[string]any) {
 	t.Helper()
 	raw := d.raw
 	if raw == nil {
@@ -211,7 +224,7 @@ func (s *testServer) send(t *testing.T, d delivery) (int, map[string]any) {
 	return resp.StatusCode, out
 }
 
-func countRows(t *testing.T, where string, args ...any) int {
+func countRows(t testing.TB, where string, args ...any) int {
 	t.Helper()
 	var n int
 	err := storetest.Store(t).Pool().QueryRow(context.Background(), "SELECT count(*) FROM events WHERE "+where, args...).Scan(&n)
@@ -226,7 +239,7 @@ func messageEvent(id, text string) []byte {
 		`"message":{"id":%q,"text":%q,"user":{"id":"alice"}},"user":{"id":"alice","created_at":"2026-01-01T00:00:00Z"}}`, id, text)
 }
 
-func gzipBytes(t *testing.T, b []byte) []byte {
+func gzipBytes(t testing.TB, b []byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
@@ -504,7 +517,7 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	}
 }
 
-func (s *testServer) get(t *testing.T, path string) string {
+func (s *testServer) get(t testing.TB, path string) string {
 	t.Helper()
 	resp, err := http.Get(s.URL + path)
 	if err != nil {
@@ -579,7 +592,7 @@ type tcpProxy struct {
 	conns  map[net.Conn]bool
 }
 
-func newTCPProxy(t *testing.T, target string) *tcpProxy {
+func newTCPProxy(t testing.TB, target string) *tcpProxy {
 	p := &tcpProxy{target: target, conns: map[net.Conn]bool{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -645,7 +658,7 @@ func (p *tcpProxy) Stop() {
 }
 
 // Start accepts connections again on the same address.
-func (p *tcpProxy) Start(t *testing.T) {
+func (p *tcpProxy) Start(t testing.TB) {
 	t.Helper()
 	ln, err := net.Listen("tcp", p.addr)
 	if err != nil {

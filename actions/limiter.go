@@ -1,0 +1,64 @@
+package actions
+
+import (
+	"fmt"
+
+	"golang.org/x/time/rate"
+
+	"moderator/policy"
+)
+
+// DefaultRateLimits are Stream's published server-side budgets, per minute,
+// for the endpoint each action type calls: ban, flag and mute 300; send
+// message (warn) and delete message 1,000.
+func DefaultRateLimits() map[policy.ActionType]int {
+	return map[policy.ActionType]int{
+		policy.ActionBan:    300,
+		policy.ActionFlag:   300,
+		policy.ActionMute:   300,
+		policy.ActionDelete: 1000,
+		policy.ActionWarn:   1000,
+	}
+}
+
+// limiters paces the calls of each endpoint. Each action type calls one
+// endpoint, so the budget is per type.
+type limiters struct {
+	byType map[policy.ActionType]*rate.Limiter
+}
+
+// newLimiters builds a token bucket per endpoint from per-minute budgets.
+//
+// Stream counts calls in fixed one-minute windows and in one-second
+// windows of a thirtieth of that. A bucket of burst b refilling at r per
+// second lets through at most b + r·T calls in any interval of T seconds,
+// wherever the windows fall. With b = 1 and r = (perMinute-1)/60 that is at
+// most perMinute per minute, and at most 1 + r per second, which is within
+// perMinute/30 for every budget of 60 or more and within 1 (Stream's
+// per-second floor) below it. So a backlog drains at almost the full budget
+// and never earns a 429 that pacing could have avoided.
+func newLimiters(perMinute map[policy.ActionType]int) (*limiters, error) {
+	budgets := DefaultRateLimits()
+	for t, n := range perMinute {
+		if n <= 0 {
+			return nil, fmt.Errorf("rate limit for %s: %d per minute, want a positive number", t, n)
+		}
+		budgets[t] = n
+	}
+	l := &limiters{byType: make(map[policy.ActionType]*rate.Limiter, len(budgets))}
+	for t, n := range budgets {
+		l.byType[t] = rate.NewLimiter(perSecond(n), 1)
+	}
+	return l, nil
+}
+
+// perSecond is the refill rate for a per-minute budget, as explained at
+// newLimiters.
+func perSecond(perMinute int) rate.Limit {
+	if perMinute <= 1 {
+		return rate.Limit(float64(perMinute) / 61)
+	}
+	return rate.Limit(float64(perMinute-1) / 60)
+}
+
+func (l *limiters) forType(t policy.ActionType) *rate.Limiter { return l.byType[t] }

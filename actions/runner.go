@@ -1,0 +1,637 @@
+package actions
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+
+	"moderator/policy"
+)
+
+// Outcome is how an action ended, as the audit trail records it.
+type Outcome string
+
+// The outcomes.
+const (
+	Applied    Outcome = "applied"    // Stream did it (or said it was already done)
+	Failed     Outcome = "failed"     // Stream refused it for good, or every retry failed
+	Held       Outcome = "held"       // past the daily cap: not sent
+	DryRun     Outcome = "dry_run"    // MODERATOR_DRY_RUN: recorded, not sent
+	Superseded Outcome = "superseded" // another action of the decision covers it
+)
+
+// NewAction is a planned action about to be recorded.
+type NewAction struct {
+	EventID int64
+	Key     string
+	Planned
+}
+
+// Attempt is one call made to Stream for an action.
+type Attempt struct {
+	ActionID   int64
+	Endpoint   string // "POST /moderation/ban"
+	HTTPStatus int    // 0: no answer
+	StreamCode int
+	Duration   time.Duration
+	Err        string
+}
+
+// OutcomeRecord is the end of an action.
+type OutcomeRecord struct {
+	ActionID int64
+	Outcome  Outcome
+	Reason   string
+	Request  json.RawMessage // for dry runs: the request that would have been sent
+}
+
+// Ledger is the audit trail the runner writes to. The Tx methods run in the
+// transaction that records the events, so actions, their jobs and the
+// outcomes decided at planning commit with the decision or not at all.
+type Ledger interface {
+	// InsertActionsTx records actions and returns their ids in order; 0 for
+	// an action whose key is already recorded.
+	InsertActionsTx(ctx context.Context, tx pgx.Tx, acts []NewAction) ([]int64, error)
+	// TakeDailySlotsTx counts up to want more actions of typ on day
+	// without passing limit, and returns how many it counted.
+	TakeDailySlotsTx(ctx context.Context, tx pgx.Tx, day time.Time, typ policy.ActionType, want, limit int) (int, error)
+	RecordOutcomesTx(ctx context.Context, tx pgx.Tx, outs []OutcomeRecord) error
+
+	// Outcome returns the action's outcome, "" when it has none yet.
+	Outcome(ctx context.Context, actionID int64) (Outcome, error)
+	RecordAttempt(ctx context.Context, a Attempt) error
+	// RecordOutcome records the end of an action; false when one was
+	// already recorded (that one stands).
+	RecordOutcome(ctx context.Context, o OutcomeRecord) (bool, error)
+}
+
+// EventActions are the actions decided on one newly recorded event.
+type EventActions struct {
+	EventID int64
+	Event   *policy.Event
+	Actions []policy.Action
+}
+
+// JobArgs is the durable job that carries out one action. Everything the
+// worker needs travels in it, so running it reads nothing but the outcome.
+type JobArgs struct {
+	ActionID int64         `json:"action_id"`
+	EventID  int64         `json:"event_id"`
+	Key      string        `json:"key"`
+	Action   policy.Action `json:"action"`
+	Target   Target        `json:"target"`
+}
+
+// JobKind is the River kind of action jobs.
+const JobKind = "stream_action"
+
+// QueueName is the River queue of action jobs.
+const QueueName = "stream_actions"
+
+// Kind implements river.JobArgs.
+func (JobArgs) Kind() string { return JobKind }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (JobArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueName, MaxAttempts: DefaultMaxAttempts}
+}
+
+// Defaults of Config.
+const (
+	DefaultMaxAttempts = 12
+	DefaultMaxWorkers  = 50
+	// DefaultFetchCooldown and DefaultFetchPollInterval are River's fetch
+	// settings. A commit notifies the workers (LISTEN/NOTIFY), and River
+	// then fetches at most once per cooldown: River's 100 ms default
+	// alone would put the p99 from enqueue to first attempt near 100 ms;
+	// 5 ms keeps it well under the 50 ms target for the cost of a fetch
+	// query per 5 ms while jobs arrive. The poll interval is the fallback
+	// when a notification is missed.
+	DefaultFetchCooldown     = 5 * time.Millisecond
+	DefaultFetchPollInterval = 200 * time.Millisecond
+	// maxLimiterWait is how long a worker waits for its endpoint's budget
+	// before snoozing the job instead of holding a worker slot.
+	maxLimiterWait = 5 * time.Second
+)
+
+// DefaultDailyCaps are the actions of each type let through per UTC day.
+// Past a cap, actions are held (recorded, not sent): a rule gone wrong
+// must not ban a whole community before anyone looks.
+func DefaultDailyCaps() map[policy.ActionType]int {
+	return map[policy.ActionType]int{
+		policy.ActionBan:    2000,
+		policy.ActionMute:   2000,
+		policy.ActionDelete: 5000,
+		policy.ActionFlag:   10000,
+		policy.ActionWarn:   5000,
+	}
+}
+
+// Config configures a Runner.
+type Config struct {
+	// DryRun records each action with the request it would have sent,
+	// and sends nothing (MODERATOR_DRY_RUN).
+	DryRun bool
+	Ledger Ledger
+	Logger *slog.Logger
+	// Metrics, from NewMetrics; required.
+	Metrics *Metrics
+	// RateLimits are per-minute budgets per action type (that is, per
+	// endpoint); missing types take DefaultRateLimits.
+	RateLimits map[policy.ActionType]int
+	// DailyCaps per action type; missing types take DefaultDailyCaps; a
+	// negative cap means none.
+	DailyCaps map[policy.ActionType]int
+	// MaxWorkers is how many actions run at once; DefaultMaxWorkers.
+	MaxWorkers int
+	// FetchCooldown, FetchPollInterval: River's; the defaults above.
+	FetchCooldown     time.Duration
+	FetchPollInterval time.Duration
+	// RetryBase is the first retry's delay, doubled per attempt up to ten
+	// minutes; 1 s when zero.
+	RetryBase time.Duration
+	// Now is the clock for daily caps and retry times; time.Now when nil.
+	Now func() time.Time
+}
+
+// Runner enqueues actions as durable River jobs in the recording
+// transaction and runs them against Stream.
+type Runner struct {
+	river     *river.Client[pgx.Tx]
+	client    *Client
+	dryClient *Client
+	dryRun    bool
+	ledger    Ledger
+	logger    *slog.Logger
+	metrics   *Metrics
+	limiters  *limiters
+	caps      map[policy.ActionType]int
+	now       func() time.Time
+	botReady  atomic.Bool
+}
+
+// EnsureBotUser creates the bot user at Stream unless this runner already
+// did. Stream refuses messages from an unknown sender, so warnings call it
+// first; serve calls it at start.
+func (r *Runner) EnsureBotUser(ctx context.Context) error {
+	if r.botReady.Load() {
+		return nil
+	}
+	if _, err := r.client.EnsureBotUser(ctx); err != nil {
+		return err
+	}
+	r.botReady.Store(true)
+	return nil
+}
+
+// BotUserID is the acting user of every action.
+func (r *Runner) BotUserID() string { return r.client.BotUserID() }
+
+// NewRunner builds a Runner whose jobs live in pool's database (which must
+// have River's tables: store.Migrate applies them), calling Stream with a
+// client built from clientCfg. In dry run a second client from the same
+// configuration, whose network only records, builds the exact request
+// that would have been sent.
+func NewRunner(pool *pgxpool.Pool, clientCfg ClientConfig, cfg Config) (*Runner, error) {
+	if cfg.Ledger == nil || cfg.Metrics == nil {
+		return nil, errors.New("actions runner: Ledger and Metrics are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	client, err := NewClient(clientCfg)
+	if err != nil {
+		return nil, err
+	}
+	dryCfg := clientCfg
+	dryCfg.HTTPClient = &http.Client{Transport: captureTransport{}}
+	dryClient, err := NewClient(dryCfg)
+	if err != nil {
+		return nil, err
+	}
+	caps := DefaultDailyCaps()
+	for t, n := range cfg.DailyCaps {
+		caps[t] = n
+	}
+	lims, err := newLimiters(cfg.RateLimits)
+	if err != nil {
+		return nil, err
+	}
+	r := &Runner{client: client, dryClient: dryClient, dryRun: cfg.DryRun, ledger: cfg.Ledger, logger: cfg.Logger,
+		metrics: cfg.Metrics, limiters: lims, caps: caps, now: cfg.Now}
+
+	workers := river.NewWorkers()
+	if err := river.AddWorkerSafely(workers, &worker{r: r}); err != nil {
+		return nil, fmt.Errorf("actions runner: %w", err)
+	}
+	retryBase := cfg.RetryBase
+	if retryBase <= 0 {
+		retryBase = time.Second
+	}
+	rc, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		Queues:            map[string]river.QueueConfig{QueueName: {MaxWorkers: cmpOr(cfg.MaxWorkers, DefaultMaxWorkers)}},
+		Workers:           workers,
+		FetchCooldown:     cmpOr(cfg.FetchCooldown, DefaultFetchCooldown),
+		FetchPollInterval: cmpOr(cfg.FetchPollInterval, DefaultFetchPollInterval),
+		RetryPolicy:       retryPolicy{base: retryBase, now: cfg.Now},
+		Logger:            cfg.Logger.With("component", "river"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("actions runner: %w", err)
+	}
+	r.river = rc
+	return r, nil
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// Start starts the workers. Jobs inserted before (even by another replica)
+// are picked up; claiming uses SKIP LOCKED, so replicas share the queue.
+func (r *Runner) Start(ctx context.Context) error {
+	if err := r.river.Start(ctx); err != nil {
+		return fmt.Errorf("start action workers: %w", err)
+	}
+	return nil
+}
+
+// Stop lets running actions finish (until ctx ends, when they are
+// cancelled and will be retried) and stops the workers.
+func (r *Runner) Stop(ctx context.Context) error {
+	err := r.river.Stop(ctx)
+	if err != nil && ctx.Err() != nil {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		err = r.river.StopAndCancel(cctx)
+	}
+	if err != nil {
+		return fmt.Errorf("stop action workers: %w", err)
+	}
+	return nil
+}
+
+// EnqueueTx plans the events' actions, records them and either ends them
+// at once (superseded, held, dry run) or inserts their jobs, all in tx: the
+// actions commit with the decision that asked for them, or not at all. It
+// does nothing without actions.
+func (r *Runner) EnqueueTx(ctx context.Context, tx pgx.Tx, events []EventActions) error {
+	var news []NewAction
+	for _, e := range events {
+		for _, p := range Plan(TargetOf(e.Event), e.Actions) {
+			news = append(news, NewAction{EventID: e.EventID, Key: p.Key(e.EventID), Planned: p})
+		}
+	}
+	if len(news) == 0 {
+		return nil
+	}
+	ids, err := r.ledger.InsertActionsTx(ctx, tx, news)
+	if err != nil {
+		return err
+	}
+	// Slots under the daily caps: one counter update per type per call,
+	// not per action, since the counter row stays locked until the commit.
+	want := map[policy.ActionType]int{}
+	if !r.dryRun {
+		for i, n := range news {
+			if ids[i] != 0 && !n.Superseded() {
+				want[n.Action.Type]++
+			}
+		}
+	}
+	slots := make(map[policy.ActionType]int, len(want))
+	day := r.now().UTC()
+	// In a fixed order: concurrent batches lock the counter rows alike and
+	// cannot deadlock.
+	for _, typ := range slices.Sorted(maps.Keys(want)) {
+		k := want[typ]
+		limit, capped := r.caps[typ]
+		if !capped || limit < 0 {
+			slots[typ] = k
+			continue
+		}
+		granted, err := r.ledger.TakeDailySlotsTx(ctx, tx, day, typ, k, limit)
+		if err != nil {
+			return err
+		}
+		slots[typ] = granted
+	}
+
+	var (
+		outs     []OutcomeRecord
+		outTypes []policy.ActionType // outs' action types, for metrics
+		jobs     []river.InsertManyParams
+		held     []JobArgs
+	)
+	for i, n := range news {
+		id := ids[i]
+		if id == 0 {
+			continue // recorded before: its job exists
+		}
+		args := JobArgs{ActionID: id, EventID: n.EventID, Key: n.Key, Action: n.Action, Target: n.Target}
+		typ := n.Action.Type
+		switch {
+		case n.Superseded():
+			outs = append(outs, OutcomeRecord{ActionID: id, Outcome: Superseded,
+				Reason: fmt.Sprintf("superseded by action %d of the decision (%s)", n.SupersededBy, news[i-n.Position+n.SupersededBy].Action)})
+			outTypes = append(outTypes, typ)
+		case r.dryRun:
+			_, req, err := r.execute(ctx, r.dryClient, args)
+			reason := "dry run: not sent"
+			if err != nil {
+				reason = "dry run: the request would be refused: " + err.Error()
+			}
+			outs = append(outs, OutcomeRecord{ActionID: id, Outcome: DryRun, Reason: reason, Request: req})
+			outTypes = append(outTypes, typ)
+		case slots[typ] == 0:
+			outs = append(outs, OutcomeRecord{ActionID: id, Outcome: Held,
+				Reason: fmt.Sprintf("daily cap of %d %s actions reached", r.caps[typ], typ)})
+			outTypes = append(outTypes, typ)
+			held = append(held, args)
+		default:
+			slots[typ]--
+			jobs = append(jobs, river.InsertManyParams{Args: args})
+		}
+	}
+	if len(outs) > 0 {
+		if err := r.ledger.RecordOutcomesTx(ctx, tx, outs); err != nil {
+			return err
+		}
+	}
+	if len(jobs) > 0 {
+		if _, err := r.river.InsertManyTx(ctx, tx, jobs); err != nil {
+			return fmt.Errorf("enqueue %d actions: %w", len(jobs), err)
+		}
+	}
+	// Metrics and log lines say what the transaction decided; a rollback
+	// after this point (rare: the commit itself failing) overstates that
+	// batch.
+	for i, o := range outs {
+		r.metrics.outcome(outTypes[i], o.Outcome)
+	}
+	for _, a := range held {
+		r.logger.Warn("action held: daily cap reached", "action_id", a.ActionID, "event_id", a.EventID,
+			"type", string(a.Action.Type), "rule_id", a.Action.RuleID, "cap", r.caps[a.Action.Type])
+	}
+	return nil
+}
+
+// worker runs action jobs.
+type worker struct {
+	river.WorkerDefaults[JobArgs]
+	r *Runner
+}
+
+// Timeout bounds one run: the limiter wait plus one Stream call.
+func (w *worker) Timeout(*river.Job[JobArgs]) time.Duration {
+	return maxLimiterWait + DefaultTimeout + 5*time.Second
+}
+
+func (w *worker) Work(ctx context.Context, job *river.Job[JobArgs]) error {
+	return w.r.work(ctx, job.JobRow, job.Args)
+}
+
+// work carries out one action: at most one Stream call per run, every call
+// audited, and the outcome recorded once.
+func (r *Runner) work(ctx context.Context, job *rivertype.JobRow, a JobArgs) error {
+	if job.Attempt == 1 && job.AttemptedAt != nil {
+		r.metrics.startDelay.Observe(job.AttemptedAt.Sub(job.CreatedAt).Seconds())
+	}
+	done, err := r.ledger.Outcome(ctx, a.ActionID)
+	if err != nil {
+		return err
+	}
+	if done != "" {
+		return nil // ran before and ended: never act twice
+	}
+	typ := a.Action.Type
+	if r.dryRun {
+		// Enqueued before a restart into dry run: honour the switch.
+		_, req, err := r.execute(ctx, r.dryClient, a)
+		reason := "dry run: not sent"
+		if err != nil {
+			reason = "dry run: the request would be refused: " + err.Error()
+		}
+		return r.finish(ctx, typ, OutcomeRecord{ActionID: a.ActionID, Outcome: DryRun, Reason: reason, Request: req})
+	}
+
+	// Pace the call within the endpoint's budget; a long wait gives the
+	// worker slot back.
+	if lim := r.limiters.forType(typ); lim != nil {
+		res := lim.Reserve()
+		if d := res.Delay(); d > maxLimiterWait {
+			res.Cancel()
+			return river.JobSnooze(d)
+		} else if d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				res.Cancel()
+				return river.JobSnooze(0)
+			}
+		}
+	}
+
+	if typ == policy.ActionWarn {
+		if err := r.EnsureBotUser(ctx); err != nil {
+			return err // retried: the warning cannot be sent before its sender exists
+		}
+	}
+	start := time.Now()
+	endpoint, _, callErr := r.execute(ctx, r.client, a)
+	att := Attempt{ActionID: a.ActionID, Endpoint: endpoint, Duration: time.Since(start)}
+	var ae *APIError
+	switch {
+	case callErr == nil:
+		att.HTTPStatus = http.StatusOK
+	case errors.As(callErr, &ae):
+		att.HTTPStatus, att.StreamCode = ae.StatusCode, ae.Code
+	}
+	if callErr != nil {
+		att.Err = callErr.Error()
+	}
+	if err := r.ledger.RecordAttempt(context.WithoutCancel(ctx), att); err != nil {
+		return err
+	}
+	r.metrics.attempt(typ, callErr)
+
+	switch {
+	case callErr == nil:
+		return r.finish(ctx, typ, OutcomeRecord{ActionID: a.ActionID, Outcome: Applied})
+	case IsAlreadyDone(callErr):
+		return r.finish(ctx, typ, OutcomeRecord{ActionID: a.ActionID, Outcome: Applied, Reason: "already done: " + callErr.Error()})
+	case typ == policy.ActionDelete && IsNotFound(callErr) && job.Attempt > 1:
+		// A hard delete that took effect on an earlier, unanswered try.
+		return r.finish(ctx, typ, OutcomeRecord{ActionID: a.ActionID, Outcome: Applied, Reason: "already gone: " + callErr.Error()})
+	case IsPermanent(callErr):
+		if err := r.finish(ctx, typ, OutcomeRecord{ActionID: a.ActionID, Outcome: Failed, Reason: callErr.Error()}); err != nil {
+			return err
+		}
+		r.logger.Warn("action failed", "action_id", a.ActionID, "type", string(typ), "rule_id", a.Action.RuleID, "error", callErr)
+		return river.JobCancel(callErr)
+	}
+	// Retryable.
+	now := r.now()
+	if ae != nil && ae.StatusCode == http.StatusTooManyRequests {
+		r.metrics.rateLimited.WithLabelValues(string(typ)).Inc()
+	}
+	if at := RetryAt(callErr, now); !at.IsZero() {
+		return river.JobSnooze(max(at.Sub(now), 0))
+	}
+	if job.Attempt >= job.MaxAttempts {
+		reason := fmt.Sprintf("gave up after %d attempts: %v", job.Attempt, callErr)
+		if err := r.finish(ctx, typ, OutcomeRecord{ActionID: a.ActionID, Outcome: Failed, Reason: reason}); err != nil {
+			return err
+		}
+		r.logger.Warn("action failed", "action_id", a.ActionID, "type", string(typ), "rule_id", a.Action.RuleID, "error", callErr)
+	}
+	return callErr
+}
+
+// finish records the outcome once and counts it.
+func (r *Runner) finish(ctx context.Context, typ policy.ActionType, o OutcomeRecord) error {
+	recorded, err := r.ledger.RecordOutcome(context.WithoutCancel(ctx), o)
+	if err != nil {
+		return err
+	}
+	if recorded {
+		r.metrics.outcome(typ, o.Outcome)
+	}
+	return nil
+}
+
+// execute makes the one Stream call an action needs and returns its
+// endpoint, and, for the dry-run client, the request it would have sent.
+func (r *Runner) execute(ctx context.Context, c *Client, a JobArgs) (endpoint string, request json.RawMessage, err error) {
+	var captured capturedRequest
+	ctx = context.WithValue(ctx, captureKey{}, &captured)
+	act, t := a.Action, a.Target
+	switch act.Type {
+	case policy.ActionFlag:
+		endpoint = "POST /moderation/flag"
+		opts := FlagOptions{Reason: TruncateReason(act.Reason), Custom: map[string]any{"rule_id": act.RuleID, "action": a.Key}}
+		if act.Target == "user" {
+			_, err = c.FlagUser(ctx, t.UserID, opts)
+		} else {
+			_, err = c.FlagMessage(ctx, t.MessageID, opts)
+		}
+	case policy.ActionMute:
+		endpoint = "POST /moderation/mute"
+		_, err = c.Mute(ctx, MuteRequest{TargetUserIDs: []string{t.UserID}, Timeout: time.Duration(act.TimeoutMinutes) * time.Minute})
+	case policy.ActionBan:
+		endpoint = "POST /moderation/ban"
+		req := BanRequest{TargetUserID: t.UserID, Reason: TruncateReason(act.Reason),
+			Timeout: time.Duration(act.TimeoutMinutes) * time.Minute, Shadow: act.Shadow, IPBan: act.IPBan,
+			DeleteMessages: DeleteMode(act.DeleteMessages)}
+		if act.ChannelOnly {
+			req.ChannelCID = t.ChannelCID
+			if req.ChannelCID == "" {
+				return endpoint, nil, fmt.Errorf("ban user %s from its channel: %w: the event names no channel", t.UserID, ErrInvalidRequest)
+			}
+		}
+		_, err = c.Ban(ctx, req)
+	case policy.ActionDelete:
+		endpoint = "DELETE /messages/{id}"
+		_, err = c.DeleteMessage(ctx, t.MessageID, act.Hard)
+	case policy.ActionWarn:
+		endpoint = "POST /channels/{type}/{id}/message"
+		typ, id, _ := splitCID(t.ChannelCID)
+		m := MessageRequest{ID: "moderator-" + a.Key, Text: act.Text, SkipPush: true}
+		if act.InThread {
+			m.ParentID = t.ParentID
+		}
+		_, err = c.SendMessage(ctx, typ, id, m)
+	default:
+		return string(act.Type), nil, fmt.Errorf("action %q: %w: not an action the worker carries out", act.Type, ErrInvalidRequest)
+	}
+	return endpoint, captured.summary(), err
+}
+
+// captureKey carries a *capturedRequest to captureTransport.
+type captureKey struct{}
+
+type capturedRequest struct {
+	Method string          `json:"method"`
+	Path   string          `json:"path"`
+	Query  map[string]any  `json:"query,omitempty"`
+	Body   json.RawMessage `json:"body,omitempty"`
+	seen   bool
+}
+
+func (c *capturedRequest) summary() json.RawMessage {
+	if !c.seen {
+		return nil
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// captureTransport answers every request with an empty success after
+// noting it (without the api_key and the token): it is the dry-run client's
+// network.
+type captureTransport struct{}
+
+func (captureTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if c, ok := req.Context().Value(captureKey{}).(*capturedRequest); ok {
+		c.seen = true
+		c.Method, c.Path = req.Method, req.URL.Path
+		q := req.URL.Query()
+		q.Del("api_key")
+		if len(q) > 0 {
+			c.Query = map[string]any{}
+			for k, v := range q {
+				c.Query[k] = strings.Join(v, ",")
+			}
+		}
+		if req.Body != nil {
+			b, err := io.ReadAll(req.Body)
+			if err == nil && json.Valid(b) {
+				c.Body = b
+			}
+		}
+	}
+	return &http.Response{StatusCode: http.StatusOK, Header: http.Header{}, Body: io.NopCloser(strings.NewReader("{}")), Request: req}, nil
+}
+
+// retryPolicy retries a transient failure after base, 2×base, 4×base … up
+// to ten minutes: Stream outages are short, and River's default (attempt⁴
+// seconds) waits hours by the tenth attempt.
+type retryPolicy struct {
+	base time.Duration
+	now  func() time.Time
+}
+
+func (p retryPolicy) NextRetry(job *rivertype.JobRow) time.Time {
+	d := p.base
+	for i := 1; i < job.Attempt && d < 10*time.Minute; i++ {
+		d *= 2
+	}
+	return p.now().Add(min(d, 10*time.Minute))
+}

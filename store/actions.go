@@ -1,0 +1,208 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ActionRow is one action a decision requested, as the actions table keeps
+// it.
+type ActionRow struct {
+	EventID      int64
+	Position     int
+	RuleID       string
+	Type         string
+	TargetUserID string
+	MessageID    string
+	ChannelCID   string
+	Params       []byte // JSON: the action as decided
+	Key          string // idempotency key, unique
+}
+
+// InsertActions writes rows inside tx (the recording transaction) and
+// returns their ids in order. An action whose idempotency key is already
+// recorded gets id 0 and must not be enqueued again.
+func InsertActions(ctx context.Context, tx pgx.Tx, rows []ActionRow) ([]int64, error) {
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	var (
+		events                 = make([]int64, len(rows))
+		positions              = make([]int32, len(rows))
+		rules, types, keys     = make([]string, len(rows)), make([]string, len(rows)), make([]string, len(rows))
+		users, messages, chans = make([]*string, len(rows)), make([]*string, len(rows)), make([]*string, len(rows))
+		params                 = make([]string, len(rows))
+	)
+	for i, r := range rows {
+		events[i], positions[i] = r.EventID, int32(r.Position)
+		rules[i], types[i], keys[i] = r.RuleID, r.Type, r.Key
+		users[i], messages[i], chans[i] = nullString(r.TargetUserID), nullString(r.MessageID), nullString(r.ChannelCID)
+		params[i] = jsonbSafe(r.Params)
+	}
+	q, err := tx.Query(ctx, `
+		INSERT INTO actions (event_id, position, rule_id, type, target_user_id, message_id, channel_cid, params, idempotency_key)
+		SELECT e, p, r, t, u, m, c, pa::jsonb, k
+		FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
+			WITH ORDINALITY AS x(e, p, r, t, u, m, c, pa, k, ord)
+		ORDER BY ord
+		ON CONFLICT (idempotency_key) DO NOTHING
+		RETURNING id, idempotency_key`,
+		events, positions, rules, types, users, messages, chans, params, keys)
+	if err != nil {
+		return nil, fmt.Errorf("insert actions: %w", err)
+	}
+	byKey := make(map[string]int64, len(rows))
+	for q.Next() {
+		var (
+			id  int64
+			key string
+		)
+		if err := q.Scan(&id, &key); err != nil {
+			q.Close()
+			return nil, fmt.Errorf("insert actions: scan: %w", err)
+		}
+		byKey[key] = id
+	}
+	if err := q.Err(); err != nil {
+		return nil, fmt.Errorf("insert actions: %w", err)
+	}
+	ids := make([]int64, len(rows))
+	for i, r := range rows {
+		ids[i] = byKey[r.Key]
+	}
+	return ids, nil
+}
+
+// TakeDailySlots counts up to want more actions of typ on day (UTC)
+// without passing limit, and returns how many it counted: the first that
+// many of the caller's actions may go, the rest are over the cap. Run inside
+// the recording transaction, it is exact across replicas: the counter row
+// stays locked until the commit, and a rollback returns the slots.
+func TakeDailySlots(ctx context.Context, tx pgx.Tx, day time.Time, typ string, want, limit int) (int, error) {
+	if want <= 0 {
+		return 0, nil
+	}
+	d := day.UTC().Format(time.DateOnly)
+	if _, err := tx.Exec(ctx, `INSERT INTO action_daily_counts (day, type, n) VALUES ($1::date, $2, 0)
+		ON CONFLICT (day, type) DO NOTHING`, d, typ); err != nil {
+		return 0, fmt.Errorf("count daily %s actions: %w", typ, err)
+	}
+	var n int
+	if err := tx.QueryRow(ctx, `SELECT n FROM action_daily_counts WHERE day = $1::date AND type = $2 FOR UPDATE`,
+		d, typ).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count daily %s actions: %w", typ, err)
+	}
+	granted := max(min(want, limit-n), 0)
+	if granted == 0 {
+		return 0, nil
+	}
+	if _, err := tx.Exec(ctx, `UPDATE action_daily_counts SET n = n + $3 WHERE day = $1::date AND type = $2`,
+		d, typ, granted); err != nil {
+		return 0, fmt.Errorf("count daily %s actions: %w", typ, err)
+	}
+	return granted, nil
+}
+
+// Outcome kinds, in OutcomeRow.Outcome (the CHECK constraint of
+// action_outcomes lists the same).
+const (
+	OutcomeApplied    = "applied"
+	OutcomeFailed     = "failed"
+	OutcomeHeld       = "held"
+	OutcomeDryRun     = "dry_run"
+	OutcomeSuperseded = "superseded"
+)
+
+// OutcomeRow is how an action ended.
+type OutcomeRow struct {
+	ActionID int64
+	Outcome  string
+	Reason   string
+	Request  []byte // JSON, for dry runs; nil otherwise
+}
+
+// RecordOutcomesTx records outcomes inside tx (for actions that end as they
+// are planned: superseded, held, dry run).
+func RecordOutcomesTx(ctx context.Context, tx pgx.Tx, rows []OutcomeRow) error {
+	for _, r := range rows {
+		if _, err := recordOutcome(ctx, tx, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RecordOutcome records how an action ended and reports whether this call
+// recorded it: false means an outcome already existed (a job that ran
+// twice), and the earlier one stands.
+func (s *Store) RecordOutcome(ctx context.Context, r OutcomeRow) (bool, error) {
+	return recordOutcome(ctx, s.pool, r)
+}
+
+func recordOutcome(ctx context.Context, q querier, r OutcomeRow) (bool, error) {
+	var req *string
+	if r.Request != nil {
+		s := jsonbSafe(r.Request)
+		req = &s
+	}
+	tag, err := q.Exec(ctx, `INSERT INTO action_outcomes (action_id, outcome, reason, request)
+		VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT (action_id) DO NOTHING`, r.ActionID, r.Outcome, r.Reason, req)
+	if err != nil {
+		return false, fmt.Errorf("record outcome of action %d: %w", r.ActionID, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// ActionOutcome returns the recorded outcome of an action, "" when it has
+// none yet.
+func (s *Store) ActionOutcome(ctx context.Context, actionID int64) (string, error) {
+	var outcome string
+	err := s.pool.QueryRow(ctx, `SELECT outcome FROM action_outcomes WHERE action_id = $1`, actionID).Scan(&outcome)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read outcome of action %d: %w", actionID, err)
+	}
+	return outcome, nil
+}
+
+// AttemptRow is one call made to Stream for an action.
+type AttemptRow struct {
+	ActionID   int64
+	Endpoint   string // "POST /moderation/ban"
+	HTTPStatus int    // 0: no answer
+	StreamCode int    // 0: none
+	Duration   time.Duration
+	Error      string
+}
+
+// RecordAttempt appends an attempt, numbering it after the action's earlier
+// ones, and returns its number.
+func (s *Store) RecordAttempt(ctx context.Context, a AttemptRow) (int, error) {
+	var status, code *int
+	if a.HTTPStatus != 0 {
+		status = &a.HTTPStatus
+	}
+	if a.StreamCode != 0 {
+		code = &a.StreamCode
+	}
+	var errText *string
+	if a.Error != "" {
+		errText = &a.Error
+	}
+	var n int
+	err := s.pool.QueryRow(ctx, `
+		INSERT INTO action_attempts (action_id, attempt, endpoint, http_status, stream_code, duration_ms, error)
+		SELECT $1, coalesce(max(attempt), 0) + 1, $2, $3, $4, $5, $6 FROM action_attempts WHERE action_id = $1
+		RETURNING attempt`,
+		a.ActionID, a.Endpoint, status, code, float64(a.Duration)/float64(time.Millisecond), errText).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("record attempt of action %d: %w", a.ActionID, err)
+	}
+	return n, nil
+}
