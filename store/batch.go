@@ -37,7 +37,7 @@ type batchResult struct {
 // BatcherConfig tunes a Batcher; zero values take the defaults.
 type BatcherConfig struct {
 	MaxBatch int           // events per transaction; default 256
-	Flushers int           // transactions in flight at once; default 4
+	Flushers int           // transactions in flight at once; default 2
 	Timeout  time.Duration // budget of one transaction; default 5 s
 	Hook     TxHook        // runs in each batch's transaction with its new events
 }
@@ -48,7 +48,7 @@ func NewBatcher(s *Store, cfg BatcherConfig) *Batcher {
 		cfg.MaxBatch = 256
 	}
 	if cfg.Flushers <= 0 {
-		cfg.Flushers = 4
+		cfg.Flushers = 2
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
