@@ -260,12 +260,11 @@ func TestRules(t *testing.T) {
       - {event: {}, expect: {match: false}}
       - {event: {}, expect: {match: false}}
 `
-	rs, err := Load(fstest.MapFS{"r.yaml": {Data: []byte(yaml)}})
-	if err == nil {
+	if _, err := Load(fstest.MapFS{"r.yaml": {Data: []byte(yaml)}}); err == nil {
 		t.Fatalf("Load: a rule with delete and user.* events loaded")
 	}
 	yaml = strings.Replace(yaml, "[delete, {ban", "[{flag: {target: user}}, {ban", 1)
-	rs, err = Load(fstest.MapFS{"r.yaml": {Data: []byte(yaml)}})
+	rs, err := Load(fstest.MapFS{"r.yaml": {Data: []byte(yaml)}})
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
