@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,12 +12,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"moderator/actions"
-	"moderator/policy"
 	"moderator/store"
 	"moderator/webhook"
 )
@@ -163,156 +160,44 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 // unreachable, so that the service can start before Postgres and become
 // ready by itself once it answers.
 func migrateUntilDone(ctx context.Context, logger *slog.Logger, st *store.Store, done *atomic.Bool) {
-	backoff := 250 * time.Millisecond
-	for {
+	retry(ctx, logger, "applying migrations", 250*time.Millisecond, 10*time.Second, func() error {
 		applied, err := st.Migrate(ctx)
 		if err == nil {
 			done.Store(true)
 			logger.Info("migrations applied", "applied", applied)
-			return
 		}
-		if ctx.Err() != nil {
-			return
-		}
-		logger.Error("migrations failed; retrying", "error", err, "retry_in", backoff.String())
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 10*time.Second)
-	}
+		return err
+	})
 }
 
 // ensureBotUser creates the bot user, the acting user of every action,
 // retrying while Stream is unreachable: a Stream outage must not stop the
 // service, whose actions wait in the queue meanwhile.
 func ensureBotUser(ctx context.Context, logger *slog.Logger, r *actions.Runner) {
-	backoff := time.Second
-	for {
+	retry(ctx, logger, "creating the bot user", time.Second, time.Minute, func() error {
 		err := r.EnsureBotUser(ctx)
 		if err == nil {
 			logger.Info("bot user ready", "bot_user_id", r.BotUserID())
+		}
+		return err
+	})
+}
+
+// retry calls fn until it succeeds or ctx ends, doubling the pause between
+// attempts from first up to most, and logging each failure.
+func retry(ctx context.Context, logger *slog.Logger, what string, first, most time.Duration, fn func() error) {
+	backoff := first
+	for {
+		err := fn()
+		if err == nil || ctx.Err() != nil {
 			return
 		}
-		if ctx.Err() != nil {
-			return
-		}
-		logger.Error("creating the bot user failed; retrying", "error", err, "retry_in", backoff.String())
+		logger.Error(what+" failed; retrying", "error", err, "retry_in", backoff.String())
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, time.Minute)
+		backoff = min(backoff*2, most)
 	}
-}
-
-// enqueueActions is the batcher's hook: the new events' actions become
-// jobs in the transaction that records them. The service's own echoes are
-// never evaluated, so they carry no decision.
-func enqueueActions(r *actions.Runner) store.TxHook {
-	return func(ctx context.Context, tx pgx.Tx, events []store.NewEvent) error {
-		var todo []actions.EventActions
-		for _, e := range events {
-			d := e.Record.Decision
-			if d == nil || len(d.Actions) == 0 || e.Record.Own {
-				continue
-			}
-			todo = append(todo, actions.EventActions{EventID: e.EventID, Event: e.Record.Event, Actions: d.Actions})
-		}
-		if len(todo) == 0 {
-			return nil
-		}
-		return r.EnqueueTx(ctx, tx, todo)
-	}
-}
-
-// storeLedger adapts the store to the action runner's Ledger.
-type storeLedger struct{ st *store.Store }
-
-func (l storeLedger) InsertActionsTx(ctx context.Context, tx pgx.Tx, acts []actions.NewAction) ([]int64, error) {
-	rows := make([]store.ActionRow, len(acts))
-	for i, a := range acts {
-		params, err := json.Marshal(a.Action)
-		if err != nil {
-			return nil, fmt.Errorf("encode action %s: %w", a.Key, err)
-		}
-		rows[i] = store.ActionRow{
-			EventID:      a.EventID,
-			Position:     a.Position,
-			RuleID:       a.Action.RuleID,
-			Type:         string(a.Action.Type),
-			TargetUserID: a.Target.UserID,
-			MessageID:    a.Target.MessageID,
-			ChannelCID:   a.Target.ChannelCID,
-			Params:       params,
-			Key:          a.Key,
-		}
-	}
-	return store.InsertActions(ctx, tx, rows)
-}
-
-func (l storeLedger) TakeDailySlotsTx(ctx context.Context, tx pgx.Tx, day time.Time, typ policy.ActionType, want, limit int) (int, error) {
-	return store.TakeDailySlots(ctx, tx, day, string(typ), want, limit)
-}
-
-func (l storeLedger) RecordOutcomesTx(ctx context.Context, tx pgx.Tx, outs []actions.OutcomeRecord) error {
-	rows := make([]store.OutcomeRow, len(outs))
-	for i, o := range outs {
-		rows[i] = outcomeRow(o)
-	}
-	return store.RecordOutcomesTx(ctx, tx, rows)
-}
-
-func (l storeLedger) Outcome(ctx context.Context, actionID int64) (actions.Outcome, error) {
-	o, err := l.st.ActionOutcome(ctx, actionID)
-	return actions.Outcome(o), err
-}
-
-func (l storeLedger) RecordAttempt(ctx context.Context, a actions.Attempt) error {
-	_, err := l.st.RecordAttempt(ctx, store.AttemptRow{
-		ActionID:   a.ActionID,
-		Endpoint:   a.Endpoint,
-		HTTPStatus: a.HTTPStatus,
-		StreamCode: a.StreamCode,
-		Duration:   a.Duration,
-		Error:      a.Err,
-	})
-	return err
-}
-
-func (l storeLedger) RecordOutcome(ctx context.Context, o actions.OutcomeRecord) (bool, error) {
-	return l.st.RecordOutcome(ctx, outcomeRow(o))
-}
-
-func outcomeRow(o actions.OutcomeRecord) store.OutcomeRow {
-	return store.OutcomeRow{ActionID: o.ActionID, Outcome: string(o.Outcome), Reason: o.Reason, Request: o.Request}
-}
-
-// storeAudit adapts the store to the webhook's AuditLog.
-type storeAudit struct {
-	batcher  *store.Batcher
-	migrated atomic.Bool
-}
-
-var errNotMigrated = errors.New("database schema not migrated yet")
-
-func (a *storeAudit) RecordEvent(ctx context.Context, d webhook.Delivery) (webhook.Recorded, error) {
-	if !a.migrated.Load() {
-		return webhook.Recorded{}, errNotMigrated
-	}
-	res, err := a.batcher.RecordEvent(ctx, store.EventRecord{
-		WebhookID:  d.WebhookID,
-		BodySHA256: d.SHA256,
-		Attempt:    d.Attempt,
-		APIKey:     d.APIKey,
-		Compressed: d.Compressed,
-		Payload:    d.Body,
-		Event:      d.Event,
-		Own:        d.Own,
-		Ignored:    d.Ignored,
-		Decision:   d.Decision,
-	})
-	return webhook.Recorded{EventID: res.EventID, Duplicate: res.Duplicate}, err
 }
