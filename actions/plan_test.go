@@ -51,7 +51,7 @@ func TestPlan(t *testing.T) {
 			got := make([]int, len(plan))
 			for i, p := range plan {
 				got[i] = p.SupersededBy
-				if p.Position != i || p.Target != target || p.Action != tt.acts[i] {
+				if p.Position != i || p.Target != target || !cmp.Equal(p.Action, tt.acts[i]) {
 					t.Errorf("plan[%d] = %+v, want position %d with its action and the target", i, p, i)
 				}
 			}

@@ -13,8 +13,8 @@ import (
 // into calls to Stream.
 type ActionType string
 
-// The action types. Block and rewrite are reserved for the before-send
-// phase; Load refuses them until that phase exists.
+// The action types. Block and rewrite belong to the before-send phase
+// (rules with events: [before_send]) and only they may be used there.
 const (
 	ActionFlag    ActionType = "flag"
 	ActionMute    ActionType = "mute"
@@ -29,6 +29,7 @@ const (
 const (
 	maxReasonRunes  = 255  // flag and ban reasons
 	maxWarnRunes    = 1000 // a warning is a chat message; keep it short
+	maxBlockRunes   = 500  // shown to the sender in an error bubble
 	maxTimeoutRunes = 16
 	maxTimeout      = 10 * 365 * 24 * time.Hour
 )
@@ -57,9 +58,23 @@ type Action struct {
 	Hard bool `json:"hard,omitempty"`
 	// Text is the warning the bot posts; InThread posts it as a reply to
 	// the message instead of in the channel.
+	// For a block, Text is what the sender is shown (at most 500
+	// characters).
 	Text     string `json:"text,omitempty"`
 	InThread bool   `json:"in_thread,omitempty"`
+	// Mask is how a rewrite masks (MaskFirst or MaskFull) and Words the
+	// word-list entries the rule found, which it masks.
+	Mask  string   `json:"mask,omitempty"`
+	Words []string `json:"words,omitempty"`
 }
+
+// How a rewrite masks a word: MaskFirst keeps its first letter ("d***"),
+// so the sender sees which word was taken out; MaskFull hides it all
+// ("****").
+const (
+	MaskFirst = "first"
+	MaskFull  = "full"
+)
 
 // String describes the action for people: `ban 7d shadow ("spam")`.
 func (a Action) String() string {
@@ -97,6 +112,10 @@ func (a Action) String() string {
 		if a.InThread {
 			word("in-thread")
 		}
+	case ActionRewrite:
+		if a.Mask != "" {
+			word("mask=" + a.Mask)
+		}
 	}
 	if a.Reason != "" {
 		word("(" + strconv.Quote(a.Reason) + ")")
@@ -123,7 +142,7 @@ func formatMinutes(m int) string {
 type actionSpec struct {
 	action Action    // fixed parameters; Reason and Text are filled from the templates
 	reason *template // flag, ban; nil: the rule's reason
-	text   *template // warn
+	text   *template // warn, block
 }
 
 // The parameters each action takes in a rule file. Decoding is strict, so
@@ -150,6 +169,12 @@ type (
 	warnParams struct {
 		Text     string `yaml:"text"`
 		InThread bool   `yaml:"in_thread"`
+	}
+	blockParams struct {
+		Text string `yaml:"text"`
+	}
+	rewriteParams struct {
+		Mask string `yaml:"mask"`
 	}
 )
 

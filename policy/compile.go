@@ -55,6 +55,9 @@ type probe struct {
 	key  string
 	prog *vm.Program
 	re   *regexp.Regexp
+	// words marks a probe whose value is the word-list entries found in
+	// the text (a hits call): what a rewrite action masks.
+	words bool
 }
 
 // exprError is a problem at a line of an expression's source (1-based).
@@ -135,7 +138,8 @@ func (c *exprCompiler) compile(src string, kind exprKind, withEvidence bool) (*p
 				continue
 			}
 			p.needs |= ep.needs
-			p.evidence = append(p.evidence, probe{key: e.key, prog: ep.prog, re: e.re})
+			p.evidence = append(p.evidence, probe{key: e.key, prog: ep.prog, re: e.re,
+				words: strings.HasPrefix(e.src, fnHits+"(")})
 		}
 	}
 	return p, nil

@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,6 +23,27 @@ type Decision struct {
 	// Errors are the rules that failed or were skipped on this event; the
 	// other rules still ran.
 	Errors []RuleError `json:"errors,omitempty"`
+	// Block and Rewrite are the before-send answer, set only when an
+	// enforce-mode before_send rule asked for it (block wins over rewrite).
+	// Shadow matches never set them.
+	Block   *Block   `json:"block,omitempty"`
+	Rewrite *Rewrite `json:"rewrite,omitempty"`
+}
+
+// Block is a before-send refusal: Stream shows Text to the sender and does
+// not save the message.
+type Block struct {
+	RuleID string `json:"rule_id"`
+	Text   string `json:"text"`
+}
+
+// Rewrite is a before-send change of the message text: the words the
+// rewrite rules' list functions found, masked (see MaskWords).
+type Rewrite struct {
+	RuleIDs []string `json:"rule_ids"`
+	Words   []string `json:"words"` // the normalised entries masked
+	Mask    string   `json:"mask"`  // MaskFirst, or MaskFull when any rewrite asked for it
+	Text    string   `json:"text"`  // the new message text
 }
 
 // Matched reports whether any rule matched.
@@ -118,7 +140,48 @@ func (rs *RuleSet) Evaluate(ev *Event) (d Decision) {
 			}
 		}
 	}
+	d.beforeSend(ev)
 	return d
+}
+
+// beforeSend fills Block or Rewrite from the enforce actions: the first
+// block wins; otherwise the words of every rewrite are masked in the full
+// message text (not only the first MaxTextBytes the rules read). A rewrite
+// that would not change the text is dropped, so the message is accepted
+// as it is.
+func (d *Decision) beforeSend(ev *Event) {
+	var rw *Rewrite
+	for _, a := range d.Actions {
+		switch a.Type {
+		case ActionBlock:
+			d.Block = &Block{RuleID: a.RuleID, Text: a.Text}
+			return
+		case ActionRewrite:
+			if rw == nil {
+				rw = &Rewrite{Mask: MaskFirst}
+			}
+			if !slices.Contains(rw.RuleIDs, a.RuleID) {
+				rw.RuleIDs = append(rw.RuleIDs, a.RuleID)
+			}
+			for _, w := range a.Words {
+				if !slices.Contains(rw.Words, w) {
+					rw.Words = append(rw.Words, w)
+				}
+			}
+			if a.Mask == MaskFull {
+				rw.Mask = MaskFull
+			}
+		}
+	}
+	if rw == nil || ev.Message == nil {
+		return
+	}
+	text := MaskWords(ev.Message.Text, rw.Words, rw.Mask == MaskFull)
+	if text == ev.Message.Text {
+		return
+	}
+	rw.Text = text
+	d.Rewrite = rw
 }
 
 // run evaluates the rule's condition, turning a panic into an error.
@@ -155,7 +218,8 @@ func runError(err error) error {
 // match builds the Match of a rule that matched: its evidence, reason and
 // filled actions.
 func (r *rule) match(m *vm.VM, env *Env) Match {
-	match := Match{RuleID: r.id, Mode: r.mode, Evidence: r.evidence(m, env)}
+	evidence, words := r.evidence(m, env)
+	match := Match{RuleID: r.id, Mode: r.mode, Evidence: evidence}
 	if r.reason != nil {
 		match.Reason = r.reason.render(m, env)
 	} else {
@@ -170,7 +234,14 @@ func (r *rule) match(m *vm.VM, env *Env) Match {
 			a.Reason = truncateRunes(match.Reason, maxReasonRunes)
 		}
 		if spec.text != nil {
-			a.Text = truncateRunes(spec.text.render(m, env), maxWarnRunes)
+			limit := maxWarnRunes
+			if a.Type == ActionBlock {
+				limit = maxBlockRunes
+			}
+			a.Text = truncateRunes(spec.text.render(m, env), limit)
+		}
+		if a.Type == ActionRewrite {
+			a.Words = words
 		}
 		match.Actions = append(match.Actions, a)
 	}
@@ -178,13 +249,24 @@ func (r *rule) match(m *vm.VM, env *Env) Match {
 }
 
 // evidence computes the values the rule's expression read. A probe that
-// fails (an index out of range, say) is left out.
-func (r *rule) evidence(m *vm.VM, env *Env) map[string]any {
-	ev := make(map[string]any, len(r.when.evidence))
+// fails (an index out of range, say) is left out. words are the word-list
+// entries the expression's list functions found, all of them (the
+// evidence keeps only the first few): what a rewrite masks.
+func (r *rule) evidence(m *vm.VM, env *Env) (ev map[string]any, words []string) {
+	ev = make(map[string]any, len(r.when.evidence))
 	for _, p := range r.when.evidence {
 		v, err := safeRun(m, p.prog, env)
 		if err != nil {
 			continue
+		}
+		if p.words {
+			if ws, ok := v.([]string); ok {
+				for _, w := range ws {
+					if !slices.Contains(words, w) {
+						words = append(words, w)
+					}
+				}
+			}
 		}
 		if p.re != nil {
 			s, _ := v.(string)
@@ -197,7 +279,7 @@ func (r *rule) evidence(m *vm.VM, env *Env) map[string]any {
 		}
 		ev[p.key] = evidenceValue(v)
 	}
-	return ev
+	return ev, words
 }
 
 func safeRun(m *vm.VM, prog *vm.Program, env *Env) (out any, err error) {

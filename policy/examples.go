@@ -77,6 +77,9 @@ func mergeInto(dst, src map[string]any) {
 	}
 }
 
+// evidenceOnly drops evidence's second result.
+func evidenceOnly(ev map[string]any, _ []string) map[string]any { return ev }
+
 // runExamples runs the rule alone on each of its examples (mode, priority
 // and stop do not matter here) and returns a problem for each example
 // whose outcome differs from what it expects.
@@ -98,6 +101,11 @@ func (rs *RuleSet) runExamples(r *rule) []Problem {
 			fail(ex.line, "%v", err)
 			continue
 		}
+		// A before_send rule's examples are before-send payloads unless
+		// they name a type: the base event is a message.new.
+		if _, typed := ex.event["type"]; !typed && slices.Equal(r.events, []string{EventBeforeSend}) {
+			ev.Type = EventBeforeSend
+		}
 		env := newEnv(ev, needAll)
 		matched := false
 		if r.appliesTo(ev.Type) {
@@ -109,10 +117,10 @@ func (rs *RuleSet) runExamples(r *rule) []Problem {
 		}
 		switch {
 		case matched && !ex.match:
-			fail(ex.line, "matched, but expect says no match (it read %s)", formatEvidence(r.evidence(m, env)))
+			fail(ex.line, "matched, but expect says no match (it read %s)", formatEvidence(evidenceOnly(r.evidence(m, env))))
 			continue
 		case !matched && ex.match:
-			why := "it read " + formatEvidence(r.evidence(m, env))
+			why := "it read " + formatEvidence(evidenceOnly(r.evidence(m, env)))
 			if !r.appliesTo(ev.Type) {
 				why = fmt.Sprintf("the rule does not apply to %s events", ev.Type)
 			}

@@ -39,14 +39,25 @@ func TestLoadErrors(t *testing.T) {
 			`rules.yaml:6: flag: unknown field "reasn"`,
 			`rules.yaml:7: mute timeout 30s: Stream counts whole minutes, so use at least 1m and whole minutes`,
 			`rules.yaml:8: ban delete_messages "all": want soft, pruning or hard`,
-			`rules.yaml:9: unknown action "kick" (known: flag, mute, ban, delete, warn)`,
+			`rules.yaml:9: unknown action "kick" (known: flag, mute, ban, delete, warn, block, rewrite)`,
 			`rules.yaml:10: flag target "channel": want message or user`,
 			`rules.yaml:11: warn needs a text: - warn: {text: "Please keep links out of this channel"}`,
 			`rules.yaml:12: ban timeout 90 needs a unit, like 30m, 24h or 7d`,
-			`rules.yaml:13: block is for the before-send phase, which rules do not support yet`,
+			`rules.yaml:13: block works only before a message is sent: use it in a rule with events: [before_send]`,
 			`rules.yaml:21: flag needs a message, but the rule also applies to user.banned events`,
 			`rules.yaml:21: flag reason is 256 characters; Stream accepts at most 255`,
 			`rules.yaml:22: delete needs a message, but the rule also applies to user.banned events`,
+		}},
+		{"bad-before-send", []string{
+			`rules.yaml:5: rewrite masks the words a list function found, but this rule's when calls none: use contains_any(text.words, "list")`,
+			`rules.yaml:7: flag cannot run before a message is sent: before_send rules take block or rewrite`,
+			`rules.yaml:8: block needs a text, shown to the sender: - block: {text: "Links are not allowed here"}`,
+			`rules.yaml:9: block: unknown field "hard"`,
+			`rules.yaml:10: rewrite mask "half": want first (keep the first letter) or full`,
+			`rules.yaml:16: before_send cannot be mixed with other events (it takes only block and rewrite): write a separate rule`,
+			`rules.yaml:19: delete cannot run before a message is sent: before_send rules take block or rewrite`,
+			`rules.yaml:26: rewrite masks the words a list function found, but this rule's when calls none: use contains_any(text.words, "list")`,
+			`rules.yaml:36: rewrite works only before a message is sent: use it in a rule with events: [before_send]`,
 		}},
 		{"duplicate-ids", []string{
 			`a.yaml:2: rule id "same" is also used at b.yml:3`,
@@ -125,7 +136,7 @@ func TestLoadEveryTestdataFolderIsTested(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := len(entries), 17; got != want {
+	if got, want := len(entries), 18; got != want {
 		t.Errorf("testdata/load has %d folders, TestLoadErrors covers %d: add the new ones to the table", got, want)
 	}
 }

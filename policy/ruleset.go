@@ -309,11 +309,24 @@ func (r *rule) appliesTo(t string) bool { return eventsMatch(r.events, t) }
 // AppliesTo reports whether the rule is evaluated on events of type t.
 func (r RuleInfo) AppliesTo(t string) bool { return eventsMatch(r.Events, t) }
 
+// EventBeforeSend is the pseudo event type of the before-send phase.
+// Stream's before-send payload has no type; the webhook sets this one
+// before evaluating. Only rules that name it run there: "*" does not
+// cover it, because only block and rewrite make sense before a message
+// exists.
+const EventBeforeSend = "before_send"
+
 // eventsMatch reports whether the event type t is one of events: an exact
-// type, "*" (every event) or a family such as "message.*".
+// type, "*" (every event but before_send) or a family such as "message.*".
 func eventsMatch(events []string, t string) bool {
 	for _, e := range events {
-		if e == t || e == "*" {
+		if e == t {
+			return true
+		}
+		if t == EventBeforeSend {
+			continue
+		}
+		if e == "*" {
 			return true
 		}
 		if family, ok := strings.CutSuffix(e, ".*"); ok && strings.HasPrefix(t, family+".") {
@@ -338,6 +351,7 @@ func knownEventTypes() []string {
 		"user.muted", "user.unmuted", "user.deactivated", "user.reactivated", "user.presence.changed",
 		"user.unread_message_reminder", "user.messages.deleted",
 		"thread.updated",
+		EventBeforeSend,
 	}
 }
 
@@ -422,10 +436,17 @@ func (c *exprCompiler) compileRule(raw rawRule) (*rule, []Problem) {
 			bad(raw.eventsLine, "unknown event type %q%s", e, suggest(e, known))
 		}
 	}
+	if slices.Contains(r.events, EventBeforeSend) && len(r.events) > 1 {
+		bad(raw.eventsLine, "before_send cannot be mixed with other events (it takes only block and rewrite): write a separate rule")
+	}
 
 	when, errs := c.compile(raw.when, kindCondition, true)
 	exprBad(raw.whenLine, "when", errs)
 	r.when = when
+	if when != nil && slices.ContainsFunc(raw.actions, func(a rawAction) bool { return a.typ == string(ActionRewrite) }) &&
+		!slices.ContainsFunc(when.evidence, func(p probe) bool { return p.words }) {
+		bad(raw.whenLine, "rewrite masks the words a list function found, but this rule's when calls none: use contains_any(text.words, \"list\")")
+	}
 
 	if raw.reason != "" {
 		t, errs := c.parseTemplate(raw.reason)
@@ -494,6 +515,15 @@ func (c *exprCompiler) compileAction(raw rawRule, a rawAction, events []string) 
 			p.bad(a.line, "%v", err)
 		}
 		return t
+	}
+	beforeSend := slices.Contains(events, EventBeforeSend)
+	switch t := spec.action.Type; {
+	case beforeSend && t != ActionBlock && t != ActionRewrite:
+		p.bad(a.line, "%s cannot run before a message is sent: before_send rules take block or rewrite", a.typ)
+		return nil, p.problems
+	case !beforeSend && (t == ActionBlock || t == ActionRewrite):
+		p.bad(a.line, "%s works only before a message is sent: use it in a rule with events: [before_send]", a.typ)
+		return nil, p.problems
 	}
 	messageOnly := func() {
 		for _, e := range events {
@@ -569,10 +599,30 @@ func (c *exprCompiler) compileAction(raw rawRule, a rawAction, events []string) 
 		if wp.InThread {
 			messageOnly()
 		}
-	case ActionBlock, ActionRewrite:
-		p.bad(a.line, "%s is for the before-send phase, which rules do not support yet", a.typ)
+	case ActionBlock:
+		var bp blockParams
+		if !decode(&bp) {
+			break
+		}
+		if bp.Text == "" {
+			p.bad(a.line, "block needs a text, shown to the sender: - block: {text: \"Links are not allowed here\"}")
+		}
+		spec.text = tmpl(bp.Text, maxBlockRunes, "text")
+	case ActionRewrite:
+		var rp rewriteParams
+		if !decode(&rp) {
+			break
+		}
+		switch rp.Mask {
+		case "", MaskFirst:
+			spec.action.Mask = MaskFirst
+		case MaskFull:
+			spec.action.Mask = MaskFull
+		default:
+			p.bad(a.line, "rewrite mask %q: want first (keep the first letter) or full", rp.Mask)
+		}
 	default:
-		p.bad(a.line, "unknown action %q (known: flag, mute, ban, delete, warn)", a.typ)
+		p.bad(a.line, "unknown action %q (known: flag, mute, ban, delete, warn, block, rewrite)", a.typ)
 	}
 	if len(p.problems) > 0 {
 		return nil, p.problems

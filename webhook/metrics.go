@@ -12,6 +12,11 @@ type Metrics struct {
 	ruleMatches       *prometheus.CounterVec
 	ruleErrors        *prometheus.CounterVec
 	evaluation        prometheus.Histogram
+
+	beforeSend             *prometheus.CounterVec
+	beforeSendFailOpen     *prometheus.CounterVec
+	beforeSendDuration     prometheus.Histogram
+	beforeSendAuditDropped prometheus.Counter
 }
 
 // NewMetrics creates the collectors and registers them with reg.
@@ -47,8 +52,33 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time to evaluate the rule set on one event.",
 			Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01},
 		}),
+		beforeSend: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "moderator_before_send_total",
+			Help: "Before-send hook requests by outcome (accept, block, rewrite, own, fail_open, unauthorized, too_large, malformed).",
+		}, []string{"outcome"}),
+		beforeSendFailOpen: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "moderator_before_send_fail_open_total",
+			Help: "Before-send requests accepted because of an internal failure, by reason (no_rules, rule_error, panic).",
+		}, []string{"reason"}),
+		beforeSendDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "moderator_before_send_duration_seconds",
+			Help:    "Time from request start to answer, for every before-send request (target p99 5 ms).",
+			Buckets: []float64{.00025, .0005, .001, .002, .003, .005, .0075, .01, .025, .05, .1, .5, 1.5},
+		}),
+		beforeSendAuditDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "moderator_before_send_audit_dropped_total",
+			Help: "Before-send decisions not audited because the audit queue was full.",
+		}),
 	}
-	reg.MustRegister(m.deliveries, m.signatureFailures, m.duration, m.dbErrors, m.ruleMatches, m.ruleErrors, m.evaluation)
+	reg.MustRegister(m.deliveries, m.signatureFailures, m.duration, m.dbErrors, m.ruleMatches, m.ruleErrors, m.evaluation,
+		m.beforeSend, m.beforeSendFailOpen, m.beforeSendDuration, m.beforeSendAuditDropped)
+	for _, o := range []string{BeforeSendAccept, BeforeSendBlock, BeforeSendRewrite, BeforeSendOwn, BeforeSendFailOpen,
+		OutcomeUnauthorized, OutcomeTooLarge, OutcomeMalformed} {
+		m.beforeSend.WithLabelValues(o)
+	}
+	for _, r := range []string{FailOpenNoRules, FailOpenRuleError, FailOpenPanic} {
+		m.beforeSendFailOpen.WithLabelValues(r)
+	}
 	for _, o := range []string{OutcomeRecorded, OutcomeOwn, OutcomeIgnored, OutcomeDuplicate, OutcomeUnauthorized,
 		OutcomeTooLarge, OutcomeMalformed, OutcomeUnavailable} {
 		m.deliveries.WithLabelValues(o) // export zeros, so rate() works from the start

@@ -22,13 +22,15 @@ import (
 
 // enqueueActions is the batcher's hook: the new events' actions become
 // jobs in the transaction that records them. The service's own echoes are
-// never evaluated, so they carry no decision.
+// never evaluated, so they carry no decision. Before-send decisions are
+// carried out by the hook's answer (block, rewrite), so they are audited
+// but never enqueued.
 func enqueueActions(r *actions.Runner) store.TxHook {
 	return func(ctx context.Context, tx pgx.Tx, events []store.NewEvent) error {
 		var todo []actions.EventActions
 		for _, e := range events {
 			d := e.Record.Decision
-			if d == nil || len(d.Actions) == 0 || e.Record.Own {
+			if d == nil || len(d.Actions) == 0 || e.Record.Own || e.Record.Event == nil || e.Record.Event.Type == policy.EventBeforeSend {
 				continue
 			}
 			todo = append(todo, actions.EventActions{EventID: e.EventID, Event: e.Record.Event, Actions: d.Actions})

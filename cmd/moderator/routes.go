@@ -17,7 +17,9 @@ type routesConfig struct {
 	logger   *slog.Logger
 	registry *prometheus.Registry
 	webhook  http.Handler
-	ready    func(context.Context) error
+	// beforeSend is Stream's before-message-send hook.
+	beforeSend http.Handler
+	ready      func(context.Context) error
 }
 
 // routes lists every endpoint of the service.
@@ -25,6 +27,7 @@ func routes(c routesConfig) http.Handler {
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer)
 	r.Method(http.MethodPost, "/webhooks/stream", c.webhook)
+	r.Method(http.MethodPost, "/webhooks/stream/before-send", c.beforeSend)
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

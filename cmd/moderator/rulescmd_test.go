@@ -36,20 +36,22 @@ func TestRunRulesTest(t *testing.T) {
 		{
 			name:       "starter pack",
 			args:       []string{"../../rules"},
-			wantStdout: "ok: 7 rules, 26 examples passed (version " + version + ")\n",
+			wantStdout: "ok: 9 rules, 31 examples passed (version " + version + ")\n",
 		},
 		{
 			name: "starter pack, listed",
 			args: []string{"-v", "../../rules"},
 			wantStdout: "" +
 				"enforce  scam-domains                 ../../rules/domains.yaml:5  Links to known scam and phishing domains\n" +
+				"enforce  block-scam-links             ../../rules/before_send.yaml:6  Refuse messages linking to known scam and phishing domains before they are sent\n" +
+				"enforce  mask-profanity               ../../rules/before_send.yaml:22  Mask swear words before the message is sent, keeping each word's first letter\n" +
 				"enforce  invite-links                 ../../rules/domains.yaml:26  Invite links to other communities from accounts younger than a week\n" +
 				"enforce  new-account-links            ../../rules/links.yaml:4  Links from accounts younger than a day\n" +
 				"enforce  mention-flood                ../../rules/mentions.yaml:3  Messages that mention eight or more people\n" +
 				"enforce  profanity                    ../../rules/profanity.yaml:6  Swear words from the profanity list\n" +
 				"shadow   caps-shouting                ../../rules/shouting.yaml:5  Long messages written mostly in capitals\n" +
 				"enforce  repeated-characters          ../../rules/shouting.yaml:23  Messages with a character repeated twenty or more times\n" +
-				"ok: 7 rules, 26 examples passed (version " + version + ")\n",
+				"ok: 9 rules, 31 examples passed (version " + version + ")\n",
 		},
 		{
 			name:    "broken folder",
@@ -133,7 +135,7 @@ func TestRunEval(t *testing.T) {
 			name:  "partial event on stdin",
 			args:  []string{"--rules", "../../rules", "--partial"},
 			stdin: newAccountLink,
-			wantStdout: "rule set  " + version + " (../../rules, 7 rules, 7 for message.new events)\n" +
+			wantStdout: "rule set  " + version + " (../../rules, 9 rules, 7 for message.new events)\n" +
 				`event     message.new, message m1, user u1, channel messaging:general, text "cheap watches at https://shop.example.net/deal fuuuck"` + "\n" +
 				"\n" +
 				"MATCH  new-account-links (enforce, ../../rules/links.yaml:4)\n" +
@@ -154,7 +156,7 @@ func TestRunEval(t *testing.T) {
 			name:  "shadow match",
 			args:  []string{"--rules", "../../rules", "--partial", "-"},
 			stdin: `{"message": {"text": "WHY DOES NOBODY EVER ANSWER"}}`,
-			wantStdout: "rule set  " + version + " (../../rules, 7 rules, 7 for message.new events)\n" +
+			wantStdout: "rule set  " + version + " (../../rules, 9 rules, 7 for message.new events)\n" +
 				`event     message.new, message example-message, user example-user, channel messaging:general, text "WHY DOES NOBODY EVER ANSWER"` + "\n" +
 				"\n" +
 				"SHADOW caps-shouting (shadow, ../../rules/shouting.yaml:5)\n" +
@@ -168,7 +170,7 @@ func TestRunEval(t *testing.T) {
 		{
 			name: "Stream's sample event from a file",
 			args: []string{"--rules", "../../rules", "../../../shared/samples/message.new-1.json"},
-			wantStdout: "rule set  " + version + " (../../rules, 7 rules, 7 for message.new events)\n" +
+			wantStdout: "rule set  " + version + " (../../rules, 9 rules, 7 for message.new events)\n" +
 				`event     message.new, message fff0d7c0-60bd-4835-833b-3843007817bf, user 97b49906-0b98-463b-aa47-0aa945677eb2, channel messaging:fun, text "8b780762-4830-4e2a-aa43-18aabaf1732d"` + "\n" +
 				"\n" +
 				"no rule matched\n" +
@@ -179,7 +181,7 @@ func TestRunEval(t *testing.T) {
 			name:  "an event type no rule is for",
 			args:  []string{"--rules", "../../rules"},
 			stdin: `{"type": "user.updated", "user": {"id": "u9"}}`,
-			wantStdout: "rule set  " + version + " (../../rules, 7 rules, 0 for user.updated events)\n" +
+			wantStdout: "rule set  " + version + " (../../rules, 9 rules, 0 for user.updated events)\n" +
 				"event     user.updated, user u9\n" +
 				"\n" +
 				"no rule matched\n" +

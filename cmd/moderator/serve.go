@@ -63,7 +63,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	// drained, so in-flight webhooks can still commit; the action workers
 	// stop last, after the batcher has committed (and enqueued) the last
 	// events.
-	batcher := store.NewBatcher(st, store.BatcherConfig{Hook: enqueueActions(runner)})
+	batcher := store.NewBatcher(st, store.BatcherConfig{Hook: chainHooks(linkBeforeSend(logger), enqueueActions(runner))})
 	audit := &storeAudit{batcher: batcher}
 	rules := newLiveRules(cfg.RulesDir, logger, reg)
 	_ = rules.reload("start") // a bad folder is logged; /readyz fails until a good one loads
@@ -99,20 +99,25 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		close(workersStarted)
 	})
 	wg.Go(func() { batcher.Run(bg) })
+	beforeSendAudit := newBeforeSendQueue(audit, logger, reg, 4096, 8)
+	wg.Go(func() { beforeSendAudit.run(bg) })
 	wg.Go(func() { rules.watch(bg) })
 	if !cfg.DryRun {
 		wg.Go(func() { ensureBotUser(bg, logger, runner) })
 	}
 
+	webhookCfg := webhook.Config{
+		Keys:                 keys,
+		BotUserID:            cfg.BotUserID,
+		MaxBodyBytes:         cfg.MaxBodyBytes,
+		MaxDecompressedBytes: cfg.MaxGunzipBytes,
+	}
+	webhookMetrics := webhook.NewMetrics(reg)
 	h := routes(routesConfig{
-		logger:   logger,
-		registry: reg,
-		webhook: webhook.Handler(logger, webhook.Config{
-			Keys:                 keys,
-			BotUserID:            cfg.BotUserID,
-			MaxBodyBytes:         cfg.MaxBodyBytes,
-			MaxDecompressedBytes: cfg.MaxGunzipBytes,
-		}, rules, audit, webhook.NewMetrics(reg)),
+		logger:     logger,
+		registry:   reg,
+		webhook:    webhook.Handler(logger, webhookCfg, rules, audit, webhookMetrics),
+		beforeSend: webhook.BeforeSendHandler(logger, webhookCfg, rules, beforeSendAudit, webhookMetrics),
 		ready: func(ctx context.Context) error {
 			if err := rules.ready(); err != nil {
 				return err

@@ -1,0 +1,70 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"moderator/store"
+	"moderator/store/storetest"
+)
+
+// recordWithHook records one event and runs fn in its transaction.
+func recordWithHook(t *testing.T, st *store.Store, id string, fn func(ctx context.Context, tx pgx.Tx, eventID int64) error) {
+	t.Helper()
+	body := fmt.Sprintf(`{"type":"message.new","cid":"messaging:c","message":{"id":%q,"text":"x","user":{"id":"u"}}}`, id)
+	_, err := st.RecordEvents(context.Background(), []store.EventRecord{record(t, id, body)},
+		func(ctx context.Context, tx pgx.Tx, evs []store.NewEvent) error { return fn(ctx, tx, evs[0].EventID) })
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLinkMessages(t *testing.T) {
+	t.Parallel()
+	st := storetest.Store(t)
+	key := func(s string) (k [32]byte) { copy(k[:], t.Name()+s); return k }
+
+	var first, latest int64
+	recordWithHook(t, st, t.Name()+"-bs1", func(ctx context.Context, tx pgx.Tx, id int64) error {
+		first = id
+		return store.InsertBeforeSendKeys(ctx, tx, []store.BeforeSendKey{{EventID: id, Key: key("a"), Outcome: "accept"}})
+	})
+	recordWithHook(t, st, t.Name()+"-bs2", func(ctx context.Context, tx pgx.Tx, id int64) error {
+		latest = id
+		return store.InsertBeforeSendKeys(ctx, tx, []store.BeforeSendKey{{EventID: id, Key: key("a"), Outcome: "rewrite"}})
+	})
+	tests := []struct {
+		name   string
+		key    [32]byte
+		window time.Duration
+		want   []store.BeforeSendLink // MessageEventID filled in below
+	}{
+		{name: "latest decision with the key", key: key("a"), window: time.Minute,
+			want: []store.BeforeSendLink{{BeforeSendEventID: latest, Outcome: "rewrite"}}},
+		{name: "no decision with the key", key: key("b"), window: time.Minute},
+		{name: "decision outside the window", key: key("a"), window: time.Nanosecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var got []store.BeforeSendLink
+			var msgID int64
+			recordWithHook(t, st, t.Name()+"-msg", func(ctx context.Context, tx pgx.Tx, id int64) error {
+				msgID = id
+				var err error
+				got, err = store.LinkMessages(ctx, tx, []store.MessageKey{{EventID: id, Key: tt.key}}, tt.window)
+				return err
+			})
+			for i := range tt.want {
+				tt.want[i].MessageEventID = msgID
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("links %v, want %v (first decision %d)", got, tt.want, first)
+			}
+		})
+	}
+}
