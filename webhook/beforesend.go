@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -155,20 +154,10 @@ func serveBeforeSend(r *http.Request, cfg Config, rules Rules, audit BeforeSendA
 		b, _ := json.Marshal(errorBody{Error: e.Msg})
 		return e.Status, b
 	}
-	if r.ContentLength > cfg.MaxBodyBytes {
-		return fail(tooLarge(cfg.MaxBodyBytes))
-	}
-	raw, err := io.ReadAll(io.LimitReader(r.Body, cfg.MaxBodyBytes+1))
-	line.bytes = len(raw)
-	if err != nil {
-		return fail(&Error{Status: http.StatusBadRequest, Outcome: OutcomeMalformed, Msg: "body: read failed", Err: err})
-	}
-	if int64(len(raw)) > cfg.MaxBodyBytes {
-		return fail(tooLarge(cfg.MaxBodyBytes))
-	}
-	v, err := cfg.Keys.VerifyAndParse(r.Header.Get("X-Api-Key"), r.Header.Get("X-Signature"), raw, cfg.MaxDecompressedBytes)
-	if err != nil {
-		return fail(err.(*Error))
+	v, n, verr := readVerified(r, cfg)
+	line.bytes = n
+	if verr != nil {
+		return fail(verr)
 	}
 	// The payload has no type: this is what before_send rules opt in to.
 	v.Event.Type = policy.EventBeforeSend

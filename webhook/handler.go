@@ -160,22 +160,10 @@ func serve(r *http.Request, cfg Config, rules Rules, audit AuditLog, m *Metrics,
 		line.outcome, line.err, line.sigFailure = e.Outcome, e, signatureFailure(e)
 		return e.Status, errorBody{Error: e.Msg}
 	}
-	if r.ContentLength > cfg.MaxBodyBytes {
-		return fail(tooLarge(cfg.MaxBodyBytes))
-	}
-	// Read at most limit+1 bytes: enough to know the body is too large.
-	raw, err := io.ReadAll(io.LimitReader(r.Body, cfg.MaxBodyBytes+1))
-	line.bytes = len(raw)
-	if err != nil {
-		return fail(&Error{Status: http.StatusBadRequest, Outcome: OutcomeMalformed, Msg: "body: read failed", Err: err})
-	}
-	if int64(len(raw)) > cfg.MaxBodyBytes {
-		return fail(tooLarge(cfg.MaxBodyBytes))
-	}
-
-	v, err := cfg.Keys.VerifyAndParse(r.Header.Get("X-Api-Key"), r.Header.Get("X-Signature"), raw, cfg.MaxDecompressedBytes)
-	if err != nil {
-		return fail(err.(*Error))
+	v, n, verr := readVerified(r, cfg)
+	line.bytes = n
+	if verr != nil {
+		return fail(verr)
 	}
 	line.eventType, line.compressed = v.Event.Type, v.Compressed
 
@@ -223,6 +211,28 @@ func serve(r *http.Request, cfg Config, rules Rules, audit AuditLog, m *Metrics,
 		line.outcome = OutcomeRecorded
 	}
 	return http.StatusOK, okBody{Status: line.outcome, EventID: rec.EventID}
+}
+
+// readVerified reads a webhook's body under cfg's limits and verifies and
+// parses it; it also returns how many raw bytes it read. Both endpoints
+// (push and before-send) take deliveries this way.
+func readVerified(r *http.Request, cfg Config) (*Verified, int, *Error) {
+	if r.ContentLength > cfg.MaxBodyBytes {
+		return nil, 0, tooLarge(cfg.MaxBodyBytes)
+	}
+	// Read at most limit+1 bytes: enough to know the body is too large.
+	raw, err := io.ReadAll(io.LimitReader(r.Body, cfg.MaxBodyBytes+1))
+	if err != nil {
+		return nil, len(raw), &Error{Status: http.StatusBadRequest, Outcome: OutcomeMalformed, Msg: "body: read failed", Err: err}
+	}
+	if int64(len(raw)) > cfg.MaxBodyBytes {
+		return nil, len(raw), tooLarge(cfg.MaxBodyBytes)
+	}
+	v, err := cfg.Keys.VerifyAndParse(r.Header.Get("X-Api-Key"), r.Header.Get("X-Signature"), raw, cfg.MaxDecompressedBytes)
+	if err != nil {
+		return nil, len(raw), err.(*Error)
+	}
+	return v, len(raw), nil
 }
 
 func tooLarge(limit int64) *Error {
