@@ -546,15 +546,7 @@ const textCapsMinLetters = 10
 // Normalize lower-cases.
 func CapsRatio(text string) float64 {
 	upper, cased := 0, 0
-	for i := 0; i < len(text); {
-		r := rune(text[i])
-		if r < utf8.RuneSelf {
-			i++
-		} else {
-			var n int
-			r, n = utf8.DecodeRuneInString(text[i:])
-			i += n
-		}
+	for _, r := range text {
 		switch {
 		case 'A' <= r && r <= 'Z':
 			upper++
@@ -584,15 +576,7 @@ func CapsRatio(text string) float64 {
 func LongestRepeat(text string) int {
 	longest, run := 0, 0
 	prev := rune(-1)
-	for i := 0; i < len(text); {
-		r := rune(text[i])
-		if r < utf8.RuneSelf {
-			i++
-		} else {
-			var n int
-			r, n = utf8.DecodeRuneInString(text[i:])
-			i += n
-		}
+	for _, r := range text {
 		if r == prev {
 			run++
 		} else {
