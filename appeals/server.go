@@ -47,10 +47,10 @@ type Store interface {
 	StaffLog
 }
 
-// Authenticator authenticates a staff request: it answers 401 (or 429)
+// AuthMiddleware authenticates a staff request: it answers 401 (or 429)
 // itself, or calls next with the caller in the context (WithStaff).
-// *Authenticator satisfies it.
-type Authenticator interface {
+// *Authenticator satisfies it; the handlers' unit tests use a fake.
+type AuthMiddleware interface {
 	Middleware(next http.Handler) http.Handler
 }
 
@@ -102,7 +102,7 @@ type ServerConfig struct {
 	Logger *slog.Logger
 	// Auth authenticates every route but the OpenAPI document. Required:
 	// without it every such route answers 401.
-	Auth  Authenticator
+	Auth  AuthMiddleware
 	Store Store
 	// Overturner carries out overturns; nil: they answer 503.
 	Overturner Overturner
