@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -64,6 +65,11 @@ type Match struct {
 	Actions []Action `json:"actions,omitempty"`
 	// Reason is the rule's reason template filled in, or its description.
 	Reason string `json:"reason,omitempty"`
+	// When is the rule's expression as written and Source where it is
+	// ("rules/links.yaml:4"), so that the recorded decision keeps the exact
+	// expression that fired even after the rule file changes.
+	When   string `json:"when,omitempty"`
+	Source string `json:"source,omitempty"`
 }
 
 // RuleError is a rule that could not be evaluated on an event.
@@ -226,7 +232,7 @@ func runError(err error) error {
 // filled actions.
 func (r *rule) match(m *vm.VM, env *Env) Match {
 	evidence, words := r.evidence(m, env)
-	match := Match{RuleID: r.id, Mode: r.mode, Evidence: evidence}
+	match := Match{RuleID: r.id, Mode: r.mode, Evidence: evidence, When: r.when.src, Source: r.file + ":" + strconv.Itoa(r.line)}
 	if r.reason != nil {
 		match.Reason = r.reason.render(m, env)
 	} else {

@@ -141,10 +141,10 @@ func TestEvaluateMatchDetails(t *testing.T) {
 	want := []Match{
 		{RuleID: "shadow-stop", Mode: ModeShadow, Evidence: map[string]any{`text.lower`: "shadow halt at https://a.example/x now"},
 			Actions: []Action{{Type: ActionBan, RuleID: "shadow-stop", TimeoutMinutes: 60, Shadow: true, Reason: "A shadow rule's stop does not stop anything"}},
-			Reason:  "A shadow rule's stop does not stop anything"},
+			Reason:  "A shadow rule's stop does not stop anything", When: `text.lower contains "shadow"`, Source: "rules.yaml:27"},
 		{RuleID: "high-stop", Mode: ModeEnforce, Evidence: map[string]any{`contains_any(text.words, "stopwords")`: []string{"halt"}},
 			Actions: []Action{{Type: ActionDelete, RuleID: "high-stop"}},
-			Reason:  "Stop words end the evaluation"},
+			Reason:  "Stop words end the evaluation", When: `contains_any(text.words, "stopwords")`, Source: "rules.yaml:16"},
 	}
 	if diff := cmp.Diff(want, d.Matches); diff != "" {
 		t.Errorf("matches (-want +got):\n%s", diff)
@@ -160,7 +160,7 @@ func TestEvaluateMatchDetails(t *testing.T) {
 	want = []Match{
 		{RuleID: "shouting", Mode: ModeShadow, Evidence: map[string]any{`text.caps_ratio`: 1.0, `text.length`: 19},
 			Actions: []Action{{Type: ActionWarn, RuleID: "shouting", Text: "Sam, please don't shout (100% capitals)"}},
-			Reason:  "Shouting"},
+			Reason:  "Shouting", When: "text.caps_ratio >= 0.8 && text.length >= 10", Source: "rules.yaml:38"},
 	}
 	if diff := cmp.Diff(want, d.Matches); diff != "" {
 		t.Errorf("matches (-want +got):\n%s", diff)
@@ -176,7 +176,7 @@ func TestEvaluateMatchDetails(t *testing.T) {
 	want = []Match{
 		{RuleID: "links", Mode: ModeEnforce, Evidence: map[string]any{`text.links`: []string{"https://a.example"}},
 			Actions: []Action{{Type: ActionFlag, RuleID: "links", Target: "message", Reason: "link to a.example from u1"}},
-			Reason:  "links to a.example"},
+			Reason:  "links to a.example", When: "len(text.links) > 0", Source: "rules.yaml:5"},
 	}
 	if diff := cmp.Diff(want, d.Matches); diff != "" {
 		t.Errorf("matches (-want +got):\n%s", diff)
