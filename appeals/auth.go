@@ -19,7 +19,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/MicahParks/jwkset"
-	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/time/rate"
 )
@@ -83,9 +82,9 @@ type AuthConfig struct {
 // as long as the context given there.
 type Authenticator struct {
 	secret  []byte
-	jwks    keyfunc.Keyfunc // nil without JWKSURL
-	hs      *jwt.Parser     // nil without a secret
-	idp     *jwt.Parser     // nil without JWKSURL
+	jwks    jwkset.Storage // nil without JWKSURL
+	hs      *jwt.Parser    // nil without a secret
+	idp     *jwt.Parser    // nil without JWKSURL
 	logger  *slog.Logger
 	limiter *subjectLimiter
 }
@@ -135,11 +134,11 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 		a.hs = jwt.NewParser(append(common, jwt.WithValidMethods([]string{"HS256"}))...)
 	}
 	if cfg.JWKSURL != "" {
-		kf, err := newJWKS(ctx, cfg.JWKSURL, cfg.HTTPClient, cfg.Logger)
+		st, err := newJWKS(ctx, cfg.JWKSURL, cfg.HTTPClient, cfg.Logger)
 		if err != nil {
 			return nil, err
 		}
-		a.jwks = kf
+		a.jwks = st
 		a.idp = jwt.NewParser(append(common,
 			jwt.WithValidMethods([]string{"RS256", "ES256"}),
 			jwt.WithIssuer(cfg.Issuer),
@@ -149,12 +148,12 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 	return a, nil
 }
 
-// newJWKS builds the key-set cache with keyfunc: a fetch at start, a
-// refresh every jwksRefreshInterval, and on an unknown kid one refresh at
-// most every jwksUnknownKIDEvery (a request that would have to wait longer
-// than jwksUnknownKIDWait for it fails at once instead), each fetch bounded
-// in time and size.
-func newJWKS(ctx context.Context, u string, client *http.Client, logger *slog.Logger) (keyfunc.Keyfunc, error) {
+// newJWKS builds the key-set cache with jwkset: a fetch at start, a
+// refresh every jwksRefreshInterval (which also forgets revoked keys),
+// and on an unknown kid one refresh at most every jwksUnknownKIDEvery (a
+// request waits at most jwksUnknownKIDWait for its turn, else fails at
+// once), each fetch bounded in time and size. The refresher ends with ctx.
+func newJWKS(ctx context.Context, u string, client *http.Client, logger *slog.Logger) (jwkset.Storage, error) {
 	c := &http.Client{Timeout: jwksTimeout}
 	if client != nil {
 		cp := *client
@@ -164,24 +163,28 @@ func newJWKS(ctx context.Context, u string, client *http.Client, logger *slog.Lo
 		}
 	}
 	c.Transport = limitedBody{base: c.Transport, max: jwksMaxBytes}
-	noErrorFirst := true
-	kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{u}, keyfunc.Override{
+	remote, err := jwkset.NewStorageFromHTTP(u, jwkset.HTTPClientStorageOptions{
 		Client:                    c,
+		Ctx:                       ctx,
 		HTTPTimeout:               jwksTimeout,
-		NoErrorReturnFirstHTTPReq: &noErrorFirst,
-		RateLimitWaitMax:          jwksUnknownKIDWait,
+		NoErrorReturnFirstHTTPReq: true, // start while the IdP is down
 		RefreshInterval:           jwksRefreshInterval,
-		RefreshUnknownKID:         rate.NewLimiter(rate.Every(jwksUnknownKIDEvery), 1),
-		RefreshErrorHandlerFunc: func(string) func(context.Context, error) {
-			return func(ctx context.Context, err error) {
-				logger.WarnContext(ctx, "staff auth: fetch JWKS", "error", err.Error())
-			}
+		RefreshErrorHandler: func(ctx context.Context, err error) {
+			logger.WarnContext(ctx, "staff auth: fetch JWKS", "error", err.Error())
 		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("staff auth: JWKS %s: %w", u, err)
 	}
-	return kf, nil
+	st, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
+		HTTPURLs:          map[string]jwkset.Storage{u: remote},
+		RateLimitWaitMax:  jwksUnknownKIDWait,
+		RefreshUnknownKID: rate.NewLimiter(rate.Every(jwksUnknownKIDEvery), 1),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("staff auth: JWKS %s: %w", u, err)
+	}
+	return st, nil
 }
 
 // limitedBody refuses key-set answers larger than max, which jwkset would
@@ -310,16 +313,32 @@ func (a *Authenticator) authenticate(ctx context.Context, token string) (Staff, 
 }
 
 // jwksKey returns the keyfunc for an identity provider's token: the key of
-// kid, which must be of the type alg needs (RSA of at least 2048 bits for
-// RS256, P-256 for ES256), whatever the key set claims.
+// kid from the key set (refreshed when kid is new to it), which must be
+// published for signatures (use "sig" or none), for alg (alg alg or none),
+// and of the type alg needs (RSA of at least 2048 bits for RS256, P-256
+// for ES256), whatever else the key set says.
 func (a *Authenticator) jwksKey(ctx context.Context, alg, kid string) jwt.Keyfunc {
-	return func(t *jwt.Token) (any, error) {
-		key, err := a.jwks.KeyfuncCtx(ctx)(t)
+	return func(*jwt.Token) (any, error) {
+		jwk, err := a.jwks.KeyRead(ctx, kid)
 		if err != nil {
 			if errors.Is(err, jwkset.ErrKeyNotFound) {
 				return nil, refuse("unknown_key", "kid %q is not in the key set", clip(kid))
 			}
 			return nil, refuse("unknown_key", "kid %q: %w", clip(kid), err)
+		}
+		m := jwk.Marshal()
+		if m.USE != "" && m.USE != jwkset.UseSig {
+			return nil, refuse("alg_not_allowed", "kid %q is published for use %q, not signatures", clip(kid), m.USE)
+		}
+		if m.ALG != "" && string(m.ALG) != alg {
+			return nil, refuse("alg_not_allowed", "kid %q is published for %s, the token says %s", clip(kid), m.ALG, alg)
+		}
+		key := jwk.Key()
+		switch k := key.(type) {
+		case *rsa.PrivateKey: // a key set should never hold these, but use only the public half
+			key = &k.PublicKey
+		case *ecdsa.PrivateKey:
+			key = &k.PublicKey
 		}
 		switch k := key.(type) {
 		case *rsa.PublicKey:
@@ -331,8 +350,21 @@ func (a *Authenticator) jwksKey(ctx context.Context, alg, kid string) jwt.Keyfun
 				return k, nil
 			}
 		}
-		return nil, refuse("alg_not_allowed", "kid %q is a %T, not a key for %s", clip(kid), key, alg)
+		return nil, refuse("alg_not_allowed", "kid %q is a %s key, not one for %s", clip(kid), keyKind(key), alg)
 	}
+}
+
+// keyKind names a key's type and size for a log line.
+func keyKind(key any) string {
+	switch k := key.(type) {
+	case *rsa.PublicKey:
+		return fmt.Sprintf("%d-bit RSA", k.N.BitLen())
+	case *ecdsa.PublicKey:
+		return "ECDSA " + k.Curve.Params().Name
+	case []byte:
+		return "symmetric"
+	}
+	return fmt.Sprintf("%T", key)
 }
 
 // classify turns golang-jwt's error into an authError, keeping our own.
@@ -365,8 +397,9 @@ func classify(err error) *authError {
 // tokenHeader is the part of a JWT header read before verification, only
 // to pick the key source.
 type tokenHeader struct {
-	Alg string `json:"alg"`
-	Kid string `json:"kid"`
+	Alg  string          `json:"alg"`
+	Kid  string          `json:"kid"`
+	Crit json.RawMessage `json:"crit"`
 }
 
 func peekHeader(token string) (tokenHeader, error) {
@@ -381,6 +414,11 @@ func peekHeader(token string) (tokenHeader, error) {
 	var h tokenHeader
 	if err := json.Unmarshal(raw, &h); err != nil {
 		return tokenHeader{}, errors.New("header is not a JSON object")
+	}
+	if h.Crit != nil {
+		// RFC 7515 §4.1.11: extensions marked critical must be understood;
+		// we understand none.
+		return tokenHeader{}, errors.New("header has crit, which is not supported")
 	}
 	return h, nil
 }
