@@ -457,6 +457,18 @@ func TestMiddlewareRefusesBadTokens(t *testing.T) {
 			}
 			return s
 		}, reason: "malformed"},
+		{name: "alg in two cases", token: func(t testing.TB) string {
+			return rawHS256(t, `{"alg":"RS256","ALG":"HS256","typ":"JWT"}`, claims(nil))
+		}, reason: "alg_not_allowed"},
+		{name: "alg only in upper case", token: func(t testing.TB) string {
+			return rawHS256(t, `{"ALG":"HS256","typ":"JWT"}`, claims(nil))
+		}, reason: "alg_not_allowed"},
+		{name: "alg not a string", token: func(t testing.TB) string {
+			return rawHS256(t, `{"alg":256}`, claims(nil))
+		}, reason: "malformed"},
+		{name: "header null", token: func(t testing.TB) string {
+			return rawHS256(t, `null`, claims(nil))
+		}, reason: "malformed"},
 		{name: "IdP token without a role", opts: setupOpts{jwks: true}, token: func(t testing.TB) string {
 			return sign(t, jwt.SigningMethodES256, ecKey, "ec-1", idpClaims(map[string]any{"role": nil}))
 		}, reason: "bad_claim"},
@@ -518,6 +530,22 @@ func TestMiddlewareRefusesBadTokens(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rawHS256 signs header and claims with testSecret as given, for headers
+// that golang-jwt would not write.
+func rawHS256(t testing.TB, header string, c jwt.MapClaims) string {
+	t.Helper()
+	payload, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signing := b64([]byte(header)) + "." + b64(payload)
+	sig, err := jwt.SigningMethodHS256.Sign(signing, testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signing + "." + b64(sig)
 }
 
 func jsonNum(n int64) string { b, _ := json.Marshal(n); return string(b) }
@@ -732,7 +760,7 @@ func TestRateLimitPerSubject(t *testing.T) {
 	for _, l := range b.logs.lines(t) {
 		if l["reason"] == "rate_limited" {
 			limited++
-			if l["sub"] != "alice" || l["status"] != float64(429) {
+			if l["staff_sub"] != "alice" || l["role"] == nil || l["status"] != float64(429) {
 				t.Errorf("rate-limit log line %v, want sub alice and status 429", l)
 			}
 		}
@@ -1001,5 +1029,53 @@ func TestRateLimitConcurrent(t *testing.T) {
 	wg.Wait()
 	if ok.Load() != 10 || limited.Load() != 40 {
 		t.Fatalf("got %d allowed and %d limited, want 10 and 40", ok.Load(), limited.Load())
+	}
+}
+
+// Under NoteAuthRefusals the reason goes to the request logger's note
+// instead of a line of the middleware's own: one line per request.
+func TestNoteAuthRefusals(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{secret: testSecret, rate: 1})
+	var got []AuthRefusal
+	var mu sync.Mutex
+	h := func(w http.ResponseWriter, r *http.Request) {
+		ctx, note := NoteAuthRefusals(r.Context())
+		b.handler.ServeHTTP(w, r.WithContext(ctx))
+		mu.Lock()
+		got = append(got, *note)
+		mu.Unlock()
+	}
+	good, err := MintToken(testSecret, "alice", RoleReviewer, time.Hour, testEpoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired, err := MintToken(testSecret, "alice", RoleReviewer, time.Hour, testEpoch.Add(-2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus := []int{http.StatusOK, http.StatusUnauthorized, http.StatusTooManyRequests, http.StatusUnauthorized}
+	for i, authz := range []string{"Bearer " + good, "Bearer " + expired, "Bearer " + good, ""} {
+		r := httptest.NewRequest(http.MethodGet, "/api/v1/x", nil)
+		if authz != "" {
+			r.Header.Set("Authorization", authz)
+		}
+		w := httptest.NewRecorder()
+		h(w, r)
+		if w.Code != wantStatus[i] {
+			t.Fatalf("request %d: got status %d, want %d", i+1, w.Code, wantStatus[i])
+		}
+	}
+	want := []AuthRefusal{
+		{},
+		{Reason: "expired", Detail: "token has invalid claims: token is expired"},
+		{Reason: "rate_limited", Detail: "subject over its rate", Subject: "alice", Role: "reviewer"},
+		{Reason: "no_token", Detail: "no Authorization: Bearer header"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("notes (-want +got):\n%s", diff)
+	}
+	if s := b.logs.String(); s != "" {
+		t.Errorf("the middleware logged a line of its own: %s", s)
 	}
 }
