@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"moderator/actions"
+	"moderator/appeals"
 	"moderator/store"
 	"moderator/webhook"
 )
@@ -113,6 +114,14 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		MaxDecompressedBytes: cfg.MaxGunzipBytes,
 	}
 	webhookMetrics := webhook.NewMetrics(reg)
+	// The staff API. Overturns need the overturn pipeline's
+	// appeals.Overturner (cmd/moderator/overturn.go); until it is wired
+	// here, they answer 503.
+	var overturner appeals.Overturner
+	api, err := staffAPI(ctx, cfg, logger, st, rules, overturner)
+	if err != nil {
+		return err
+	}
 	h := routes(routesConfig{
 		logger:     logger,
 		registry:   reg,
@@ -127,6 +136,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			}
 			return st.Ping(ctx)
 		},
+		staffAPI: api,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
