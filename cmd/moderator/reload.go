@@ -32,6 +32,17 @@ type liveRules struct {
 	reloads  *prometheus.CounterVec
 	loadedAt prometheus.Gauge
 	info     *prometheus.GaugeVec
+
+	// status is what admins see of the reloads (GET /api/v1/rules).
+	status atomic.Pointer[reloadStatus]
+}
+
+// reloadStatus is when the set in force was loaded, and why the last
+// reload was refused, if it was.
+type reloadStatus struct {
+	loadedAt  time.Time
+	lastErr   string
+	lastErrAt time.Time
 }
 
 func newLiveRules(dir string, logger *slog.Logger, reg prometheus.Registerer) *liveRules {
@@ -95,9 +106,15 @@ func (l *liveRules) reload(trigger string) error {
 			attrs = append(attrs, "kept_version", old.Version())
 		}
 		l.logger.Error("rules refused", attrs...)
+		st := reloadStatus{lastErr: reloadError(l.dir, err), lastErrAt: time.Now()}
+		if prev := l.status.Load(); prev != nil {
+			st.loadedAt = prev.loadedAt
+		}
+		l.status.Store(&st)
 		return err
 	}
 	old := l.current.Swap(rs)
+	l.status.Store(&reloadStatus{loadedAt: time.Now()})
 	l.reloads.WithLabelValues("ok").Inc()
 	l.loadedAt.SetToCurrentTime()
 	l.info.Reset()
@@ -109,6 +126,20 @@ func (l *liveRules) reload(trigger string) error {
 	}
 	l.logger.Info("rules loaded", attrs...)
 	return nil
+}
+
+// reloadError says why a reload was refused: each problem as file:line:
+// message, or the error.
+func reloadError(dir string, err error) string {
+	var le *policy.LoadError
+	if !errors.As(err, &le) {
+		return err.Error()
+	}
+	problems := make([]string, len(le.Problems))
+	for i, p := range le.Problems {
+		problems[i] = filepath.Join(dir, p.String())
+	}
+	return strings.Join(problems, "\n")
 }
 
 // watch reloads on SIGHUP and whenever a file in the folder changes,

@@ -113,6 +113,12 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		MaxDecompressedBytes: cfg.MaxGunzipBytes,
 	}
 	webhookMetrics := webhook.NewMetrics(reg)
+	// The staff API; its overturns go through the action runner (reversal
+	// jobs, cancelled pending actions) and grant the immunity window.
+	api, err := staffAPI(ctx, cfg, logger, st, rules, newOverturner(st, runner, cfg.ImmunityWindow, logger, nil))
+	if err != nil {
+		return err
+	}
 	h := routes(routesConfig{
 		logger:     logger,
 		registry:   reg,
@@ -127,6 +133,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			}
 			return st.Ping(ctx)
 		},
+		staffAPI: api,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
