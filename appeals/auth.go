@@ -76,10 +76,6 @@ type AuthConfig struct {
 	Now func() time.Time
 	// Logger receives one line per refused request (nil: discarded).
 	Logger *slog.Logger
-
-	// unknownKIDWait overrides jwksUnknownKIDWait (tests: the fuzzer
-	// must not sit out the refresh limiter).
-	unknownKIDWait time.Duration
 }
 
 // Authenticator checks staff bearer tokens and limits each subject's
@@ -139,11 +135,7 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 		a.hs = jwt.NewParser(slices.Concat(common, []jwt.ParserOption{jwt.WithValidMethods([]string{"HS256"})})...)
 	}
 	if cfg.JWKSURL != "" {
-		wait := cfg.unknownKIDWait
-		if wait <= 0 {
-			wait = jwksUnknownKIDWait
-		}
-		st, err := newJWKS(ctx, cfg.JWKSURL, cfg.HTTPClient, cfg.Logger, wait)
+		st, err := newJWKS(ctx, cfg.JWKSURL, cfg.HTTPClient, cfg.Logger, jwksUnknownKIDWait)
 		if err != nil {
 			return nil, err
 		}

@@ -274,13 +274,15 @@ func setup(t testing.TB, o setupOpts) *bundle {
 			with(ecJWK("ec-nouse", &ecKey.PublicKey), "use", ""))
 		cfg.JWKSURL, cfg.Issuer, cfg.Audience = b.idp.URL+"/jwks.json", testIssuer, testAudience
 		cfg.HTTPClient = b.idp.Client()
-		if o.noWait {
-			cfg.unknownKIDWait = time.Millisecond
-		}
 	}
 	a, err := NewAuthenticator(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.noWait {
+		if a.jwks, err = newJWKS(t.Context(), cfg.JWKSURL, cfg.HTTPClient, cfg.Logger, time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
 	}
 	b.auth = a
 	b.handler = a.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
