@@ -24,16 +24,17 @@ type errorDetail struct {
 
 // Error codes of the staff API.
 const (
-	CodeUnauthorized     = "unauthorized"      // 401: no valid token
-	CodeForbidden        = "forbidden"         // 403: the token's role does not allow this
-	CodeInvalidParameter = "invalid_parameter" // 400: a query parameter or body field is wrong
-	CodeInvalidBody      = "invalid_body"      // 400: the body is not the JSON object expected
-	CodeNotFound         = "not_found"         // 404
-	CodeConflict         = "conflict"          // 409: already decided, already overturned
-	CodeTooLarge         = "too_large"         // 413
-	CodeRateLimited      = "rate_limited"      // 429
-	CodeUnavailable      = "unavailable"       // 503: the database did not answer
-	CodeInternal         = "internal"          // 500
+	CodeUnauthorized     = "unauthorized"       // 401: no valid token
+	CodeForbidden        = "forbidden"          // 403: the token's role does not allow this
+	CodeInvalidParameter = "invalid_parameter"  // 400: a query parameter or body field is wrong
+	CodeInvalidBody      = "invalid_body"       // 400: the body is not the JSON object expected
+	CodeNotFound         = "not_found"          // 404
+	CodeMethodNotAllowed = "method_not_allowed" // 405
+	CodeConflict         = "conflict"           // 409: already decided, already overturned
+	CodeTooLarge         = "too_large"          // 413
+	CodeRateLimited      = "rate_limited"       // 429
+	CodeUnavailable      = "unavailable"        // 503: the database did not answer
+	CodeInternal         = "internal"           // 500
 )
 
 // writeError answers status with an errorBody.

@@ -8,12 +8,15 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"moderator/actions"
+	"moderator/appeals"
 	"moderator/policy"
 )
 
@@ -30,7 +33,7 @@ type config struct {
 	RulesDir        string
 	BotUserID       string
 	DryRun          bool
-	AdminJWTSecret  string
+	AdminJWTSecret  string // the staff API's HS256 secret; with the Admin* fields below
 	MaxBodyBytes    int64
 	MaxGunzipBytes  int64
 	ShutdownTimeout time.Duration
@@ -40,8 +43,19 @@ type config struct {
 	RateLimits    map[policy.ActionType]int
 	DailyCaps     map[policy.ActionType]int
 	ActionWorkers int
-	needStream    bool
-	needDatabase  bool
+	// ImmunityWindow is how long after an overturn the rules that acted
+	// may not act against the same user again.
+	ImmunityWindow time.Duration
+	needStream     bool
+	needDatabase   bool
+
+	// The staff API's authentication (package appeals): off unless
+	// AdminJWTSecret or AdminJWKSURL is set.
+	AdminJWKSURL     string
+	AdminJWTIssuer   string
+	AdminJWTAudience string
+	AdminRateLimit   int // requests per minute per token subject
+	needAdmin        bool
 }
 
 // configError is a configuration problem: one line naming the variable.
@@ -107,9 +121,18 @@ func (e *envSource) duration(name string, def time.Duration) time.Duration {
 	return d
 }
 
-// perAction reads "ban=300,flag=300": a number per action type, each at
-// least least.
-func (e *envSource) perAction(name string, least int) map[policy.ActionType]int {
+// The action types MODERATOR_DAILY_CAPS names, and the endpoints
+// MODERATOR_RATE_LIMITS also paces: the reversals' (a warning's reversal
+// deletes a message, within delete's budget). Reversals are not capped: a
+// person asked for them.
+var (
+	cappedTypes  = []policy.ActionType{policy.ActionBan, policy.ActionFlag, policy.ActionMute, policy.ActionDelete, policy.ActionWarn}
+	limitedTypes = append(slices.Clone(cappedTypes), actions.Unban, actions.Unflag, actions.Unmute, actions.Undelete)
+)
+
+// perAction reads "ban=300,flag=300": a number per action type of types,
+// each at least least.
+func (e *envSource) perAction(name string, least int, types []policy.ActionType) map[policy.ActionType]int {
 	v := e.str(name, "")
 	if v == "" {
 		return nil
@@ -118,10 +141,12 @@ func (e *envSource) perAction(name string, least int) map[policy.ActionType]int 
 	for _, pair := range strings.Split(v, ",") {
 		k, n, ok := strings.Cut(strings.TrimSpace(pair), "=")
 		typ := policy.ActionType(strings.TrimSpace(k))
-		switch typ {
-		case policy.ActionBan, policy.ActionFlag, policy.ActionMute, policy.ActionDelete, policy.ActionWarn:
-		default:
-			e.fail(name, "want type=number pairs separated by commas, types ban, flag, mute, delete, warn; got %q", pair)
+		if !slices.Contains(types, typ) {
+			names := make([]string, len(types))
+			for i, t := range types {
+				names[i] = string(t)
+			}
+			e.fail(name, "want type=number pairs separated by commas, types %s; got %q", strings.Join(names, ", "), pair)
 			return nil
 		}
 		num, err := strconv.Atoi(strings.TrimSpace(n))
@@ -200,9 +225,15 @@ func loadConfig(command string, args []string, getenv func(string) string, stder
 		MaxGunzipBytes:  env.bytes("MODERATOR_MAX_DECOMPRESSED_BYTES", 8<<20),
 		ShutdownTimeout: env.duration("MODERATOR_SHUTDOWN_TIMEOUT", 20*time.Second),
 		LogLevel:        env.level("MODERATOR_LOG_LEVEL", slog.LevelInfo),
-		RateLimits:      env.perAction("MODERATOR_RATE_LIMITS", 1),
-		DailyCaps:       env.perAction("MODERATOR_DAILY_CAPS", 0),
+		RateLimits:      env.perAction("MODERATOR_RATE_LIMITS", 1, limitedTypes),
+		DailyCaps:       env.perAction("MODERATOR_DAILY_CAPS", 0, cappedTypes),
 		ActionWorkers:   env.positive("MODERATOR_ACTION_WORKERS", 0),
+		ImmunityWindow:  env.duration("MODERATOR_IMMUNITY_WINDOW", DefaultImmunityWindow),
+
+		AdminJWKSURL:     env.str("MODERATOR_ADMIN_JWKS_URL", ""),
+		AdminJWTIssuer:   env.str("MODERATOR_ADMIN_JWT_ISSUER", ""),
+		AdminJWTAudience: env.str("MODERATOR_ADMIN_JWT_AUDIENCE", ""),
+		AdminRateLimit:   env.positive("MODERATOR_ADMIN_RATE_LIMIT", appeals.DefaultRatePerMinute),
 	}
 	if env.err != nil {
 		return c, env.err
@@ -212,7 +243,7 @@ func loadConfig(command string, args []string, getenv func(string) string, stder
 	fs.SetOutput(stderr)
 	switch command {
 	case "serve":
-		c.needStream, c.needDatabase = true, true
+		c.needStream, c.needDatabase, c.needAdmin = true, true, true
 		fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (MODERATOR_ADDR)")
 		fs.StringVar(&c.RulesDir, "rules", c.RulesDir, "rules folder (MODERATOR_RULES_DIR)")
 		fs.BoolVar(&c.DryRun, "dry-run", c.DryRun, "decide and audit, send nothing to Stream (MODERATOR_DRY_RUN)")
@@ -240,6 +271,11 @@ func (c *config) validate() error {
 			return bad("DATABASE_URL: not a valid Postgres connection string")
 		}
 	}
+	if c.needAdmin {
+		if err := c.validateAdmin(); err != nil {
+			return err
+		}
+	}
 	if !c.needStream {
 		return nil
 	}
@@ -263,6 +299,73 @@ func (c *config) validate() error {
 		return bad("MODERATOR_BOT_USER_ID must not be empty")
 	}
 	return nil
+}
+
+// validateAdmin checks the staff API's authentication settings. All of them
+// may be unset (the staff API is then off); what is set must be usable.
+func (c *config) validateAdmin() error {
+	bad := func(format string, args ...any) error { return &configError{msg: fmt.Sprintf(format, args...)} }
+	if c.AdminJWTSecret != "" {
+		if err := checkAdminSecret(c.AdminJWTSecret); err != nil {
+			return err
+		}
+	}
+	if c.AdminJWKSURL == "" {
+		if c.AdminJWTIssuer != "" {
+			return bad("MODERATOR_ADMIN_JWT_ISSUER is set but MODERATOR_ADMIN_JWKS_URL is not: the issuer applies only to identity-provider tokens")
+		}
+		if c.AdminJWTAudience != "" {
+			return bad("MODERATOR_ADMIN_JWT_AUDIENCE is set but MODERATOR_ADMIN_JWKS_URL is not: the audience applies only to identity-provider tokens")
+		}
+		return nil
+	}
+	u, err := url.Parse(c.AdminJWKSURL)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname()))) {
+		return bad("MODERATOR_ADMIN_JWKS_URL: must be an https URL such as https://idp.example.com/.well-known/jwks.json (http only on localhost), got %q", c.AdminJWKSURL)
+	}
+	if c.AdminJWTIssuer == "" {
+		return bad("MODERATOR_ADMIN_JWT_ISSUER is required with MODERATOR_ADMIN_JWKS_URL: the identity provider's iss, e.g. https://idp.example.com/")
+	}
+	if c.AdminJWTAudience == "" {
+		return bad("MODERATOR_ADMIN_JWT_AUDIENCE is required with MODERATOR_ADMIN_JWKS_URL: the aud the identity provider puts in tokens for this service")
+	}
+	return nil
+}
+
+// checkAdminSecret refuses an HS256 secret too short to be safe; the error
+// names the variable and never shows the secret.
+func checkAdminSecret(secret string) error {
+	if n := len(secret); n < appeals.MinSecretBytes {
+		return &configError{msg: fmt.Sprintf("MODERATOR_ADMIN_JWT_SECRET: must be at least %d bytes (HS256 is only as strong as its key; make one with openssl rand -base64 32), got %d", appeals.MinSecretBytes, n)}
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// staffAuth returns the staff API's authentication settings; ok is false
+// when neither a secret nor a JWKS URL is set, and the staff API is off.
+func (c *config) staffAuth(logger *slog.Logger) (cfg appeals.AuthConfig, ok bool) {
+	if c.AdminJWTSecret == "" && c.AdminJWKSURL == "" {
+		return appeals.AuthConfig{}, false
+	}
+	cfg = appeals.AuthConfig{
+		JWKSURL:       c.AdminJWKSURL,
+		Issuer:        c.AdminJWTIssuer,
+		Audience:      c.AdminJWTAudience,
+		RatePerMinute: c.AdminRateLimit,
+		Logger:        logger,
+	}
+	if c.AdminJWTSecret != "" {
+		cfg.HS256Secret = []byte(c.AdminJWTSecret)
+	}
+	return cfg, true
 }
 
 // webhookKeys returns every API key whose signature the webhook accepts:

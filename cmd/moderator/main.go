@@ -5,6 +5,7 @@
 //	moderator migrate          apply database migrations and exit
 //	moderator rules test [DIR] check a rules folder and run its examples
 //	moderator eval [--rules DIR] [FILE]  evaluate one event offline
+//	moderator token --role R --sub NAME [--ttl 8h]  mint a staff token
 //	moderator version          print version, commit and Go version
 package main
 
@@ -18,6 +19,7 @@ import (
 	"os/signal"
 	"runtime"
 	"syscall"
+	"time"
 )
 
 // Set at build time: go build -ldflags "-X main.version=… -X main.commit=…".
@@ -48,6 +50,8 @@ commands:
   migrate                       apply database migrations and exit
   rules test [DIR]              type-check every rule and run its examples
   eval [--rules DIR] [FILE]     evaluate one Stream event (FILE or stdin) offline
+  token --role R --sub NAME [--ttl 8h]
+                                mint a staff token (MODERATOR_ADMIN_JWT_SECRET); prints only the token
   version                       print version, commit and Go version
 
 configuration comes from the environment; see README.md.
@@ -81,6 +85,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runRulesTest(rest[1:], stdout, stderr)
 	case "eval":
 		return runEval(rest, stdin, stdout, stderr)
+	case "token":
+		return runToken(rest, getenv, time.Now(), stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "moderator %s (commit %s, %s)\n", version, commit, runtime.Version())
 		return nil

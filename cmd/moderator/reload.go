@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"moderator/policy"
+	"moderator/webhook"
 )
 
 // liveRules holds the rule set in force and replaces it when the rules
@@ -32,6 +33,17 @@ type liveRules struct {
 	reloads  *prometheus.CounterVec
 	loadedAt prometheus.Gauge
 	info     *prometheus.GaugeVec
+
+	// status is what admins see of the reloads (GET /api/v1/rules).
+	status atomic.Pointer[reloadStatus]
+}
+
+// reloadStatus is when the set in force was loaded, and why the last
+// reload was refused, if it was.
+type reloadStatus struct {
+	loadedAt  time.Time
+	lastErr   string
+	lastErrAt time.Time
 }
 
 func newLiveRules(dir string, logger *slog.Logger, reg prometheus.Registerer) *liveRules {
@@ -66,6 +78,26 @@ func (l *liveRules) Evaluate(ev *policy.Event) (policy.Decision, bool) {
 	return rs.Evaluate(ev), true
 }
 
+// EvaluateOrDefer implements webhook.HistoryRules: events whose rules
+// read counters or strikes (and, while any rule reads a counter, every new
+// message, which must be counted) are judged in the recording
+// transaction; the rest at once, as Evaluate does.
+func (l *liveRules) EvaluateOrDefer(ev *policy.Event) (policy.Decision, *webhook.Judge, bool) {
+	rs := l.current.Load()
+	if rs == nil {
+		return policy.Decision{}, nil, false
+	}
+	if !rs.NeedsHistory(ev.Type) {
+		return rs.Evaluate(ev), nil, true
+	}
+	return policy.Decision{}, &webhook.Judge{
+		RuleSetVersion: rs.Version(),
+		History:        rs.History(),
+		CountsMessages: rs.CountsMessages(),
+		Decide:         func(h policy.History) policy.Decision { return rs.EvaluateWith(ev, h) },
+	}, true
+}
+
 // ready reports whether a rule set is in force.
 func (l *liveRules) ready() error {
 	if l.current.Load() == nil {
@@ -95,9 +127,15 @@ func (l *liveRules) reload(trigger string) error {
 			attrs = append(attrs, "kept_version", old.Version())
 		}
 		l.logger.Error("rules refused", attrs...)
+		st := reloadStatus{lastErr: reloadError(l.dir, err), lastErrAt: time.Now()}
+		if prev := l.status.Load(); prev != nil {
+			st.loadedAt = prev.loadedAt
+		}
+		l.status.Store(&st)
 		return err
 	}
 	old := l.current.Swap(rs)
+	l.status.Store(&reloadStatus{loadedAt: time.Now()})
 	l.reloads.WithLabelValues("ok").Inc()
 	l.loadedAt.SetToCurrentTime()
 	l.info.Reset()
@@ -109,6 +147,20 @@ func (l *liveRules) reload(trigger string) error {
 	}
 	l.logger.Info("rules loaded", attrs...)
 	return nil
+}
+
+// reloadError says why a reload was refused: each problem as file:line:
+// message, or the error.
+func reloadError(dir string, err error) string {
+	var le *policy.LoadError
+	if !errors.As(err, &le) {
+		return err.Error()
+	}
+	problems := make([]string, len(le.Problems))
+	for i, p := range le.Problems {
+		problems[i] = filepath.Join(dir, p.String())
+	}
+	return strings.Join(problems, "\n")
 }
 
 // watch reloads on SIGHUP and whenever a file in the folder changes,

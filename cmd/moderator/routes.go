@@ -20,6 +20,9 @@ type routesConfig struct {
 	// beforeSend is Stream's before-message-send hook.
 	beforeSend http.Handler
 	ready      func(context.Context) error
+	// staffAPI owns everything below /api/v1 (appeals.NewServer, or
+	// appeals.Disabled when staff authentication is not configured).
+	staffAPI http.Handler
 }
 
 // routes lists every endpoint of the service.
@@ -33,6 +36,9 @@ func routes(c routesConfig) http.Handler {
 	})
 	r.Get("/readyz", handleReady(c.logger, c.ready))
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(c.registry, promhttp.HandlerOpts{Registry: c.registry}))
+	// The staff API: its routes and their roles are listed in
+	// appeals/routes.go and documented in appeals/openapi.yaml.
+	r.Mount("/api/v1", c.staffAPI)
 	return r
 }
 

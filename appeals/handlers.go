@@ -1,0 +1,289 @@
+package appeals
+
+import (
+	_ "embed"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"moderator/store"
+)
+
+//go:embed openapi.yaml
+var openAPISpec []byte
+
+// ActViewSettings is the staff act of reading the service's settings; the
+// other acts are store's (store.ActSearch, …), one vocabulary for the log.
+const ActViewSettings = "view_settings"
+
+// The enumerations that filters accept.
+var (
+	actionTypes = []string{"flag", "mute", "ban", "delete", "warn", "unflag", "unmute", "unban", "undelete"}
+	outcomes    = []string{"applied", "failed", "held", "dry_run", "superseded", "suppressed", "pending", "overturned"}
+)
+
+// handleSpec serves the OpenAPI document. It needs no token: it describes
+// the API, and holds nothing about anyone.
+func (s *server) handleSpec(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/yaml")
+	w.Header().Set("Cache-Control", "no-cache")
+	_, _ = w.Write(openAPISpec)
+}
+
+// staff returns the caller; RequireRole has made sure there is one.
+func staff(r *http.Request) Staff {
+	st, _ := StaffFrom(r.Context())
+	return st
+}
+
+// record writes the staff act of r before its answer is sent; if it
+// cannot be written, the request is refused.
+func (s *server) record(r *http.Request, act store.StaffAct) error {
+	st := staff(r)
+	act.Actor, act.Role = st.Subject, string(st.Role)
+	if err := s.store.RecordStaffAct(r.Context(), act); err != nil {
+		return &auditError{err: err}
+	}
+	return nil
+}
+
+// filterParams is the staff audit log's record of a search: which list,
+// and the filters given.
+func filterParams(list string, f store.AuditFilter) map[string]any {
+	p := map[string]any{"list": list, "limit": f.Limit}
+	add := func(k, v string) {
+		if v != "" {
+			p[k] = v
+		}
+	}
+	add("user_id", f.UserID)
+	add("message_id", f.MessageID)
+	add("channel_cid", f.ChannelCID)
+	add("rule_id", f.RuleID)
+	add("event_type", f.EventType)
+	add("action_type", f.ActionType)
+	add("outcome", f.Outcome)
+	add("cursor", f.Cursor)
+	if !f.From.IsZero() {
+		p["from"] = f.From.Format(time.RFC3339Nano)
+	}
+	if !f.To.IsZero() {
+		p["to"] = f.To.Format(time.RFC3339Nano)
+	}
+	return p
+}
+
+// auditFilter reads the filters of a search.
+func auditFilter(r *http.Request) (store.AuditFilter, error) {
+	q := parseQuery(r)
+	var f store.AuditFilter
+	if q.err != nil {
+		return f, q.err
+	}
+	f.UserID = q.id("user_id", idUser)
+	f.MessageID = q.id("message_id", idMessage)
+	f.ChannelCID = q.id("channel_cid", idChannel)
+	f.RuleID = q.id("rule_id", idRule)
+	f.EventType = q.id("event_type", idEventType)
+	f.ActionType = q.enum("action_type", actionTypes...)
+	f.Outcome = q.enum("outcome", outcomes...)
+	f.From, f.To = q.timeRange()
+	f.Cursor = q.cursor()
+	f.Limit = q.limit()
+	return f, q.err
+}
+
+func (s *server) searchEvents(w http.ResponseWriter, r *http.Request) error {
+	f, err := auditFilter(r)
+	if err != nil {
+		return err
+	}
+	page, err := s.store.SearchEvents(r.Context(), f)
+	if err != nil {
+		return fmt.Errorf("search events: %w", err)
+	}
+	if err := s.record(r, store.StaffAct{Act: store.ActSearch, TargetUserID: f.UserID, Params: filterParams("events", f)}); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, page)
+	return nil
+}
+
+func (s *server) searchDecisions(w http.ResponseWriter, r *http.Request) error {
+	f, err := auditFilter(r)
+	if err != nil {
+		return err
+	}
+	page, err := s.store.SearchDecisions(r.Context(), f)
+	if err != nil {
+		return fmt.Errorf("search decisions: %w", err)
+	}
+	if err := s.record(r, store.StaffAct{Act: store.ActSearch, TargetUserID: f.UserID, Params: filterParams("decisions", f)}); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, page)
+	return nil
+}
+
+func (s *server) searchActions(w http.ResponseWriter, r *http.Request) error {
+	f, err := auditFilter(r)
+	if err != nil {
+		return err
+	}
+	page, err := s.store.SearchActions(r.Context(), f)
+	if err != nil {
+		return fmt.Errorf("search actions: %w", err)
+	}
+	if err := s.record(r, store.StaffAct{Act: store.ActSearch, TargetUserID: f.UserID, Params: filterParams("actions", f)}); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, page)
+	return nil
+}
+
+func (s *server) timeline(w http.ResponseWriter, r *http.Request) error {
+	userID, err := pathString(r, "user_id", idUser)
+	if err != nil {
+		return err
+	}
+	f, err := auditFilter(r)
+	if err != nil {
+		return err
+	}
+	f.UserID = userID
+	page, err := s.store.Timeline(r.Context(), userID, f)
+	if err != nil {
+		return fmt.Errorf("timeline of %s: %w", userID, err)
+	}
+	if err := s.record(r, store.StaffAct{Act: store.ActTimeline, TargetUserID: userID, Params: filterParams("timeline", f)}); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, page)
+	return nil
+}
+
+func (s *server) decisionEvidence(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	q := parseQuery(r)
+	around := q.number("around", defaultAround, 0, maxAround, true)
+	if q.err != nil {
+		return q.err
+	}
+	ev, err := s.store.DecisionEvidence(r.Context(), id, around)
+	if err != nil {
+		return about(fmt.Errorf("decision %d evidence: %w", id, err), "decision %d", id)
+	}
+	act := store.StaffAct{Act: store.ActViewDecision, TargetUserID: ev.Decision.UserID, Target: "decision:" + strconv.FormatInt(id, 10),
+		Params: map[string]any{"decision_id": id, "around": around}}
+	if err := s.record(r, act); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ev)
+	return nil
+}
+
+func (s *server) action(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	a, err := s.store.Action(r.Context(), id)
+	if err != nil {
+		return about(fmt.Errorf("action %d: %w", id, err), "action %d", id)
+	}
+	act := store.StaffAct{Act: store.ActViewAction, TargetUserID: a.TargetUserID, Target: "action:" + strconv.FormatInt(id, 10),
+		Params: map[string]any{"action_id": id}}
+	if err := s.record(r, act); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, a)
+	return nil
+}
+
+// ruleStatsWindow is the period GET /rules/stats covers when from is not
+// given.
+const ruleStatsWindow = 30 * 24 * time.Hour
+
+// ruleStatsResponse is GET /rules/stats's answer.
+type ruleStatsResponse struct {
+	From  time.Time        `json:"from"`
+	To    time.Time        `json:"to"`
+	Rules []store.RuleStat `json:"rules"`
+}
+
+func (s *server) ruleStats(w http.ResponseWriter, r *http.Request) error {
+	q := parseQuery(r)
+	from, to := q.timeRange()
+	if q.err != nil {
+		return q.err
+	}
+	if to.IsZero() {
+		to = s.now().UTC()
+	}
+	if from.IsZero() {
+		from = to.Add(-ruleStatsWindow)
+	}
+	if !from.Before(to) {
+		return badParam("from", "must be before to")
+	}
+	stats, err := s.store.RuleStats(r.Context(), from, to)
+	if err != nil {
+		return fmt.Errorf("rule stats: %w", err)
+	}
+	if stats == nil {
+		stats = []store.RuleStat{}
+	}
+	act := store.StaffAct{Act: store.ActRuleStats, Params: map[string]any{
+		"from": from.Format(time.RFC3339Nano), "to": to.Format(time.RFC3339Nano)}}
+	if err := s.record(r, act); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ruleStatsResponse{From: from, To: to, Rules: stats})
+	return nil
+}
+
+func (s *server) ruleSet(w http.ResponseWriter, r *http.Request) error {
+	if s.status == nil {
+		return &unavailableError{msg: "the rule set's status is not available in this deployment"}
+	}
+	rs := s.status.RuleSet()
+	if rs.Rules == nil {
+		rs.Rules = []RuleInfo{}
+	}
+	if err := s.record(r, store.StaffAct{Act: store.ActRuleSetStatus}); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rs)
+	return nil
+}
+
+// redacted replaces a secret setting's value.
+const redacted = "[redacted]"
+
+// settingsResponse is GET /settings's answer.
+type settingsResponse struct {
+	Settings []Setting `json:"settings"`
+}
+
+func (s *server) settings(w http.ResponseWriter, r *http.Request) error {
+	if s.status == nil {
+		return &unavailableError{msg: "the service's settings are not available in this deployment"}
+	}
+	list := s.status.Settings()
+	out := make([]Setting, len(list))
+	for i, st := range list {
+		if st.Secret && st.Value != "" {
+			st.Value = redacted
+		}
+		out[i] = st
+	}
+	if err := s.record(r, store.StaffAct{Act: ActViewSettings}); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, settingsResponse{Settings: out})
+	return nil
+}

@@ -1,0 +1,51 @@
+package appeals
+
+import "net/http"
+
+// route is one endpoint of the staff API: the role it needs ("": no token
+// needed) and the query parameters it takes (any other is a 400 before
+// the handler runs).
+type route struct {
+	method  string
+	pattern string
+	role    Role
+	query   []string
+	handler http.HandlerFunc
+}
+
+// The query parameters of the searches.
+var (
+	searchQuery   = []string{"user_id", "message_id", "channel_cid", "rule_id", "event_type", "action_type", "outcome", "from", "to", "cursor", "limit"}
+	timelineQuery = []string{"from", "to", "cursor", "limit"}
+	appealQuery   = []string{"user_id", "status", "from", "to", "cursor", "limit"}
+)
+
+// routes lists every endpoint of the staff API, in one place, with the
+// role each needs. openapi.yaml documents the same list (x-role, and the
+// query parameters), and a test holds the two, and the router, equal.
+func (s *server) routes() []route {
+	return []route{
+		{http.MethodGet, "/openapi.yaml", "", nil, s.handleSpec},
+
+		// viewer: search and read the audit trail.
+		{http.MethodGet, "/events", RoleViewer, searchQuery, s.handle(s.searchEvents)},
+		{http.MethodGet, "/decisions", RoleViewer, searchQuery, s.handle(s.searchDecisions)},
+		{http.MethodGet, "/decisions/{id}", RoleViewer, []string{"around"}, s.handle(s.decisionEvidence)},
+		{http.MethodGet, "/actions", RoleViewer, searchQuery, s.handle(s.searchActions)},
+		{http.MethodGet, "/actions/{id}", RoleViewer, nil, s.handle(s.action)},
+		{http.MethodGet, "/users/{user_id}/timeline", RoleViewer, timelineQuery, s.handle(s.timeline)},
+		{http.MethodGet, "/appeals", RoleViewer, appealQuery, s.handle(s.listAppeals)},
+		{http.MethodGet, "/appeals/{id}", RoleViewer, nil, s.handle(s.appeal)},
+		{http.MethodGet, "/rules/stats", RoleViewer, []string{"from", "to"}, s.handle(s.ruleStats)},
+
+		// reviewer: also record and decide appeals, and overturn.
+		{http.MethodPost, "/appeals", RoleReviewer, nil, s.handle(s.recordAppeal)},
+		{http.MethodPost, "/appeals/{id}/decision", RoleReviewer, nil, s.handle(s.decideAppeal)},
+		{http.MethodPost, "/actions/{id}/overturn", RoleReviewer, nil, s.handle(s.overturnAction)},
+		{http.MethodPost, "/decisions/{id}/overturn", RoleReviewer, nil, s.handle(s.overturnDecision)},
+
+		// admin: also the rule set's status and the service's settings.
+		{http.MethodGet, "/rules", RoleAdmin, nil, s.handle(s.ruleSet)},
+		{http.MethodGet, "/settings", RoleAdmin, nil, s.handle(s.settings)},
+	}
+}

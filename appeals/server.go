@@ -1,0 +1,280 @@
+package appeals
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"moderator/store"
+)
+
+// AuditReader is the audit trail's read side that the staff API searches.
+// *store.Store satisfies it.
+type AuditReader interface {
+	SearchEvents(ctx context.Context, f store.AuditFilter) (store.Page[store.EventSummary], error)
+	SearchDecisions(ctx context.Context, f store.AuditFilter) (store.Page[store.DecisionSummary], error)
+	SearchActions(ctx context.Context, f store.AuditFilter) (store.Page[store.ActionDetail], error)
+	Timeline(ctx context.Context, userID string, f store.AuditFilter) (store.Page[store.TimelineEntry], error)
+	DecisionEvidence(ctx context.Context, decisionID int64, around int) (store.Evidence, error)
+	Action(ctx context.Context, actionID int64) (store.ActionDetail, error)
+	RuleStats(ctx context.Context, from, to time.Time) ([]store.RuleStat, error)
+}
+
+// AppealStore records appeals and their 'upheld' decisions (an
+// 'overturned' decision goes through the Overturner). *store.Store
+// satisfies it.
+type AppealStore interface {
+	RecordAppeal(ctx context.Context, a store.NewAppeal) (store.Appeal, error)
+	Appeal(ctx context.Context, id int64) (store.Appeal, error)
+	ListAppeals(ctx context.Context, f store.AppealFilter) (store.Page[store.Appeal], error)
+	DecideAppealUpheld(ctx context.Context, appealID int64, reviewer, reason string, act store.StaffAct) (store.AppealDecision, error)
+}
+
+// StaffLog records staff acts: who read whose history. *store.Store
+// satisfies it.
+type StaffLog interface {
+	RecordStaffAct(ctx context.Context, a store.StaffAct) error
+}
+
+// Store is everything the staff API needs from the database.
+type Store interface {
+	AuditReader
+	AppealStore
+	StaffLog
+}
+
+// AuthMiddleware authenticates a staff request: it answers 401 (or 429)
+// itself, or calls next with the caller in the context (WithStaff).
+// *Authenticator satisfies it; the handlers' unit tests use a fake.
+type AuthMiddleware interface {
+	Middleware(next http.Handler) http.Handler
+}
+
+// ServiceStatus is what admins see of the running service; cmd/moderator
+// provides it.
+type ServiceStatus interface {
+	// RuleSet describes the rule set in force and the last reload.
+	RuleSet() RuleSetStatus
+	// Settings lists the service's configuration. Values of settings
+	// marked Secret are never shown: the API answers only whether they
+	// are set.
+	Settings() []Setting
+}
+
+// RuleSetStatus is the live rule set as GET /rules shows it.
+type RuleSetStatus struct {
+	Version  string    `json:"version"` // content hash; "" when none is loaded
+	LoadedAt time.Time `json:"loaded_at,omitzero"`
+	Dir      string    `json:"dir"`
+	// Rules are in evaluation order.
+	Rules []RuleInfo `json:"rules"`
+	// LastReloadError is why the last reload was refused ("" when it was
+	// not), with LastReloadAt the time of that reload.
+	LastReloadError string    `json:"last_reload_error,omitempty"`
+	LastReloadAt    time.Time `json:"last_reload_at,omitzero"`
+}
+
+// RuleInfo describes one rule of the live set.
+type RuleInfo struct {
+	ID          string   `json:"id"`
+	Description string   `json:"description,omitempty"`
+	Mode        string   `json:"mode"`
+	Events      []string `json:"events"`
+	When        string   `json:"when"`
+	Actions     []string `json:"actions,omitempty"`
+	File        string   `json:"file"`
+	Line        int      `json:"line"`
+}
+
+// Setting is one configuration value.
+type Setting struct {
+	Name   string `json:"name"` // the environment variable
+	Value  string `json:"value"`
+	Secret bool   `json:"secret,omitempty"`
+}
+
+// ServerConfig is what NewServer needs.
+type ServerConfig struct {
+	Logger *slog.Logger
+	// Auth authenticates every route but the OpenAPI document. Required:
+	// without it every such route answers 401.
+	Auth  AuthMiddleware
+	Store Store
+	// Overturner carries out overturns; nil: they answer 503.
+	Overturner Overturner
+	// Status is shown to admins; nil: GET /rules and /settings answer 503.
+	Status ServiceStatus
+	// Timeout bounds each request's work (default 10s).
+	Timeout time.Duration
+	// Now is the clock for the default time ranges (default time.Now).
+	Now func() time.Time
+}
+
+type server struct {
+	logger     *slog.Logger
+	store      Store
+	overturner Overturner
+	status     ServiceStatus
+	timeout    time.Duration
+	now        func() time.Time
+}
+
+// NewServer returns the staff API. It owns every path below where it is
+// mounted (cmd mounts it at /api/v1): the routes of routes(), each behind
+// authentication and its role, and JSON 404 and 405 answers for the rest.
+func NewServer(cfg ServerConfig) http.Handler {
+	s := &server{
+		logger:     cfg.Logger,
+		store:      cfg.Store,
+		overturner: cfg.Overturner,
+		status:     cfg.Status,
+		timeout:    cfg.Timeout,
+		now:        cfg.Now,
+	}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	if s.timeout <= 0 {
+		s.timeout = 10 * time.Second
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	authenticate := func(http.Handler) http.Handler { return refuseAll{} }
+	if cfg.Auth != nil {
+		authenticate = cfg.Auth.Middleware
+	}
+
+	r := chi.NewRouter()
+	r.Use(s.logRequests, s.recoverPanics)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, CodeNotFound, "", "no such endpoint: see /api/v1/openapi.yaml")
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, "", "method not allowed on this endpoint")
+	})
+	for _, rt := range s.routes() {
+		h := s.onlyQuery(rt.query, rt.handler)
+		if rt.role != "" {
+			h = authenticate(noteStaff(RequireRole(rt.role)(h)))
+		}
+		r.Method(rt.method, rt.pattern, h)
+	}
+	return r
+}
+
+// refuseAll answers 401 to everything: the staff API without an
+// authenticator fails closed.
+type refuseAll struct{}
+
+func (refuseAll) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	writeError(w, http.StatusUnauthorized, CodeUnauthorized, "", "staff authentication is not configured")
+}
+
+// Disabled answers every request below /api/v1 with 404 and the JSON
+// error body: the staff API is off when no way to authenticate staff is
+// configured.
+func Disabled() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, CodeNotFound, "",
+			"the staff API is not enabled: set MODERATOR_ADMIN_JWT_SECRET or MODERATOR_ADMIN_JWKS_URL")
+	})
+}
+
+// requestLog is filled in while a request is handled and written as its
+// one canonical log line.
+type requestLog struct {
+	sub  string
+	role Role
+	err  error // an internal error: logged, never shown
+}
+
+type requestLogKey struct{}
+
+func logFrom(ctx context.Context) *requestLog {
+	l, _ := ctx.Value(requestLogKey{}).(*requestLog)
+	if l == nil {
+		return &requestLog{}
+	}
+	return l
+}
+
+// logRequests writes one line per request: method, route pattern, status,
+// the caller's sub and role, and duration. Never a token, a query value or
+// a body.
+func (s *server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rl := &requestLog{}
+		ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), requestLogKey{}, rl), s.timeout)
+		defer cancel()
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		next.ServeHTTP(ww, r.WithContext(ctx))
+
+		pattern := ""
+		if rc := chi.RouteContext(r.Context()); rc != nil {
+			pattern = rc.RoutePattern()
+		}
+		if pattern == "" {
+			pattern = "unmatched"
+		}
+		status := ww.Status()
+		if status == 0 {
+			status = http.StatusOK
+		}
+		attrs := []slog.Attr{
+			slog.String("method", r.Method),
+			slog.String("route", pattern),
+			slog.Int("status", status),
+			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+			slog.Int("bytes", ww.BytesWritten()),
+		}
+		if rl.sub != "" {
+			attrs = append(attrs, slog.String("staff_sub", rl.sub), slog.String("role", string(rl.role)))
+		}
+		level := slog.LevelInfo
+		if rl.err != nil {
+			attrs = append(attrs, slog.String("error", rl.err.Error()))
+			if status >= 500 {
+				level = slog.LevelError
+			}
+		}
+		s.logger.LogAttrs(r.Context(), level, "staff request", attrs...)
+	})
+}
+
+// noteStaff copies the authenticated caller into the request's log line.
+func noteStaff(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if st, ok := StaffFrom(r.Context()); ok {
+			rl := logFrom(r.Context())
+			rl.sub, rl.role = st.Subject, st.Role
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// recoverPanics turns a handler's panic into a 500 with the JSON body, the
+// panic going to the request's log line.
+func (s *server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				logFrom(r.Context()).err = panicError{v}
+				writeError(w, http.StatusInternalServerError, CodeInternal, "", "internal error")
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+type panicError struct{ v any }
+
+func (p panicError) Error() string { return "panic: " + slog.AnyValue(p.v).String() }

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"moderator/appeals"
+	"moderator/policy"
+	"moderator/store"
+)
+
+// staffAPI builds the handler mounted at /api/v1: the staff API when a way
+// to authenticate staff is configured (MODERATOR_ADMIN_JWT_SECRET or
+// MODERATOR_ADMIN_JWKS_URL), else a handler that answers 404 to all.
+// overturner carries out the overturns (nil: they answer 503).
+func staffAPI(ctx context.Context, cfg config, logger *slog.Logger, st *store.Store, rules *liveRules, overturner appeals.Overturner) (http.Handler, error) {
+	authCfg, ok := cfg.staffAuth(logger)
+	if !ok {
+		logger.Info("staff API off: set MODERATOR_ADMIN_JWT_SECRET or MODERATOR_ADMIN_JWKS_URL to enable /api/v1")
+		return appeals.Disabled(), nil
+	}
+	auth, err := appeals.NewAuthenticator(ctx, authCfg)
+	if err != nil {
+		return nil, fmt.Errorf("staff API: %w", err)
+	}
+	return appeals.NewServer(appeals.ServerConfig{
+		Logger:     logger,
+		Auth:       auth,
+		Store:      st,
+		Overturner: overturner,
+		Status:     serviceStatus{cfg: cfg, rules: rules},
+	}), nil
+}
+
+// serviceStatus is what admins see of the running service through the
+// staff API (GET /api/v1/rules and /settings).
+type serviceStatus struct {
+	cfg   config
+	rules *liveRules
+}
+
+func (s serviceStatus) RuleSet() appeals.RuleSetStatus {
+	out := appeals.RuleSetStatus{Dir: s.rules.dir, Rules: []appeals.RuleInfo{}}
+	if st := s.rules.status.Load(); st != nil {
+		out.LoadedAt, out.LastReloadError, out.LastReloadAt = st.loadedAt, st.lastErr, st.lastErrAt
+	}
+	rs := s.rules.current.Load()
+	if rs == nil {
+		return out
+	}
+	out.Version = rs.Version()
+	for _, r := range rs.Rules() {
+		out.Rules = append(out.Rules, appeals.RuleInfo{
+			ID:          r.ID,
+			Description: r.Description,
+			Mode:        string(r.Mode),
+			Events:      r.Events,
+			When:        r.When,
+			Actions:     actionNames(r.Actions),
+			File:        r.File,
+			Line:        r.Line,
+		})
+	}
+	return out
+}
+
+func actionNames(types []policy.ActionType) []string {
+	out := make([]string, len(types))
+	for i, t := range types {
+		out[i] = string(t)
+	}
+	return out
+}
+
+// Settings lists every configuration variable with the value in force.
+// Secrets are marked so: the staff API shows only whether they are set.
+func (s serviceStatus) Settings() []appeals.Setting {
+	c := s.cfg
+	return []appeals.Setting{
+		{Name: "DATABASE_URL", Value: c.DatabaseURL, Secret: true}, // may hold a password
+		{Name: "STREAM_API_KEY", Value: c.StreamAPIKey},
+		{Name: "STREAM_API_SECRET", Value: c.StreamAPISecret, Secret: true},
+		{Name: "STREAM_API_KEYS", Value: c.StreamAPIKeys, Secret: true},
+		{Name: "STREAM_BASE_URL", Value: c.StreamBaseURL},
+		{Name: "MODERATOR_ADDR", Value: c.Addr},
+		{Name: "MODERATOR_RULES_DIR", Value: c.RulesDir},
+		{Name: "MODERATOR_BOT_USER_ID", Value: c.BotUserID},
+		{Name: "MODERATOR_DRY_RUN", Value: strconv.FormatBool(c.DryRun)},
+		{Name: "MODERATOR_ADMIN_JWT_SECRET", Value: c.AdminJWTSecret, Secret: true},
+		{Name: "MODERATOR_ADMIN_JWKS_URL", Value: c.AdminJWKSURL},
+		{Name: "MODERATOR_ADMIN_JWT_ISSUER", Value: c.AdminJWTIssuer},
+		{Name: "MODERATOR_ADMIN_JWT_AUDIENCE", Value: c.AdminJWTAudience},
+		{Name: "MODERATOR_ADMIN_RATE_LIMIT", Value: strconv.Itoa(c.AdminRateLimit)},
+		{Name: "MODERATOR_MAX_BODY_BYTES", Value: strconv.FormatInt(c.MaxBodyBytes, 10)},
+		{Name: "MODERATOR_MAX_DECOMPRESSED_BYTES", Value: strconv.FormatInt(c.MaxGunzipBytes, 10)},
+		{Name: "MODERATOR_SHUTDOWN_TIMEOUT", Value: c.ShutdownTimeout.String()},
+		{Name: "MODERATOR_LOG_LEVEL", Value: strings.ToLower(c.LogLevel.String())},
+		{Name: "MODERATOR_RATE_LIMITS", Value: perActionValue(c.RateLimits)},
+		{Name: "MODERATOR_DAILY_CAPS", Value: perActionValue(c.DailyCaps)},
+		{Name: "MODERATOR_ACTION_WORKERS", Value: workersValue(c.ActionWorkers)},
+		{Name: "MODERATOR_IMMUNITY_WINDOW", Value: c.ImmunityWindow.String()},
+	}
+}
+
+// perActionValue writes a per-type map as the variable takes it
+// ("ban=300,flag=300"); "default" when unset.
+func perActionValue(m map[policy.ActionType]int) string {
+	if len(m) == 0 {
+		return "default"
+	}
+	parts := make([]string, 0, len(m))
+	for _, t := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s=%d", t, m[t]))
+	}
+	return strings.Join(parts, ",")
+}
+
+func workersValue(n int) string {
+	if n == 0 {
+		return "default"
+	}
+	return strconv.Itoa(n)
+}
