@@ -249,6 +249,8 @@ type setupOpts struct {
 	secret []byte // nil: no HS256
 	jwks   bool
 	rate   int
+	// noWait makes an unknown kid past the refresh limiter fail at once.
+	noWait bool
 }
 
 func setup(t testing.TB, o setupOpts) *bundle {
@@ -272,6 +274,9 @@ func setup(t testing.TB, o setupOpts) *bundle {
 			with(ecJWK("ec-nouse", &ecKey.PublicKey), "use", ""))
 		cfg.JWKSURL, cfg.Issuer, cfg.Audience = b.idp.URL+"/jwks.json", testIssuer, testAudience
 		cfg.HTTPClient = b.idp.Client()
+		if o.noWait {
+			cfg.unknownKIDWait = time.Millisecond
+		}
 	}
 	a, err := NewAuthenticator(t.Context(), cfg)
 	if err != nil {
