@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"moderator/actions"
-	"moderator/appeals"
 	"moderator/store"
 	"moderator/webhook"
 )
@@ -115,11 +114,9 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		MaxDecompressedBytes: cfg.MaxGunzipBytes,
 	}
 	webhookMetrics := webhook.NewMetrics(reg)
-	// The staff API. Overturns need the overturn pipeline's
-	// appeals.Overturner (cmd/moderator/overturn.go); until it is wired
-	// here, they answer 503.
-	var overturner appeals.Overturner
-	api, err := staffAPI(ctx, cfg, logger, st, rules, overturner)
+	// The staff API; its overturns go through the action runner (reversal
+	// jobs, cancelled pending actions) and grant the immunity window.
+	api, err := staffAPI(ctx, cfg, logger, st, rules, newOverturner(st, runner, cfg.ImmunityWindow, logger, nil))
 	if err != nil {
 		return err
 	}
