@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"hash/fnv"
@@ -85,6 +86,9 @@ func judgeRecords(ctx context.Context, tx pgx.Tx, recs []EventRecord, results []
 	if len(todo) == 0 {
 		return nil
 	}
+	// Records are judged in the order of their event ids (the batch's
+	// order, as the insert numbers them): each counts the ones before it.
+	slices.SortFunc(todo, func(a, b judged) int { return cmp.Compare(results[a.i].EventID, results[b.i].EventID) })
 	if err := lockAndMark(ctx, tx, results, todo, historyLocks(todo, channels)); err != nil {
 		return err
 	}
@@ -195,6 +199,14 @@ func lockAndMark(ctx context.Context, tx pgx.Tx, results []RecordResult, todo []
 	return nil
 }
 
+// HistoryCap bounds the rows one history value is computed from: the most
+// recent HistoryCap counter marks of the user (or young accounts' marks
+// of the channel) in the longest window read, and the user's most recent
+// HistoryCap actions. Counts are exact up to it and stop near it, far
+// above any threshold a rule needs, so that counting a flood of messages
+// costs a bounded amount per message however long the flood goes on.
+const HistoryCap = 1000
+
 // readHistory reads every key for every judged record in one statement.
 // A record counts the marks committed by other transactions and, of its
 // own batch, those of the records before it and its own: the order in
@@ -212,16 +224,16 @@ func readHistory(ctx context.Context, tx pgx.Tx, results []RecordResult, todo []
 		return out, nil
 	}
 	var (
-		ords   []int32
-		users  []string
-		chans  []*string
-		ats    []*time.Time
-		fps    []*int64
-		bmIDs  []int64
-		bmOrds []int32
+		ords  []int32
+		users []string
+		chans []*string
+		ats   []*time.Time
+		fps   []*int64
+		eids  []int64
 	)
 	for n, jr := range todo {
 		ords = append(ords, int32(n))
+		eids = append(eids, results[jr.i].EventID)
 		users = append(users, jr.ev.SubjectUserID())
 		chans = append(chans, nullString(jr.ev.ChannelCID()))
 		ats = append(ats, jr.at)
@@ -230,14 +242,12 @@ func readHistory(ctx context.Context, tx pgx.Tx, results []RecordResult, todo []
 			if jr.mark.Fingerprint != 0 {
 				fp = &jr.mark.Fingerprint
 			}
-			bmIDs = append(bmIDs, results[jr.i].EventID)
-			bmOrds = append(bmOrds, int32(n))
 		} else if f := policy.Fingerprint(messageText(jr.ev)); f != 0 {
 			fp = &f
 		}
 		fps = append(fps, fp)
 	}
-	args := []any{ords, users, chans, ats, fps}
+	args := []any{ords, users, chans, ats, fps, eids}
 	param := func(v any) string {
 		args = append(args, v)
 		return fmt.Sprintf("$%d", len(args))
@@ -280,23 +290,24 @@ func readHistory(ctx context.Context, tx pgx.Tx, results []RecordResult, todo []
 			maxUser = max(maxUser, k.Window)
 		}
 	}
-	// A mark of this batch counts only for the records judged after it.
-	var batchOrder string
-	if len(user) > 0 || len(channel) > 0 {
-		batchOrder = fmt.Sprintf(`coalesce((%s::int[])[array_position(%s::bigint[], m.event_id)], -1) <= b.ord`, param(bmOrds), param(bmIDs))
-	}
+	// A mark this transaction wrote counts only for its own record and
+	// those judged after it (a later event id).
+	const batchOrder = `(m.event_id <= b.event_id OR m.xmin <> pg_current_xact_id()::xid)`
+	limit := param(HistoryCap)
 	var sel, joins []string
 	if len(user) > 0 {
 		sel = append(sel, "u.*")
 		joins = append(joins, `LEFT JOIN LATERAL (SELECT `+aliased(user, "u")+`
-			FROM counter_marks m
-			WHERE m.user_id = b.user_id AND `+within("m.at", maxUser)+` AND `+batchOrder+`) u ON true`)
+			FROM (SELECT * FROM counter_marks m
+				WHERE m.user_id = b.user_id AND `+within("m.at", maxUser)+` AND `+batchOrder+`
+				ORDER BY m.at DESC LIMIT `+limit+`) m) u ON true`)
 	}
 	if len(channel) > 0 {
 		sel = append(sel, "c.*")
 		joins = append(joins, `LEFT JOIN LATERAL (SELECT `+aliased(channel, "c")+`
-			FROM counter_marks m
-			WHERE m.channel_cid = b.channel_cid AND m.young AND `+within("m.at", maxChannel)+` AND `+batchOrder+`) c ON true`)
+			FROM (SELECT * FROM counter_marks m
+				WHERE m.channel_cid = b.channel_cid AND m.young AND `+within("m.at", maxChannel)+` AND `+batchOrder+`
+				ORDER BY m.at DESC LIMIT `+limit+`) m) c ON true`)
 	}
 	if len(strike) > 0 {
 		sel = append(sel, "s.*")
@@ -305,12 +316,14 @@ func readHistory(ctx context.Context, tx pgx.Tx, results []RecordResult, todo []
 				FROM actions a JOIN events e ON e.id = a.event_id
 				WHERE a.target_user_id = b.user_id AND a.reverses_action_id IS NULL
 					AND NOT EXISTS (SELECT 1 FROM action_outcomes o WHERE o.action_id = a.id AND o.outcome = ANY(`+param(strikeOutcomes)+`))
-					AND NOT EXISTS (SELECT 1 FROM action_reversals r WHERE r.action_id = a.id)) a
+					AND NOT EXISTS (SELECT 1 FROM action_reversals r WHERE r.action_id = a.id)
+				ORDER BY a.created_at DESC LIMIT `+limit+`) a
 			WHERE `+within("a.t", maxStrike)+`) s ON true`)
 	}
 	sql := `WITH b AS (
-			SELECT ord, user_id, channel_cid, coalesce(at, now()) AS at, fp
-			FROM unnest($1::int[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[]) AS b(ord, user_id, channel_cid, at, fp))
+			SELECT ord, user_id, channel_cid, coalesce(at, now()) AS at, fp, event_id
+			FROM unnest($1::int[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[], $6::bigint[])
+				AS b(ord, user_id, channel_cid, at, fp, event_id))
 		SELECT b.ord, ` + strings.Join(sel, ", ") + ` FROM b ` + strings.Join(joins, " ") + ` ORDER BY b.ord`
 	rows, err := tx.Query(ctx, sql, args...)
 	if err != nil {
@@ -366,8 +379,8 @@ func messageText(ev *policy.Event) string {
 	return ev.Message.Text
 }
 
-// addBatchStrikes adds to h the strikes of the user's earlier events in
-// this batch: their actions are written after the whole batch is judged,
+// addBatchStrikes adds to h the strikes of the user's earlier events (by
+// event id) in this batch: their actions are written after the whole batch is judged,
 // so the query cannot see them. Each counts as it would once recorded
 // with no outcome yet (pending), by the actions its decision requested.
 func addBatchStrikes(h policy.History, recs []EventRecord, results []RecordResult, jr judged, keys []policy.HistoryKey) {
@@ -376,7 +389,10 @@ func addBatchStrikes(h policy.History, recs []EventRecord, results []RecordResul
 		return
 	}
 	now := policyNow(jr.ev)
-	for i := range jr.i {
+	for i := range recs {
+		if results[i].EventID >= results[jr.i].EventID {
+			continue
+		}
 		d, ev := recs[i].Decision, recs[i].Event
 		if results[i].Duplicate != "" || d == nil || len(d.Actions) == 0 || recs[i].Own || ev.SubjectUserID() != user ||
 			ev.Type == policy.EventBeforeSend {
