@@ -14,7 +14,7 @@ COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 # Fuzz targets as package:FuzzName; `make test` runs each for FUZZTIME.
-FUZZ ?= webhook:FuzzVerifyAndParse policy:FuzzEvaluate policy:FuzzNormalize
+FUZZ ?= webhook:FuzzVerifyAndParse policy:FuzzEvaluate policy:FuzzNormalize appeals:FuzzAuthenticate
 FUZZTIME ?= 10s
 # Set by test/race; empty for the plain run.
 RACE ?=

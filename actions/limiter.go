@@ -2,6 +2,7 @@ package actions
 
 import (
 	"fmt"
+	"maps"
 
 	"golang.org/x/time/rate"
 
@@ -21,8 +22,16 @@ func DefaultRateLimits() map[policy.ActionType]int {
 	}
 }
 
+// DefaultReversalRateLimits are the per-minute budgets of the reversals'
+// endpoints: unban, unflag and unmute as Stream publishes them (300);
+// undelete is not published, 300 is assumed. A warning's reversal deletes a
+// message and shares the delete budget.
+func DefaultReversalRateLimits() map[policy.ActionType]int {
+	return map[policy.ActionType]int{Unban: 300, Unmute: 300, Unflag: 300, Undelete: 300}
+}
+
 // limiters paces the calls of each endpoint. Each action type calls one
-// endpoint, so the budget is per type.
+// endpoint, so the budget is per type (Unwarn calls delete's).
 type limiters struct {
 	byType map[policy.ActionType]*rate.Limiter
 }
@@ -39,6 +48,7 @@ type limiters struct {
 // and never earns a 429 that pacing could have avoided.
 func newLimiters(perMinute map[policy.ActionType]int) (*limiters, error) {
 	budgets := DefaultRateLimits()
+	maps.Copy(budgets, DefaultReversalRateLimits())
 	for t, n := range perMinute {
 		if n <= 0 {
 			return nil, fmt.Errorf("rate limit for %s: %d per minute, want a positive number", t, n)
@@ -61,4 +71,9 @@ func perSecond(perMinute int) rate.Limit {
 	return rate.Limit(float64(perMinute-1) / 60)
 }
 
-func (l *limiters) forType(t policy.ActionType) *rate.Limiter { return l.byType[t] }
+func (l *limiters) forType(t policy.ActionType) *rate.Limiter {
+	if t == Unwarn {
+		t = policy.ActionDelete // the same endpoint, DELETE /messages/{id}
+	}
+	return l.byType[t]
+}

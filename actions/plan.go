@@ -43,6 +43,10 @@ type Planned struct {
 	// SupersededBy is the Position of the action that makes this one
 	// unnecessary, or -1 when this one is to be carried out.
 	SupersededBy int
+	// Immunity, when set, is the overturn that keeps this action's rule
+	// off its target user: the action is suppressed, and takes no part in
+	// merging (an immune ban must not supersede another rule's mute).
+	Immunity *Immunity
 }
 
 // Superseded reports whether another action of the decision replaces p.
@@ -67,10 +71,22 @@ func (p Planned) Key(eventID int64) string { return fmt.Sprintf("e%d-a%d", event
 // Every input action appears in the result, in order; merged-away ones say
 // which action superseded them, so the audit trail shows all that was asked.
 func Plan(target Target, acts []policy.Action) []Planned {
+	return plan(target, acts, nil)
+}
+
+// plan is Plan where immune, when not nil, returns the immunity that
+// suppresses an action, or nil.
+func plan(target Target, acts []policy.Action, immune func(policy.Action) *Immunity) []Planned {
 	out := make([]Planned, len(acts))
 	winner := map[string]int{} // merge key → position of the current winner
 	for i, a := range acts {
 		out[i] = Planned{Position: i, Action: a, Target: target, SupersededBy: -1}
+		if immune != nil {
+			if im := immune(a); im != nil {
+				out[i].Immunity = im
+				continue
+			}
+		}
 		key, ok := mergeKey(a, target)
 		if !ok {
 			continue
@@ -87,7 +103,7 @@ func Plan(target Target, acts []policy.Action) []Planned {
 	// Mark the losers, then let a ban of a user supersede that user's mute.
 	for i, a := range acts {
 		key, ok := mergeKey(a, target)
-		if !ok {
+		if !ok || out[i].Immunity != nil {
 			continue
 		}
 		if w := winner[key]; w != i {
@@ -96,7 +112,7 @@ func Plan(target Target, acts []policy.Action) []Planned {
 	}
 	if ban, ok := winner["ban/"+target.UserID]; ok {
 		for i, a := range acts {
-			if a.Type == policy.ActionMute && out[i].SupersededBy < 0 {
+			if a.Type == policy.ActionMute && out[i].SupersededBy < 0 && out[i].Immunity == nil {
 				out[i].SupersededBy = ban
 			}
 		}

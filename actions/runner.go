@@ -32,7 +32,8 @@ const (
 	Failed     Outcome = "failed"     // Stream refused it for good, or every retry failed
 	Held       Outcome = "held"       // past the daily cap: not sent
 	DryRun     Outcome = "dry_run"    // MODERATOR_DRY_RUN: recorded, not sent
-	Superseded Outcome = "superseded" // another action of the decision covers it
+	Superseded Outcome = "superseded" // another action of the decision covers it, or an overturn cancelled it
+	Suppressed Outcome = "suppressed" // the rule is immune against the user after an overturn: not sent
 )
 
 // NewAction is a planned action about to be recorded.
@@ -40,6 +41,10 @@ type NewAction struct {
 	EventID int64
 	Key     string
 	Planned
+	// ReversesActionID and OverturnID are set on a reversal: the action it
+	// undoes and the overturn that asked for it.
+	ReversesActionID int64
+	OverturnID       int64
 }
 
 // Attempt is one call made to Stream for an action.
@@ -61,9 +66,12 @@ type OutcomeRecord struct {
 }
 
 // Ledger is the audit trail the runner writes to. The Tx methods run in the
-// transaction that records the events, so actions, their jobs and the
-// outcomes decided at planning commit with the decision or not at all.
+// transaction that records the events (or the overturn), so actions, their
+// jobs and the outcomes decided at planning commit with the decision or not
+// at all.
 type Ledger interface {
+	// InTx runs fn in a transaction of the audit trail's database.
+	InTx(ctx context.Context, fn func(tx pgx.Tx) error) error
 	// InsertActionsTx records actions and returns their ids in order; 0 for
 	// an action whose key is already recorded.
 	InsertActionsTx(ctx context.Context, tx pgx.Tx, acts []NewAction) ([]int64, error)
@@ -71,10 +79,19 @@ type Ledger interface {
 	// without passing limit, and returns how many it counted.
 	TakeDailySlotsTx(ctx context.Context, tx pgx.Tx, day time.Time, typ policy.ActionType, want, limit int) (int, error)
 	RecordOutcomesTx(ctx context.Context, tx pgx.Tx, outs []OutcomeRecord) error
+	// ImmunitiesTx returns, for each pair that an overturn made immune at
+	// at, the immunity lasting longest. One query for a whole batch.
+	ImmunitiesTx(ctx context.Context, tx pgx.Tx, pairs []RuleUser, at time.Time) (map[RuleUser]Immunity, error)
+	// RecordAttemptTx appends an attempt and returns its number. The
+	// caller's transaction then holds the action's row against an overturn
+	// (the foreign key's share lock) until it ends.
+	RecordAttemptTx(ctx context.Context, tx pgx.Tx, a Attempt) (int, error)
+	// OverturnOfTx returns the overturn that covered the action, false
+	// when none did.
+	OverturnOfTx(ctx context.Context, tx pgx.Tx, actionID int64) (Overturn, bool, error)
 
 	// Outcome returns the action's outcome, "" when it has none yet.
 	Outcome(ctx context.Context, actionID int64) (Outcome, error)
-	RecordAttempt(ctx context.Context, a Attempt) error
 	// RecordOutcome records the end of an action; false when one was
 	// already recorded (that one stands).
 	RecordOutcome(ctx context.Context, o OutcomeRecord) (bool, error)
@@ -93,8 +110,12 @@ type JobArgs struct {
 	ActionID int64         `json:"action_id"`
 	EventID  int64         `json:"event_id"`
 	Key      string        `json:"key"`
+	Position int           `json:"position,omitempty"`
 	Action   policy.Action `json:"action"`
 	Target   Target        `json:"target"`
+	// Reverses is set on a reversal (Action.Type unban, unmute …): the
+	// action it undoes.
+	Reverses *Reverses `json:"reverses,omitempty"`
 }
 
 // JobKind is the River kind of action jobs.
@@ -294,13 +315,44 @@ func (r *Runner) Stop(ctx context.Context) error {
 }
 
 // EnqueueTx plans the events' actions, records them and either ends them
-// at once (superseded, held, dry run) or inserts their jobs, all in tx: the
-// actions commit with the decision that asked for them, or not at all. It
-// does nothing without actions.
+// at once (superseded, suppressed, held, dry run) or inserts their jobs,
+// all in tx: the actions commit with the decision that asked for them, or
+// not at all. It does nothing without actions.
+//
+// An action whose rule an overturn made immune against its target user
+// (until the immunity window ends) is suppressed: recorded, not sent, with
+// a reason naming the overturn, the reviewer and the window's end. The
+// immunities of a whole batch are read in one query.
 func (r *Runner) EnqueueTx(ctx context.Context, tx pgx.Tx, events []EventActions) error {
+	var pairs []RuleUser
+	seen := map[RuleUser]bool{}
+	for _, e := range events {
+		user := TargetOf(e.Event).UserID
+		for _, a := range e.Actions {
+			ru := RuleUser{RuleID: a.RuleID, UserID: user}
+			if user != "" && !seen[ru] {
+				seen[ru] = true
+				pairs = append(pairs, ru)
+			}
+		}
+	}
+	var immune map[RuleUser]Immunity
+	if len(pairs) > 0 {
+		var err error
+		if immune, err = r.ledger.ImmunitiesTx(ctx, tx, pairs, r.now()); err != nil {
+			return err
+		}
+	}
 	var news []NewAction
 	for _, e := range events {
-		for _, p := range Plan(TargetOf(e.Event), e.Actions) {
+		target := TargetOf(e.Event)
+		check := func(a policy.Action) *Immunity {
+			if im, ok := immune[RuleUser{RuleID: a.RuleID, UserID: target.UserID}]; ok {
+				return &im
+			}
+			return nil
+		}
+		for _, p := range plan(target, e.Actions, check) {
 			news = append(news, NewAction{EventID: e.EventID, Key: p.Key(e.EventID), Planned: p})
 		}
 	}
@@ -316,7 +368,7 @@ func (r *Runner) EnqueueTx(ctx context.Context, tx pgx.Tx, events []EventActions
 	want := map[policy.ActionType]int{}
 	if !r.dryRun {
 		for i, n := range news {
-			if ids[i] != 0 && !n.Superseded() {
+			if ids[i] != 0 && !n.Superseded() && n.Immunity == nil {
 				want[n.Action.Type]++
 			}
 		}
@@ -344,15 +396,21 @@ func (r *Runner) EnqueueTx(ctx context.Context, tx pgx.Tx, events []EventActions
 		outTypes []policy.ActionType // outs' action types, for metrics
 		jobs     []river.InsertManyParams
 		held     []JobArgs
+		muted    []NewAction // suppressed by an immunity
 	)
 	for i, n := range news {
 		id := ids[i]
 		if id == 0 {
 			continue // recorded before: its job exists
 		}
-		args := JobArgs{ActionID: id, EventID: n.EventID, Key: n.Key, Action: n.Action, Target: n.Target}
+		args := JobArgs{ActionID: id, EventID: n.EventID, Key: n.Key, Position: n.Position, Action: n.Action, Target: n.Target}
 		typ := n.Action.Type
 		switch {
+		case n.Immunity != nil:
+			outs = append(outs, OutcomeRecord{ActionID: id, Outcome: Suppressed,
+				Reason: suppressedReason(RuleUser{RuleID: n.Action.RuleID, UserID: n.Target.UserID}, *n.Immunity)})
+			outTypes = append(outTypes, typ)
+			muted = append(muted, n)
 		case n.Superseded():
 			outs = append(outs, OutcomeRecord{ActionID: id, Outcome: Superseded,
 				Reason: fmt.Sprintf("superseded by action %d of the decision (%s)", n.SupersededBy, news[i-n.Position+n.SupersededBy].Action)})
@@ -395,6 +453,11 @@ func (r *Runner) EnqueueTx(ctx context.Context, tx pgx.Tx, events []EventActions
 		r.logger.Warn("action held: daily cap reached", "action_id", a.ActionID, "event_id", a.EventID,
 			"type", string(a.Action.Type), "rule_id", a.Action.RuleID, "cap", r.caps[a.Action.Type])
 	}
+	for _, n := range muted {
+		r.logger.Info("action suppressed: rule immune after an overturn", "event_id", n.EventID, "key", n.Key,
+			"type", string(n.Action.Type), "rule_id", n.Action.RuleID, "user_id", n.Target.UserID,
+			"overturn_id", n.Immunity.OverturnID, "reviewer", n.Immunity.Reviewer, "immune_until", n.Immunity.Until.UTC().Format(time.RFC3339))
+	}
 	return nil
 }
 
@@ -424,7 +487,7 @@ func (r *Runner) work(ctx context.Context, job *rivertype.JobRow, a JobArgs) err
 		return err
 	}
 	if done != "" {
-		return nil // ran before and ended: never act twice
+		return nil // ran before and ended, or an overturn superseded it: never act twice
 	}
 	typ := a.Action.Type
 	if r.dryRun {
@@ -453,6 +516,10 @@ func (r *Runner) work(ctx context.Context, job *rivertype.JobRow, a JobArgs) err
 				res.Cancel()
 				return river.JobSnooze(0)
 			}
+			// An overturn may have superseded the action while it waited.
+			if done, err := r.ledger.Outcome(ctx, a.ActionID); err != nil || done != "" {
+				return err
+			}
 		}
 	}
 
@@ -474,16 +541,25 @@ func (r *Runner) work(ctx context.Context, job *rivertype.JobRow, a JobArgs) err
 	if callErr != nil {
 		att.Err = callErr.Error()
 	}
-	if err := r.ledger.RecordAttempt(context.WithoutCancel(ctx), att); err != nil {
+	overturned, err := r.recordAttempt(ctx, att, a, mayHaveTakenEffect(callErr))
+	if err != nil {
 		return err
 	}
 	r.metrics.attempt(typ, callErr)
+	if overturned {
+		return nil // superseded by an overturn, and reversed if it took effect
+	}
 
 	switch {
 	case callErr == nil:
 		return r.finish(ctx, typ, OutcomeRecord{ActionID: a.ActionID, Outcome: Applied})
+	case IsAlreadyDone(callErr) && a.Reverses != nil:
+		return r.finish(ctx, typ, OutcomeRecord{ActionID: a.ActionID, Outcome: Applied, Reason: "already undone: " + callErr.Error()})
 	case IsAlreadyDone(callErr):
 		return r.finish(ctx, typ, OutcomeRecord{ActionID: a.ActionID, Outcome: Applied, Reason: "already done: " + callErr.Error()})
+	case (typ == Unwarn || typ == Unflag) && IsNotFound(callErr):
+		// The warning is gone, or the flag is not there: nothing left to undo.
+		return r.finish(ctx, typ, OutcomeRecord{ActionID: a.ActionID, Outcome: Applied, Reason: "already undone: " + callErr.Error()})
 	case typ == policy.ActionDelete && IsNotFound(callErr) && job.Attempt > 1:
 		// A hard delete that took effect on an earlier, unanswered try.
 		return r.finish(ctx, typ, OutcomeRecord{ActionID: a.ActionID, Outcome: Applied, Reason: "already gone: " + callErr.Error()})
@@ -510,6 +586,68 @@ func (r *Runner) work(ctx context.Context, job *rivertype.JobRow, a JobArgs) err
 		r.logger.Warn("action failed", "action_id", a.ActionID, "type", string(typ), "rule_id", a.Action.RuleID, "error", callErr)
 	}
 	return callErr
+}
+
+// mayHaveTakenEffect reports whether a call that ended with err may have
+// changed Stream: it succeeded, Stream said it was done already, or the
+// answer was lost or transient (the request may have been carried out).
+// A 429 and the permanent refusals changed nothing.
+func mayHaveTakenEffect(err error) bool {
+	var ae *APIError
+	if errors.As(err, &ae) && ae.StatusCode == http.StatusTooManyRequests {
+		return false
+	}
+	return err == nil || IsAlreadyDone(err) || IsRetryable(err)
+}
+
+// recordAttempt records a call and closes the race with an overturn: a
+// worker reads "no outcome", the overturn records "superseded" and cancels
+// the job, and then the worker's call bans the user at Stream anyway. The
+// attempt is recorded in a transaction that then looks for an overturn of
+// the action. The overturn locks the action's row (FOR UPDATE) before it
+// reads the attempts, and the attempt's insert takes the row's share lock
+// (its foreign key), so either the overturn saw this attempt (and reversed
+// the action itself when the call may have taken effect) or it committed
+// first and is seen here: then, when the call may have taken effect, the
+// worker records the reversal (keyed by the attempt) and its job in the
+// same transaction, so that Stream ends undone. overturned reports that an
+// overturn covers the action: its own outcome is then superseded, not
+// recorded by the worker.
+func (r *Runner) recordAttempt(ctx context.Context, att Attempt, a JobArgs, effect bool) (overturned bool, err error) {
+	ctx = context.WithoutCancel(ctx) // the call is made: its record must not be lost to a cancellation
+	err = r.ledger.InTx(ctx, func(tx pgx.Tx) error {
+		overturned = false
+		n, err := r.ledger.RecordAttemptTx(ctx, tx, att)
+		if err != nil {
+			return err
+		}
+		if a.Reverses != nil {
+			return nil // reversals are not overturned
+		}
+		ov, ok, err := r.ledger.OverturnOfTx(ctx, tx, a.ActionID)
+		if err != nil || !ok {
+			return err
+		}
+		overturned = true
+		if !effect {
+			return nil
+		}
+		rev, _ := reversalOf(a.Action)
+		if rev == "" {
+			r.logger.Warn("overturned action took effect and cannot be undone", "action_id", a.ActionID,
+				"type", string(a.Action.Type), "overturn_id", ov.ID)
+			return nil
+		}
+		ids, err := r.insertReversalsTx(ctx, tx, ov, []reversal{{rec: recordedOf(a), typ: rev, key: lateReversalKey(ov.ID, a.ActionID, n)}})
+		if err != nil {
+			return err
+		}
+		r.logger.Warn("call reached Stream after an overturn: reversing it", "action_id", a.ActionID,
+			"type", string(a.Action.Type), "rule_id", a.Action.RuleID, "overturn_id", ov.ID, "attempt", n,
+			"reversal_action_id", ids[0])
+		return nil
+	})
+	return overturned, err
 }
 
 // finish records the outcome once and counts it.
@@ -560,16 +698,50 @@ func (r *Runner) execute(ctx context.Context, c *Client, a JobArgs) (endpoint st
 	case policy.ActionWarn:
 		endpoint = "POST /channels/{type}/{id}/message"
 		typ, id, _ := splitCID(t.ChannelCID)
-		m := MessageRequest{ID: "moderator-" + a.Key, Text: act.Text, SkipPush: true}
+		m := MessageRequest{ID: warningID(a.Key), Text: act.Text, SkipPush: true}
 		if act.InThread {
 			m.ParentID = t.ParentID
 		}
 		_, err = c.SendMessage(ctx, typ, id, m)
+	case Unban:
+		endpoint = "DELETE /moderation/ban"
+		req := UnbanRequest{TargetUserID: t.UserID, Reason: act.Reason}
+		if act.ChannelOnly {
+			req.ChannelCID = t.ChannelCID
+			if req.ChannelCID == "" {
+				return endpoint, nil, fmt.Errorf("unban user %s in its channel: %w: the event names no channel", t.UserID, ErrInvalidRequest)
+			}
+		}
+		_, err = c.Unban(ctx, req)
+	case Unmute:
+		endpoint = "POST /moderation/unmute"
+		_, err = c.Unmute(ctx, t.UserID)
+	case Unflag:
+		endpoint = "POST /moderation/unflag"
+		if act.Target == "user" {
+			_, err = c.UnflagUser(ctx, t.UserID)
+		} else {
+			_, err = c.UnflagMessage(ctx, t.MessageID)
+		}
+	case Undelete:
+		endpoint = "POST /messages/{id}/undelete"
+		_, err = c.UndeleteMessage(ctx, t.MessageID)
+	case Unwarn:
+		endpoint = "DELETE /messages/{id}"
+		if a.Reverses == nil || a.Reverses.Key == "" {
+			return endpoint, nil, fmt.Errorf("delete warning: %w: the job names no warning", ErrInvalidRequest)
+		}
+		_, err = c.DeleteMessage(ctx, warningID(a.Reverses.Key), true)
 	default:
 		return string(act.Type), nil, fmt.Errorf("action %q: %w: not an action the worker carries out", act.Type, ErrInvalidRequest)
 	}
 	return endpoint, captured.summary(), err
 }
+
+// warningID is the message id of the warning with idempotency key key:
+// fixed, so that a resend is refused rather than posted twice, and so that
+// an overturn can delete it.
+func warningID(key string) string { return "moderator-" + key }
 
 // captureKey carries a *capturedRequest to captureTransport.
 type captureKey struct{}

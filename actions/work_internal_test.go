@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,11 +43,24 @@ func (l *memLedger) Outcome(_ context.Context, id int64) (Outcome, error) {
 	return l.outcomes[id].Outcome, nil
 }
 
-func (l *memLedger) RecordAttempt(_ context.Context, a Attempt) error {
+// InTx runs fn without a transaction: the in-memory methods ignore it.
+func (l *memLedger) InTx(_ context.Context, fn func(pgx.Tx) error) error { return fn(nil) }
+
+func (l *memLedger) ImmunitiesTx(context.Context, pgx.Tx, []RuleUser, time.Time) (map[RuleUser]Immunity, error) {
+	return nil, errors.New("not in memory")
+}
+
+func (l *memLedger) RecordAttemptTx(_ context.Context, _ pgx.Tx, a Attempt) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.attempts = append(l.attempts, a)
-	return nil
+	return len(l.attempts), nil
+}
+
+// OverturnOfTx finds no overturn: the race with one is tested on a real
+// database (cmd/moderator).
+func (l *memLedger) OverturnOfTx(context.Context, pgx.Tx, int64) (Overturn, bool, error) {
+	return Overturn{}, false, nil
 }
 
 func (l *memLedger) RecordOutcome(_ context.Context, o OutcomeRecord) (bool, error) {
@@ -178,3 +192,158 @@ func isSnooze(err error) bool {
 }
 
 func isPlainError(err error) bool { return err != nil && !isCancel(err) && !isSnooze(err) }
+
+// TestPlanImmune: an immune action is suppressed and takes no part in
+// merging, so an immune rule's ban does not supersede another rule's mute.
+func TestPlanImmune(t *testing.T) {
+	t.Parallel()
+	im := &Immunity{OverturnID: 3, Reviewer: "alice", Until: time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)}
+	acts := []policy.Action{
+		{Type: policy.ActionBan, RuleID: "immune"},
+		{Type: policy.ActionMute, RuleID: "other"},
+		{Type: policy.ActionMute, RuleID: "other", TimeoutMinutes: 5},
+	}
+	got := plan(Target{UserID: "u"}, acts, func(a policy.Action) *Immunity {
+		if a.RuleID == "immune" {
+			return im
+		}
+		return nil
+	})
+	if got[0].Immunity != im || got[0].Superseded() {
+		t.Fatalf("immune ban = %+v, want suppressed, not superseded", got[0])
+	}
+	if got[1].Immunity != nil || got[1].Superseded() || got[2].SupersededBy != 1 {
+		t.Fatalf("mutes = %+v, %+v; want the permanent one to run and the timed one merged into it", got[1], got[2])
+	}
+}
+
+// TestWorkReversals: each reversal makes its one call with Stream's
+// contract, and "already undone" answers count as applied.
+func TestWorkReversals(t *testing.T) {
+	t.Parallel()
+	target := Target{UserID: "u", MessageID: "m", ChannelCID: "messaging:c"}
+	rev := &Reverses{ActionID: 1, Key: "e4-a2", OverturnID: 9}
+	job := func(typ policy.ActionType, mod func(*policy.Action)) JobArgs {
+		a := policy.Action{Type: typ, RuleID: "r", Reason: "overturned by alice: wrong"}
+		if mod != nil {
+			mod(&a)
+		}
+		return JobArgs{ActionID: 2, Key: "o9-a1", Action: a, Target: target, Reverses: rev}
+	}
+	tests := []struct {
+		name        string
+		args        JobArgs
+		route       string
+		script      []streamtest.Answer
+		wantOutcome Outcome
+		check       func(t *testing.T, r streamtest.Request)
+	}{
+		{"unban app-wide", job(Unban, nil), streamtest.RouteUnban, nil, Applied, func(t *testing.T, r streamtest.Request) {
+			if q := r.Query; q.Get("target_user_id") != "u" || q.Get("created_by") != "bot" || q.Has("channel_cid") || q.Get("reason") != "overturned by alice: wrong" {
+				t.Fatalf("query = %v", q)
+			}
+		}},
+		{"unban in the channel", job(Unban, func(a *policy.Action) { a.ChannelOnly = true }), streamtest.RouteUnban, nil, Applied, func(t *testing.T, r streamtest.Request) {
+			if q := r.Query; q.Get("channel_cid") != "messaging:c" || q.Get("type") != "messaging" || q.Get("id") != "c" {
+				t.Fatalf("query = %v, want the channel", q)
+			}
+		}},
+		{"unmute", job(Unmute, nil), streamtest.RouteUnmute, nil, Applied, func(t *testing.T, r streamtest.Request) {
+			if diff := cmp.Diff(map[string]any{"target_ids": []any{"u"}, "user_id": "bot"}, r.Body); diff != "" {
+				t.Fatalf("body (-want +got):\n%s", diff)
+			}
+		}},
+		{"unflag message", job(Unflag, nil), streamtest.RouteUnflag, nil, Applied, func(t *testing.T, r streamtest.Request) {
+			if diff := cmp.Diff(map[string]any{"target_message_id": "m", "user_id": "bot"}, r.Body); diff != "" {
+				t.Fatalf("body (-want +got):\n%s", diff)
+			}
+		}},
+		{"unflag user", job(Unflag, func(a *policy.Action) { a.Target = "user" }), streamtest.RouteUnflag, nil, Applied, func(t *testing.T, r streamtest.Request) {
+			if diff := cmp.Diff(map[string]any{"target_user_id": "u", "user_id": "bot"}, r.Body); diff != "" {
+				t.Fatalf("body (-want +got):\n%s", diff)
+			}
+		}},
+		{"unflag of a flag already gone", job(Unflag, nil), streamtest.RouteUnflag,
+			[]streamtest.Answer{streamtest.Error(404, 16, "flag does not exist")}, Applied, nil},
+		{"undelete", job(Undelete, nil), streamtest.RouteUndeleteMessage, nil, Applied, func(t *testing.T, r streamtest.Request) {
+			if r.Path != "/messages/m/undelete" || r.Body["undeleted_by"] != "bot" {
+				t.Fatalf("request = %s %v", r.Path, r.Body)
+			}
+		}},
+		{"undelete of a message gone for good", job(Undelete, nil), streamtest.RouteUndeleteMessage,
+			[]streamtest.Answer{streamtest.Error(404, 16, "message m does not exist")}, Failed, nil},
+		{"unwarn hard-deletes the warning", job(Unwarn, nil), streamtest.RouteDeleteMessage, nil, Applied, func(t *testing.T, r streamtest.Request) {
+			if r.Path != "/messages/moderator-e4-a2" || r.Query.Get("hard") != "true" {
+				t.Fatalf("request = %s %v, want a hard delete of the warning", r.Path, r.Query)
+			}
+		}},
+		{"unwarn of a warning already gone", job(Unwarn, nil), streamtest.RouteDeleteMessage,
+			[]streamtest.Answer{streamtest.Error(404, 16, "message does not exist")}, Applied, nil},
+		{"already undone", job(Unban, nil), streamtest.RouteUnban,
+			[]streamtest.Answer{streamtest.Error(400, 4, "user u is already unbanned")}, Applied, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fake := streamtest.New(t)
+			fake.Script(tt.route, tt.script...)
+			r, ledger := newTestRunner(t, fake, false)
+			err := r.work(context.Background(), &rivertype.JobRow{Attempt: 1, MaxAttempts: DefaultMaxAttempts}, tt.args)
+			if tt.wantOutcome == Failed && !isCancel(err) || tt.wantOutcome == Applied && err != nil {
+				t.Fatalf("got error %v", err)
+			}
+			if got := ledger.outcomes[2].Outcome; got != tt.wantOutcome {
+				t.Fatalf("got outcome %q (%s), want %q", got, ledger.outcomes[2].Reason, tt.wantOutcome)
+			}
+			calls := fake.Calls(tt.route)
+			if len(calls) != 1 || len(fake.Requests()) != 1 {
+				t.Fatalf("got %d calls on %s and %d in all, want 1", len(calls), tt.route, len(fake.Requests()))
+			}
+			if len(ledger.attempts) != 1 || ledger.attempts[0].Endpoint != tt.route {
+				t.Fatalf("attempts = %+v, want one on %s", ledger.attempts, tt.route)
+			}
+			if tt.check != nil {
+				tt.check(t, calls[0])
+			}
+		})
+	}
+}
+
+// TestWorkReversalDryRun: in dry run a reversal records the request it
+// would send.
+func TestWorkReversalDryRun(t *testing.T) {
+	t.Parallel()
+	fake := streamtest.New(t)
+	r, ledger := newTestRunner(t, fake, true)
+	args := JobArgs{ActionID: 5, Key: "o1-a4", Action: policy.Action{Type: Unmute, RuleID: "r"}, Target: Target{UserID: "u"},
+		Reverses: &Reverses{ActionID: 4, Key: "e1-a0", OverturnID: 1}}
+	if err := r.work(context.Background(), &rivertype.JobRow{Attempt: 1, MaxAttempts: 5}, args); err != nil {
+		t.Fatal(err)
+	}
+	o := ledger.outcomes[5]
+	if o.Outcome != DryRun || string(o.Request) != `{"method":"POST","path":"/moderation/unmute","body":{"target_ids":["u"],"user_id":"bot"}}` {
+		t.Fatalf("got %+v (%s), want dry_run with the unmute request", o, o.Request)
+	}
+	if n := len(fake.Requests()); n != 0 {
+		t.Fatalf("got %d requests in dry run, want 0", n)
+	}
+}
+
+// TestReversalLimiters: reversals are paced per endpoint; a warning's
+// reversal shares delete's budget.
+func TestReversalLimiters(t *testing.T) {
+	t.Parallel()
+	l, err := newLimiters(map[policy.ActionType]int{Unban: 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := l.forType(Unban).Limit(), perSecond(60); got != want {
+		t.Fatalf("unban limit = %v, want %v", got, want)
+	}
+	if got, want := l.forType(Unflag).Limit(), perSecond(300); got != want {
+		t.Fatalf("unflag limit = %v, want %v (Stream's default)", got, want)
+	}
+	if l.forType(Unwarn) != l.forType(policy.ActionDelete) {
+		t.Fatal("unwarn does not share delete's limiter")
+	}
+}

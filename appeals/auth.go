@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,7 +20,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/MicahParks/jwkset"
-	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/time/rate"
 )
@@ -45,7 +45,7 @@ const (
 	jwksMaxBytes        = 1 << 20                    // a key set is a few KiB
 	jwksRefreshInterval = 15 * time.Minute           // picks up revoked keys
 	jwksUnknownKIDEvery = 30 * time.Second           // at most one fetch per this for unseen kids
-	jwksUnknownKIDWait  = 5 * time.Second            // budget of that fetch inside a request
+	jwksUnknownKIDWait  = 5 * time.Second            // the longest a request waits for that turn and fetch
 	realm               = `Bearer realm="moderator"` // the WWW-Authenticate challenge
 )
 
@@ -83,9 +83,9 @@ type AuthConfig struct {
 // as long as the context given there.
 type Authenticator struct {
 	secret  []byte
-	jwks    keyfunc.Keyfunc // nil without JWKSURL
-	hs      *jwt.Parser     // nil without a secret
-	idp     *jwt.Parser     // nil without JWKSURL
+	jwks    jwkset.Storage // nil without JWKSURL
+	hs      *jwt.Parser    // nil without a secret
+	idp     *jwt.Parser    // nil without JWKSURL
 	logger  *slog.Logger
 	limiter *subjectLimiter
 }
@@ -132,29 +132,29 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 	}
 	if len(cfg.HS256Secret) > 0 {
 		a.secret = append([]byte(nil), cfg.HS256Secret...)
-		a.hs = jwt.NewParser(append(common, jwt.WithValidMethods([]string{"HS256"}))...)
+		a.hs = jwt.NewParser(slices.Concat(common, []jwt.ParserOption{jwt.WithValidMethods([]string{"HS256"})})...)
 	}
 	if cfg.JWKSURL != "" {
-		kf, err := newJWKS(ctx, cfg.JWKSURL, cfg.HTTPClient, cfg.Logger)
+		st, err := newJWKS(ctx, cfg.JWKSURL, cfg.HTTPClient, cfg.Logger)
 		if err != nil {
 			return nil, err
 		}
-		a.jwks = kf
-		a.idp = jwt.NewParser(append(common,
+		a.jwks = st
+		a.idp = jwt.NewParser(slices.Concat(common, []jwt.ParserOption{
 			jwt.WithValidMethods([]string{"RS256", "ES256"}),
 			jwt.WithIssuer(cfg.Issuer),
 			jwt.WithAudience(cfg.Audience),
-		)...)
+		})...)
 	}
 	return a, nil
 }
 
-// newJWKS builds the key-set cache with keyfunc: a fetch at start, a
-// refresh every jwksRefreshInterval, and on an unknown kid one refresh at
-// most every jwksUnknownKIDEvery (a request that would have to wait longer
-// than jwksUnknownKIDWait for it fails at once instead), each fetch bounded
-// in time and size.
-func newJWKS(ctx context.Context, u string, client *http.Client, logger *slog.Logger) (keyfunc.Keyfunc, error) {
+// newJWKS builds the key-set cache with jwkset: a fetch at start, a
+// refresh every jwksRefreshInterval (which also forgets revoked keys),
+// and on an unknown kid one refresh at most every jwksUnknownKIDEvery (a
+// request waits at most jwksUnknownKIDWait for its turn, else fails at
+// once), each fetch bounded in time and size. The refresher ends with ctx.
+func newJWKS(ctx context.Context, u string, client *http.Client, logger *slog.Logger) (jwkset.Storage, error) {
 	c := &http.Client{Timeout: jwksTimeout}
 	if client != nil {
 		cp := *client
@@ -164,24 +164,28 @@ func newJWKS(ctx context.Context, u string, client *http.Client, logger *slog.Lo
 		}
 	}
 	c.Transport = limitedBody{base: c.Transport, max: jwksMaxBytes}
-	noErrorFirst := true
-	kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{u}, keyfunc.Override{
+	remote, err := jwkset.NewStorageFromHTTP(u, jwkset.HTTPClientStorageOptions{
 		Client:                    c,
+		Ctx:                       ctx,
 		HTTPTimeout:               jwksTimeout,
-		NoErrorReturnFirstHTTPReq: &noErrorFirst,
-		RateLimitWaitMax:          jwksUnknownKIDWait,
+		NoErrorReturnFirstHTTPReq: true, // start while the IdP is down
 		RefreshInterval:           jwksRefreshInterval,
-		RefreshUnknownKID:         rate.NewLimiter(rate.Every(jwksUnknownKIDEvery), 1),
-		RefreshErrorHandlerFunc: func(string) func(context.Context, error) {
-			return func(ctx context.Context, err error) {
-				logger.WarnContext(ctx, "staff auth: fetch JWKS", "error", err.Error())
-			}
+		RefreshErrorHandler: func(ctx context.Context, err error) {
+			logger.WarnContext(ctx, "staff auth: fetch JWKS", "error", err.Error())
 		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("staff auth: JWKS %s: %w", u, err)
 	}
-	return kf, nil
+	st, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
+		HTTPURLs:          map[string]jwkset.Storage{u: remote},
+		RateLimitWaitMax:  jwksUnknownKIDWait,
+		RefreshUnknownKID: rate.NewLimiter(rate.Every(jwksUnknownKIDEvery), 1),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("staff auth: JWKS %s: %w", u, err)
+	}
+	return st, nil
 }
 
 // limitedBody refuses key-set answers larger than max, which jwkset would
@@ -310,16 +314,32 @@ func (a *Authenticator) authenticate(ctx context.Context, token string) (Staff, 
 }
 
 // jwksKey returns the keyfunc for an identity provider's token: the key of
-// kid, which must be of the type alg needs (RSA of at least 2048 bits for
-// RS256, P-256 for ES256), whatever the key set claims.
+// kid from the key set (refreshed when kid is new to it), which must be
+// published for signatures (use "sig" or none), for alg (alg alg or none),
+// and of the type alg needs (RSA of at least 2048 bits for RS256, P-256
+// for ES256), whatever else the key set says.
 func (a *Authenticator) jwksKey(ctx context.Context, alg, kid string) jwt.Keyfunc {
-	return func(t *jwt.Token) (any, error) {
-		key, err := a.jwks.KeyfuncCtx(ctx)(t)
+	return func(*jwt.Token) (any, error) {
+		jwk, err := a.jwks.KeyRead(ctx, kid)
 		if err != nil {
 			if errors.Is(err, jwkset.ErrKeyNotFound) {
 				return nil, refuse("unknown_key", "kid %q is not in the key set", clip(kid))
 			}
 			return nil, refuse("unknown_key", "kid %q: %w", clip(kid), err)
+		}
+		m := jwk.Marshal()
+		if m.USE != "" && m.USE != jwkset.UseSig {
+			return nil, refuse("alg_not_allowed", "kid %q is published for use %q, not signatures", clip(kid), m.USE)
+		}
+		if m.ALG != "" && string(m.ALG) != alg {
+			return nil, refuse("alg_not_allowed", "kid %q is published for %s, the token says %s", clip(kid), m.ALG, alg)
+		}
+		key := jwk.Key()
+		switch k := key.(type) {
+		case *rsa.PrivateKey: // a key set should never hold these, but use only the public half
+			key = &k.PublicKey
+		case *ecdsa.PrivateKey:
+			key = &k.PublicKey
 		}
 		switch k := key.(type) {
 		case *rsa.PublicKey:
@@ -331,8 +351,21 @@ func (a *Authenticator) jwksKey(ctx context.Context, alg, kid string) jwt.Keyfun
 				return k, nil
 			}
 		}
-		return nil, refuse("alg_not_allowed", "kid %q is a %T, not a key for %s", clip(kid), key, alg)
+		return nil, refuse("alg_not_allowed", "kid %q is a %s key, not one for %s", clip(kid), keyKind(key), alg)
 	}
+}
+
+// keyKind names a key's type and size for a log line.
+func keyKind(key any) string {
+	switch k := key.(type) {
+	case *rsa.PublicKey:
+		return fmt.Sprintf("%d-bit RSA", k.N.BitLen())
+	case *ecdsa.PublicKey:
+		return "ECDSA " + k.Curve.Params().Name
+	case []byte:
+		return "symmetric"
+	}
+	return fmt.Sprintf("%T", key)
 }
 
 // classify turns golang-jwt's error into an authError, keeping our own.
@@ -365,10 +398,12 @@ func classify(err error) *authError {
 // tokenHeader is the part of a JWT header read before verification, only
 // to pick the key source.
 type tokenHeader struct {
-	Alg string `json:"alg"`
-	Kid string `json:"kid"`
+	Alg, Kid string
 }
 
+// peekHeader reads alg and kid from the header by their exact names, as
+// golang-jwt does (encoding/json would also match "ALG" into a struct
+// field), so both read the same alg.
 func peekHeader(token string) (tokenHeader, error) {
 	seg, _, ok := strings.Cut(token, ".")
 	if !ok || strings.Count(token, ".") != 2 {
@@ -378,9 +413,22 @@ func peekHeader(token string) (tokenHeader, error) {
 	if err != nil {
 		return tokenHeader{}, errors.New("header is not base64url")
 	}
-	var h tokenHeader
-	if err := json.Unmarshal(raw, &h); err != nil {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
 		return tokenHeader{}, errors.New("header is not a JSON object")
+	}
+	if _, ok := fields["crit"]; ok {
+		// RFC 7515 §4.1.11: extensions marked critical must be understood;
+		// we understand none.
+		return tokenHeader{}, errors.New("header has crit, which is not supported")
+	}
+	var h tokenHeader
+	for name, dst := range map[string]*string{"alg": &h.Alg, "kid": &h.Kid} {
+		if v, ok := fields[name]; ok {
+			if err := json.Unmarshal(v, dst); err != nil {
+				return tokenHeader{}, fmt.Errorf("header %s is not a string", name)
+			}
+		}
 	}
 	return h, nil
 }
@@ -419,14 +467,15 @@ func clip(s string) string {
 // answers 401 with a WWW-Authenticate challenge (RFC 6750), past the
 // subject's rate 429 with Retry-After; otherwise it calls next with the
 // caller in the context (StaffFrom). Each refusal is logged once, with why
-// (never the token); accepted requests are left to next's own log line.
+// (never the token): as a line of its own, or, under NoteAuthRefusals, on
+// the request logger's line. Accepted requests are left to that logger.
 func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, present := bearerToken(r)
 		if !present {
 			// RFC 6750 §3.1: no error code when no credentials were sent.
 			w.Header().Set("WWW-Authenticate", realm)
-			a.logRefusal(r, http.StatusUnauthorized, "no_token", "no Authorization: Bearer header")
+			a.logRefusal(r, http.StatusUnauthorized, AuthRefusal{Reason: "no_token", Detail: "no Authorization: Bearer header"})
 			writeError(w, http.StatusUnauthorized, CodeUnauthorized, "", "a staff bearer token is required (Authorization: Bearer <token>)")
 			return
 		}
@@ -438,14 +487,14 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 				desc = "the token has expired"
 			}
 			w.Header().Set("WWW-Authenticate", realm+`, error="invalid_token", error_description="`+desc+`"`)
-			a.logRefusal(r, http.StatusUnauthorized, ae.Reason, ae.err.Error())
+			a.logRefusal(r, http.StatusUnauthorized, AuthRefusal{Reason: ae.Reason, Detail: ae.err.Error()})
 			writeError(w, http.StatusUnauthorized, CodeUnauthorized, "", desc)
 			return
 		}
 		if ok, retry := a.limiter.allow(key); !ok {
 			secs := int((retry + time.Second - 1) / time.Second)
 			w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
-			a.logRefusal(r, http.StatusTooManyRequests, "rate_limited", "subject over its rate", "sub", staff.Subject, "role", string(staff.Role))
+			a.logRefusal(r, http.StatusTooManyRequests, AuthRefusal{Reason: "rate_limited", Detail: "subject over its rate", Subject: staff.Subject, Role: string(staff.Role)})
 			writeError(w, http.StatusTooManyRequests, CodeRateLimited, "", "too many requests for this token; retry later")
 			return
 		}
@@ -453,15 +502,42 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 	})
 }
 
-func (a *Authenticator) logRefusal(r *http.Request, status int, reason, detail string, more ...any) {
-	args := append([]any{
+func (a *Authenticator) logRefusal(r *http.Request, status int, why AuthRefusal) {
+	if n, ok := r.Context().Value(refusalKey{}).(*AuthRefusal); ok {
+		*n = why
+		return
+	}
+	args := []any{
 		"method", r.Method,
 		"path", r.URL.Path,
 		"status", status,
-		"reason", reason,
-		"detail", detail,
-	}, more...)
+		"reason", why.Reason,
+		"detail", why.Detail,
+	}
+	if why.Subject != "" {
+		args = append(args, "staff_sub", why.Subject, "role", why.Role)
+	}
 	a.logger.InfoContext(r.Context(), "staff request refused", args...)
+}
+
+// AuthRefusal is why Middleware refused a request, for a request logger
+// that writes one canonical line per request (see NoteAuthRefusals).
+type AuthRefusal struct {
+	Reason  string // no_token, malformed, bad_signature, expired, …, rate_limited
+	Detail  string // what exactly; never the token
+	Subject string // the caller, when known (rate_limited)
+	Role    string
+}
+
+type refusalKey struct{}
+
+// NoteAuthRefusals returns ctx in which Middleware records why it refused
+// the request in the returned AuthRefusal (left zero when it did not)
+// instead of logging a line of its own, so that a request logger wrapping
+// the middleware can put the reason on its one line per request.
+func NoteAuthRefusals(ctx context.Context) (context.Context, *AuthRefusal) {
+	n := &AuthRefusal{}
+	return context.WithValue(ctx, refusalKey{}, n), n
 }
 
 // bearerToken returns the credentials of an "Authorization: Bearer" header.

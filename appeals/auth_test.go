@@ -139,6 +139,20 @@ func ecJWK(kid string, k *ecdsa.PublicKey) map[string]string {
 		"x": b64(raw[1 : 1+size]), "y": b64(raw[1+size:])}
 }
 
+// with sets (or, with "", removes) one member of a JWK.
+func with(m map[string]string, k, v string) map[string]string {
+	if v == "" {
+		delete(m, k)
+	} else {
+		m[k] = v
+	}
+	return m
+}
+
+// octSecret is a symmetric key that a careless IdP published in its set:
+// it must never verify anything.
+var octSecret = []byte("symmetric-key-in-the-jwks-0123456789")
+
 // noAlg drops the JWK's alg, as many identity providers publish them, so
 // that the key-type check is ours rather than keyfunc's.
 func noAlg(m map[string]string) map[string]string {
@@ -251,7 +265,11 @@ func setup(t testing.TB, o setupOpts) *bundle {
 		b.idp = newFakeIdP(t)
 		b.idp.serve(http.StatusOK, rsaJWK("rsa-1", &rsaKey.PublicKey), ecJWK("ec-1", &ecKey.PublicKey),
 			noAlg(rsaJWK("rsa-noalg", &rsaKey2.PublicKey)), noAlg(ecJWK("ec-384", &ecP384.PublicKey)),
-			noAlg(rsaJWK("rsa-1024", &rsa1024.PublicKey)))
+			noAlg(rsaJWK("rsa-1024", &rsa1024.PublicKey)),
+			map[string]string{"kty": "oct", "kid": "oct-1", "k": b64(octSecret)},
+			with(rsaJWK("rsa-enc", &rsaKey.PublicKey), "use", "enc"),
+			with(rsaJWK("rsa-ps256", &rsaKey.PublicKey), "alg", "PS256"),
+			with(ecJWK("ec-nouse", &ecKey.PublicKey), "use", ""))
 		cfg.JWKSURL, cfg.Issuer, cfg.Audience = b.idp.URL+"/jwks.json", testIssuer, testAudience
 		cfg.HTTPClient = b.idp.Client()
 	}
@@ -418,6 +436,39 @@ func TestMiddlewareRefusesBadTokens(t *testing.T) {
 		{name: "RS256 with a 1024-bit key", opts: setupOpts{jwks: true}, token: func(t testing.TB) string {
 			return sign(t, jwt.SigningMethodRS256, rsa1024, "rsa-1024", idpClaims(nil))
 		}, reason: "alg_not_allowed"},
+		{name: "confusion: HS256 with a symmetric key from the JWKS", opts: setupOpts{secret: testSecret, jwks: true}, token: func(t testing.TB) string {
+			return sign(t, jwt.SigningMethodHS256, octSecret, "oct-1", idpClaims(nil))
+		}, reason: "bad_signature"},
+		{name: "RS256 naming a symmetric key", opts: setupOpts{jwks: true}, token: func(t testing.TB) string {
+			return sign(t, jwt.SigningMethodRS256, rsaKey, "oct-1", idpClaims(nil))
+		}, reason: "alg_not_allowed"},
+		{name: "key published for encryption", opts: setupOpts{jwks: true}, token: func(t testing.TB) string {
+			return sign(t, jwt.SigningMethodRS256, rsaKey, "rsa-enc", idpClaims(nil))
+		}, reason: "alg_not_allowed"},
+		{name: "key published for another alg", opts: setupOpts{jwks: true}, token: func(t testing.TB) string {
+			return sign(t, jwt.SigningMethodRS256, rsaKey, "rsa-ps256", idpClaims(nil))
+		}, reason: "alg_not_allowed"},
+		{name: "crit header", token: func(t testing.TB) string {
+			tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims(nil))
+			tok.Header["crit"] = []string{"exp"}
+			s, err := tok.SignedString(testSecret)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}, reason: "malformed"},
+		{name: "alg in two cases", token: func(t testing.TB) string {
+			return rawHS256(t, `{"alg":"RS256","ALG":"HS256","typ":"JWT"}`, claims(nil))
+		}, reason: "alg_not_allowed"},
+		{name: "alg only in upper case", token: func(t testing.TB) string {
+			return rawHS256(t, `{"ALG":"HS256","typ":"JWT"}`, claims(nil))
+		}, reason: "alg_not_allowed"},
+		{name: "alg not a string", token: func(t testing.TB) string {
+			return rawHS256(t, `{"alg":256}`, claims(nil))
+		}, reason: "malformed"},
+		{name: "header null", token: func(t testing.TB) string {
+			return rawHS256(t, `null`, claims(nil))
+		}, reason: "malformed"},
 		{name: "IdP token without a role", opts: setupOpts{jwks: true}, token: func(t testing.TB) string {
 			return sign(t, jwt.SigningMethodES256, ecKey, "ec-1", idpClaims(map[string]any{"role": nil}))
 		}, reason: "bad_claim"},
@@ -481,6 +532,22 @@ func TestMiddlewareRefusesBadTokens(t *testing.T) {
 	}
 }
 
+// rawHS256 signs header and claims with testSecret as given, for headers
+// that golang-jwt would not write.
+func rawHS256(t testing.TB, header string, c jwt.MapClaims) string {
+	t.Helper()
+	payload, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signing := b64([]byte(header)) + "." + b64(payload)
+	sig, err := jwt.SigningMethodHS256.Sign(signing, testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signing + "." + b64(sig)
+}
+
 func jsonNum(n int64) string { b, _ := json.Marshal(n); return string(b) }
 
 func TestMiddlewareAcceptsGoodTokens(t *testing.T) {
@@ -521,6 +588,9 @@ func TestMiddlewareAcceptsGoodTokens(t *testing.T) {
 		{name: "JWKS ES256", opts: setupOpts{secret: testSecret, jwks: true}, token: func(t testing.TB) string {
 			return sign(t, jwt.SigningMethodES256, ecKey, "ec-1", idpClaims(map[string]any{"role": "viewer"}))
 		}, want: map[string]string{"sub": "alice", "role": "viewer"}},
+		{name: "JWKS ES256, key without use", opts: setupOpts{jwks: true}, token: func(t testing.TB) string {
+			return sign(t, jwt.SigningMethodES256, ecKey, "ec-nouse", idpClaims(nil))
+		}, want: map[string]string{"sub": "alice", "role": "reviewer"}},
 		{name: "JWKS audience among several", opts: setupOpts{jwks: true}, token: func(t testing.TB) string {
 			return sign(t, jwt.SigningMethodES256, ecKey, "ec-1", idpClaims(map[string]any{"aud": []string{"other", testAudience}}))
 		}, want: map[string]string{"sub": "alice", "role": "reviewer"}},
@@ -690,7 +760,7 @@ func TestRateLimitPerSubject(t *testing.T) {
 	for _, l := range b.logs.lines(t) {
 		if l["reason"] == "rate_limited" {
 			limited++
-			if l["sub"] != "alice" || l["status"] != float64(429) {
+			if l["staff_sub"] != "alice" || l["role"] == nil || l["status"] != float64(429) {
 				t.Errorf("rate-limit log line %v, want sub alice and status 429", l)
 			}
 		}
@@ -902,5 +972,110 @@ func TestMintToken(t *testing.T) {
 		if _, err := MintToken(bad.secret, bad.sub, bad.role, bad.ttl, testEpoch); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%s: got error %v, want one saying %q", bad.name, err, bad.want)
 		}
+	}
+}
+
+// A token cannot send us to fetch keys elsewhere: jku, x5u and jwk headers
+// are ignored, and the key comes only from the configured set.
+func TestTokenHeadersCannotChooseTheKeySource(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{jwks: true})
+	var hits atomic.Int32
+	attacker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		_ = json.NewEncoder(w).Encode(map[string]any{"keys": []map[string]string{rsaJWK("evil", &rsaAttacker.PublicKey)}})
+	}))
+	t.Cleanup(attacker.Close)
+	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, idpClaims(nil))
+	tok.Header["kid"] = "evil"
+	tok.Header["jku"] = attacker.URL
+	tok.Header["x5u"] = attacker.URL
+	tok.Header["jwk"] = rsaJWK("evil", &rsaAttacker.PublicKey)
+	s, err := tok.SignedString(rsaAttacker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := b.do(t, "Bearer "+s); w.Code != http.StatusUnauthorized {
+		t.Fatalf("got status %d, want 401", w.Code)
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the attacker's server was fetched %d times", n)
+	}
+}
+
+// Concurrent requests of one subject share one bucket: exactly its burst
+// gets through, however they interleave.
+func TestRateLimitConcurrent(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{secret: testSecret, rate: 10})
+	tok, err := MintToken(testSecret, "alice", RoleViewer, time.Hour, testEpoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var ok, limited atomic.Int32
+	for range 50 {
+		wg.Go(func() {
+			switch w := b.do(t, "Bearer "+tok); w.Code {
+			case http.StatusOK:
+				ok.Add(1)
+			case http.StatusTooManyRequests:
+				limited.Add(1)
+			default:
+				t.Errorf("got status %d", w.Code)
+			}
+		})
+	}
+	wg.Wait()
+	if ok.Load() != 10 || limited.Load() != 40 {
+		t.Fatalf("got %d allowed and %d limited, want 10 and 40", ok.Load(), limited.Load())
+	}
+}
+
+// Under NoteAuthRefusals the reason goes to the request logger's note
+// instead of a line of the middleware's own: one line per request.
+func TestNoteAuthRefusals(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{secret: testSecret, rate: 1})
+	var got []AuthRefusal
+	var mu sync.Mutex
+	h := func(w http.ResponseWriter, r *http.Request) {
+		ctx, note := NoteAuthRefusals(r.Context())
+		b.handler.ServeHTTP(w, r.WithContext(ctx))
+		mu.Lock()
+		got = append(got, *note)
+		mu.Unlock()
+	}
+	good, err := MintToken(testSecret, "alice", RoleReviewer, time.Hour, testEpoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired, err := MintToken(testSecret, "alice", RoleReviewer, time.Hour, testEpoch.Add(-2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus := []int{http.StatusOK, http.StatusUnauthorized, http.StatusTooManyRequests, http.StatusUnauthorized}
+	for i, authz := range []string{"Bearer " + good, "Bearer " + expired, "Bearer " + good, ""} {
+		r := httptest.NewRequest(http.MethodGet, "/api/v1/x", nil)
+		if authz != "" {
+			r.Header.Set("Authorization", authz)
+		}
+		w := httptest.NewRecorder()
+		h(w, r)
+		if w.Code != wantStatus[i] {
+			t.Fatalf("request %d: got status %d, want %d", i+1, w.Code, wantStatus[i])
+		}
+	}
+	want := []AuthRefusal{
+		{},
+		{Reason: "expired", Detail: "token has invalid claims: token is expired"},
+		{Reason: "rate_limited", Detail: "subject over its rate", Subject: "alice", Role: "reviewer"},
+		{Reason: "no_token", Detail: "no Authorization: Bearer header"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("notes (-want +got):\n%s", diff)
+	}
+	if s := b.logs.String(); s != "" {
+		t.Errorf("the middleware logged a line of its own: %s", s)
 	}
 }

@@ -51,5 +51,8 @@ type ReversalResult struct {
 	Type             string `json:"type"` // the overturned action's type: ban, mute, flag, delete, warn
 	Disposition      string `json:"disposition"`
 	ReversalActionID int64  `json:"reversal_action_id,omitempty"`
-	ReversalType     string `json:"reversal_type,omitempty"` // unban, unmute, unflag, undelete
+	ReversalType     string `json:"reversal_type,omitempty"` // unban, unmute, unflag, undelete, unwarn
+	// Note says why there was nothing to undo ("a hard delete cannot be
+	// undone").
+	Note string `json:"note,omitempty"`
 }

@@ -47,6 +47,7 @@ type program struct {
 	prog     *vm.Program
 	needs    needs
 	evidence []probe
+	history  []historyUse // the history functions it calls
 }
 
 // probe computes one evidence value: the value of a member chain or call
@@ -128,7 +129,7 @@ func (c *exprCompiler) compile(src string, kind exprKind, withEvidence bool) (*p
 	if err != nil {
 		return nil, []exprError{fromExprError(err)}
 	}
-	p := &program{src: src, prog: prog, needs: w.needs}
+	p := &program{src: src, prog: prog, needs: w.needs, history: w.history}
 	if withEvidence {
 		for _, e := range w.evidence {
 			ep, errs := c.compile(e.src, kindValue, false)
@@ -169,6 +170,8 @@ func envTypeNames() *strings.Replacer {
 		"policy.UserEnv", "user",
 		"policy.ChannelEnv", "channel",
 		"policy.TextEnv", "text",
+		"policy.CountsEnv", "counts",
+		"policy.StrikesEnv", "strikes",
 		"policy.Env", "the rule environment",
 	)
 }
@@ -198,6 +201,7 @@ type walker struct {
 	errs     []exprError
 	needs    needs
 	evidence []evidenceItem
+	history  []historyUse
 	seen     map[string]bool
 	scope    map[string]float64 // let variables in scope (value: estimated size)
 	quiet    bool               // set by call: the call's arguments are not evidence
@@ -252,10 +256,20 @@ func (w *walker) walk(np *ast.Node, depth int) {
 	case *ast.IdentifierNode:
 		// The whole text (or the whole environment, $env) may read any
 		// derived value.
-		if _, isLet := w.scope[n.Value]; !isLet && (n.Value == "text" || n.Value == "$env") {
+		_, isLet := w.scope[n.Value]
+		if !isLet && (n.Value == "text" || n.Value == "$env") {
 			w.needs |= needAll
 		}
+		if !isLet && isHistoryRoot(n.Value) {
+			w.fail(n, "%s.… is a set of functions: call one with a literal window, like %s", n.Value, historyExample(n.Value))
+		}
 	case *ast.MemberNode:
+		if id, ok := n.Node.(*ast.IdentifierNode); ok && id.Value == "$env" {
+			if p, ok := n.Property.(*ast.StringNode); ok && isHistoryRoot(p.Value) {
+				w.fail(n, "call %s.… directly, like %s", p.Value, historyExample(p.Value))
+				return
+			}
+		}
 		if path, ok := w.envChain(n); ok {
 			if path[0] == "text" {
 				w.needs |= textFieldNeeds(path[1])
@@ -431,6 +445,15 @@ func addable(t reflect.Type) bool {
 // must be literals (so that they are checked at load), and literal
 // durations are folded into constants.
 func (w *walker) call(np *ast.Node, n *ast.CallNode) {
+	if key, ok, err := historyKeyOf(n); ok {
+		if err != nil {
+			w.fail(n, "%v", err)
+			return
+		}
+		w.history = append(w.history, historyUse{key: key, line: w.lineOf(n)})
+		w.record(n.String(), n.String(), nil)
+		return
+	}
 	callee, ok := n.Callee.(*ast.IdentifierNode)
 	if !ok {
 		return
@@ -475,6 +498,14 @@ func (w *walker) call(np *ast.Node, n *ast.CallNode) {
 		c.SetLocation(n.Location())
 		ast.Patch(np, c)
 	}
+}
+
+// historyExample is a call of the namespace root, for messages.
+func historyExample(root string) string {
+	if root == "strikes" {
+		return `strikes.count("7d")`
+	}
+	return `counts.user_messages("1m")`
 }
 
 func listNames(lists map[string]*wordList) string {

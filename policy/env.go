@@ -30,6 +30,12 @@ type Env struct {
 	User    UserEnv    `expr:"user"`
 	Channel ChannelEnv `expr:"channel"`
 	Text    TextEnv    `expr:"text"`
+	// Counts and Strikes are the history functions (history.go); their
+	// values come from the History passed to EvaluateWith.
+	Counts  CountsEnv  `expr:"counts"`
+	Strikes StrikesEnv `expr:"strikes"`
+
+	history History
 }
 
 // EventEnv describes the event itself.
@@ -179,10 +185,12 @@ func newEnv(ev *Event, nd needs) *Env {
 // reference to the event it described.
 func (env *Env) reset() {
 	mentions, attachments := env.Message.Mentions, env.Message.Attachments
+	counts, strikes := env.Counts, env.Strikes
 	clear(mentions)
 	clear(attachments)
 	*env = Env{}
 	env.Message.Mentions, env.Message.Attachments = mentions[:0], attachments[:0]
+	env.Counts, env.Strikes = counts, strikes
 }
 
 // fill sets env to the environment of ev. It reuses env's lists, so a
@@ -190,7 +198,9 @@ func (env *Env) reset() {
 // into an Env after it is returned to its pool.
 func (env *Env) fill(ev *Event, nd needs) {
 	mentions, attachments := env.Message.Mentions[:0], env.Message.Attachments[:0]
-	*env = Env{}
+	counts, strikes := env.Counts, env.Strikes
+	*env = Env{Counts: counts, Strikes: strikes}
+	env.bindHistory()
 	env.Event = EventEnv{
 		Type:       ev.Type,
 		CreatedAt:  ev.CreatedAt.Time,
@@ -202,10 +212,7 @@ func (env *Env) fill(ev *Event, nd needs) {
 	if ev.RequestInfo != nil {
 		env.Event.Source = ev.RequestInfo.Type
 	}
-	now := ev.CreatedAt.Time
-	if now.IsZero() && ev.Message != nil {
-		now = ev.Message.CreatedAt.Time
-	}
+	now := eventNow(ev)
 
 	var fullText string
 	if m := ev.Message; m != nil {

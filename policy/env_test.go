@@ -9,6 +9,7 @@ import (
 
 	"github.com/expr-lang/expr/vm"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func mustParse(t *testing.T, body string) *Event {
@@ -111,7 +112,7 @@ func TestNewEnv(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			got := newEnv(mustParse(t, tt.body), needAll)
-			if diff := cmp.Diff(&tt.want, got); diff != "" {
+			if diff := cmp.Diff(&tt.want, got, cmpopts.IgnoreFields(Env{}, "Counts", "Strikes"), cmpopts.IgnoreUnexported(Env{})); diff != "" {
 				t.Errorf("env (-want +got):\n%s", diff)
 			}
 		})
@@ -183,8 +184,19 @@ func TestEnvResetKeepsNoReferences(t *testing.T) {
 	env := newEnv(mustParse(t, `{"type":"message.new","message":{"text":"x","mentioned_users":[{"id":"a"}],"attachments":[{"type":"image"}]}}`), needAll)
 	mentions := env.Message.Mentions[:1]
 	env.reset()
-	if diff := cmp.Diff(&Env{Message: MessageEnv{Mentions: []string{}, Attachments: []AttachmentEnv{}}}, env); diff != "" {
+	env.history = History{{Name: CountUserMessages, Window: time.Minute}: 3}
+	env.reset()
+	// The history functions are kept (they read env.history, which is
+	// cleared): they are made once per pooled Env.
+	ignore := []cmp.Option{cmpopts.IgnoreFields(Env{}, "Counts", "Strikes"), cmpopts.IgnoreUnexported(Env{})}
+	if diff := cmp.Diff(&Env{Message: MessageEnv{Mentions: []string{}, Attachments: []AttachmentEnv{}}}, env, ignore...); diff != "" {
 		t.Errorf("reset env (-want +got):\n%s", diff)
+	}
+	if env.history != nil {
+		t.Errorf("reset kept the history %v", env.history)
+	}
+	if env.Counts.UserMessages == nil {
+		t.Errorf("reset dropped the history functions")
 	}
 	if mentions[0] != "" {
 		t.Errorf("reset kept mention %q in the pooled array", mentions[0])

@@ -89,7 +89,13 @@ const errSkipped = "skipped: the event's evaluation budget was spent"
 // recorded in Decision.Errors and the others still run. An enforce-mode
 // match of a rule with stop ends the evaluation. When the budget is spent
 // the remaining rules are skipped and recorded as errors.
-func (rs *RuleSet) Evaluate(ev *Event) (d Decision) {
+func (rs *RuleSet) Evaluate(ev *Event) (d Decision) { return rs.EvaluateWith(ev, nil) }
+
+// EvaluateWith is Evaluate with the event's history: the values of the
+// keys RuleSet.History lists, computed by the caller. A key h lacks reads
+// 0; the evidence of a matched rule shows each value it read
+// (`counts.user_messages("1m") = 11`).
+func (rs *RuleSet) EvaluateWith(ev *Event, h History) (d Decision) {
 	d.RuleSetVersion = rs.version
 	if ev == nil {
 		return d
@@ -105,6 +111,7 @@ func (rs *RuleSet) Evaluate(ev *Event) (d Decision) {
 		rs.envs.Put(env)
 	}()
 	env.fill(ev, rs.needs)
+	env.history = h
 	m := rs.vms.Get().(*vm.VM)
 	defer rs.vms.Put(m)
 

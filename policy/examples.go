@@ -106,7 +106,12 @@ func (rs *RuleSet) runExamples(r *rule) []Problem {
 		if _, typed := ex.event["type"]; !typed && slices.Equal(r.events, []string{EventBeforeSend}) {
 			ev.Type = EventBeforeSend
 		}
+		h, ok := r.exampleHistory(ex, fail)
+		if !ok {
+			continue
+		}
 		env := newEnv(ev, needAll)
+		env.history = h
 		matched := false
 		if r.appliesTo(ev.Type) {
 			matched, err = r.run(m, env)
@@ -147,6 +152,46 @@ func (rs *RuleSet) runExamples(r *rule) []Problem {
 		}
 	}
 	return problems
+}
+
+// exampleHistory parses an example's history: each key must be a history
+// value the rule reads, so that a typo is not an example that silently
+// reads 0.
+func (r *rule) exampleHistory(ex rawExample, fail func(line int, format string, args ...any)) (History, bool) {
+	if len(ex.history) == 0 {
+		return nil, true
+	}
+	h := make(History, len(ex.history))
+	reads := r.historyKeys()
+	ok := true
+	for _, src := range slices.Sorted(maps.Keys(ex.history)) {
+		k, err := ParseHistoryKey(src)
+		if err != nil {
+			fail(ex.historyLine, "%v", err)
+			ok = false
+			continue
+		}
+		if !slices.Contains(reads, k) {
+			var names []string
+			for _, rk := range reads {
+				names = append(names, rk.String())
+			}
+			what := "it reads none"
+			if len(names) > 0 {
+				what = "it reads " + strings.Join(names, ", ")
+			}
+			fail(ex.historyLine, "history sets %s, which the rule does not read (%s)", k, what)
+			ok = false
+			continue
+		}
+		if n := ex.history[src]; n < 0 {
+			fail(ex.historyLine, "history %s = %d: counts are never negative", src, n)
+			ok = false
+			continue
+		}
+		h[k] = ex.history[src]
+	}
+	return h, ok
 }
 
 // formatEvidence writes evidence on one line for people, in a stable

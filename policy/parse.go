@@ -61,6 +61,10 @@ type rawExample struct {
 	reason      string
 	hasReason   bool
 	reasonLine  int
+	// history sets the history values the rule reads, keyed as the rule
+	// calls them: {`counts.user_messages("1m")`: 11}; the rest read 0.
+	history     map[string]int
+	historyLine int
 }
 
 // fileParser collects the problems of one rule file.
@@ -346,8 +350,13 @@ func (p *fileParser) examples(v ast.Node) []rawExample {
 		if len(m.Values) > 0 {
 			ex.line = lineOf(m.Values[0].Key)
 		}
-		p.keys(m, "example", []string{"name", "event", "expect"}, func(key string, line int, v ast.Node) {
+		p.keys(m, "example", []string{"name", "event", "history", "expect"}, func(key string, line int, v ast.Node) {
 			switch key {
+			case "history":
+				ex.historyLine = line
+				if _, ok := p.mapping(v, "history"); ok {
+					p.decode(v, &ex.history, "history")
+				}
 			case "name":
 				ex.name, _ = p.str(v, "name")
 			case "event":

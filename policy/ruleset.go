@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"slices"
 	"strconv"
@@ -43,6 +44,7 @@ type RuleSet struct {
 	rules   []*rule // in evaluation order: priority (higher first), then file and position
 	lists   map[string]*wordList
 	needs   needs
+	history []HistoryKey // what the rules read of the past, sorted
 	budget  time.Duration
 	vms     *sync.Pool // of *vm.VM
 	envs    *sync.Pool // of *Env
@@ -63,6 +65,7 @@ type rule struct {
 	whenLine    int
 	actions     []actionSpec
 	examples    []rawExample
+	history     []historyUse // lines are of the rule file
 }
 
 // RuleInfo describes a rule for status pages and `moderator rules test`.
@@ -78,6 +81,8 @@ type RuleInfo struct {
 	When        string       `json:"when"`
 	Actions     []ActionType `json:"actions,omitempty"`
 	Examples    int          `json:"examples"`
+	// History lists the history values the rule reads, as it calls them.
+	History []string `json:"history,omitempty"`
 }
 
 // Problem is one thing wrong with a rules folder, at a place in a file.
@@ -185,13 +190,30 @@ func load(fsys fs.FS, lim worstCaseLimits) (*RuleSet, error) {
 	}
 	// Stable: equal priorities keep file and position order.
 	slices.SortStableFunc(rs.rules, func(a, b *rule) int { return cmp.Compare(b.priority, a.priority) })
+	broken := make(map[*rule]bool) // rules whose examples cannot run
 	for _, r := range rs.rules {
 		rs.needs |= r.needs()
+		for _, u := range r.history {
+			if u.key.Name == StrikesByRule {
+				if _, ok := ids[u.key.Arg]; !ok {
+					broken[r] = true
+					problems = append(problems, Problem{File: r.file, Line: u.line,
+						Msg: fmt.Sprintf("%s: no rule %q in this rules folder%s", StrikesByRule, u.key.Arg, suggest(u.key.Arg, slices.Collect(maps.Keys(ids))))})
+				}
+			}
+			if !slices.Contains(rs.history, u.key) {
+				rs.history = append(rs.history, u.key)
+			}
+		}
 	}
+	slices.SortFunc(rs.history, compareHistoryKeys)
 	// Every rule that compiled is measured and its examples run, even when
 	// other rules have problems, so that one run reports everything.
 	worst := make(map[string][]*Env)
 	for _, r := range rs.rules {
+		if broken[r] {
+			continue
+		}
 		if ps := rs.checkWorstCase(r, lim, worst); len(ps) > 0 {
 			problems = append(problems, ps...)
 			continue
@@ -282,6 +304,9 @@ func (rs *RuleSet) Rules() []RuleInfo {
 		for _, a := range r.actions {
 			info.Actions = append(info.Actions, a.action.Type)
 		}
+		for _, k := range r.historyKeys() {
+			info.History = append(info.History, k.String())
+		}
 		out[i] = info
 	}
 	return out
@@ -293,6 +318,49 @@ func (rs *RuleSet) WithBudget(d time.Duration) *RuleSet {
 	c := *rs
 	c.budget = d
 	return &c
+}
+
+// History lists the history values the set's rules read, sorted: what
+// the caller must compute (in the recording transaction) and pass to
+// EvaluateWith. Empty when no rule reads any: such a set costs nothing
+// extra per event.
+func (rs *RuleSet) History() []HistoryKey { return slices.Clone(rs.history) }
+
+// CountsMessages reports whether a rule of the set reads a counter, so
+// that every new message must be counted (history.go's Mark), whether or
+// not a rule reading a counter applies to it.
+func (rs *RuleSet) CountsMessages() bool {
+	return slices.ContainsFunc(rs.history, func(k HistoryKey) bool { return !k.IsStrike() })
+}
+
+// NeedsHistory reports whether an event of type t must be judged with
+// its history: a rule that applies to t reads it, or t is a new message
+// and the set counts messages. Events for which it is false are judged
+// with Evaluate alone.
+func (rs *RuleSet) NeedsHistory(t string) bool {
+	if len(rs.history) == 0 || t == EventBeforeSend {
+		return false
+	}
+	if t == "message.new" && rs.CountsMessages() {
+		return true
+	}
+	for _, r := range rs.rules {
+		if len(r.history) > 0 && r.appliesTo(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// historyKeys returns the distinct history values the rule reads.
+func (r *rule) historyKeys() []HistoryKey {
+	var keys []HistoryKey
+	for _, u := range r.history {
+		if !slices.Contains(keys, u.key) {
+			keys = append(keys, u.key)
+		}
+	}
+	return keys
 }
 
 func (r *rule) needs() needs {
@@ -448,10 +516,19 @@ func (c *exprCompiler) compileRule(raw rawRule) (*rule, []Problem) {
 		bad(raw.whenLine, "rewrite masks the words a list function found, but this rule's when calls none: use contains_any(text.words, \"list\")")
 	}
 
+	if when != nil {
+		for _, u := range when.history {
+			r.history = append(r.history, historyUse{key: u.key, line: raw.whenLine + u.line - 1})
+		}
+	}
+
 	if raw.reason != "" {
 		t, errs := c.parseTemplate(raw.reason)
 		exprBad(raw.reasonLine, "reason", errs)
 		r.reason = t
+		for _, k := range t.historyKeys() {
+			r.history = append(r.history, historyUse{key: k, line: raw.reasonLine})
+		}
 	}
 
 	if len(raw.actions) == 0 {
@@ -469,6 +546,20 @@ func (c *exprCompiler) compileRule(raw rawRule) (*rule, []Problem) {
 		if spec != nil {
 			spec.action.RuleID = raw.id
 			r.actions = append(r.actions, *spec)
+		}
+	}
+
+	for _, a := range r.actions {
+		for _, k := range a.reason.historyKeys() {
+			r.history = append(r.history, historyUse{key: k, line: raw.line})
+		}
+		for _, k := range a.text.historyKeys() {
+			r.history = append(r.history, historyUse{key: k, line: raw.line})
+		}
+	}
+	if slices.Contains(r.events, EventBeforeSend) {
+		for _, u := range r.history {
+			bad(u.line, "%s cannot be read by a before_send rule: the hook answers before the database is asked (read it in a message.new rule)", u.key.Name)
 		}
 	}
 

@@ -43,7 +43,8 @@ func TestStarterPack(t *testing.T) {
 				Actions: []string{"delete@invite-links", "warn@invite-links", "flag@new-account-links"}}},
 		{"evasive profanity",
 			text("what the f\u200bü\u00adck"),
-			summary{Matches: []string{"profanity:enforce"}, Actions: []string{"flag@profanity"}}},
+			// The ladder's first rung too: the event has no strikes.
+			summary{Matches: []string{"profanity-warn:enforce", "profanity:enforce"}, Actions: []string{"warn@profanity-warn", "flag@profanity"}}},
 		{"shouting is shadowed",
 			text("THIS IS THE WORST CHANNEL EVER"),
 			summary{Matches: []string{"caps-shouting:shadow"}}},

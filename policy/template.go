@@ -93,6 +93,21 @@ func (t *template) needs() needs {
 	return nd
 }
 
+// historyKeys returns the history values the placeholders read.
+func (t *template) historyKeys() []HistoryKey {
+	var keys []HistoryKey
+	if t != nil {
+		for _, p := range t.parts {
+			if p.prog != nil {
+				for _, u := range p.prog.history {
+					keys = append(keys, u.key)
+				}
+			}
+		}
+	}
+	return keys
+}
+
 // render fills the template. A placeholder that fails shows as "?" rather
 // than losing the whole text.
 func (t *template) render(m *vm.VM, env *Env) string {

@@ -21,6 +21,10 @@ type ActionRow struct {
 	ChannelCID   string
 	Params       []byte // JSON: the action as decided
 	Key          string // idempotency key, unique
+	// ReversesActionID and OverturnID are set on a reversal (unban,
+	// unmute …): the action it undoes and the overturn that asked for it.
+	ReversesActionID int64
+	OverturnID       int64
 }
 
 // InsertActions writes rows inside tx (the recording transaction) and
@@ -36,22 +40,26 @@ func InsertActions(ctx context.Context, tx pgx.Tx, rows []ActionRow) ([]int64, e
 		rules, types, keys     = make([]string, len(rows)), make([]string, len(rows)), make([]string, len(rows))
 		users, messages, chans = make([]*string, len(rows)), make([]*string, len(rows)), make([]*string, len(rows))
 		params                 = make([]string, len(rows))
+		reverses, overturns    = make([]*int64, len(rows)), make([]*int64, len(rows))
 	)
 	for i, r := range rows {
 		events[i], positions[i] = r.EventID, int32(r.Position)
 		rules[i], types[i], keys[i] = r.RuleID, r.Type, r.Key
 		users[i], messages[i], chans[i] = nullString(r.TargetUserID), nullString(r.MessageID), nullString(r.ChannelCID)
 		params[i] = jsonbSafe(r.Params)
+		reverses[i], overturns[i] = nullID(r.ReversesActionID), nullID(r.OverturnID)
 	}
 	q, err := tx.Query(ctx, `
-		INSERT INTO actions (event_id, position, rule_id, type, target_user_id, message_id, channel_cid, params, idempotency_key)
-		SELECT e, p, r, t, u, m, c, pa::jsonb, k
-		FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
-			WITH ORDINALITY AS x(e, p, r, t, u, m, c, pa, k, ord)
+		INSERT INTO actions (event_id, position, rule_id, type, target_user_id, message_id, channel_cid, params, idempotency_key,
+			reverses_action_id, overturn_id)
+		SELECT e, p, r, t, u, m, c, pa::jsonb, k, rv, ov
+		FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+			$10::bigint[], $11::bigint[])
+			WITH ORDINALITY AS x(e, p, r, t, u, m, c, pa, k, rv, ov, ord)
 		ORDER BY ord
 		ON CONFLICT (idempotency_key) DO NOTHING
 		RETURNING id, idempotency_key`,
-		events, positions, rules, types, users, messages, chans, params, keys)
+		events, positions, rules, types, users, messages, chans, params, keys, reverses, overturns)
 	if err != nil {
 		return nil, fmt.Errorf("insert actions: %w", err)
 	}
@@ -184,6 +192,18 @@ type AttemptRow struct {
 // RecordAttempt appends an attempt, numbering it after the action's earlier
 // ones, and returns its number.
 func (s *Store) RecordAttempt(ctx context.Context, a AttemptRow) (int, error) {
+	return recordAttempt(ctx, s.pool, a)
+}
+
+// RecordAttemptTx is RecordAttempt inside tx. Until tx ends it holds the
+// action's row in share mode (the foreign key's lock), so an overturn,
+// which locks the row for update before reading the attempts, either sees
+// this attempt or commits before it.
+func RecordAttemptTx(ctx context.Context, tx pgx.Tx, a AttemptRow) (int, error) {
+	return recordAttempt(ctx, tx, a)
+}
+
+func recordAttempt(ctx context.Context, q querier, a AttemptRow) (int, error) {
 	var status, code *int
 	if a.HTTPStatus != 0 {
 		status = &a.HTTPStatus
@@ -196,7 +216,7 @@ func (s *Store) RecordAttempt(ctx context.Context, a AttemptRow) (int, error) {
 		errText = &a.Error
 	}
 	var n int
-	err := s.pool.QueryRow(ctx, `
+	err := q.QueryRow(ctx, `
 		INSERT INTO action_attempts (action_id, attempt, endpoint, http_status, stream_code, duration_ms, error)
 		SELECT $1, coalesce(max(attempt), 0) + 1, $2, $3, $4, $5, $6 FROM action_attempts WHERE action_id = $1
 		RETURNING attempt`,

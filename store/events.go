@@ -27,6 +27,9 @@ type EventRecord struct {
 	// Decision is the rules' verdict, nil when the event was not evaluated
 	// (the service's own echoes, or no rule set loaded yet).
 	Decision *policy.Decision
+	// Judge, when set (and Decision is nil), decides the event inside the
+	// recording transaction with the history its rules read; see Judge.
+	Judge *Judge
 }
 
 // Duplicate kinds, in RecordResult.Duplicate.
@@ -39,6 +42,10 @@ const (
 type RecordResult struct {
 	EventID   int64  // the new row, or the row it duplicates
 	Duplicate string // "" when the event is new, else DuplicateWebhookID or DuplicateBody
+	// Decision is the decision recorded with a new event: the record's
+	// own, or the one its Judge made in the transaction. nil for
+	// duplicates and unevaluated events.
+	Decision *policy.Decision
 }
 
 // NewEvent is an event that RecordEvents has just inserted.
@@ -105,8 +112,11 @@ func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord, hook TxHoo
 		messageIDs[i] = nullString(ev.MessageIDOrEmpty())
 		own[i], ignored[i] = r.Own, r.Ignored
 		payloads[i] = jsonbSafe(r.Payload)
-		if r.Decision != nil {
+		switch {
+		case r.Decision != nil:
 			versions[i] = &r.Decision.RuleSetVersion
+		case r.Judge != nil:
+			versions[i] = &r.Judge.RuleSetVersion
 		}
 	}
 
@@ -172,6 +182,14 @@ func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord, hook TxHoo
 	if len(dupes) > 0 {
 		if err := s.classifyDuplicates(ctx, tx, recs, dupes, results); err != nil {
 			return nil, err
+		}
+	}
+	if err := judgeRecords(ctx, tx, recs, results); err != nil {
+		return nil, err
+	}
+	for i := range recs {
+		if results[i].Duplicate == "" {
+			results[i].Decision = recs[i].Decision
 		}
 	}
 	if err := insertDecisions(ctx, tx, recs, results); err != nil {

@@ -21,14 +21,30 @@ type Delivery struct {
 	Own     bool // caused by the bot user: record, never evaluate
 	Ignored bool // a type the service does not act on
 	// Decision is the rules' verdict; nil when the event was not evaluated
-	// (our own echo, or no rule set loaded yet).
+	// (our own echo, or no rule set loaded yet), or when Judge decides it.
 	Decision *policy.Decision
+	// Judge, when set, decides the event in the transaction that records
+	// it, with the history (counters, strikes) its rules read.
+	Judge *Judge
+}
+
+// Judge is a decision deferred to the recording transaction: the rules
+// that apply to the event read its history, which only that transaction
+// can count exactly once (see store.Judge, which has the same fields).
+type Judge struct {
+	RuleSetVersion string
+	History        []policy.HistoryKey
+	CountsMessages bool
+	Decide         func(h policy.History) policy.Decision
 }
 
 // Recorded is what the audit log did with a delivery.
 type Recorded struct {
 	EventID   int64
 	Duplicate string // "" for a new event, else the duplicate kind ("webhook_id", "body")
+	// Decision is the decision recorded with a new event (the delivery's,
+	// or the one its Judge made); nil for duplicates.
+	Decision *policy.Decision
 }
 
 // AuditLog records deliveries durably. RecordEvent returns only after the
@@ -41,6 +57,16 @@ type AuditLog interface {
 // it must not panic (policy.RuleSet.Evaluate recovers per rule).
 type Rules interface {
 	Evaluate(ev *policy.Event) (policy.Decision, bool)
+}
+
+// HistoryRules are Rules that may read an event's history. The push
+// handler uses them when its Rules implement it: EvaluateOrDefer judges
+// ev at once (j nil), or returns a Judge for the recording transaction
+// when the rules that apply to ev read counters or strikes. ok is false
+// when no rule set is loaded. One call, so that a reload cannot split
+// the choice from the rule set that makes it.
+type HistoryRules interface {
+	EvaluateOrDefer(ev *policy.Event) (d policy.Decision, j *Judge, ok bool)
 }
 
 // Config is the webhook edge's configuration.
@@ -172,13 +198,35 @@ func serve(r *http.Request, cfg Config, rules Rules, audit AuditLog, m *Metrics,
 	d.Ignored = !d.Own && !handledTypes[v.Event.Type]
 	if !d.Own {
 		start := time.Now()
-		if dec, ok := rules.Evaluate(v.Event); ok {
+		var (
+			dec   policy.Decision
+			judge *Judge
+			ok    bool
+		)
+		if hr, withHistory := rules.(HistoryRules); withHistory {
+			dec, judge, ok = hr.EvaluateOrDefer(v.Event)
+		} else {
+			dec, ok = rules.Evaluate(v.Event)
+		}
+		switch {
+		case !ok:
+			line.unevaluated = true
+		case judge != nil:
+			// Timed when it runs, in the transaction.
+			j := *judge
+			j.Decide = func(h policy.History) policy.Decision {
+				start := time.Now()
+				defer func() { m.evaluation.Observe(time.Since(start).Seconds()) }()
+				return judge.Decide(h)
+			}
+			d.Judge = &j
+		default:
 			d.Decision = &dec
 			line.decision = &dec
-		} else {
-			line.unevaluated = true
 		}
-		m.evaluation.Observe(time.Since(start).Seconds())
+		if judge == nil {
+			m.evaluation.Observe(time.Since(start).Seconds())
+		}
 	}
 
 	// The write outlives a sender that hung up: finishing it is cheap and
@@ -192,11 +240,14 @@ func serve(r *http.Request, cfg Config, rules Rules, audit AuditLog, m *Metrics,
 			Msg: "cannot record the event right now; retry", Err: err})
 	}
 	line.eventID, line.duplicate = rec.EventID, rec.Duplicate
-	if d.Decision != nil && rec.Duplicate == "" {
-		for _, mt := range d.Decision.Matches {
+	if d.Judge != nil && rec.Decision != nil {
+		line.decision = rec.Decision
+	}
+	if dec := line.decision; dec != nil && rec.Duplicate == "" {
+		for _, mt := range dec.Matches {
 			m.ruleMatches.WithLabelValues(mt.RuleID, string(mt.Mode)).Inc()
 		}
-		for _, e := range d.Decision.Errors {
+		for _, e := range dec.Errors {
 			m.ruleErrors.WithLabelValues(e.RuleID).Inc()
 		}
 	}

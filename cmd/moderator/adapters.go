@@ -62,9 +62,42 @@ func (l storeLedger) InsertActionsTx(ctx context.Context, tx pgx.Tx, acts []acti
 			ChannelCID:   a.Target.ChannelCID,
 			Params:       params,
 			Key:          a.Key,
+
+			ReversesActionID: a.ReversesActionID,
+			OverturnID:       a.OverturnID,
 		}
 	}
 	return store.InsertActions(ctx, tx, rows)
+}
+
+func (l storeLedger) InTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, l.st.Pool(), fn)
+}
+
+func (l storeLedger) ImmunitiesTx(ctx context.Context, tx pgx.Tx, pairs []actions.RuleUser, at time.Time) (map[actions.RuleUser]actions.Immunity, error) {
+	in := make([]store.RuleUser, len(pairs))
+	for i, p := range pairs {
+		in[i] = store.RuleUser{RuleID: p.RuleID, UserID: p.UserID}
+	}
+	found, err := store.ImmunitiesTx(ctx, tx, in, at)
+	if err != nil || len(found) == 0 {
+		return nil, err
+	}
+	out := make(map[actions.RuleUser]actions.Immunity, len(found))
+	for _, im := range found {
+		out[actions.RuleUser{RuleID: im.RuleID, UserID: im.UserID}] = actions.Immunity{
+			OverturnID: im.OverturnID, Reviewer: im.Reviewer, Until: im.Until}
+	}
+	return out, nil
+}
+
+func (l storeLedger) RecordAttemptTx(ctx context.Context, tx pgx.Tx, a actions.Attempt) (int, error) {
+	return store.RecordAttemptTx(ctx, tx, attemptOf(a))
+}
+
+func (l storeLedger) OverturnOfTx(ctx context.Context, tx pgx.Tx, actionID int64) (actions.Overturn, bool, error) {
+	o, ok, err := store.OverturnOfTx(ctx, tx, actionID)
+	return actions.Overturn{ID: o.ID, Reviewer: o.Reviewer, Reason: o.Reason}, ok, err
 }
 
 func (l storeLedger) TakeDailySlotsTx(ctx context.Context, tx pgx.Tx, day time.Time, typ policy.ActionType, want, limit int) (int, error) {
@@ -84,16 +117,15 @@ func (l storeLedger) Outcome(ctx context.Context, actionID int64) (actions.Outco
 	return actions.Outcome(o), err
 }
 
-func (l storeLedger) RecordAttempt(ctx context.Context, a actions.Attempt) error {
-	_, err := l.st.RecordAttempt(ctx, store.AttemptRow{
+func attemptOf(a actions.Attempt) store.AttemptRow {
+	return store.AttemptRow{
 		ActionID:   a.ActionID,
 		Endpoint:   a.Endpoint,
 		HTTPStatus: a.HTTPStatus,
 		StreamCode: a.StreamCode,
 		Duration:   a.Duration,
 		Error:      a.Err,
-	})
-	return err
+	}
 }
 
 func (l storeLedger) RecordOutcome(ctx context.Context, o actions.OutcomeRecord) (bool, error) {
@@ -116,6 +148,11 @@ func (a *storeAudit) RecordEvent(ctx context.Context, d webhook.Delivery) (webho
 	if !a.migrated.Load() {
 		return webhook.Recorded{}, errNotMigrated
 	}
+	var judge *store.Judge
+	if d.Judge != nil {
+		j := store.Judge(*d.Judge)
+		judge = &j
+	}
 	res, err := a.batcher.RecordEvent(ctx, store.EventRecord{
 		WebhookID:  d.WebhookID,
 		BodySHA256: d.SHA256,
@@ -127,6 +164,7 @@ func (a *storeAudit) RecordEvent(ctx context.Context, d webhook.Delivery) (webho
 		Own:        d.Own,
 		Ignored:    d.Ignored,
 		Decision:   d.Decision,
+		Judge:      judge,
 	})
-	return webhook.Recorded{EventID: res.EventID, Duplicate: res.Duplicate}, err
+	return webhook.Recorded{EventID: res.EventID, Duplicate: res.Duplicate, Decision: res.Decision}, err
 }

@@ -8,12 +8,14 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"moderator/actions"
 	"moderator/appeals"
 	"moderator/policy"
 )
@@ -41,8 +43,11 @@ type config struct {
 	RateLimits    map[policy.ActionType]int
 	DailyCaps     map[policy.ActionType]int
 	ActionWorkers int
-	needStream    bool
-	needDatabase  bool
+	// ImmunityWindow is how long after an overturn the rules that acted
+	// may not act against the same user again.
+	ImmunityWindow time.Duration
+	needStream     bool
+	needDatabase   bool
 
 	// The staff API's authentication (package appeals): off unless
 	// AdminJWTSecret or AdminJWKSURL is set.
@@ -116,9 +121,18 @@ func (e *envSource) duration(name string, def time.Duration) time.Duration {
 	return d
 }
 
-// perAction reads "ban=300,flag=300": a number per action type, each at
-// least least.
-func (e *envSource) perAction(name string, least int) map[policy.ActionType]int {
+// The action types MODERATOR_DAILY_CAPS names, and the endpoints
+// MODERATOR_RATE_LIMITS also paces: the reversals' (a warning's reversal
+// deletes a message, within delete's budget). Reversals are not capped: a
+// person asked for them.
+var (
+	cappedTypes  = []policy.ActionType{policy.ActionBan, policy.ActionFlag, policy.ActionMute, policy.ActionDelete, policy.ActionWarn}
+	limitedTypes = append(slices.Clone(cappedTypes), actions.Unban, actions.Unflag, actions.Unmute, actions.Undelete)
+)
+
+// perAction reads "ban=300,flag=300": a number per action type of types,
+// each at least least.
+func (e *envSource) perAction(name string, least int, types []policy.ActionType) map[policy.ActionType]int {
 	v := e.str(name, "")
 	if v == "" {
 		return nil
@@ -127,10 +141,12 @@ func (e *envSource) perAction(name string, least int) map[policy.ActionType]int 
 	for _, pair := range strings.Split(v, ",") {
 		k, n, ok := strings.Cut(strings.TrimSpace(pair), "=")
 		typ := policy.ActionType(strings.TrimSpace(k))
-		switch typ {
-		case policy.ActionBan, policy.ActionFlag, policy.ActionMute, policy.ActionDelete, policy.ActionWarn:
-		default:
-			e.fail(name, "want type=number pairs separated by commas, types ban, flag, mute, delete, warn; got %q", pair)
+		if !slices.Contains(types, typ) {
+			names := make([]string, len(types))
+			for i, t := range types {
+				names[i] = string(t)
+			}
+			e.fail(name, "want type=number pairs separated by commas, types %s; got %q", strings.Join(names, ", "), pair)
 			return nil
 		}
 		num, err := strconv.Atoi(strings.TrimSpace(n))
@@ -209,9 +225,10 @@ func loadConfig(command string, args []string, getenv func(string) string, stder
 		MaxGunzipBytes:  env.bytes("MODERATOR_MAX_DECOMPRESSED_BYTES", 8<<20),
 		ShutdownTimeout: env.duration("MODERATOR_SHUTDOWN_TIMEOUT", 20*time.Second),
 		LogLevel:        env.level("MODERATOR_LOG_LEVEL", slog.LevelInfo),
-		RateLimits:      env.perAction("MODERATOR_RATE_LIMITS", 1),
-		DailyCaps:       env.perAction("MODERATOR_DAILY_CAPS", 0),
+		RateLimits:      env.perAction("MODERATOR_RATE_LIMITS", 1, limitedTypes),
+		DailyCaps:       env.perAction("MODERATOR_DAILY_CAPS", 0, cappedTypes),
 		ActionWorkers:   env.positive("MODERATOR_ACTION_WORKERS", 0),
+		ImmunityWindow:  env.duration("MODERATOR_IMMUNITY_WINDOW", DefaultImmunityWindow),
 
 		AdminJWKSURL:     env.str("MODERATOR_ADMIN_JWKS_URL", ""),
 		AdminJWTIssuer:   env.str("MODERATOR_ADMIN_JWT_ISSUER", ""),

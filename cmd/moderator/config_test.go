@@ -41,6 +41,9 @@ func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
 		{"zero rate limit", "serve", map[string]string{"MODERATOR_RATE_LIMITS": "ban=0"}, "", "MODERATOR_RATE_LIMITS: ban: want a whole number of at least 1"},
 		{"negative daily cap", "serve", map[string]string{"MODERATOR_DAILY_CAPS": "ban=-1"}, "", "MODERATOR_DAILY_CAPS: ban: want a whole number of at least 0"},
 		{"bad workers", "serve", map[string]string{"MODERATOR_ACTION_WORKERS": "many"}, "", "MODERATOR_ACTION_WORKERS: must be a positive whole number"},
+		{"bad immunity window", "serve", map[string]string{"MODERATOR_IMMUNITY_WINDOW": "a day"}, "", "MODERATOR_IMMUNITY_WINDOW: must be a positive duration"},
+		{"zero immunity window", "serve", map[string]string{"MODERATOR_IMMUNITY_WINDOW": "0s"}, "", "MODERATOR_IMMUNITY_WINDOW: must be a positive duration"},
+		{"reversals are not capped", "serve", map[string]string{"MODERATOR_DAILY_CAPS": "unban=5"}, "", "MODERATOR_DAILY_CAPS: want type=number pairs"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -80,7 +83,7 @@ func TestLoadConfigDefaultsAndOverrides(t *testing.T) {
 		"STREAM_API_KEYS":          " old:oldsecret , older:oldersecret ",
 		"MODERATOR_MAX_BODY_BYTES": "2MiB",
 		"MODERATOR_DRY_RUN":        "true",
-		"MODERATOR_RATE_LIMITS":    "ban=600, flag=1000",
+		"MODERATOR_RATE_LIMITS":    "ban=600, flag=1000, unban=120",
 		"MODERATOR_DAILY_CAPS":     "ban=0",
 	}
 	c, err := loadConfig("serve", []string{"--addr", "127.0.0.1:9999"}, func(k string) string { return env[k] }, io.Discard)
@@ -89,10 +92,10 @@ func TestLoadConfigDefaultsAndOverrides(t *testing.T) {
 	}
 	if c.Addr != "127.0.0.1:9999" || c.StreamBaseURL != "https://chat.stream-io-api.com" || c.RulesDir != "rules" ||
 		c.BotUserID != "moderator-bot" || !c.DryRun || c.MaxBodyBytes != 2<<20 || c.MaxGunzipBytes != 8<<20 ||
-		c.ShutdownTimeout != 20*time.Second {
+		c.ShutdownTimeout != 20*time.Second || c.ImmunityWindow != 24*time.Hour {
 		t.Fatalf("config = %+v", c)
 	}
-	if diff := cmp.Diff(map[policy.ActionType]int{policy.ActionBan: 600, policy.ActionFlag: 1000}, c.RateLimits); diff != "" {
+	if diff := cmp.Diff(map[policy.ActionType]int{policy.ActionBan: 600, policy.ActionFlag: 1000, "unban": 120}, c.RateLimits); diff != "" {
 		t.Fatalf("rate limits (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff(map[policy.ActionType]int{policy.ActionBan: 0}, c.DailyCaps); diff != "" {
@@ -104,6 +107,10 @@ func TestLoadConfigDefaultsAndOverrides(t *testing.T) {
 	}
 	if len(keys) != 3 || keys["key"] != "secret" || keys["old"] != "oldsecret" || keys["older"] != "oldersecret" {
 		t.Fatalf("webhook keys = %v", keys)
+	}
+	env["MODERATOR_IMMUNITY_WINDOW"] = "90m"
+	if c, err = loadConfig("serve", nil, func(k string) string { return env[k] }, io.Discard); err != nil || c.ImmunityWindow != 90*time.Minute {
+		t.Fatalf("immunity window = %s, %v; want 1h30m", c.ImmunityWindow, err)
 	}
 	if _, err := loadConfig("version", nil, func(string) string { return "" }, io.Discard); err != nil {
 		t.Fatalf("version needs no configuration: %v", err)

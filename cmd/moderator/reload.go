@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"moderator/policy"
+	"moderator/webhook"
 )
 
 // liveRules holds the rule set in force and replaces it when the rules
@@ -75,6 +76,26 @@ func (l *liveRules) Evaluate(ev *policy.Event) (policy.Decision, bool) {
 		return policy.Decision{}, false
 	}
 	return rs.Evaluate(ev), true
+}
+
+// EvaluateOrDefer implements webhook.HistoryRules: events whose rules
+// read counters or strikes (and, while any rule reads a counter, every new
+// message, which must be counted) are judged in the recording
+// transaction; the rest at once, as Evaluate does.
+func (l *liveRules) EvaluateOrDefer(ev *policy.Event) (policy.Decision, *webhook.Judge, bool) {
+	rs := l.current.Load()
+	if rs == nil {
+		return policy.Decision{}, nil, false
+	}
+	if !rs.NeedsHistory(ev.Type) {
+		return rs.Evaluate(ev), nil, true
+	}
+	return policy.Decision{}, &webhook.Judge{
+		RuleSetVersion: rs.Version(),
+		History:        rs.History(),
+		CountsMessages: rs.CountsMessages(),
+		Decide:         func(h policy.History) policy.Decision { return rs.EvaluateWith(ev, h) },
+	}, true
 }
 
 // ready reports whether a rule set is in force.

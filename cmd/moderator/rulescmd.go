@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"moderator/policy"
@@ -92,12 +93,14 @@ func runEval(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: moderator eval [--rules DIR] [--json] [--partial] [FILE]\n\nevaluate one Stream event (JSON from FILE, or stdin) against the rules and print the decision\n\n")
+		fmt.Fprint(stderr, "usage: moderator eval [--rules DIR] [--json] [--partial] [--history CALL=N]... [FILE]\n\nevaluate one Stream event (JSON from FILE, or stdin) against the rules and print the decision\n\n")
 		fs.PrintDefaults()
 	}
 	dir := fs.String("rules", "rules", "rules folder")
 	asJSON := fs.Bool("json", false, "print the decision as JSON, as the audit trail stores it")
 	partial := fs.Bool("partial", false, "the input is a partial event merged over the default example event, as in rule examples")
+	var history historyFlag
+	fs.Var(&history, "history", "a history value the rules read, as `CALL=N`: --history 'counts.user_messages(\"1m\")=11' (repeatable; the others read 0)")
 	if err := fs.Parse(args); err != nil {
 		return usageError(err)
 	}
@@ -130,7 +133,11 @@ func runEval(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	d := rs.Evaluate(ev)
+	h, err := history.resolve(rs)
+	if err != nil {
+		return fmt.Errorf("eval: %w", err)
+	}
+	d := rs.EvaluateWith(ev, h)
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -138,6 +145,50 @@ func runEval(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	printDecision(stdout, *dir, rs, ev, d)
 	return nil
+}
+
+// historyFlag collects --history values: the counters and strikes that a
+// live event would have from the database, zero unless given.
+type historyFlag []string
+
+func (f *historyFlag) String() string { return strings.Join(*f, " ") }
+
+func (f *historyFlag) Set(v string) error {
+	*f = append(*f, v)
+	return nil
+}
+
+// resolve parses the values, each of which must be one the rules read.
+func (f historyFlag) resolve(rs *policy.RuleSet) (policy.History, error) {
+	h := policy.History{}
+	reads := rs.History()
+	for _, v := range f {
+		i := strings.LastIndex(v, "=")
+		if i < 0 {
+			return nil, fmt.Errorf("--history %s: want CALL=N, like 'counts.user_messages(\"1m\")=11'", v)
+		}
+		k, err := policy.ParseHistoryKey(strings.TrimSpace(v[:i]))
+		if err != nil {
+			return nil, fmt.Errorf("--history: %w", err)
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(v[i+1:]))
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("--history %s: the value must be a whole number ≥ 0", v)
+		}
+		if !slices.Contains(reads, k) {
+			names := make([]string, len(reads))
+			for i, r := range reads {
+				names[i] = r.String()
+			}
+			what := "they read none"
+			if len(names) > 0 {
+				what = "they read " + strings.Join(names, ", ")
+			}
+			return nil, fmt.Errorf("--history %s: no rule reads it (%s)", k, what)
+		}
+		h[k] = n
+	}
+	return h, nil
 }
 
 func parseEvalEvent(body []byte, partial bool) (*policy.Event, error) {

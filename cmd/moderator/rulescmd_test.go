@@ -36,7 +36,7 @@ func TestRunRulesTest(t *testing.T) {
 		{
 			name:       "starter pack",
 			args:       []string{"../../rules"},
-			wantStdout: "ok: 9 rules, 31 examples passed (version " + version + ")\n",
+			wantStdout: "ok: 15 rules, 45 examples passed (version " + version + ")\n",
 		},
 		{
 			name: "starter pack, listed",
@@ -46,12 +46,18 @@ func TestRunRulesTest(t *testing.T) {
 				"enforce  block-scam-links             ../../rules/before_send.yaml:6  Refuse messages linking to known scam and phishing domains before they are sent\n" +
 				"enforce  mask-profanity               ../../rules/before_send.yaml:22  Mask swear words before the message is sent, keeping each word's first letter\n" +
 				"enforce  invite-links                 ../../rules/domains.yaml:26  Invite links to other communities from accounts younger than a week\n" +
+				"enforce  flood                        ../../rules/flood.yaml:6  More than ten messages in a minute, across all channels\n" +
+				"shadow   copy-paste-spam              ../../rules/flood.yaml:34  The same text five times in ten minutes, spread over three or more channels\n" +
+				"shadow   raid                         ../../rules/flood.yaml:56  A channel flooded by brand-new accounts, twenty messages in five minutes\n" +
+				"enforce  profanity-warn               ../../rules/ladder.yaml:7  Swearing, first time in a week: a warning\n" +
+				"enforce  profanity-mute               ../../rules/ladder.yaml:26  Swearing, second time in a week: a day's mute\n" +
+				"enforce  profanity-ban                ../../rules/ladder.yaml:43  Swearing, third time in a week: a week's ban\n" +
 				"enforce  new-account-links            ../../rules/links.yaml:4  Links from accounts younger than a day\n" +
 				"enforce  mention-flood                ../../rules/mentions.yaml:3  Messages that mention eight or more people\n" +
 				"enforce  profanity                    ../../rules/profanity.yaml:6  Swear words from the profanity list\n" +
 				"shadow   caps-shouting                ../../rules/shouting.yaml:5  Long messages written mostly in capitals\n" +
 				"enforce  repeated-characters          ../../rules/shouting.yaml:23  Messages with a character repeated twenty or more times\n" +
-				"ok: 9 rules, 31 examples passed (version " + version + ")\n",
+				"ok: 15 rules, 45 examples passed (version " + version + ")\n",
 		},
 		{
 			name:    "broken folder",
@@ -135,8 +141,14 @@ func TestRunEval(t *testing.T) {
 			name:  "partial event on stdin",
 			args:  []string{"--rules", "../../rules", "--partial"},
 			stdin: newAccountLink,
-			wantStdout: "rule set  " + version + " (../../rules, 9 rules, 7 for message.new events)\n" +
+			wantStdout: "rule set  " + version + " (../../rules, 15 rules, 13 for message.new events)\n" +
 				`event     message.new, message m1, user u1, channel messaging:general, text "cheap watches at https://shop.example.net/deal fuuuck"` + "\n" +
+				"\n" +
+				"MATCH  profanity-warn (enforce, ../../rules/ladder.yaml:7)\n" +
+				"  reason    Swearing, first time in a week: a warning\n" +
+				`  evidence  contains_any(text.words, "profanity") = ["fuuuck"]` + "\n" +
+				`            strikes.by_rule("profanity", "7d") = 0` + "\n" +
+				`  actions   warn "Please keep it civil: swearing is against this community's rules."` + "\n" +
 				"\n" +
 				"MATCH  new-account-links (enforce, ../../rules/links.yaml:4)\n" +
 				"  reason    link from an account 3h0m0s old: shop.example.net\n" +
@@ -149,14 +161,15 @@ func TestRunEval(t *testing.T) {
 				`  evidence  contains_any(text.words, "profanity") = ["fuuuck"]` + "\n" +
 				`  actions   flag message ("profanity (fuuuck)")` + "\n" +
 				"\n" +
-				`actions   flag message ("link from an account 3h0m0s old: shop.example.net")  [new-account-links]` + "\n" +
+				`actions   warn "Please keep it civil: swearing is against this community's rules."  [profanity-warn]` + "\n" +
+				`          flag message ("link from an account 3h0m0s old: shop.example.net")  [new-account-links]` + "\n" +
 				`          flag message ("profanity (fuuuck)")  [profanity]` + "\n",
 		},
 		{
 			name:  "shadow match",
 			args:  []string{"--rules", "../../rules", "--partial", "-"},
 			stdin: `{"message": {"text": "WHY DOES NOBODY EVER ANSWER"}}`,
-			wantStdout: "rule set  " + version + " (../../rules, 9 rules, 7 for message.new events)\n" +
+			wantStdout: "rule set  " + version + " (../../rules, 15 rules, 13 for message.new events)\n" +
 				`event     message.new, message example-message, user example-user, channel messaging:general, text "WHY DOES NOBODY EVER ANSWER"` + "\n" +
 				"\n" +
 				"SHADOW caps-shouting (shadow, ../../rules/shouting.yaml:5)\n" +
@@ -168,9 +181,30 @@ func TestRunEval(t *testing.T) {
 				"actions   none\n",
 		},
 		{
+			name:  "history supplied",
+			args:  []string{"--rules", "../../rules", "--partial", "--history", `strikes.by_rule("profanity", "7d")=2`},
+			stdin: `{"message": {"text": "piss off"}}`,
+			wantStdout: "rule set  " + version + " (../../rules, 15 rules, 13 for message.new events)\n" +
+				`event     message.new, message example-message, user example-user, channel messaging:general, text "piss off"` + "\n" +
+				"\n" +
+				"MATCH  profanity-ban (enforce, ../../rules/ladder.yaml:43)\n" +
+				"  reason    swearing 3 times this week\n" +
+				`  evidence  contains_any(text.words, "profanity") = ["piss off"]` + "\n" +
+				`            strikes.by_rule("profanity", "7d") = 2` + "\n" +
+				`  actions   ban 7d ("swearing 3 times this week")` + "\n" +
+				"\n" +
+				"MATCH  profanity (enforce, ../../rules/profanity.yaml:6)\n" +
+				"  reason    profanity: piss off\n" +
+				`  evidence  contains_any(text.words, "profanity") = ["piss off"]` + "\n" +
+				`  actions   flag message ("profanity (piss off)")` + "\n" +
+				"\n" +
+				`actions   ban 7d ("swearing 3 times this week")  [profanity-ban]` + "\n" +
+				`          flag message ("profanity (piss off)")  [profanity]` + "\n",
+		},
+		{
 			name: "Stream's sample event from a file",
 			args: []string{"--rules", "../../rules", "../../../shared/samples/message.new-1.json"},
-			wantStdout: "rule set  " + version + " (../../rules, 9 rules, 7 for message.new events)\n" +
+			wantStdout: "rule set  " + version + " (../../rules, 15 rules, 13 for message.new events)\n" +
 				`event     message.new, message fff0d7c0-60bd-4835-833b-3843007817bf, user 97b49906-0b98-463b-aa47-0aa945677eb2, channel messaging:fun, text "8b780762-4830-4e2a-aa43-18aabaf1732d"` + "\n" +
 				"\n" +
 				"no rule matched\n" +
@@ -181,7 +215,7 @@ func TestRunEval(t *testing.T) {
 			name:  "an event type no rule is for",
 			args:  []string{"--rules", "../../rules"},
 			stdin: `{"type": "user.updated", "user": {"id": "u9"}}`,
-			wantStdout: "rule set  " + version + " (../../rules, 9 rules, 0 for user.updated events)\n" +
+			wantStdout: "rule set  " + version + " (../../rules, 15 rules, 0 for user.updated events)\n" +
 				"event     user.updated, user u9\n" +
 				"\n" +
 				"no rule matched\n" +
@@ -244,6 +278,12 @@ func TestRunEvalErrors(t *testing.T) {
 		{"missing file", []string{"--rules", "../../rules", "no-such.json"}, "", "eval: open no-such.json: no such file or directory"},
 		{"broken rules", []string{"--rules", "../../policy/testdata/load/not-bool"}, "{}", "rules folder ../../policy/testdata/load/not-bool: 1 problem(s)"},
 		{"two files", []string{"a.json", "b.json"}, "", "usage"},
+		{"history no rule reads", []string{"--rules", "../../rules", "--history", `counts.user_messages("5m")=3`}, "{}",
+			`eval: --history counts.user_messages("5m"): no rule reads it (they read counts.channel_young_messages("5m"), counts.user_channels("10m"), counts.user_duplicates("10m"), counts.user_messages("1m"), strikes.by_rule("flood", "10m"), strikes.by_rule("profanity", "7d"))`},
+		{"history not a number", []string{"--rules", "../../rules", "--history", `strikes.count("7d")=many`}, "{}",
+			`eval: --history strikes.count("7d")=many: the value must be a whole number ≥ 0`},
+		{"history without a value", []string{"--rules", "../../rules", "--history", `strikes.count("7d")`}, "{}",
+			`eval: --history strikes.count("7d"): want CALL=N, like 'counts.user_messages("1m")=11'`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

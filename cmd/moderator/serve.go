@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"moderator/actions"
-	"moderator/appeals"
 	"moderator/store"
 	"moderator/webhook"
 )
@@ -103,6 +102,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	beforeSendAudit := newBeforeSendQueue(audit, logger, reg, 4096, 8)
 	wg.Go(func() { beforeSendAudit.run(bg) })
 	wg.Go(func() { rules.watch(bg) })
+	wg.Go(func() { expireCounters(bg, logger, st, &audit.migrated) })
 	if !cfg.DryRun {
 		wg.Go(func() { ensureBotUser(bg, logger, runner) })
 	}
@@ -114,11 +114,9 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		MaxDecompressedBytes: cfg.MaxGunzipBytes,
 	}
 	webhookMetrics := webhook.NewMetrics(reg)
-	// The staff API. Overturns need the overturn pipeline's
-	// appeals.Overturner (cmd/moderator/overturn.go); until it is wired
-	// here, they answer 503.
-	var overturner appeals.Overturner
-	api, err := staffAPI(ctx, cfg, logger, st, rules, overturner)
+	// The staff API; its overturns go through the action runner (reversal
+	// jobs, cancelled pending actions) and grant the immunity window.
+	api, err := staffAPI(ctx, cfg, logger, st, rules, newOverturner(st, runner, cfg.ImmunityWindow, logger, nil))
 	if err != nil {
 		return err
 	}
@@ -183,6 +181,50 @@ func migrateUntilDone(ctx context.Context, logger *slog.Logger, st *store.Store,
 		}
 		return err
 	})
+}
+
+// counterExpiry is how often serve deletes expired counter marks.
+const counterExpiry = time.Hour
+
+// expireCounters deletes counter marks past store.CounterRetention, at
+// start (once migrated) and then every counterExpiry, in chunks, so that
+// counter data expires on its own. Every replica does it; the deletes are
+// idempotent.
+func expireCounters(ctx context.Context, logger *slog.Logger, st *store.Store, migrated *atomic.Bool) {
+	tick := time.NewTicker(counterExpiry)
+	defer tick.Stop()
+	wait := time.After(time.Second)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-wait:
+			wait = nil
+		case <-tick.C:
+		}
+		if !migrated.Load() {
+			wait = time.After(time.Second)
+			continue
+		}
+		var total int64
+		for {
+			const chunk = 10_000
+			n, err := st.ExpireCounterMarks(ctx, store.CounterRetention, chunk)
+			total += n
+			if err != nil {
+				if ctx.Err() == nil {
+					logger.Error("expiring counter marks", "error", err, "deleted", total)
+				}
+				break
+			}
+			if n < chunk {
+				break
+			}
+		}
+		if total > 0 {
+			logger.Info("counter marks expired", "deleted", total)
+		}
+	}
 }
 
 // ensureBotUser creates the bot user, the acting user of every action,

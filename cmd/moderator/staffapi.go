@@ -18,8 +18,7 @@ import (
 // staffAPI builds the handler mounted at /api/v1: the staff API when a way
 // to authenticate staff is configured (MODERATOR_ADMIN_JWT_SECRET or
 // MODERATOR_ADMIN_JWKS_URL), else a handler that answers 404 to all.
-// overturner may be nil until the overturn pipeline is wired (overturns
-// then answer 503).
+// overturner carries out the overturns (nil: they answer 503).
 func staffAPI(ctx context.Context, cfg config, logger *slog.Logger, st *store.Store, rules *liveRules, overturner appeals.Overturner) (http.Handler, error) {
 	authCfg, ok := cfg.staffAuth(logger)
 	if !ok {
@@ -105,6 +104,7 @@ func (s serviceStatus) Settings() []appeals.Setting {
 		{Name: "MODERATOR_RATE_LIMITS", Value: perActionValue(c.RateLimits)},
 		{Name: "MODERATOR_DAILY_CAPS", Value: perActionValue(c.DailyCaps)},
 		{Name: "MODERATOR_ACTION_WORKERS", Value: workersValue(c.ActionWorkers)},
+		{Name: "MODERATOR_IMMUNITY_WINDOW", Value: c.ImmunityWindow.String()},
 	}
 }
 

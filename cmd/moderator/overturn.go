@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"moderator/actions"
+	"moderator/appeals"
+	"moderator/store"
+)
+
+// DefaultImmunityWindow is how long, after an overturn, the rules that
+// acted may not act against the same user again
+// (MODERATOR_IMMUNITY_WINDOW).
+const DefaultImmunityWindow = 24 * time.Hour
+
+// overturner implements appeals.Overturner: store holds the audit trail
+// and the locks, actions plans and enqueues the reversals, and this type
+// puts both in one transaction.
+type overturner struct {
+	st     *store.Store
+	runner *actions.Runner
+	window time.Duration
+	now    func() time.Time
+	logger *slog.Logger
+}
+
+var _ appeals.Overturner = (*overturner)(nil)
+
+// newOverturner builds the Overturner serve mounts in the staff API.
+// window is the immunity window; now is the clock of its start (time.Now
+// when nil).
+func newOverturner(st *store.Store, runner *actions.Runner, window time.Duration, logger *slog.Logger, now func() time.Time) *overturner {
+	if now == nil {
+		now = time.Now
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &overturner{st: st, runner: runner, window: window, now: now, logger: logger}
+}
+
+// Overturn reverses an action, or every action of a decision, in one
+// transaction: it locks the actions, records the overturn, decides for each
+// action not yet overturned (a reversal for an applied one, a cancellation
+// for a pending one, nothing to undo for the rest), enqueues the
+// reversals, records what it did about each action, the immunity of each
+// (rule, user), the appeal's decision when it decides one, and the staff
+// audit row. It returns store.ErrNotFound for an unknown action, decision or
+// appeal, store.ErrAlreadyOverturned when every action was overturned
+// before, store.ErrAlreadyDecided for an appeal decided before,
+// store.ErrNotOverturnable for a reversal or a decision without actions,
+// and a *store.InputError for a missing reviewer or reason.
+func (o *overturner) Overturn(ctx context.Context, req appeals.OverturnRequest) (appeals.OverturnResult, error) {
+	if err := validateOverturn(req); err != nil {
+		return appeals.OverturnResult{}, err
+	}
+	what := fmt.Sprintf("action %d", req.ActionID)
+	target := fmt.Sprintf("action:%d", req.ActionID)
+	if req.DecisionID != 0 {
+		what, target = fmt.Sprintf("decision %d", req.DecisionID), fmt.Sprintf("decision:%d", req.DecisionID)
+	}
+	var appeal store.Appeal
+	if req.AppealID != 0 {
+		// Appeals are append-only rows: what one concerns never changes, so
+		// it may be read before the transaction.
+		var err error
+		if appeal, err = o.st.Appeal(ctx, req.AppealID); err != nil {
+			return appeals.OverturnResult{}, fmt.Errorf("appeal %d: %w", req.AppealID, err)
+		}
+	}
+	start := time.Now()
+	var (
+		res   appeals.OverturnResult
+		users []string
+	)
+	err := pgx.BeginFunc(ctx, o.st.Pool(), func(tx pgx.Tx) error {
+		targets, err := store.LockOverturnTargetsTx(ctx, tx, req.ActionID, req.DecisionID)
+		if err != nil {
+			return err
+		}
+		if len(targets) == 0 {
+			return fmt.Errorf("%s asked for no actions: %w", what, store.ErrNotOverturnable)
+		}
+		if req.AppealID != 0 && !concerns(appeal, targets) {
+			return &store.InputError{Field: "appeal_id", Msg: fmt.Sprintf("appeal %d is not about %s", req.AppealID, what)}
+		}
+		var todo []store.OverturnTarget
+		for _, t := range targets {
+			switch {
+			case t.ReversesActionID != 0:
+				return fmt.Errorf("action %d reverses action %d, and a reversal %w (overturn action %d instead)",
+					t.ActionID, t.ReversesActionID, store.ErrNotOverturnable, t.ReversesActionID)
+			case t.OverturnedBy == 0:
+				todo = append(todo, t)
+			}
+		}
+		if len(todo) == 0 {
+			return fmt.Errorf("%s: %w", what, store.ErrAlreadyOverturned)
+		}
+
+		until := o.now().Add(o.window).UTC().Truncate(time.Microsecond) // as Postgres keeps it
+		id, _, err := store.InsertOverturnTx(ctx, tx, store.NewOverturn{ActionID: req.ActionID, DecisionID: req.DecisionID,
+			AppealID: req.AppealID, Reviewer: req.Reviewer, Reason: req.Reason, ImmuneUntil: until})
+		if err != nil {
+			return err
+		}
+		undos := make([]actions.Undo, len(todo))
+		for i, t := range todo {
+			rec, err := recordedOf(t)
+			if err != nil {
+				return err
+			}
+			undos[i] = actions.PlanUndo(rec)
+		}
+		undos, err = o.runner.OverturnTx(ctx, tx, actions.Overturn{ID: id, Reviewer: req.Reviewer, Reason: req.Reason}, undos)
+		if err != nil {
+			return err
+		}
+
+		rows := make([]store.ReversalRow, len(undos))
+		var immunities []store.ImmunityRow
+		seen := map[store.RuleUser]bool{}
+		res = appeals.OverturnResult{OverturnID: id, ImmuneUntil: until, Actions: make([]appeals.ReversalResult, len(undos))}
+		for i, u := range undos {
+			rows[i] = store.ReversalRow{OverturnID: id, ActionID: u.ActionID, Disposition: string(u.Disposition), ReversalActionID: u.ReversalActionID}
+			res.Actions[i] = appeals.ReversalResult{ActionID: u.ActionID, Type: string(u.Action.Type), Disposition: string(u.Disposition),
+				ReversalActionID: u.ReversalActionID, ReversalType: string(u.Reversal), Note: u.Note}
+			ru := store.RuleUser{RuleID: u.Action.RuleID, UserID: u.Target.UserID}
+			if ru.UserID != "" && !seen[ru] {
+				seen[ru] = true
+				immunities = append(immunities, store.ImmunityRow{OverturnID: id, RuleID: ru.RuleID, UserID: ru.UserID, Until: until})
+				if !slices.Contains(users, ru.UserID) {
+					users = append(users, ru.UserID)
+				}
+			}
+		}
+		if err := store.InsertReversalsTx(ctx, tx, rows); err != nil {
+			return err
+		}
+		if err := store.InsertImmunitiesTx(ctx, tx, immunities); err != nil {
+			return err
+		}
+		if req.AppealID != 0 {
+			if _, err := store.RecordAppealDecisionTx(ctx, tx, store.AppealDecisionRow{AppealID: req.AppealID,
+				Outcome: store.AppealOverturned, Reviewer: req.Reviewer, Reason: req.Reason, OverturnID: id}); err != nil {
+				return err
+			}
+		}
+		act := store.StaffAct{Actor: req.Reviewer, Role: req.Role, Act: store.ActOverturn, Target: target, Reason: req.Reason,
+			Params: overturnParams{OverturnID: id, AppealID: req.AppealID, ImmuneUntil: until, Actions: res.Actions}}
+		if len(users) == 1 {
+			act.TargetUserID = users[0]
+		}
+		return store.RecordStaffActTx(ctx, tx, act)
+	})
+	if err != nil {
+		return appeals.OverturnResult{}, fmt.Errorf("overturn: %w", err)
+	}
+	counts := map[string]int{}
+	for _, a := range res.Actions {
+		counts[a.Disposition]++
+	}
+	o.logger.Info("overturn", "overturn_id", res.OverturnID, "target", target, "appeal_id", req.AppealID,
+		"reviewer", req.Reviewer, "role", req.Role, "user_ids", users, "reversed", counts[appeals.DispositionReversed],
+		"cancelled", counts[appeals.DispositionCancelled], "nothing_to_undo", counts[appeals.DispositionNothingToUndo],
+		"immune_until", res.ImmuneUntil.Format(time.RFC3339), "duration_ms", float64(time.Since(start).Microseconds())/1000)
+	return res, nil
+}
+
+// overturnParams are the staff audit row's parameters of an overturn.
+type overturnParams struct {
+	OverturnID  int64                    `json:"overturn_id"`
+	AppealID    int64                    `json:"appeal_id,omitempty"`
+	ImmuneUntil time.Time                `json:"immune_until"`
+	Actions     []appeals.ReversalResult `json:"actions"`
+}
+
+// validateOverturn refuses a request the staff API should not have passed
+// on, naming the field.
+func validateOverturn(req appeals.OverturnRequest) error {
+	switch {
+	case (req.ActionID == 0) == (req.DecisionID == 0):
+		return &store.InputError{Field: "id", Msg: "exactly one of an action id and a decision id is required"}
+	case req.ActionID < 0 || req.DecisionID < 0 || req.AppealID < 0:
+		return &store.InputError{Field: "id", Msg: "ids are positive"}
+	case strings.TrimSpace(req.Reviewer) == "":
+		return &store.InputError{Field: "reviewer", Msg: "is required"}
+	case strings.TrimSpace(req.Reason) == "":
+		return &store.InputError{Field: "reason", Msg: "is required"}
+	}
+	return nil
+}
+
+// concerns reports whether the appeal is about one of the targets or
+// their decision.
+func concerns(a store.Appeal, targets []store.OverturnTarget) bool {
+	for _, t := range targets {
+		if (a.ActionID != 0 && a.ActionID == t.ActionID) || (a.ActionID == 0 && a.DecisionID != 0 && a.DecisionID == t.DecisionID) {
+			return true
+		}
+	}
+	return false
+}
+
+// recordedOf converts a locked action to what actions plans with.
+func recordedOf(t store.OverturnTarget) (actions.Recorded, error) {
+	rec := actions.Recorded{
+		ActionID: t.ActionID, EventID: t.EventID, Position: t.Position, Key: t.Key,
+		Target:             actions.Target{UserID: t.TargetUserID, MessageID: t.MessageID, ChannelCID: t.ChannelCID},
+		Outcome:            actions.Outcome(t.Outcome),
+		MayHaveTakenEffect: t.MayHaveTakenEffect,
+	}
+	if err := json.Unmarshal(t.Params, &rec.Action); err != nil {
+		return rec, fmt.Errorf("decode action %d: %w", t.ActionID, err)
+	}
+	if rec.Action.Type == "" {
+		return rec, errors.New("decode action: no type")
+	}
+	return rec, nil
+}

@@ -1,0 +1,536 @@
+package store_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
+
+	"moderator/policy"
+	"moderator/store"
+	"moderator/store/storetest"
+)
+
+// counterRules reads every kind of history value; only flood acts.
+const counterRules = `rules:
+  - id: flood
+    description: more than 4 messages a minute
+    mode: enforce
+    when: counts.user_messages("1m") > 4
+    actions: [{mute: {timeout: 10m}}]
+    examples:
+      - history: {'counts.user_messages("1m")': 5}
+        event: {}
+        expect: {match: true}
+      - event: {}
+        expect: {match: false}
+  - id: watch
+    description: reads the rest
+    mode: shadow
+    when: >
+      counts.user_channel_messages("1m") + counts.user_links("1h") + counts.user_duplicates("10m") +
+      counts.user_channels("1h") + counts.channel_young_messages("5m") + strikes.count("7d") +
+      strikes.of_type("mute", "7d") + strikes.by_rule("flood", "7d") > 1000
+    actions: [flag]
+    examples:
+      - history: {'strikes.count("7d")': 1001}
+        event: {}
+        expect: {match: true}
+      - history: {'counts.user_channels("1h")': 1000}
+        event: {message: {text: "x"}}
+        expect: {match: false}
+`
+
+// judging is a rule set and what its judges saw, per webhook id.
+type judging struct {
+	rs   *policy.RuleSet
+	mu   sync.Mutex
+	seen map[string]policy.History
+}
+
+func newJudging(t testing.TB, src string) *judging {
+	t.Helper()
+	rs, err := policy.Load(fstest.MapFS{"r.yaml": {Data: []byte(src)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &judging{rs: rs, seen: map[string]policy.History{}}
+}
+
+// record is an EventRecord of body whose decision is made in the
+// recording transaction.
+func (j *judging) record(t testing.TB, webhookID string, body []byte) store.EventRecord {
+	t.Helper()
+	ev, err := policy.ParseEvent(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store.EventRecord{WebhookID: webhookID, BodySHA256: sha256.Sum256(body), Attempt: 1, APIKey: "k",
+		Payload: body, Event: ev, Judge: &store.Judge{
+			RuleSetVersion: j.rs.Version(), History: j.rs.History(), CountsMessages: j.rs.CountsMessages(),
+			Decide: func(h policy.History) policy.Decision {
+				j.mu.Lock()
+				j.seen[webhookID] = h
+				j.mu.Unlock()
+				return j.rs.EvaluateWith(ev, h)
+			}}}
+}
+
+func (j *judging) saw(webhookID, key string) int {
+	k, err := policy.ParseHistoryKey(key)
+	if err != nil {
+		panic(err)
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	h, ok := j.seen[webhookID]
+	if !ok {
+		return -1
+	}
+	return h[k]
+}
+
+// message is a message.new body.
+type message struct {
+	id, user, channel, text string
+	at                      time.Time
+	userCreated             time.Time // zero: a year before at
+}
+
+func (m message) body() []byte {
+	created := m.userCreated
+	if created.IsZero() {
+		created = m.at.AddDate(-1, 0, 0)
+	}
+	b, _ := json.Marshal(map[string]any{
+		"type": "message.new", "cid": m.channel, "created_at": m.at.Format(time.RFC3339Nano),
+		"message": map[string]any{"id": m.id, "text": m.text, "created_at": m.at.Format(time.RFC3339Nano)},
+		"user":    map[string]any{"id": m.user, "created_at": created.Format(time.RFC3339Nano)},
+	})
+	return b
+}
+
+var t0 = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+
+func TestFloodTripsAtThreshold(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.Store(t)
+	j := newJudging(t, counterRules)
+	user := t.Name()
+	for n := 1; n <= 7; n++ {
+		id := fmt.Sprintf("%s-%d", user, n)
+		m := message{id: id, user: user, channel: "messaging:" + user, text: fmt.Sprintf("message number %d", n), at: t0.Add(time.Duration(n) * time.Second)}
+		res, err := st.RecordEvent(ctx, j.record(t, id, m.body()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := j.saw(id, `counts.user_messages("1m")`); got != n {
+			t.Errorf("message %d: counts.user_messages(\"1m\") = %d, want %d", n, got, n)
+		}
+		flooded := res.Decision != nil && slices.ContainsFunc(res.Decision.Matches, func(m policy.Match) bool { return m.RuleID == "flood" })
+		if want := n > 4; flooded != want {
+			t.Errorf("message %d: flood matched %v, want %v", n, flooded, want)
+		}
+		if n == 5 {
+			var evidence string
+			if err := st.Pool().QueryRow(ctx, `SELECT matches->0->'evidence'->>'counts.user_messages("1m")' FROM decisions WHERE event_id = $1`,
+				res.EventID).Scan(&evidence); err != nil {
+				t.Fatal(err)
+			}
+			if evidence != "5" {
+				t.Errorf("recorded evidence: got %s, want 5", evidence)
+			}
+		}
+	}
+}
+
+func TestCountsIgnoreRetriesAndReplays(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.Store(t)
+	j := newJudging(t, counterRules)
+	user := t.Name()
+	var bodies [][]byte
+	for n := 1; n <= 3; n++ {
+		m := message{id: fmt.Sprintf("%s-%d", user, n), user: user, channel: "messaging:" + user, text: "same text", at: t0.Add(time.Duration(n) * time.Second)}
+		bodies = append(bodies, m.body())
+		if _, err := st.RecordEvent(ctx, j.record(t, fmt.Sprintf("%s-w%d", user, n), m.body())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A retry (same webhook id), a replay (same body, new id), and both in
+	// one batch with a new message.
+	retry, err := st.RecordEvent(ctx, j.record(t, user+"-w2", bodies[1]))
+	if err != nil || retry.Duplicate != store.DuplicateWebhookID || retry.Decision != nil {
+		t.Fatalf("retry: got %+v, %v, want a duplicate by webhook id without a decision", retry, err)
+	}
+	if _, err := st.RecordEvent(ctx, j.record(t, user+"-replay", bodies[2])); err != nil {
+		t.Fatal(err)
+	}
+	m4 := message{id: user + "-4", user: user, channel: "messaging:" + user + "-b", text: "same  TEXT!", at: t0.Add(4 * time.Second)}
+	if _, err := st.RecordEvents(ctx, []store.EventRecord{
+		j.record(t, user+"-w1", bodies[0]), j.record(t, user+"-replay2", bodies[1]), j.record(t, user+"-w4", m4.body()),
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]int{
+		`counts.user_messages("1m")`:         4,
+		`counts.user_duplicates("10m")`:      4,
+		`counts.user_channels("1h")`:         2,
+		`counts.user_channel_messages("1m")`: 1,
+	} {
+		if got := j.saw(user+"-w4", key); got != want {
+			t.Errorf("fourth message: %s = %d, want %d", key, got, want)
+		}
+	}
+	var marks int
+	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM counter_marks WHERE user_id = $1`, user).Scan(&marks); err != nil {
+		t.Fatal(err)
+	}
+	if marks != 4 {
+		t.Errorf("counter marks: got %d, want 4", marks)
+	}
+}
+
+func TestCountWindowEdges(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.Store(t)
+	j := newJudging(t, counterRules)
+	tests := []struct {
+		name  string
+		after time.Duration // the second message, after the first
+		want  int
+	}{
+		{"just inside", time.Minute - time.Millisecond, 2},
+		{"on the edge", time.Minute, 1},
+		{"just outside", time.Minute + time.Millisecond, 1},
+		{"far earlier, delivered later", -time.Hour, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			user := t.Name()
+			first := message{id: user + "-1", user: user, channel: "messaging:e", text: "one", at: t0}
+			second := message{id: user + "-2", user: user, channel: "messaging:e", text: "two", at: t0.Add(tt.after)}
+			for _, m := range []message{first, second} {
+				if _, err := st.RecordEvent(ctx, j.record(t, m.id, m.body())); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := j.saw(second.id, `counts.user_messages("1m")`); got != tt.want {
+				t.Errorf(`counts.user_messages("1m") = %d, want %d`, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestEveryCounter(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.Store(t)
+	j := newJudging(t, counterRules)
+	user, raider := t.Name(), t.Name()+"-raider"
+	room := "messaging:" + t.Name()
+	young := t0.Add(-2 * time.Hour)
+	msgs := []message{
+		{id: "1", user: user, channel: room, text: "see https://a.example and https://b.example", at: t0},
+		{id: "2", user: user, channel: room + "-2", text: "Buy cheap followers now", at: t0.Add(time.Minute)},
+		{id: "3", user: raider, channel: room, text: "raid", at: t0.Add(2 * time.Minute), userCreated: young},
+		{id: "4", user: raider + "2", channel: room, text: "raid", at: t0.Add(3 * time.Minute), userCreated: young},
+		{id: "5", user: user, channel: room, text: "buy ch3ap FOLLOWERS now!!!", at: t0.Add(4 * time.Minute)},
+	}
+	for _, m := range msgs {
+		if _, err := st.RecordEvent(ctx, j.record(t, user+m.id, m.body())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string]int{}
+	want := map[string]int{
+		`counts.user_messages("1m")`:          1, // 2 is 3 minutes before 5
+		`counts.user_channel_messages("1m")`:  1,
+		`counts.user_links("1h")`:             2,
+		`counts.user_duplicates("10m")`:       2,
+		`counts.user_channels("1h")`:          2,
+		`counts.channel_young_messages("5m")`: 2,
+		`strikes.count("7d")`:                 0,
+	}
+	for k := range want {
+		got[k] = j.saw(user+"5", k)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("history of the fifth message (-want +got):\n%s", diff)
+	}
+	if got := j.saw(user+"4", `counts.channel_young_messages("5m")`); got != 2 {
+		t.Errorf("second raider: counts.channel_young_messages = %d, want 2", got)
+	}
+}
+
+// actionHook records, for each new event with a decision, its actions as
+// the actions package would (pending), then the outcomes in outcome (by
+// rule id), and returns the action ids by event.
+type actionHook struct {
+	mu      sync.Mutex
+	outcome map[string]string
+	ids     map[int64][]int64
+}
+
+func (a *actionHook) hook(ctx context.Context, tx pgx.Tx, evs []store.NewEvent) error {
+	for _, e := range evs {
+		d := e.Record.Decision
+		if d == nil {
+			continue
+		}
+		var rows []store.ActionRow
+		for i, act := range d.Actions {
+			rows = append(rows, store.ActionRow{EventID: e.EventID, Position: i, RuleID: act.RuleID, Type: string(act.Type),
+				TargetUserID: e.Record.Event.SubjectUserID(), Params: []byte(`{}`), Key: fmt.Sprintf("e%d-a%d", e.EventID, i)})
+		}
+		ids, err := store.InsertActions(ctx, tx, rows)
+		if err != nil {
+			return err
+		}
+		var outs []store.OutcomeRow
+		for i, id := range ids {
+			if o := a.outcome[rows[i].RuleID]; o != "" {
+				outs = append(outs, store.OutcomeRow{ActionID: id, Outcome: o})
+			}
+		}
+		if err := store.RecordOutcomesTx(ctx, tx, outs); err != nil {
+			return err
+		}
+		a.mu.Lock()
+		a.ids[e.EventID] = ids
+		a.mu.Unlock()
+	}
+	return nil
+}
+
+const strikeRules = `rules:
+  - id: swearing
+    description: swear words
+    mode: enforce
+    when: message.text contains "darn"
+    actions: [{warn: {text: "language"}}]
+    examples:
+      - event: {message: {text: "darn"}}
+        expect: {match: true}
+      - event: {}
+        expect: {match: false}
+  - id: strikes
+    description: reads strikes
+    mode: shadow
+    when: strikes.count("7d") + strikes.of_type("warn", "7d") + strikes.by_rule("swearing", "1d") > 1000
+    actions: [flag]
+    examples:
+      - history: {'strikes.count("7d")': 1001}
+        event: {}
+        expect: {match: true}
+      - event: {message: {text: "x"}}
+        expect: {match: false}
+`
+
+func TestStrikes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.Store(t)
+	j := newJudging(t, strikeRules)
+	tests := []struct {
+		name    string
+		outcome string // of the earlier warning; "" pending
+		reverse func(t *testing.T, actionID int64)
+		ago     time.Duration
+		want    [3]int // strikes.count("7d"), of_type("warn", "7d"), by_rule("swearing", "1d")
+	}{
+		{name: "pending", want: [3]int{1, 1, 1}, ago: time.Hour},
+		{name: "applied", outcome: store.OutcomeApplied, want: [3]int{1, 1, 1}, ago: time.Hour},
+		{name: "dry run", outcome: store.OutcomeDryRun, want: [3]int{1, 1, 1}, ago: time.Hour},
+		{name: "two days ago", outcome: store.OutcomeApplied, want: [3]int{1, 1, 0}, ago: 48 * time.Hour},
+		{name: "eight days ago", outcome: store.OutcomeApplied, want: [3]int{0, 0, 0}, ago: 8 * 24 * time.Hour},
+		{name: "failed", outcome: store.OutcomeFailed, ago: time.Hour},
+		{name: "held", outcome: store.OutcomeHeld, ago: time.Hour},
+		{name: "superseded", outcome: store.OutcomeSuperseded, ago: time.Hour},
+		{name: "suppressed", outcome: "suppressed", ago: time.Hour},
+		{name: "overturned", outcome: store.OutcomeApplied, ago: time.Hour, reverse: func(t *testing.T, id int64) {
+			overturn(t, st, id)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			user := t.Name()
+			hooks := &actionHook{outcome: map[string]string{"swearing": tt.outcome}, ids: map[int64][]int64{}}
+			first := message{id: user + "-1", user: user, channel: "messaging:s", text: "darn", at: t0.Add(-tt.ago)}
+			res, err := st.RecordEvents(ctx, []store.EventRecord{j.record(t, first.id, first.body())}, hooks.hook)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.reverse != nil {
+				tt.reverse(t, hooks.ids[res[0].EventID][0])
+			}
+			second := message{id: user + "-2", user: user, channel: "messaging:s", text: "hello", at: t0}
+			if _, err := st.RecordEvents(ctx, []store.EventRecord{j.record(t, second.id, second.body())}, hooks.hook); err != nil {
+				t.Fatal(err)
+			}
+			got := [3]int{j.saw(second.id, `strikes.count("7d")`), j.saw(second.id, `strikes.of_type("warn", "7d")`),
+				j.saw(second.id, `strikes.by_rule("swearing", "1d")`)}
+			if got != tt.want {
+				t.Errorf("strikes: got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// overturn records a staff overturn of an action, as the overturn
+// pipeline does: the overturn, the reversal action (which never counts
+// as a strike itself) and the action_reversals row.
+func overturn(t *testing.T, st *store.Store, actionID int64) {
+	t.Helper()
+	ctx := context.Background()
+	err := pgx.BeginFunc(ctx, st.Pool(), func(tx pgx.Tx) error {
+		var overturnID, eventID int64
+		var user string
+		if err := tx.QueryRow(ctx, `SELECT event_id, target_user_id FROM actions WHERE id = $1`, actionID).Scan(&eventID, &user); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `INSERT INTO overturns (action_id, reviewer, reason) VALUES ($1, 'staff', 'a mistake') RETURNING id`,
+			actionID).Scan(&overturnID); err != nil {
+			return err
+		}
+		var reversalID int64
+		if err := tx.QueryRow(ctx, `INSERT INTO actions (event_id, position, rule_id, type, target_user_id, params, idempotency_key,
+				reverses_action_id, overturn_id) VALUES ($1, 100, 'swearing', 'warn', $2, '{}', $3, $4, $5) RETURNING id`,
+			eventID, user, fmt.Sprintf("reverse-%d", actionID), actionID, overturnID).Scan(&reversalID); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO action_reversals (overturn_id, action_id, disposition, reversal_action_id)
+			VALUES ($1, $2, 'reversed', $3)`, overturnID, actionID, reversalID)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStrikesWithinOneBatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.Store(t)
+	j := newJudging(t, strikeRules)
+	user := t.Name()
+	hooks := &actionHook{ids: map[int64][]int64{}}
+	first := message{id: user + "-1", user: user, channel: "messaging:s", text: "darn", at: t0}
+	second := message{id: user + "-2", user: user, channel: "messaging:s", text: "darn again", at: t0.Add(time.Second)}
+	other := message{id: user + "-3", user: user + "-other", channel: "messaging:s", text: "hi", at: t0.Add(time.Second)}
+	if _, err := st.RecordEvents(ctx, []store.EventRecord{j.record(t, first.id, first.body()), j.record(t, second.id, second.body()),
+		j.record(t, other.id, other.body())}, hooks.hook); err != nil {
+		t.Fatal(err)
+	}
+	if got := j.saw(second.id, `strikes.of_type("warn", "7d")`); got != 1 {
+		t.Errorf("second message of the batch: strikes.of_type(\"warn\", \"7d\") = %d, want 1", got)
+	}
+	if got := j.saw(other.id, `strikes.count("7d")`); got != 0 {
+		t.Errorf("another user: strikes.count(\"7d\") = %d, want 0", got)
+	}
+}
+
+// TestCountsAcrossReplicas runs two stores (two pools, as two replicas
+// would have) with a batcher each on one database, and delivers one
+// user's burst to both at once, every message twice (Stream's retries
+// land on either replica). Each message must see a different count, and
+// the counts must be exactly 1..n: no message counted twice or missed.
+func TestCountsAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	j := newJudging(t, counterRules)
+	var batchers []*store.Batcher
+	var wg sync.WaitGroup
+	for range 2 {
+		st, err := store.Open(ctx, storetest.URL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(st.Close)
+		b := store.NewBatcher(st, store.BatcherConfig{})
+		wg.Go(func() { b.Run(ctx) })
+		batchers = append(batchers, b)
+	}
+	defer wg.Wait()
+	defer cancel()
+
+	const n = 60
+	user := t.Name()
+	var sends sync.WaitGroup
+	errs := make(chan error, 2*n)
+	for i := range n {
+		m := message{id: fmt.Sprintf("%s-%d", user, i), user: user, channel: fmt.Sprintf("messaging:%s-%d", user, i%3),
+			text: "flood", at: t0.Add(time.Duration(i) * 100 * time.Millisecond)}
+		for copy := range 2 {
+			sends.Go(func() {
+				_, err := batchers[(i+copy)%2].RecordEvent(ctx, j.record(t, m.id, m.body()))
+				errs <- err
+			})
+		}
+	}
+	sends.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var counts []int
+	for i := range n {
+		counts = append(counts, j.saw(fmt.Sprintf("%s-%d", user, i), `counts.user_duplicates("10m")`))
+	}
+	slices.Sort(counts)
+	want := make([]int, n)
+	for i := range want {
+		want[i] = i + 1
+	}
+	if diff := cmp.Diff(want, counts); diff != "" {
+		t.Errorf("counts seen by the messages, sorted (-want +got):\n%s", diff)
+	}
+}
+
+func TestExpireCounterMarks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := storetest.NewDatabase(t)
+	st, err := store.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	j := newJudging(t, counterRules)
+	for i := range 3 {
+		m := message{id: fmt.Sprint(i), user: "u", channel: "messaging:x", text: "hi", at: t0}
+		if _, err := st.RecordEvent(ctx, j.record(t, m.id, m.body())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Nothing is older than a day.
+	if n, err := st.ExpireCounterMarks(ctx, 24*time.Hour, 100); err != nil || n != 0 {
+		t.Fatalf("ExpireCounterMarks(1d): got %d, %v, want 0", n, err)
+	}
+	// Everything recorded before now is older than 0, two at a time.
+	if n, err := st.ExpireCounterMarks(ctx, 0, 2); err != nil || n != 2 {
+		t.Fatalf("ExpireCounterMarks(0, 2): got %d, %v, want 2", n, err)
+	}
+	if n, err := st.ExpireCounterMarks(ctx, 0, 2); err != nil || n != 1 {
+		t.Fatalf("ExpireCounterMarks(0, 2) again: got %d, %v, want 1", n, err)
+	}
+}
