@@ -159,3 +159,30 @@ func TestAuthorisationMatrix(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusalIsOneLogLine: a refused request is logged once, on the
+// request's canonical line, with why, and never with the token.
+func TestRefusalIsOneLogLine(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, storetest.Store(t))
+	expired, err := appeals.MintToken([]byte(testSecret), "old-timer", appeals.RoleAdmin, time.Hour, time.Now().Add(-3*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := a.call(t, http.MethodGet, "/events?user_id=alice", expired, ""); code != http.StatusUnauthorized {
+		t.Fatalf("expired: %d", code)
+	}
+	lines := strings.Split(strings.TrimSpace(a.logs.String()), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("got %d log lines, want 1:\n%s", len(lines), a.logs)
+	}
+	for _, want := range []string{`"route":"/events"`, `"status":401`, `"auth_reason":"expired"`} {
+		if !strings.Contains(lines[0], want) {
+			t.Errorf("log line lacks %s: %s", want, lines[0])
+		}
+	}
+	_, sig, _ := strings.Cut(expired, ".")
+	if strings.Contains(lines[0], sig[:20]) || strings.Contains(lines[0], "alice") {
+		t.Errorf("log line holds the token or a query value: %s", lines[0])
+	}
+}
