@@ -135,7 +135,7 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 		a.hs = jwt.NewParser(slices.Concat(common, []jwt.ParserOption{jwt.WithValidMethods([]string{"HS256"})})...)
 	}
 	if cfg.JWKSURL != "" {
-		st, err := newJWKS(ctx, cfg.JWKSURL, cfg.HTTPClient, cfg.Logger)
+		st, err := newJWKS(ctx, cfg.JWKSURL, cfg.HTTPClient, cfg.Logger, jwksUnknownKIDWait)
 		if err != nil {
 			return nil, err
 		}
@@ -152,9 +152,10 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 // newJWKS builds the key-set cache with jwkset: a fetch at start, a
 // refresh every jwksRefreshInterval (which also forgets revoked keys),
 // and on an unknown kid one refresh at most every jwksUnknownKIDEvery (a
-// request waits at most jwksUnknownKIDWait for its turn, else fails at
-// once), each fetch bounded in time and size. The refresher ends with ctx.
-func newJWKS(ctx context.Context, u string, client *http.Client, logger *slog.Logger) (jwkset.Storage, error) {
+// request waits at most wait, jwksUnknownKIDWait, for its turn and fetch,
+// else fails at once), each fetch bounded in time and size. The refresher
+// ends with ctx.
+func newJWKS(ctx context.Context, u string, client *http.Client, logger *slog.Logger, wait time.Duration) (jwkset.Storage, error) {
 	c := &http.Client{Timeout: jwksTimeout}
 	if client != nil {
 		cp := *client
@@ -179,7 +180,7 @@ func newJWKS(ctx context.Context, u string, client *http.Client, logger *slog.Lo
 	}
 	st, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
 		HTTPURLs:          map[string]jwkset.Storage{u: remote},
-		RateLimitWaitMax:  jwksUnknownKIDWait,
+		RateLimitWaitMax:  wait,
 		RefreshUnknownKID: rate.NewLimiter(rate.Every(jwksUnknownKIDEvery), 1),
 	})
 	if err != nil {

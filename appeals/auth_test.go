@@ -249,6 +249,8 @@ type setupOpts struct {
 	secret []byte // nil: no HS256
 	jwks   bool
 	rate   int
+	// noWait makes an unknown kid past the refresh limiter fail at once.
+	noWait bool
 }
 
 func setup(t testing.TB, o setupOpts) *bundle {
@@ -276,6 +278,11 @@ func setup(t testing.TB, o setupOpts) *bundle {
 	a, err := NewAuthenticator(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.noWait {
+		if a.jwks, err = newJWKS(t.Context(), cfg.JWKSURL, cfg.HTTPClient, cfg.Logger, time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
 	}
 	b.auth = a
 	b.handler = a.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -128,6 +127,22 @@ func (s *Store) SearchEvents(ctx context.Context, f AuditFilter) (Page[EventSumm
 		return Page[EventSummary]{Items: []EventSummary{}}, nil
 	}
 	limit := pageSize(f.Limit)
+	sql, args := eventsSQL(f, c, limit)
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return Page[EventSummary]{}, fmt.Errorf("search events: %w", err)
+	}
+	items, err := pgx.CollectRows(rows, pgx.RowToStructByName[EventSummary])
+	if err != nil {
+		return Page[EventSummary]{}, fmt.Errorf("search events: %w", err)
+	}
+	return paginate(items, limit, func(e EventSummary) string {
+		return encodeCursor(kindEvents, e.ReceivedAt, 0, e.ID)
+	}), nil
+}
+
+// eventsSQL is SearchEvents's statement and its parameters.
+func eventsSQL(f AuditFilter, c *cursor, limit int) (string, []any) {
 	var q query
 	if f.UserID != "" {
 		q.where("e.user_id = " + q.arg(f.UserID))
@@ -149,17 +164,7 @@ func (s *Store) SearchEvents(ctx context.Context, f AuditFilter) (Page[EventSumm
 	q.after(c, "e.received_at", "e.id")
 	sql := `SELECT ` + eventColumns + ` FROM events e LEFT JOIN decisions d ON d.event_id = e.id ` +
 		q.clause() + ` ORDER BY e.received_at DESC, e.id DESC LIMIT ` + q.arg(limit+1)
-	rows, err := s.pool.Query(ctx, sql, q.args...)
-	if err != nil {
-		return Page[EventSummary]{}, fmt.Errorf("search events: %w", err)
-	}
-	items, err := pgx.CollectRows(rows, pgx.RowToStructByName[EventSummary])
-	if err != nil {
-		return Page[EventSummary]{}, fmt.Errorf("search events: %w", err)
-	}
-	return paginate(items, limit, func(e EventSummary) string {
-		return encodeCursor(kindEvents, e.ReceivedAt, 0, e.ID)
-	}), nil
+	return sql, q.args
 }
 
 // paginate cuts the limit+1 rows a query returned to a page, with a cursor
@@ -207,6 +212,22 @@ func (s *Store) SearchDecisions(ctx context.Context, f AuditFilter) (Page[Decisi
 		return Page[DecisionSummary]{Items: []DecisionSummary{}}, nil
 	}
 	limit := pageSize(f.Limit)
+	sql, args := decisionsSQL(f, c, limit)
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return Page[DecisionSummary]{}, fmt.Errorf("search decisions: %w", err)
+	}
+	items, err := pgx.CollectRows(rows, pgx.RowToStructByName[DecisionSummary])
+	if err != nil {
+		return Page[DecisionSummary]{}, fmt.Errorf("search decisions: %w", err)
+	}
+	return paginate(items, limit, func(d DecisionSummary) string {
+		return encodeCursor(kindDecisions, d.DecidedAt, 0, d.ID)
+	}), nil
+}
+
+// decisionsSQL is SearchDecisions's statement and its parameters.
+func decisionsSQL(f AuditFilter, c *cursor, limit int) (string, []any) {
 	var q query
 	if f.UserID != "" {
 		q.where("d.user_id = " + q.arg(f.UserID))
@@ -233,17 +254,7 @@ func (s *Store) SearchDecisions(ctx context.Context, f AuditFilter) (Page[Decisi
 	q.after(c, "d.decided_at", "d.id")
 	sql := `SELECT ` + decisionColumns + ` FROM decisions d JOIN events e ON e.id = d.event_id ` +
 		q.clause() + ` ORDER BY d.decided_at DESC, d.id DESC LIMIT ` + q.arg(limit+1)
-	rows, err := s.pool.Query(ctx, sql, q.args...)
-	if err != nil {
-		return Page[DecisionSummary]{}, fmt.Errorf("search decisions: %w", err)
-	}
-	items, err := pgx.CollectRows(rows, pgx.RowToStructByName[DecisionSummary])
-	if err != nil {
-		return Page[DecisionSummary]{}, fmt.Errorf("search decisions: %w", err)
-	}
-	return paginate(items, limit, func(d DecisionSummary) string {
-		return encodeCursor(kindDecisions, d.DecidedAt, 0, d.ID)
-	}), nil
+	return sql, q.args
 }
 
 // ActionDetail is one action with everything that happened to it: every
@@ -387,6 +398,18 @@ func (s *Store) SearchActions(ctx context.Context, f AuditFilter) (Page[ActionDe
 		return Page[ActionDetail]{Items: []ActionDetail{}}, nil
 	}
 	limit := pageSize(f.Limit)
+	sql, args := actionsSQL(f, c, limit)
+	items, err := s.queryActions(ctx, sql, args...)
+	if err != nil {
+		return Page[ActionDetail]{}, fmt.Errorf("search actions: %w", err)
+	}
+	return paginate(items, limit, func(a ActionDetail) string {
+		return encodeCursor(kindActions, a.CreatedAt, 0, a.ID)
+	}), nil
+}
+
+// actionsSQL is SearchActions's statement and its parameters.
+func actionsSQL(f AuditFilter, c *cursor, limit int) (string, []any) {
 	var q query
 	if f.UserID != "" {
 		q.where("a.target_user_id = " + q.arg(f.UserID))
@@ -418,13 +441,7 @@ func (s *Store) SearchActions(ctx context.Context, f AuditFilter) (Page[ActionDe
 	q.timeRange("a.created_at", f.From, f.To)
 	q.after(c, "a.created_at", "a.id")
 	sql := actionSelect + " " + q.clause() + " ORDER BY a.created_at DESC, a.id DESC LIMIT " + q.arg(limit+1)
-	items, err := s.queryActions(ctx, sql, q.args...)
-	if err != nil {
-		return Page[ActionDetail]{}, fmt.Errorf("search actions: %w", err)
-	}
-	return paginate(items, limit, func(a ActionDetail) string {
-		return encodeCursor(kindActions, a.CreatedAt, 0, a.ID)
-	}), nil
+	return sql, q.args
 }
 
 // Action returns one action with its attempts, outcome and reversal;
@@ -480,39 +497,4 @@ func (s *Store) queryActions(ctx context.Context, sql string, args ...any) ([]Ac
 		items[i].Attempts = append(items[i].Attempts, a.ActionAttempt)
 	}
 	return items, nil
-}
-
-var errNotYet = errors.New("not implemented yet")
-
-// TimelineEntry is one thing in a user's history.
-type TimelineEntry struct {
-	At   time.Time `json:"at"`
-	Kind string    `json:"kind"` // event, decision, action, appeal, appeal_decision, overturn
-	ID   int64     `json:"id"`   // the row's id in its kind's table
-}
-
-// Timeline returns everything concerning userID, newest first.
-func (s *Store) Timeline(ctx context.Context, userID string, f AuditFilter) (Page[TimelineEntry], error) {
-	return Page[TimelineEntry]{}, errNotYet
-}
-
-// Evidence is everything a reviewer needs to judge one decision.
-type Evidence struct {
-	Decision DecisionSummary `json:"decision"`
-}
-
-// DecisionEvidence returns a decision's evidence, with up to around
-// messages before and after it.
-func (s *Store) DecisionEvidence(ctx context.Context, decisionID int64, around int) (Evidence, error) {
-	return Evidence{}, errNotYet
-}
-
-// RuleStat is one rule's figures over a period.
-type RuleStat struct {
-	RuleID string `json:"rule_id"`
-}
-
-// RuleStats returns per-rule figures for [from, to).
-func (s *Store) RuleStats(ctx context.Context, from, to time.Time) ([]RuleStat, error) {
-	return nil, errNotYet
 }

@@ -152,19 +152,25 @@ func TestSearchEventsRow(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st := newSeedStore(t)
-	s := seedHistory(t, st, 10)
-	ev := s.events[9] // m009: a reply to m005, by alice, with a decision
+	s := seedHistory(t, st, 20)
+	var ev *seedEvent
+	for _, e := range s.events {
+		if e.parent != "" && e.decisionID != 0 {
+			ev = e
+			break
+		}
+	}
+	if ev == nil {
+		t.Fatal("seed has no reply with a decision")
+	}
 	p, err := st.SearchEvents(ctx, store.AuditFilter{MessageID: ev.message})
 	if err != nil {
 		t.Fatal(err)
 	}
 	at := ev.at
 	want := []store.EventSummary{{ID: ev.id, ReceivedAt: ev.at, Type: "message.new", CreatedAt: &at, UserID: ev.user,
-		ActorID: ev.user, ChannelCID: ev.channel, MessageID: ev.message, ParentID: "m005", Text: ev.text,
+		ActorID: ev.user, ChannelCID: ev.channel, MessageID: ev.message, ParentID: ev.parent, Text: ev.text,
 		RuleSetVersion: "v1", DecisionID: ev.decisionID, MatchedRules: ev.rules}}
-	if ev.decisionID == 0 || ev.parent == "" {
-		t.Fatalf("seed event 9 = %+v, want a reply with a decision", ev)
-	}
 	if diff := cmp.Diff(want, p.Items, cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}

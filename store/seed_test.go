@@ -40,6 +40,7 @@ type seedAction struct {
 	eventType   string
 	reversesID  int64
 	reversalOut string
+	overturnAt  time.Time
 }
 
 type seedEvent struct {
@@ -121,8 +122,9 @@ func (s *seed) addEvent(t *testing.T, i int) *seedEvent {
 		ev.typ = "message.updated"
 	case i%11 == 10:
 		ev.typ, ev.message, ev.text = "user.banned", "", ""
-	case i%5 == 4 && i > 4:
-		ev.parent = fmt.Sprintf("m%03d", i-4) // a reply in the thread of an earlier message
+	case i%4 == 3 && i > 3:
+		// A reply in the thread of m000 or m001 (both in general).
+		ev.parent, ev.channel = fmt.Sprintf("m%03d", (i/4)%2), seedChannels[0]
 	}
 	payload := map[string]any{"type": ev.typ, "cid": ev.channel, "user": map[string]any{"id": ev.user}}
 	if ev.message != "" {
@@ -238,7 +240,7 @@ func (s *seed) overturn(t *testing.T, act *seedAction) {
 		VALUES ($1, $2, 'reversed', $3, $4)`, act.overturnID, act.id, rev.id, at); err != nil {
 		t.Fatal(err)
 	}
-	act.overturned, act.reversalID, act.reversalOut = true, rev.id, rev.outcome
+	act.overturned, act.reversalID, act.reversalOut, act.overturnAt = true, rev.id, rev.outcome, at
 }
 
 func nullable(s string) *string {

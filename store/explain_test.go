@@ -1,0 +1,141 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"moderator/store"
+)
+
+// TestSearchPlansUseIndexes seeds a history large enough for the planner
+// to prefer indexes (40,000 events of 2,000 users in 200 channels, one of
+// them busy with a thread of 40 replies) and
+// checks, with EXPLAIN, that no filtered search reads a whole audit table.
+func TestSearchPlansUseIndexes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := newSeedStore(t)
+	for _, stmt := range []string{
+		`INSERT INTO events (webhook_id, body_sha256, attempt, api_key, compressed, body_bytes, received_at, type,
+			created_at, user_id, channel_cid, message_id, own, ignored, payload, rule_set_version)
+		SELECT 'w' || i, sha256(('w' || i)::bytea), 1, 'k', false, 100,
+			timestamptz '2026-11-01' + i * interval '1 second', 'message.new', NULL,
+			'u' || (i % 2000), CASE WHEN i % 4 = 0 THEN 'messaging:c7' ELSE 'messaging:c' || (i % 200) END, 'm' || i, false, false,
+			jsonb_build_object('type', 'message.new', 'message', jsonb_build_object('id', 'm' || i, 'text', 'hello',
+				'parent_id', CASE WHEN i % 1000 = 7 AND i > 7 THEN 'm7' END)), 'v1'
+		FROM generate_series(1, 40000) AS i`,
+		`INSERT INTO decisions (event_id, decided_at, rule_set_version, matched_rules, enforced_rules, user_id,
+			channel_cid, message_id, matches, actions, errors)
+		SELECT id, received_at, 'v1', ARRAY['rule' || (id % 400)], ARRAY['rule' || (id % 400)], user_id, channel_cid,
+			message_id, jsonb_build_array(jsonb_build_object('rule_id', 'rule' || (id % 400), 'mode', 'enforce')),
+			jsonb_build_array(jsonb_build_object('type', 'flag')), '[]'
+		FROM events WHERE id % 3 = 0`,
+		`INSERT INTO actions (event_id, position, rule_id, type, target_user_id, message_id, channel_cid, params,
+			idempotency_key, created_at)
+		SELECT event_id, 0, matched_rules[1], 'flag', user_id, message_id, channel_cid, '{}', 'k' || event_id, decided_at
+		FROM decisions`,
+		`INSERT INTO action_outcomes (action_id, outcome, at) SELECT id, 'applied', created_at FROM actions WHERE id % 2 = 0`,
+		`INSERT INTO appeals (user_id, action_id, statement, source, recorded_by)
+		SELECT target_user_id, id, 's', 'email', 'ann' FROM actions WHERE id % 50 = 0`,
+		`ANALYZE`,
+	} {
+		if _, err := st.Pool().Exec(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	from := time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC)
+	filters := []store.AuditFilter{
+		{UserID: "u7"}, {ChannelCID: "messaging:c9"}, {RuleID: "rule7"}, {MessageID: "m300"},
+		{UserID: "u7", From: from, To: from.Add(time.Hour)}, {ChannelCID: "messaging:c9", RuleID: "rule9"},
+	}
+	type plan struct {
+		name string
+		sql  string
+		args []any
+		want string // an index the plan must use
+	}
+	var plans []plan
+	for _, f := range filters {
+		sql, args := store.EventsSQL(f)
+		plans = append(plans, plan{fmt.Sprintf("events %+v", f), sql, args, ""})
+		sql, args = store.DecisionsSQL(f)
+		plans = append(plans, plan{fmt.Sprintf("decisions %+v", f), sql, args, ""})
+		sql, args = store.ActionsSQL(f)
+		var want string
+		switch {
+		case f.ChannelCID != "" && f.RuleID == "":
+			want = "actions_channel_idx"
+		case f.MessageID != "":
+			want = "actions_message_idx"
+		}
+		plans = append(plans, plan{fmt.Sprintf("actions %+v", f), sql, args, want})
+	}
+	sql, args := store.TimelineSQL("u7", store.AuditFilter{})
+	plans = append(plans, plan{"timeline", sql, args, ""})
+	at := time.Date(2026, 11, 1, 5, 0, 0, 0, time.UTC)
+	for _, thread := range []bool{false, true} {
+		for _, before := range []bool{false, true} {
+			// A quiet channel's top-level messages; the thread is in the busy one.
+			args := []any{"messaging:c9", at, int64(18009), 10}
+			want := "events_channel_idx"
+			if thread {
+				args = []any{"messaging:c7", at, int64(18007), 10, "m7"}
+				want = "events_thread_idx"
+			}
+			plans = append(plans, plan{fmt.Sprintf("conversation thread=%v before=%v", thread, before),
+				store.ConversationSQL(thread, before), args, want})
+		}
+	}
+	for _, p := range plans {
+		var out []byte
+		if err := st.Pool().QueryRow(ctx, "EXPLAIN (FORMAT JSON) "+p.sql, p.args...).Scan(&out); err != nil {
+			t.Fatalf("%s: explain: %v", p.name, err)
+		}
+		var doc []struct{ Plan planNode }
+		if err := json.Unmarshal(out, &doc); err != nil {
+			t.Fatal(err)
+		}
+		if seq := doc[0].Plan.seqScans(); len(seq) > 0 {
+			t.Errorf("%s: sequential scan of %s:\n%s", p.name, strings.Join(seq, ", "), out)
+		}
+		if idx := doc[0].Plan.indexes(); p.want != "" && !slices.Contains(idx, p.want) {
+			t.Errorf("%s: uses %v, want %s:\n%s", p.name, idx, p.want, out)
+		}
+	}
+}
+
+type planNode struct {
+	NodeType string     `json:"Node Type"`
+	Relation string     `json:"Relation Name"`
+	Index    string     `json:"Index Name"`
+	Plans    []planNode `json:"Plans"`
+}
+
+// indexes lists the indexes the plan uses.
+func (n planNode) indexes() []string {
+	var out []string
+	if n.Index != "" {
+		out = append(out, n.Index)
+	}
+	for _, c := range n.Plans {
+		out = append(out, c.indexes()...)
+	}
+	return out
+}
+
+// seqScans lists the audit tables the plan reads whole.
+func (n planNode) seqScans() []string {
+	var out []string
+	if n.NodeType == "Seq Scan" && (n.Relation == "events" || n.Relation == "decisions" || n.Relation == "actions") {
+		out = append(out, n.Relation)
+	}
+	for _, c := range n.Plans {
+		out = append(out, c.seqScans()...)
+	}
+	return out
+}

@@ -1,0 +1,11 @@
+package store
+
+// Test hooks: the statements the searches run, for the EXPLAIN checks.
+
+func EventsSQL(f AuditFilter) (string, []any)    { return eventsSQL(f, nil, pageSize(f.Limit)) }
+func DecisionsSQL(f AuditFilter) (string, []any) { return decisionsSQL(f, nil, pageSize(f.Limit)) }
+func ActionsSQL(f AuditFilter) (string, []any)   { return actionsSQL(f, nil, pageSize(f.Limit)) }
+func TimelineSQL(user string, f AuditFilter) (string, []any) {
+	return timelineSQL(user, f, nil, pageSize(f.Limit))
+}
+func ConversationSQL(thread, before bool) string { return conversationSQL(thread, before) }

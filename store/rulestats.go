@@ -1,0 +1,95 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// RuleStat is one rule's figures over a period, so that a rule that acts
+// wrongly shows itself: how often it matched, what its actions became,
+// and how many of them people overturned.
+type RuleStat struct {
+	RuleID         string `json:"rule_id" db:"rule_id"`
+	EnforceMatches int    `json:"enforce_matches" db:"enforce_matches"` // decisions in the period it matched in enforce mode
+	ShadowMatches  int    `json:"shadow_matches" db:"shadow_matches"`
+	// Actions counts the rule's actions created in the period (reversals
+	// excluded), then by outcome; Taken is Applied + DryRun.
+	Actions    int `json:"actions" db:"actions"`
+	Taken      int `json:"taken" db:"taken"`
+	Applied    int `json:"applied" db:"applied"`
+	DryRun     int `json:"dry_run" db:"dry_run"`
+	Failed     int `json:"failed" db:"failed"`
+	Held       int `json:"held" db:"held"`
+	Superseded int `json:"superseded" db:"superseded"`
+	Suppressed int `json:"suppressed" db:"suppressed"` // kept from acting by an overturn's immunity
+	Pending    int `json:"pending" db:"pending"`
+	// Overturned counts the taken actions that were overturned (at any
+	// time since); Cancelled the ones an overturn stopped before they
+	// ran.
+	Overturned int `json:"overturned" db:"overturned"`
+	Cancelled  int `json:"cancelled" db:"cancelled"`
+	// OverturnRate is Overturned / Taken, 0 when nothing was taken.
+	OverturnRate float64 `json:"overturn_rate" db:"overturn_rate"`
+}
+
+// RuleStats returns per-rule figures for [from, to) (zero: open), by rule
+// id: matches by the decisions' time, actions by the actions' time.
+func (s *Store) RuleStats(ctx context.Context, from, to time.Time) ([]RuleStat, error) {
+	var dq, aq query
+	dq.timeRange("d.decided_at", from, to)
+	aq.args = dq.args // one argument list, shared by both parts
+	aq.timeRange("a.created_at", from, to)
+	aq.where("a.reverses_action_id IS NULL")
+	sql := `
+		WITH m AS (
+			SELECT x ->> 'rule_id' AS rule_id,
+				count(*) FILTER (WHERE x ->> 'mode' = 'enforce') AS enforce_matches,
+				count(*) FILTER (WHERE x ->> 'mode' = 'shadow') AS shadow_matches
+			FROM decisions d, jsonb_array_elements(d.matches) AS x ` + dq.clause() + `
+			GROUP BY 1
+		), a AS (
+			SELECT a.rule_id,
+				count(*) AS actions,
+				count(*) FILTER (WHERE o.outcome IN ('applied', 'dry_run')) AS taken,
+				count(*) FILTER (WHERE o.outcome = 'applied') AS applied,
+				count(*) FILTER (WHERE o.outcome = 'dry_run') AS dry_run,
+				count(*) FILTER (WHERE o.outcome = 'failed') AS failed,
+				count(*) FILTER (WHERE o.outcome = 'held') AS held,
+				count(*) FILTER (WHERE o.outcome = 'superseded') AS superseded,
+				count(*) FILTER (WHERE o.outcome = 'suppressed') AS suppressed,
+				count(*) FILTER (WHERE o.id IS NULL) AS pending,
+				count(*) FILTER (WHERE r.id IS NOT NULL AND o.outcome IN ('applied', 'dry_run')) AS overturned,
+				count(*) FILTER (WHERE r.disposition = 'cancelled') AS cancelled
+			FROM actions a
+			LEFT JOIN action_outcomes o ON o.action_id = a.id
+			LEFT JOIN action_reversals r ON r.action_id = a.id ` + aq.clause() + `
+			GROUP BY 1
+		)
+		SELECT coalesce(m.rule_id, a.rule_id) AS rule_id,
+			coalesce(m.enforce_matches, 0)::int AS enforce_matches, coalesce(m.shadow_matches, 0)::int AS shadow_matches,
+			coalesce(a.actions, 0)::int AS actions, coalesce(a.taken, 0)::int AS taken,
+			coalesce(a.applied, 0)::int AS applied, coalesce(a.dry_run, 0)::int AS dry_run,
+			coalesce(a.failed, 0)::int AS failed, coalesce(a.held, 0)::int AS held,
+			coalesce(a.superseded, 0)::int AS superseded, coalesce(a.suppressed, 0)::int AS suppressed,
+			coalesce(a.pending, 0)::int AS pending, coalesce(a.overturned, 0)::int AS overturned,
+			coalesce(a.cancelled, 0)::int AS cancelled,
+			CASE WHEN coalesce(a.taken, 0) = 0 THEN 0 ELSE a.overturned::float8 / a.taken END AS overturn_rate
+		FROM m FULL JOIN a ON a.rule_id = m.rule_id
+		WHERE coalesce(m.rule_id, a.rule_id) IS NOT NULL
+		ORDER BY 1`
+	rows, err := s.pool.Query(ctx, sql, aq.args...)
+	if err != nil {
+		return nil, fmt.Errorf("rule stats: %w", err)
+	}
+	stats, err := pgx.CollectRows(rows, pgx.RowToStructByName[RuleStat])
+	if err != nil {
+		return nil, fmt.Errorf("rule stats: %w", err)
+	}
+	if stats == nil {
+		stats = []RuleStat{}
+	}
+	return stats, nil
+}
