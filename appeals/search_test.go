@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -205,5 +206,179 @@ func TestCursorsBelongToTheirList(t *testing.T) {
 		if code != http.StatusBadRequest || decodeErr(t, raw).Error.Field != "cursor" {
 			t.Errorf("%s: %d %s, want 400 on cursor", target, code, raw)
 		}
+	}
+}
+
+// TestTimelineEvidenceAndRuleStats reads a seeded user's timeline page by
+// page, one decision's evidence with its conversation, and the per-rule
+// figures, each checked against the model (and, as every answer, against
+// openapi.yaml); the reads leave their staff audit rows.
+func TestTimelineEvidenceAndRuleStats(t *testing.T) {
+	t.Parallel()
+	st := ownStore(t)
+	seeded := seedHistory(t, st, 15)
+	a := newAPI(t, st)
+	tok := token(t, "tina", appeals.RoleViewer)
+
+	// The timeline: every event, decision and action of bob's, newest
+	// first, across pages without repeats.
+	type entry struct {
+		At   time.Time `json:"at"`
+		Kind string    `json:"kind"`
+		ID   int64     `json:"id"`
+	}
+	var got []entry
+	seen := map[entry]bool{}
+	q := url.Values{"limit": {"3"}}
+	pagesRead := 0
+	for ; ; pagesRead++ {
+		if pagesRead > 50 {
+			t.Fatal("more than 50 pages")
+		}
+		var p struct {
+			Items      []entry `json:"items"`
+			NextCursor string  `json:"next_cursor"`
+		}
+		a.getJSON(t, "/users/bob/timeline?"+q.Encode(), tok, &p)
+		for _, e := range p.Items {
+			k := entry{Kind: e.Kind, ID: e.ID}
+			if seen[k] {
+				t.Fatalf("timeline: %s %d repeated", e.Kind, e.ID)
+			}
+			seen[k] = true
+			got = append(got, e)
+		}
+		if p.NextCursor == "" {
+			pagesRead++
+			break
+		}
+		q.Set("cursor", p.NextCursor)
+	}
+	want := map[entry]bool{}
+	for _, e := range seeded {
+		if e.user != "bob" {
+			continue
+		}
+		want[entry{Kind: "event", ID: e.id}] = true
+		if e.actionID != 0 {
+			want[entry{Kind: "action", ID: e.actionID}] = true
+		}
+	}
+	decisions := map[int64]int64{} // event id → decision id
+	for _, d := range a.all(t, "/decisions", url.Values{"user_id": {"bob"}}, tok) {
+		decisions[d.EventID] = d.ID
+		want[entry{Kind: "decision", ID: d.ID}] = true
+	}
+	if diff := cmp.Diff(want, seen); diff != "" {
+		t.Errorf("timeline entries (-want +got):\n%s", diff)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i].At.After(got[i-1].At) {
+			t.Errorf("timeline not newest first at %d: %v after %v", i, got[i].At, got[i-1].At)
+		}
+	}
+
+	// The evidence of the decision on msg-010 (bob's, in
+	// livestream:match-1 with events 3-5 and 9-11, of which 4 and 9 are
+	// message.updated), with 2 messages around it: the conversation is
+	// the channel's other message.new events.
+	ev := seeded[10]
+	if ev.user != "bob" || ev.actionID == 0 {
+		t.Fatalf("seed: %+v", ev)
+	}
+	var evidence struct {
+		Decision struct{ ID, EventID int64 } `json:"decision"`
+		Event    struct {
+			MessageID string          `json:"message_id"`
+			Payload   json.RawMessage `json:"payload"`
+		} `json:"event"`
+		Matches []struct {
+			RuleID string `json:"rule_id"`
+		} `json:"matches"`
+		Actions []struct {
+			ID int64 `json:"id"`
+		} `json:"actions"`
+		Context struct {
+			Scope  string `json:"scope"`
+			Before []struct {
+				MessageID string `json:"message_id"`
+			} `json:"before"`
+			After []struct {
+				MessageID string `json:"message_id"`
+			} `json:"after"`
+		} `json:"context"`
+	}
+	decisionID := decisions[ev.id]
+	a.getJSON(t, "/decisions/"+strconv.FormatInt(decisionID, 10)+"?around=2", tok, &evidence)
+	if evidence.Decision.ID != decisionID || evidence.Event.MessageID != ev.msg || len(evidence.Event.Payload) == 0 {
+		t.Errorf("evidence of decision %d: %+v", decisionID, evidence)
+	}
+	if len(evidence.Matches) != 1 || evidence.Matches[0].RuleID != ev.rule || len(evidence.Actions) != 1 || evidence.Actions[0].ID != ev.actionID {
+		t.Errorf("evidence: matches %+v actions %+v, want rule %s action %d", evidence.Matches, evidence.Actions, ev.rule, ev.actionID)
+	}
+	var before, after []string
+	for _, m := range evidence.Context.Before {
+		before = append(before, m.MessageID)
+	}
+	for _, m := range evidence.Context.After {
+		after = append(after, m.MessageID)
+	}
+	if evidence.Context.Scope != "channel" || !cmp.Equal(before, []string{"msg-003", "msg-005"}) || !cmp.Equal(after, []string{"msg-011"}) {
+		t.Errorf("context %s: before %v after %v, want msg-003, msg-005 before and msg-011 after", evidence.Context.Scope, before, after)
+	}
+	if code, raw := a.call(t, http.MethodGet, "/decisions/999999", tok, ""); code != http.StatusNotFound {
+		t.Errorf("missing decision: %d %s", code, raw)
+	}
+
+	// Per-rule figures over the default period (the last 30 days).
+	var stats struct {
+		Rules []struct {
+			RuleID       string  `json:"rule_id"`
+			Actions      int     `json:"actions"`
+			Applied      int     `json:"applied"`
+			Failed       int     `json:"failed"`
+			Pending      int     `json:"pending"`
+			OverturnRate float64 `json:"overturn_rate"`
+		} `json:"rules"`
+	}
+	a.getJSON(t, "/rules/stats", tok, &stats)
+	type fig struct{ actions, applied, failed, pending int }
+	wantStats, gotStats := map[string]fig{}, map[string]fig{}
+	for _, e := range seeded {
+		if e.rule == "" {
+			continue
+		}
+		f := wantStats[e.rule]
+		f.actions++
+		switch e.outcome {
+		case "applied":
+			f.applied++
+		case "failed":
+			f.failed++
+		case "pending":
+			f.pending++
+		}
+		wantStats[e.rule] = f
+	}
+	for _, r := range stats.Rules {
+		gotStats[r.RuleID] = fig{r.Actions, r.Applied, r.Failed, r.Pending}
+		if r.OverturnRate != 0 {
+			t.Errorf("rule %s: overturn rate %v with nothing overturned", r.RuleID, r.OverturnRate)
+		}
+	}
+	if diff := cmp.Diff(wantStats, gotStats, cmp.AllowUnexported(fig{})); diff != "" {
+		t.Errorf("rule stats (-want +got):\n%s", diff)
+	}
+
+	var n int
+	err := st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM staff_audit WHERE actor = 'tina'
+		AND ((act = 'timeline' AND target_user_id = 'bob')
+		  OR (act = 'view_decision' AND target_user_id = 'bob' AND target = $1)
+		  OR (act = 'rule_stats'))`, "decision:"+strconv.FormatInt(decisionID, 10)).Scan(&n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != pagesRead+2 {
+		t.Errorf("%d staff audit rows, want one for each of the timeline's %d pages, the evidence and the stats", n, pagesRead)
 	}
 }
