@@ -47,14 +47,14 @@ type overturnOptions struct {
 	retryBase time.Duration
 }
 
-func newOverturnEnv(t *testing.T, opts overturnOptions) *overturnEnv {
+func newOverturnEnv(t testing.TB, opts overturnOptions) *overturnEnv {
 	t.Helper()
 	return newOverturnEnvOn(t, nil, nil, opts)
 }
 
 // newOverturnEnvOn builds the pipeline on st and fake, or on new ones when
 // nil (a second runner on the same database, say in dry run).
-func newOverturnEnvOn(t *testing.T, st *store.Store, fake *streamtest.Server, opts overturnOptions) *overturnEnv {
+func newOverturnEnvOn(t testing.TB, st *store.Store, fake *streamtest.Server, opts overturnOptions) *overturnEnv {
 	t.Helper()
 	ctx := context.Background()
 	if st == nil {
@@ -126,7 +126,7 @@ func (e *overturnEnv) start(t *testing.T) {
 // record records a message.new by user and a decision asking for acts
 // (each rule in enforce mode), enqueuing the actions as the service does.
 // It returns the event and decision ids.
-func (e *overturnEnv) record(t *testing.T, user, messageID string, acts ...policy.Action) (eventID, decisionID int64) {
+func (e *overturnEnv) record(t testing.TB, user, messageID string, acts ...policy.Action) (eventID, decisionID int64) {
 	t.Helper()
 	ctx := context.Background()
 	n := e.seq.Add(1)
@@ -731,4 +731,29 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels ma
 		}
 	}
 	return 0
+}
+
+// BenchmarkOverturn measures one overturn of an applied ban: the locks,
+// the overturn, its reversal action and job, the immunity and the staff
+// audit row, in one transaction (the reversal's call to Stream is not
+// included: the workers are not started).
+func BenchmarkOverturn(b *testing.B) {
+	e := newOverturnEnv(b, overturnOptions{})
+	ctx := context.Background()
+	ids := make([]int64, b.N)
+	for i := range b.N {
+		eventID, _ := e.record(b, fmt.Sprintf("bench-user-%d", i), fmt.Sprintf("bench-m-%d", i), ban("r-bench"))
+		if err := e.st.Pool().QueryRow(ctx, `SELECT id FROM actions WHERE event_id = $1`, eventID).Scan(&ids[i]); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := e.st.RecordOutcome(ctx, store.OutcomeRow{ActionID: ids[i], Outcome: store.OutcomeApplied}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := e.ov.Overturn(ctx, appeals.OverturnRequest{ActionID: ids[i], Reviewer: "alice", Role: "reviewer", Reason: "bench"}); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
