@@ -569,6 +569,43 @@ func TestOverturnImmunity(t *testing.T) {
 	}
 }
 
+// TestOverturnConcurrent: simultaneous overturns of one decision: one
+// wins, the others find it overturned; one reversal per action.
+func TestOverturnConcurrent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newOverturnEnv(t, overturnOptions{})
+	_, decisionID := e.record(t, "conrad", "m-conc", ban("r-conc"), policy.Action{Type: policy.ActionFlag, RuleID: "r-conc"})
+	const n = 6
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			_, errs[i] = e.ov.Overturn(ctx, appeals.OverturnRequest{DecisionID: decisionID, Reviewer: fmt.Sprintf("r%d", i), Role: "reviewer", Reason: "dup"})
+		})
+	}
+	wg.Wait()
+	won := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, store.ErrAlreadyOverturned):
+			t.Fatalf("got %v, want nil or ErrAlreadyOverturned", err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d overturns succeeded, want 1", won)
+	}
+	var overturns, reversals int
+	if err := e.st.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM overturns), (SELECT count(*) FROM action_reversals)`).Scan(&overturns, &reversals); err != nil {
+		t.Fatal(err)
+	}
+	if overturns != 1 || reversals != 2 {
+		t.Fatalf("got %d overturns and %d reversals, want 1 and 2", overturns, reversals)
+	}
+}
+
 // raceTransport runs hook once, when the first ban call is on its way to
 // Stream, and then delivers the call whatever happened to the worker's
 // context meanwhile: the ban takes effect after the overturn committed.
