@@ -39,7 +39,7 @@ type api struct {
 	logs *syncBuffer
 }
 
-func newAPI(t *testing.T, st *store.Store) *api {
+func newAPI(t testing.TB, st *store.Store) *api {
 	t.Helper()
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
@@ -58,7 +58,7 @@ func newAPI(t *testing.T, st *store.Store) *api {
 
 // ownStore returns a store on a migrated database of the test's own, so
 // that row counts and full lists see only what the test wrote.
-func ownStore(t *testing.T) *store.Store {
+func ownStore(t testing.TB) *store.Store {
 	t.Helper()
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, storetest.NewDatabase(t))
@@ -113,7 +113,7 @@ func (o *recordingOverturner) Overturn(ctx context.Context, req appeals.Overturn
 	return appeals.OverturnResult{OverturnID: int64(len(o.reqs)), ImmuneUntil: time.Now().Add(24 * time.Hour), Actions: []appeals.ReversalResult{}}, nil
 }
 
-func token(t *testing.T, sub string, role appeals.Role) string {
+func token(t testing.TB, sub string, role appeals.Role) string {
 	t.Helper()
 	tok, err := appeals.MintToken([]byte(testSecret), sub, role, time.Hour, time.Now())
 	if err != nil {
@@ -190,7 +190,7 @@ var (
 // seedHistory records n events through the store's write path (as the
 // webhook does): a decision on two events of three, each with one action
 // whose outcome cycles through applied, failed and pending.
-func seedHistory(t *testing.T, st *store.Store, n int) []*seedEvent {
+func seedHistory(t testing.TB, st *store.Store, n int) []*seedEvent {
 	t.Helper()
 	ctx := context.Background()
 	var out []*seedEvent
@@ -221,7 +221,7 @@ func seedHistory(t *testing.T, st *store.Store, n int) []*seedEvent {
 	return out
 }
 
-func recordSeed(t *testing.T, st *store.Store, ev *seedEvent, i int) {
+func recordSeed(t testing.TB, st *store.Store, ev *seedEvent, i int) {
 	t.Helper()
 	ctx := context.Background()
 	chType, chID, _ := strings.Cut(ev.channel, ":")
