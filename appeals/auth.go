@@ -21,6 +21,7 @@ import (
 
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 )
 
@@ -76,10 +77,9 @@ type AuthConfig struct {
 	Now func() time.Time
 	// Logger receives one line per refused request (nil: discarded).
 	Logger *slog.Logger
-
-	// unknownKIDWait overrides jwksUnknownKIDWait (tests: the fuzzer
-	// must not sit out the refresh limiter).
-	unknownKIDWait time.Duration
+	// Registerer, when set, gets moderator_staff_auth_refused_total{reason}
+	// and moderator_staff_jwks_fetch_errors_total.
+	Registerer prometheus.Registerer
 }
 
 // Authenticator checks staff bearer tokens and limits each subject's
@@ -92,6 +92,15 @@ type Authenticator struct {
 	idp     *jwt.Parser    // nil without JWKSURL
 	logger  *slog.Logger
 	limiter *subjectLimiter
+	refused *prometheus.CounterVec // nil without a Registerer
+}
+
+// refusalReasons are the values of a refusal's reason, in logs and in
+// moderator_staff_auth_refused_total.
+var refusalReasons = []string{
+	"no_token", "malformed", "bad_signature", "unverifiable", "missing_claim", "bad_claim",
+	"expired", "not_yet_valid", "issued_in_future", "wrong_issuer", "wrong_audience",
+	"alg_not_allowed", "unknown_key", "invalid", "rate_limited",
 }
 
 // NewAuthenticator checks cfg and, with a JWKS URL, fetches the key set
@@ -134,16 +143,31 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 		logger:  cfg.Logger,
 		limiter: newSubjectLimiter(cfg.RatePerMinute, cfg.Now),
 	}
+	var fetchErrors prometheus.Counter
+	if cfg.Registerer != nil {
+		a.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "moderator_staff_auth_refused_total",
+			Help: "Staff API requests refused by authentication or the rate limit, by reason (no_token, bad_signature, expired, rate_limited, …).",
+		}, []string{"reason"})
+		for _, r := range refusalReasons {
+			a.refused.WithLabelValues(r)
+		}
+		fetchErrors = prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "moderator_staff_jwks_fetch_errors_total",
+			Help: "Failed fetches of the identity provider's JWKS (MODERATOR_ADMIN_JWKS_URL).",
+		})
+		for _, c := range []prometheus.Collector{a.refused, fetchErrors} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("staff auth: register metrics: %w", err)
+			}
+		}
+	}
 	if len(cfg.HS256Secret) > 0 {
 		a.secret = append([]byte(nil), cfg.HS256Secret...)
 		a.hs = jwt.NewParser(slices.Concat(common, []jwt.ParserOption{jwt.WithValidMethods([]string{"HS256"})})...)
 	}
 	if cfg.JWKSURL != "" {
-		wait := cfg.unknownKIDWait
-		if wait <= 0 {
-			wait = jwksUnknownKIDWait
-		}
-		st, err := newJWKS(ctx, cfg.JWKSURL, cfg.HTTPClient, cfg.Logger, wait)
+		st, err := newJWKS(ctx, cfg.JWKSURL, cfg.HTTPClient, cfg.Logger, fetchErrors, jwksUnknownKIDWait)
 		if err != nil {
 			return nil, err
 		}
@@ -163,7 +187,7 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 // request waits at most wait, jwksUnknownKIDWait, for its turn and fetch,
 // else fails at once), each fetch bounded in time and size. The refresher
 // ends with ctx.
-func newJWKS(ctx context.Context, u string, client *http.Client, logger *slog.Logger, wait time.Duration) (jwkset.Storage, error) {
+func newJWKS(ctx context.Context, u string, client *http.Client, logger *slog.Logger, fetchErrors prometheus.Counter, wait time.Duration) (jwkset.Storage, error) {
 	c := &http.Client{Timeout: jwksTimeout}
 	if client != nil {
 		cp := *client
@@ -180,6 +204,9 @@ func newJWKS(ctx context.Context, u string, client *http.Client, logger *slog.Lo
 		NoErrorReturnFirstHTTPReq: true, // start while the IdP is down
 		RefreshInterval:           jwksRefreshInterval,
 		RefreshErrorHandler: func(ctx context.Context, err error) {
+			if fetchErrors != nil {
+				fetchErrors.Inc()
+			}
 			logger.WarnContext(ctx, "staff auth: fetch JWKS", "error", err.Error())
 		},
 	})
@@ -512,6 +539,9 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 }
 
 func (a *Authenticator) logRefusal(r *http.Request, status int, why AuthRefusal) {
+	if a.refused != nil {
+		a.refused.WithLabelValues(why.Reason).Inc()
+	}
 	if n, ok := r.Context().Value(refusalKey{}).(*AuthRefusal); ok {
 		*n = why
 		return

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"moderator/policy"
@@ -30,6 +31,64 @@ func BenchmarkBatcher(b *testing.B) {
 	benchmarkRecord(b, batcher.RecordEvent)
 }
 
+// benchRules read the starter pack's history values: the intake with them
+// judges every message in the recording transaction.
+const benchRules = `rules:
+  - id: flood
+    description: flood
+    mode: enforce
+    when: counts.user_messages("1m") > 10 && strikes.by_rule("flood", "10m") == 0
+    actions: [{mute: {timeout: 15m}}]
+    examples:
+      - {history: {'counts.user_messages("1m")': 11}, event: {}, expect: {match: true}}
+      - {event: {}, expect: {match: false}}
+  - id: copy-paste
+    description: copy-paste
+    mode: shadow
+    when: counts.user_duplicates("10m") >= 5 && counts.user_channels("10m") >= 3
+    actions: [flag]
+    examples:
+      - {history: {'counts.user_duplicates("10m")': 5, 'counts.user_channels("10m")': 3}, event: {}, expect: {match: true}}
+      - {event: {}, expect: {match: false}}
+  - id: raid
+    description: raid
+    mode: shadow
+    when: user.account_age < duration("24h") && counts.channel_young_messages("5m") > 20
+    actions: [flag]
+    examples:
+      - {history: {'counts.channel_young_messages("5m")': 21}, event: {user: {created_at: "2026-01-15T11:00:00Z"}}, expect: {match: true}}
+      - {event: {}, expect: {match: false}}
+  - id: ladder
+    description: ladder
+    mode: enforce
+    when: message.text contains "darn" && strikes.by_rule("flood", "7d") >= 2
+    actions: [{ban: {timeout: 7d}}]
+    examples:
+      - {history: {'strikes.by_rule("flood", "7d")': 2}, event: {message: {text: "darn"}}, expect: {match: true}}
+      - {event: {}, expect: {match: false}}
+`
+
+// BenchmarkBatcherCounting is BenchmarkBatcher with a rule set that reads
+// counters and strikes: each message is counted and judged in the batch's
+// transaction (advisory locks, counter marks, one history query).
+func BenchmarkBatcherCounting(b *testing.B) {
+	rs, err := policy.Load(fstest.MapFS{"r.yaml": {Data: []byte(benchRules)}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	batcher := store.NewBatcher(storetest.Store(b), store.BatcherConfig{})
+	stopped := make(chan struct{})
+	go func() { batcher.Run(ctx); close(stopped) }()
+	defer func() { cancel(); <-stopped }()
+	benchmarkRecord(b, func(ctx context.Context, rec store.EventRecord) (store.RecordResult, error) {
+		ev := rec.Event
+		rec.Judge = &store.Judge{RuleSetVersion: rs.Version(), History: rs.History(), CountsMessages: rs.CountsMessages(),
+			Decide: func(h policy.History) policy.Decision { return rs.EvaluateWith(ev, h) }}
+		return batcher.RecordEvent(ctx, rec)
+	})
+}
+
 func benchmarkRecord(b *testing.B, record func(context.Context, store.EventRecord) (store.RecordResult, error)) {
 	ctx := context.Background()
 	var seq atomic.Int64
@@ -39,9 +98,12 @@ func benchmarkRecord(b *testing.B, record func(context.Context, store.EventRecor
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			n := seq.Add(1)
-			body := fmt.Appendf(nil, `{"type":"message.new","cid":"messaging:bench","created_at":"2026-11-24T10:00:00Z",`+
-				`"message":{"id":"bench-%d-%d","text":"a typical message of about this length, give or take a few words","user":{"id":"u%d"}},"user":{"id":"u%d"}}`,
-				run, n, n%500, n%500)
+			// 5,000 users in 50 channels, at 5,000 messages a second of
+			// event time.
+			at := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC).Add(time.Duration(n) * 200 * time.Microsecond).Format(time.RFC3339Nano)
+			body := fmt.Appendf(nil, `{"type":"message.new","cid":"messaging:bench-%d","created_at":%q,`+
+				`"message":{"id":"bench-%d-%d","text":"a typical message of about this length, give or take a few words","user":{"id":"u%d-%d"}},"user":{"id":"u%d-%d"}}`,
+				n%50, at, run, n, run, n%5000, run, n%5000)
 			ev, err := policy.ParseEvent(body)
 			if err != nil {
 				b.Fatal(err)

@@ -54,10 +54,11 @@ type judged struct {
 
 // judgeRecords computes the history of the fresh records that carry a
 // Judge, in batch order, and sets their Decision. It takes the advisory
-// locks of their users (and channels, when a channel counter is read) in
-// sorted order, so that concurrent batches on any replica serialise per
-// key without deadlocking, and each sees the rows the others committed;
-// it writes their counter marks and reads every value in two statements.
+// locks of their users (and of the channels young accounts post in, when
+// a channel counter is read) in sorted order, so that concurrent batches
+// on any replica serialise per key without deadlocking, and each sees the
+// rows the others committed; it writes their counter marks and reads
+// every value in two statements.
 func judgeRecords(ctx context.Context, tx pgx.Tx, recs []EventRecord, results []RecordResult) error {
 	var todo []judged
 	var keys []policy.HistoryKey
@@ -84,10 +85,7 @@ func judgeRecords(ctx context.Context, tx pgx.Tx, recs []EventRecord, results []
 	if len(todo) == 0 {
 		return nil
 	}
-	if err := lockHistory(ctx, tx, todo, channels); err != nil {
-		return err
-	}
-	if err := insertMarks(ctx, tx, results, todo); err != nil {
+	if err := lockAndMark(ctx, tx, results, todo, historyLocks(todo, channels)); err != nil {
 		return err
 	}
 	hist, err := readHistory(ctx, tx, results, todo, keys)
@@ -119,31 +117,34 @@ func lockKey(kind, id string) int32 {
 	return int32(h.Sum32())
 }
 
-// lockHistory takes the transaction's advisory locks, sorted.
-func lockHistory(ctx context.Context, tx pgx.Tx, todo []judged, channels bool) error {
+// historyLocks returns the transaction's advisory lock keys, sorted: the
+// user of every judged record (each writes a mark and reads its user's
+// counts, or reads its strikes, written by the same transactions), and,
+// when a channel counter is read, the channel of every young account's
+// message, which is what that counter counts. A message from an older
+// account only reads the channel's committed count: it adds nothing to
+// it, so reading without the lock is the same as being judged just
+// before the messages in flight, and busy channels do not serialise.
+func historyLocks(todo []judged, channels bool) []int32 {
 	var locks []int32
 	for _, jr := range todo {
 		if u := jr.ev.SubjectUserID(); u != "" {
 			locks = append(locks, lockKey("user", u))
 		}
-		if c := jr.ev.ChannelCID(); channels && c != "" {
+		if c := jr.ev.ChannelCID(); channels && c != "" && jr.mark != nil && jr.mark.Young {
 			locks = append(locks, lockKey("channel", c))
 		}
 	}
 	slices.Sort(locks)
-	locks = slices.Compact(locks)
-	if len(locks) == 0 {
-		return nil
-	}
-	// unnest yields the keys in array order, so they are taken sorted.
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int[]) AS k`, lockClass, locks); err != nil {
-		return fmt.Errorf("lock counters: %w", err)
-	}
-	return nil
+	return slices.Compact(locks)
 }
 
-// insertMarks writes the counter marks of the judged new messages.
-func insertMarks(ctx context.Context, tx pgx.Tx, results []RecordResult, todo []judged) error {
+// lockAndMark takes the advisory locks, in the order given, and writes
+// the counter marks of the judged new messages, in one statement: the
+// locks are an InitPlan, taken before the first row is written. The
+// history read that follows is a new statement, whose snapshot includes
+// whatever the transactions that held the locks committed.
+func lockAndMark(ctx context.Context, tx pgx.Tx, results []RecordResult, todo []judged, locks []int32) error {
 	var (
 		ids   []int64
 		users []string
@@ -171,6 +172,13 @@ func insertMarks(ctx context.Context, tx pgx.Tx, results []RecordResult, todo []
 		young = append(young, m.Young)
 	}
 	if len(ids) == 0 {
+		if len(locks) == 0 {
+			return nil
+		}
+		// unnest yields the keys in array order, so they are taken sorted.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int[]) AS k`, lockClass, locks); err != nil {
+			return fmt.Errorf("lock counters: %w", err)
+		}
 		return nil
 	}
 	_, err := tx.Exec(ctx, `
@@ -178,10 +186,11 @@ func insertMarks(ctx context.Context, tx pgx.Tx, results []RecordResult, todo []
 		SELECT e, u, c, coalesce(a, now()), l, f, y
 		FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::int[], $6::bigint[], $7::bool[])
 			AS r(e, u, c, a, l, f, y)
+		WHERE (SELECT count(pg_advisory_xact_lock($8, k)) FROM unnest($9::int[]) AS k) >= 0
 		ON CONFLICT (event_id) DO NOTHING`,
-		ids, users, chans, ats, links, fps, young)
+		ids, users, chans, ats, links, fps, young, lockClass, locks)
 	if err != nil {
-		return fmt.Errorf("insert counter marks: %w", err)
+		return fmt.Errorf("lock counters and insert counter marks: %w", err)
 	}
 	return nil
 }
@@ -228,7 +237,7 @@ func readHistory(ctx context.Context, tx pgx.Tx, results []RecordResult, todo []
 		}
 		fps = append(fps, fp)
 	}
-	args := []any{ords, users, chans, ats, fps, bmIDs, bmOrds}
+	args := []any{ords, users, chans, ats, fps}
 	param := func(v any) string {
 		args = append(args, v)
 		return fmt.Sprintf("$%d", len(args))
@@ -271,18 +280,23 @@ func readHistory(ctx context.Context, tx pgx.Tx, results []RecordResult, todo []
 			maxUser = max(maxUser, k.Window)
 		}
 	}
+	// A mark of this batch counts only for the records judged after it.
+	var batchOrder string
+	if len(user) > 0 || len(channel) > 0 {
+		batchOrder = fmt.Sprintf(`coalesce((%s::int[])[array_position(%s::bigint[], m.event_id)], -1) <= b.ord`, param(bmOrds), param(bmIDs))
+	}
 	var sel, joins []string
 	if len(user) > 0 {
 		sel = append(sel, "u.*")
 		joins = append(joins, `LEFT JOIN LATERAL (SELECT `+aliased(user, "u")+`
-			FROM counter_marks m LEFT JOIN bm ON bm.event_id = m.event_id
-			WHERE m.user_id = b.user_id AND `+within("m.at", maxUser)+` AND (bm.ord IS NULL OR bm.ord <= b.ord)) u ON true`)
+			FROM counter_marks m
+			WHERE m.user_id = b.user_id AND `+within("m.at", maxUser)+` AND `+batchOrder+`) u ON true`)
 	}
 	if len(channel) > 0 {
 		sel = append(sel, "c.*")
 		joins = append(joins, `LEFT JOIN LATERAL (SELECT `+aliased(channel, "c")+`
-			FROM counter_marks m LEFT JOIN bm ON bm.event_id = m.event_id
-			WHERE m.channel_cid = b.channel_cid AND m.young AND `+within("m.at", maxChannel)+` AND (bm.ord IS NULL OR bm.ord <= b.ord)) c ON true`)
+			FROM counter_marks m
+			WHERE m.channel_cid = b.channel_cid AND m.young AND `+within("m.at", maxChannel)+` AND `+batchOrder+`) c ON true`)
 	}
 	if len(strike) > 0 {
 		sel = append(sel, "s.*")
@@ -296,8 +310,7 @@ func readHistory(ctx context.Context, tx pgx.Tx, results []RecordResult, todo []
 	}
 	sql := `WITH b AS (
 			SELECT ord, user_id, channel_cid, coalesce(at, now()) AS at, fp
-			FROM unnest($1::int[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[]) AS b(ord, user_id, channel_cid, at, fp)),
-		bm AS (SELECT * FROM unnest($6::bigint[], $7::int[]) AS bm(event_id, ord))
+			FROM unnest($1::int[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[]) AS b(ord, user_id, channel_cid, at, fp))
 		SELECT b.ord, ` + strings.Join(sel, ", ") + ` FROM b ` + strings.Join(joins, " ") + ` ORDER BY b.ord`
 	rows, err := tx.Query(ctx, sql, args...)
 	if err != nil {

@@ -10,10 +10,6 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// ErrNotOverturnable: the action asked for cannot be overturned (it is a
-// reversal itself), or the decision has no actions to overturn.
-var ErrNotOverturnable = errors.New("cannot be overturned")
-
 // OverturnTarget is an action an overturn covers, read after its row was
 // locked: how far it got decides what overturning it takes.
 type OverturnTarget struct {

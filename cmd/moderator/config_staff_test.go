@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"moderator/appeals"
 )
@@ -105,7 +104,7 @@ func TestLoadConfigStaffAuth(t *testing.T) {
 			if enabled != tt.enabled {
 				t.Fatalf("staff API enabled = %v, want %v", enabled, tt.enabled)
 			}
-			if diff := cmp.Diff(tt.want, got, cmpopts.IgnoreUnexported(appeals.AuthConfig{})); diff != "" {
+			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("auth config (-want +got):\n%s", diff)
 			}
 			if enabled && got.JWKSURL == "" { // (a JWKS URL would be fetched)

@@ -56,9 +56,10 @@ func newOverturner(st *store.Store, runner *actions.Runner, window time.Duration
 // (rule, user), the appeal's decision when it decides one, and the staff
 // audit row. It returns store.ErrNotFound for an unknown action, decision or
 // appeal, store.ErrAlreadyOverturned when every action was overturned
-// before, store.ErrAlreadyDecided for an appeal decided before,
-// store.ErrNotOverturnable for a reversal or a decision without actions,
-// and a *store.InputError for a missing reviewer or reason.
+// before, store.ErrAlreadyDecided for an appeal decided before, and a
+// *store.InputError (naming the field) for a missing reviewer or reason, a
+// reversal (which cannot be overturned), a decision without actions, or an
+// appeal about something else.
 func (o *overturner) Overturn(ctx context.Context, req appeals.OverturnRequest) (appeals.OverturnResult, error) {
 	if err := validateOverturn(req); err != nil {
 		return appeals.OverturnResult{}, err
@@ -88,7 +89,7 @@ func (o *overturner) Overturn(ctx context.Context, req appeals.OverturnRequest) 
 			return err
 		}
 		if len(targets) == 0 {
-			return fmt.Errorf("%s asked for no actions: %w", what, store.ErrNotOverturnable)
+			return &store.InputError{Field: "id", Msg: what + " asked for no actions: there is nothing to overturn"}
 		}
 		if req.AppealID != 0 && !concerns(appeal, targets) {
 			return &store.InputError{Field: "appeal_id", Msg: fmt.Sprintf("appeal %d is not about %s", req.AppealID, what)}
@@ -97,8 +98,8 @@ func (o *overturner) Overturn(ctx context.Context, req appeals.OverturnRequest) 
 		for _, t := range targets {
 			switch {
 			case t.ReversesActionID != 0:
-				return fmt.Errorf("action %d reverses action %d, and a reversal %w (overturn action %d instead)",
-					t.ActionID, t.ReversesActionID, store.ErrNotOverturnable, t.ReversesActionID)
+				return &store.InputError{Field: "id", Msg: fmt.Sprintf("action %d is the reversal of action %d, and a reversal cannot be overturned",
+					t.ActionID, t.ReversesActionID)}
 			case t.OverturnedBy == 0:
 				todo = append(todo, t)
 			}

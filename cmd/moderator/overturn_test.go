@@ -137,6 +137,9 @@ func (e *overturnEnv) record(t *testing.T, user, messageID string, acts ...polic
 		t.Fatal(err)
 	}
 	d := &policy.Decision{RuleSetVersion: "test", Actions: acts}
+	if len(acts) == 0 { // a shadow rule's match: a decision without actions
+		d.Matches = []policy.Match{{RuleID: "shadow", Mode: policy.ModeShadow, Evidence: map[string]any{}}}
+	}
 	seen := map[string]bool{}
 	for _, a := range acts {
 		if !seen[a.RuleID] {
@@ -328,8 +331,8 @@ func TestOverturnAppliedBan(t *testing.T) {
 		t.Fatalf("overturn of the decision after its only action: got %v, want ErrAlreadyOverturned", err)
 	}
 	_, err = e.ov.Overturn(ctx, appeals.OverturnRequest{ActionID: rev.ID, Reviewer: "carol", Role: "reviewer", Reason: "undo the undo"})
-	if !errors.Is(err, store.ErrNotOverturnable) || !strings.Contains(err.Error(), fmt.Sprintf("reverses action %d", orig.ID)) {
-		t.Fatalf("overturn of the reversal: got %v, want ErrNotOverturnable naming action %d", err, orig.ID)
+	if ie, ok := store.IsInputError(err); !ok || ie.Field != "id" || !strings.Contains(err.Error(), fmt.Sprintf("the reversal of action %d", orig.ID)) {
+		t.Fatalf("overturn of the reversal: got %v, want an input error on id naming action %d", err, orig.ID)
 	}
 	if n := len(e.actions(t, "a.reverses_action_id IS NOT NULL")); n != 1 {
 		t.Fatalf("got %d reversal actions after the refused overturns, want 1", n)
@@ -355,6 +358,7 @@ func TestOverturnErrors(t *testing.T) {
 	_, decisionID := e.record(t, "oscar", "m-err", ban("r-err"))
 	actionID := e.actions(t, "true")[0].ID
 	_, otherDecision := e.record(t, "peggy", "m-err-2", ban("r-err"))
+	_, shadowDecision := e.record(t, "oscar", "m-err-3")
 	otherAppeal, err := e.st.RecordAppeal(ctx, store.NewAppeal{UserID: "peggy", DecisionID: otherDecision, Statement: "not me",
 		Source: "email", RecordedBy: "bob"})
 	if err != nil {
@@ -372,6 +376,7 @@ func TestOverturnErrors(t *testing.T) {
 		{"no id", appeals.OverturnRequest{Reviewer: "a", Reason: "r"}, isInput("id")},
 		{"blank reason", appeals.OverturnRequest{ActionID: actionID, Reviewer: "a", Reason: "  "}, isInput("reason")},
 		{"no reviewer", appeals.OverturnRequest{ActionID: actionID, Reason: "r"}, isInput("reviewer")},
+		{"decision without actions", appeals.OverturnRequest{DecisionID: shadowDecision, Reviewer: "a", Reason: "r"}, isInput("id")},
 		{"appeal about another decision", appeals.OverturnRequest{ActionID: actionID, AppealID: otherAppeal.ID, Reviewer: "a", Reason: "r"}, isInput("appeal_id")},
 	}
 	for _, tt := range tests {

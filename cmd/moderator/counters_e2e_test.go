@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"moderator/actions/streamtest"
+	"moderator/store/storetest"
+)
+
+// startStarterPack runs the service with the starter pack (a copy) on a
+// database of its own, calling a fake Stream.
+func startStarterPack(t *testing.T) *actionsEnv {
+	t.Helper()
+	dbURL := storetest.NewDatabase(t)
+	fake := streamtest.New(t, streamtest.WithCredentials(e2eKey, e2eSecret))
+	s := startServer(t, serverOptions{stream: fake, dbURL: dbURL})
+	pool, err := pgxpool.New(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return &actionsEnv{testServer: s, pool: pool, fake: fake}
+}
+
+func swearAt(id, user string, at time.Time) []byte {
+	return fmt.Appendf(nil, `{"type":"message.new","cid":"messaging:e2e","created_at":%q,`+
+		`"message":{"id":%q,"text":"what the fuck","user":{"id":%q}},"user":{"id":%q,"created_at":"2026-01-01T00:00:00Z"}}`,
+		at.Format(time.RFC3339), id, user, user)
+}
+
+// TestEscalationLadder: the starter pack's ladder warns the first time a
+// user swears, mutes the second and bans the third within a week, through
+// the real pipeline (counting in the recording transaction, River jobs,
+// the fake Stream); a retry of the second changes nothing. After staff
+// overturn the second offence's actions, the third is a second offence
+// again, and a mute, not a ban.
+func TestEscalationLadder(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	for _, overturned := range []bool{false, true} {
+		t.Run(fmt.Sprintf("overturned=%v", overturned), func(t *testing.T) {
+			t.Parallel()
+			e := startStarterPack(t)
+			user := "ladder"
+			e.mustSend(t, "l-1", swearAt("l-1", user, t0))
+			first := e.waitEnded(t, "l-1", 2)
+			e.mustSend(t, "l-2", swearAt("l-2", user, t0.Add(24*time.Hour)))
+			second := e.waitEnded(t, "l-2", 2)
+			// Stream retries the second: a duplicate, no new count or action.
+			if status, resp := e.send(t, delivery{body: swearAt("l-2", user, t0.Add(24*time.Hour)), webhookID: "l-2"}); status != 200 || resp["status"] != "duplicate" {
+				t.Fatalf("retry: got %d %v, want 200 duplicate", status, resp)
+			}
+			if overturned {
+				overturnEvent(t, e.pool, "l-2")
+			}
+			e.mustSend(t, "l-3", swearAt("l-3", user, t0.Add(48*time.Hour)))
+			third := e.waitEnded(t, "l-3", 2)
+
+			want := [][]actionRow{
+				{{Type: "warn", Rule: "profanity-warn", Outcome: "applied"}, {Type: "flag", Rule: "profanity", Outcome: "applied"}},
+				{{Type: "mute", Rule: "profanity-mute", Outcome: "applied"}, {Type: "flag", Rule: "profanity", Outcome: "applied"}},
+				{{Type: "ban", Rule: "profanity-ban", Outcome: "applied"}, {Type: "flag", Rule: "profanity", Outcome: "applied"}},
+			}
+			if overturned {
+				want[2][0] = actionRow{Type: "mute", Rule: "profanity-mute", Outcome: "applied"}
+			}
+			got := [][]actionRow{first, second, third}
+			for _, rows := range got {
+				for i := range rows {
+					rows[i].Reason = ""
+				}
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Fatalf("actions of the three messages (-want +got):\n%s\nlogs:\n%s", diff, e.logs)
+			}
+			wantMutes, wantBans := 1, 1
+			if overturned {
+				wantMutes, wantBans = 2, 0
+			}
+			if n := len(e.fake.Calls(streamtest.RouteMute)); n != wantMutes {
+				t.Errorf("mute calls: got %d, want %d", n, wantMutes)
+			}
+			if n := len(e.fake.Calls(streamtest.RouteBan)); n != wantBans {
+				t.Errorf("ban calls: got %d, want %d", n, wantBans)
+			}
+			// The canonical log line reports the decision made in the
+			// transaction.
+			wantLine := `(.*"webhook_id":"l-3","attempt":1,"type":"message.new","outcome":"recorded".*)`
+			line, err := e.logs.waitFor(wantLine, 5*time.Second)
+			if err != nil {
+				t.Fatalf("no log line for l-3: %v", err)
+			}
+			if rung := map[bool]string{false: "profanity-ban", true: "profanity-mute"}[overturned]; !strings.Contains(line, `"matched":["`+rung+`:enforce","profanity:enforce"],"actions":2`) {
+				t.Errorf("log line of l-3 = %s, want it to name %s and profanity", line, rung)
+			}
+			// The evidence of the third decision shows the strikes it read.
+			var strikes int
+			if err := e.pool.QueryRow(context.Background(), `
+				SELECT (m->'evidence'->>'strikes.by_rule("profanity", "7d")')::int
+				FROM decisions d JOIN events ev ON ev.id = d.event_id, jsonb_array_elements(d.matches) m
+				WHERE ev.webhook_id = 'l-3' AND m->>'rule_id' LIKE 'profanity-%'`).Scan(&strikes); err != nil {
+				t.Fatal(err)
+			}
+			if want := map[bool]int{false: 2, true: 1}[overturned]; strikes != want {
+				t.Errorf("third decision's evidence: strikes.by_rule = %d, want %d", strikes, want)
+			}
+		})
+	}
+}
+
+// overturnEvent records a staff overturn of every action of the event's
+// decision, as the overturn pipeline does (its own tests cover the
+// reversal jobs): an overturns row and an action_reversals row per action.
+func overturnEvent(t *testing.T, pool *pgxpool.Pool, webhookID string) {
+	t.Helper()
+	ctx := context.Background()
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		var decisionID, overturnID int64
+		if err := tx.QueryRow(ctx, `SELECT d.id FROM decisions d JOIN events e ON e.id = d.event_id WHERE e.webhook_id = $1`,
+			webhookID).Scan(&decisionID); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `INSERT INTO overturns (decision_id, reviewer, reason) VALUES ($1, 'reviewer', 'not swearing: a quote')
+			RETURNING id`, decisionID).Scan(&overturnID); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO action_reversals (overturn_id, action_id, disposition)
+			SELECT $1, a.id, 'nothing_to_undo' FROM actions a JOIN events e ON e.id = a.event_id WHERE e.webhook_id = $2`,
+			overturnID, webhookID)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
