@@ -182,6 +182,7 @@ func reversalAction(rec Recorded, typ policy.ActionType, ov Overturn) policy.Act
 func (r *Runner) OverturnTx(ctx context.Context, tx pgx.Tx, ov Overturn, undos []Undo) ([]Undo, error) {
 	var (
 		outs      []OutcomeRecord
+		outTypes  []policy.ActionType // outs' action types, for metrics
 		cancelIDs []int64
 		revs      []reversal
 		revIdx    []int
@@ -190,6 +191,7 @@ func (r *Runner) OverturnTx(ctx context.Context, tx pgx.Tx, ov Overturn, undos [
 		if u.Cancel {
 			outs = append(outs, OutcomeRecord{ActionID: u.ActionID, Outcome: Superseded,
 				Reason: fmt.Sprintf("superseded by overturn %d by %s: %s", ov.ID, ov.Reviewer, ov.Reason)})
+			outTypes = append(outTypes, u.Action.Type)
 			cancelIDs = append(cancelIDs, u.ActionID)
 		}
 		if u.Disposition == Reversed {
@@ -216,12 +218,9 @@ func (r *Runner) OverturnTx(ctx context.Context, tx pgx.Tx, ov Overturn, undos [
 		}
 		out[i].ReversalActionID = ids[j]
 	}
-	for _, o := range outs {
-		for _, u := range undos {
-			if u.ActionID == o.ActionID {
-				r.metrics.outcome(u.Action.Type, Superseded)
-			}
-		}
+	// As in EnqueueTx, the metrics say what the transaction decided.
+	for _, typ := range outTypes {
+		r.metrics.outcome(typ, Superseded)
 	}
 	return out, nil
 }
@@ -255,8 +254,9 @@ func (r *Runner) insertReversalsTx(ctx context.Context, tx pgx.Tx, ov Overturn, 
 		return nil, err
 	}
 	var (
-		jobs []river.InsertManyParams
-		outs []OutcomeRecord
+		jobs     []river.InsertManyParams
+		outs     []OutcomeRecord
+		outTypes []policy.ActionType
 	)
 	for i, id := range ids {
 		if id == 0 {
@@ -270,6 +270,7 @@ func (r *Runner) insertReversalsTx(ctx context.Context, tx pgx.Tx, ov Overturn, 
 				reason = "dry run: the request would be refused: " + err.Error()
 			}
 			outs = append(outs, OutcomeRecord{ActionID: id, Outcome: DryRun, Reason: reason, Request: req})
+			outTypes = append(outTypes, revs[i].typ)
 			continue
 		}
 		jobs = append(jobs, river.InsertManyParams{Args: args[i]})
@@ -278,8 +279,8 @@ func (r *Runner) insertReversalsTx(ctx context.Context, tx pgx.Tx, ov Overturn, 
 		if err := r.ledger.RecordOutcomesTx(ctx, tx, outs); err != nil {
 			return nil, err
 		}
-		for i := range outs {
-			r.metrics.outcome(revs[i].typ, DryRun)
+		for _, typ := range outTypes {
+			r.metrics.outcome(typ, DryRun)
 		}
 	}
 	if len(jobs) > 0 {

@@ -75,7 +75,7 @@ func (o *overturner) Overturn(ctx context.Context, req appeals.OverturnRequest) 
 		// it may be read before the transaction.
 		var err error
 		if appeal, err = o.st.Appeal(ctx, req.AppealID); err != nil {
-			return appeals.OverturnResult{}, fmt.Errorf("appeal %d: %w", req.AppealID, err)
+			return appeals.OverturnResult{}, fmt.Errorf("overturn: %w", err)
 		}
 	}
 	start := time.Now()

@@ -47,14 +47,14 @@ type overturnOptions struct {
 	retryBase time.Duration
 }
 
-func newOverturnEnv(t *testing.T, opts overturnOptions) *overturnEnv {
+func newOverturnEnv(t testing.TB, opts overturnOptions) *overturnEnv {
 	t.Helper()
 	return newOverturnEnvOn(t, nil, nil, opts)
 }
 
 // newOverturnEnvOn builds the pipeline on st and fake, or on new ones when
 // nil (a second runner on the same database, say in dry run).
-func newOverturnEnvOn(t *testing.T, st *store.Store, fake *streamtest.Server, opts overturnOptions) *overturnEnv {
+func newOverturnEnvOn(t testing.TB, st *store.Store, fake *streamtest.Server, opts overturnOptions) *overturnEnv {
 	t.Helper()
 	ctx := context.Background()
 	if st == nil {
@@ -126,7 +126,7 @@ func (e *overturnEnv) start(t *testing.T) {
 // record records a message.new by user and a decision asking for acts
 // (each rule in enforce mode), enqueuing the actions as the service does.
 // It returns the event and decision ids.
-func (e *overturnEnv) record(t *testing.T, user, messageID string, acts ...policy.Action) (eventID, decisionID int64) {
+func (e *overturnEnv) record(t testing.TB, user, messageID string, acts ...policy.Action) (eventID, decisionID int64) {
 	t.Helper()
 	ctx := context.Background()
 	n := e.seq.Add(1)
@@ -569,6 +569,43 @@ func TestOverturnImmunity(t *testing.T) {
 	}
 }
 
+// TestOverturnConcurrent: simultaneous overturns of one decision: one
+// wins, the others find it overturned; one reversal per action.
+func TestOverturnConcurrent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newOverturnEnv(t, overturnOptions{})
+	_, decisionID := e.record(t, "conrad", "m-conc", ban("r-conc"), policy.Action{Type: policy.ActionFlag, RuleID: "r-conc"})
+	const n = 6
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			_, errs[i] = e.ov.Overturn(ctx, appeals.OverturnRequest{DecisionID: decisionID, Reviewer: fmt.Sprintf("r%d", i), Role: "reviewer", Reason: "dup"})
+		})
+	}
+	wg.Wait()
+	won := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, store.ErrAlreadyOverturned):
+			t.Fatalf("got %v, want nil or ErrAlreadyOverturned", err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d overturns succeeded, want 1", won)
+	}
+	var overturns, reversals int
+	if err := e.st.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM overturns), (SELECT count(*) FROM action_reversals)`).Scan(&overturns, &reversals); err != nil {
+		t.Fatal(err)
+	}
+	if overturns != 1 || reversals != 2 {
+		t.Fatalf("got %d overturns and %d reversals, want 1 and 2", overturns, reversals)
+	}
+}
+
 // raceTransport runs hook once, when the first ban call is on its way to
 // Stream, and then delivers the call whatever happened to the worker's
 // context meanwhile: the ban takes effect after the overturn committed.
@@ -731,4 +768,29 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels ma
 		}
 	}
 	return 0
+}
+
+// BenchmarkOverturn measures one overturn of an applied ban: the locks,
+// the overturn, its reversal action and job, the immunity and the staff
+// audit row, in one transaction (the reversal's call to Stream is not
+// included: the workers are not started).
+func BenchmarkOverturn(b *testing.B) {
+	e := newOverturnEnv(b, overturnOptions{})
+	ctx := context.Background()
+	ids := make([]int64, b.N)
+	for i := range b.N {
+		eventID, _ := e.record(b, fmt.Sprintf("bench-user-%d", i), fmt.Sprintf("bench-m-%d", i), ban("r-bench"))
+		if err := e.st.Pool().QueryRow(ctx, `SELECT id FROM actions WHERE event_id = $1`, eventID).Scan(&ids[i]); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := e.st.RecordOutcome(ctx, store.OutcomeRow{ActionID: ids[i], Outcome: store.OutcomeApplied}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := e.ov.Overturn(ctx, appeals.OverturnRequest{ActionID: ids[i], Reviewer: "alice", Role: "reviewer", Reason: "bench"}); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -78,8 +78,9 @@ func actionNames(types []policy.ActionType) []string {
 	return out
 }
 
-// Settings lists every configuration variable with the value in force.
-// Secrets are marked so: the staff API shows only whether they are set.
+// Settings lists every configuration variable with the value in force
+// (a test holds the list to the variables config.go reads). Secrets are
+// marked so: the staff API shows only whether they are set.
 func (s serviceStatus) Settings() []appeals.Setting {
 	c := s.cfg
 	return []appeals.Setting{
