@@ -294,6 +294,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, token string) (Staff, 
 // key source (the issuer is fixed per source), so an IdP user and an HS256
 // token of the same name do not share (or exhaust) one budget.
 func (a *Authenticator) authenticate(ctx context.Context, token string) (Staff, string, error) {
+	if token == "" {
+		return Staff{}, "", refuse("malformed", "empty bearer token")
+	}
 	if len(token) > maxTokenBytes {
 		return Staff{}, "", refuse("malformed", "token of %d bytes, over %d", len(token), maxTokenBytes)
 	}
@@ -515,7 +518,16 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 			writeError(w, http.StatusUnauthorized, CodeUnauthorized, "", "a staff bearer token is required (Authorization: Bearer <token>)")
 			return
 		}
-		staff, key, err := a.authenticate(r.Context(), token)
+		var (
+			staff Staff
+			key   string
+			err   error
+		)
+		if n := len(r.Header.Values("Authorization")); n > 1 {
+			err = refuse("malformed", "%d Authorization headers", n)
+		} else {
+			staff, key, err = a.authenticate(r.Context(), token)
+		}
 		if err != nil {
 			ae := classify(err)
 			desc := "the token is invalid"
@@ -579,21 +591,14 @@ func NoteAuthRefusals(ctx context.Context) (context.Context, *AuthRefusal) {
 	return context.WithValue(ctx, refusalKey{}, n), n
 }
 
-// bearerToken returns the credentials of an "Authorization: Bearer" header.
-// present is false when there is no such header at all (or another
-// scheme); a Bearer header with an empty or repeated value is present and
+// bearerToken returns the credentials of the (first) "Authorization:
+// Bearer" header. present is false when there is no such header (or
+// another scheme); a Bearer header with an empty value is present, and
 // fails verification.
 func bearerToken(r *http.Request) (token string, present bool) {
-	vals := r.Header.Values("Authorization")
-	if len(vals) == 0 {
-		return "", false
-	}
-	scheme, cred, _ := strings.Cut(strings.TrimSpace(vals[0]), " ")
+	scheme, cred, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
 	if !strings.EqualFold(scheme, "Bearer") {
 		return "", false
-	}
-	if len(vals) > 1 {
-		return "", true
 	}
 	return strings.TrimSpace(cred), true
 }
