@@ -178,11 +178,11 @@ func reversalAction(rec Recorded, typ policy.ActionType, ov Overturn) policy.Act
 // pending actions are recorded superseded, naming the overturn and the
 // reviewer, and their jobs cancelled; reversals are recorded and their jobs
 // inserted (in dry run, recorded with the request they would send). It
-// returns undos with each ReversalActionID set.
+// returns undos with each ReversalActionID set. Once tx commits, the caller
+// passes them to CountOverturn.
 func (r *Runner) OverturnTx(ctx context.Context, tx pgx.Tx, ov Overturn, undos []Undo) ([]Undo, error) {
 	var (
 		outs      []OutcomeRecord
-		outTypes  []policy.ActionType // outs' action types, for metrics
 		cancelIDs []int64
 		revs      []reversal
 		revIdx    []int
@@ -191,7 +191,6 @@ func (r *Runner) OverturnTx(ctx context.Context, tx pgx.Tx, ov Overturn, undos [
 		if u.Cancel {
 			outs = append(outs, OutcomeRecord{ActionID: u.ActionID, Outcome: Superseded,
 				Reason: fmt.Sprintf("superseded by overturn %d by %s: %s", ov.ID, ov.Reviewer, ov.Reason)})
-			outTypes = append(outTypes, u.Action.Type)
 			cancelIDs = append(cancelIDs, u.ActionID)
 		}
 		if u.Disposition == Reversed {
@@ -218,11 +217,22 @@ func (r *Runner) OverturnTx(ctx context.Context, tx pgx.Tx, ov Overturn, undos [
 		}
 		out[i].ReversalActionID = ids[j]
 	}
-	// As in EnqueueTx, the metrics say what the transaction decided.
-	for _, typ := range outTypes {
-		r.metrics.outcome(typ, Superseded)
-	}
 	return out, nil
+}
+
+// CountOverturn counts the outcomes a committed overturn recorded: the
+// pending actions it superseded and, in dry run, its reversals. (An
+// overturn's transaction may still fail after OverturnTx, on the appeal's
+// decision say, so counting waits for the commit.)
+func (r *Runner) CountOverturn(undos []Undo) {
+	for _, u := range undos {
+		if u.Cancel {
+			r.metrics.outcome(u.Action.Type, Superseded)
+		}
+		if r.dryRun && u.ReversalActionID != 0 {
+			r.metrics.outcome(u.Reversal, DryRun)
+		}
+	}
 }
 
 // reversal is one reversal action to record.
@@ -233,9 +243,9 @@ type reversal struct {
 }
 
 // insertReversalsTx records reversal actions and inserts their jobs, or in
-// dry run records them with the request they would send. It returns their
-// ids in order, 0 for one whose key was recorded before (and whose job
-// exists).
+// dry run records them with the request they would send (CountOverturn
+// counts those). It returns their ids in order, 0 for one whose key was
+// recorded before (and whose job exists).
 func (r *Runner) insertReversalsTx(ctx context.Context, tx pgx.Tx, ov Overturn, revs []reversal) ([]int64, error) {
 	if len(revs) == 0 {
 		return nil, nil
@@ -254,9 +264,8 @@ func (r *Runner) insertReversalsTx(ctx context.Context, tx pgx.Tx, ov Overturn, 
 		return nil, err
 	}
 	var (
-		jobs     []river.InsertManyParams
-		outs     []OutcomeRecord
-		outTypes []policy.ActionType
+		jobs []river.InsertManyParams
+		outs []OutcomeRecord
 	)
 	for i, id := range ids {
 		if id == 0 {
@@ -270,7 +279,6 @@ func (r *Runner) insertReversalsTx(ctx context.Context, tx pgx.Tx, ov Overturn, 
 				reason = "dry run: the request would be refused: " + err.Error()
 			}
 			outs = append(outs, OutcomeRecord{ActionID: id, Outcome: DryRun, Reason: reason, Request: req})
-			outTypes = append(outTypes, revs[i].typ)
 			continue
 		}
 		jobs = append(jobs, river.InsertManyParams{Args: args[i]})
@@ -278,9 +286,6 @@ func (r *Runner) insertReversalsTx(ctx context.Context, tx pgx.Tx, ov Overturn, 
 	if len(outs) > 0 {
 		if err := r.ledger.RecordOutcomesTx(ctx, tx, outs); err != nil {
 			return nil, err
-		}
-		for _, typ := range outTypes {
-			r.metrics.outcome(typ, DryRun)
 		}
 	}
 	if len(jobs) > 0 {

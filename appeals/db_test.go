@@ -61,7 +61,14 @@ func newAPI(t testing.TB, st *store.Store) *api {
 func ownStore(t testing.TB) *store.Store {
 	t.Helper()
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, storetest.NewDatabase(t))
+	cfg, err := pgxpool.ParseConfig(storetest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each test sends one request at a time; a small pool keeps the
+	// parallel tests well inside the server's max_connections.
+	cfg.MaxConns = 2
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -248,7 +248,7 @@ func loadConfig(command string, args []string, getenv func(string) string, stder
 		fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (MODERATOR_ADDR)")
 		fs.StringVar(&c.RulesDir, "rules", c.RulesDir, "rules folder (MODERATOR_RULES_DIR)")
 		fs.BoolVar(&c.DryRun, "dry-run", c.DryRun, "decide and audit, send nothing to Stream (MODERATOR_DRY_RUN)")
-	case "migrate":
+	case "migrate", "audit":
 		c.needDatabase = true
 	}
 	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "Postgres connection string (DATABASE_URL)")
