@@ -628,6 +628,25 @@ func TestOverturnConcurrent(t *testing.T) {
 	}
 }
 
+// TestOverturnDecisionSkipsOverturned: overturning a decision after one of
+// its actions was overturned covers only the others.
+func TestOverturnDecisionSkipsOverturned(t *testing.T) {
+	t.Parallel()
+	e := newOverturnEnv(t, overturnOptions{})
+	eventID, decisionID := e.record(t, "quinn", "m-skip", ban("r-skip"), policy.Action{Type: policy.ActionFlag, RuleID: "r-skip"})
+	acts := e.actions(t, "a.event_id = $1", eventID)
+	first := e.overturn(t, appeals.OverturnRequest{ActionID: acts[0].ID})
+	second := e.overturn(t, appeals.OverturnRequest{DecisionID: decisionID})
+	if len(first.Actions) != 1 || first.Actions[0].ActionID != acts[0].ID || len(second.Actions) != 1 || second.Actions[0].ActionID != acts[1].ID {
+		t.Fatalf("first %+v, second %+v: want the ban, then only the flag", first.Actions, second.Actions)
+	}
+	var n int
+	if err := e.st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM action_reversals WHERE action_id = ANY($1)`,
+		[]int64{acts[0].ID, acts[1].ID}).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("got %d reversal rows (%v), want 2", n, err)
+	}
+}
+
 // raceTransport runs hook once, when the first ban call is on its way to
 // Stream, and then delivers the call whatever happened to the worker's
 // context meanwhile: the ban takes effect after the overturn committed.
@@ -656,16 +675,16 @@ func TestOverturnRaceWithWorker(t *testing.T) {
 	eventID, _ := e.record(t, "rita", "m-race", ban("r-race"))
 	orig := e.actions(t, "a.event_id = $1", eventID)[0]
 	var (
-		res    appeals.OverturnResult
-		ovErr  error
-		hookOK = make(chan struct{})
+		res        appeals.OverturnResult
+		ovErr      error
+		overturned = make(chan struct{})
 	)
 	rt.hook = func() {
-		defer close(hookOK)
+		defer close(overturned)
 		res, ovErr = e.ov.Overturn(context.Background(), appeals.OverturnRequest{ActionID: orig.ID, Reviewer: "alice", Role: "reviewer", Reason: "race"})
 	}
 	e.start(t)
-	<-hookOK
+	<-overturned
 	if ovErr != nil {
 		t.Fatalf("overturn during the call: %v", ovErr)
 	}
