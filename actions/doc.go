@@ -20,6 +20,16 @@
 // retry transient failures with backoff, wait for the reset after a 429,
 // give up at once on permanent errors, and record one outcome per action,
 // which is also what keeps a job that runs twice from acting twice.
+// Planning also consults the immunities that overturns grant: an action
+// whose rule may not act against its target user yet is suppressed.
+//
+// An overturn reverses actions through the same pipeline: PlanUndo decides,
+// for each action, a reversal (unban, unmute, unflag, undelete, unwarn), a
+// cancellation (a pending action ends superseded and its job is cancelled)
+// or nothing to undo, and OverturnTx records the reversals and their jobs in
+// the overturn's transaction. A worker whose call reaches Stream after an
+// overturn superseded its action reverses it itself (see recordAttempt).
+//
 // The audit trail itself is behind the small Ledger interface, which cmd
 // implements with package store.
 //

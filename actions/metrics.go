@@ -25,7 +25,7 @@ func NewMetrics(reg prometheus.Registerer, pool *pgxpool.Pool) *Metrics {
 	m := &Metrics{
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "moderator_actions_total",
-			Help: "Actions by type and outcome (applied, failed, held, dry_run, superseded).",
+			Help: "Actions (and reversals) by type and outcome (applied, failed, held, dry_run, superseded, suppressed).",
 		}, []string{"type", "outcome"}),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "moderator_action_attempts_total",

@@ -178,7 +178,8 @@ func reversalAction(rec Recorded, typ policy.ActionType, ov Overturn) policy.Act
 // pending actions are recorded superseded, naming the overturn and the
 // reviewer, and their jobs cancelled; reversals are recorded and their jobs
 // inserted (in dry run, recorded with the request they would send). It
-// returns undos with each ReversalActionID set.
+// returns undos with each ReversalActionID set. Once tx commits, the caller
+// passes them to CountOverturn.
 func (r *Runner) OverturnTx(ctx context.Context, tx pgx.Tx, ov Overturn, undos []Undo) ([]Undo, error) {
 	var (
 		outs      []OutcomeRecord
@@ -216,14 +217,22 @@ func (r *Runner) OverturnTx(ctx context.Context, tx pgx.Tx, ov Overturn, undos [
 		}
 		out[i].ReversalActionID = ids[j]
 	}
-	for _, o := range outs {
-		for _, u := range undos {
-			if u.ActionID == o.ActionID {
-				r.metrics.outcome(u.Action.Type, Superseded)
-			}
+	return out, nil
+}
+
+// CountOverturn counts the outcomes a committed overturn recorded: the
+// pending actions it superseded and, in dry run, its reversals. (An
+// overturn's transaction may still fail after OverturnTx, on the appeal's
+// decision say, so counting waits for the commit.)
+func (r *Runner) CountOverturn(undos []Undo) {
+	for _, u := range undos {
+		if u.Cancel {
+			r.metrics.outcome(u.Action.Type, Superseded)
+		}
+		if r.dryRun && u.ReversalActionID != 0 {
+			r.metrics.outcome(u.Reversal, DryRun)
 		}
 	}
-	return out, nil
 }
 
 // reversal is one reversal action to record.
@@ -234,9 +243,9 @@ type reversal struct {
 }
 
 // insertReversalsTx records reversal actions and inserts their jobs, or in
-// dry run records them with the request they would send. It returns their
-// ids in order, 0 for one whose key was recorded before (and whose job
-// exists).
+// dry run records them with the request they would send (CountOverturn
+// counts those). It returns their ids in order, 0 for one whose key was
+// recorded before (and whose job exists).
 func (r *Runner) insertReversalsTx(ctx context.Context, tx pgx.Tx, ov Overturn, revs []reversal) ([]int64, error) {
 	if len(revs) == 0 {
 		return nil, nil
@@ -277,9 +286,6 @@ func (r *Runner) insertReversalsTx(ctx context.Context, tx pgx.Tx, ov Overturn, 
 	if len(outs) > 0 {
 		if err := r.ledger.RecordOutcomesTx(ctx, tx, outs); err != nil {
 			return nil, err
-		}
-		for i := range outs {
-			r.metrics.outcome(revs[i].typ, DryRun)
 		}
 	}
 	if len(jobs) > 0 {

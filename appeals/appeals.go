@@ -105,7 +105,7 @@ func (req recordAppealRequest) validate() (store.NewAppeal, error) {
 	if req.Statement == nil {
 		return a, badParam("statement", "is required: the user's own words")
 	}
-	if err := requiredText("statement", *req.Statement, maxStatementLn); err != nil {
+	if err := requiredText("statement", *req.Statement, maxStatementLen); err != nil {
 		return a, err
 	}
 	if req.Source == nil || *req.Source == "" {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 )
 
@@ -76,6 +77,9 @@ type AuthConfig struct {
 	Now func() time.Time
 	// Logger receives one line per refused request (nil: discarded).
 	Logger *slog.Logger
+	// Registerer, when set, gets moderator_staff_auth_refused_total{reason}
+	// and moderator_staff_jwks_fetch_errors_total.
+	Registerer prometheus.Registerer
 }
 
 // Authenticator checks staff bearer tokens and limits each subject's
@@ -88,6 +92,15 @@ type Authenticator struct {
 	idp     *jwt.Parser    // nil without JWKSURL
 	logger  *slog.Logger
 	limiter *subjectLimiter
+	refused *prometheus.CounterVec // nil without a Registerer
+}
+
+// refusalReasons are the values of a refusal's reason, in logs and in
+// moderator_staff_auth_refused_total.
+var refusalReasons = []string{
+	"no_token", "malformed", "bad_signature", "unverifiable", "missing_claim", "bad_claim",
+	"expired", "not_yet_valid", "issued_in_future", "wrong_issuer", "wrong_audience",
+	"alg_not_allowed", "unknown_key", "invalid", "rate_limited",
 }
 
 // NewAuthenticator checks cfg and, with a JWKS URL, fetches the key set
@@ -130,12 +143,31 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 		logger:  cfg.Logger,
 		limiter: newSubjectLimiter(cfg.RatePerMinute, cfg.Now),
 	}
+	var fetchErrors prometheus.Counter
+	if cfg.Registerer != nil {
+		a.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "moderator_staff_auth_refused_total",
+			Help: "Staff API requests refused by authentication or the rate limit, by reason (no_token, bad_signature, expired, rate_limited, …).",
+		}, []string{"reason"})
+		for _, r := range refusalReasons {
+			a.refused.WithLabelValues(r)
+		}
+		fetchErrors = prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "moderator_staff_jwks_fetch_errors_total",
+			Help: "Failed fetches of the identity provider's JWKS (MODERATOR_ADMIN_JWKS_URL).",
+		})
+		for _, c := range []prometheus.Collector{a.refused, fetchErrors} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("staff auth: register metrics: %w", err)
+			}
+		}
+	}
 	if len(cfg.HS256Secret) > 0 {
 		a.secret = append([]byte(nil), cfg.HS256Secret...)
 		a.hs = jwt.NewParser(slices.Concat(common, []jwt.ParserOption{jwt.WithValidMethods([]string{"HS256"})})...)
 	}
 	if cfg.JWKSURL != "" {
-		st, err := newJWKS(ctx, cfg.JWKSURL, cfg.HTTPClient, cfg.Logger, jwksUnknownKIDWait)
+		st, err := newJWKS(ctx, cfg.JWKSURL, cfg.HTTPClient, cfg.Logger, fetchErrors, jwksUnknownKIDWait)
 		if err != nil {
 			return nil, err
 		}
@@ -155,7 +187,7 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 // request waits at most wait, jwksUnknownKIDWait, for its turn and fetch,
 // else fails at once), each fetch bounded in time and size. The refresher
 // ends with ctx.
-func newJWKS(ctx context.Context, u string, client *http.Client, logger *slog.Logger, wait time.Duration) (jwkset.Storage, error) {
+func newJWKS(ctx context.Context, u string, client *http.Client, logger *slog.Logger, fetchErrors prometheus.Counter, wait time.Duration) (jwkset.Storage, error) {
 	c := &http.Client{Timeout: jwksTimeout}
 	if client != nil {
 		cp := *client
@@ -172,6 +204,9 @@ func newJWKS(ctx context.Context, u string, client *http.Client, logger *slog.Lo
 		NoErrorReturnFirstHTTPReq: true, // start while the IdP is down
 		RefreshInterval:           jwksRefreshInterval,
 		RefreshErrorHandler: func(ctx context.Context, err error) {
+			if fetchErrors != nil {
+				fetchErrors.Inc()
+			}
 			logger.WarnContext(ctx, "staff auth: fetch JWKS", "error", err.Error())
 		},
 	})
@@ -259,8 +294,17 @@ func (a *Authenticator) Authenticate(ctx context.Context, token string) (Staff, 
 // key source (the issuer is fixed per source), so an IdP user and an HS256
 // token of the same name do not share (or exhaust) one budget.
 func (a *Authenticator) authenticate(ctx context.Context, token string) (Staff, string, error) {
+	if token == "" {
+		return Staff{}, "", refuse("malformed", "empty bearer token")
+	}
 	if len(token) > maxTokenBytes {
 		return Staff{}, "", refuse("malformed", "token of %d bytes, over %d", len(token), maxTokenBytes)
+	}
+	// Go's base64 decoders skip \r and \n, so a token with one inserted
+	// would verify as the token without it: only the compact JWT alphabet
+	// (base64url and the dots) is accepted, one spelling per token.
+	if i := strings.IndexFunc(token, func(c rune) bool { return !isTokenChar(c) }); i >= 0 {
+		return Staff{}, "", refuse("malformed", "byte %d of the token is not base64url or '.'", i)
 	}
 	hdr, err := peekHeader(token)
 	if err != nil {
@@ -434,6 +478,12 @@ func peekHeader(token string) (tokenHeader, error) {
 	return h, nil
 }
 
+// isTokenChar reports whether c may appear in a compact JWT: base64url
+// (RFC 4648 §5, unpadded) or the dot between the parts.
+func isTokenChar(c rune) bool {
+	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
+}
+
 // validSubject reports whether sub can stand for a person in the audit
 // trail: printable, without surrounding space, at most maxSubjectBytes.
 func validSubject(sub string) error {
@@ -480,7 +530,16 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 			writeError(w, http.StatusUnauthorized, CodeUnauthorized, "", "a staff bearer token is required (Authorization: Bearer <token>)")
 			return
 		}
-		staff, key, err := a.authenticate(r.Context(), token)
+		var (
+			staff Staff
+			key   string
+			err   error
+		)
+		if n := len(r.Header.Values("Authorization")); n > 1 {
+			err = refuse("malformed", "%d Authorization headers", n)
+		} else {
+			staff, key, err = a.authenticate(r.Context(), token)
+		}
 		if err != nil {
 			ae := classify(err)
 			desc := "the token is invalid"
@@ -504,6 +563,9 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 }
 
 func (a *Authenticator) logRefusal(r *http.Request, status int, why AuthRefusal) {
+	if a.refused != nil {
+		a.refused.WithLabelValues(why.Reason).Inc()
+	}
 	if n, ok := r.Context().Value(refusalKey{}).(*AuthRefusal); ok {
 		*n = why
 		return
@@ -541,21 +603,14 @@ func NoteAuthRefusals(ctx context.Context) (context.Context, *AuthRefusal) {
 	return context.WithValue(ctx, refusalKey{}, n), n
 }
 
-// bearerToken returns the credentials of an "Authorization: Bearer" header.
-// present is false when there is no such header at all (or another
-// scheme); a Bearer header with an empty or repeated value is present and
+// bearerToken returns the credentials of the (first) "Authorization:
+// Bearer" header. present is false when there is no such header (or
+// another scheme); a Bearer header with an empty value is present, and
 // fails verification.
 func bearerToken(r *http.Request) (token string, present bool) {
-	vals := r.Header.Values("Authorization")
-	if len(vals) == 0 {
-		return "", false
-	}
-	scheme, cred, _ := strings.Cut(strings.TrimSpace(vals[0]), " ")
+	scheme, cred, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
 	if !strings.EqualFold(scheme, "Bearer") {
 		return "", false
-	}
-	if len(vals) > 1 {
-		return "", true
 	}
 	return strings.TrimSpace(cred), true
 }

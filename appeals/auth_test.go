@@ -16,6 +16,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 const (
@@ -280,7 +282,7 @@ func setup(t testing.TB, o setupOpts) *bundle {
 		t.Fatal(err)
 	}
 	if o.noWait {
-		if a.jwks, err = newJWKS(t.Context(), cfg.JWKSURL, cfg.HTTPClient, cfg.Logger, time.Millisecond); err != nil {
+		if a.jwks, err = newJWKS(t.Context(), cfg.JWKSURL, cfg.HTTPClient, cfg.Logger, nil, time.Millisecond); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -522,6 +524,9 @@ func TestMiddlewareRefusesBadTokens(t *testing.T) {
 			}
 			if len(refused) != 1 {
 				t.Fatalf("got %d refusal log lines, want 1: %v", len(refused), lines)
+			}
+			if !slices.Contains(refusalReasons, tt.reason) {
+				t.Errorf("reason %q is not in refusalReasons", tt.reason)
 			}
 			if got := refused[0]["reason"]; got != tt.reason {
 				t.Errorf("logged reason %q (detail %q), want %q", got, refused[0]["detail"], tt.reason)
@@ -1085,4 +1090,79 @@ func TestNoteAuthRefusals(t *testing.T) {
 	if s := b.logs.String(); s != "" {
 		t.Errorf("the middleware logged a line of its own: %s", s)
 	}
+}
+
+func TestAuthMetrics(t *testing.T) {
+	t.Parallel()
+	keys(t)
+	idp := newFakeIdP(t)
+	idp.serve(http.StatusInternalServerError)
+	reg := prometheus.NewRegistry()
+	a, err := NewAuthenticator(t.Context(), AuthConfig{
+		HS256Secret: testSecret, JWKSURL: idp.URL, Issuer: testIssuer, Audience: testAudience,
+		HTTPClient: idp.Client(), Now: func() time.Time { return testEpoch }, RatePerMinute: 1, Registerer: reg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := a.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	good, err := MintToken(testSecret, "alice", RoleViewer, time.Hour, testEpoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired, err := MintToken(testSecret, "alice", RoleViewer, time.Hour, testEpoch.Add(-2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, authz := range []string{"", "Bearer " + expired, "Bearer " + expired, "Bearer " + good, "Bearer " + good} {
+		r := httptest.NewRequest(http.MethodGet, "/api/v1/x", nil)
+		if authz != "" {
+			r.Header.Set("Authorization", authz)
+		}
+		h.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	got := counters(t, reg)
+	want := map[string]float64{
+		`moderator_staff_auth_refused_total{reason="no_token"}`:     1,
+		`moderator_staff_auth_refused_total{reason="expired"}`:      2,
+		`moderator_staff_auth_refused_total{reason="rate_limited"}`: 1,
+		`moderator_staff_jwks_fetch_errors_total`:                   1,
+	}
+	for _, r := range refusalReasons { // every reason is there from the start
+		k := `moderator_staff_auth_refused_total{reason="` + r + `"}`
+		if _, ok := want[k]; !ok {
+			want[k] = 0
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("metrics (-want +got):\n%s", diff)
+	}
+	// A second authenticator on the same registry is a wiring error.
+	if _, err := NewAuthenticator(t.Context(), AuthConfig{HS256Secret: testSecret, Registerer: reg}); err == nil {
+		t.Error("registering the metrics twice went unnoticed")
+	}
+}
+
+// counters gathers reg's counters as name{label="value"} → value.
+func counters(t testing.TB, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			if lp := m.GetLabel(); len(lp) > 0 {
+				var labels []string
+				for _, l := range lp {
+					labels = append(labels, l.GetName()+`="`+l.GetValue()+`"`)
+				}
+				name += "{" + strings.Join(labels, ",") + "}"
+			}
+			out[name] = m.GetCounter().GetValue()
+		}
+	}
+	return out
 }

@@ -20,16 +20,16 @@ import (
 // Limits on what a request may carry. They keep hostile input away from the
 // database: every value is checked here, before any query runs.
 const (
-	maxBodyBytes   = 64 << 10 // a JSON body
-	maxIDLen       = 255      // Stream's limit on user, channel and message ids
-	maxCursorLen   = 512
-	maxReasonLen   = 2000  // a reviewer's reason
-	maxStatementLn = 10000 // a user's statement, in characters
-	maxSourceLen   = 32
-	defaultLimit   = 50
-	maxLimit       = 200
-	defaultAround  = 5
-	maxAround      = 20
+	maxBodyBytes    = 64 << 10 // a JSON body
+	maxIDLen        = 255      // Stream's limit on user, channel and message ids
+	maxCursorLen    = 512
+	maxReasonLen    = 2000  // a reviewer's reason
+	maxStatementLen = 10000 // a user's statement, in characters
+	maxSourceLen    = 32
+	defaultLimit    = 50
+	maxLimit        = 200
+	defaultAround   = 5
+	maxAround       = 20
 )
 
 // paramError is a request value that is wrong: 400 invalid_parameter,
@@ -54,9 +54,8 @@ type bodyError struct {
 
 func (e *bodyError) Error() string { return e.msg }
 
-// query reads a request's query string, refusing parameters that the route
-// does not know and parameters given more than once. Each accessor records
-// the first problem; err returns it.
+// query is a request's query string being read: each accessor checks its
+// parameter and records the first problem in err.
 type query struct {
 	values url.Values
 	err    error
@@ -103,6 +102,9 @@ func (s *server) onlyQuery(known []string, next http.Handler) http.Handler {
 		}
 		if len(unknown) > 0 {
 			slices.Sort(unknown)
+			if len(unknown) > 5 {
+				unknown = append(unknown[:5], "…")
+			}
 			allowed := "none"
 			if len(known) > 0 {
 				allowed = strings.Join(known, ", ")
@@ -256,7 +258,7 @@ type idKind int
 
 const (
 	idUser      idKind = iota // Stream user id: letters, digits, @ _ - (and . + for e-mail-like ids)
-	idMessage                 // Stream message id: letters, digits, - _
+	idMessage                 // Stream message id: as a user id (clients make them user id + uuid)
 	idChannel                 // a channel cid, type:id: letters, digits, - _ ! and one ':'
 	idRule                    // policy rule id: 1-64 lower-case letters, digits, - _ .
 	idEventType               // an event type such as message.new
@@ -275,12 +277,9 @@ func checkID(field, v string, k idKind) error {
 	var ok func(rune) bool
 	var want string
 	switch k {
-	case idUser:
+	case idUser, idMessage:
 		ok = func(c rune) bool { return isAlnum(c) || strings.ContainsRune("@_-.+", c) }
 		want = "letters, digits, @, _, -, . and +"
-	case idMessage:
-		ok = func(c rune) bool { return isAlnum(c) || c == '-' || c == '_' }
-		want = "letters, digits, - and _"
 	case idChannel:
 		if typ, id, found := strings.Cut(v, ":"); !found || typ == "" || id == "" {
 			return badParam(field, "must be a channel cid such as messaging:general, got %q", printable(v, 40))

@@ -204,13 +204,14 @@ func logFrom(ctx context.Context) *requestLog {
 }
 
 // logRequests writes one line per request: method, route pattern, status,
-// the caller's sub and role, and duration. Never a token, a query value or
-// a body.
+// the caller's sub and role, duration, and why authentication refused it
+// (NoteAuthRefusals). Never a token, a query value or a body.
 func (s *server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rl := &requestLog{}
-		ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), requestLogKey{}, rl), s.timeout)
+		ctx, refusal := NoteAuthRefusals(context.WithValue(r.Context(), requestLogKey{}, rl))
+		ctx, cancel := context.WithTimeout(ctx, s.timeout)
 		defer cancel()
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		next.ServeHTTP(ww, r.WithContext(ctx))
@@ -235,6 +236,13 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 		}
 		if rl.sub != "" {
 			attrs = append(attrs, slog.String("staff_sub", rl.sub), slog.String("role", string(rl.role)))
+		}
+		if refusal.Reason != "" {
+			// The authenticator refused it: why, never the token.
+			attrs = append(attrs, slog.String("auth_reason", refusal.Reason), slog.String("auth_detail", refusal.Detail))
+			if refusal.Subject != "" {
+				attrs = append(attrs, slog.String("staff_sub", refusal.Subject), slog.String("role", refusal.Role))
+			}
 		}
 		level := slog.LevelInfo
 		if rl.err != nil {

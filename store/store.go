@@ -1,7 +1,8 @@
 // Package store owns the service's Postgres database: the connection pool,
 // the schema migrations, and the audit trail's writes and queries
 // (deduplicated event records, decisions, actions with their attempts and
-// outcomes) and the daily action counters. Its migrations include those of
+// outcomes, overturns with their reversals and the rule immunities they
+// grant) and the daily action counters. Its migrations include those of
 // the job queue (River), whose jobs live in the same database so that they
 // commit with the events. SQL lives next to the method that runs it.
 //

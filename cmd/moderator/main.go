@@ -6,6 +6,7 @@
 //	moderator rules test [DIR] check a rules folder and run its examples
 //	moderator eval [--rules DIR] [FILE]  evaluate one event offline
 //	moderator token --role R --sub NAME [--ttl 8h]  mint a staff token
+//	moderator audit …          search the audit trail from a terminal
 //	moderator version          print version, commit and Go version
 package main
 
@@ -52,6 +53,8 @@ commands:
   eval [--rules DIR] [FILE]     evaluate one Stream event (FILE or stdin) offline
   token --role R --sub NAME [--ttl 8h]
                                 mint a staff token (MODERATOR_ADMIN_JWT_SECRET); prints only the token
+  audit user|message|decision ID, audit events|decisions|actions|rules [filters]
+                                search the audit trail (DATABASE_URL); --json for scripts
   version                       print version, commit and Go version
 
 configuration comes from the environment; see README.md.
@@ -87,6 +90,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runEval(rest, stdin, stdout, stderr)
 	case "token":
 		return runToken(rest, getenv, time.Now(), stdout, stderr)
+	case "audit":
+		return runAudit(ctx, rest, getenv, time.Now(), stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "moderator %s (commit %s, %s)\n", version, commit, runtime.Version())
 		return nil

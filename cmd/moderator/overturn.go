@@ -75,12 +75,13 @@ func (o *overturner) Overturn(ctx context.Context, req appeals.OverturnRequest) 
 		// it may be read before the transaction.
 		var err error
 		if appeal, err = o.st.Appeal(ctx, req.AppealID); err != nil {
-			return appeals.OverturnResult{}, fmt.Errorf("appeal %d: %w", req.AppealID, err)
+			return appeals.OverturnResult{}, fmt.Errorf("overturn: %w", err)
 		}
 	}
 	start := time.Now()
 	var (
 		res   appeals.OverturnResult
+		undos []actions.Undo
 		users []string
 	)
 	err := pgx.BeginFunc(ctx, o.st.Pool(), func(tx pgx.Tx) error {
@@ -114,7 +115,7 @@ func (o *overturner) Overturn(ctx context.Context, req appeals.OverturnRequest) 
 		if err != nil {
 			return err
 		}
-		undos := make([]actions.Undo, len(todo))
+		undos = make([]actions.Undo, len(todo))
 		for i, t := range todo {
 			rec, err := recordedOf(t)
 			if err != nil {
@@ -166,6 +167,7 @@ func (o *overturner) Overturn(ctx context.Context, req appeals.OverturnRequest) 
 	if err != nil {
 		return appeals.OverturnResult{}, fmt.Errorf("overturn: %w", err)
 	}
+	o.runner.CountOverturn(undos)
 	counts := map[string]int{}
 	for _, a := range res.Actions {
 		counts[a.Disposition]++

@@ -47,14 +47,14 @@ type overturnOptions struct {
 	retryBase time.Duration
 }
 
-func newOverturnEnv(t *testing.T, opts overturnOptions) *overturnEnv {
+func newOverturnEnv(t testing.TB, opts overturnOptions) *overturnEnv {
 	t.Helper()
 	return newOverturnEnvOn(t, nil, nil, opts)
 }
 
 // newOverturnEnvOn builds the pipeline on st and fake, or on new ones when
 // nil (a second runner on the same database, say in dry run).
-func newOverturnEnvOn(t *testing.T, st *store.Store, fake *streamtest.Server, opts overturnOptions) *overturnEnv {
+func newOverturnEnvOn(t testing.TB, st *store.Store, fake *streamtest.Server, opts overturnOptions) *overturnEnv {
 	t.Helper()
 	ctx := context.Background()
 	if st == nil {
@@ -126,7 +126,7 @@ func (e *overturnEnv) start(t *testing.T) {
 // record records a message.new by user and a decision asking for acts
 // (each rule in enforce mode), enqueuing the actions as the service does.
 // It returns the event and decision ids.
-func (e *overturnEnv) record(t *testing.T, user, messageID string, acts ...policy.Action) (eventID, decisionID int64) {
+func (e *overturnEnv) record(t testing.TB, user, messageID string, acts ...policy.Action) (eventID, decisionID int64) {
 	t.Helper()
 	ctx := context.Background()
 	n := e.seq.Add(1)
@@ -359,6 +359,15 @@ func TestOverturnErrors(t *testing.T) {
 	actionID := e.actions(t, "true")[0].ID
 	_, otherDecision := e.record(t, "peggy", "m-err-2", ban("r-err"))
 	_, shadowDecision := e.record(t, "oscar", "m-err-3")
+	decided, err := e.st.RecordAppeal(ctx, store.NewAppeal{UserID: "oscar", DecisionID: decisionID, Statement: "please",
+		Source: "email", RecordedBy: "bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.DecideAppealUpheld(ctx, decided.ID, "bob", "fair ban", store.StaffAct{Actor: "bob", Role: "reviewer",
+		Act: store.ActDecideAppeal, Target: fmt.Sprintf("appeal:%d", decided.ID), Reason: "fair ban"}); err != nil {
+		t.Fatal(err)
+	}
 	otherAppeal, err := e.st.RecordAppeal(ctx, store.NewAppeal{UserID: "peggy", DecisionID: otherDecision, Statement: "not me",
 		Source: "email", RecordedBy: "bob"})
 	if err != nil {
@@ -376,6 +385,7 @@ func TestOverturnErrors(t *testing.T) {
 		{"no id", appeals.OverturnRequest{Reviewer: "a", Reason: "r"}, isInput("id")},
 		{"blank reason", appeals.OverturnRequest{ActionID: actionID, Reviewer: "a", Reason: "  "}, isInput("reason")},
 		{"no reviewer", appeals.OverturnRequest{ActionID: actionID, Reason: "r"}, isInput("reviewer")},
+		{"appeal decided already", appeals.OverturnRequest{ActionID: actionID, AppealID: decided.ID, Reviewer: "a", Reason: "r"}, isErr(store.ErrAlreadyDecided)},
 		{"decision without actions", appeals.OverturnRequest{DecisionID: shadowDecision, Reviewer: "a", Reason: "r"}, isInput("id")},
 		{"appeal about another decision", appeals.OverturnRequest{ActionID: actionID, AppealID: otherAppeal.ID, Reviewer: "a", Reason: "r"}, isInput("appeal_id")},
 	}
@@ -387,11 +397,20 @@ func TestOverturnErrors(t *testing.T) {
 			}
 		})
 	}
-	for _, table := range []string{"overturns", "action_reversals", "rule_immunities", "appeal_decisions", "staff_audit", "action_outcomes"} {
+	// The upheld decision is the only one; the pending ban is untouched.
+	for table, want := range map[string]int{"overturns": 0, "action_reversals": 0, "rule_immunities": 0, "action_outcomes": 0,
+		"appeal_decisions": 1, "staff_audit": 1} {
 		var n int
-		if err := e.st.Pool().QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil || n != 0 {
-			t.Fatalf("%s has %d rows (%v) after refused overturns, want 0", table, n, err)
+		if err := e.st.Pool().QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil || n != want {
+			t.Fatalf("%s has %d rows (%v) after refused overturns, want %d", table, n, err, want)
 		}
+	}
+	var state string
+	if err := e.st.Pool().QueryRow(ctx, `SELECT state FROM river_job WHERE args @> jsonb_build_object('action_id', $1::bigint)`, actionID).Scan(&state); err != nil || state != "available" {
+		t.Fatalf("the ban's job is %q (%v), want still available", state, err)
+	}
+	if got := counterValue(t, e.metrics, "moderator_actions_total", map[string]string{"type": "ban", "outcome": "superseded"}); got != 0 {
+		t.Fatalf("moderator_actions_total{type=ban,outcome=superseded} = %v after rolled-back overturns, want 0", got)
 	}
 }
 
@@ -430,6 +449,9 @@ func TestOverturnPendingBanIsNeverSent(t *testing.T) {
 	}
 	if state != "cancelled" {
 		t.Fatalf("the ban's job is %s, want cancelled", state)
+	}
+	if got := counterValue(t, e.metrics, "moderator_actions_total", map[string]string{"type": "ban", "outcome": "superseded"}); got != 1 {
+		t.Fatalf("moderator_actions_total{type=ban,outcome=superseded} = %v, want 1", got)
 	}
 
 	// The workers start; a later flag runs, the ban never does.
@@ -569,6 +591,62 @@ func TestOverturnImmunity(t *testing.T) {
 	}
 }
 
+// TestOverturnConcurrent: simultaneous overturns of one decision: one
+// wins, the others find it overturned; one reversal per action.
+func TestOverturnConcurrent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newOverturnEnv(t, overturnOptions{})
+	_, decisionID := e.record(t, "conrad", "m-conc", ban("r-conc"), policy.Action{Type: policy.ActionFlag, RuleID: "r-conc"})
+	const n = 6
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			_, errs[i] = e.ov.Overturn(ctx, appeals.OverturnRequest{DecisionID: decisionID, Reviewer: fmt.Sprintf("r%d", i), Role: "reviewer", Reason: "dup"})
+		})
+	}
+	wg.Wait()
+	won := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, store.ErrAlreadyOverturned):
+			t.Fatalf("got %v, want nil or ErrAlreadyOverturned", err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d overturns succeeded, want 1", won)
+	}
+	var overturns, reversals int
+	if err := e.st.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM overturns), (SELECT count(*) FROM action_reversals)`).Scan(&overturns, &reversals); err != nil {
+		t.Fatal(err)
+	}
+	if overturns != 1 || reversals != 2 {
+		t.Fatalf("got %d overturns and %d reversals, want 1 and 2", overturns, reversals)
+	}
+}
+
+// TestOverturnDecisionSkipsOverturned: overturning a decision after one of
+// its actions was overturned covers only the others.
+func TestOverturnDecisionSkipsOverturned(t *testing.T) {
+	t.Parallel()
+	e := newOverturnEnv(t, overturnOptions{})
+	eventID, decisionID := e.record(t, "quinn", "m-skip", ban("r-skip"), policy.Action{Type: policy.ActionFlag, RuleID: "r-skip"})
+	acts := e.actions(t, "a.event_id = $1", eventID)
+	first := e.overturn(t, appeals.OverturnRequest{ActionID: acts[0].ID})
+	second := e.overturn(t, appeals.OverturnRequest{DecisionID: decisionID})
+	if len(first.Actions) != 1 || first.Actions[0].ActionID != acts[0].ID || len(second.Actions) != 1 || second.Actions[0].ActionID != acts[1].ID {
+		t.Fatalf("first %+v, second %+v: want the ban, then only the flag", first.Actions, second.Actions)
+	}
+	var n int
+	if err := e.st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM action_reversals WHERE action_id = ANY($1)`,
+		[]int64{acts[0].ID, acts[1].ID}).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("got %d reversal rows (%v), want 2", n, err)
+	}
+}
+
 // raceTransport runs hook once, when the first ban call is on its way to
 // Stream, and then delivers the call whatever happened to the worker's
 // context meanwhile: the ban takes effect after the overturn committed.
@@ -597,16 +675,16 @@ func TestOverturnRaceWithWorker(t *testing.T) {
 	eventID, _ := e.record(t, "rita", "m-race", ban("r-race"))
 	orig := e.actions(t, "a.event_id = $1", eventID)[0]
 	var (
-		res    appeals.OverturnResult
-		ovErr  error
-		hookOK = make(chan struct{})
+		res        appeals.OverturnResult
+		ovErr      error
+		overturned = make(chan struct{})
 	)
 	rt.hook = func() {
-		defer close(hookOK)
+		defer close(overturned)
 		res, ovErr = e.ov.Overturn(context.Background(), appeals.OverturnRequest{ActionID: orig.ID, Reviewer: "alice", Role: "reviewer", Reason: "race"})
 	}
 	e.start(t)
-	<-hookOK
+	<-overturned
 	if ovErr != nil {
 		t.Fatalf("overturn during the call: %v", ovErr)
 	}
@@ -703,6 +781,9 @@ func TestOverturnDryRun(t *testing.T) {
 	if r.Method != "DELETE" || r.Path != "/moderation/ban" || r.Query["target_user_id"] != "uma" || r.Query["channel_cid"] != "messaging:ov" {
 		t.Fatalf("recorded request = %s, want the channel unban of uma", req)
 	}
+	if got := counterValue(t, dry.metrics, "moderator_actions_total", map[string]string{"type": "unban", "outcome": "dry_run"}); got != 1 {
+		t.Fatalf("moderator_actions_total{type=unban,outcome=dry_run} = %v, want 1", got)
+	}
 	if n := len(live.fake.Requests()); n != calls {
 		t.Fatalf("got %d requests at Stream after the dry-run overturn, want %d", n, calls)
 	}
@@ -731,4 +812,29 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels ma
 		}
 	}
 	return 0
+}
+
+// BenchmarkOverturn measures one overturn of an applied ban: the locks,
+// the overturn, its reversal action and job, the immunity and the staff
+// audit row, in one transaction (the reversal's call to Stream is not
+// included: the workers are not started).
+func BenchmarkOverturn(b *testing.B) {
+	e := newOverturnEnv(b, overturnOptions{})
+	ctx := context.Background()
+	ids := make([]int64, b.N)
+	for i := range b.N {
+		eventID, _ := e.record(b, fmt.Sprintf("bench-user-%d", i), fmt.Sprintf("bench-m-%d", i), ban("r-bench"))
+		if err := e.st.Pool().QueryRow(ctx, `SELECT id FROM actions WHERE event_id = $1`, eventID).Scan(&ids[i]); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := e.st.RecordOutcome(ctx, store.OutcomeRow{ActionID: ids[i], Outcome: store.OutcomeApplied}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := e.ov.Overturn(ctx, appeals.OverturnRequest{ActionID: ids[i], Reviewer: "alice", Role: "reviewer", Reason: "bench"}); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

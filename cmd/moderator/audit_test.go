@@ -1,0 +1,370 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"moderator/policy"
+	"moderator/store"
+	"moderator/store/storetest"
+)
+
+// auditFixture is a database with a short, real history: three messages in
+// a channel, judged by the starter rules; the middle one (a scam link from
+// "newbie") matched scam-domains, which asked for a delete and a ban; the
+// ban was applied after a retry and the delete is pending; newbie appealed.
+type auditFixture struct {
+	env        map[string]string
+	st         *store.Store
+	decisionID int64
+	banID      int64
+	appealID   int64
+}
+
+func newAuditFixture(t *testing.T) *auditFixture {
+	t.Helper()
+	ctx := context.Background()
+	f := &auditFixture{env: map[string]string{"DATABASE_URL": storetest.NewDatabase(t), "USER": "tester"}}
+	var out bytes.Buffer
+	if err := run(ctx, []string{"migrate"}, f.getenv, strings.NewReader(""), &out, &out); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out.String())
+	}
+	st, err := store.Open(ctx, f.env["DATABASE_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	f.st = st
+	rs, err := policy.Load(os.DirFS("../../rules"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	messages := []struct{ user, id, text string }{
+		{"bob", "msg-1", "hello all"},
+		{"newbie", "msg-2", "FREE NITRO for everyone!!! claim at https://discord-nitro.gift/claim"},
+		{"carol", "msg-3", "welcome \x1b[31mnewbie\x1b[0m"}, // an escape sequence must not reach the terminal
+	}
+	for _, m := range messages {
+		js := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+		body := fmt.Sprintf(`{"type":"message.new","cid":"messaging:general","channel_type":"messaging","channel_id":"general",
+			"created_at":"2026-11-24T12:00:00Z","message":{"id":%s,"text":%s,"user":{"id":%s}},"user":{"id":%s}}`,
+			js(m.id), js(m.text), js(m.user), js(m.user))
+		ev, err := policy.ParseEvent([]byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := rs.Evaluate(ev)
+		rec := store.EventRecord{WebhookID: m.id, BodySHA256: sha256.Sum256([]byte(body)), Attempt: 1, APIKey: "k",
+			Payload: []byte(body), Event: ev, Decision: &d}
+		var ids []int64
+		_, err = st.RecordEvents(ctx, []store.EventRecord{rec}, func(ctx context.Context, tx pgx.Tx, evs []store.NewEvent) error {
+			var rows []store.ActionRow
+			for i, a := range d.Actions {
+				params, _ := json.Marshal(a)
+				rows = append(rows, store.ActionRow{EventID: evs[0].EventID, Position: i, RuleID: a.RuleID, Type: string(a.Type),
+					TargetUserID: m.user, MessageID: m.id, ChannelCID: "messaging:general", Params: params,
+					Key: fmt.Sprintf("%d:%d", evs[0].EventID, i)})
+			}
+			ids, err = store.InsertActions(ctx, tx, rows)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, a := range d.Actions {
+			if a.Type == policy.ActionBan {
+				f.banID = ids[i]
+			}
+		}
+		time.Sleep(2 * time.Millisecond) // distinct receive times, as deliveries have
+	}
+	if f.banID == 0 {
+		t.Fatal("the starter rules did not ban the scam link")
+	}
+	for _, status := range []int{503, 201} {
+		if _, err := st.RecordAttempt(ctx, store.AttemptRow{ActionID: f.banID, Endpoint: "POST /moderation/ban", HTTPStatus: status,
+			Duration: 12 * time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.RecordOutcome(ctx, store.OutcomeRow{ActionID: f.banID, Outcome: store.OutcomeApplied}); err != nil {
+		t.Fatal(err)
+	}
+	ban, err := st.Action(ctx, f.banID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.decisionID = ban.DecisionID
+	ap, err := st.RecordAppeal(ctx, store.NewAppeal{UserID: "newbie", ActionID: f.banID, Statement: "it was a joke",
+		Source: "email", RecordedBy: "ann"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.appealID = ap.ID
+	return f
+}
+
+func (f *auditFixture) getenv(k string) string { return f.env[k] }
+
+func (f *auditFixture) run(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err = run(context.Background(), append([]string{"audit"}, args...), f.getenv, strings.NewReader(""), &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+func (f *auditFixture) staffRows(t *testing.T) []string {
+	t.Helper()
+	rows, err := f.st.Pool().Query(context.Background(), `SELECT actor || ' ' || role || ' ' || act || ' ' ||
+		coalesce(target_user_id, '-') || ' ' || coalesce(target, '-') FROM staff_audit ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// inOrder checks that out has each of wants, in that order.
+func inOrder(t *testing.T, out string, wants ...string) {
+	t.Helper()
+	rest := out
+	for _, w := range wants {
+		i := strings.Index(rest, w)
+		if i < 0 {
+			t.Errorf("output lacks %q (or it is out of order):\n%s", w, out)
+			return
+		}
+		rest = rest[i+len(w):]
+	}
+}
+
+func TestAuditCommand(t *testing.T) {
+	t.Parallel()
+	f := newAuditFixture(t)
+
+	t.Run("user timeline", func(t *testing.T) {
+		out, _, err := f.run(t, "user", "newbie")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Newest first: the appeal, then the two actions, the decision and
+		// the event (recorded in one transaction, at one instant).
+		inOrder(t, out, "timeline of newbie, newest first",
+			"TIME", "KIND", "ID", "TYPE", "RULES", "STATUS",
+			"appeal", "email", "pending", `"it was a joke" by ann`,
+			"action", "ban", "scam-domains", "applied",
+			"action", "delete", "scam-domains", "pending",
+			"decision", "scam-domains", "scam link: discord-nitro.gift",
+			"event", "message.new", "messaging:general", "msg-2", `"FREE NITRO`)
+		// Columns line up: every row's KIND starts where the header's does.
+		lines := strings.Split(strings.TrimSpace(out), "\n")[2:]
+		col := strings.Index(lines[0], "KIND")
+		for _, l := range lines[1:] {
+			if len(l) <= col || l[col-1] != ' ' || l[col] == ' ' {
+				t.Errorf("row %q is not aligned with the header at column %d", l, col)
+			}
+		}
+	})
+
+	t.Run("user timeline json", func(t *testing.T) {
+		out, _, err := f.run(t, "user", "newbie", "--json", "--limit", "2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p store.Page[store.TimelineEntry]
+		if err := json.Unmarshal([]byte(out), &p); err != nil {
+			t.Fatalf("not JSON: %v\n%s", err, out)
+		}
+		if len(p.Items) != 2 || p.Items[0].Kind != store.KindAppeal || p.Items[1].ID != f.banID || p.NextCursor == "" {
+			t.Fatalf("got %+v, want the appeal and the ban, and a next page", p)
+		}
+		out, _, err = f.run(t, "user", "newbie", "--json", "--cursor", p.NextCursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var next store.Page[store.TimelineEntry]
+		if err := json.Unmarshal([]byte(out), &next); err != nil {
+			t.Fatal(err)
+		}
+		var kinds []string
+		for _, e := range next.Items {
+			kinds = append(kinds, e.Kind)
+		}
+		if strings.Join(kinds, ",") != "action,decision,event" || next.NextCursor != "" {
+			t.Errorf("second page kinds %v (next %q), want action,decision,event and no more", kinds, next.NextCursor)
+		}
+	})
+
+	t.Run("decision evidence", func(t *testing.T) {
+		out, _, err := f.run(t, "decision", fmt.Sprint(f.decisionID), "--around", "3")
+		if err != nil {
+			t.Fatal(err)
+		}
+		inOrder(t, out,
+			fmt.Sprintf("decision  %d", f.decisionID), "rule set ",
+			"user      newbie  channel messaging:general  message msg-2",
+			`text      "FREE NITRO for everyone!!! claim at https://discord-nitro.gift/claim"`,
+			"MATCH  scam-domains (enforce, domains.yaml:5)",
+			`  when      domain_in(text.domains, "scam_domains")`,
+			"  reason    scam link: discord-nitro.gift",
+			`  evidence  domain_in(text.domains, "scam_domains") = ["discord-nitro.gift"]`,
+			"  actions   delete", `ban 7d delete-messages=soft ("posted a scam link")`,
+			"ACTIONS", "delete", "pending", "ban", "applied", "2",
+			fmt.Sprintf("#%d attempt 1  POST /moderation/ban  503  12.0ms", f.banID),
+			fmt.Sprintf("#%d attempt 2  POST /moderation/ban  201  12.0ms", f.banID),
+			"APPEALS", fmt.Sprintf("#%d pending", f.appealID), `newbie via email: "it was a joke"`,
+			"CONVERSATION (channel, 1 before, 1 after)",
+			"msg-1", "bob", `"hello all"`,
+			"> ", "msg-2", "newbie", `"FREE NITRO`, "[scam-domains]",
+			"msg-3", "carol", `"welcome \x1b[31mnewbie`[:9])
+		if strings.ContainsRune(out, '\x1b') {
+			t.Errorf("a user's escape sequence reached the terminal:\n%q", out)
+		}
+		if !strings.Contains(out, `\x1b[31mnewbie\x1b[0m`) {
+			t.Errorf("the escape sequence is not shown escaped:\n%s", out)
+		}
+	})
+
+	t.Run("decision evidence json", func(t *testing.T) {
+		out, _, err := f.run(t, "decision", fmt.Sprint(f.decisionID), "--json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev store.Evidence
+		if err := json.Unmarshal([]byte(out), &ev); err != nil {
+			t.Fatalf("not JSON: %v\n%s", err, out)
+		}
+		if len(ev.Matches) != 1 || ev.Matches[0].When != `domain_in(text.domains, "scam_domains")` || ev.Matches[0].Source != "domains.yaml:5" ||
+			len(ev.Context.Before) != 1 || len(ev.Context.After) != 1 || !json.Valid(ev.Event.Payload) {
+			t.Errorf("evidence %+v", ev)
+		}
+	})
+
+	t.Run("message", func(t *testing.T) {
+		out, _, err := f.run(t, "message", "msg-2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		inOrder(t, out, "message msg-2", "EVENTS", "message.new", "newbie", "scam-domains", "DECISIONS",
+			"scam-domains", "delete,ban", "ACTIONS", "ban", "applied", "delete", "pending")
+	})
+
+	t.Run("actions search", func(t *testing.T) {
+		out, _, err := f.run(t, "actions", "--user", "newbie", "--outcome", "applied", "--since", "1h")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(out, "\n"); n != 2 || !strings.Contains(out, fmt.Sprintf(" %d ", f.banID)) {
+			t.Errorf("want a header and the ban alone:\n%s", out)
+		}
+		out, _, err = f.run(t, "actions", "--user", "' OR 1=1 --")
+		if err != nil || strings.TrimSpace(out) != "none" {
+			t.Errorf("an injection attempt: got %q, %v; want none", out, err)
+		}
+		out, _, err = f.run(t, "events", "--until", "2000-01-01T00:00:00Z")
+		if err != nil || strings.TrimSpace(out) != "none" {
+			t.Errorf("events before 2000: got %q, %v; want none", out, err)
+		}
+	})
+
+	t.Run("rules", func(t *testing.T) {
+		out, _, err := f.run(t, "rules")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !regexp.MustCompile(`(?m)^scam-domains\s+1\s+0\s+2\s+1\s+0\s+0\.0%\s+0\s+0\s+1$`).MatchString(out) {
+			t.Errorf("want scam-domains: 1 enforce match, 2 actions, 1 taken, 1 pending:\n%s", out)
+		}
+	})
+}
+
+func TestAuditCommandBadInput(t *testing.T) {
+	t.Parallel()
+	f := newAuditFixture(t)
+	before := len(f.staffRows(t))
+	for _, tt := range []struct {
+		args []string
+		want string // in the one line on stderr
+	}{
+		{[]string{}, "say what to audit"},
+		{[]string{"everything"}, `unknown "everything"`},
+		{[]string{"user"}, "the user id is required"},
+		{[]string{"user", "a", "b"}, `unexpected argument "b"`},
+		{[]string{"user", "a", "--outcome", "applied"}, "--outcome"},
+		{[]string{"actions", "--outcome", "' OR 1=1"}, "--outcome: want one of"},
+		{[]string{"events", "--since", "yesterday"}, "--since"},
+		{[]string{"events", "--until", "-3h"}, "--until"},
+		{[]string{"events", "--limit", "1000"}, "--limit: want 1 to 200"},
+		{[]string{"events", "--limit", "ten"}, "--limit"},
+		{[]string{"events", "--since", "1h", "--until", "2h"}, "--since must be before --until"},
+		{[]string{"decision", "x"}, "decision: the id must be a positive number"},
+		{[]string{"decision", "1", "--around", "99"}, "--around: want 0 to 50"},
+		{[]string{"rules", "--bogus"}, "--bogus"},
+	} {
+		out, errOut, err := f.run(t, tt.args...)
+		if !errors.Is(err, errUsage) {
+			t.Errorf("%q: got %v, want the usage error (exit 2)", tt.args, err)
+		}
+		if strings.Count(errOut, "\n") != 1 || !strings.HasPrefix(errOut, "moderator audit: ") || !strings.Contains(errOut, tt.want) || out != "" {
+			t.Errorf("%q: stderr %q, stdout %q; want one line naming %q", tt.args, errOut, out, tt.want)
+		}
+	}
+	// Not found and a foreign cursor are errors of their own (exit 1).
+	if _, _, err := f.run(t, "decision", "999999"); err == nil || !strings.Contains(err.Error(), "decision 999999: not found") {
+		t.Errorf("missing decision: got %v", err)
+	}
+	if _, _, err := f.run(t, "events", "--cursor", "bm9wZQ"); err == nil || !strings.Contains(err.Error(), "--cursor") {
+		t.Errorf("bad cursor: got %v", err)
+	}
+	if got := len(f.staffRows(t)); got != before {
+		t.Errorf("refused commands wrote %d staff audit rows", got-before)
+	}
+	// Without a database: the same one line as migrate.
+	var stderr bytes.Buffer
+	err := run(context.Background(), []string{"audit", "user", "a"}, func(string) string { return "" }, strings.NewReader(""), &bytes.Buffer{}, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "DATABASE_URL is required") {
+		t.Errorf("no DATABASE_URL: got %v", err)
+	}
+}
+
+func TestAuditCommandRecordsStaffAct(t *testing.T) {
+	t.Parallel()
+	f := newAuditFixture(t)
+	for _, args := range [][]string{{"user", "newbie"}, {"decision", fmt.Sprint(f.decisionID)}, {"message", "msg-2"},
+		{"actions", "--rule", "scam-domains"}, {"rules"}} {
+		if _, _, err := f.run(t, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{
+		"cli:tester cli timeline newbie -",
+		fmt.Sprintf("cli:tester cli view_decision newbie decision:%d", f.decisionID),
+		"cli:tester cli search - message:msg-2",
+		"cli:tester cli search - -",
+		"cli:tester cli rule_stats - -",
+	}
+	if got := f.staffRows(t); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("staff audit rows:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	var params string
+	if err := f.st.Pool().QueryRow(context.Background(), `SELECT params::text FROM staff_audit WHERE act = 'search' AND target IS NULL`).Scan(&params); err != nil {
+		t.Fatal(err)
+	}
+	if params != `{"what": "actions", "rule_id": "scam-domains"}` {
+		t.Errorf("params %s, want the command's filters", params)
+	}
+}
