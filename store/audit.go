@@ -30,11 +30,14 @@ type AuditFilter struct {
 	Limit    int       // clamped to [1, 200]; 0 → 50
 }
 
-// Outcome filter values beyond the recorded outcomes.
+// Outcome values of AuditFilter.Outcome and ActionDetail.Status besides
+// those of OutcomeRow: pending and overturned are states, not recorded
+// outcomes; suppressed is recorded (migration 0005) when a rule immunity
+// kept an action from running.
 const (
 	OutcomePending    = "pending"    // no outcome recorded yet
-	OutcomeOverturned = "overturned" // an overturn covered it
-	OutcomeSuppressed = "suppressed" // a rule immunity kept it from acting
+	OutcomeOverturned = "overturned" // an overturn covered it (filter only)
+	OutcomeSuppressed = "suppressed"
 )
 
 // The list kinds, which cursors carry.
