@@ -128,7 +128,7 @@ func (s *Store) SearchEvents(ctx context.Context, f AuditFilter) (Page[EventSumm
 	}
 	limit := pageSize(f.Limit)
 	sql, args := eventsSQL(f, c, limit)
-	rows, err := s.pool.Query(ctx, sql, args...)
+	rows, err := s.search(ctx, sql, args...)
 	if err != nil {
 		return Page[EventSummary]{}, fmt.Errorf("search events: %w", err)
 	}
@@ -213,7 +213,7 @@ func (s *Store) SearchDecisions(ctx context.Context, f AuditFilter) (Page[Decisi
 	}
 	limit := pageSize(f.Limit)
 	sql, args := decisionsSQL(f, c, limit)
-	rows, err := s.pool.Query(ctx, sql, args...)
+	rows, err := s.search(ctx, sql, args...)
 	if err != nil {
 		return Page[DecisionSummary]{}, fmt.Errorf("search decisions: %w", err)
 	}
@@ -468,7 +468,7 @@ func (s *Store) Action(ctx context.Context, actionID int64) (ActionDetail, error
 
 // queryActions runs an actionSelect query and adds each action's attempts.
 func (s *Store) queryActions(ctx context.Context, sql string, args ...any) ([]ActionDetail, error) {
-	rows, err := s.pool.Query(ctx, sql, args...)
+	rows, err := s.search(ctx, sql, args...)
 	if err != nil {
 		return nil, err
 	}
