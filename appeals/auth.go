@@ -300,6 +300,12 @@ func (a *Authenticator) authenticate(ctx context.Context, token string) (Staff, 
 	if len(token) > maxTokenBytes {
 		return Staff{}, "", refuse("malformed", "token of %d bytes, over %d", len(token), maxTokenBytes)
 	}
+	// Go's base64 decoders skip \r and \n, so a token with one inserted
+	// would verify as the token without it: only the compact JWT alphabet
+	// (base64url and the dots) is accepted, one spelling per token.
+	if i := strings.IndexFunc(token, func(c rune) bool { return !isTokenChar(c) }); i >= 0 {
+		return Staff{}, "", refuse("malformed", "byte %d of the token is not base64url or '.'", i)
+	}
 	hdr, err := peekHeader(token)
 	if err != nil {
 		return Staff{}, "", refuse("malformed", "%w", err)
@@ -470,6 +476,12 @@ func peekHeader(token string) (tokenHeader, error) {
 		}
 	}
 	return h, nil
+}
+
+// isTokenChar reports whether c may appear in a compact JWT: base64url
+// (RFC 4648 §5, unpadded) or the dot between the parts.
+func isTokenChar(c rune) bool {
+	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
 }
 
 // validSubject reports whether sub can stand for a person in the audit

@@ -26,6 +26,10 @@ func FuzzAuthenticate(f *testing.F) {
 		f.Add(parts[0] + "." + parts[1] + "." + parts[2] + "=")
 		f.Add(b64([]byte(`{"alg":"none"}`)) + "." + parts[1] + ".")
 		f.Add(b64([]byte(`{"alg":"HS256","kid":"rsa-1"}`)) + "." + parts[1] + "." + parts[2])
+		// base64 decoders skip \r and \n: the same signature with one
+		// inserted must still be refused.
+		f.Add(tok[:len(tok)-4] + "\r" + tok[len(tok)-4:])
+		f.Add(parts[0] + "\n." + parts[1] + "." + parts[2])
 	}
 	f.Add("")
 	f.Add("..")

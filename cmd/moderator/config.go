@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"moderator/actions"
 	"moderator/appeals"
@@ -349,9 +350,10 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// staffAuth returns the staff API's authentication settings; ok is false
-// when neither a secret nor a JWKS URL is set, and the staff API is off.
-func (c *config) staffAuth(logger *slog.Logger) (cfg appeals.AuthConfig, ok bool) {
+// staffAuth returns the staff API's authentication settings, its metrics
+// going to reg (nil: none); ok is false when neither a secret nor a JWKS
+// URL is set, and the staff API is off.
+func (c *config) staffAuth(logger *slog.Logger, reg prometheus.Registerer) (cfg appeals.AuthConfig, ok bool) {
 	if c.AdminJWTSecret == "" && c.AdminJWKSURL == "" {
 		return appeals.AuthConfig{}, false
 	}
@@ -361,6 +363,7 @@ func (c *config) staffAuth(logger *slog.Logger) (cfg appeals.AuthConfig, ok bool
 		Audience:      c.AdminJWTAudience,
 		RatePerMinute: c.AdminRateLimit,
 		Logger:        logger,
+		Registerer:    reg,
 	}
 	if c.AdminJWTSecret != "" {
 		cfg.HS256Secret = []byte(c.AdminJWTSecret)

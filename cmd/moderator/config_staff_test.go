@@ -100,7 +100,7 @@ func TestLoadConfigStaffAuth(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, enabled := c.staffAuth(nil)
+			got, enabled := c.staffAuth(nil, nil)
 			if enabled != tt.enabled {
 				t.Fatalf("staff API enabled = %v, want %v", enabled, tt.enabled)
 			}

@@ -116,7 +116,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	webhookMetrics := webhook.NewMetrics(reg)
 	// The staff API; its overturns go through the action runner (reversal
 	// jobs, cancelled pending actions) and grant the immunity window.
-	api, err := staffAPI(ctx, cfg, logger, st, rules, newOverturner(st, runner, cfg.ImmunityWindow, logger, nil))
+	api, err := staffAPI(ctx, cfg, logger, reg, st, rules, newOverturner(st, runner, cfg.ImmunityWindow, logger, nil))
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"moderator/appeals"
 	"moderator/policy"
 	"moderator/store"
@@ -19,8 +21,8 @@ import (
 // to authenticate staff is configured (MODERATOR_ADMIN_JWT_SECRET or
 // MODERATOR_ADMIN_JWKS_URL), else a handler that answers 404 to all.
 // overturner carries out the overturns (nil: they answer 503).
-func staffAPI(ctx context.Context, cfg config, logger *slog.Logger, st *store.Store, rules *liveRules, overturner appeals.Overturner) (http.Handler, error) {
-	authCfg, ok := cfg.staffAuth(logger)
+func staffAPI(ctx context.Context, cfg config, logger *slog.Logger, reg prometheus.Registerer, st *store.Store, rules *liveRules, overturner appeals.Overturner) (http.Handler, error) {
+	authCfg, ok := cfg.staffAuth(logger, reg)
 	if !ok {
 		logger.Info("staff API off: set MODERATOR_ADMIN_JWT_SECRET or MODERATOR_ADMIN_JWKS_URL to enable /api/v1")
 		return appeals.Disabled(), nil

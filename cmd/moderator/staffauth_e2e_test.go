@@ -97,6 +97,19 @@ func TestStaffAuthEndToEnd(t *testing.T) {
 	if strings.Contains(logs, minted) || strings.Contains(logs, e2eAdminSecret) {
 		t.Error("the log holds a token or the secret")
 	}
+	m := s.get(t, "/metrics")
+	for _, want := range []string{
+		`moderator_staff_auth_refused_total{reason="wrong_audience"} 1`,
+		`moderator_staff_auth_refused_total{reason="wrong_issuer"} 1`,
+		`moderator_staff_auth_refused_total{reason="expired"} 1`,
+		`moderator_staff_auth_refused_total{reason="no_token"} 1`,
+		`moderator_staff_auth_refused_total{reason="bad_signature"} 0`,
+		`moderator_staff_jwks_fetch_errors_total 0`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 	if !strings.Contains(logs, `"wrong_audience"`) || !strings.Contains(logs, `"expired"`) {
 		t.Errorf("the log does not say why tokens were refused:\n%s", logs)
 	}
