@@ -301,7 +301,9 @@ func (s *Store) ListAppeals(ctx context.Context, f AppealFilter) (Page[Appeal], 
 }
 
 // DecideAppealUpheld records that the appeal is upheld (the action stands)
-// by reviewer for reason, and the staff audit row act, in one transaction.
+// by reviewer for reason, and the staff audit row act, in one transaction;
+// act's empty Actor, Act, Target and Reason default to the reviewer,
+// decide_appeal, "appeal:ID" and reason.
 // ErrAlreadyDecided when the appeal has a decision (the unique index on
 // appeal_decisions decides, so of two concurrent decisions one wins);
 // ErrNotFound when there is no such appeal.
@@ -313,6 +315,9 @@ func (s *Store) DecideAppealUpheld(ctx context.Context, appealID int64, reviewer
 			Reviewer: reviewer, Reason: reason})
 		if err != nil {
 			return err
+		}
+		if act.Actor == "" {
+			act.Actor = reviewer
 		}
 		if act.Target == "" {
 			act.Target = fmt.Sprintf("appeal:%d", appealID)

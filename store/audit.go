@@ -45,9 +45,6 @@ const (
 	kindTimeline  = "timeline"
 )
 
-// maxSummaryText is how much of a message's text a list row shows.
-const maxSummaryText = 280
-
 // EventSummary is one recorded event as lists show it.
 type EventSummary struct {
 	ID             int64      `json:"id" db:"id"`
@@ -344,22 +341,31 @@ type actionRow struct {
 	RevOutcome       *string    `db:"rev_outcome"`
 }
 
-const actionSelect = `SELECT a.id, a.event_id, coalesce(d.id, 0) AS decision_id, a.position, a.rule_id, a.type,
+// actionSelect reads actions with their outcome and reversal. The
+// reversal side is a lateral subquery kept apart (LIMIT 1: an action is
+// reversed at most once) and the decision a scalar subquery, so that the
+// planner has three relations to order, not eight: planning the eight-way
+// join cost more than running it.
+const actionSelect = `SELECT a.id, a.event_id,
+	coalesce((SELECT d.id FROM decisions d WHERE d.event_id = a.event_id), 0) AS decision_id, a.position, a.rule_id, a.type,
 	coalesce(a.target_user_id, '') AS target_user_id, coalesce(a.message_id, '') AS message_id,
 	coalesce(a.channel_cid, '') AS channel_cid, a.params, a.created_at,
 	coalesce(a.reverses_action_id, 0) AS reverses_action_id, coalesce(a.overturn_id, 0) AS overturn_id,
 	o.outcome, o.reason AS outcome_reason, o.request AS outcome_request, o.at AS outcome_at,
-	r.overturn_id AS rev_overturn_id, r.disposition AS rev_disposition, ov.reviewer AS rev_reviewer,
-	ov.reason AS rev_reason, r.created_at AS rev_at, r.reversal_action_id AS rev_action_id,
-	ra.type AS rev_type, rao.outcome AS rev_outcome
+	rv.rev_overturn_id, rv.rev_disposition, rv.rev_reviewer, rv.rev_reason, rv.rev_at, rv.rev_action_id,
+	rv.rev_type, rv.rev_outcome
 	FROM actions a
-	JOIN events e ON e.id = a.event_id
-	LEFT JOIN decisions d ON d.event_id = a.event_id
 	LEFT JOIN action_outcomes o ON o.action_id = a.id
-	LEFT JOIN action_reversals r ON r.action_id = a.id
-	LEFT JOIN overturns ov ON ov.id = r.overturn_id
-	LEFT JOIN actions ra ON ra.id = r.reversal_action_id
-	LEFT JOIN action_outcomes rao ON rao.action_id = ra.id`
+	LEFT JOIN LATERAL (
+		SELECT r.overturn_id AS rev_overturn_id, r.disposition AS rev_disposition, ov.reviewer AS rev_reviewer,
+			ov.reason AS rev_reason, r.created_at AS rev_at, r.reversal_action_id AS rev_action_id,
+			ra.type AS rev_type, rao.outcome AS rev_outcome
+		FROM action_reversals r
+		JOIN overturns ov ON ov.id = r.overturn_id
+		LEFT JOIN actions ra ON ra.id = r.reversal_action_id
+		LEFT JOIN action_outcomes rao ON rao.action_id = ra.id
+		WHERE r.action_id = a.id
+		LIMIT 1) AS rv ON true`
 
 func (r actionRow) detail() ActionDetail {
 	d := ActionDetail{ID: r.ID, EventID: r.EventID, DecisionID: r.DecisionID, Position: r.Position, RuleID: r.RuleID,
@@ -427,14 +433,14 @@ func actionsSQL(f AuditFilter, c *cursor, limit int) (string, []any) {
 		q.where("a.type = " + q.arg(f.ActionType))
 	}
 	if f.EventType != "" {
-		q.where("e.type = " + q.arg(f.EventType))
+		q.where("EXISTS (SELECT 1 FROM events e WHERE e.id = a.event_id AND e.type = " + q.arg(f.EventType) + ")")
 	}
 	switch f.Outcome {
 	case "":
 	case OutcomePending:
 		q.where("o.id IS NULL")
 	case OutcomeOverturned:
-		q.where("r.id IS NOT NULL")
+		q.where("rv.rev_overturn_id IS NOT NULL")
 	default:
 		q.where("o.outcome = " + q.arg(f.Outcome))
 	}

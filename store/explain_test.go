@@ -13,41 +13,14 @@ import (
 )
 
 // TestSearchPlansUseIndexes seeds a history large enough for the planner
-// to prefer indexes (40,000 events of 2,000 users in 200 channels, one of
-// them busy with a thread of 40 replies) and
-// checks, with EXPLAIN, that no filtered search reads a whole audit table.
+// to prefer indexes (seedBulk) and checks, with EXPLAIN, that no filtered
+// search reads a whole audit table, and that the filters 0008 is for use
+// its indexes.
 func TestSearchPlansUseIndexes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st := newSeedStore(t)
-	for _, stmt := range []string{
-		`INSERT INTO events (webhook_id, body_sha256, attempt, api_key, compressed, body_bytes, received_at, type,
-			created_at, user_id, channel_cid, message_id, own, ignored, payload, rule_set_version)
-		SELECT 'w' || i, sha256(('w' || i)::bytea), 1, 'k', false, 100,
-			timestamptz '2026-11-01' + i * interval '1 second', 'message.new', NULL,
-			'u' || (i % 2000), CASE WHEN i % 4 = 0 THEN 'messaging:c7' ELSE 'messaging:c' || (i % 200) END, 'm' || i, false, false,
-			jsonb_build_object('type', 'message.new', 'message', jsonb_build_object('id', 'm' || i, 'text', 'hello',
-				'parent_id', CASE WHEN i % 1000 = 7 AND i > 7 THEN 'm7' END)), 'v1'
-		FROM generate_series(1, 40000) AS i`,
-		`INSERT INTO decisions (event_id, decided_at, rule_set_version, matched_rules, enforced_rules, user_id,
-			channel_cid, message_id, matches, actions, errors)
-		SELECT id, received_at, 'v1', ARRAY['rule' || (id % 400)], ARRAY['rule' || (id % 400)], user_id, channel_cid,
-			message_id, jsonb_build_array(jsonb_build_object('rule_id', 'rule' || (id % 400), 'mode', 'enforce')),
-			jsonb_build_array(jsonb_build_object('type', 'flag')), '[]'
-		FROM events WHERE id % 3 = 0`,
-		`INSERT INTO actions (event_id, position, rule_id, type, target_user_id, message_id, channel_cid, params,
-			idempotency_key, created_at)
-		SELECT event_id, 0, matched_rules[1], 'flag', user_id, message_id, channel_cid, '{}', 'k' || event_id, decided_at
-		FROM decisions`,
-		`INSERT INTO action_outcomes (action_id, outcome, at) SELECT id, 'applied', created_at FROM actions WHERE id % 2 = 0`,
-		`INSERT INTO appeals (user_id, action_id, statement, source, recorded_by)
-		SELECT target_user_id, id, 's', 'email', 'ann' FROM actions WHERE id % 50 = 0`,
-		`ANALYZE`,
-	} {
-		if _, err := st.Pool().Exec(ctx, stmt); err != nil {
-			t.Fatalf("%s: %v", stmt, err)
-		}
-	}
+	seedBulk(t, st)
 	from := time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC)
 	filters := []store.AuditFilter{
 		{UserID: "u7"}, {ChannelCID: "messaging:c9"}, {RuleID: "rule7"}, {MessageID: "m300"},
@@ -105,6 +78,44 @@ func TestSearchPlansUseIndexes(t *testing.T) {
 		}
 		if idx := doc[0].Plan.indexes(); p.want != "" && !slices.Contains(idx, p.want) {
 			t.Errorf("%s: uses %v, want %s:\n%s", p.name, idx, p.want, out)
+		}
+	}
+}
+
+// seedBulk writes a large history straight in SQL: 40,000 events a second
+// apart from 2026-11-01 by 2,000 users in 200 channels (messaging:c7 busy
+// with a quarter of them, and a thread of 40 replies to m7), a decision on
+// every third event (400 rules), an action per decision, half of them
+// applied, and an appeal on every 50th action; then ANALYZE.
+func seedBulk(tb testing.TB, st *store.Store) {
+	tb.Helper()
+	ctx := context.Background()
+	for _, stmt := range []string{
+		`INSERT INTO events (webhook_id, body_sha256, attempt, api_key, compressed, body_bytes, received_at, type,
+			created_at, user_id, channel_cid, message_id, own, ignored, payload, rule_set_version)
+		SELECT 'w' || i, sha256(('w' || i)::bytea), 1, 'k', false, 100,
+			timestamptz '2026-11-01' + i * interval '1 second', 'message.new', NULL,
+			'u' || (i % 2000), CASE WHEN i % 4 = 0 THEN 'messaging:c7' ELSE 'messaging:c' || (i % 200) END, 'm' || i, false, false,
+			jsonb_build_object('type', 'message.new', 'message', jsonb_build_object('id', 'm' || i, 'text', 'hello',
+				'parent_id', CASE WHEN i % 1000 = 7 AND i > 7 THEN 'm7' END)), 'v1'
+		FROM generate_series(1, 40000) AS i`,
+		`INSERT INTO decisions (event_id, decided_at, rule_set_version, matched_rules, enforced_rules, user_id,
+			channel_cid, message_id, matches, actions, errors)
+		SELECT id, received_at, 'v1', ARRAY['rule' || (id % 400)], ARRAY['rule' || (id % 400)], user_id, channel_cid,
+			message_id, jsonb_build_array(jsonb_build_object('rule_id', 'rule' || (id % 400), 'mode', 'enforce')),
+			jsonb_build_array(jsonb_build_object('type', 'flag')), '[]'
+		FROM events WHERE id % 3 = 0`,
+		`INSERT INTO actions (event_id, position, rule_id, type, target_user_id, message_id, channel_cid, params,
+			idempotency_key, created_at)
+		SELECT event_id, 0, matched_rules[1], 'flag', user_id, message_id, channel_cid, '{}', 'k' || event_id, decided_at
+		FROM decisions`,
+		`INSERT INTO action_outcomes (action_id, outcome, at) SELECT id, 'applied', created_at FROM actions WHERE id % 2 = 0`,
+		`INSERT INTO appeals (user_id, action_id, statement, source, recorded_by)
+		SELECT target_user_id, id, 's', 'email', 'ann' FROM actions WHERE id % 50 = 0`,
+		`ANALYZE`,
+	} {
+		if _, err := st.Pool().Exec(ctx, stmt); err != nil {
+			tb.Fatalf("%s: %v", stmt, err)
 		}
 	}
 }

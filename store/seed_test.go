@@ -69,7 +69,7 @@ type seed struct {
 
 // newSeedStore returns a store on a migrated database of the test's own,
 // so that counts and full-list comparisons see only what the test wrote.
-func newSeedStore(t *testing.T) *store.Store {
+func newSeedStore(t testing.TB) *store.Store {
 	t.Helper()
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, storetest.NewDatabase(t))
