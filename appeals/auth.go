@@ -156,11 +156,6 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 			Name: "moderator_staff_jwks_fetch_errors_total",
 			Help: "Failed fetches of the identity provider's JWKS (MODERATOR_ADMIN_JWKS_URL).",
 		})
-		for _, c := range []prometheus.Collector{a.refused, fetchErrors} {
-			if err := cfg.Registerer.Register(c); err != nil {
-				return nil, fmt.Errorf("staff auth: register metrics: %w", err)
-			}
-		}
 	}
 	if len(cfg.HS256Secret) > 0 {
 		a.secret = append([]byte(nil), cfg.HS256Secret...)
@@ -178,15 +173,22 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 			jwt.WithAudience(cfg.Audience),
 		})...)
 	}
+	if cfg.Registerer != nil { // last, so that a refused config registers nothing
+		for _, c := range []prometheus.Collector{a.refused, fetchErrors} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("staff auth: register metrics: %w", err)
+			}
+		}
+	}
 	return a, nil
 }
 
 // newJWKS builds the key-set cache with jwkset: a fetch at start, a
 // refresh every jwksRefreshInterval (which also forgets revoked keys),
 // and on an unknown kid one refresh at most every jwksUnknownKIDEvery (a
-// request waits at most wait, jwksUnknownKIDWait, for its turn and fetch,
-// else fails at once), each fetch bounded in time and size. The refresher
-// ends with ctx.
+// request waits at most wait, jwksUnknownKIDWait in service, for its turn
+// and the fetch, else fails at once), each fetch bounded in time and
+// size. The refresher ends with ctx.
 func newJWKS(ctx context.Context, u string, client *http.Client, logger *slog.Logger, fetchErrors prometheus.Counter, wait time.Duration) (jwkset.Storage, error) {
 	c := &http.Client{Timeout: jwksTimeout}
 	if client != nil {

@@ -1,6 +1,7 @@
 package appeals_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -151,9 +152,21 @@ func TestAuthorisationMatrix(t *testing.T) {
 				t.Fatalf("x-role %q is not a role", e.role)
 			}
 			for _, r := range allowed {
-				code, raw := a.call(t, e.method, path, token(t, "ok-"+string(r), r), body)
+				sub := "ok-" + string(r) + "-" + e.method + e.pattern // unique per call, for the audit check
+				code, raw := a.call(t, e.method, path, token(t, sub, r), body)
 				if code == http.StatusUnauthorized || code == http.StatusForbidden || code >= 500 {
 					t.Errorf("role %s: %d %s, want 2xx or a 4xx about the request", r, code, raw)
+				}
+				// A read that was answered left its one staff audit row.
+				if e.method == http.MethodGet && code == http.StatusOK {
+					var n int
+					err := a.st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM staff_audit WHERE actor = $1 AND role = $2`, sub, string(r)).Scan(&n)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if n != 1 {
+						t.Errorf("role %s: %d staff audit rows for the read, want 1", r, n)
+					}
 				}
 			}
 		})

@@ -323,6 +323,17 @@ func MarkOf(ev *Event) (Mark, bool) {
 	}, true
 }
 
+// YoungAuthor reports whether ev is a new message whose author's account
+// was younger than YoungAccount: what counts.channel_young_messages
+// counts (MarkOf(ev).Young, without the text work).
+func YoungAuthor(ev *Event) bool {
+	if ev == nil || ev.Type != "message.new" || ev.Message == nil {
+		return false
+	}
+	u := subjectUser(ev)
+	return u != nil && u.ID != "" && accountAge(eventNow(ev), u.CreatedAt.Time) < YoungAccount
+}
+
 // Fingerprint returns the fingerprint of a message text (see Mark): the
 // letters of Normalize(text), repeats collapsed, hashed; 0 when there are
 // none.

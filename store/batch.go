@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"moderator/policy"
 )
 
 // Batcher groups concurrent RecordEvent calls into shared transactions
@@ -16,8 +19,13 @@ import (
 // flusher takes whatever is queued the moment it is free, so batching
 // adds no delay of its own.
 type Batcher struct {
-	store    *Store
-	queue    chan *pending
+	store *Store
+	queue chan *pending
+	// keyed holds a queue per flusher for records with a Judge, by their
+	// user: one user's events always share a flusher, so the flushers of
+	// one replica never wait for each other's counter locks (a busy user
+	// is in almost every batch), and a batch judges them in order.
+	keyed    []chan *pending
 	maxBatch int
 	flushers int
 	timeout  time.Duration
@@ -53,8 +61,12 @@ func NewBatcher(s *Store, cfg BatcherConfig) *Batcher {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
 	}
-	return &Batcher{store: s, queue: make(chan *pending, cfg.MaxBatch*cfg.Flushers), maxBatch: cfg.MaxBatch,
+	b := &Batcher{store: s, queue: make(chan *pending, cfg.MaxBatch*cfg.Flushers), maxBatch: cfg.MaxBatch,
 		flushers: cfg.Flushers, timeout: cfg.Timeout, hook: cfg.Hook}
+	for range cfg.Flushers {
+		b.keyed = append(b.keyed, make(chan *pending, cfg.MaxBatch))
+	}
+	return b
 }
 
 // ErrBatcherStopped is returned for records queued after Run returned.
@@ -65,38 +77,49 @@ var ErrBatcherStopped = errors.New("event batcher stopped")
 // cancel it only after the HTTP server has stopped taking requests.
 func (b *Batcher) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	for range b.flushers {
-		wg.Go(func() { b.flushLoop(ctx) })
+	for _, own := range b.keyed {
+		wg.Go(func() { b.flushLoop(ctx, own) })
 	}
 	wg.Wait()
 	// Flush anything that raced with cancellation.
-	for {
-		batch := b.take(nil)
-		if len(batch) == 0 {
-			return
+	for _, own := range b.keyed {
+		for {
+			batch := b.take(nil, own)
+			if len(batch) == 0 {
+				break
+			}
+			b.flush(batch)
 		}
-		b.flush(batch)
 	}
 }
 
-func (b *Batcher) flushLoop(ctx context.Context) {
+func (b *Batcher) flushLoop(ctx context.Context, own chan *pending) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case p := <-own:
+			b.flush(b.take(p, own))
 		case p := <-b.queue:
-			b.flush(b.take(p))
+			b.flush(b.take(p, own))
 		}
 	}
 }
 
-// take returns first (if any) and every record queued now, up to maxBatch.
-func (b *Batcher) take(first *pending) []*pending {
+// take returns first (if any) and every record queued now in the
+// flusher's own queue and the shared one, up to maxBatch.
+func (b *Batcher) take(first *pending, own chan *pending) []*pending {
 	batch := make([]*pending, 0, b.maxBatch)
 	if first != nil {
 		batch = append(batch, first)
 	}
 	for len(batch) < b.maxBatch {
+		select {
+		case p := <-own:
+			batch = append(batch, p)
+			continue
+		default:
+		}
 		select {
 		case p := <-b.queue:
 			batch = append(batch, p)
@@ -140,8 +163,12 @@ func (b *Batcher) flush(batch []*pending) {
 // has the semantics of Store.RecordEvent.
 func (b *Batcher) RecordEvent(ctx context.Context, rec EventRecord) (RecordResult, error) {
 	p := &pending{rec: rec, done: make(chan batchResult, 1)}
+	q := b.queue
+	if rec.Judge != nil && rec.Event != nil {
+		q = b.keyed[int(uint32(routeKey(rec)))%len(b.keyed)]
+	}
 	select {
-	case b.queue <- p:
+	case q <- p:
 	case <-ctx.Done():
 		return RecordResult{}, fmt.Errorf("queue event: %w", ctx.Err())
 	}
@@ -153,6 +180,20 @@ func (b *Batcher) RecordEvent(ctx context.Context, rec EventRecord) (RecordResul
 		// answered as a duplicate.
 		return RecordResult{}, fmt.Errorf("record event: %w", ctx.Err())
 	}
+}
+
+// routeKey picks the flusher of a record to judge: by its user, so that
+// one user's events never wait for each other's counter locks across this
+// replica's flushers; or, for a young account's message when a channel
+// counter is read, by its channel, whose lock that message takes (a raid
+// is many young accounts in one channel, and they then share a flusher
+// instead of taking turns between two).
+func routeKey(rec EventRecord) int32 {
+	if cid := rec.Event.ChannelCID(); cid != "" && policy.YoungAuthor(rec.Event) &&
+		slices.ContainsFunc(rec.Judge.History, policy.HistoryKey.IsChannel) {
+		return lockKey("channel", cid)
+	}
+	return lockKey("user", rec.Event.SubjectUserID())
 }
 
 // isServerError reports whether Postgres itself refused a statement (bad

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"hash/fnv"
@@ -53,16 +54,15 @@ type judged struct {
 }
 
 // judgeRecords computes the history of the fresh records that carry a
-// Judge, in batch order, and sets their Decision. It takes the advisory
-// locks of their users (and of the channels young accounts post in, when
-// a channel counter is read) in sorted order, so that concurrent batches
-// on any replica serialise per key without deadlocking, and each sees the
-// rows the others committed; it writes their counter marks and reads
-// every value in two statements.
+// Judge, in batch order, and sets their Decision. The transaction holds
+// the advisory locks of their users (and of the channels young accounts
+// post in, when a channel counter is read; see judgeLocks), so that
+// concurrent batches on any replica serialise per key and each sees the
+// rows the others committed. It writes their counter marks and reads
+// every value in one statement.
 func judgeRecords(ctx context.Context, tx pgx.Tx, recs []EventRecord, results []RecordResult) error {
 	var todo []judged
 	var keys []policy.HistoryKey
-	channels := false
 	for i := range recs {
 		j := recs[i].Judge
 		if j == nil || results[i].Duplicate != "" {
@@ -79,15 +79,14 @@ func judgeRecords(ctx context.Context, tx pgx.Tx, recs []EventRecord, results []
 			if !slices.Contains(keys, k) {
 				keys = append(keys, k)
 			}
-			channels = channels || k.IsChannel()
 		}
 	}
 	if len(todo) == 0 {
 		return nil
 	}
-	if err := lockAndMark(ctx, tx, results, todo, historyLocks(todo, channels)); err != nil {
-		return err
-	}
+	// Records are judged in the order of their event ids (the batch's
+	// order, as the insert numbers them): each counts the ones before it.
+	slices.SortFunc(todo, func(a, b judged) int { return cmp.Compare(results[a.i].EventID, results[b.i].EventID) })
 	hist, err := readHistory(ctx, tx, results, todo, keys)
 	if err != nil {
 		return err
@@ -117,21 +116,31 @@ func lockKey(kind, id string) int32 {
 	return int32(h.Sum32())
 }
 
-// historyLocks returns the transaction's advisory lock keys, sorted: the
-// user of every judged record (each writes a mark and reads its user's
+// judgeLocks returns the advisory lock keys of the records to judge,
+// sorted: the user of every one (each writes a mark and reads its user's
 // counts, or reads its strikes, written by the same transactions), and,
 // when a channel counter is read, the channel of every young account's
 // message, which is what that counter counts. A message from an older
 // account only reads the channel's committed count: it adds nothing to
 // it, so reading without the lock is the same as being judged just
 // before the messages in flight, and busy channels do not serialise.
-func historyLocks(todo []judged, channels bool) []int32 {
+//
+// RecordEvents takes them in the statement that inserts the events,
+// before any row is written (duplicates' keys included: they are not
+// known yet), so that a transaction holds every lock before it waits for
+// anything else, and cannot deadlock; the history read, a later
+// statement, then sees whatever the previous holders committed.
+func judgeLocks(recs []EventRecord) []int32 {
 	var locks []int32
-	for _, jr := range todo {
-		if u := jr.ev.SubjectUserID(); u != "" {
+	for _, r := range recs {
+		if r.Judge == nil || r.Event == nil {
+			continue
+		}
+		if u := r.Event.SubjectUserID(); u != "" {
 			locks = append(locks, lockKey("user", u))
 		}
-		if c := jr.ev.ChannelCID(); channels && c != "" && jr.mark != nil && jr.mark.Young {
+		if c := r.Event.ChannelCID(); c != "" && slices.ContainsFunc(r.Judge.History, policy.HistoryKey.IsChannel) &&
+			policy.YoungAuthor(r.Event) {
 			locks = append(locks, lockKey("channel", c))
 		}
 	}
@@ -139,61 +148,13 @@ func historyLocks(todo []judged, channels bool) []int32 {
 	return slices.Compact(locks)
 }
 
-// lockAndMark takes the advisory locks, in the order given, and writes
-// the counter marks of the judged new messages, in one statement: the
-// locks are an InitPlan, taken before the first row is written. The
-// history read that follows is a new statement, whose snapshot includes
-// whatever the transactions that held the locks committed.
-func lockAndMark(ctx context.Context, tx pgx.Tx, results []RecordResult, todo []judged, locks []int32) error {
-	var (
-		ids   []int64
-		users []string
-		chans []*string
-		ats   []*time.Time
-		links []int32
-		fps   []*int64
-		young []bool
-	)
-	for _, jr := range todo {
-		m := jr.mark
-		if m == nil {
-			continue
-		}
-		ids = append(ids, results[jr.i].EventID)
-		users = append(users, m.UserID)
-		chans = append(chans, nullString(m.ChannelCID))
-		ats = append(ats, jr.at)
-		links = append(links, int32(m.Links))
-		var fp *int64
-		if m.Fingerprint != 0 {
-			fp = &m.Fingerprint
-		}
-		fps = append(fps, fp)
-		young = append(young, m.Young)
-	}
-	if len(ids) == 0 {
-		if len(locks) == 0 {
-			return nil
-		}
-		// unnest yields the keys in array order, so they are taken sorted.
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int[]) AS k`, lockClass, locks); err != nil {
-			return fmt.Errorf("lock counters: %w", err)
-		}
-		return nil
-	}
-	_, err := tx.Exec(ctx, `
-		INSERT INTO counter_marks (event_id, user_id, channel_cid, at, links, fingerprint, young)
-		SELECT e, u, c, coalesce(a, now()), l, f, y
-		FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::int[], $6::bigint[], $7::bool[])
-			AS r(e, u, c, a, l, f, y)
-		WHERE (SELECT count(pg_advisory_xact_lock($8, k)) FROM unnest($9::int[]) AS k) >= 0
-		ON CONFLICT (event_id) DO NOTHING`,
-		ids, users, chans, ats, links, fps, young, lockClass, locks)
-	if err != nil {
-		return fmt.Errorf("lock counters and insert counter marks: %w", err)
-	}
-	return nil
-}
+// HistoryCap bounds the rows one history value is computed from: the most
+// recent HistoryCap counter marks of the user (or young accounts' marks
+// of the channel) in the longest window read, and the user's most recent
+// HistoryCap actions. Counts are exact up to it and stop near it, far
+// above any threshold a rule needs, so that counting a flood of messages
+// costs a bounded amount per message however long the flood goes on.
+const HistoryCap = 1000
 
 // readHistory reads every key for every judged record in one statement.
 // A record counts the marks committed by other transactions and, of its
@@ -212,32 +173,45 @@ func readHistory(ctx context.Context, tx pgx.Tx, results []RecordResult, todo []
 		return out, nil
 	}
 	var (
-		ords   []int32
-		users  []string
-		chans  []*string
-		ats    []*time.Time
-		fps    []*int64
-		bmIDs  []int64
-		bmOrds []int32
+		ords  []int32
+		users []string
+		chans []*string
+		ats   []*time.Time
+		fps   []*int64
+		eids  []int64
+		// the batch's marks
+		mIDs   []int64
+		mUsers []string
+		mChans []*string
+		mAts   []*time.Time
+		mLinks []int32
+		mFps   []*int64
+		mYoung []bool
 	)
 	for n, jr := range todo {
 		ords = append(ords, int32(n))
+		eids = append(eids, results[jr.i].EventID)
 		users = append(users, jr.ev.SubjectUserID())
 		chans = append(chans, nullString(jr.ev.ChannelCID()))
 		ats = append(ats, jr.at)
 		var fp *int64
-		if jr.mark != nil {
-			if jr.mark.Fingerprint != 0 {
-				fp = &jr.mark.Fingerprint
+		if m := jr.mark; m != nil {
+			if m.Fingerprint != 0 {
+				fp = &m.Fingerprint
 			}
-			bmIDs = append(bmIDs, results[jr.i].EventID)
-			bmOrds = append(bmOrds, int32(n))
+			mIDs = append(mIDs, results[jr.i].EventID)
+			mUsers = append(mUsers, m.UserID)
+			mChans = append(mChans, nullString(m.ChannelCID))
+			mAts = append(mAts, jr.at)
+			mLinks = append(mLinks, int32(m.Links))
+			mFps = append(mFps, fp)
+			mYoung = append(mYoung, m.Young)
 		} else if f := policy.Fingerprint(messageText(jr.ev)); f != 0 {
 			fp = &f
 		}
 		fps = append(fps, fp)
 	}
-	args := []any{ords, users, chans, ats, fps}
+	args := []any{ords, users, chans, ats, fps, eids, mIDs, mUsers, mChans, mAts, mLinks, mFps, mYoung}
 	param := func(v any) string {
 		args = append(args, v)
 		return fmt.Sprintf("$%d", len(args))
@@ -280,23 +254,33 @@ func readHistory(ctx context.Context, tx pgx.Tx, results []RecordResult, todo []
 			maxUser = max(maxUser, k.Window)
 		}
 	}
-	// A mark of this batch counts only for the records judged after it.
-	var batchOrder string
-	if len(user) > 0 || len(channel) > 0 {
-		batchOrder = fmt.Sprintf(`coalesce((%s::int[])[array_position(%s::bigint[], m.event_id)], -1) <= b.ord`, param(bmOrds), param(bmIDs))
-	}
+	// The statement cannot see the marks it writes (ins, below): the
+	// batch's own come from bm, each counted for its own record and those
+	// judged after it (a later event id).
+	limit := param(HistoryCap)
+	const markCols = `m.event_id, m.user_id, m.channel_cid, m.at, m.links, m.fingerprint, m.young`
 	var sel, joins []string
 	if len(user) > 0 {
 		sel = append(sel, "u.*")
 		joins = append(joins, `LEFT JOIN LATERAL (SELECT `+aliased(user, "u")+`
-			FROM counter_marks m
-			WHERE m.user_id = b.user_id AND `+within("m.at", maxUser)+` AND `+batchOrder+`) u ON true`)
+			FROM (SELECT * FROM (
+					(SELECT `+markCols+` FROM counter_marks m
+						WHERE m.user_id = b.user_id AND `+within("m.at", maxUser)+` ORDER BY m.at DESC LIMIT `+limit+`)
+					UNION ALL
+					SELECT `+markCols+` FROM bm m
+						WHERE m.user_id = b.user_id AND m.event_id <= b.event_id AND `+within("m.at", maxUser)+`) m
+				ORDER BY m.at DESC LIMIT `+limit+`) m) u ON true`)
 	}
 	if len(channel) > 0 {
 		sel = append(sel, "c.*")
 		joins = append(joins, `LEFT JOIN LATERAL (SELECT `+aliased(channel, "c")+`
-			FROM counter_marks m
-			WHERE m.channel_cid = b.channel_cid AND m.young AND `+within("m.at", maxChannel)+` AND `+batchOrder+`) c ON true`)
+			FROM (SELECT * FROM (
+					(SELECT `+markCols+` FROM counter_marks m
+						WHERE m.channel_cid = b.channel_cid AND m.young AND `+within("m.at", maxChannel)+` ORDER BY m.at DESC LIMIT `+limit+`)
+					UNION ALL
+					SELECT `+markCols+` FROM bm m
+						WHERE m.channel_cid = b.channel_cid AND m.young AND m.event_id <= b.event_id AND `+within("m.at", maxChannel)+`) m
+				ORDER BY m.at DESC LIMIT `+limit+`) m) c ON true`)
 	}
 	if len(strike) > 0 {
 		sel = append(sel, "s.*")
@@ -305,12 +289,21 @@ func readHistory(ctx context.Context, tx pgx.Tx, results []RecordResult, todo []
 				FROM actions a JOIN events e ON e.id = a.event_id
 				WHERE a.target_user_id = b.user_id AND a.reverses_action_id IS NULL
 					AND NOT EXISTS (SELECT 1 FROM action_outcomes o WHERE o.action_id = a.id AND o.outcome = ANY(`+param(strikeOutcomes)+`))
-					AND NOT EXISTS (SELECT 1 FROM action_reversals r WHERE r.action_id = a.id)) a
+					AND NOT EXISTS (SELECT 1 FROM action_reversals r WHERE r.action_id = a.id)
+				ORDER BY a.created_at DESC LIMIT `+limit+`) a
 			WHERE `+within("a.t", maxStrike)+`) s ON true`)
 	}
 	sql := `WITH b AS (
-			SELECT ord, user_id, channel_cid, coalesce(at, now()) AS at, fp
-			FROM unnest($1::int[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[]) AS b(ord, user_id, channel_cid, at, fp))
+			SELECT ord, user_id, channel_cid, coalesce(at, now()) AS at, fp, event_id
+			FROM unnest($1::int[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[], $6::bigint[])
+				AS b(ord, user_id, channel_cid, at, fp, event_id)),
+		bm AS (
+			SELECT event_id, user_id, channel_cid, coalesce(at, now()) AS at, links, fingerprint, young
+			FROM unnest($7::bigint[], $8::text[], $9::text[], $10::timestamptz[], $11::int[], $12::bigint[], $13::bool[])
+				AS bm(event_id, user_id, channel_cid, at, links, fingerprint, young)),
+		ins AS (
+			INSERT INTO counter_marks (event_id, user_id, channel_cid, at, links, fingerprint, young)
+			SELECT * FROM bm ON CONFLICT (event_id) DO NOTHING)
 		SELECT b.ord, ` + strings.Join(sel, ", ") + ` FROM b ` + strings.Join(joins, " ") + ` ORDER BY b.ord`
 	rows, err := tx.Query(ctx, sql, args...)
 	if err != nil {
@@ -366,8 +359,8 @@ func messageText(ev *policy.Event) string {
 	return ev.Message.Text
 }
 
-// addBatchStrikes adds to h the strikes of the user's earlier events in
-// this batch: their actions are written after the whole batch is judged,
+// addBatchStrikes adds to h the strikes of the user's earlier events (by
+// event id) in this batch: their actions are written after the whole batch is judged,
 // so the query cannot see them. Each counts as it would once recorded
 // with no outcome yet (pending), by the actions its decision requested.
 func addBatchStrikes(h policy.History, recs []EventRecord, results []RecordResult, jr judged, keys []policy.HistoryKey) {
@@ -376,7 +369,10 @@ func addBatchStrikes(h policy.History, recs []EventRecord, results []RecordResul
 		return
 	}
 	now := policyNow(jr.ev)
-	for i := range jr.i {
+	for i := range recs {
+		if results[i].EventID >= results[jr.i].EventID {
+			continue
+		}
 		d, ev := recs[i].Decision, recs[i].Event
 		if results[i].Duplicate != "" || d == nil || len(d.Actions) == 0 || recs[i].Own || ev.SubjectUserID() != user ||
 			ev.Type == policy.EventBeforeSend {

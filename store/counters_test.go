@@ -534,3 +534,30 @@ func TestExpireCounterMarks(t *testing.T) {
 		t.Fatalf("ExpireCounterMarks(0, 2) again: got %d, %v, want 1", n, err)
 	}
 }
+
+// TestCountsStopAtTheCap: a flood far past any threshold costs a bounded
+// amount to count: values stop at store.HistoryCap. It also judges one
+// big batch in order: each message counts those before it.
+func TestCountsStopAtTheCap(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.Store(t)
+	j := newJudging(t, counterRules)
+	user := t.Name()
+	var recs []store.EventRecord
+	n := store.HistoryCap + 5
+	for i := range n {
+		m := message{id: fmt.Sprintf("%s-%d", user, i), user: user, channel: "messaging:cap", text: "spam",
+			at: t0.Add(time.Duration(i) * time.Millisecond)}
+		recs = append(recs, j.record(t, m.id, m.body()))
+	}
+	if _, err := st.RecordEvents(ctx, recs, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{0, 9, store.HistoryCap - 1, n - 1} {
+		want := min(i+1, store.HistoryCap)
+		if got := j.saw(fmt.Sprintf("%s-%d", user, i), `counts.user_messages("1m")`); got != want {
+			t.Errorf("message %d: counts.user_messages(\"1m\") = %d, want %d", i+1, got, want)
+		}
+	}
+}

@@ -127,7 +127,17 @@ func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord, hook TxHoo
 	defer tx.Rollback(context.WithoutCancel(ctx))
 
 	// One statement for the whole batch; WITH ORDINALITY keeps the
-	// caller's order so the first of several identical records wins.
+	// caller's order so the first of several identical records wins. When
+	// records are to be judged, it first takes their counter locks (an
+	// InitPlan, run before the first row is written; see judgeLocks).
+	args := []any{webhookIDs, sums, attempts, apiKeys, compressed, sizes, types, createdAts, userIDs, actorIDs,
+		channelCIDs, messageIDs, own, ignored, payloads, versions}
+	lock := ""
+	if locks := judgeLocks(recs); len(locks) > 0 {
+		// unnest yields the keys in array order, so they are taken sorted.
+		lock = "WHERE (SELECT count(pg_advisory_xact_lock($17, k)) FROM unnest($18::int[]) AS k) >= 0"
+		args = append(args, lockClass, locks)
+	}
 	rows, err := tx.Query(ctx, `
 		INSERT INTO events (webhook_id, body_sha256, attempt, api_key, compressed, body_bytes,
 			type, created_at, user_id, actor_id, channel_cid, message_id, own, ignored, payload, rule_set_version)
@@ -135,11 +145,10 @@ func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord, hook TxHoo
 		FROM unnest($1::text[], $2::bytea[], $3::int[], $4::text[], $5::bool[], $6::int[], $7::text[],
 			$8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bool[], $14::bool[], $15::text[], $16::text[])
 			WITH ORDINALITY AS r(w, h, a, k, c, b, t, ca, u, ac, ch, m, o, ig, p, v, ord)
+		`+lock+`
 		ORDER BY ord
 		ON CONFLICT DO NOTHING
-		RETURNING id, webhook_id, body_sha256`,
-		webhookIDs, sums, attempts, apiKeys, compressed, sizes, types, createdAts, userIDs, actorIDs,
-		channelCIDs, messageIDs, own, ignored, payloads, versions)
+		RETURNING id, webhook_id, body_sha256`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("insert events: %w", err)
 	}
