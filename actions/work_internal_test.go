@@ -23,6 +23,10 @@ type memLedger struct {
 	mu       sync.Mutex
 	outcomes map[int64]OutcomeRecord
 	attempts []Attempt
+	// supersedeAt, when not 0, makes that read of an outcome and later ones
+	// answer superseded, as if an overturn had committed in between.
+	supersedeAt int
+	reads       int
 }
 
 func (l *memLedger) InsertActionsTx(context.Context, pgx.Tx, []NewAction) ([]int64, error) {
@@ -40,6 +44,10 @@ func (l *memLedger) RecordOutcomesTx(context.Context, pgx.Tx, []OutcomeRecord) e
 func (l *memLedger) Outcome(_ context.Context, id int64) (Outcome, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.reads++
+	if l.supersedeAt > 0 && l.reads >= l.supersedeAt {
+		return Superseded, nil
+	}
 	return l.outcomes[id].Outcome, nil
 }
 
@@ -345,5 +353,26 @@ func TestReversalLimiters(t *testing.T) {
 	}
 	if l.forType(Unwarn) != l.forType(policy.ActionDelete) {
 		t.Fatal("unwarn does not share delete's limiter")
+	}
+}
+
+// TestWorkRechecksAfterWaiting: an action that waited for its endpoint's
+// budget reads its outcome again before calling Stream, so an overturn
+// that superseded it meanwhile keeps it from being sent.
+func TestWorkRechecksAfterWaiting(t *testing.T) {
+	t.Parallel()
+	fake := streamtest.New(t)
+	r, ledger := newTestRunner(t, fake, false)
+	ledger.supersedeAt = 2                         // the first read finds it pending, the one after the wait superseded
+	r.limiters.forType(policy.ActionBan).Reserve() // the budget's one token: the job waits for the next
+	args := JobArgs{ActionID: 8, Key: "e1-a0", Action: policy.Action{Type: policy.ActionBan, RuleID: "r"}, Target: Target{UserID: "u"}}
+	if err := r.work(context.Background(), &rivertype.JobRow{Attempt: 1, MaxAttempts: 5}, args); err != nil {
+		t.Fatalf("got %v, want nil", err)
+	}
+	if ledger.reads != 2 {
+		t.Fatalf("read the outcome %d times, want 2 (before and after the wait)", ledger.reads)
+	}
+	if n := len(fake.Requests()); n != 0 || len(ledger.attempts) != 0 {
+		t.Fatalf("got %d requests and %d attempts for a superseded action, want none", n, len(ledger.attempts))
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -87,9 +88,9 @@ type AuthConfig struct {
 // as long as the context given there.
 type Authenticator struct {
 	secret  []byte
-	jwks    jwkset.Storage // nil without JWKSURL
-	hs      *jwt.Parser    // nil without a secret
-	idp     *jwt.Parser    // nil without JWKSURL
+	jwks    *keySet     // nil without JWKSURL
+	hs      *jwt.Parser // nil without a secret
+	idp     *jwt.Parser // nil without JWKSURL
 	logger  *slog.Logger
 	limiter *subjectLimiter
 	refused *prometheus.CounterVec // nil without a Registerer
@@ -103,10 +104,11 @@ var refusalReasons = []string{
 	"alg_not_allowed", "unknown_key", "invalid", "rate_limited",
 }
 
-// NewAuthenticator checks cfg and, with a JWKS URL, fetches the key set
-// once (a failure is logged, not returned: the service starts while the
-// identity provider is down, and an unknown kid triggers a new fetch). The
-// key set is refreshed every 15 minutes until ctx ends.
+// NewAuthenticator checks cfg and, with a JWKS URL, starts fetching the key
+// set without waiting for it: the service starts, and takes webhooks, while
+// the identity provider is slow or down (a failed fetch is logged; an
+// unknown kid triggers a new one). The key set is refreshed every 15
+// minutes until ctx ends.
 func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, error) {
 	if len(cfg.HS256Secret) == 0 && cfg.JWKSURL == "" {
 		return nil, errors.New("staff auth: neither an HS256 secret nor a JWKS URL is configured")
@@ -156,27 +158,30 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 			Name: "moderator_staff_jwks_fetch_errors_total",
 			Help: "Failed fetches of the identity provider's JWKS (MODERATOR_ADMIN_JWKS_URL).",
 		})
-		for _, c := range []prometheus.Collector{a.refused, fetchErrors} {
-			if err := cfg.Registerer.Register(c); err != nil {
-				return nil, fmt.Errorf("staff auth: register metrics: %w", err)
-			}
-		}
 	}
 	if len(cfg.HS256Secret) > 0 {
 		a.secret = append([]byte(nil), cfg.HS256Secret...)
 		a.hs = jwt.NewParser(slices.Concat(common, []jwt.ParserOption{jwt.WithValidMethods([]string{"HS256"})})...)
 	}
 	if cfg.JWKSURL != "" {
-		st, err := newJWKS(ctx, cfg.JWKSURL, cfg.HTTPClient, cfg.Logger, fetchErrors, jwksUnknownKIDWait)
-		if err != nil {
-			return nil, err
+		if _, err := url.ParseRequestURI(cfg.JWKSURL); err != nil {
+			return nil, fmt.Errorf("staff auth: JWKS URL: %w", err)
 		}
-		a.jwks = st
+		a.jwks = loadKeySet(func() (jwkset.Storage, error) {
+			return newJWKS(ctx, cfg.JWKSURL, cfg.HTTPClient, cfg.Logger, fetchErrors, jwksUnknownKIDWait)
+		}, cfg.Logger)
 		a.idp = jwt.NewParser(slices.Concat(common, []jwt.ParserOption{
 			jwt.WithValidMethods([]string{"RS256", "ES256"}),
 			jwt.WithIssuer(cfg.Issuer),
 			jwt.WithAudience(cfg.Audience),
 		})...)
+	}
+	if cfg.Registerer != nil { // last, so that a refused config registers nothing
+		for _, c := range []prometheus.Collector{a.refused, fetchErrors} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("staff auth: register metrics: %w", err)
+			}
+		}
 	}
 	return a, nil
 }
@@ -184,9 +189,9 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 // newJWKS builds the key-set cache with jwkset: a fetch at start, a
 // refresh every jwksRefreshInterval (which also forgets revoked keys),
 // and on an unknown kid one refresh at most every jwksUnknownKIDEvery (a
-// request waits at most wait, jwksUnknownKIDWait, for its turn and fetch,
-// else fails at once), each fetch bounded in time and size. The refresher
-// ends with ctx.
+// request waits at most wait, jwksUnknownKIDWait in service, for its turn
+// and the fetch, else fails at once), each fetch bounded in time and
+// size. The refresher ends with ctx.
 func newJWKS(ctx context.Context, u string, client *http.Client, logger *slog.Logger, fetchErrors prometheus.Counter, wait time.Duration) (jwkset.Storage, error) {
 	c := &http.Client{Timeout: jwksTimeout}
 	if client != nil {
@@ -222,6 +227,45 @@ func newJWKS(ctx context.Context, u string, client *http.Client, logger *slog.Lo
 		return nil, fmt.Errorf("staff auth: JWKS %s: %w", u, err)
 	}
 	return st, nil
+}
+
+// keySet is the identity provider's key set, usable once its first fetch
+// has ended (successfully or not), which happens in the background.
+type keySet struct {
+	ready chan struct{} // closed when st is set
+	st    jwkset.Storage
+}
+
+func loadKeySet(load func() (jwkset.Storage, error), logger *slog.Logger) *keySet {
+	ks := &keySet{ready: make(chan struct{})}
+	go func() { // ends with the first fetch, within jwksTimeout
+		defer close(ks.ready)
+		st, err := load()
+		if err != nil {
+			logger.Error("staff auth: JWKS", "error", err.Error())
+			return
+		}
+		ks.st = st
+	}()
+	return ks
+}
+
+// keyRead returns kid's key, waiting at most jwksUnknownKIDWait for the
+// first fetch.
+func (ks *keySet) keyRead(ctx context.Context, kid string) (jwkset.JWK, error) {
+	t := time.NewTimer(jwksUnknownKIDWait)
+	defer t.Stop()
+	select {
+	case <-ks.ready:
+	case <-t.C:
+		return jwkset.JWK{}, errors.New("the key set is still loading")
+	case <-ctx.Done():
+		return jwkset.JWK{}, ctx.Err()
+	}
+	if ks.st == nil {
+		return jwkset.JWK{}, errors.New("no key set")
+	}
+	return ks.st.KeyRead(ctx, kid)
 }
 
 // limitedBody refuses key-set answers larger than max, which jwkset would
@@ -365,7 +409,7 @@ func (a *Authenticator) authenticate(ctx context.Context, token string) (Staff, 
 // for ES256), whatever else the key set says.
 func (a *Authenticator) jwksKey(ctx context.Context, alg, kid string) jwt.Keyfunc {
 	return func(*jwt.Token) (any, error) {
-		jwk, err := a.jwks.KeyRead(ctx, kid)
+		jwk, err := a.jwks.keyRead(ctx, kid)
 		if err != nil {
 			if errors.Is(err, jwkset.ErrKeyNotFound) {
 				return nil, refuse("unknown_key", "kid %q is not in the key set", clip(kid))

@@ -281,10 +281,17 @@ func setup(t testing.TB, o setupOpts) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if o.jwks {
+		<-a.jwks.ready // the first fetch is done: counts and key reads are deterministic
+	}
 	if o.noWait {
-		if a.jwks, err = newJWKS(t.Context(), cfg.JWKSURL, cfg.HTTPClient, cfg.Logger, nil, time.Millisecond); err != nil {
+		st, err := newJWKS(t.Context(), cfg.JWKSURL, cfg.HTTPClient, cfg.Logger, nil, time.Millisecond)
+		if err != nil {
 			t.Fatal(err)
 		}
+		ready := make(chan struct{})
+		close(ready)
+		a.jwks = &keySet{ready: ready, st: st}
 	}
 	b.auth = a
 	b.handler = a.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -867,6 +874,7 @@ func TestJWKSDownAtStart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("an IdP down at start must not stop the service: %v", err)
 	}
+	<-a.jwks.ready
 	if !strings.Contains(logs.String(), "fetch JWKS") {
 		t.Errorf("the failed fetch was not logged: %q", logs.String())
 	}
@@ -877,6 +885,52 @@ func TestJWKSDownAtStart(t *testing.T) {
 	}
 	if diff := cmp.Diff(Staff{Subject: "alice", Role: RoleReviewer}, s); diff != "" {
 		t.Errorf("caller (-want +got):\n%s", diff)
+	}
+}
+
+// The first fetch of the key set runs in the background: an identity
+// provider that hangs does not hold up start-up (and so the webhooks), and
+// its tokens pass once it answers.
+func TestNewAuthenticatorDoesNotWaitForTheIdP(t *testing.T) {
+	t.Parallel()
+	keys(t)
+	release := make(chan struct{})
+	var answered atomic.Bool
+	jwks, _ := json.Marshal(map[string]any{"keys": []map[string]string{ecJWK("ec-1", &ecKey.PublicKey)}})
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		_, _ = w.Write(jwks)
+		answered.Store(true)
+	}))
+	t.Cleanup(idp.Close)
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	a, err := NewAuthenticator(t.Context(), AuthConfig{
+		HS256Secret: testSecret, JWKSURL: idp.URL, Issuer: testIssuer, Audience: testAudience,
+		HTTPClient: idp.Client(), Now: func() time.Time { return testEpoch },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if answered.Load() {
+		t.Fatal("the IdP answered before it was released: the test proves nothing")
+	}
+	// HS256 tokens work meanwhile.
+	if _, err := a.Authenticate(t.Context(), sign(t, jwt.SigningMethodHS256, testSecret, "", claims(nil))); err != nil {
+		t.Fatalf("HS256 while the key set loads: %v", err)
+	}
+	close(release)
+	s, err := a.Authenticate(t.Context(), sign(t, jwt.SigningMethodES256, ecKey, "ec-1", idpClaims(nil)))
+	if err != nil {
+		t.Fatalf("once the IdP answers: %v", err)
+	}
+	if s.Subject != "alice" {
+		t.Errorf("got subject %q, want alice", s.Subject)
 	}
 }
 
@@ -896,6 +950,7 @@ func TestJWKSOversizedAnswerIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	<-a.jwks.ready
 	if !strings.Contains(logs.String(), "over 1048576 bytes") {
 		t.Errorf("log %q does not say the answer was too large", logs.String())
 	}
@@ -1105,6 +1160,7 @@ func TestAuthMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	<-a.jwks.ready
 	h := a.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	good, err := MintToken(testSecret, "alice", RoleViewer, time.Hour, testEpoch)
 	if err != nil {

@@ -183,7 +183,6 @@ type seedEvent struct {
 	typ, user, channel, msg  string
 	rule, actionType         string // "" without a decision
 	outcome                  string // the action's outcome; "pending" without one
-	receivedAt               time.Time
 }
 
 var (

@@ -19,7 +19,7 @@ const ActViewSettings = "view_settings"
 
 // The enumerations that filters accept.
 var (
-	actionTypes = []string{"flag", "mute", "ban", "delete", "warn", "unflag", "unmute", "unban", "undelete"}
+	actionTypes = []string{"flag", "mute", "ban", "delete", "warn", "unflag", "unmute", "unban", "undelete", "unwarn"}
 	outcomes    = []string{"applied", "failed", "held", "dry_run", "superseded", "suppressed", "pending", "overturned"}
 )
 

@@ -14,7 +14,10 @@ type Overturner interface {
 	// in one transaction: the overturn row, a reversal per action, the
 	// reversal jobs, the immunities, the staff audit row and, when
 	// req.AppealID is set, the appeal's 'overturned' decision. Errors:
-	// store.ErrNotFound, store.ErrAlreadyOverturned, store.ErrAlreadyDecided.
+	// store.ErrNotFound, store.ErrAlreadyOverturned, store.ErrAlreadyDecided,
+	// and a *store.InputError naming the field for a request that cannot be
+	// carried out (a reversal, which cannot be overturned; a decision
+	// without actions; an appeal about something else; a blank reason).
 	Overturn(ctx context.Context, req OverturnRequest) (OverturnResult, error)
 }
 
