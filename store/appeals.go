@@ -280,7 +280,7 @@ func (s *Store) ListAppeals(ctx context.Context, f AppealFilter) (Page[Appeal], 
 	q.timeRange("ap.created_at", f.From, f.To)
 	q.after(c, "ap.created_at", "ap.id")
 	sql := appealSelect + " " + q.clause() + " ORDER BY ap.created_at DESC, ap.id DESC LIMIT " + q.arg(limit+1)
-	rows, err := s.pool.Query(ctx, sql, q.args...)
+	rows, err := s.search(ctx, sql, q.args...)
 	if err != nil {
 		return Page[Appeal]{}, fmt.Errorf("list appeals: %w", err)
 	}

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -287,23 +288,44 @@ func TestListAppeals(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if i%3 == 1 {
+		switch i % 3 {
+		case 1:
 			d, err := st.DecideAppealUpheld(ctx, ap.ID, "rita", "stands", store.StaffAct{Actor: "rita"})
 			if err != nil {
 				t.Fatal(err)
 			}
 			ap.Status, ap.Decision = store.AppealUpheld, &d
+		case 2:
+			var d store.AppealDecision
+			err := pgx.BeginFunc(ctx, st.Pool(), func(tx pgx.Tx) error {
+				var overturnID int64
+				if err := tx.QueryRow(ctx, `INSERT INTO overturns (action_id, appeal_id, reviewer, reason) VALUES ($1, $2, 'rita', 'wrong')
+					RETURNING id`, a.id, ap.ID).Scan(&overturnID); err != nil {
+					return err
+				}
+				var err error
+				d, err = store.RecordAppealDecisionTx(ctx, tx, store.AppealDecisionRow{AppealID: ap.ID, Outcome: store.AppealOverturned,
+					Reviewer: "rita", Reason: "wrong", OverturnID: overturnID})
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ap.Status, ap.Decision = store.AppealOverturned, &d
 		}
 		all = append(all, ap)
 	}
 	newestFirst(all, func(a store.Appeal) time.Time { return a.CreatedAt }, func(a store.Appeal) int64 { return a.ID })
+	mid := all[len(all)/2].CreatedAt // a range edge on a row: [mid, …) has it, [… , mid) does not
 	for _, f := range []store.AppealFilter{
+		{From: mid}, {To: mid}, {From: mid, To: mid.Add(time.Microsecond)}, {Status: store.AppealPending, To: mid},
 		{}, {UserID: "bob"}, {Status: store.AppealPending}, {Status: store.AppealUpheld}, {Status: store.AppealOverturned},
 		{UserID: "alice", Status: store.AppealUpheld}, {UserID: "' OR 1=1 --"}, {Status: "'; DROP TABLE appeals; --"},
 	} {
 		var want []store.Appeal
 		for _, a := range all {
-			if (f.UserID == "" || a.UserID == f.UserID) && (f.Status == "" || a.Status == f.Status) {
+			if (f.UserID == "" || a.UserID == f.UserID) && (f.Status == "" || a.Status == f.Status) &&
+				(f.From.IsZero() || !a.CreatedAt.Before(f.From)) && (f.To.IsZero() || a.CreatedAt.Before(f.To)) {
 				want = append(want, a)
 			}
 		}
@@ -325,6 +347,11 @@ func TestListAppeals(t *testing.T) {
 		}
 		if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
 			t.Errorf("filter %+v (-want +got):\n%s", f, diff)
+		}
+	}
+	for _, status := range []string{store.AppealPending, store.AppealUpheld, store.AppealOverturned} {
+		if !slices.ContainsFunc(all, func(a store.Appeal) bool { return a.Status == status }) {
+			t.Errorf("no %s appeal in the seed", status)
 		}
 	}
 	if _, err := st.ListAppeals(ctx, store.AppealFilter{Cursor: "bm9wZQ"}); !errors.Is(err, store.ErrBadCursor) {

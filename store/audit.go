@@ -30,11 +30,14 @@ type AuditFilter struct {
 	Limit    int       // clamped to [1, 200]; 0 → 50
 }
 
-// Outcome filter values beyond the recorded outcomes.
+// Outcome values of AuditFilter.Outcome and ActionDetail.Status besides
+// those of OutcomeRow: pending and overturned are states, not recorded
+// outcomes; suppressed is recorded (migration 0005) when a rule immunity
+// kept an action from running.
 const (
 	OutcomePending    = "pending"    // no outcome recorded yet
-	OutcomeOverturned = "overturned" // an overturn covered it
-	OutcomeSuppressed = "suppressed" // a rule immunity kept it from acting
+	OutcomeOverturned = "overturned" // an overturn covered it (filter only)
+	OutcomeSuppressed = "suppressed"
 )
 
 // The list kinds, which cursors carry.
@@ -125,7 +128,7 @@ func (s *Store) SearchEvents(ctx context.Context, f AuditFilter) (Page[EventSumm
 	}
 	limit := pageSize(f.Limit)
 	sql, args := eventsSQL(f, c, limit)
-	rows, err := s.pool.Query(ctx, sql, args...)
+	rows, err := s.search(ctx, sql, args...)
 	if err != nil {
 		return Page[EventSummary]{}, fmt.Errorf("search events: %w", err)
 	}
@@ -210,7 +213,7 @@ func (s *Store) SearchDecisions(ctx context.Context, f AuditFilter) (Page[Decisi
 	}
 	limit := pageSize(f.Limit)
 	sql, args := decisionsSQL(f, c, limit)
-	rows, err := s.pool.Query(ctx, sql, args...)
+	rows, err := s.search(ctx, sql, args...)
 	if err != nil {
 		return Page[DecisionSummary]{}, fmt.Errorf("search decisions: %w", err)
 	}
@@ -465,7 +468,7 @@ func (s *Store) Action(ctx context.Context, actionID int64) (ActionDetail, error
 
 // queryActions runs an actionSelect query and adds each action's attempts.
 func (s *Store) queryActions(ctx context.Context, sql string, args ...any) ([]ActionDetail, error) {
-	rows, err := s.pool.Query(ctx, sql, args...)
+	rows, err := s.search(ctx, sql, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -113,7 +113,7 @@ func (s *Store) Timeline(ctx context.Context, userID string, f AuditFilter) (Pag
 	}
 	limit := pageSize(f.Limit)
 	sql, args := timelineSQL(userID, f, c, limit)
-	rows, err := s.pool.Query(ctx, sql, args...)
+	rows, err := s.search(ctx, sql, args...)
 	if err != nil {
 		return Page[TimelineEntry]{}, fmt.Errorf("timeline of %s: %w", userID, err)
 	}
