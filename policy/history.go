@@ -233,12 +233,12 @@ type historyUse struct {
 // functions read the History the caller supplied; each one's window is a
 // literal checked at load.
 type CountsEnv struct {
-	UserMessages        func(window string) int `expr:"user_messages"`
-	UserChannelMessages func(window string) int `expr:"user_channel_messages"`
-	UserLinks           func(window string) int `expr:"user_links"`
-	UserDuplicates      func(window string) int `expr:"user_duplicates"`
-	UserChannels        func(window string) int `expr:"user_channels"`
-	ChannelYoungMessage func(window string) int `expr:"channel_young_messages"`
+	UserMessages         func(window string) int `expr:"user_messages"`
+	UserChannelMessages  func(window string) int `expr:"user_channel_messages"`
+	UserLinks            func(window string) int `expr:"user_links"`
+	UserDuplicates       func(window string) int `expr:"user_duplicates"`
+	UserChannels         func(window string) int `expr:"user_channels"`
+	ChannelYoungMessages func(window string) int `expr:"channel_young_messages"`
 }
 
 // StrikesEnv is the strikes namespace: the user's earlier offences that
@@ -263,12 +263,12 @@ func (env *Env) bindHistory() {
 		return env.history[HistoryKey{Name: name, Arg: arg, Window: w}]
 	}
 	env.Counts = CountsEnv{
-		UserMessages:        func(w string) int { return read(CountUserMessages, "", w) },
-		UserChannelMessages: func(w string) int { return read(CountUserChannelMessages, "", w) },
-		UserLinks:           func(w string) int { return read(CountUserLinks, "", w) },
-		UserDuplicates:      func(w string) int { return read(CountUserDuplicates, "", w) },
-		UserChannels:        func(w string) int { return read(CountUserChannels, "", w) },
-		ChannelYoungMessage: func(w string) int { return read(CountChannelYoungMessages, "", w) },
+		UserMessages:         func(w string) int { return read(CountUserMessages, "", w) },
+		UserChannelMessages:  func(w string) int { return read(CountUserChannelMessages, "", w) },
+		UserLinks:            func(w string) int { return read(CountUserLinks, "", w) },
+		UserDuplicates:       func(w string) int { return read(CountUserDuplicates, "", w) },
+		UserChannels:         func(w string) int { return read(CountUserChannels, "", w) },
+		ChannelYoungMessages: func(w string) int { return read(CountChannelYoungMessages, "", w) },
 	}
 	env.Strikes = StrikesEnv{
 		Count:  func(w string) int { return read(StrikesCount, "", w) },

@@ -45,7 +45,7 @@ var strikeOutcomes = []string{OutcomeSuperseded, OutcomeFailed, OutcomeHeld, "su
 // replicas; the two-key form keeps them apart from other advisory locks.
 const lockClass = 0x6d6f6463 // "modc"
 
-// judged is a record to judge in this transaction.
+// judged is a record with a Judge.
 type judged struct {
 	i    int // index in the batch
 	ev   *policy.Event
@@ -53,47 +53,75 @@ type judged struct {
 	mark *policy.Mark
 }
 
-// judgeRecords computes the history of the fresh records that carry a
-// Judge, in batch order, and sets their Decision. The transaction holds
-// the advisory locks of their users (and of the channels young accounts
-// post in, when a channel counter is read; see judgeLocks), so that
-// concurrent batches on any replica serialise per key and each sees the
-// rows the others committed. It writes their counter marks and reads
-// every value in one statement.
-func judgeRecords(ctx context.Context, tx pgx.Tx, recs []EventRecord, results []RecordResult) error {
-	var todo []judged
-	var keys []policy.HistoryKey
+// judging is the history read of a batch, prepared before its events are
+// inserted so that it goes to the database in the same round trip (a
+// pipeline: the insert, which takes the counter locks, then the read,
+// whose snapshot follows them). The read finds the records it judges by
+// their body hash among the events this transaction inserted, so it
+// needs nothing from the insert's answer, and it skips duplicates as the
+// insert did.
+type judging struct {
+	cands  []judged // the records with a Judge, in batch order; ord is the index
+	keys   []policy.HistoryKey
+	sql    string
+	args   []any
+	values map[int]policy.History // by ord, for the records the read judged
+}
+
+// prepareJudging returns the history read of recs, nil when no record has
+// a Judge.
+func prepareJudging(recs []EventRecord) (*judging, error) {
+	j := &judging{values: map[int]policy.History{}}
 	for i := range recs {
-		j := recs[i].Judge
-		if j == nil || results[i].Duplicate != "" {
+		r := &recs[i]
+		if r.Judge == nil || r.Event == nil {
 			continue
 		}
-		jr := judged{i: i, ev: recs[i].Event, at: nullTime(policyNow(recs[i].Event))}
-		if j.CountsMessages {
-			if m, ok := policy.MarkOf(recs[i].Event); ok {
+		jr := judged{i: i, ev: r.Event, at: nullTime(policyNow(r.Event))}
+		if r.Judge.CountsMessages {
+			if m, ok := policy.MarkOf(r.Event); ok {
 				jr.mark = &m
 			}
 		}
-		todo = append(todo, jr)
-		for _, k := range j.History {
-			if !slices.Contains(keys, k) {
-				keys = append(keys, k)
+		j.cands = append(j.cands, jr)
+		for _, k := range r.Judge.History {
+			if !slices.Contains(j.keys, k) {
+				j.keys = append(j.keys, k)
 			}
 		}
 	}
-	if len(todo) == 0 {
-		return nil
+	if len(j.cands) == 0 || len(j.keys) == 0 {
+		return nil, nil
 	}
-	// Records are judged in the order of their event ids (the batch's
-	// order, as the insert numbers them): each counts the ones before it.
+	if err := j.build(recs); err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+// judge decides the fresh records with a Judge, in the order of their
+// event ids (the batch's order, as the insert numbers them): each counts
+// the ones before it.
+func (j *judging) judge(recs []EventRecord, results []RecordResult) error {
+	var todo []judged
+	for n, jr := range j.cands {
+		if results[jr.i].Duplicate != "" {
+			continue
+		}
+		if _, ok := j.values[n]; !ok {
+			return fmt.Errorf("read history: no values for event %d", results[jr.i].EventID)
+		}
+		todo = append(todo, jr)
+	}
 	slices.SortFunc(todo, func(a, b judged) int { return cmp.Compare(results[a.i].EventID, results[b.i].EventID) })
-	hist, err := readHistory(ctx, tx, results, todo, keys)
-	if err != nil {
-		return err
+	ords := make(map[int]int, len(j.cands))
+	for n, jr := range j.cands {
+		ords[jr.i] = n
 	}
-	for n, jr := range todo {
-		addBatchStrikes(hist[n], recs, results, jr, keys)
-		d := recs[jr.i].Judge.Decide(hist[n])
+	for _, jr := range todo {
+		h := j.values[ords[jr.i]]
+		addBatchStrikes(h, recs, results, jr, j.keys)
+		d := recs[jr.i].Judge.Decide(h)
 		recs[jr.i].Decision = &d
 	}
 	return nil
@@ -156,62 +184,53 @@ func judgeLocks(recs []EventRecord) []int32 {
 // costs a bounded amount per message however long the flood goes on.
 const HistoryCap = 1000
 
-// readHistory reads every key for every judged record in one statement.
-// A record counts the marks committed by other transactions and, of its
-// own batch, those of the records before it and its own: the order in
-// which they are judged, as if one at a time.
+// build writes the history read: one statement that writes the counter
+// marks of the batch's new messages and reads every key for every record
+// it judges. A record counts the marks committed by other transactions
+// and, of its own batch, those of the records before it and its own: the
+// order in which they are judged, as if one at a time.
 //
 // A value covers the rows whose time is within the window of the
 // record's time, on either side: a message delivered a little out of
 // order still counts the newer one recorded before it.
-func readHistory(ctx context.Context, tx pgx.Tx, results []RecordResult, todo []judged, keys []policy.HistoryKey) ([]policy.History, error) {
-	out := make([]policy.History, len(todo))
-	for n := range out {
-		out[n] = make(policy.History, len(keys))
-	}
-	if len(keys) == 0 {
-		return out, nil
-	}
+func (j *judging) build(recs []EventRecord) error {
 	var (
-		ords  []int32
-		users []string
-		chans []*string
-		ats   []*time.Time
-		fps   []*int64
-		eids  []int64
-		// the batch's marks
-		mIDs   []int64
-		mUsers []string
-		mChans []*string
-		mAts   []*time.Time
-		mLinks []int32
-		mFps   []*int64
-		mYoung []bool
+		ords   []int32
+		sums   [][]byte
+		users  []string
+		chans  []*string
+		ats    []*time.Time
+		fps    []*int64
+		marked []bool
+		links  []int32
+		youngs []bool
 	)
-	for n, jr := range todo {
+	for n, jr := range j.cands {
 		ords = append(ords, int32(n))
-		eids = append(eids, results[jr.i].EventID)
-		users = append(users, jr.ev.SubjectUserID())
-		chans = append(chans, nullString(jr.ev.ChannelCID()))
+		sums = append(sums, recs[jr.i].BodySHA256[:])
 		ats = append(ats, jr.at)
 		var fp *int64
 		if m := jr.mark; m != nil {
 			if m.Fingerprint != 0 {
 				fp = &m.Fingerprint
 			}
-			mIDs = append(mIDs, results[jr.i].EventID)
-			mUsers = append(mUsers, m.UserID)
-			mChans = append(mChans, nullString(m.ChannelCID))
-			mAts = append(mAts, jr.at)
-			mLinks = append(mLinks, int32(m.Links))
-			mFps = append(mFps, fp)
-			mYoung = append(mYoung, m.Young)
-		} else if f := policy.Fingerprint(messageText(jr.ev)); f != 0 {
-			fp = &f
+			users = append(users, m.UserID)
+			chans = append(chans, nullString(m.ChannelCID))
+			links = append(links, int32(m.Links))
+			youngs = append(youngs, m.Young)
+		} else {
+			if f := policy.Fingerprint(messageText(jr.ev)); f != 0 {
+				fp = &f
+			}
+			users = append(users, jr.ev.SubjectUserID())
+			chans = append(chans, nullString(jr.ev.ChannelCID()))
+			links = append(links, 0)
+			youngs = append(youngs, false)
 		}
+		marked = append(marked, jr.mark != nil)
 		fps = append(fps, fp)
 	}
-	args := []any{ords, users, chans, ats, fps, eids, mIDs, mUsers, mChans, mAts, mLinks, mFps, mYoung}
+	args := []any{ords, sums, users, chans, ats, fps, marked, links, youngs}
 	param := func(v any) string {
 		args = append(args, v)
 		return fmt.Sprintf("$%d", len(args))
@@ -222,7 +241,7 @@ func readHistory(ctx context.Context, tx pgx.Tx, results []RecordResult, todo []
 	}
 	var maxUser, maxChannel, maxStrike time.Duration
 	var user, channel, strike []string
-	for _, k := range keys {
+	for _, k := range j.keys {
 		switch k.Name {
 		case policy.CountUserMessages:
 			user = append(user, "count(*) FILTER (WHERE "+within("m.at", k.Window)+")")
@@ -243,7 +262,7 @@ func readHistory(ctx context.Context, tx pgx.Tx, results []RecordResult, todo []
 		case policy.StrikesByRule:
 			strike = append(strike, "count(DISTINCT a.event_id) FILTER (WHERE a.rule_id = "+param(k.Arg)+" AND "+within("a.t", k.Window)+")")
 		default:
-			return nil, fmt.Errorf("read history: unknown history value %s", k)
+			return fmt.Errorf("read history: unknown history value %s", k)
 		}
 		switch {
 		case k.IsStrike():
@@ -293,31 +312,36 @@ func readHistory(ctx context.Context, tx pgx.Tx, results []RecordResult, todo []
 				ORDER BY a.created_at DESC LIMIT `+limit+`) a
 			WHERE `+within("a.t", maxStrike)+`) s ON true`)
 	}
-	sql := `WITH b AS (
-			SELECT ord, user_id, channel_cid, coalesce(at, now()) AS at, fp, event_id
-			FROM unnest($1::int[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[], $6::bigint[])
-				AS b(ord, user_id, channel_cid, at, fp, event_id)),
-		bm AS (
-			SELECT event_id, user_id, channel_cid, coalesce(at, now()) AS at, links, fingerprint, young
-			FROM unnest($7::bigint[], $8::text[], $9::text[], $10::timestamptz[], $11::int[], $12::bigint[], $13::bool[])
-				AS bm(event_id, user_id, channel_cid, at, links, fingerprint, young)),
+	// b: the records to judge, found among the events this transaction
+	// inserted (xmin), the first record of each body only, as the insert
+	// kept only the first.
+	j.sql = `WITH b AS (
+			SELECT DISTINCT ON (c.sha) c.ord, c.user_id, c.channel_cid, coalesce(c.at, now()) AS at, c.fp, c.marked,
+				c.links, c.young, e.id AS event_id
+			FROM unnest($1::int[], $2::bytea[], $3::text[], $4::text[], $5::timestamptz[], $6::bigint[], $7::bool[], $8::int[], $9::bool[])
+				AS c(ord, sha, user_id, channel_cid, at, fp, marked, links, young)
+			JOIN events e ON e.body_sha256 = c.sha AND e.xmin = pg_current_xact_id()::xid
+			ORDER BY c.sha, c.ord),
+		bm AS (SELECT event_id, user_id, channel_cid, at, links, fp AS fingerprint, young FROM b WHERE marked),
 		ins AS (
 			INSERT INTO counter_marks (event_id, user_id, channel_cid, at, links, fingerprint, young)
 			SELECT * FROM bm ON CONFLICT (event_id) DO NOTHING)
 		SELECT b.ord, ` + strings.Join(sel, ", ") + ` FROM b ` + strings.Join(joins, " ") + ` ORDER BY b.ord`
-	rows, err := tx.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, fmt.Errorf("read history: %w", err)
-	}
+	j.args = args
+	return nil
+}
+
+// scan reads the values of the history read.
+func (j *judging) scan(rows pgx.Rows) error {
 	defer rows.Close()
 	// The columns come in the order of user, channel, strike values.
-	order := make([]policy.HistoryKey, 0, len(keys))
+	order := make([]policy.HistoryKey, 0, len(j.keys))
 	for _, group := range []func(policy.HistoryKey) bool{
 		func(k policy.HistoryKey) bool { return !k.IsStrike() && !k.IsChannel() },
 		func(k policy.HistoryKey) bool { return k.IsChannel() },
 		func(k policy.HistoryKey) bool { return k.IsStrike() },
 	} {
-		for _, k := range keys {
+		for _, k := range j.keys {
 			if group(k) {
 				order = append(order, k)
 			}
@@ -332,16 +356,18 @@ func readHistory(ctx context.Context, tx pgx.Tx, results []RecordResult, todo []
 	}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
-			return nil, fmt.Errorf("read history: %w", err)
+			return fmt.Errorf("read history: %w", err)
 		}
+		h := make(policy.History, len(order))
 		for i, k := range order {
-			out[ord][k] = int(vals[i])
+			h[k] = int(vals[i])
 		}
+		j.values[int(ord)] = h
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read history: %w", err)
+		return fmt.Errorf("read history: %w", err)
 	}
-	return out, nil
+	return nil
 }
 
 func aliased(cols []string, prefix string) string {

@@ -138,17 +138,37 @@ func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord, hook TxHoo
 		lock = "WHERE (SELECT count(pg_advisory_xact_lock($17, k)) FROM unnest($18::int[]) AS k) >= 0"
 		args = append(args, lockClass, locks)
 	}
-	rows, err := tx.Query(ctx, `
+	insertSQL := `
 		INSERT INTO events (webhook_id, body_sha256, attempt, api_key, compressed, body_bytes,
 			type, created_at, user_id, actor_id, channel_cid, message_id, own, ignored, payload, rule_set_version)
 		SELECT w, h, a, k, c, b, t, ca, u, ac, ch, m, o, ig, p::jsonb, v
 		FROM unnest($1::text[], $2::bytea[], $3::int[], $4::text[], $5::bool[], $6::int[], $7::text[],
 			$8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bool[], $14::bool[], $15::text[], $16::text[])
 			WITH ORDINALITY AS r(w, h, a, k, c, b, t, ca, u, ac, ch, m, o, ig, p, v, ord)
-		`+lock+`
+		` + lock + `
 		ORDER BY ord
 		ON CONFLICT DO NOTHING
-		RETURNING id, webhook_id, body_sha256`, args...)
+		RETURNING id, webhook_id, body_sha256`
+	// With records to judge, their history read follows in the same round
+	// trip (see judging).
+	jd, err := prepareJudging(recs)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		rows pgx.Rows
+		br   pgx.BatchResults
+	)
+	if jd == nil {
+		rows, err = tx.Query(ctx, insertSQL, args...)
+	} else {
+		pipeline := &pgx.Batch{}
+		pipeline.Queue(insertSQL, args...)
+		pipeline.Queue(jd.sql, jd.args...)
+		br = tx.SendBatch(ctx, pipeline)
+		defer br.Close()
+		rows, err = br.Query()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("insert events: %w", err)
 	}
@@ -176,6 +196,18 @@ func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord, hook TxHoo
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("insert events: %w", err)
 	}
+	if br != nil {
+		hrows, err := br.Query()
+		if err != nil {
+			return nil, fmt.Errorf("read history: %w", err)
+		}
+		if err := jd.scan(hrows); err != nil {
+			return nil, err
+		}
+		if err := br.Close(); err != nil {
+			return nil, fmt.Errorf("read history: %w", err)
+		}
+	}
 
 	results := make([]RecordResult, n)
 	var dupes []int
@@ -193,8 +225,10 @@ func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord, hook TxHoo
 			return nil, err
 		}
 	}
-	if err := judgeRecords(ctx, tx, recs, results); err != nil {
-		return nil, err
+	if jd != nil {
+		if err := jd.judge(recs, results); err != nil {
+			return nil, err
+		}
 	}
 	for i := range recs {
 		if results[i].Duplicate == "" {

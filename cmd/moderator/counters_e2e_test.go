@@ -101,6 +101,12 @@ func TestEscalationLadder(t *testing.T) {
 			if rung := map[bool]string{false: "profanity-ban", true: "profanity-mute"}[overturned]; !strings.Contains(line, `"matched":["`+rung+`:enforce","profanity:enforce"],"actions":2`) {
 				t.Errorf("log line of l-3 = %s, want it to name %s and profanity", line, rung)
 			}
+			// So do the metrics.
+			rung := map[bool]string{false: "profanity-ban", true: "profanity-mute"}[overturned]
+			if metrics := e.get(t, "/metrics"); !strings.Contains(metrics, `moderator_rule_matches_total{mode="enforce",rule="`+rung+`"} 1`) &&
+				!strings.Contains(metrics, `moderator_rule_matches_total{mode="enforce",rule="`+rung+`"} 2`) {
+				t.Errorf("metrics do not count %s:\n%s", rung, grep(metrics, "moderator_rule_matches_total"))
+			}
 			// The evidence of the third decision shows the strikes it read.
 			var strikes int
 			if err := e.pool.QueryRow(context.Background(), `
@@ -139,5 +145,59 @@ func overturnEvent(t *testing.T, pool *pgxpool.Pool, webhookID string) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFloodRule: the starter pack's flood rule mutes and warns on the
+// eleventh message in a minute, exactly, and not again for the rest of
+// the burst (its own strike); a retry and a replay of a message in the
+// burst count nothing.
+func TestFloodRule(t *testing.T) {
+	t.Parallel()
+	e := startStarterPack(t)
+	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	body := func(n int) []byte {
+		return fmt.Appendf(nil, `{"type":"message.new","cid":"messaging:room-%d","created_at":%q,`+
+			`"message":{"id":"f-%d","text":"message %d","user":{"id":"flooder"}},"user":{"id":"flooder","created_at":"2026-01-01T00:00:00Z"}}`,
+			n%3, t0.Add(time.Duration(n)*3*time.Second).Format(time.RFC3339), n, n)
+	}
+	for n := 1; n <= 14; n++ {
+		id := fmt.Sprintf("f-%d", n)
+		e.mustSend(t, id, body(n))
+		if n == 5 {
+			// Stream retries the fifth, then it is replayed under a new id.
+			for _, dup := range []string{id, id + "-replay"} {
+				if status, resp := e.send(t, delivery{body: body(n), webhookID: dup}); status != 200 || resp["status"] != "duplicate" {
+					t.Fatalf("%s: got %d %v, want 200 duplicate", dup, status, resp)
+				}
+			}
+		}
+		var got []actionRow
+		if n == 11 {
+			got = e.waitEnded(t, id, 2)
+			for i := range got {
+				got[i].Reason = ""
+			}
+		} else {
+			got = e.actionsOf(t, id)
+		}
+		var want []actionRow
+		if n == 11 {
+			want = []actionRow{{Type: "mute", Rule: "flood", Outcome: "applied"}, {Type: "warn", Rule: "flood", Outcome: "applied"}}
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("message %d: actions (-want +got):\n%s\nlogs:\n%s", n, diff, e.logs)
+		}
+	}
+	if n := len(e.fake.Calls(streamtest.RouteMute)); n != 1 {
+		t.Errorf("mute calls: got %d, want 1", n)
+	}
+	var evidence string
+	if err := e.pool.QueryRow(context.Background(), `SELECT d.matches->0->'evidence'->>'counts.user_messages("1m")'
+		FROM decisions d JOIN events ev ON ev.id = d.event_id WHERE ev.webhook_id = 'f-11'`).Scan(&evidence); err != nil {
+		t.Fatal(err)
+	}
+	if evidence != "11" {
+		t.Errorf("evidence of the eleventh: counts.user_messages(\"1m\") = %s, want 11", evidence)
 	}
 }
