@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"regexp"
@@ -332,6 +333,10 @@ func TestAuditCommandBadInput(t *testing.T) {
 	}
 	if got := len(f.staffRows(t)); got != before {
 		t.Errorf("refused commands wrote %d staff audit rows", got-before)
+	}
+	// -h prints the usage, on stdout, and is no error (exit 0).
+	if out, _, err := f.run(t, "events", "-h"); !errors.Is(err, flag.ErrHelp) || !strings.Contains(out, "usage: moderator audit <what>") {
+		t.Errorf("-h: got %v, stdout %q", err, out)
 	}
 	// Without a database: the same one line as migrate.
 	var stderr bytes.Buffer
