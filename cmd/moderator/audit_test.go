@@ -264,6 +264,24 @@ func TestAuditCommand(t *testing.T) {
 			"scam-domains", "delete,ban", "ACTIONS", "ban", "applied", "delete", "pending")
 	})
 
+	t.Run("user filtered", func(t *testing.T) {
+		out, _, err := f.run(t, "user", "newbie", "--type", "ban", "--outcome", "applied")
+		if err != nil {
+			t.Fatal(err)
+		}
+		inOrder(t, out, "user newbie, filtered", "EVENTS", "msg-2", "DECISIONS", "delete,ban", "ACTIONS", "ban", "applied")
+		if strings.Contains(out, "delete  scam-domains") || strings.Contains(out, "TIME ") {
+			t.Errorf("want only the applied ban, and no timeline:\n%s", out)
+		}
+		out, _, err = f.run(t, "user", "newbie", "--rule", "profanity")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Count(out, "none") != 3 {
+			t.Errorf("a rule that never matched newbie: want three empty lists:\n%s", out)
+		}
+	})
+
 	t.Run("actions search", func(t *testing.T) {
 		out, _, err := f.run(t, "actions", "--user", "newbie", "--outcome", "applied", "--since", "1h")
 		if err != nil {
@@ -305,7 +323,9 @@ func TestAuditCommandBadInput(t *testing.T) {
 		{[]string{"everything"}, `unknown "everything"`},
 		{[]string{"user"}, "the user id is required"},
 		{[]string{"user", "a", "b"}, `unexpected argument "b"`},
-		{[]string{"user", "a", "--outcome", "applied"}, "--outcome"},
+		{[]string{"user", "a", "--user", "b"}, "flag provided but not defined: --user"},
+		{[]string{"user", "a", "--rule", "r", "--cursor", "x"}, "--cursor pages the whole timeline"},
+		{[]string{"message", "m", "--outcome", "nope"}, "--outcome: want one of"},
 		{[]string{"actions", "--outcome", "' OR 1=1"}, "--outcome: want one of"},
 		{[]string{"events", "--since", "yesterday"}, "--since"},
 		{[]string{"events", "--until", "-3h"}, "--until"},
