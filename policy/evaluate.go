@@ -65,9 +65,10 @@ type Match struct {
 	Actions []Action `json:"actions,omitempty"`
 	// Reason is the rule's reason template filled in, or its description.
 	Reason string `json:"reason,omitempty"`
-	// When is the rule's expression as written and Source where it is
-	// ("rules/links.yaml:4"), so that the recorded decision keeps the exact
-	// expression that fired even after the rule file changes.
+	// When is the rule's expression as written and Source where the rule
+	// is: its file in the rules folder and its line ("links.yaml:4"). The
+	// recorded decision keeps the exact expression that fired even after
+	// the rule file changes.
 	When   string `json:"when,omitempty"`
 	Source string `json:"source,omitempty"`
 }

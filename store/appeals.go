@@ -87,7 +87,8 @@ var ErrWrongUser = errors.New("concerns another user")
 
 // RecordAppeal records an appeal. The action or decision must exist
 // (ErrNotFound otherwise, wrapped with which) and concern the appealing
-// user (ErrWrongUser); given both, the action must belong to the decision.
+// user (ErrWrongUser); given both, the action must belong to the decision;
+// a reversal (an unban, say) is staff's own act and cannot be appealed.
 // Bad fields are an *InputError naming the field; nothing is written then.
 func (s *Store) RecordAppeal(ctx context.Context, a NewAppeal) (Appeal, error) {
 	if err := a.validate(); err != nil {
@@ -97,10 +98,10 @@ func (s *Store) RecordAppeal(ctx context.Context, a NewAppeal) (Appeal, error) {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if a.ActionID != 0 {
 			var user string
-			var decisionID int64
-			err := tx.QueryRow(ctx, `SELECT coalesce(a.target_user_id, ''), coalesce(d.id, 0)
+			var decisionID, reverses int64
+			err := tx.QueryRow(ctx, `SELECT coalesce(a.target_user_id, ''), coalesce(d.id, 0), coalesce(a.reverses_action_id, 0)
 				FROM actions a LEFT JOIN decisions d ON d.event_id = a.event_id WHERE a.id = $1`, a.ActionID).
-				Scan(&user, &decisionID)
+				Scan(&user, &decisionID, &reverses)
 			if errors.Is(err, pgx.ErrNoRows) {
 				return fmt.Errorf("action %d: %w", a.ActionID, ErrNotFound)
 			}
@@ -109,6 +110,9 @@ func (s *Store) RecordAppeal(ctx context.Context, a NewAppeal) (Appeal, error) {
 			}
 			if user != a.UserID {
 				return fmt.Errorf("action %d: %w", a.ActionID, ErrWrongUser)
+			}
+			if reverses != 0 {
+				return &InputError{Field: "action_id", Msg: fmt.Sprintf("action %d is the reversal of action %d, which staff decided: it is not appealed", a.ActionID, reverses)}
 			}
 			if a.DecisionID != 0 && a.DecisionID != decisionID {
 				return &InputError{Field: "action_id", Msg: fmt.Sprintf("action %d is not an action of decision %d", a.ActionID, a.DecisionID)}

@@ -71,6 +71,7 @@ func TestRecordAppeal(t *testing.T) {
 	s := seedHistory(t, st, 12)
 	act := s.actions[0] // alice's
 	other := firstAction(s, func(a *seedAction) bool { return a.user != act.user && !a.isReversal })
+	rev := firstAction(s, func(a *seedAction) bool { return a.isReversal })
 
 	a, err := st.RecordAppeal(ctx, store.NewAppeal{UserID: act.user, ActionID: act.id, Statement: "I only posted a link to our docs",
 		Source: "email", RecordedBy: "ann"})
@@ -118,6 +119,7 @@ func TestRecordAppeal(t *testing.T) {
 		{"no source", store.NewAppeal{UserID: act.user, ActionID: act.id, Statement: "s", RecordedBy: "ann"}, nil, "source"},
 		{"no recorder", store.NewAppeal{UserID: act.user, ActionID: act.id, Statement: "s", Source: "x"}, nil, "recorded_by"},
 		{"negative id", store.NewAppeal{UserID: act.user, ActionID: -1, Statement: "s", Source: "x", RecordedBy: "ann"}, nil, "action_id"},
+		{"a reversal", store.NewAppeal{UserID: rev.user, ActionID: rev.id, Statement: "s", Source: "x", RecordedBy: "ann"}, nil, "action_id"},
 	} {
 		_, err := st.RecordAppeal(ctx, tt.in)
 		if tt.is != nil {

@@ -206,6 +206,34 @@ func TestSearchPaginationWithInserts(t *testing.T) {
 		if diff := cmp.Diff(before, got); diff != "" {
 			t.Errorf("limit %d, open-ended walk with inserts (-want +got):\n%s", limit, diff)
 		}
+		// The same for decisions and actions (each insert adds both).
+		before = s.wantDecisions(store.AuditFilter{})
+		got = walk(t, store.AuditFilter{Limit: limit}, func(f store.AuditFilter) (store.Page[store.DecisionSummary], error) {
+			return st.SearchDecisions(ctx, f)
+		},
+			func(d store.DecisionSummary) int64 { return d.ID }, insert)
+		if diff := cmp.Diff(before, got); diff != "" {
+			t.Errorf("limit %d, decisions with inserts (-want +got):\n%s", limit, diff)
+		}
+		before = s.wantActions(store.AuditFilter{})
+		got = walk(t, store.AuditFilter{Limit: limit}, func(f store.AuditFilter) (store.Page[store.ActionDetail], error) { return st.SearchActions(ctx, f) },
+			func(a store.ActionDetail) int64 { return a.ID }, insert)
+		if diff := cmp.Diff(before, got); diff != "" {
+			t.Errorf("limit %d, actions with inserts (-want +got):\n%s", limit, diff)
+		}
+		// A timeline: its entries, as (kind, id), before and during a walk.
+		kinds := map[string]int64{store.KindEvent: 1, store.KindDecision: 2, store.KindAction: 3, store.KindAppeal: 4,
+			store.KindAppealDecision: 5, store.KindOverturn: 6}
+		key := func(e store.TimelineEntry) int64 { return kinds[e.Kind]<<40 | e.ID }
+		full := walk(t, store.AuditFilter{Limit: 200}, func(f store.AuditFilter) (store.Page[store.TimelineEntry], error) {
+			return st.Timeline(ctx, "alice", f)
+		}, key, nil)
+		got = walk(t, store.AuditFilter{Limit: limit}, func(f store.AuditFilter) (store.Page[store.TimelineEntry], error) {
+			return st.Timeline(ctx, "alice", f)
+		}, key, insert)
+		if diff := cmp.Diff(full, got); diff != "" || len(full) < 20 {
+			t.Errorf("limit %d, timeline with inserts, %d entries (-want +got):\n%s", limit, len(full), diff)
+		}
 	}
 }
 

@@ -19,11 +19,14 @@ import (
 
 const auditUsage = `usage: moderator audit <what> [ID] [flags]
 
-  user ID            the user's timeline: events, decisions, actions, appeals, overturns
-  message ID         the message's events, decisions and actions
+  user ID            the user's timeline: events, decisions, actions, appeals, overturns;
+                     with search filters, the user's matching events, decisions and actions
+  message ID         the message's events, decisions and actions (search filters apply)
   decision ID        one decision's evidence, with the conversation around it
   events | decisions | actions
                      search, with --user --message --channel --rule --type --outcome
+                     (--type: the event type for events, else the action type;
+                     --event-type for decisions and actions)
   rules              per-rule figures: matches, actions, overturns
 
 flags (where they apply):
@@ -101,9 +104,15 @@ func parseAuditArgs(args []string, now time.Time) (auditArgs, error) {
 	if a.what == "user" || search[a.what] {
 		fs.StringVar(&a.filter.Cursor, "cursor", "", "")
 	}
-	if search[a.what] {
-		fs.StringVar(&a.filter.UserID, "user", "", "")
-		fs.StringVar(&a.filter.MessageID, "message", "", "")
+	// The search filters; user and message take them too, and then show
+	// the matching events, decisions and actions instead of everything.
+	if search[a.what] || a.what == "user" || a.what == "message" {
+		if a.what != "user" {
+			fs.StringVar(&a.filter.UserID, "user", "", "")
+		}
+		if a.what != "message" {
+			fs.StringVar(&a.filter.MessageID, "message", "", "")
+		}
 		fs.StringVar(&a.filter.ChannelCID, "channel", "", "")
 		fs.StringVar(&a.filter.RuleID, "rule", "", "")
 		fs.StringVar(&outcome, "outcome", "", "")
@@ -111,6 +120,7 @@ func parseAuditArgs(args []string, now time.Time) (auditArgs, error) {
 			fs.StringVar(&a.filter.EventType, "type", "", "")
 		} else {
 			fs.StringVar(&a.filter.ActionType, "type", "", "")
+			fs.StringVar(&a.filter.EventType, "event-type", "", "")
 		}
 	}
 	a.around = 5
@@ -154,12 +164,23 @@ func parseAuditArgs(args []string, now time.Time) (auditArgs, error) {
 	if !a.filter.From.IsZero() && !a.filter.To.IsZero() && !a.filter.From.Before(a.filter.To) {
 		return a, errors.New("--since must be before --until")
 	}
+	if a.what == "user" && a.filtered() && a.filter.Cursor != "" {
+		return a, errors.New("--cursor pages the whole timeline; with filters, page with audit events|decisions|actions --user ID")
+	}
 	if a.what == "decision" {
 		if n, err := strconv.ParseInt(a.id, 10, 64); err != nil || n <= 0 {
 			return a, fmt.Errorf("decision: the id must be a positive number, got %q", a.id)
 		}
 	}
 	return a, nil
+}
+
+// filtered reports whether a search filter beyond the id and the time
+// range was given.
+func (a *auditArgs) filtered() bool {
+	f := a.filter
+	return f.ChannelCID != "" || f.RuleID != "" || f.ActionType != "" || f.EventType != "" || f.Outcome != "" ||
+		(a.what == "user" && f.MessageID != "") || (a.what == "message" && f.UserID != "")
 }
 
 // runAudit is `moderator audit …`: it reads the audit trail and prints it,
@@ -195,17 +216,17 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, no
 
 	var out any
 	var show func(w io.Writer)
-	switch a.what {
-	case "user":
-		p, err := st.Timeline(ctx, a.id, a.filter)
-		if err != nil {
-			return auditError(err)
-		}
-		act.Act, act.TargetUserID = store.ActTimeline, a.id
-		out, show = p, func(w io.Writer) { printTimeline(w, a.id, p) }
-	case "message":
+	switch {
+	case a.what == "user" && a.filtered(), a.what == "message":
 		var m messageHistory
-		f := store.AuditFilter{MessageID: a.id, Limit: a.filter.Limit, From: a.filter.From, To: a.filter.To}
+		f := a.filter
+		title := "message " + clean(a.id)
+		act.Act = store.ActSearch
+		if a.what == "user" {
+			f.UserID, title, act.TargetUserID = a.id, "user "+clean(a.id)+", filtered", a.id
+		} else {
+			f.MessageID, act.Target = a.id, "message:"+a.id
+		}
 		if m.Events, err = st.SearchEvents(ctx, f); err == nil {
 			if m.Decisions, err = st.SearchDecisions(ctx, f); err == nil {
 				m.Actions, err = st.SearchActions(ctx, f)
@@ -214,8 +235,19 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, no
 		if err != nil {
 			return auditError(err)
 		}
-		act.Act, act.Target = store.ActSearch, "message:"+a.id
-		out, show = m, func(w io.Writer) { printMessage(w, a.id, m) }
+		out, show = m, func(w io.Writer) { printMessage(w, title, m) }
+	}
+	switch a.what {
+	case "user":
+		if a.filtered() {
+			break
+		}
+		p, err := st.Timeline(ctx, a.id, a.filter)
+		if err != nil {
+			return auditError(err)
+		}
+		act.Act, act.TargetUserID = store.ActTimeline, a.id
+		out, show = p, func(w io.Writer) { printTimeline(w, a.id, p) }
 	case "decision":
 		id, _ := strconv.ParseInt(a.id, 10, 64)
 		ev, err := st.DecisionEvidence(ctx, id, a.around)
@@ -383,8 +415,10 @@ func printTimeline(w io.Writer, user string, p store.Page[store.TimelineEntry]) 
 	printNext(w, p.NextCursor)
 }
 
-func printMessage(w io.Writer, id string, m messageHistory) {
-	fmt.Fprintf(w, "message %s\n\nEVENTS\n", clean(id))
+// printMessage shows the events, decisions and actions of a message (or of
+// a user, filtered) under title.
+func printMessage(w io.Writer, title string, m messageHistory) {
+	fmt.Fprintf(w, "%s\n\nEVENTS\n", title)
 	printEvents(w, m.Events.Items)
 	fmt.Fprintln(w, "\nDECISIONS")
 	printDecisions(w, m.Decisions.Items)

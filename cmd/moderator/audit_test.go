@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"regexp"
@@ -263,6 +264,24 @@ func TestAuditCommand(t *testing.T) {
 			"scam-domains", "delete,ban", "ACTIONS", "ban", "applied", "delete", "pending")
 	})
 
+	t.Run("user filtered", func(t *testing.T) {
+		out, _, err := f.run(t, "user", "newbie", "--type", "ban", "--outcome", "applied")
+		if err != nil {
+			t.Fatal(err)
+		}
+		inOrder(t, out, "user newbie, filtered", "EVENTS", "msg-2", "DECISIONS", "delete,ban", "ACTIONS", "ban", "applied")
+		if strings.Contains(out, "delete  scam-domains") || strings.Contains(out, "TIME ") {
+			t.Errorf("want only the applied ban, and no timeline:\n%s", out)
+		}
+		out, _, err = f.run(t, "user", "newbie", "--rule", "profanity")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Count(out, "none") != 3 {
+			t.Errorf("a rule that never matched newbie: want three empty lists:\n%s", out)
+		}
+	})
+
 	t.Run("actions search", func(t *testing.T) {
 		out, _, err := f.run(t, "actions", "--user", "newbie", "--outcome", "applied", "--since", "1h")
 		if err != nil {
@@ -304,7 +323,9 @@ func TestAuditCommandBadInput(t *testing.T) {
 		{[]string{"everything"}, `unknown "everything"`},
 		{[]string{"user"}, "the user id is required"},
 		{[]string{"user", "a", "b"}, `unexpected argument "b"`},
-		{[]string{"user", "a", "--outcome", "applied"}, "--outcome"},
+		{[]string{"user", "a", "--user", "b"}, "flag provided but not defined: --user"},
+		{[]string{"user", "a", "--rule", "r", "--cursor", "x"}, "--cursor pages the whole timeline"},
+		{[]string{"message", "m", "--outcome", "nope"}, "--outcome: want one of"},
 		{[]string{"actions", "--outcome", "' OR 1=1"}, "--outcome: want one of"},
 		{[]string{"events", "--since", "yesterday"}, "--since"},
 		{[]string{"events", "--until", "-3h"}, "--until"},
@@ -332,6 +353,10 @@ func TestAuditCommandBadInput(t *testing.T) {
 	}
 	if got := len(f.staffRows(t)); got != before {
 		t.Errorf("refused commands wrote %d staff audit rows", got-before)
+	}
+	// -h prints the usage, on stdout, and is no error (exit 0).
+	if out, _, err := f.run(t, "events", "-h"); !errors.Is(err, flag.ErrHelp) || !strings.Contains(out, "usage: moderator audit <what>") {
+		t.Errorf("-h: got %v, stdout %q", err, out)
 	}
 	// Without a database: the same one line as migrate.
 	var stderr bytes.Buffer
