@@ -21,7 +21,9 @@ import (
 // rule set does.
 type historyRules struct{ rs *policy.RuleSet }
 
-func (h historyRules) Evaluate(ev *policy.Event) (policy.Decision, bool) { return h.rs.Evaluate(ev), true }
+func (h historyRules) Evaluate(ev *policy.Event) (policy.Decision, bool) {
+	return h.rs.Evaluate(ev), true
+}
 
 func (h historyRules) EvaluateOrDefer(ev *policy.Event) (policy.Decision, *Judge, bool) {
 	if !h.rs.NeedsHistory(ev.Type) {
