@@ -38,7 +38,7 @@ type Judge struct {
 // or suppressed by an immunity. An action with no outcome yet (pending)
 // or a dry run counts: the rules treat it as done, and a dry run shows
 // the ladder as it would go.
-var strikeOutcomes = []string{OutcomeSuperseded, OutcomeFailed, OutcomeHeld, "suppressed"}
+var strikeOutcomes = []string{OutcomeSuperseded, OutcomeFailed, OutcomeHeld, OutcomeSuppressed}
 
 // lockClass is the first key of the advisory locks that serialise the
 // counting of one user's (or channel's) events across transactions and
@@ -136,6 +136,9 @@ func policyNow(ev *policy.Event) time.Time {
 	return t
 }
 
+// lockKey is the advisory lock key (second half) of a user or channel: a
+// hash, so two ids may share one, which only makes them wait for each
+// other.
 func lockKey(kind, id string) int32 {
 	h := fnv.New32a()
 	h.Write([]byte(kind))
