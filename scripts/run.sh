@@ -12,6 +12,8 @@
 #   STREAM_API_SECRET   dev-secret
 #   MODERATOR_ADDR      127.0.0.1:8080
 #   MODERATOR_DRY_RUN   true: nothing is sent to Stream from a laptop
+#   MODERATOR_ADMIN_JWT_SECRET  a fixed development secret, so the staff API
+#                       (/api/v1) is on and `moderator token` can mint tokens
 #   MODERATOR_BIN       a built binary to run (default: go build bin/moderator)
 set -euo pipefail
 
@@ -25,6 +27,10 @@ export STREAM_API_KEY=${STREAM_API_KEY:-dev-key}
 export STREAM_API_SECRET=${STREAM_API_SECRET:-dev-secret}
 export MODERATOR_ADDR=${MODERATOR_ADDR:-127.0.0.1:8080}
 export MODERATOR_DRY_RUN=${MODERATOR_DRY_RUN:-true}
+# A development secret only: never use it outside a laptop. Staff tokens for
+# this service are minted with the same value (printed below).
+dev_admin_secret=dev-admin-secret-for-make-run-only-0123456789
+export MODERATOR_ADMIN_JWT_SECRET=${MODERATOR_ADMIN_JWT_SECRET:-$dev_admin_secret}
 
 base=${MODERATOR_PG_DATA:-$root/.data/postgres}
 stop_dev_cluster=0
@@ -88,6 +94,14 @@ run:   $send                  # ../shared/samples/message.new-1.json
 run:   $send path/to/event.json
 run: and see it recorded with: psql "$shown_url" -c 'select id, type, user_id, received_at from events order by id desc limit 5'
 EOF
+if [[ $MODERATOR_ADMIN_JWT_SECRET == "$dev_admin_secret" ]]; then
+	api=http://$host:${MODERATOR_ADDR##*:}/api/v1
+	cat >&2 <<EOF
+run: the staff API is on with a development secret; a reviewer's token and a search:
+run:   TOKEN=\$(MODERATOR_ADMIN_JWT_SECRET=$dev_admin_secret $bin token --role reviewer --sub you@example.com)
+run:   curl -s -H "Authorization: Bearer \$TOKEN" '$api/events?limit=5'
+EOF
+fi
 
 if ((stop_dev_cluster)); then
 	# Not exec: the cluster is stopped after the service exits (Ctrl-C
