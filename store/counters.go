@@ -317,13 +317,18 @@ func (j *judging) build(recs []EventRecord) error {
 	}
 	// b: the records to judge, found among the events this transaction
 	// inserted (xmin), the first record of each body only, as the insert
-	// kept only the first.
+	// kept only the first. Each is looked up by its body hash in a
+	// subquery of its own (LIMIT keeps the planner from flattening it into
+	// a join): the statement is prepared once and runs a generic plan, and
+	// as a join, planned while the events table looked small, that plan
+	// read the whole table for the xmin filter in every batch.
 	j.sql = `WITH b AS (
 			SELECT DISTINCT ON (c.sha) c.ord, c.user_id, c.channel_cid, coalesce(c.at, now()) AS at, c.fp, c.marked,
 				c.links, c.young, e.id AS event_id
 			FROM unnest($1::int[], $2::bytea[], $3::text[], $4::text[], $5::timestamptz[], $6::bigint[], $7::bool[], $8::int[], $9::bool[])
 				AS c(ord, sha, user_id, channel_cid, at, fp, marked, links, young)
-			JOIN events e ON e.body_sha256 = c.sha AND e.xmin = pg_current_xact_id()::xid
+			JOIN LATERAL (SELECT e.id FROM events e WHERE e.body_sha256 = c.sha AND e.xmin = pg_current_xact_id()::xid
+				LIMIT 1) e ON true
 			ORDER BY c.sha, c.ord),
 		bm AS (SELECT event_id, user_id, channel_cid, at, links, fp AS fingerprint, young FROM b WHERE marked),
 		ins AS (

@@ -561,3 +561,66 @@ func TestCountsStopAtTheCap(t *testing.T) {
 		}
 	}
 }
+
+// TestHistoryReadFindsEventsByIndex records judged batches on one
+// connection while the events table is nearly empty, past the five custom
+// plans after which the prepared history read keeps a generic one, then
+// fills the table and checks that later batches do not read it
+// sequentially: the read must find the batch's events by their body hash
+// whatever the table looked like when the plan was made, or every batch
+// costs a scan of the whole table.
+func TestHistoryReadFindsEventsByIndex(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := store.Open(ctx, storetest.NewDatabase(t)+"&pool_max_conns=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	j := newJudging(t, counterRules)
+	judged := func(batch int) []store.EventRecord {
+		var recs []store.EventRecord
+		for i := range 10 {
+			m := message{id: fmt.Sprintf("b%d-%d", batch, i), user: fmt.Sprintf("u%d", i), channel: "messaging:c",
+				text: "hello there", at: t0.Add(time.Duration(batch) * time.Second)}
+			recs = append(recs, j.record(t, m.id, m.body()))
+		}
+		return recs
+	}
+	for batch := range 8 {
+		if _, err := st.RecordEvents(ctx, judged(batch), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var filler []store.EventRecord
+	for i := range 2000 {
+		body := message{id: fmt.Sprintf("filler-%d", i), user: fmt.Sprintf("f%d", i), channel: "messaging:filler",
+			text: "filler", at: t0}.body()
+		ev, err := policy.ParseEvent(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		filler = append(filler, store.EventRecord{WebhookID: fmt.Sprintf("filler-%d", i), BodySHA256: sha256.Sum256(body),
+			Attempt: 1, APIKey: "k", Payload: body, Event: ev})
+	}
+	if _, err := st.RecordEvents(ctx, filler, nil); err != nil {
+		t.Fatal(err)
+	}
+	for batch := 8; batch < 12; batch++ {
+		// The view counts this backend's reads not yet reported, this
+		// transaction's included.
+		var read int64
+		_, err := st.RecordEvents(ctx, judged(batch), func(ctx context.Context, tx pgx.Tx, _ []store.NewEvent) error {
+			return tx.QueryRow(ctx, `SELECT seq_tup_read FROM pg_stat_xact_user_tables WHERE relname = 'events'`).Scan(&read)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if read != 0 {
+			t.Errorf("batch %d: got %d events rows read sequentially, want 0", batch, read)
+		}
+	}
+}
