@@ -51,26 +51,8 @@ func (s *server) record(r *http.Request, act store.StaffAct) error {
 // filterParams is the staff audit log's record of a search: which list,
 // and the filters given.
 func filterParams(list string, f store.AuditFilter) map[string]any {
-	p := map[string]any{"list": list, "limit": f.Limit}
-	add := func(k, v string) {
-		if v != "" {
-			p[k] = v
-		}
-	}
-	add("user_id", f.UserID)
-	add("message_id", f.MessageID)
-	add("channel_cid", f.ChannelCID)
-	add("rule_id", f.RuleID)
-	add("event_type", f.EventType)
-	add("action_type", f.ActionType)
-	add("outcome", f.Outcome)
-	add("cursor", f.Cursor)
-	if !f.From.IsZero() {
-		p["from"] = f.From.Format(time.RFC3339Nano)
-	}
-	if !f.To.IsZero() {
-		p["to"] = f.To.Format(time.RFC3339Nano)
-	}
+	p := f.Params()
+	p["list"] = list
 	return p
 }
 

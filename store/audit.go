@@ -30,6 +30,32 @@ type AuditFilter struct {
 	Limit    int       // clamped to [1, 200]; 0 → 50
 }
 
+// Params returns the filters that are set, keyed by their query names
+// (user_id, rule_id, from, …), for the staff audit log: what a reviewer
+// searched for is recorded the same way from the API and from the
+// terminal.
+func (f AuditFilter) Params() map[string]any {
+	p := map[string]any{}
+	for k, v := range map[string]string{
+		"user_id": f.UserID, "message_id": f.MessageID, "channel_cid": f.ChannelCID, "rule_id": f.RuleID,
+		"event_type": f.EventType, "action_type": f.ActionType, "outcome": f.Outcome, "cursor": f.Cursor,
+	} {
+		if v != "" {
+			p[k] = v
+		}
+	}
+	if !f.From.IsZero() {
+		p["from"] = f.From.UTC().Format(time.RFC3339Nano)
+	}
+	if !f.To.IsZero() {
+		p["to"] = f.To.UTC().Format(time.RFC3339Nano)
+	}
+	if f.Limit != 0 {
+		p["limit"] = f.Limit
+	}
+	return p
+}
+
 // Outcome values of AuditFilter.Outcome and ActionDetail.Status besides
 // those of OutcomeRow: pending and overturned are states, not recorded
 // outcomes; suppressed is recorded (migration 0005) when a rule immunity

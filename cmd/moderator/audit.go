@@ -311,32 +311,10 @@ func auditError(err error) error {
 
 // auditParams is what the staff audit row keeps of the command.
 func auditParams(a auditArgs) map[string]any {
-	p := map[string]any{"what": a.what}
-	add := func(k, v string) {
-		if v != "" {
-			p[k] = v
-		}
-	}
-	add("id", a.id)
-	f := a.filter
-	add("user_id", f.UserID)
-	add("message_id", f.MessageID)
-	add("channel_cid", f.ChannelCID)
-	add("rule_id", f.RuleID)
-	add("event_type", f.EventType)
-	add("action_type", f.ActionType)
-	add("outcome", f.Outcome)
-	if !f.From.IsZero() {
-		p["from"] = f.From.UTC().Format(time.RFC3339Nano)
-	}
-	if !f.To.IsZero() {
-		p["to"] = f.To.UTC().Format(time.RFC3339Nano)
-	}
-	if f.Limit != 0 {
-		p["limit"] = f.Limit
-	}
-	if f.Cursor != "" {
-		p["cursor"] = true
+	p := a.filter.Params()
+	p["what"] = a.what
+	if a.id != "" {
+		p["id"] = a.id
 	}
 	return p
 }
