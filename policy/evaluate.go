@@ -92,6 +92,39 @@ const errSkipped = "skipped: the event's evaluation budget was spent"
 // the remaining rules are skipped and recorded as errors.
 func (rs *RuleSet) Evaluate(ev *Event) (d Decision) { return rs.EvaluateWith(ev, nil) }
 
+// Deferred is a decision left to whoever can read the event's history
+// exactly once: the transaction that records the event (store), which
+// counts, reads the values History lists and calls Decide. The webhook
+// edge hands it over; both use this one type.
+type Deferred struct {
+	// RuleSetVersion is recorded with the event, as for a Decision.
+	RuleSetVersion string
+	// History lists the values Decide needs (RuleSet.History).
+	History []HistoryKey
+	// CountsMessages: the event, when it is a new message, is counted
+	// (RuleSet.CountsMessages).
+	CountsMessages bool
+	// Decide evaluates the event with its history. It runs inside the
+	// recording transaction, so it must be quick and pure; it may run
+	// again if the transaction is retried.
+	Decide func(h History) Decision
+}
+
+// Defer returns ev's decision deferred until its history is known.
+func (rs *RuleSet) Defer(ev *Event) *Deferred {
+	return &Deferred{RuleSetVersion: rs.version, History: rs.History(), CountsMessages: rs.CountsMessages(),
+		Decide: func(h History) Decision { return rs.EvaluateWith(ev, h) }}
+}
+
+// EvaluateOrDefer evaluates ev at once when its type needs no history
+// (nil Deferred), else defers it (see NeedsHistory).
+func (rs *RuleSet) EvaluateOrDefer(ev *Event) (Decision, *Deferred) {
+	if !rs.NeedsHistory(ev.Type) {
+		return rs.Evaluate(ev), nil
+	}
+	return Decision{}, rs.Defer(ev)
+}
+
 // EvaluateWith is Evaluate with the event's history: the values of the
 // keys RuleSet.History lists, computed by the caller. A key h lacks reads
 // 0; the evidence of a matched rule shows each value it read

@@ -82,9 +82,7 @@ func BenchmarkBatcherCounting(b *testing.B) {
 	go func() { batcher.Run(ctx); close(stopped) }()
 	defer func() { cancel(); <-stopped }()
 	benchmarkRecord(b, func(ctx context.Context, rec store.EventRecord) (store.RecordResult, error) {
-		ev := rec.Event
-		rec.Judge = &store.Judge{RuleSetVersion: rs.Version(), History: rs.History(), CountsMessages: rs.CountsMessages(),
-			Decide: func(h policy.History) policy.Decision { return rs.EvaluateWith(ev, h) }}
+		rec.Judge = rs.Defer(rec.Event)
 		return batcher.RecordEvent(ctx, rec)
 	})
 }

@@ -14,25 +14,6 @@ import (
 	"moderator/policy"
 )
 
-// Judge decides an event inside the transaction that records it, once the
-// history its rules read is known. The webhook hands one over instead of
-// a Decision when the rule set in force reads counters or strikes: the
-// counts then include exactly the events committed before this one (and
-// the event itself), so a retry, a replay or a crash never counts twice.
-type Judge struct {
-	// RuleSetVersion is recorded with the event, as for a Decision.
-	RuleSetVersion string
-	// History lists the values Decide needs (policy.RuleSet.History).
-	History []policy.HistoryKey
-	// CountsMessages: the event, when it is a new message, is counted
-	// (policy.RuleSet.CountsMessages).
-	CountsMessages bool
-	// Decide evaluates the event with its history. It runs inside the
-	// transaction, so it must be quick and pure; it may run again if the
-	// transaction is retried.
-	Decide func(h policy.History) policy.Decision
-}
-
 // strikeOutcomes are the outcomes that keep an action from being a
 // strike: it was merged into another, failed, held back by a daily cap,
 // or suppressed by an immunity. An action with no outcome yet (pending)
@@ -45,7 +26,7 @@ var strikeOutcomes = []string{OutcomeSuperseded, OutcomeFailed, OutcomeHeld, Out
 // replicas; the two-key form keeps them apart from other advisory locks.
 const lockClass = 0x6d6f6463 // "modc"
 
-// judged is a record with a Judge.
+// judged is a record with a Judge (a policy.Deferred).
 type judged struct {
 	i    int // index in the batch
 	ev   *policy.Event

@@ -73,15 +73,16 @@ func (j *judging) record(t testing.TB, webhookID string, body []byte) store.Even
 	if err != nil {
 		t.Fatal(err)
 	}
+	judge := j.rs.Defer(ev)
+	decide := judge.Decide
+	judge.Decide = func(h policy.History) policy.Decision {
+		j.mu.Lock()
+		j.seen[webhookID] = h
+		j.mu.Unlock()
+		return decide(h)
+	}
 	return store.EventRecord{WebhookID: webhookID, BodySHA256: sha256.Sum256(body), Attempt: 1, APIKey: "k",
-		Payload: body, Event: ev, Judge: &store.Judge{
-			RuleSetVersion: j.rs.Version(), History: j.rs.History(), CountsMessages: j.rs.CountsMessages(),
-			Decide: func(h policy.History) policy.Decision {
-				j.mu.Lock()
-				j.seen[webhookID] = h
-				j.mu.Unlock()
-				return j.rs.EvaluateWith(ev, h)
-			}}}
+		Payload: body, Event: ev, Judge: judge}
 }
 
 func (j *judging) saw(webhookID, key string) int {

@@ -28,8 +28,8 @@ type EventRecord struct {
 	// (the service's own echoes, or no rule set loaded yet).
 	Decision *policy.Decision
 	// Judge, when set (and Decision is nil), decides the event inside the
-	// recording transaction with the history its rules read; see Judge.
-	Judge *Judge
+	// recording transaction with the history its rules read.
+	Judge *policy.Deferred
 }
 
 // Duplicate kinds, in RecordResult.Duplicate.

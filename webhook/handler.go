@@ -25,17 +25,7 @@ type Delivery struct {
 	Decision *policy.Decision
 	// Judge, when set, decides the event in the transaction that records
 	// it, with the history (counters, strikes) its rules read.
-	Judge *Judge
-}
-
-// Judge is a decision deferred to the recording transaction: the rules
-// that apply to the event read its history, which only that transaction
-// can count exactly once (see store.Judge, which has the same fields).
-type Judge struct {
-	RuleSetVersion string
-	History        []policy.HistoryKey
-	CountsMessages bool
-	Decide         func(h policy.History) policy.Decision
+	Judge *policy.Deferred
 }
 
 // Recorded is what the audit log did with a delivery.
@@ -66,7 +56,7 @@ type Rules interface {
 // when no rule set is loaded. One call, so that a reload cannot split
 // the choice from the rule set that makes it.
 type HistoryRules interface {
-	EvaluateOrDefer(ev *policy.Event) (d policy.Decision, j *Judge, ok bool)
+	EvaluateOrDefer(ev *policy.Event) (d policy.Decision, j *policy.Deferred, ok bool)
 }
 
 // Config is the webhook edge's configuration.
@@ -200,7 +190,7 @@ func serve(r *http.Request, cfg Config, rules Rules, audit AuditLog, m *Metrics,
 		start := time.Now()
 		var (
 			dec   policy.Decision
-			judge *Judge
+			judge *policy.Deferred
 			ok    bool
 		)
 		if hr, withHistory := rules.(HistoryRules); withHistory {

@@ -25,12 +25,9 @@ func (h historyRules) Evaluate(ev *policy.Event) (policy.Decision, bool) {
 	return h.rs.Evaluate(ev), true
 }
 
-func (h historyRules) EvaluateOrDefer(ev *policy.Event) (policy.Decision, *Judge, bool) {
-	if !h.rs.NeedsHistory(ev.Type) {
-		return h.rs.Evaluate(ev), nil, true
-	}
-	return policy.Decision{}, &Judge{RuleSetVersion: h.rs.Version(), History: h.rs.History(), CountsMessages: h.rs.CountsMessages(),
-		Decide: func(hist policy.History) policy.Decision { return h.rs.EvaluateWith(ev, hist) }}, true
+func (h historyRules) EvaluateOrDefer(ev *policy.Event) (policy.Decision, *policy.Deferred, bool) {
+	d, deferred := h.rs.EvaluateOrDefer(ev)
+	return d, deferred, true
 }
 
 // judgingAudit plays the recording transaction: it runs the delivery's

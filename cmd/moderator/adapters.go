@@ -148,11 +148,6 @@ func (a *storeAudit) RecordEvent(ctx context.Context, d webhook.Delivery) (webho
 	if !a.migrated.Load() {
 		return webhook.Recorded{}, errNotMigrated
 	}
-	var judge *store.Judge
-	if d.Judge != nil {
-		j := store.Judge(*d.Judge)
-		judge = &j
-	}
 	res, err := a.batcher.RecordEvent(ctx, store.EventRecord{
 		WebhookID:  d.WebhookID,
 		BodySHA256: d.SHA256,
@@ -164,7 +159,7 @@ func (a *storeAudit) RecordEvent(ctx context.Context, d webhook.Delivery) (webho
 		Own:        d.Own,
 		Ignored:    d.Ignored,
 		Decision:   d.Decision,
-		Judge:      judge,
+		Judge:      d.Judge,
 	})
 	return webhook.Recorded{EventID: res.EventID, Duplicate: res.Duplicate, Decision: res.Decision}, err
 }

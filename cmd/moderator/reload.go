@@ -18,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"moderator/policy"
-	"moderator/webhook"
 )
 
 // liveRules holds the rule set in force and replaces it when the rules
@@ -82,20 +81,13 @@ func (l *liveRules) Evaluate(ev *policy.Event) (policy.Decision, bool) {
 // read counters or strikes (and, while any rule reads a counter, every new
 // message, which must be counted) are judged in the recording
 // transaction; the rest at once, as Evaluate does.
-func (l *liveRules) EvaluateOrDefer(ev *policy.Event) (policy.Decision, *webhook.Judge, bool) {
+func (l *liveRules) EvaluateOrDefer(ev *policy.Event) (policy.Decision, *policy.Deferred, bool) {
 	rs := l.current.Load()
 	if rs == nil {
 		return policy.Decision{}, nil, false
 	}
-	if !rs.NeedsHistory(ev.Type) {
-		return rs.Evaluate(ev), nil, true
-	}
-	return policy.Decision{}, &webhook.Judge{
-		RuleSetVersion: rs.Version(),
-		History:        rs.History(),
-		CountsMessages: rs.CountsMessages(),
-		Decide:         func(h policy.History) policy.Decision { return rs.EvaluateWith(ev, h) },
-	}, true
+	d, deferred := rs.EvaluateOrDefer(ev)
+	return d, deferred, true
 }
 
 // ready reports whether a rule set is in force.
