@@ -99,7 +99,8 @@ func (rs *RuleSet) Evaluate(ev *Event) (d Decision) { return rs.EvaluateWith(ev,
 type Deferred struct {
 	// RuleSetVersion is recorded with the event, as for a Decision.
 	RuleSetVersion string
-	// History lists the values Decide needs (RuleSet.History).
+	// History lists the values Decide needs (RuleSet.History). It is the
+	// rule set's own list, shared by every Deferred it makes: read only.
 	History []HistoryKey
 	// CountsMessages: the event, when it is a new message, is counted
 	// (RuleSet.CountsMessages).
@@ -112,7 +113,8 @@ type Deferred struct {
 
 // Defer returns ev's decision deferred until its history is known.
 func (rs *RuleSet) Defer(ev *Event) *Deferred {
-	return &Deferred{RuleSetVersion: rs.version, History: rs.History(), CountsMessages: rs.CountsMessages(),
+	// Not History(): its copy would cost an allocation per message.
+	return &Deferred{RuleSetVersion: rs.version, History: rs.history, CountsMessages: rs.CountsMessages(),
 		Decide: func(h History) Decision { return rs.EvaluateWith(ev, h) }}
 }
 
