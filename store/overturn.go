@@ -13,22 +13,13 @@ import (
 // OverturnTarget is an action an overturn covers, read after its row was
 // locked: how far it got decides what overturning it takes.
 type OverturnTarget struct {
-	ActionID     int64
-	EventID      int64
-	DecisionID   int64 // the decision that asked for it
-	Position     int
-	RuleID       string
-	Type         string
-	TargetUserID string
-	MessageID    string
-	ChannelCID   string
-	Params       []byte // JSON: the action as decided
-	Key          string
+	ActionID   int64
+	DecisionID int64 // the decision that asked for it
+	// ActionRow is the action as recorded; its ReversesActionID is non-zero
+	// on a reversal (which cannot be overturned).
+	ActionRow
 	// Outcome is how it ended; "" while pending.
 	Outcome string
-	// ReversesActionID is non-zero on a reversal (which cannot be
-	// overturned).
-	ReversesActionID int64
 	// OverturnedBy is the overturn that already covered it, 0 when none.
 	OverturnedBy int64
 	// MayHaveTakenEffect: one of its calls to Stream got no answer, a
@@ -83,7 +74,7 @@ func LockOverturnTargetsTx(ctx context.Context, tx pgx.Tx, actionID, decisionID 
 			coalesce(a.target_user_id, '') AS target_user_id, coalesce(a.message_id, '') AS message_id,
 			coalesce(a.channel_cid, '') AS channel_cid, a.params, a.idempotency_key AS key,
 			coalesce(o.outcome, '') AS outcome, coalesce(a.reverses_action_id, 0) AS reverses_action_id,
-			coalesce(r.overturn_id, 0) AS overturned_by,
+			coalesce(a.overturn_id, 0) AS overturn_id, coalesce(r.overturn_id, 0) AS overturned_by,
 			EXISTS (SELECT 1 FROM action_attempts t WHERE t.action_id = a.id
 				AND (t.http_status IS NULL OR t.http_status < 300 OR t.http_status = 408 OR t.http_status >= 500)) AS may_have_taken_effect
 		FROM actions a
