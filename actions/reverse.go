@@ -273,12 +273,7 @@ func (r *Runner) insertReversalsTx(ctx context.Context, tx pgx.Tx, ov Overturn, 
 		}
 		args[i].ActionID = id
 		if r.dryRun {
-			_, req, err := r.execute(ctx, r.dryClient, args[i])
-			reason := "dry run: not sent"
-			if err != nil {
-				reason = "dry run: the request would be refused: " + err.Error()
-			}
-			outs = append(outs, OutcomeRecord{ActionID: id, Outcome: DryRun, Reason: reason, Request: req})
+			outs = append(outs, r.dryRunOutcome(ctx, args[i]))
 			continue
 		}
 		jobs = append(jobs, river.InsertManyParams{Args: args[i]})

@@ -416,12 +416,7 @@ func (r *Runner) EnqueueTx(ctx context.Context, tx pgx.Tx, events []EventActions
 				Reason: fmt.Sprintf("superseded by action %d of the decision (%s)", n.SupersededBy, news[i-n.Position+n.SupersededBy].Action)})
 			outTypes = append(outTypes, typ)
 		case r.dryRun:
-			_, req, err := r.execute(ctx, r.dryClient, args)
-			reason := "dry run: not sent"
-			if err != nil {
-				reason = "dry run: the request would be refused: " + err.Error()
-			}
-			outs = append(outs, OutcomeRecord{ActionID: id, Outcome: DryRun, Reason: reason, Request: req})
+			outs = append(outs, r.dryRunOutcome(ctx, args))
 			outTypes = append(outTypes, typ)
 		case slots[typ] == 0:
 			outs = append(outs, OutcomeRecord{ActionID: id, Outcome: Held,
@@ -492,12 +487,7 @@ func (r *Runner) work(ctx context.Context, job *rivertype.JobRow, a JobArgs) err
 	typ := a.Action.Type
 	if r.dryRun {
 		// Enqueued before a restart into dry run: honour the switch.
-		_, req, err := r.execute(ctx, r.dryClient, a)
-		reason := "dry run: not sent"
-		if err != nil {
-			reason = "dry run: the request would be refused: " + err.Error()
-		}
-		return r.finish(ctx, typ, OutcomeRecord{ActionID: a.ActionID, Outcome: DryRun, Reason: reason, Request: req})
+		return r.finish(ctx, typ, r.dryRunOutcome(ctx, a))
 	}
 
 	// Pace the call within the endpoint's budget; a long wait gives the
@@ -648,6 +638,17 @@ func (r *Runner) recordAttempt(ctx context.Context, att Attempt, a JobArgs, effe
 		return nil
 	})
 	return overturned, err
+}
+
+// dryRunOutcome is the outcome of a in dry run: not sent, with the request
+// it would have sent, or why that request would be refused.
+func (r *Runner) dryRunOutcome(ctx context.Context, a JobArgs) OutcomeRecord {
+	_, req, err := r.execute(ctx, r.dryClient, a)
+	reason := "dry run: not sent"
+	if err != nil {
+		reason = "dry run: the request would be refused: " + err.Error()
+	}
+	return OutcomeRecord{ActionID: a.ActionID, Outcome: DryRun, Reason: reason, Request: req}
 }
 
 // finish records the outcome once and counts it.
