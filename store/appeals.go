@@ -271,9 +271,7 @@ func (s *Store) ListAppeals(ctx context.Context, f AppealFilter) (Page[Appeal], 
 	}
 	limit := pageSize(f.Limit)
 	var q query
-	if f.UserID != "" {
-		q.where("ap.user_id = " + q.arg(f.UserID))
-	}
+	q.equal("ap.user_id", f.UserID)
 	switch f.Status {
 	case "":
 	case AppealPending:
@@ -292,16 +290,13 @@ func (s *Store) ListAppeals(ctx context.Context, f AppealFilter) (Page[Appeal], 
 	if err != nil {
 		return Page[Appeal]{}, fmt.Errorf("list appeals: %w", err)
 	}
-	page := Page[Appeal]{Items: make([]Appeal, 0, min(len(got), limit))}
+	items := make([]Appeal, len(got))
 	for i, r := range got {
-		if i == limit {
-			last := got[limit-1]
-			page.NextCursor = encodeCursor(kindAppeals, last.CreatedAt, 0, last.ID)
-			break
-		}
-		page.Items = append(page.Items, r.appeal())
+		items[i] = r.appeal()
 	}
-	return page, nil
+	return paginate(items, limit, func(a Appeal) string {
+		return encodeCursor(kindAppeals, a.CreatedAt, 0, a.ID)
+	}), nil
 }
 
 // DecideAppealUpheld records that the appeal is upheld (the action stands)

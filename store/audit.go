@@ -170,18 +170,10 @@ func (s *Store) SearchEvents(ctx context.Context, f AuditFilter) (Page[EventSumm
 // eventsSQL is SearchEvents's statement and its parameters.
 func eventsSQL(f AuditFilter, c *cursor, limit int) (string, []any) {
 	var q query
-	if f.UserID != "" {
-		q.where("e.user_id = " + q.arg(f.UserID))
-	}
-	if f.MessageID != "" {
-		q.where("e.message_id = " + q.arg(f.MessageID))
-	}
-	if f.ChannelCID != "" {
-		q.where("e.channel_cid = " + q.arg(f.ChannelCID))
-	}
-	if f.EventType != "" {
-		q.where("e.type = " + q.arg(f.EventType))
-	}
+	q.equal("e.user_id", f.UserID)
+	q.equal("e.message_id", f.MessageID)
+	q.equal("e.channel_cid", f.ChannelCID)
+	q.equal("e.type", f.EventType)
 	if f.RuleID != "" {
 		q.where("d.matched_rules @> ARRAY[" + q.arg(f.RuleID) + "::text]")
 	}
@@ -255,21 +247,13 @@ func (s *Store) SearchDecisions(ctx context.Context, f AuditFilter) (Page[Decisi
 // decisionsSQL is SearchDecisions's statement and its parameters.
 func decisionsSQL(f AuditFilter, c *cursor, limit int) (string, []any) {
 	var q query
-	if f.UserID != "" {
-		q.where("d.user_id = " + q.arg(f.UserID))
-	}
-	if f.MessageID != "" {
-		q.where("d.message_id = " + q.arg(f.MessageID))
-	}
-	if f.ChannelCID != "" {
-		q.where("d.channel_cid = " + q.arg(f.ChannelCID))
-	}
+	q.equal("d.user_id", f.UserID)
+	q.equal("d.message_id", f.MessageID)
+	q.equal("d.channel_cid", f.ChannelCID)
 	if f.RuleID != "" {
 		q.where("d.matched_rules @> ARRAY[" + q.arg(f.RuleID) + "::text]")
 	}
-	if f.EventType != "" {
-		q.where("e.type = " + q.arg(f.EventType))
-	}
+	q.equal("e.type", f.EventType)
 	if f.ActionType != "" {
 		q.where("d.actions @> jsonb_build_array(jsonb_build_object('type', " + q.arg(f.ActionType) + "::text))")
 	}
@@ -446,21 +430,11 @@ func (s *Store) SearchActions(ctx context.Context, f AuditFilter) (Page[ActionDe
 // actionsSQL is SearchActions's statement and its parameters.
 func actionsSQL(f AuditFilter, c *cursor, limit int) (string, []any) {
 	var q query
-	if f.UserID != "" {
-		q.where("a.target_user_id = " + q.arg(f.UserID))
-	}
-	if f.MessageID != "" {
-		q.where("a.message_id = " + q.arg(f.MessageID))
-	}
-	if f.ChannelCID != "" {
-		q.where("a.channel_cid = " + q.arg(f.ChannelCID))
-	}
-	if f.RuleID != "" {
-		q.where("a.rule_id = " + q.arg(f.RuleID))
-	}
-	if f.ActionType != "" {
-		q.where("a.type = " + q.arg(f.ActionType))
-	}
+	q.equal("a.target_user_id", f.UserID)
+	q.equal("a.message_id", f.MessageID)
+	q.equal("a.channel_cid", f.ChannelCID)
+	q.equal("a.rule_id", f.RuleID)
+	q.equal("a.type", f.ActionType)
 	if f.EventType != "" {
 		q.where("EXISTS (SELECT 1 FROM events e WHERE e.id = a.event_id AND e.type = " + q.arg(f.EventType) + ")")
 	}

@@ -115,6 +115,13 @@ func (q *query) clause() string {
 	return "WHERE " + strings.Join(q.conds, " AND ")
 }
 
+// equal adds col = v when v is set: an empty filter field matches any row.
+func (q *query) equal(col, v string) {
+	if v != "" {
+		q.where(col + " = " + q.arg(v))
+	}
+}
+
 // timeRange adds [from, to) on col.
 func (q *query) timeRange(col string, from, to time.Time) {
 	if !from.IsZero() {
