@@ -256,27 +256,19 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, no
 		}
 		act.Act, act.Target, act.TargetUserID = store.ActViewDecision, "decision:"+a.id, ev.Decision.UserID
 		out, show = ev, func(w io.Writer) { printEvidence(w, ev) }
-	case "events":
-		p, err := st.SearchEvents(ctx, a.filter)
+	case "events", "decisions", "actions":
+		switch a.what {
+		case "events":
+			out, show, err = searchPage(ctx, st.SearchEvents, a.filter, printEvents)
+		case "decisions":
+			out, show, err = searchPage(ctx, st.SearchDecisions, a.filter, printDecisions)
+		case "actions":
+			out, show, err = searchPage(ctx, st.SearchActions, a.filter, printActions)
+		}
 		if err != nil {
 			return auditError(err)
 		}
 		act.Act, act.TargetUserID = store.ActSearch, a.filter.UserID
-		out, show = p, func(w io.Writer) { printEvents(w, p.Items); printNext(w, p.NextCursor) }
-	case "decisions":
-		p, err := st.SearchDecisions(ctx, a.filter)
-		if err != nil {
-			return auditError(err)
-		}
-		act.Act, act.TargetUserID = store.ActSearch, a.filter.UserID
-		out, show = p, func(w io.Writer) { printDecisions(w, p.Items); printNext(w, p.NextCursor) }
-	case "actions":
-		p, err := st.SearchActions(ctx, a.filter)
-		if err != nil {
-			return auditError(err)
-		}
-		act.Act, act.TargetUserID = store.ActSearch, a.filter.UserID
-		out, show = p, func(w io.Writer) { printActions(w, p.Items); printNext(w, p.NextCursor) }
 	case "rules":
 		stats, err := st.RuleStats(ctx, a.filter.From, a.filter.To)
 		if err != nil {
@@ -296,6 +288,17 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, no
 	}
 	show(stdout)
 	return nil
+}
+
+// searchPage runs one of the store's searches and returns its page and how
+// to show it.
+func searchPage[T any](ctx context.Context, search func(context.Context, store.AuditFilter) (store.Page[T], error),
+	f store.AuditFilter, print func(io.Writer, []T)) (any, func(io.Writer), error) {
+	p, err := search(ctx, f)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, func(w io.Writer) { print(w, p.Items); printNext(w, p.NextCursor) }, nil
 }
 
 // auditError says what a store error means at the terminal.
