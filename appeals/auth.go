@@ -525,7 +525,7 @@ func peekHeader(token string) (tokenHeader, error) {
 // isTokenChar reports whether c may appear in a compact JWT: base64url
 // (RFC 4648 §5, unpadded) or the dot between the parts.
 func isTokenChar(c rune) bool {
-	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
+	return isBase64URL(c) || c == '.'
 }
 
 // validSubject reports whether sub can stand for a person in the audit

@@ -208,31 +208,33 @@ type bundle struct {
 	auth  *Authenticator
 	clock *clock
 	idp   *fakeIdP
-	logs  *syncBuffer
+	logs  *SyncBuffer
 	// reached counts the requests that got past the middleware.
 	reached atomic.Int32
 	handler http.Handler
 }
 
-type syncBuffer struct {
+// SyncBuffer is a log sink safe for concurrent writes and reads; the
+// appeals_test files use it too.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
 }
 
 // lines returns the JSON log lines.
-func (s *syncBuffer) lines(t testing.TB) []map[string]any {
+func (s *SyncBuffer) lines(t testing.TB) []map[string]any {
 	t.Helper()
 	var out []map[string]any
 	for _, l := range strings.Split(strings.TrimSpace(s.String()), "\n") {
@@ -259,7 +261,7 @@ type setupOpts struct {
 func setup(t testing.TB, o setupOpts) *bundle {
 	t.Helper()
 	keys(t)
-	b := &bundle{clock: &clock{t: testEpoch}, logs: &syncBuffer{}}
+	b := &bundle{clock: &clock{t: testEpoch}, logs: &SyncBuffer{}}
 	cfg := AuthConfig{
 		HS256Secret:   o.secret,
 		RatePerMinute: o.rate,
@@ -864,7 +866,7 @@ func TestJWKSDownAtStart(t *testing.T) {
 	keys(t)
 	idp := newFakeIdP(t)
 	idp.serve(http.StatusServiceUnavailable)
-	logs := &syncBuffer{}
+	logs := &SyncBuffer{}
 	a, err := NewAuthenticator(t.Context(), AuthConfig{
 		JWKSURL: idp.URL, Issuer: testIssuer, Audience: testAudience,
 		HTTPClient: idp.Client(), Now: func() time.Time { return testEpoch },
@@ -941,7 +943,7 @@ func TestJWKSOversizedAnswerIsRefused(t *testing.T) {
 	idp.mu.Lock()
 	idp.body = big
 	idp.mu.Unlock()
-	logs := &syncBuffer{}
+	logs := &SyncBuffer{}
 	a, err := NewAuthenticator(t.Context(), AuthConfig{
 		JWKSURL: idp.URL, Issuer: testIssuer, Audience: testAudience,
 		HTTPClient: idp.Client(), Logger: slog.New(slog.NewJSONHandler(logs, nil)),

@@ -1,7 +1,6 @@
 package appeals_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -36,12 +35,12 @@ type api struct {
 	st   *store.Store
 	h    http.Handler
 	over *recordingOverturner
-	logs *syncBuffer
+	logs *appeals.SyncBuffer
 }
 
 func newAPI(t testing.TB, st *store.Store) *api {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &appeals.SyncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	auth, err := appeals.NewAuthenticator(context.Background(), appeals.AuthConfig{
 		HS256Secret:   []byte(testSecret),
@@ -78,23 +77,6 @@ func ownStore(t testing.TB) *store.Store {
 		t.Fatal(err)
 	}
 	return st
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // staticStatus is a ServiceStatus with one rule and one secret.

@@ -1,7 +1,6 @@
 package appeals
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -187,14 +186,14 @@ func (fakeStatus) Settings() []Setting {
 type unitBundle struct {
 	store *fakeStore
 	over  *fakeOverturner
-	logs  *bytes.Buffer
+	logs  *SyncBuffer
 	h     http.Handler
 }
 
 func newUnit(t *testing.T) *unitBundle {
 	t.Helper()
-	b := &unitBundle{store: &fakeStore{}, over: &fakeOverturner{}, logs: &bytes.Buffer{}}
-	logger := slog.New(slog.NewJSONHandler(&lockedWriter{w: b.logs}, nil))
+	b := &unitBundle{store: &fakeStore{}, over: &fakeOverturner{}, logs: &SyncBuffer{}}
+	logger := slog.New(slog.NewJSONHandler(b.logs, nil))
 	b.h = NewServer(ServerConfig{
 		Logger:     logger,
 		Auth:       headerAuth{},
@@ -204,17 +203,6 @@ func newUnit(t *testing.T) *unitBundle {
 		Now:        func() time.Time { return time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC) },
 	})
 	return b
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // do sends one request as who ("sub:role", or "" for none) and returns

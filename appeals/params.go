@@ -244,14 +244,12 @@ func allDigits(s string) bool {
 
 // isCursor accepts the URL-safe base64 alphabet that cursors use.
 func isCursor(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '=' || c == '.') {
-			return false
-		}
-	}
-	return true
+	return !strings.ContainsFunc(s, func(c rune) bool { return !isBase64URL(c) && c != '=' && c != '.' })
 }
+
+// isBase64URL reports whether c is in the URL-safe base64 alphabet
+// (RFC 4648 §5), without padding.
+func isBase64URL(c rune) bool { return isAlnum(c) || c == '-' || c == '_' }
 
 // idKind is a kind of identifier, each with Stream's (or policy's) charset.
 type idKind int
