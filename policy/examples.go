@@ -172,13 +172,9 @@ func (r *rule) exampleHistory(ex rawExample, fail func(line int, format string, 
 			continue
 		}
 		if !slices.Contains(reads, k) {
-			var names []string
-			for _, rk := range reads {
-				names = append(names, rk.String())
-			}
 			what := "it reads none"
-			if len(names) > 0 {
-				what = "it reads " + strings.Join(names, ", ")
+			if len(reads) > 0 {
+				what = "it reads " + JoinHistoryKeys(reads)
 			}
 			fail(ex.historyLine, "history sets %s, which the rule does not read (%s)", k, what)
 			ok = false

@@ -108,6 +108,16 @@ func (k HistoryKey) String() string {
 	return k.Name + "(" + w + ")"
 }
 
+// JoinHistoryKeys writes keys as rules call them, comma-separated, for
+// messages that say which values a rule set reads.
+func JoinHistoryKeys(keys []HistoryKey) string {
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		names[i] = k.String()
+	}
+	return strings.Join(names, ", ")
+}
+
 // formatWindow writes a window in the rule files' syntax, with days.
 func formatWindow(d time.Duration) string {
 	day := 24 * time.Hour

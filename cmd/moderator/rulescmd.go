@@ -176,13 +176,9 @@ func (f historyFlag) resolve(rs *policy.RuleSet) (policy.History, error) {
 			return nil, fmt.Errorf("--history %s: the value must be a whole number ≥ 0", v)
 		}
 		if !slices.Contains(reads, k) {
-			names := make([]string, len(reads))
-			for i, r := range reads {
-				names[i] = r.String()
-			}
 			what := "they read none"
-			if len(names) > 0 {
-				what = "they read " + strings.Join(names, ", ")
+			if len(reads) > 0 {
+				what = "they read " + policy.JoinHistoryKeys(reads)
 			}
 			return nil, fmt.Errorf("--history %s: no rule reads it (%s)", k, what)
 		}
