@@ -53,15 +53,6 @@ func reversalOf(a policy.Action) (policy.ActionType, string) {
 	return "", fmt.Sprintf("%s actions have no reversal", a.Type)
 }
 
-// IsReversal reports whether t is a reversal action type.
-func IsReversal(t policy.ActionType) bool {
-	switch t {
-	case Unban, Unmute, Unflag, Undelete, Unwarn:
-		return true
-	}
-	return false
-}
-
 // Reverses, in a reversal's job, names the action it undoes.
 type Reverses struct {
 	ActionID   int64  `json:"action_id"`

@@ -606,7 +606,6 @@ func mayHaveTakenEffect(err error) bool {
 func (r *Runner) recordAttempt(ctx context.Context, att Attempt, a JobArgs, effect bool) (overturned bool, err error) {
 	ctx = context.WithoutCancel(ctx) // the call is made: its record must not be lost to a cancellation
 	err = r.ledger.InTx(ctx, func(tx pgx.Tx) error {
-		overturned = false
 		n, err := r.ledger.RecordAttemptTx(ctx, tx, att)
 		if err != nil {
 			return err
