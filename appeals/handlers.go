@@ -1,6 +1,7 @@
 package appeals
 
 import (
+	"context"
 	_ "embed"
 	"fmt"
 	"net/http"
@@ -76,52 +77,25 @@ func auditFilter(r *http.Request) (store.AuditFilter, error) {
 	return f, q.err
 }
 
-func (s *server) searchEvents(w http.ResponseWriter, r *http.Request) error {
-	f, err := auditFilter(r)
-	if err != nil {
-		return err
+// search answers one of the audit searches, the list named list, run by
+// find (a method expression, such as Store.SearchEvents, so that the
+// routes can be listed on a server without a store).
+func search[T any](s *server, list string, find func(Store, context.Context, store.AuditFilter) (store.Page[T], error)) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		f, err := auditFilter(r)
+		if err != nil {
+			return err
+		}
+		page, err := find(s.store, r.Context(), f)
+		if err != nil {
+			return fmt.Errorf("search %s: %w", list, err)
+		}
+		if err := s.record(r, store.StaffAct{Act: store.ActSearch, TargetUserID: f.UserID, Params: filterParams(list, f)}); err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, page)
+		return nil
 	}
-	page, err := s.store.SearchEvents(r.Context(), f)
-	if err != nil {
-		return fmt.Errorf("search events: %w", err)
-	}
-	if err := s.record(r, store.StaffAct{Act: store.ActSearch, TargetUserID: f.UserID, Params: filterParams("events", f)}); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, page)
-	return nil
-}
-
-func (s *server) searchDecisions(w http.ResponseWriter, r *http.Request) error {
-	f, err := auditFilter(r)
-	if err != nil {
-		return err
-	}
-	page, err := s.store.SearchDecisions(r.Context(), f)
-	if err != nil {
-		return fmt.Errorf("search decisions: %w", err)
-	}
-	if err := s.record(r, store.StaffAct{Act: store.ActSearch, TargetUserID: f.UserID, Params: filterParams("decisions", f)}); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, page)
-	return nil
-}
-
-func (s *server) searchActions(w http.ResponseWriter, r *http.Request) error {
-	f, err := auditFilter(r)
-	if err != nil {
-		return err
-	}
-	page, err := s.store.SearchActions(r.Context(), f)
-	if err != nil {
-		return fmt.Errorf("search actions: %w", err)
-	}
-	if err := s.record(r, store.StaffAct{Act: store.ActSearch, TargetUserID: f.UserID, Params: filterParams("actions", f)}); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, page)
-	return nil
 }
 
 func (s *server) timeline(w http.ResponseWriter, r *http.Request) error {

@@ -28,10 +28,10 @@ func (s *server) routes() []route {
 		{http.MethodGet, "/openapi.yaml", "", nil, s.handleSpec},
 
 		// viewer: search and read the audit trail.
-		{http.MethodGet, "/events", RoleViewer, searchQuery, s.handle(s.searchEvents)},
-		{http.MethodGet, "/decisions", RoleViewer, searchQuery, s.handle(s.searchDecisions)},
+		{http.MethodGet, "/events", RoleViewer, searchQuery, s.handle(search(s, "events", Store.SearchEvents))},
+		{http.MethodGet, "/decisions", RoleViewer, searchQuery, s.handle(search(s, "decisions", Store.SearchDecisions))},
 		{http.MethodGet, "/decisions/{id}", RoleViewer, []string{"around"}, s.handle(s.decisionEvidence)},
-		{http.MethodGet, "/actions", RoleViewer, searchQuery, s.handle(s.searchActions)},
+		{http.MethodGet, "/actions", RoleViewer, searchQuery, s.handle(search(s, "actions", Store.SearchActions))},
 		{http.MethodGet, "/actions/{id}", RoleViewer, nil, s.handle(s.action)},
 		{http.MethodGet, "/users/{user_id}/timeline", RoleViewer, timelineQuery, s.handle(s.timeline)},
 		{http.MethodGet, "/appeals", RoleViewer, appealQuery, s.handle(s.listAppeals)},
