@@ -1,6 +1,7 @@
 package main
 
 import (
+	stdcmp "cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -80,7 +81,7 @@ func newOverturnEnvOn(t testing.TB, st *store.Store, fake *streamtest.Server, op
 	runner, err := actions.NewRunner(st.Pool(),
 		actions.ClientConfig{BaseURL: fake.URL, APIKey: fake.Key, APISecret: fake.Secret, BotUserID: e2eBot, HTTPClient: hc},
 		actions.Config{DryRun: opts.dryRun, Ledger: storeLedger{st: st}, Logger: logger, Metrics: actions.NewMetrics(e.metrics, nil),
-			RetryBase: cmpOr(opts.retryBase, 50*time.Millisecond), FetchPollInterval: 50 * time.Millisecond,
+			RetryBase: stdcmp.Or(opts.retryBase, 50*time.Millisecond), FetchPollInterval: 50 * time.Millisecond,
 			Now: func() time.Time {
 				if c := e.clock.Load(); c != nil {
 					return *c
@@ -98,14 +99,6 @@ func newOverturnEnvOn(t testing.TB, st *store.Store, fake *streamtest.Server, op
 		}
 	})
 	return e
-}
-
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // start starts the workers until the test ends.
