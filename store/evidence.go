@@ -84,31 +84,32 @@ const contextSelect = `SELECT e.id AS event_id, e.received_at, e.created_at, e.m
 // ErrNotFound when there is no such decision.
 func (s *Store) DecisionEvidence(ctx context.Context, decisionID int64, around int) (Evidence, error) {
 	around = max(0, min(around, MaxContext))
-	var (
-		ev                       Evidence
-		matches, errs, requested []byte
-	)
-	rows, err := s.pool.Query(ctx, `SELECT `+decisionColumns+` FROM decisions d JOIN events e ON e.id = d.event_id WHERE d.id = $1`, decisionID)
+	var ev Evidence
+	type decisionRow struct {
+		DecisionSummary
+		Matches   []byte `db:"matches"`
+		Errors    []byte `db:"errors"`
+		Requested []byte `db:"requested"`
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+decisionColumns+`, d.matches, d.errors, d.actions AS requested
+		FROM decisions d JOIN events e ON e.id = d.event_id WHERE d.id = $1`, decisionID)
 	if err != nil {
 		return Evidence{}, fmt.Errorf("read decision %d: %w", decisionID, err)
 	}
-	ev.Decision, err = pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[DecisionSummary])
+	dec, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[decisionRow])
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Evidence{}, fmt.Errorf("decision %d: %w", decisionID, ErrNotFound)
 	}
 	if err != nil {
 		return Evidence{}, fmt.Errorf("read decision %d: %w", decisionID, err)
 	}
+	ev.Decision = dec.DecisionSummary
 	ev.RuleSetVersion = ev.Decision.RuleSetVersion
-	if err := s.pool.QueryRow(ctx, `SELECT matches, errors, actions FROM decisions WHERE id = $1`, decisionID).
-		Scan(&matches, &errs, &requested); err != nil {
-		return Evidence{}, fmt.Errorf("read decision %d: %w", decisionID, err)
-	}
 	for _, part := range []struct {
 		name string
 		raw  []byte
 		into any
-	}{{"matches", matches, &ev.Matches}, {"errors", errs, &ev.Errors}, {"actions", requested, &ev.Requested}} {
+	}{{"matches", dec.Matches, &ev.Matches}, {"errors", dec.Errors, &ev.Errors}, {"actions", dec.Requested, &ev.Requested}} {
 		if err := json.Unmarshal(part.raw, part.into); err != nil {
 			return Evidence{}, fmt.Errorf("decode %s of decision %d: %w", part.name, decisionID, err)
 		}
