@@ -18,11 +18,9 @@ var openAPISpec []byte
 // other acts are store's (store.ActSearch, …), one vocabulary for the log.
 const ActViewSettings = "view_settings"
 
-// The enumerations that filters accept.
-var (
-	actionTypes = []string{"flag", "mute", "ban", "delete", "warn", "unflag", "unmute", "unban", "undelete", "unwarn"}
-	outcomes    = []string{"applied", "failed", "held", "dry_run", "superseded", "suppressed", "pending", "overturned"}
-)
+// actionTypes are the values the action_type filter accepts (outcome's are
+// store.FilterOutcomes).
+var actionTypes = []string{"flag", "mute", "ban", "delete", "warn", "unflag", "unmute", "unban", "undelete", "unwarn"}
 
 // handleSpec serves the OpenAPI document. It needs no token: it describes
 // the API, and holds nothing about anyone.
@@ -70,7 +68,7 @@ func auditFilter(r *http.Request) (store.AuditFilter, error) {
 	f.RuleID = q.id("rule_id", idRule)
 	f.EventType = q.id("event_type", idEventType)
 	f.ActionType = q.enum("action_type", actionTypes...)
-	f.Outcome = q.enum("outcome", outcomes...)
+	f.Outcome = q.enum("outcome", store.FilterOutcomes...)
 	f.From, f.To = q.timeRange()
 	f.Cursor = q.cursor()
 	f.Limit = q.limit()

@@ -66,6 +66,11 @@ const (
 	OutcomeSuppressed = "suppressed"
 )
 
+// FilterOutcomes are the values AuditFilter.Outcome takes: every recorded
+// outcome, then the two states.
+var FilterOutcomes = []string{OutcomeApplied, OutcomeFailed, OutcomeHeld, OutcomeDryRun,
+	OutcomeSuperseded, OutcomeSuppressed, OutcomePending, OutcomeOverturned}
+
 // The list kinds, which cursors carry.
 const (
 	kindEvents    = "events"

@@ -39,10 +39,6 @@ DATABASE_URL (or --database-url) names the database. Each use is recorded in
 the staff audit log as cli:$USER.
 `
 
-// auditOutcomes are the values --outcome takes.
-var auditOutcomes = []string{store.OutcomeApplied, store.OutcomeFailed, store.OutcomeHeld, store.OutcomeDryRun,
-	store.OutcomeSuperseded, store.OutcomeSuppressed, store.OutcomePending, store.OutcomeOverturned}
-
 // auditArgs are the parsed arguments of one `moderator audit` command.
 type auditArgs struct {
 	what, id    string
@@ -151,8 +147,8 @@ func parseAuditArgs(args []string, now time.Time) (auditArgs, error) {
 	if withID[a.what] {
 		a.id = positional[0]
 	}
-	if outcome != "" && !slices.Contains(auditOutcomes, outcome) {
-		return a, fmt.Errorf("--outcome: want one of %s, got %q", strings.Join(auditOutcomes, ", "), outcome)
+	if outcome != "" && !slices.Contains(store.FilterOutcomes, outcome) {
+		return a, fmt.Errorf("--outcome: want one of %s, got %q", strings.Join(store.FilterOutcomes, ", "), outcome)
 	}
 	a.filter.Outcome = outcome
 	if a.filter.Limit < 0 || a.filter.Limit > store.MaxPageSize {
