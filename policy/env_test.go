@@ -23,7 +23,7 @@ func mustParse(t *testing.T, body string) *Event {
 
 func TestNewEnv(t *testing.T) {
 	t.Parallel()
-	sample, err := os.ReadFile("../../shared/samples/message.new-1.json")
+	sample, err := os.ReadFile("../testdata/samples/message.new-1.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ func FuzzEvaluate(f *testing.F) {
 	}
 	wide := loadTestdata(f, "evaluate")
 	for _, name := range []string{"message.new-1.json", "user.banned-1.json", "message.deleted-1.json", "before_message_send-1.json"} {
-		if b, err := os.ReadFile("../../shared/samples/" + name); err == nil {
+		if b, err := os.ReadFile("../testdata/samples/" + name); err == nil {
 			f.Add(b)
 		}
 	}

@@ -90,7 +90,7 @@ shown_url=$DATABASE_URL
 [[ -z $from_env ]] || shown_url='$DATABASE_URL'
 cat >&2 <<EOF
 run: serving on $MODERATOR_ADDR (dry run: $MODERATOR_DRY_RUN). Send a signed sample event from another terminal:
-run:   $send                  # ../shared/samples/message.new-1.json
+run:   $send                  # testdata/samples/message.new-1.json
 run:   $send path/to/event.json
 run: and see it recorded with: psql "$shown_url" -c 'select id, type, user_id, received_at from events order by id desc limit 5'
 EOF

@@ -4,8 +4,8 @@
 # standard tools (openssl, curl) what a webhook delivery is: the signature is
 # the hex HMAC-SHA256 of the exact body bytes, keyed with the app's secret.
 #
-# FILE defaults to ../shared/samples/message.new-1.json beside the repository
-# (else testdata/samples/message.new-1.json). Environment:
+# FILE defaults to testdata/samples/message.new-1.json, a real Stream event
+# kept in the repository. Environment:
 #   STREAM_API_KEY      X-Api-Key to send (default dev-key, as `make run`)
 #   STREAM_API_SECRET   secret to sign with (default dev-secret, as `make run`)
 #   MODERATOR_URL       endpoint (default http://127.0.0.1:8080/webhooks/stream;
@@ -30,12 +30,7 @@ if (($# > 1)) || [[ ${1:-} == -h || ${1:-} == --help ]]; then
 	exit 2
 fi
 
-file=${1:-}
-if [[ -z $file ]]; then
-	for file in "$root/../shared/samples/message.new-1.json" "$root/testdata/samples/message.new-1.json"; do
-		[[ -f $file ]] && break
-	done
-fi
+file=${1:-$root/testdata/samples/message.new-1.json}
 [[ -f $file ]] || {
 	printf 'send-sample: no such file: %s\n' "$file" >&2
 	exit 2

@@ -66,7 +66,7 @@ func TestBeforeSendHandler(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sample, err := os.ReadFile("../../shared/samples/before_message_send-1.json")
+	sample, err := os.ReadFile("../testdata/samples/before_message_send-1.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -141,14 +141,14 @@ func TestGunzipLimit(t *testing.T) {
 
 func readSamples(t testing.TB) map[string][]byte {
 	t.Helper()
-	files, err := filepath.Glob("../../shared/samples/*.json")
+	files, err := filepath.Glob("../testdata/samples/*.json")
 	if err != nil {
 		t.Fatal(err)
 	}
 	local, _ := filepath.Glob("testdata/*.json")
 	files = append(files, local...)
 	if len(files) == 0 {
-		t.Fatal("no samples found in ../../shared/samples or testdata")
+		t.Fatal("no samples found in ../testdata/samples or testdata")
 	}
 	out := map[string][]byte{}
 	for _, f := range files {

@@ -337,9 +337,9 @@ func TestWebhookLimits(t *testing.T) {
 func TestWebhookSamples(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, serverOptions{})
-	files, _ := filepath.Glob("../../../shared/samples/*.json")
+	files, _ := filepath.Glob("../../testdata/samples/*.json")
 	if len(files) == 0 {
-		t.Fatal("no samples in ../shared/samples")
+		t.Fatal("no samples in testdata/samples")
 	}
 	for _, f := range files {
 		body, err := os.ReadFile(f)

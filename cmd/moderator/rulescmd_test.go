@@ -203,7 +203,7 @@ func TestRunEval(t *testing.T) {
 		},
 		{
 			name: "Stream's sample event from a file",
-			args: []string{"--rules", "../../rules", "../../../shared/samples/message.new-1.json"},
+			args: []string{"--rules", "../../rules", "../../testdata/samples/message.new-1.json"},
 			wantStdout: "rule set  " + version + " (../../rules, 15 rules, 13 for message.new events)\n" +
 				`event     message.new, message fff0d7c0-60bd-4835-833b-3843007817bf, user 97b49906-0b98-463b-aa47-0aa945677eb2, channel messaging:fun, text "8b780762-4830-4e2a-aa43-18aabaf1732d"` + "\n" +
 				"\n" +
