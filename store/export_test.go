@@ -1,5 +1,7 @@
 package store
 
+import "io/fs"
+
 // Test hooks: the statements the searches run, for the EXPLAIN checks.
 
 func EventsSQL(f AuditFilter) (string, []any)    { return eventsSQL(f, nil, pageSize(f.Limit)) }
@@ -9,3 +11,5 @@ func TimelineSQL(user string, f AuditFilter) (string, []any) {
 	return timelineSQL(user, f, nil, pageSize(f.Limit))
 }
 func ConversationSQL(thread, before bool) string { return conversationSQL(thread, before) }
+
+func ReadMigrations(fsys fs.FS) ([]Migration, error) { return readMigrations(fsys) }

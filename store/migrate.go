@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -58,7 +59,90 @@ func readMigrations(fsys fs.FS) ([]Migration, error) {
 		out = append(out, Migration{Version: v, Name: strings.TrimSuffix(rest, ".up.sql"), SQL: string(body)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	for i, m := range out {
+		if m.Version != i+1 {
+			return nil, fmt.Errorf("migration %04d_%s: version %d is missing: migrations are numbered 1, 2, 3 … without gaps", m.Version, m.Name, i+1)
+		}
+	}
 	return out, nil
+}
+
+// MigrationStatus is one migration as the database knows it: applied (with
+// the time) or pending.
+type MigrationStatus struct {
+	Migration
+	AppliedAt time.Time // zero when pending
+}
+
+// ErrUnknownMigration means the database has applied a migration this
+// binary does not carry: it was migrated by a newer version, and running
+// this one against it could misread its tables.
+var ErrUnknownMigration = errors.New("the database has migrations this binary does not know")
+
+// MigrationStatuses lists every migration this binary carries, applied or
+// pending, in version order. An applied version the binary does not carry
+// is an error wrapping ErrUnknownMigration.
+func (s *Store) MigrationStatuses(ctx context.Context) ([]MigrationStatus, error) {
+	all, err := Migrations()
+	if err != nil {
+		return nil, err
+	}
+	applied, err := s.appliedMigrations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]MigrationStatus, len(all))
+	for i, m := range all {
+		out[i] = MigrationStatus{Migration: m, AppliedAt: applied[m.Version]}
+		delete(applied, m.Version)
+	}
+	if err := unknownMigrations(applied); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+// appliedMigrations reads schema_migrations: version → applied time. A
+// database never migrated has no such table and answers an empty map.
+func (s *Store) appliedMigrations(ctx context.Context) (map[int]time.Time, error) {
+	var exists bool
+	if err := s.pool.QueryRow(ctx, "SELECT to_regclass('schema_migrations') IS NOT NULL").Scan(&exists); err != nil {
+		return nil, fmt.Errorf("read applied migrations: %w", err)
+	}
+	applied := map[int]time.Time{}
+	if !exists {
+		return applied, nil
+	}
+	rows, err := s.pool.Query(ctx, "SELECT version, applied_at FROM schema_migrations")
+	if err != nil {
+		return nil, fmt.Errorf("read applied migrations: %w", err)
+	}
+	var (
+		v  int
+		at time.Time
+	)
+	_, err = pgx.ForEachRow(rows, []any{&v, &at}, func() error {
+		applied[v] = at
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read applied migrations: %w", err)
+	}
+	return applied, nil
+}
+
+// unknownMigrations names the applied versions left over once the known
+// ones are taken out, if any.
+func unknownMigrations(left map[int]time.Time) error {
+	if len(left) == 0 {
+		return nil
+	}
+	vs := make([]int, 0, len(left))
+	for v := range left {
+		vs = append(vs, v)
+	}
+	sort.Ints(vs)
+	return fmt.Errorf("%w: applied version(s) %v; run a moderator at least as new as the one that migrated it", ErrUnknownMigration, vs)
 }
 
 // Migrate applies every pending migration, each in its own transaction
@@ -106,6 +190,18 @@ func (s *Store) migrateRiver(ctx context.Context) error {
 func (s *Store) migrateOurs(ctx context.Context) ([]int, error) {
 	all, err := Migrations()
 	if err != nil {
+		return nil, err
+	}
+	// Refuse before changing anything when a newer binary has migrated
+	// this database: forward-only migrations cannot be run backwards.
+	extra, err := s.appliedMigrations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range all {
+		delete(extra, m.Version)
+	}
+	if err := unknownMigrations(extra); err != nil {
 		return nil, err
 	}
 	var applied []int

@@ -49,6 +49,9 @@ type config struct {
 	ImmunityWindow time.Duration
 	needStream     bool
 	needDatabase   bool
+	// MigrateStatus makes `moderator migrate` list the migrations instead
+	// of applying them.
+	MigrateStatus bool
 
 	// The staff API's authentication (package appeals): off unless
 	// AdminJWTSecret or AdminJWKSURL is set.
@@ -248,7 +251,10 @@ func loadConfig(command string, args []string, getenv func(string) string, stder
 		fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (MODERATOR_ADDR)")
 		fs.StringVar(&c.RulesDir, "rules", c.RulesDir, "rules folder (MODERATOR_RULES_DIR)")
 		fs.BoolVar(&c.DryRun, "dry-run", c.DryRun, "decide and audit, send nothing to Stream (MODERATOR_DRY_RUN)")
-	case "migrate", "audit":
+	case "migrate":
+		c.needDatabase = true
+		fs.BoolVar(&c.MigrateStatus, "status", false, "list applied and pending migrations; apply nothing")
+	case "audit":
 		c.needDatabase = true
 	}
 	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "Postgres connection string (DATABASE_URL)")
