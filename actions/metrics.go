@@ -42,6 +42,7 @@ func NewMetrics(reg prometheus.Registerer, pool *pgxpool.Pool) *Metrics {
 		}),
 	}
 	reg.MustRegister(m.actions, m.attempts, m.rateLimited, m.startDelay)
+	m.precreate()
 	if pool != nil {
 		reg.MustRegister(queueCollector{pool: pool,
 			depth: prometheus.NewDesc("moderator_action_queue_depth",
@@ -51,6 +52,22 @@ func NewMetrics(reg prometheus.Registerer, pool *pgxpool.Pool) *Metrics {
 		})
 	}
 	return m
+}
+
+// precreate exports every known label combination at zero, so that an
+// alert on rate() or increase() sees the first failure after a start.
+func (m *Metrics) precreate() {
+	types := []policy.ActionType{policy.ActionFlag, policy.ActionMute, policy.ActionBan, policy.ActionDelete,
+		policy.ActionWarn, Unban, Unmute, Unflag, Undelete, Unwarn}
+	for _, t := range types {
+		for _, o := range []Outcome{Applied, Failed, Held, DryRun, Superseded, Suppressed} {
+			m.actions.WithLabelValues(string(t), string(o))
+		}
+		for _, r := range []string{"ok", "already_done", "retryable", "permanent"} {
+			m.attempts.WithLabelValues(string(t), r)
+		}
+		m.rateLimited.WithLabelValues(string(t))
+	}
 }
 
 func (m *Metrics) outcome(t policy.ActionType, o Outcome) {

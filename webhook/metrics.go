@@ -76,6 +76,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		OutcomeUnauthorized, OutcomeTooLarge, OutcomeMalformed} {
 		m.beforeSend.WithLabelValues(o)
 	}
+	for _, r := range []string{sigMissing, sigMalformed, sigMismatch, sigUnknown} {
+		m.signatureFailures.WithLabelValues(r)
+	}
 	for _, r := range []string{FailOpenNoRules, FailOpenRuleError, FailOpenPanic} {
 		m.beforeSendFailOpen.WithLabelValues(r)
 	}

@@ -31,6 +31,9 @@ type config struct {
 	StreamAPIKeys   string // extra "key:secret,key:secret" pairs accepted on webhooks (rotation)
 	StreamBaseURL   string
 	Addr            string
+	// MetricsAddr, when set, serves /metrics on a listener of its own and
+	// not on Addr, so metrics need not be exposed where Stream reaches.
+	MetricsAddr     string
 	RulesDir        string
 	BotUserID       string
 	DryRun          bool
@@ -221,6 +224,7 @@ func loadConfig(command string, args []string, getenv func(string) string, stder
 		StreamAPIKeys:   env.str("STREAM_API_KEYS", ""),
 		StreamBaseURL:   env.str("STREAM_BASE_URL", "https://chat.stream-io-api.com"),
 		Addr:            env.str("MODERATOR_ADDR", ":8080"),
+		MetricsAddr:     env.str("MODERATOR_METRICS_ADDR", ""),
 		RulesDir:        env.str("MODERATOR_RULES_DIR", "rules"),
 		BotUserID:       env.str("MODERATOR_BOT_USER_ID", "moderator-bot"),
 		DryRun:          env.boolean("MODERATOR_DRY_RUN", false),
@@ -301,6 +305,15 @@ func (c *config) validate() error {
 	}
 	if _, port, err := net.SplitHostPort(c.Addr); err != nil || port == "" {
 		return bad("MODERATOR_ADDR: must be host:port or :port, got %q", c.Addr)
+	}
+	if c.MetricsAddr != "" {
+		_, port, err := net.SplitHostPort(c.MetricsAddr)
+		if err != nil || port == "" {
+			return bad("MODERATOR_METRICS_ADDR: must be host:port or :port, got %q", c.MetricsAddr)
+		}
+		if c.MetricsAddr == c.Addr && port != "0" {
+			return bad("MODERATOR_METRICS_ADDR: must differ from MODERATOR_ADDR (%s)", c.Addr)
+		}
 	}
 	if c.BotUserID == "" {
 		return bad("MODERATOR_BOT_USER_ID must not be empty")

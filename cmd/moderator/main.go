@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"syscall"
 	"time"
 )
@@ -28,6 +29,37 @@ var (
 	version = "dev"
 	commit  = "unknown"
 )
+
+// buildVersion is the version stamped by `make build`, else what the Go
+// toolchain recorded: the module version for `go install …@v1.2.3`, or the
+// VCS revision (with "+dirty") for a plain `go build` in a checkout.
+func buildVersion() string {
+	if version != "dev" {
+		return version
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return version
+	}
+	if v := info.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev, dirty string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	if rev == "" {
+		return version
+	}
+	return "dev-" + rev[:min(12, len(rev))] + dirty
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -93,7 +125,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "audit":
 		return runAudit(ctx, rest, getenv, time.Now(), stdout, stderr)
 	case "version", "--version", "-v":
-		fmt.Fprintf(stdout, "moderator %s (commit %s, %s)\n", version, commit, runtime.Version())
+		fmt.Fprintf(stdout, "moderator %s (commit %s, %s)\n", buildVersion(), commit, runtime.Version())
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)

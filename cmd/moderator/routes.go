@@ -9,14 +9,14 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 type routesConfig struct {
-	logger   *slog.Logger
-	registry *prometheus.Registry
-	webhook  http.Handler
+	logger *slog.Logger
+	// metrics serves /metrics; nil when it has a listener of its own
+	// (MODERATOR_METRICS_ADDR).
+	metrics http.Handler
+	webhook http.Handler
 	// beforeSend is Stream's before-message-send hook.
 	beforeSend http.Handler
 	ready      func(context.Context) error
@@ -35,7 +35,9 @@ func routes(c routesConfig) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	r.Get("/readyz", handleReady(c.logger, c.ready))
-	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(c.registry, promhttp.HandlerOpts{Registry: c.registry}))
+	if c.metrics != nil {
+		r.Method(http.MethodGet, "/metrics", c.metrics)
+	}
 	// The staff API: its routes and their roles are listed in
 	// appeals/routes.go and documented in appeals/openapi.yaml.
 	r.Mount("/api/v1", c.staffAPI)

@@ -32,6 +32,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerBuildInfo(reg)
 	keys, err := cfg.webhookKeys()
 	if err != nil {
 		return err
@@ -44,7 +45,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		APIKey:    cfg.StreamAPIKey,
 		APISecret: cfg.StreamAPISecret,
 		BotUserID: cfg.BotUserID,
-		UserAgent: "moderator-go-" + version,
+		UserAgent: "moderator/" + buildVersion(),
 	}
 	runner, err := actions.NewRunner(st.Pool(), clientCfg, actions.Config{
 		DryRun:     cfg.DryRun,
@@ -120,9 +121,26 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var metricsSrv *metricsServer
+	if cfg.MetricsAddr != "" {
+		if metricsSrv, err = listenMetrics(cfg.MetricsAddr, reg, logger); err != nil {
+			return err
+		}
+		defer func() { _ = metricsSrv.shutdown(context.Background()) }()
+		logger.Info("metrics listening", "addr", metricsSrv.ln.Addr().String())
+		go func() {
+			if err := metricsSrv.serve(); err != nil {
+				logger.Error("metrics listener stopped", "error", err)
+			}
+		}()
+	}
+	var metrics http.Handler
+	if metricsSrv == nil {
+		metrics = metricsHandler(reg)
+	}
 	h := routes(routesConfig{
 		logger:     logger,
-		registry:   reg,
+		metrics:    metrics,
 		webhook:    webhook.Handler(logger, webhookCfg, rules, audit, webhookMetrics),
 		beforeSend: webhook.BeforeSendHandler(logger, webhookCfg, rules, beforeSendAudit, webhookMetrics),
 		ready: func(ctx context.Context) error {

@@ -92,6 +92,7 @@ func (s serviceStatus) Settings() []appeals.Setting {
 		{Name: "STREAM_API_KEYS", Value: c.StreamAPIKeys, Secret: true},
 		{Name: "STREAM_BASE_URL", Value: c.StreamBaseURL},
 		{Name: "MODERATOR_ADDR", Value: c.Addr},
+		{Name: "MODERATOR_METRICS_ADDR", Value: c.MetricsAddr},
 		{Name: "MODERATOR_RULES_DIR", Value: c.RulesDir},
 		{Name: "MODERATOR_BOT_USER_ID", Value: c.BotUserID},
 		{Name: "MODERATOR_DRY_RUN", Value: strconv.FormatBool(c.DryRun)},

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// httpGet answers the status and body of a GET, failing the test on a
+// transport error.
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+func TestMetricsOnTheirOwnListener(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverOptions{env: map[string]string{"MODERATOR_METRICS_ADDR": "127.0.0.1:0"}})
+	addr, err := s.logs.waitFor(`"msg":"metrics listening","addr":"([^"]+)"`, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Not on the public port any more.
+	if status, _ := httpGet(t, s.URL+"/metrics"); status != http.StatusNotFound {
+		t.Errorf("GET /metrics on MODERATOR_ADDR: got %d, want 404", status)
+	}
+	status, body := httpGet(t, "http://"+addr+"/metrics")
+	if status != http.StatusOK {
+		t.Fatalf("GET /metrics on MODERATOR_METRICS_ADDR: got %d", status)
+	}
+	info := regexp.MustCompile(`moderator_build_info\{commit="[^"]*",go="` + regexp.QuoteMeta(runtime.Version()) + `",version="[^"]+"\} 1`)
+	if !info.MatchString(body) {
+		t.Errorf("no moderator_build_info line with the Go version in:\n%s", grepLines(body, "build_info"))
+	}
+	// Counters exist at zero before anything happened, so alerts see the
+	// first increment.
+	for _, want := range []string{
+		`moderator_actions_total{outcome="failed",type="ban"} 0`,
+		`moderator_action_rate_limited_total{type="flag"} 0`,
+		`moderator_webhook_signature_failures_total{reason="mismatch"} 0`,
+		`moderator_webhooks_total{outcome="unavailable"} 0`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if status, _ := httpGet(t, "http://"+addr+"/healthz"); status != http.StatusOK {
+		t.Errorf("GET /healthz on the metrics listener: got %d, want 200", status)
+	}
+	if status, _ := httpGet(t, "http://"+addr+"/webhooks/stream"); status == http.StatusOK {
+		t.Errorf("the metrics listener serves the webhook")
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for line := range strings.Lines(s) {
+		if strings.Contains(line, sub) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "")
+}
