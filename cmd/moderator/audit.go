@@ -81,6 +81,9 @@ func parseAuditArgs(args []string, now time.Time) (auditArgs, error) {
 	if len(args) == 0 {
 		return a, errors.New("say what to audit: user ID, message ID, decision ID, events, decisions, actions or rules")
 	}
+	if isHelpFlag(args[0]) {
+		return a, flag.ErrHelp
+	}
 	a.what, args = args[0], args[1:]
 	withID := map[string]bool{"user": true, "message": true, "decision": true}
 	search := map[string]bool{"events": true, "decisions": true, "actions": true}

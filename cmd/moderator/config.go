@@ -243,12 +243,14 @@ func loadConfig(command string, args []string, getenv func(string) string, stder
 		AdminJWTAudience: env.str("MODERATOR_ADMIN_JWT_AUDIENCE", ""),
 		AdminRateLimit:   env.positive("MODERATOR_ADMIN_RATE_LIMIT", appeals.DefaultRatePerMinute),
 	}
-	if env.err != nil {
+	wantsHelp := len(args) > 0 && isHelpFlag(args[0])
+	if env.err != nil && !wantsHelp {
 		return c, env.err
 	}
 
 	fs := flag.NewFlagSet("moderator "+command, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() { printConfigUsage(fs, command, c) }
 	switch command {
 	case "serve":
 		c.needStream, c.needDatabase, c.needAdmin = true, true, true
@@ -269,6 +271,38 @@ func loadConfig(command string, args []string, getenv func(string) string, stder
 		return c, fmt.Errorf("moderator %s: unexpected argument %q", command, fs.Arg(0))
 	}
 	return c, c.validate()
+}
+
+// printConfigUsage is `serve --help` and `migrate --help`: the flags, then
+// for serve every environment variable with the value it has now (secrets
+// only as set or not set).
+func printConfigUsage(fs *flag.FlagSet, command string, c config) {
+	w := fs.Output()
+	switch command {
+	case "serve":
+		fmt.Fprint(w, "usage: moderator serve [--addr ADDR] [--rules DIR] [--dry-run] [--database-url URL]\n\n"+
+			"run the HTTP service; pending migrations are applied first\n\n")
+	case "migrate":
+		fmt.Fprint(w, "usage: moderator migrate [--status] [--database-url URL]\n\n"+
+			"apply pending database migrations and exit; --status lists them instead\n\n")
+	default:
+		fmt.Fprintf(w, "usage: moderator %s [flags]\n\n", command)
+	}
+	fs.PrintDefaults()
+	if command != "serve" {
+		return
+	}
+	fmt.Fprint(w, "\nenvironment (README.md's Configuration section explains each), with the values in force now:\n")
+	for _, s := range (serviceStatus{cfg: c}).Settings() {
+		v := s.Value
+		switch {
+		case s.Secret && v != "":
+			v = "(set)"
+		case v == "":
+			v = "(not set)"
+		}
+		fmt.Fprintf(w, "  %-34s %s\n", s.Name, v)
+	}
 }
 
 // validate checks what the command needs, naming the first bad variable.

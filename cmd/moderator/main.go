@@ -87,9 +87,17 @@ commands:
                                 mint a staff token (MODERATOR_ADMIN_JWT_SECRET); prints only the token
   audit user|message|decision ID, audit events|decisions|actions|rules [filters]
                                 search the audit trail (DATABASE_URL); --json for scripts
+  healthcheck [--url URL]       exit 0 when the local service answers /readyz (container health checks)
+  completion bash|zsh           print a shell completion script
   version                       print version, commit and Go version
+  help [COMMAND]                this text, or a command's own (as COMMAND --help)
 
-configuration comes from the environment; see README.md.
+configuration comes from the environment (moderator serve --help lists it); see README.md.
+`
+
+const rulesUsage = `usage: moderator rules test [-v] [DIR]
+
+  test [DIR]    type-check every rule of the folder (default rules) and run its examples
 `
 
 // run is the whole program, parameterised for tests.
@@ -113,8 +121,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		}
 		return migrate(ctx, cfg, stdout)
 	case "rules":
+		if len(rest) > 0 && isHelpFlag(rest[0]) {
+			fmt.Fprint(stdout, rulesUsage)
+			return flag.ErrHelp
+		}
 		if len(rest) == 0 || rest[0] != "test" {
-			fmt.Fprintf(stderr, "usage: moderator rules test [DIR]\n")
+			fmt.Fprint(stderr, rulesUsage)
 			return errUsage
 		}
 		return runRulesTest(rest[1:], stdout, stderr)
@@ -124,10 +136,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runToken(rest, getenv, time.Now(), stdout, stderr)
 	case "audit":
 		return runAudit(ctx, rest, getenv, time.Now(), stdout, stderr)
+	case "healthcheck":
+		return runHealthcheck(ctx, rest, getenv, stdout, stderr)
+	case "completion":
+		return runCompletion(rest, stdout, stderr)
 	case "version", "--version", "-v":
+		if len(rest) > 0 && isHelpFlag(rest[0]) {
+			fmt.Fprint(stdout, "usage: moderator version\n\nprint the version, the commit and the Go version\n")
+			return nil
+		}
 		fmt.Fprintf(stdout, "moderator %s (commit %s, %s)\n", buildVersion(), commit, runtime.Version())
 		return nil
-	case "help", "-h", "--help":
+	case "help":
+		return runHelp(ctx, rest, getenv, stdin, stdout)
+	case "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	default:
