@@ -88,6 +88,7 @@ send="scripts/send-sample.sh"
 shown_url=$DATABASE_URL
 # shellcheck disable=SC2016 # the variable's name is shown, not its secret value.
 [[ -z $from_env ]] || shown_url='$DATABASE_URL'
+[[ -n $from_env ]] || printf "run: in another terminal, first: export DATABASE_URL='%s'\n" "$DATABASE_URL" >&2
 cat >&2 <<EOF
 run: serving on $MODERATOR_ADDR (dry run: $MODERATOR_DRY_RUN). Send a signed sample event from another terminal:
 run:   $send                  # testdata/samples/message.new-1.json
