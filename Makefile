@@ -20,6 +20,8 @@ FUZZTIME ?= 10s
 RACE ?=
 BENCH ?= .
 BENCHFLAGS ?=
+# Extra flags of bench/intake, e.g. -policy heavy=bench/heavy -n 10000.
+BENCHINTAKE ?=
 # Listed as served for Go 1.26 in the package index; prints "2026.2.2 (0.8.2)".
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
@@ -60,6 +62,13 @@ fuzz: ## fuzz each target of FUZZ longer (FUZZTIME=5m each by default)
 .PHONY: bench
 bench: ## run every benchmark with allocations (BENCH=regexp, BENCHFLAGS=-count=6)
 	scripts/with-db.sh $(GO) test -run '^$$' -bench '$(BENCH)' -benchmem $(BENCHFLAGS) ./...
+
+.PHONY: bench/intake
+bench/intake: build ## moderator's intake vs a minimal durable intake, same load, with ratios (BENCHINTAKE='-policy heavy=DIR')
+	$(GO) build -o bin/floor ./cmd/loadgen/floor
+	$(GO) build -o bin/loadgen ./cmd/loadgen
+	$(GO) build -o bin/benchintake ./cmd/loadgen/benchintake
+	scripts/with-db.sh bin/benchintake -bin bin $(BENCHINTAKE)
 
 .PHONY: lint
 lint: ## go vet, gofmt, staticcheck, and shellcheck when installed

@@ -1,0 +1,272 @@
+// Command benchintake measures moderator's webhook intake against the
+// minimal durable intake (cmd/loadgen/floor) under the same load, one after
+// the other on the same machine and database server, and prints the
+// throughputs, latencies and ratios. Because the machines this runs on are
+// noisy, only the ratios of one run are meant to be compared with targets.
+// `make bench/intake` builds the binaries and runs it.
+//
+//	benchintake -bin bin -database-url postgres://… [-policy NAME=DIR]… [-n 30000] [-rate 500] [-duration 30s]
+//
+// For each subject (the floor, then moderator with each -policy, the
+// starter pack by default) it creates a fresh database, starts the server,
+// waits until it answers, runs loadgen closed loop (-rate 0, -n requests,
+// 64 in flight) and then open loop (-rate per second for -duration), stops
+// the server and drops the database. moderator runs in dry run, so actions
+// are decided, enqueued and recorded but nothing is sent.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "benchintake:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	bin, dbURL string
+	policies   policyList
+	n          int
+	rate       int
+	duration   time.Duration
+	conc       int
+}
+
+// policyList is the repeatable -policy NAME=DIR flag.
+type policyList [][2]string
+
+func (p *policyList) String() string { return fmt.Sprint(*p) }
+func (p *policyList) Set(v string) error {
+	name, dir, ok := strings.Cut(v, "=")
+	if !ok || name == "" || dir == "" {
+		return fmt.Errorf("want NAME=DIR, got %q", v)
+	}
+	*p = append(*p, [2]string{name, dir})
+	return nil
+}
+
+// result is one subject's two runs.
+type result struct {
+	name         string
+	closed, open loadSummary
+}
+
+// loadSummary is the part of loadgen's -json report used here.
+type loadSummary struct {
+	Completed   int            `json:"completed"`
+	Status      map[string]int `json:"status"`
+	AchievedRPS float64        `json:"achieved_rps"`
+	LatencyMS   struct {
+		P50 float64 `json:"p50"`
+		P99 float64 `json:"p99"`
+	} `json:"latency_ms"`
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var c config
+	fs := flag.NewFlagSet("benchintake", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.bin, "bin", "bin", "folder holding the moderator, floor and loadgen binaries")
+	fs.StringVar(&c.dbURL, "database-url", getenv("DATABASE_URL"), "a Postgres server's URL; a database per subject is created and dropped")
+	fs.Var(&c.policies, "policy", "NAME=DIR: measure moderator with this rules folder (repeatable; default starter=rules)")
+	fs.IntVar(&c.n, "n", 30000, "requests of the closed-loop run")
+	fs.IntVar(&c.rate, "rate", 500, "requests per second of the open-loop run")
+	fs.DurationVar(&c.duration, "duration", 30*time.Second, "length of the open-loop run")
+	fs.IntVar(&c.conc, "concurrency", 64, "requests in flight")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if c.dbURL == "" {
+		return errors.New("DATABASE_URL (or -database-url) is required")
+	}
+	if len(c.policies) == 0 {
+		c.policies = policyList{{"starter", "rules"}}
+	}
+	subjects := []string{"floor"}
+	for _, p := range c.policies {
+		subjects = append(subjects, p[0])
+	}
+	var results []result
+	for i, name := range subjects {
+		fmt.Fprintf(stderr, "benchintake: %s …\n", name)
+		var dir string
+		if i > 0 {
+			dir = c.policies[i-1][1]
+		}
+		r, err := measure(ctx, c, name, dir, stderr)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		results = append(results, r)
+	}
+	report(stdout, c, results)
+	return nil
+}
+
+// measure runs one subject on a database of its own.
+func measure(ctx context.Context, c config, name, rulesDir string, stderr io.Writer) (result, error) {
+	dbURL, drop, err := freshDatabase(ctx, c.dbURL, "bench_intake_"+name)
+	if err != nil {
+		return result{}, err
+	}
+	defer drop()
+	addr, err := freeAddr()
+	if err != nil {
+		return result{}, err
+	}
+	var cmd *exec.Cmd
+	if name == "floor" {
+		cmd = exec.CommandContext(ctx, filepath.Join(c.bin, "floor"), "-addr", addr, "-database-url", dbURL, "-secret", "dev-secret")
+	} else {
+		cmd = exec.CommandContext(ctx, filepath.Join(c.bin, "moderator"), "serve")
+		cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "MODERATOR_ADDR="+addr, "MODERATOR_RULES_DIR="+rulesDir,
+			"MODERATOR_DRY_RUN=true", "STREAM_API_KEY=dev-key", "STREAM_API_SECRET=dev-secret", "MODERATOR_LOG_LEVEL=warn")
+	}
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		return result{}, err
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}()
+	if err := waitReady(ctx, name, addr); err != nil {
+		return result{}, fmt.Errorf("%w\n%s", err, logs.String())
+	}
+	target := "http://" + addr + "/webhooks/stream"
+	r := result{name: name}
+	if r.closed, err = load(ctx, c, target, "-rate", "0", "-n", strconv.Itoa(c.n)); err != nil {
+		return r, err
+	}
+	if r.closed.Completed == 0 {
+		return r, fmt.Errorf("the closed-loop run measured nothing: the 2 s warm-up took all %d requests; raise -n", c.n)
+	}
+	if r.open, err = load(ctx, c, target, "-rate", strconv.Itoa(c.rate), "-duration", c.duration.String()); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+// load runs loadgen with the shared settings and extra flags.
+func load(ctx context.Context, c config, target string, extra ...string) (loadSummary, error) {
+	args := append([]string{"-url", target, "-key", "dev-key", "-secret", "dev-secret",
+		"-concurrency", strconv.Itoa(c.conc), "-warmup", "2s", "-json"}, extra...)
+	var out, errOut bytes.Buffer
+	cmd := exec.CommandContext(ctx, filepath.Join(c.bin, "loadgen"), args...)
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	runErr := cmd.Run()
+	var s loadSummary
+	if err := json.Unmarshal(out.Bytes(), &s); err != nil {
+		return s, fmt.Errorf("loadgen %v: %v (%v)\n%s", extra, err, runErr, errOut.String())
+	}
+	if runErr != nil {
+		return s, fmt.Errorf("loadgen %v: %v: statuses %v\n%s", extra, runErr, s.Status, errOut.String())
+	}
+	return s, nil
+}
+
+// waitReady polls the subject until it answers: moderator's /readyz, or any
+// HTTP answer from the floor.
+func waitReady(ctx context.Context, name, addr string) error {
+	path := "/readyz"
+	if name == "floor" {
+		path = "/"
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + addr + path)
+		if err == nil {
+			resp.Body.Close()
+			if name == "floor" || resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return errors.New("did not become ready within 60 s")
+}
+
+// freshDatabase creates database name on the server of serverURL (dropping
+// a leftover of an interrupted run) and returns its URL and how to drop it.
+func freshDatabase(ctx context.Context, serverURL, name string) (string, func(), error) {
+	conn, err := pgx.Connect(ctx, serverURL)
+	if err != nil {
+		return "", nil, err
+	}
+	ident := pgx.Identifier{name}.Sanitize()
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
+		conn.Close(ctx)
+		return "", nil, err
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
+		conn.Close(ctx)
+		return "", nil, err
+	}
+	u, err := url.Parse(serverURL)
+	if err != nil {
+		conn.Close(ctx)
+		return "", nil, err
+	}
+	u.Path = "/" + name
+	drop := func() {
+		_, _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)")
+		conn.Close(context.Background())
+	}
+	return u.String(), drop, nil
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// report prints one line per subject and its ratios to the floor.
+func report(w io.Writer, c config, results []result) {
+	floor := results[0]
+	fmt.Fprintf(w, "intake, %s, closed loop (%d requests, %d in flight) then %d/s for %s\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), c.n, c.conc, c.rate, c.duration)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "subject\tthroughput/s\tratio\tp50 ms\tp99 ms\tp50 ratio\tp99 ratio\t")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", r.name, r.closed.AchievedRPS,
+			r.closed.AchievedRPS/floor.closed.AchievedRPS, r.open.LatencyMS.P50, r.open.LatencyMS.P99,
+			r.open.LatencyMS.P50/floor.open.LatencyMS.P50, r.open.LatencyMS.P99/floor.open.LatencyMS.P99)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\ntargets: starter pack throughput ratio >= 0.8, a counter-heavy policy >= 0.6; at the fixed rate p50 ratio <= 2, p99 ratio <= 1.5")
+}
