@@ -58,7 +58,8 @@ type config struct {
 	conc       int
 }
 
-// policyList is the repeatable -policy NAME=DIR flag.
+// policyList is the repeatable -policy NAME=DIR[+DIR…] flag: folders
+// joined with + are laid over each other (later files win) into one.
 type policyList [][2]string
 
 func (p *policyList) String() string { return fmt.Sprint(*p) }
@@ -94,7 +95,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.bin, "bin", "bin", "folder holding the moderator, floor and loadgen binaries")
 	fs.StringVar(&c.dbURL, "database-url", getenv("DATABASE_URL"), "a Postgres server's URL; a database per subject is created and dropped")
-	fs.Var(&c.policies, "policy", "NAME=DIR: measure moderator with this rules folder (repeatable; default starter=rules)")
+	fs.Var(&c.policies, "policy", "NAME=DIR[+DIR…]: measure moderator with this rules folder, or folders laid over each other (repeatable; default: starter=rules and heavy=rules+"+heavyDir+")")
 	fs.IntVar(&c.n, "n", 30000, "requests of the closed-loop run")
 	fs.IntVar(&c.rate, "rate", 500, "requests per second of the open-loop run")
 	fs.DurationVar(&c.duration, "duration", 30*time.Second, "length of the open-loop run")
@@ -106,7 +107,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return errors.New("DATABASE_URL (or -database-url) is required")
 	}
 	if len(c.policies) == 0 {
-		c.policies = policyList{{"starter", "rules"}}
+		c.policies = policyList{{"starter", "rules"}, {"heavy", "rules+" + heavyDir}}
 	}
 	subjects := []string{"floor"}
 	for _, p := range c.policies {
@@ -139,6 +140,17 @@ func measure(ctx context.Context, c config, name, rulesDir string, stderr io.Wri
 	addr, err := freeAddr()
 	if err != nil {
 		return result{}, err
+	}
+	if strings.Contains(rulesDir, "+") {
+		merged, err := os.MkdirTemp("", "benchintake-rules-")
+		if err != nil {
+			return result{}, err
+		}
+		defer os.RemoveAll(merged)
+		if err := layFolders(merged, strings.Split(rulesDir, "+")); err != nil {
+			return result{}, err
+		}
+		rulesDir = merged
 	}
 	var cmd *exec.Cmd
 	if name == "floor" {
@@ -244,6 +256,33 @@ func freshDatabase(ctx context.Context, serverURL, name string) (string, func(),
 		conn.Close(context.Background())
 	}
 	return u.String(), drop, nil
+}
+
+// heavyDir holds the counter-heavy policy's rules, laid over the starter pack.
+const heavyDir = "cmd/loadgen/benchintake/heavy"
+
+// layFolders copies the files of each folder (one level deep) into dst, in
+// order, so a later folder's file replaces an earlier one of the same name.
+func layFolders(dst string, dirs []string) error {
+	for _, dir := range dirs {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if !e.Type().IsRegular() {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func freeAddr() (string, error) {
