@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"moderator/policy"
 )
 
@@ -138,7 +136,7 @@ func (b *Batcher) flush(batch []*pending) {
 		recs[i] = p.rec
 	}
 	results, err := b.store.RecordEvents(ctx, recs, b.hook)
-	if err != nil && len(batch) > 1 && isServerError(err) {
+	if err != nil && len(batch) > 1 && IsPermanent(err) {
 		// One bad record must not fail its neighbours: write each alone.
 		for _, p := range batch {
 			res, err := b.store.RecordEvents(ctx, []EventRecord{p.rec}, b.hook)
@@ -194,12 +192,4 @@ func routeKey(rec EventRecord) int32 {
 		return lockKey("channel", cid)
 	}
 	return lockKey("user", rec.Event.SubjectUserID())
-}
-
-// isServerError reports whether Postgres itself refused a statement (bad
-// data, a constraint), as opposed to the connection failing, when
-// retrying record by record would only multiply the failures.
-func isServerError(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr)
 }

@@ -327,15 +327,15 @@ func insertDecisions(ctx context.Context, q querier, recs []EventRecord, results
 		}
 		mj, err := marshalJSON(d.Matches)
 		if err != nil {
-			return fmt.Errorf("encode matches of event %d: %w", results[i].EventID, err)
+			return fmt.Errorf("encode matches of event %d: %w: %w", results[i].EventID, errRefusedRecord, err)
 		}
 		aj, err := marshalJSON(d.Actions)
 		if err != nil {
-			return fmt.Errorf("encode actions of event %d: %w", results[i].EventID, err)
+			return fmt.Errorf("encode actions of event %d: %w: %w", results[i].EventID, errRefusedRecord, err)
 		}
 		ej, err := marshalJSON(d.Errors)
 		if err != nil {
-			return fmt.Errorf("encode errors of event %d: %w", results[i].EventID, err)
+			return fmt.Errorf("encode errors of event %d: %w: %w", results[i].EventID, errRefusedRecord, err)
 		}
 		eventIDs = append(eventIDs, results[i].EventID)
 		versions = append(versions, d.RuleSetVersion)
