@@ -13,4 +13,5 @@ func TimelineSQL(user string, f AuditFilter) (string, []any) {
 func ConversationSQL(thread, before bool) string { return conversationSQL(thread, before) }
 
 func ReadMigrations(fsys fs.FS) ([]Migration, error) { return readMigrations(fsys) }
+
 var ErrRefusedRecordForTest = errRefusedRecord
