@@ -151,11 +151,13 @@ func TestReopenKeepsUnacknowledged(t *testing.T) {
 func TestTornTailIsCut(t *testing.T) {
 	t.Parallel()
 	for name, damage := range map[string]func([]byte) []byte{
-		"half a header":    func(b []byte) []byte { return append(b, 0x20, 0, 0) },
-		"header only":      func(b []byte) []byte { return append(b, bytes.Repeat([]byte{0x20, 0, 0, 0}, 4)...) },
-		"half the data":    func(b []byte) []byte { return b[:len(b)-5] },
-		"bad crc":          func(b []byte) []byte { b[len(b)-1] ^= 0xff; return b },
-		"length past end":  func(b []byte) []byte { return append(b, 0xff, 0xff, 0xff, 0x7f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13) },
+		"half a header": func(b []byte) []byte { return append(b, 0x20, 0, 0) },
+		"header only":   func(b []byte) []byte { return append(b, bytes.Repeat([]byte{0x20, 0, 0, 0}, 4)...) },
+		"half the data": func(b []byte) []byte { return b[:len(b)-5] },
+		"bad crc":       func(b []byte) []byte { b[len(b)-1] ^= 0xff; return b },
+		"length past end": func(b []byte) []byte {
+			return append(b, 0xff, 0xff, 0xff, 0x7f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13)
+		},
 		"zeroes (no data)": func(b []byte) []byte { return append(b, make([]byte, 4096)...) },
 	} {
 		t.Run(name, func(t *testing.T) {
