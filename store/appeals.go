@@ -40,15 +40,22 @@ type NewAppeal struct {
 
 // Appeal is a recorded appeal, with its decision once it has one.
 type Appeal struct {
-	ID         int64           `json:"id"`
-	UserID     string          `json:"user_id"`
-	ActionID   int64           `json:"action_id,omitempty"`
-	DecisionID int64           `json:"decision_id,omitempty"`
-	Statement  string          `json:"statement"`
-	Source     string          `json:"source"`
-	RecordedBy string          `json:"recorded_by"`
-	CreatedAt  time.Time       `json:"created_at"`
-	Status     string          `json:"status"` // pending, upheld, overturned
+	ID         int64     `json:"id"`
+	UserID     string    `json:"user_id"`
+	ActionID   int64     `json:"action_id,omitempty"`
+	DecisionID int64     `json:"decision_id,omitempty"`
+	Statement  string    `json:"statement"`
+	Source     string    `json:"source"`
+	RecordedBy string    `json:"recorded_by"`
+	CreatedAt  time.Time `json:"created_at"`
+	Status     string    `json:"status"` // pending, upheld, overturned
+	// Rules and ActionTypes are what is appealed: the action's rule and
+	// type, or the decision's enforcing rules and requested actions.
+	Rules       []string `json:"rules"`
+	ActionTypes []string `json:"action_types"`
+	// AssignedTo is the reviewer who claimed the appeal or was assigned
+	// it ("" when nobody holds it).
+	AssignedTo string          `json:"assigned_to,omitempty"`
 	Decision   *AppealDecision `json:"decision,omitempty"`
 }
 
@@ -74,12 +81,23 @@ type AppealDecisionRow struct {
 
 // AppealFilter selects appeals for ListAppeals. Zero fields do not filter.
 type AppealFilter struct {
-	UserID   string
-	Status   string    // pending, upheld, overturned
+	UserID     string
+	Status     string // pending, upheld, overturned
+	RuleID     string // the appealed action's rule, or one of the decision's enforcing rules
+	ActionType string // the appealed action's type, or one the decision requested
+	// Sort is SortNewest (the default) or SortOldest: the queue's order,
+	// the longest-waiting appeal first.
+	Sort     string
 	From, To time.Time // created in [From, To)
 	Cursor   string
 	Limit    int
 }
+
+// The orders of ListAppeals.
+const (
+	SortNewest = "newest"
+	SortOldest = "oldest"
+)
 
 // ErrWrongUser: the action or decision appealed concerns another user than
 // the one appealing.
@@ -131,19 +149,15 @@ func (s *Store) RecordAppeal(ctx context.Context, a NewAppeal) (Appeal, error) {
 				return fmt.Errorf("decision %d: %w", a.DecisionID, ErrWrongUser)
 			}
 		}
-		rows, err := tx.Query(ctx, `INSERT INTO appeals (user_id, action_id, decision_id, statement, source, recorded_by)
-			VALUES ($1, $2, $3, $4, $5, $6)
-			RETURNING `+appealColumnsBare,
-			a.UserID, nullID(a.ActionID), nullID(a.DecisionID), a.Statement, a.Source, a.RecordedBy)
+		var id int64
+		err := tx.QueryRow(ctx, `INSERT INTO appeals (user_id, action_id, decision_id, statement, source, recorded_by)
+			VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+			a.UserID, nullID(a.ActionID), nullID(a.DecisionID), a.Statement, a.Source, a.RecordedBy).Scan(&id)
 		if err != nil {
 			return fmt.Errorf("insert appeal: %w", err)
 		}
-		row, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[appealRow])
-		if err != nil {
-			return fmt.Errorf("insert appeal: %w", err)
-		}
-		out = row.appeal()
-		return nil
+		out, err = readAppeal(ctx, tx, id)
+		return err
 	})
 	if err != nil {
 		return Appeal{}, fmt.Errorf("record appeal of %s: %w", a.UserID, err)
@@ -196,8 +210,8 @@ func checkText(field, v string, max int) error {
 	return nil
 }
 
-// appealRow is an appeal joined with its decision, as the queries return
-// it.
+// appealRow is an appeal joined with what it appeals, its holder and its
+// decision, as the queries return it.
 type appealRow struct {
 	ID          int64      `db:"id"`
 	UserID      string     `db:"user_id"`
@@ -207,6 +221,9 @@ type appealRow struct {
 	Source      string     `db:"source"`
 	RecordedBy  string     `db:"recorded_by"`
 	CreatedAt   time.Time  `db:"created_at"`
+	Rules       []string   `db:"rules"`
+	ActionTypes []string   `db:"action_types"`
+	AssignedTo  string     `db:"assigned_to"`
 	DecID       *int64     `db:"dec_id"`
 	DecOutcome  *string    `db:"dec_outcome"`
 	DecReviewer *string    `db:"dec_reviewer"`
@@ -215,20 +232,30 @@ type appealRow struct {
 	DecAt       *time.Time `db:"dec_decided_at"`
 }
 
-const appealColumnsBare = `id, user_id, coalesce(action_id, 0) AS action_id, coalesce(decision_id, 0) AS decision_id,
-	statement, source, recorded_by, created_at,
-	NULL::bigint AS dec_id, NULL::text AS dec_outcome, NULL::text AS dec_reviewer, NULL::text AS dec_reason,
-	NULL::bigint AS dec_overturn_id, NULL::timestamptz AS dec_decided_at`
+// appealRules and appealActionTypes are what an appeal is about: its
+// action's rule and type, or its decision's enforcing rules and requested
+// action types (an appeal of an action of a decision is about the action).
+const (
+	appealRules       = `CASE WHEN ap.action_id IS NOT NULL THEN ARRAY[aa.rule_id] ELSE coalesce(dd.enforced_rules, '{}') END`
+	appealActionTypes = `CASE WHEN ap.action_id IS NOT NULL THEN ARRAY[aa.type]
+		ELSE ARRAY(SELECT x ->> 'type' FROM jsonb_array_elements(dd.actions) AS x) END`
+)
 
 const appealSelect = `SELECT ap.id, ap.user_id, coalesce(ap.action_id, 0) AS action_id, coalesce(ap.decision_id, 0) AS decision_id,
 	ap.statement, ap.source, ap.recorded_by, ap.created_at,
+	` + appealRules + ` AS rules, ` + appealActionTypes + ` AS action_types,
+	coalesce(asg.assignee, '') AS assigned_to,
 	ad.id AS dec_id, ad.outcome AS dec_outcome, ad.reviewer AS dec_reviewer, ad.reason AS dec_reason,
 	ad.overturn_id AS dec_overturn_id, ad.decided_at AS dec_decided_at
-	FROM appeals ap LEFT JOIN appeal_decisions ad ON ad.appeal_id = ap.id`
+	FROM appeals ap LEFT JOIN appeal_decisions ad ON ad.appeal_id = ap.id
+	LEFT JOIN actions aa ON aa.id = ap.action_id
+	LEFT JOIN decisions dd ON dd.id = ap.decision_id
+	LEFT JOIN LATERAL (SELECT assignee FROM appeal_assignments WHERE appeal_id = ap.id ORDER BY id DESC LIMIT 1) asg ON true`
 
 func (r appealRow) appeal() Appeal {
 	a := Appeal{ID: r.ID, UserID: r.UserID, ActionID: r.ActionID, DecisionID: r.DecisionID, Statement: r.Statement,
-		Source: r.Source, RecordedBy: r.RecordedBy, CreatedAt: r.CreatedAt, Status: AppealPending}
+		Source: r.Source, RecordedBy: r.RecordedBy, CreatedAt: r.CreatedAt, Status: AppealPending,
+		Rules: r.Rules, ActionTypes: r.ActionTypes, AssignedTo: r.AssignedTo}
 	if r.DecID != nil {
 		d := &AppealDecision{ID: *r.DecID, AppealID: r.ID, Outcome: deref(r.DecOutcome), Reviewer: deref(r.DecReviewer),
 			Reason: deref(r.DecReason), OverturnID: deref(r.DecOverturn), DecidedAt: deref(r.DecAt)}
@@ -258,15 +285,25 @@ func readAppeal(ctx context.Context, q querier, id int64) (Appeal, error) {
 	return row.appeal(), nil
 }
 
-const kindAppeals = "appeals"
+// The cursor kinds of ListAppeals, one per order, so that a cursor of one
+// order is refused by the other.
+const (
+	kindAppeals       = "appeals"
+	kindAppealsOldest = "appeals_oldest"
+)
 
-// ListAppeals returns appeals newest first, with their decisions.
+// ListAppeals returns appeals with their decisions, newest first, or
+// oldest first with f.Sort = SortOldest.
 func (s *Store) ListAppeals(ctx context.Context, f AppealFilter) (Page[Appeal], error) {
-	c, err := decodeCursor(kindAppeals, f.Cursor)
+	kind, oldest := kindAppeals, f.Sort == SortOldest
+	if oldest {
+		kind = kindAppealsOldest
+	}
+	c, err := decodeCursor(kind, f.Cursor)
 	if err != nil {
 		return Page[Appeal]{}, err
 	}
-	if !storable(f.UserID) || !storable(f.Status) {
+	if !storable(f.UserID) || !storable(f.Status) || !storable(f.RuleID) || !storable(f.ActionType) {
 		return Page[Appeal]{Items: []Appeal{}}, nil
 	}
 	limit := pageSize(f.Limit)
@@ -279,9 +316,21 @@ func (s *Store) ListAppeals(ctx context.Context, f AppealFilter) (Page[Appeal], 
 	default:
 		q.where("ad.outcome = " + q.arg(f.Status))
 	}
+	if f.RuleID != "" {
+		q.where(q.arg(f.RuleID) + " = ANY(" + appealRules + ")")
+	}
+	if f.ActionType != "" {
+		q.where(q.arg(f.ActionType) + " = ANY(" + appealActionTypes + ")")
+	}
 	q.timeRange("ap.created_at", f.From, f.To)
-	q.after(c, "ap.created_at", "ap.id")
-	sql := appealSelect + " " + q.clause() + " ORDER BY ap.created_at DESC, ap.id DESC LIMIT " + q.arg(limit+1)
+	order := " ORDER BY ap.created_at DESC, ap.id DESC"
+	if oldest {
+		q.afterAscending(c, "ap.created_at", "ap.id")
+		order = " ORDER BY ap.created_at, ap.id"
+	} else {
+		q.after(c, "ap.created_at", "ap.id")
+	}
+	sql := appealSelect + " " + q.clause() + order + " LIMIT " + q.arg(limit+1)
 	rows, err := s.search(ctx, sql, q.args...)
 	if err != nil {
 		return Page[Appeal]{}, fmt.Errorf("list appeals: %w", err)
@@ -295,7 +344,7 @@ func (s *Store) ListAppeals(ctx context.Context, f AppealFilter) (Page[Appeal], 
 		items[i] = r.appeal()
 	}
 	return paginate(items, limit, func(a Appeal) string {
-		return encodeCursor(kindAppeals, a.CreatedAt, 0, a.ID)
+		return encodeCursor(kind, a.CreatedAt, 0, a.ID)
 	}), nil
 }
 

@@ -323,13 +323,20 @@ func TestListAppeals(t *testing.T) {
 		{From: mid}, {To: mid}, {From: mid, To: mid.Add(time.Microsecond)}, {Status: store.AppealPending, To: mid},
 		{}, {UserID: "bob"}, {Status: store.AppealPending}, {Status: store.AppealUpheld}, {Status: store.AppealOverturned},
 		{UserID: "alice", Status: store.AppealUpheld}, {UserID: "' OR 1=1 --"}, {Status: "'; DROP TABLE appeals; --"},
+		{Sort: store.SortOldest}, {Sort: store.SortOldest, Status: store.AppealPending}, {Sort: store.SortOldest, From: mid},
+		{RuleID: "links"}, {ActionType: "ban"}, {RuleID: "profanity", ActionType: "flag", Sort: store.SortOldest},
+		{RuleID: "' OR 1=1 --"}, {ActionType: "nuke"},
 	} {
 		var want []store.Appeal
 		for _, a := range all {
 			if (f.UserID == "" || a.UserID == f.UserID) && (f.Status == "" || a.Status == f.Status) &&
+				(f.RuleID == "" || slices.Contains(a.Rules, f.RuleID)) && (f.ActionType == "" || slices.Contains(a.ActionTypes, f.ActionType)) &&
 				(f.From.IsZero() || !a.CreatedAt.Before(f.From)) && (f.To.IsZero() || a.CreatedAt.Before(f.To)) {
 				want = append(want, a)
 			}
+		}
+		if f.Sort == store.SortOldest {
+			slices.Reverse(want)
 		}
 		var got []store.Appeal
 		f.Limit = 2
@@ -358,5 +365,18 @@ func TestListAppeals(t *testing.T) {
 	}
 	if _, err := st.ListAppeals(ctx, store.AppealFilter{Cursor: "bm9wZQ"}); !errors.Is(err, store.ErrBadCursor) {
 		t.Errorf("bad cursor: got %v, want ErrBadCursor", err)
+	}
+	// A cursor belongs to its order.
+	p, err := st.ListAppeals(ctx, store.AppealFilter{Limit: 1})
+	if err != nil || p.NextCursor == "" {
+		t.Fatalf("first page: %v, cursor %q", err, p.NextCursor)
+	}
+	if _, err := st.ListAppeals(ctx, store.AppealFilter{Sort: store.SortOldest, Cursor: p.NextCursor}); !errors.Is(err, store.ErrBadCursor) {
+		t.Errorf("a newest-first cursor in the oldest-first order: got %v, want ErrBadCursor", err)
+	}
+	for _, a := range all {
+		if len(a.Rules) != 1 || len(a.ActionTypes) != 1 {
+			t.Errorf("appeal %d of one action: rules %v, action types %v", a.ID, a.Rules, a.ActionTypes)
+		}
 	}
 }

@@ -141,6 +141,15 @@ func (q *query) after(c *cursor, timeCol, idCol string) {
 	q.where("(" + timeCol + ", " + idCol + ") < (" + q.arg(c.time()) + "::timestamptz, " + q.arg(c.ID) + "::bigint)")
 }
 
+// afterAscending is after for a list in ascending order: rows strictly
+// after c in the order (timeCol, idCol).
+func (q *query) afterAscending(c *cursor, timeCol, idCol string) {
+	if c == nil {
+		return
+	}
+	q.where("(" + timeCol + ", " + idCol + ") > (" + q.arg(c.time()) + "::timestamptz, " + q.arg(c.ID) + "::bigint)")
+}
+
 // search runs a search statement planned for its values each time. The
 // searches' plans hinge on how selective a value is (a rule that matched
 // 30 decisions, or 3,000): a cached statement's generic plan, which pgx's
