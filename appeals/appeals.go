@@ -1,6 +1,7 @@
 package appeals
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -25,8 +26,11 @@ func (s *server) listAppeals(w http.ResponseWriter, r *http.Request) error {
 		return q.err
 	}
 	f := store.AppealFilter{
-		UserID: q.id("user_id", idUser),
-		Status: q.enum("status", appealStatuses...),
+		UserID:     q.id("user_id", idUser),
+		Status:     q.enum("status", appealStatuses...),
+		RuleID:     q.id("rule_id", idRule),
+		ActionType: q.enum("action_type", actionTypes...),
+		Sort:       q.enum("sort", store.SortNewest, store.SortOldest),
 	}
 	f.From, f.To = q.timeRange()
 	f.Cursor = q.cursor()
@@ -39,7 +43,8 @@ func (s *server) listAppeals(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("list appeals: %w", err)
 	}
 	params := map[string]any{"limit": f.Limit}
-	for k, v := range map[string]string{"user_id": f.UserID, "status": f.Status, "cursor": f.Cursor} {
+	for k, v := range map[string]string{"user_id": f.UserID, "status": f.Status, "rule_id": f.RuleID,
+		"action_type": f.ActionType, "sort": f.Sort, "cursor": f.Cursor} {
 		if v != "" {
 			params[k] = v
 		}
@@ -181,10 +186,11 @@ type decideRequest struct {
 	Reason  *string `json:"reason"`
 }
 
-// decideResponse is POST /appeals/{id}/decision's answer: the decision
-// when upheld; the overturn when overturned (its decision row is written
-// in the overturn's transaction, and GET /appeals/{id} shows it).
-type decideResponse struct {
+// Decided is what deciding an appeal did (POST /appeals/{id}/decision's
+// answer): the decision when upheld; the overturn when overturned (its
+// decision row is written in the overturn's transaction, and GET
+// /appeals/{id} shows it).
+type Decided struct {
 	AppealID int64                 `json:"appeal_id"`
 	Outcome  string                `json:"outcome"`
 	Decision *store.AppealDecision `json:"decision,omitempty"`
@@ -210,40 +216,60 @@ func (s *server) decideAppeal(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	st := staff(r)
-	if *req.Outcome == OutcomeUpheld {
-		act := store.StaffAct{Actor: st.Subject, Role: string(st.Role), Act: store.ActDecideAppeal, Target: appealTarget(id), Reason: reason,
+	d, err := Decide(r.Context(), s.store, s.overturner, staff(r), id, *req.Outcome, reason)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, d)
+	return nil
+}
+
+// Decider is what Decide needs of the store. *store.Store satisfies it.
+type Decider interface {
+	Appeal(ctx context.Context, id int64) (store.Appeal, error)
+	DecideAppealUpheld(ctx context.Context, appealID int64, reviewer, reason string, act store.StaffAct) (store.AppealDecision, error)
+}
+
+// Decide decides appeal id for who, the use case the staff API and the
+// console share: upheld records the decision and the staff act in one
+// transaction; overturned overturns what the appeal is about (the action,
+// or every action of the decision) through ov, which records the decision
+// in the overturn's transaction. outcome and reason must have been checked
+// (OutcomeUpheld or OutcomeOverturned; reason not blank). Errors wrap
+// store.ErrNotFound, store.ErrAlreadyDecided, store.ErrAlreadyOverturned,
+// or are a *store.InputError; overturning without ov is unavailable.
+func Decide(ctx context.Context, st Decider, ov Overturner, who Staff, id int64, outcome, reason string) (Decided, error) {
+	if outcome == OutcomeUpheld {
+		act := store.StaffAct{Actor: who.Subject, Role: string(who.Role), Act: store.ActDecideAppeal, Target: appealTarget(id), Reason: reason,
 			Params: map[string]any{"appeal_id": id, "outcome": OutcomeUpheld}}
-		d, err := s.store.DecideAppealUpheld(r.Context(), id, st.Subject, reason, act)
+		d, err := st.DecideAppealUpheld(ctx, id, who.Subject, reason, act)
 		if err != nil {
-			return about(fmt.Errorf("decide appeal %d: %w", id, err), "appeal %d", id)
+			return Decided{}, about(fmt.Errorf("decide appeal %d: %w", id, err), "appeal %d", id)
 		}
-		writeJSON(w, http.StatusCreated, decideResponse{AppealID: id, Outcome: OutcomeUpheld, Decision: &d})
-		return nil
+		return Decided{AppealID: id, Outcome: OutcomeUpheld, Decision: &d}, nil
 	}
 
-	if s.overturner == nil {
-		return &unavailableError{msg: "overturning is not available in this deployment"}
+	if ov == nil {
+		return Decided{}, &unavailableError{msg: "overturning is not available in this deployment"}
 	}
-	a, err := s.store.Appeal(r.Context(), id)
+	a, err := st.Appeal(ctx, id)
 	if err != nil {
-		return about(fmt.Errorf("appeal %d: %w", id, err), "appeal %d", id)
+		return Decided{}, about(fmt.Errorf("appeal %d: %w", id, err), "appeal %d", id)
 	}
 	if a.Decision != nil {
-		return about(store.ErrAlreadyDecided, "appeal %d", id)
+		return Decided{}, about(store.ErrAlreadyDecided, "appeal %d", id)
 	}
-	req2 := OverturnRequest{AppealID: id, Reviewer: st.Subject, Role: string(st.Role), Reason: reason}
+	req := OverturnRequest{AppealID: id, Reviewer: who.Subject, Role: string(who.Role), Reason: reason}
 	if a.ActionID != 0 {
-		req2.ActionID = a.ActionID
+		req.ActionID = a.ActionID
 	} else {
-		req2.DecisionID = a.DecisionID
+		req.DecisionID = a.DecisionID
 	}
-	res, err := s.overturner.Overturn(r.Context(), req2)
+	res, err := ov.Overturn(ctx, req)
 	if err != nil {
-		return about(fmt.Errorf("overturn for appeal %d: %w", id, err), "appeal %d", id)
+		return Decided{}, about(fmt.Errorf("overturn for appeal %d: %w", id, err), "appeal %d", id)
 	}
-	writeJSON(w, http.StatusCreated, decideResponse{AppealID: id, Outcome: OutcomeOverturned, Overturn: &res})
-	return nil
+	return Decided{AppealID: id, Outcome: OutcomeOverturned, Overturn: &res}, nil
 }
 
 // reasonOf checks a reviewer's reason: required, not blank.

@@ -330,29 +330,43 @@ func refuse(reason string, format string, args ...any) *authError {
 // Authenticate verifies a bearer token (without the "Bearer " prefix) and
 // returns its caller. An error is an *authError naming the reason.
 func (a *Authenticator) Authenticate(ctx context.Context, token string) (Staff, error) {
-	s, _, err := a.authenticate(ctx, token)
-	return s, err
+	v, err := a.authenticate(ctx, token)
+	return v.Staff, err
 }
 
-// authenticate also returns the rate-limit key: the subject within its
-// key source (the issuer is fixed per source), so an IdP user and an HS256
-// token of the same name do not share (or exhaust) one budget.
-func (a *Authenticator) authenticate(ctx context.Context, token string) (Staff, string, error) {
+// AuthenticateUntil is Authenticate that also returns when the token
+// expires: the console's session made from it ends no later.
+func (a *Authenticator) AuthenticateUntil(ctx context.Context, token string) (Staff, time.Time, error) {
+	v, err := a.authenticate(ctx, token)
+	return v.Staff, v.expires, err
+}
+
+// verified is a token that passed: its caller, its rate-limit key (the
+// subject within its key source; the issuer is fixed per source, so an
+// IdP user and an HS256 token of the same name do not share, or exhaust,
+// one budget) and its expiry.
+type verified struct {
+	Staff
+	key     string
+	expires time.Time
+}
+
+func (a *Authenticator) authenticate(ctx context.Context, token string) (verified, error) {
 	if token == "" {
-		return Staff{}, "", refuse("malformed", "empty bearer token")
+		return verified{}, refuse("malformed", "empty bearer token")
 	}
 	if len(token) > maxTokenBytes {
-		return Staff{}, "", refuse("malformed", "token of %d bytes, over %d", len(token), maxTokenBytes)
+		return verified{}, refuse("malformed", "token of %d bytes, over %d", len(token), maxTokenBytes)
 	}
 	// Go's base64 decoders skip \r and \n, so a token with one inserted
 	// would verify as the token without it: only the compact JWT alphabet
 	// (base64url and the dots) is accepted, one spelling per token.
 	if i := strings.IndexFunc(token, func(c rune) bool { return !isTokenChar(c) }); i >= 0 {
-		return Staff{}, "", refuse("malformed", "byte %d of the token is not base64url or '.'", i)
+		return verified{}, refuse("malformed", "byte %d of the token is not base64url or '.'", i)
 	}
 	hdr, err := peekHeader(token)
 	if err != nil {
-		return Staff{}, "", refuse("malformed", "%w", err)
+		return verified{}, refuse("malformed", "%w", err)
 	}
 	// Pin the algorithm to the key source before any key is looked up: an
 	// HS256 token is only ever checked with our secret, an RS256/ES256
@@ -365,41 +379,45 @@ func (a *Authenticator) authenticate(ctx context.Context, token string) (Staff, 
 	switch hdr.Alg {
 	case "HS256":
 		if a.secret == nil {
-			return Staff{}, "", refuse("alg_not_allowed", "HS256 tokens are not accepted: no secret is configured")
+			return verified{}, refuse("alg_not_allowed", "HS256 tokens are not accepted: no secret is configured")
 		}
 		parser, source = a.hs, "hs256"
 		kf = func(*jwt.Token) (any, error) { return a.secret, nil }
 	case "RS256", "ES256":
 		if a.jwks == nil {
-			return Staff{}, "", refuse("alg_not_allowed", "%s tokens are not accepted: no JWKS URL is configured", hdr.Alg)
+			return verified{}, refuse("alg_not_allowed", "%s tokens are not accepted: no JWKS URL is configured", hdr.Alg)
 		}
 		if hdr.Kid == "" {
-			return Staff{}, "", refuse("unknown_key", "%s token without a kid", hdr.Alg)
+			return verified{}, refuse("unknown_key", "%s token without a kid", hdr.Alg)
 		}
 		parser, source = a.idp, "jwks"
 		kf = a.jwksKey(ctx, hdr.Alg, hdr.Kid)
 	default:
-		return Staff{}, "", refuse("alg_not_allowed", "alg %q is not accepted", clip(hdr.Alg))
+		return verified{}, refuse("alg_not_allowed", "alg %q is not accepted", clip(hdr.Alg))
 	}
 
 	var claims staffClaims
 	if _, err := parser.ParseWithClaims(token, &claims, kf); err != nil {
-		return Staff{}, "", classify(err)
+		return verified{}, classify(err)
 	}
 	if claims.Subject == "" {
-		return Staff{}, "", refuse("missing_claim", "no sub")
+		return verified{}, refuse("missing_claim", "no sub")
 	}
 	if err := validSubject(claims.Subject); err != nil {
-		return Staff{}, "", refuse("bad_claim", "%w", err)
+		return verified{}, refuse("bad_claim", "%w", err)
 	}
 	role := Role(claims.Role)
 	if !role.Valid() {
 		// A signed token whose role we do not know carries no permission we
 		// can read: it is not a valid staff token (401), rather than a
 		// valid one lacking a permission (403).
-		return Staff{}, "", refuse("bad_claim", "role %q is not viewer, reviewer or admin", clip(claims.Role))
+		return verified{}, refuse("bad_claim", "role %q is not viewer, reviewer or admin", clip(claims.Role))
 	}
-	return Staff{Subject: claims.Subject, Role: role}, source + "\x00" + claims.Subject, nil
+	v := verified{Staff: Staff{Subject: claims.Subject, Role: role}, key: source + "\x00" + claims.Subject}
+	if claims.ExpiresAt != nil {
+		v.expires = claims.ExpiresAt.Time
+	}
+	return v, nil
 }
 
 // jwksKey returns the keyfunc for an identity provider's token: the key of
@@ -575,15 +593,15 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 			return
 		}
 		var (
-			staff Staff
-			key   string
-			err   error
+			v   verified
+			err error
 		)
 		if n := len(r.Header.Values("Authorization")); n > 1 {
 			err = refuse("malformed", "%d Authorization headers", n)
 		} else {
-			staff, key, err = a.authenticate(r.Context(), token)
+			v, err = a.authenticate(r.Context(), token)
 		}
+		staff, key := v.Staff, v.key
 		if err != nil {
 			ae := classify(err)
 			desc := "the token is invalid"

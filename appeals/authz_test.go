@@ -71,6 +71,12 @@ func bodyFor(e endpoint) string {
 		return `{"user_id":"matrix-user","action_id":1,"statement":"please","source":"in_app"}`
 	case "/appeals/{id}/decision":
 		return `{"outcome":"upheld","reason":"it stands"}`
+	case "/appeals/{id}/assign":
+		return `{"assignee":"matrix-reviewer"}`
+	case "/appeals/{id}/notes":
+		return `{"body":"a note"}`
+	case "/appeals/{id}/claim", "/appeals/{id}/release":
+		return ""
 	}
 	return `{"reason":"matrix"}`
 }

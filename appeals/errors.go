@@ -63,13 +63,14 @@ func (e *unavailableError) Error() string { return e.msg }
 // fail answers err with its status and the JSON error body.
 func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var (
-		pe  *paramError
-		be  *bodyError
-		le  *lookupError
-		ue  *unavailableError
-		ae  *auditError
-		ie  *store.InputError
-		msg string
+		pe   *paramError
+		be   *bodyError
+		le   *lookupError
+		ue   *unavailableError
+		ae   *auditError
+		ie   *store.InputError
+		held *store.HeldError
+		msg  string
 	)
 	switch {
 	case errors.As(err, &ae):
@@ -103,6 +104,8 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 			msg = le.Error()
 		}
 		writeError(w, http.StatusNotFound, CodeNotFound, "", msg)
+	case errors.As(err, &held):
+		writeError(w, http.StatusConflict, CodeConflict, "", held.Error()+": they release it, or someone assigns it, first")
 	case errors.Is(err, store.ErrAlreadyDecided), errors.Is(err, store.ErrAlreadyOverturned):
 		msg = store.ErrAlreadyOverturned.Error()
 		if errors.Is(err, store.ErrAlreadyDecided) {
@@ -124,6 +127,11 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusInternalServerError, CodeInternal, "", "internal error")
 	}
 }
+
+// IsUnavailable reports whether err says that the database could not be
+// reached or did not answer in time (the console answers 503 for it, as
+// the staff API does).
+func IsUnavailable(err error) bool { return isUnavailable(err) }
 
 // isUnavailable reports whether err says that the database could not be
 // reached or did not answer in time, rather than that a query was wrong.

@@ -122,6 +122,30 @@ func (f *fakeStore) DecideAppealUpheld(ctx context.Context, appealID int64, revi
 	return store.AppealDecision{ID: 1}, nil
 }
 
+func (f *fakeStore) AssignAppeal(ctx context.Context, appealID int64, act, assignee, actor string, staff store.StaffAct) (store.Appeal, error) {
+	if err := f.called("AssignAppeal"); err != nil {
+		return store.Appeal{}, err
+	}
+	f.mu.Lock()
+	f.acts = append(f.acts, staff)
+	f.mu.Unlock()
+	return store.Appeal{ID: appealID, AssignedTo: assignee}, nil
+}
+
+func (f *fakeStore) AddAppealNote(ctx context.Context, appealID int64, author, body string, staff store.StaffAct) (store.AppealNote, error) {
+	if err := f.called("AddAppealNote"); err != nil {
+		return store.AppealNote{}, err
+	}
+	f.mu.Lock()
+	f.acts = append(f.acts, staff)
+	f.mu.Unlock()
+	return store.AppealNote{ID: 1, AppealID: appealID, Author: author, Body: body}, nil
+}
+
+func (f *fakeStore) AppealNotes(ctx context.Context, appealID int64) ([]store.AppealNote, error) {
+	return []store.AppealNote{}, f.called("AppealNotes")
+}
+
 func (f *fakeStore) RecordStaffAct(ctx context.Context, a store.StaffAct) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -32,6 +32,7 @@ var invalidValues = map[string][]string{
 	"limit":       {"abc", "0", "-1", "1.5", "1e3", " 5"},
 	"around":      {"-1", "x", "2.5"},
 	"status":      {"open", "decided", "PENDING"},
+	"sort":        {"oldest ", "OLDEST", "age"},
 }
 
 // samplePath fills a route pattern's parameters with valid values.

@@ -1,6 +1,10 @@
 package appeals
 
-import "net/http"
+import (
+	"net/http"
+
+	"moderator/store"
+)
 
 // route is one endpoint of the staff API: the role it needs ("": no token
 // needed) and the query parameters it takes (any other is a 400 before
@@ -17,7 +21,7 @@ type route struct {
 var (
 	searchQuery   = []string{"user_id", "message_id", "channel_cid", "rule_id", "event_type", "action_type", "outcome", "from", "to", "cursor", "limit"}
 	timelineQuery = []string{"from", "to", "cursor", "limit"}
-	appealQuery   = []string{"user_id", "status", "from", "to", "cursor", "limit"}
+	appealQuery   = []string{"user_id", "status", "rule_id", "action_type", "sort", "from", "to", "cursor", "limit"}
 )
 
 // routes lists every endpoint of the staff API, in one place, with the
@@ -36,11 +40,16 @@ func (s *server) routes() []route {
 		{http.MethodGet, "/users/{user_id}/timeline", RoleViewer, timelineQuery, s.handle(s.timeline)},
 		{http.MethodGet, "/appeals", RoleViewer, appealQuery, s.handle(s.listAppeals)},
 		{http.MethodGet, "/appeals/{id}", RoleViewer, nil, s.handle(s.appeal)},
+		{http.MethodGet, "/appeals/{id}/notes", RoleViewer, nil, s.handle(s.notes)},
 		{http.MethodGet, "/rules/stats", RoleViewer, []string{"from", "to"}, s.handle(s.ruleStats)},
 
 		// reviewer: also record and decide appeals, and overturn.
 		{http.MethodPost, "/appeals", RoleReviewer, nil, s.handle(s.recordAppeal)},
 		{http.MethodPost, "/appeals/{id}/decision", RoleReviewer, nil, s.handle(s.decideAppeal)},
+		{http.MethodPost, "/appeals/{id}/claim", RoleReviewer, nil, s.handle(s.assign(store.AssignClaim))},
+		{http.MethodPost, "/appeals/{id}/release", RoleReviewer, nil, s.handle(s.assign(store.AssignRelease))},
+		{http.MethodPost, "/appeals/{id}/assign", RoleReviewer, nil, s.handle(s.assign(store.AssignAssign))},
+		{http.MethodPost, "/appeals/{id}/notes", RoleReviewer, nil, s.handle(s.addNote)},
 		{http.MethodPost, "/actions/{id}/overturn", RoleReviewer, nil, s.handle(s.overturnAction)},
 		{http.MethodPost, "/decisions/{id}/overturn", RoleReviewer, nil, s.handle(s.overturnDecision)},
 

@@ -44,6 +44,7 @@ type StaffLog interface {
 type Store interface {
 	AuditReader
 	AppealStore
+	AppealWork
 	StaffLog
 }
 
@@ -112,6 +113,9 @@ type ServerConfig struct {
 	Timeout time.Duration
 	// Now is the clock for the default time ranges (default time.Now).
 	Now func() time.Time
+	// CountRequest, when set, counts each answered request by route
+	// pattern and status (moderator_staff_requests_total).
+	CountRequest func(route string, status int)
 }
 
 type server struct {
@@ -121,6 +125,7 @@ type server struct {
 	status     ServiceStatus
 	timeout    time.Duration
 	now        func() time.Time
+	count      func(route string, status int)
 }
 
 // NewServer returns the staff API. It owns every path below where it is
@@ -134,6 +139,7 @@ func NewServer(cfg ServerConfig) http.Handler {
 		status:     cfg.Status,
 		timeout:    cfg.Timeout,
 		now:        cfg.Now,
+		count:      cfg.CountRequest,
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
@@ -226,6 +232,9 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 		status := ww.Status()
 		if status == 0 {
 			status = http.StatusOK
+		}
+		if s.count != nil {
+			s.count(pattern, status)
 		}
 		attrs := []slog.Attr{
 			slog.String("method", r.Method),
