@@ -63,6 +63,10 @@ type config struct {
 	AdminJWTAudience string
 	AdminRateLimit   int // requests per minute per token subject
 	needAdmin        bool
+
+	// ConsoleReasons is the reviewer console's file of reason templates
+	// ("": the built-in ones).
+	ConsoleReasons string
 }
 
 // configError is a configuration problem: one line naming the variable.
@@ -242,6 +246,7 @@ func loadConfig(command string, args []string, getenv func(string) string, stder
 		AdminJWTIssuer:   env.str("MODERATOR_ADMIN_JWT_ISSUER", ""),
 		AdminJWTAudience: env.str("MODERATOR_ADMIN_JWT_AUDIENCE", ""),
 		AdminRateLimit:   env.positive("MODERATOR_ADMIN_RATE_LIMIT", appeals.DefaultRatePerMinute),
+		ConsoleReasons:   env.str("MODERATOR_CONSOLE_REASONS", ""),
 	}
 	wantsHelp := len(args) > 0 && isHelpFlag(args[0])
 	if env.err != nil && !wantsHelp {

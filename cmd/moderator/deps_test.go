@@ -27,6 +27,7 @@ var allowedImports = map[string][]string{
 	"store":                   {"policy", "migrations"},
 	"store/storetest":         {"store"},
 	"appeals":                 {"policy", "store"},
+	"console":                 {"appeals", "policy", "store"},
 	"cmd/loadgen":             {"policy"},
 	"cmd/loadgen/floor":       {},
 	"cmd/loadgen/benchintake": {},

@@ -134,8 +134,7 @@ func (o *overturner) Overturn(ctx context.Context, req appeals.OverturnRequest) 
 		res = appeals.OverturnResult{OverturnID: id, ImmuneUntil: until, Actions: make([]appeals.ReversalResult, len(undos))}
 		for i, u := range undos {
 			rows[i] = store.ReversalRow{OverturnID: id, ActionID: u.ActionID, Disposition: string(u.Disposition), ReversalActionID: u.ReversalActionID}
-			res.Actions[i] = appeals.ReversalResult{ActionID: u.ActionID, Type: string(u.Action.Type), Disposition: string(u.Disposition),
-				ReversalActionID: u.ReversalActionID, ReversalType: string(u.Reversal), Note: u.Note}
+			res.Actions[i] = reversalResult(u)
 			ru := store.RuleUser{RuleID: u.Action.RuleID, UserID: u.Target.UserID}
 			if ru.UserID != "" && !seen[ru] {
 				seen[ru] = true
@@ -229,4 +228,39 @@ func recordedOf(t store.OverturnTarget) (actions.Recorded, error) {
 		return rec, errors.New("decode action: no type")
 	}
 	return rec, nil
+}
+
+// PreviewOverturn says what overturning action actionID, or every action
+// of decision decisionID, would do now, as Overturn plans it, and does
+// nothing: the console shows it before the reviewer confirms. The actions
+// are read in a transaction that is rolled back.
+func (o *overturner) PreviewOverturn(ctx context.Context, actionID, decisionID int64) ([]appeals.ReversalResult, error) {
+	var out []appeals.ReversalResult
+	tx, err := o.st.Pool().Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("preview overturn: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	targets, err := store.LockOverturnTargetsTx(ctx, tx, actionID, decisionID)
+	if err != nil {
+		return nil, fmt.Errorf("preview overturn: %w", err)
+	}
+	for _, t := range targets {
+		if t.ReversesActionID != 0 || t.OverturnedBy != 0 {
+			continue
+		}
+		rec, err := recordedOf(t)
+		if err != nil {
+			return nil, fmt.Errorf("preview overturn: %w", err)
+		}
+		out = append(out, reversalResult(actions.PlanUndo(rec)))
+	}
+	return out, nil
+}
+
+// reversalResult says what an overturn does (or would do) about one
+// action.
+func reversalResult(u actions.Undo) appeals.ReversalResult {
+	return appeals.ReversalResult{ActionID: u.ActionID, Type: string(u.Action.Type), Disposition: string(u.Disposition),
+		ReversalActionID: u.ReversalActionID, ReversalType: string(u.Reversal), Note: u.Note}
 }

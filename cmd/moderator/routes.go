@@ -23,6 +23,9 @@ type routesConfig struct {
 	// staffAPI owns everything below /api/v1 (appeals.NewServer, or
 	// appeals.Disabled when staff authentication is not configured).
 	staffAPI http.Handler
+	// console owns everything below /console (console.New, or a 404 when
+	// staff authentication is not configured).
+	console http.Handler
 }
 
 // routes lists every endpoint of the service.
@@ -41,6 +44,10 @@ func routes(c routesConfig) http.Handler {
 	// The staff API: its routes and their roles are listed in
 	// appeals/routes.go and documented in appeals/openapi.yaml.
 	r.Mount("/api/v1", c.staffAPI)
+	// The reviewer console, on the same authentication and audit.
+	if c.console != nil {
+		r.Mount("/console", c.console)
+	}
 	return r
 }
 

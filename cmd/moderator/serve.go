@@ -117,7 +117,8 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	webhookMetrics := webhook.NewMetrics(reg)
 	// The staff API; its overturns go through the action runner (reversal
 	// jobs, cancelled pending actions) and grant the immunity window.
-	api, err := staffAPI(ctx, cfg, logger, reg, st, rules, newOverturner(st, runner, cfg.ImmunityWindow, logger, nil))
+	reg.MustRegister(newAppealQueueCollector(st))
+	api, ui, err := staffAPI(ctx, cfg, logger, reg, st, rules, newOverturner(st, runner, cfg.ImmunityWindow, logger, nil))
 	if err != nil {
 		return err
 	}
@@ -153,6 +154,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			return st.Ping(ctx)
 		},
 		staffAPI: api,
+		console:  ui,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -13,31 +13,68 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"moderator/appeals"
+	"moderator/console"
 	"moderator/policy"
 	"moderator/store"
 )
 
-// staffAPI builds the handler mounted at /api/v1: the staff API when a way
-// to authenticate staff is configured (MODERATOR_ADMIN_JWT_SECRET or
-// MODERATOR_ADMIN_JWKS_URL), else a handler that answers 404 to all.
-// overturner carries out the overturns (nil: they answer 503).
-func staffAPI(ctx context.Context, cfg config, logger *slog.Logger, reg prometheus.Registerer, st *store.Store, rules *liveRules, overturner appeals.Overturner) (http.Handler, error) {
+// staffAPI builds the handlers mounted at /api/v1 and /console: the staff
+// API and the reviewer console when a way to authenticate staff is
+// configured (MODERATOR_ADMIN_JWT_SECRET or MODERATOR_ADMIN_JWKS_URL),
+// else handlers that answer 404 to all. overturner carries out the
+// overturns (nil: they answer 503).
+func staffAPI(ctx context.Context, cfg config, logger *slog.Logger, reg prometheus.Registerer, st *store.Store, rules *liveRules, overturner *overturner) (api, ui http.Handler, err error) {
 	authCfg, ok := cfg.staffAuth(logger, reg)
 	if !ok {
-		logger.Info("staff API off: set MODERATOR_ADMIN_JWT_SECRET or MODERATOR_ADMIN_JWKS_URL to enable /api/v1")
-		return appeals.Disabled(), nil
+		logger.Info("staff API and console off: set MODERATOR_ADMIN_JWT_SECRET or MODERATOR_ADMIN_JWKS_URL to enable /api/v1 and /console")
+		return appeals.Disabled(), consoleDisabled(), nil
 	}
 	auth, err := appeals.NewAuthenticator(ctx, authCfg)
 	if err != nil {
-		return nil, fmt.Errorf("staff API: %w", err)
+		return nil, nil, fmt.Errorf("staff API: %w", err)
 	}
-	return appeals.NewServer(appeals.ServerConfig{
-		Logger:     logger,
-		Auth:       auth,
-		Store:      st,
-		Overturner: overturner,
-		Status:     serviceStatus{cfg: cfg, rules: rules},
-	}), nil
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "moderator_staff_requests_total",
+		Help: "Requests to the staff API and the reviewer console, by route pattern and status.",
+	}, []string{"route", "status"})
+	reg.MustRegister(requests)
+	count := func(route string, status int) { requests.WithLabelValues(route, strconv.Itoa(status)).Inc() }
+	var ov appeals.Overturner
+	if overturner != nil {
+		ov = overturner
+	}
+	api = appeals.NewServer(appeals.ServerConfig{
+		Logger:       logger,
+		Auth:         auth,
+		Store:        st,
+		Overturner:   ov,
+		Status:       serviceStatus{cfg: cfg, rules: rules},
+		CountRequest: count,
+	})
+	reasons := console.DefaultReasons()
+	if cfg.ConsoleReasons != "" {
+		if reasons, err = console.LoadReasons(cfg.ConsoleReasons); err != nil {
+			return nil, nil, &configError{msg: "MODERATOR_CONSOLE_REASONS: " + err.Error()}
+		}
+	}
+	ccfg := console.Config{Logger: logger, Store: st, Auth: auth, Reasons: reasons, CountRequest: count}
+	if overturner != nil {
+		ccfg.Overturner = overturner
+	}
+	if ui, err = console.New(ccfg); err != nil {
+		return nil, nil, err
+	}
+	return api, ui, nil
+}
+
+// consoleDisabled answers every console request with 404 while staff
+// authentication is not configured.
+func consoleDisabled() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", "default-src 'none'")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		http.Error(w, "the reviewer console is not enabled: set MODERATOR_ADMIN_JWT_SECRET or MODERATOR_ADMIN_JWKS_URL", http.StatusNotFound)
+	})
 }
 
 // serviceStatus is what admins see of the running service through the
@@ -109,6 +146,7 @@ func (s serviceStatus) Settings() []appeals.Setting {
 		{Name: "MODERATOR_DAILY_CAPS", Value: perActionValue(c.DailyCaps)},
 		{Name: "MODERATOR_ACTION_WORKERS", Value: workersValue(c.ActionWorkers)},
 		{Name: "MODERATOR_IMMUNITY_WINDOW", Value: c.ImmunityWindow.String()},
+		{Name: "MODERATOR_CONSOLE_REASONS", Value: c.ConsoleReasons},
 	}
 }
 
