@@ -21,6 +21,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/MicahParks/jwkset"
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
@@ -311,6 +312,16 @@ func (c *capReader) Close() error { return c.rc.Close() }
 type staffClaims struct {
 	Role string `json:"role"`
 	jwt.RegisteredClaims
+}
+
+// UnmarshalJSON reads the claims by their exact names, as RFC 7519 names
+// them: encoding/json, which golang-jwt uses, matches names regardless of
+// case, so a "ROLE" beside "role" would grant its role and a "SUB" would
+// change the subject the audit trail records. A claim given twice is
+// refused (RFC 7519 §4), as is a claim that is not UTF-8.
+func (c *staffClaims) UnmarshalJSON(b []byte) error {
+	type plain staffClaims
+	return jsonv2.Unmarshal(b, (*plain)(c))
 }
 
 // authError is why a token was refused: Reason is a stable snake_case word

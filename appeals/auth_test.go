@@ -177,6 +177,18 @@ func sign(t testing.TB, method jwt.SigningMethod, key any, kid string, claims jw
 	return s
 }
 
+// signRawHS256 signs payload, a claims object written by hand (with a
+// repeated name, say), with the test secret.
+func signRawHS256(t testing.TB, payload string) string {
+	t.Helper()
+	unsigned := b64([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + b64([]byte(payload))
+	sig, err := jwt.SigningMethodHS256.Sign(unsigned, testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return unsigned + "." + b64(sig)
+}
+
 // claims are valid staff claims at testEpoch, changed by the edits: a nil
 // value removes the claim.
 func claims(edits map[string]any) jwt.MapClaims {
@@ -392,6 +404,11 @@ func TestMiddlewareRefusesBadTokens(t *testing.T) {
 		{name: "missing role", token: hs(claims(map[string]any{"role": nil})), reason: "bad_claim"},
 		{name: "unknown role", token: hs(claims(map[string]any{"role": "superuser"})), reason: "bad_claim"},
 		{name: "role in another case", token: hs(claims(map[string]any{"role": "Admin"})), reason: "bad_claim"},
+		{name: "ROLE instead of role", token: hs(claims(map[string]any{"role": nil, "ROLE": "admin"})), reason: "bad_claim"},
+		{name: "Sub instead of sub", token: hs(claims(map[string]any{"sub": nil, "Sub": "alice"})), reason: "missing_claim"},
+		{name: "role given twice", token: func(t testing.TB) string {
+			return signRawHS256(t, `{"sub":"alice","role":"viewer","role":"admin","exp":`+strconv.FormatInt(testEpoch.Add(time.Hour).Unix(), 10)+`}`)
+		}, reason: "malformed"},
 		{name: "alg none", token: func(t testing.TB) string {
 			return sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, "", claims(nil))
 		}, reason: "alg_not_allowed"},
@@ -582,6 +599,14 @@ func TestMiddlewareAcceptsGoodTokens(t *testing.T) {
 	}{
 		{name: "HS256", token: func(t testing.TB) string {
 			return sign(t, jwt.SigningMethodHS256, testSecret, "", claims(nil))
+		}, want: map[string]string{"sub": "alice", "role": "reviewer"}},
+		// The variants come after the real claims, where encoding/json
+		// would let them win.
+		{name: "ROLE beside role grants nothing", token: func(t testing.TB) string {
+			return signRawHS256(t, `{"sub":"alice","role":"viewer","ROLE":"admin","Role":"admin","exp":`+strconv.FormatInt(testEpoch.Add(time.Hour).Unix(), 10)+`}`)
+		}, want: map[string]string{"sub": "alice", "role": "viewer"}},
+		{name: "SUB beside sub changes no subject", token: func(t testing.TB) string {
+			return signRawHS256(t, `{"sub":"alice","SUB":"mallory","Sub":"mallory","role":"reviewer","exp":`+strconv.FormatInt(testEpoch.Add(time.Hour).Unix(), 10)+`}`)
 		}, want: map[string]string{"sub": "alice", "role": "reviewer"}},
 		{name: "lowercase scheme", scheme: "bearer ", token: func(t testing.TB) string {
 			return sign(t, jwt.SigningMethodHS256, testSecret, "", claims(map[string]any{"role": "viewer"}))

@@ -2,13 +2,16 @@ package policy
 
 import (
 	"bytes"
-	"encoding/json"
+	jsonv1 "encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Event is a Stream Chat webhook event, as much of it as moderation needs.
@@ -132,17 +135,26 @@ type RequestInfo struct {
 // ErrNotObject is returned by ParseEvent for JSON that is valid but not an object.
 var ErrNotObject = errors.New("event is not a JSON object")
 
+// decodeOptions say how Stream's JSON is read. Fields match by their exact
+// names: encoding/json matches them case-insensitively, so a custom field
+// "ID" or "Text", which a user can set on their own profile or message,
+// would stand in for Stream's id or text; here it stays a custom field.
+// Invalid UTF-8 and lone surrogate escapes become U+FFFD instead of
+// refusing the event (it is signed: refusing it would lose it), and a
+// repeated key takes its last value, as with encoding/json.
+var decodeOptions = json.JoinOptions(jsontext.AllowInvalidUTF8(true), jsontext.AllowDuplicateNames(true))
+
 // ParseEvent decodes a Stream event from its raw JSON body.
 func ParseEvent(body []byte) (*Event, error) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' {
-		if !json.Valid(body) {
+		if !jsonv1.Valid(body) {
 			return nil, fmt.Errorf("decode event: invalid JSON")
 		}
 		return nil, ErrNotObject
 	}
 	var ev Event
-	if err := json.Unmarshal(body, &ev); err != nil {
+	if err := json.Unmarshal(body, &ev, decodeOptions); err != nil {
 		return nil, fmt.Errorf("decode event: %w", err)
 	}
 	return &ev, nil
@@ -276,41 +288,58 @@ func (t Time) MarshalJSON() ([]byte, error) {
 	return []byte(`"` + t.UTC().Format(time.RFC3339Nano) + `"`), nil
 }
 
-// The custom-field decoders: each type decodes its known fields through an
-// alias (to avoid recursion), then collects every other key, and the
-// contents of a "custom" object, into Custom.
+// The custom-field decoders: each type decodes its known fields by their
+// exact names (through an alias type without the method), while every
+// other key is collected, and merged with the contents of a "custom"
+// object, into Custom. The UnmarshalJSON methods serve encoding/json
+// callers the same way.
 
-// UnmarshalJSON implements json.Unmarshaler, collecting custom fields.
-func (u *User) UnmarshalJSON(b []byte) error {
+// UnmarshalJSONFrom implements json.UnmarshalerFrom, collecting custom fields.
+func (u *User) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	type plain User
-	if err := json.Unmarshal(b, (*plain)(u)); err != nil {
+	w := withExtra[plain]{Known: (*plain)(u)}
+	if err := json.UnmarshalDecode(dec, &w); err != nil {
 		return err
 	}
-	c, err := customFields(b, userKnown)
-	u.Custom = c
-	return err
+	u.Custom = mergeCustom(u.Custom, w.Extra, userKnown)
+	return nil
 }
 
-// UnmarshalJSON implements json.Unmarshaler, collecting custom fields.
-func (m *Message) UnmarshalJSON(b []byte) error {
+// UnmarshalJSONFrom implements json.UnmarshalerFrom, collecting custom fields.
+func (m *Message) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	type plain Message
-	if err := json.Unmarshal(b, (*plain)(m)); err != nil {
+	w := withExtra[plain]{Known: (*plain)(m)}
+	if err := json.UnmarshalDecode(dec, &w); err != nil {
 		return err
 	}
-	c, err := customFields(b, messageKnown)
-	m.Custom = c
-	return err
+	m.Custom = mergeCustom(m.Custom, w.Extra, messageKnown)
+	return nil
 }
 
-// UnmarshalJSON implements json.Unmarshaler, collecting custom fields.
-func (c *Channel) UnmarshalJSON(b []byte) error {
+// UnmarshalJSONFrom implements json.UnmarshalerFrom, collecting custom fields.
+func (c *Channel) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	type plain Channel
-	if err := json.Unmarshal(b, (*plain)(c)); err != nil {
+	w := withExtra[plain]{Known: (*plain)(c)}
+	if err := json.UnmarshalDecode(dec, &w); err != nil {
 		return err
 	}
-	cu, err := customFields(b, channelKnown)
-	c.Custom = cu
-	return err
+	c.Custom = mergeCustom(c.Custom, w.Extra, channelKnown)
+	return nil
+}
+
+// UnmarshalJSON implements json.Unmarshaler for encoding/json callers.
+func (u *User) UnmarshalJSON(b []byte) error { return json.Unmarshal(b, u, decodeOptions) }
+
+// UnmarshalJSON implements json.Unmarshaler for encoding/json callers.
+func (m *Message) UnmarshalJSON(b []byte) error { return json.Unmarshal(b, m, decodeOptions) }
+
+// UnmarshalJSON implements json.Unmarshaler for encoding/json callers.
+func (c *Channel) UnmarshalJSON(b []byte) error { return json.Unmarshal(b, c, decodeOptions) }
+
+// withExtra decodes the fields of T by name and keeps the other keys.
+type withExtra[T any] struct {
+	Known *T             `json:",inline"`
+	Extra map[string]any `json:",unknown"`
 }
 
 // Standard Stream fields that the types above do not model; they are not
@@ -346,36 +375,25 @@ func knownKeys(v any, extra ...string) map[string]bool {
 	return known
 }
 
-// customFields returns the keys of the object b that are not known, merged
-// with the contents of its "custom" object (flattened keys win over nested
-// ones only when the nested object lacks them). It returns nil when there
-// are none.
-func customFields(b []byte, known map[string]bool) (map[string]any, error) {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return nil, err
-	}
-	var out map[string]any
-	if nested, ok := raw["custom"]; ok && !bytes.Equal(nested, []byte("null")) {
-		if err := json.Unmarshal(nested, &out); err != nil {
-			return nil, fmt.Errorf("custom: %w", err)
-		}
-	}
-	for k, v := range raw {
-		if known[k] || k == "custom" {
+// mergeCustom returns the custom fields of an object: the contents of its
+// "custom" object (nested), and its keys that are neither modelled nor
+// known Stream fields (extra); a nested value wins over a flattened one of
+// the same name. It returns nil when there are none.
+func mergeCustom(nested, extra map[string]any, known map[string]bool) map[string]any {
+	for k, v := range extra {
+		if known[k] {
 			continue
 		}
-		if _, dup := out[k]; dup {
+		if _, dup := nested[k]; dup {
 			continue
 		}
-		var val any
-		if err := json.Unmarshal(v, &val); err != nil {
-			return nil, fmt.Errorf("%s: %w", k, err)
+		if nested == nil {
+			nested = make(map[string]any, len(extra))
 		}
-		if out == nil {
-			out = make(map[string]any)
-		}
-		out[k] = val
+		nested[k] = v
 	}
-	return out, nil
+	if len(nested) == 0 {
+		return nil
+	}
+	return nested
 }

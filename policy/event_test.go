@@ -114,3 +114,77 @@ func TestEventAccessors(t *testing.T) {
 		})
 	}
 }
+
+// TestParseEventExactFieldNames: a key that differs from one of Stream's
+// only in case is a custom field (a user can set those on their own
+// profile and messages), never Stream's, wherever it comes in the object.
+func TestParseEventExactFieldNames(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		body        string
+		subject     string // SubjectUserID
+		text        string
+		byBot       bool
+		wantUser    map[string]any // the message author's custom fields
+		wantMessage map[string]any
+	}{
+		{"ID after id", `{"type":"message.new","message":{"id":"m","text":"x","user":{"id":"attacker","ID":"victim"}}}`,
+			"attacker", "x", false, map[string]any{"ID": "victim"}, nil},
+		{"ID before id", `{"type":"message.new","message":{"id":"m","text":"x","user":{"ID":"victim","id":"attacker"}}}`,
+			"attacker", "x", false, map[string]any{"ID": "victim"}, nil},
+		{"Text beside text", `{"type":"message.new","message":{"id":"m","text":"fuck you","Text":"have a nice day","user":{"id":"a"}}}`,
+			"a", "fuck you", false, nil, map[string]any{"Text": "have a nice day"}},
+		{"TEXT alone is no text", `{"type":"message.new","message":{"id":"m","TEXT":"fuck you","user":{"id":"a"}}}`,
+			"a", "", false, nil, map[string]any{"TEXT": "fuck you"}},
+		{"Id = the bot", `{"type":"message.new","message":{"id":"m","text":"x","user":{"id":"attacker2","Id":"bot"}},"user":{"id":"attacker2","Id":"bot"}}`,
+			"attacker2", "x", false, map[string]any{"Id": "bot"}, nil},
+		{"User beside user", `{"type":"message.new","message":{"id":"m","text":"x","user":{"id":"a"},"User":{"id":"bot"}}}`,
+			"a", "x", false, nil, map[string]any{"User": map[string]any{"id": "bot"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ev, err := ParseEvent([]byte(tt.body))
+			if err != nil {
+				t.Fatalf("ParseEvent: %v", err)
+			}
+			if got := ev.SubjectUserID(); got != tt.subject {
+				t.Errorf("subject = %q, want %q", got, tt.subject)
+			}
+			if got := ev.Message.Text; got != tt.text {
+				t.Errorf("text = %q, want %q", got, tt.text)
+			}
+			if got := ev.CausedBy("bot"); got != tt.byBot {
+				t.Errorf("caused by the bot = %v, want %v", got, tt.byBot)
+			}
+			if diff := cmp.Diff(tt.wantUser, ev.Message.User.Custom); diff != "" {
+				t.Errorf("author's custom fields (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantMessage, ev.Message.Custom); diff != "" {
+				t.Errorf("message's custom fields (-want +got):\n%s", diff)
+			}
+		})
+	}
+	// Top-level fields too.
+	ev, err := ParseEvent([]byte(`{"type":"message.new","TYPE":"user.banned","Type":"x","cid":"a:b","CID":"c:d"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Type != "message.new" || ev.CID != "a:b" {
+		t.Errorf("type, cid = %q, %q; want message.new, a:b", ev.Type, ev.CID)
+	}
+}
+
+// TestParseEventRepairsText: invalid UTF-8 and lone surrogates become
+// U+FFFD rather than refusing a signed event.
+func TestParseEventRepairsText(t *testing.T) {
+	t.Parallel()
+	ev, err := ParseEvent([]byte("{\"type\":\"message.new\",\"message\":{\"id\":\"m\",\"text\":\"a\\ud800b\xffc\"}}"))
+	if err != nil {
+		t.Fatalf("ParseEvent: %v", err)
+	}
+	if got, want := ev.Message.Text, "a\uFFFDb\uFFFDc"; got != want {
+		t.Errorf("text = %q, want %q", got, want)
+	}
+}
