@@ -144,7 +144,9 @@ var ErrNotObject = errors.New("event is not a JSON object")
 // repeated key takes its last value, as with encoding/json.
 var decodeOptions = json.JoinOptions(jsontext.AllowInvalidUTF8(true), jsontext.AllowDuplicateNames(true))
 
-// ParseEvent decodes a Stream event from its raw JSON body.
+// ParseEvent decodes a Stream event from its raw JSON body. Every string of
+// the event is made storable (see sanitize): ids longer than MaxIDBytes
+// are shortened by SafeID, NUL becomes U+FFFD.
 func ParseEvent(body []byte) (*Event, error) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' {
@@ -157,6 +159,7 @@ func ParseEvent(body []byte) (*Event, error) {
 	if err := json.Unmarshal(body, &ev, decodeOptions); err != nil {
 		return nil, fmt.Errorf("decode event: %w", err)
 	}
+	ev.sanitize(bytes.Contains(body, []byte(`\u0000`)))
 	return &ev, nil
 }
 
