@@ -77,6 +77,12 @@ type RuleSetStatus struct {
 	// not), with LastReloadAt the time of that reload.
 	LastReloadError string    `json:"last_reload_error,omitempty"`
 	LastReloadAt    time.Time `json:"last_reload_at,omitzero"`
+	// Notes are the load report of the set in force: files with no rules,
+	// drafts ignored for their leading "_".
+	Notes []string `json:"notes,omitempty"`
+	// StuckReloads counts reloads still running past their deadline; they
+	// were abandoned and the set in force stays.
+	StuckReloads int `json:"stuck_reloads,omitempty"`
 }
 
 // RuleInfo describes one rule of the live set.

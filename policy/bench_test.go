@@ -146,3 +146,71 @@ func BenchmarkLoadStarterPack(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLoadHostile is what refusing a hostile 1 MiB rule file costs:
+// the shape check refuses it before the YAML parser sees it (the parser
+// alone took 2.5 s and 640 MB on 40 KB of brackets).
+func BenchmarkLoadHostile(b *testing.B) {
+	for _, tt := range []struct{ name, data string }{
+		{"nested", "rules: " + strings.Repeat("[", 1<<19-8) + strings.Repeat("]", 1<<19-8) + "\n"},
+		{"values", "rules: [" + strings.Repeat("1,", 1<<19-8) + "1]\n"},
+	} {
+		b.Run(tt.name, func(b *testing.B) {
+			fsys := fstest.MapFS{"bomb.yaml": {Data: []byte(tt.data)}}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Load(fsys); err == nil {
+					b.Fatal("loaded a hostile file")
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkLoadLegal1MiB is a pathological but legal folder: 1 MiB of
+// rule files near the shape limits (values, depth), every rule
+// compiled, measured and its examples run.
+func BenchmarkLoadLegal1MiB(b *testing.B) {
+	fsys := legalFolder(1 << 20)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Load(fsys); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// legalFolder returns a folder of about size bytes of rule files, each
+// file under the shape limits: rules whose examples carry custom data
+// nested 20 levels deep and long lists of values.
+func legalFolder(size int) fstest.MapFS {
+	nested := strings.Repeat("{k: ", 20) + "[" + strings.Repeat("1, ", 200) + "1]" + strings.Repeat("}", 20)
+	fsys := fstest.MapFS{}
+	var b strings.Builder
+	file, rules := 0, 0
+	flush := func() {
+		fsys[fmt.Sprintf("f%02d.yaml", file)] = &fstest.MapFile{Data: []byte(b.String())}
+		file++
+		b.Reset()
+	}
+	for total := 0; total < size; {
+		if b.Len() == 0 {
+			b.WriteString("rules:\n")
+		}
+		n := b.Len()
+		fmt.Fprintf(&b, "  - id: r%d\n    description: rule %d\n    when: user.custom.k != nil && message.text == \"x%d\"\n    actions: [flag]\n    examples:\n", rules, rules, rules)
+		fmt.Fprintf(&b, "      - {event: {message: {text: \"x%d\"}, user: {custom: {k: 1}}}, expect: {match: true}}\n", rules)
+		for range 4 {
+			fmt.Fprintf(&b, "      - {event: {message: {text: \"y\"}, user: {custom: %s}}, expect: {match: false}}\n", nested)
+		}
+		total += b.Len() - n
+		rules++
+		if b.Len() > 150<<10 {
+			flush()
+		}
+	}
+	if b.Len() > 0 {
+		flush()
+	}
+	return fsys
+}

@@ -124,7 +124,7 @@ func TestHostileRuleFiles(t *testing.T) {
 		want string
 	}{
 		{"huge file", "rules:\n" + strings.Repeat("# padding\n", maxRuleFileBytes/10+1),
-			fmt.Sprintf("r.yaml: file is %d bytes long; the limit is %d", len("rules:\n")+10*(maxRuleFileBytes/10+1), maxRuleFileBytes)},
+			fmt.Sprintf("r.yaml: file is %d bytes long; the limit for a rule file is %d", len("rules:\n")+10*(maxRuleFileBytes/10+1), maxRuleFileBytes)},
 		{"alias bomb", "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nrules: [*b]\n",
 			"r.yaml:1: YAML anchors, aliases and merge keys are not allowed in rule files"},
 		{"not a mapping", "- just\n- a list\n", "r.yaml:1: a rule file is a mapping with a rules: list"},

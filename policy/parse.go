@@ -84,6 +84,22 @@ func lineOf(n ast.Node) int {
 	return n.GetToken().Position.Line
 }
 
+// parseRuleFileGuarded is parseRuleFile turning a panic (of the YAML
+// library, say) into a problem of the file.
+func parseRuleFileGuarded(file string, data []byte) ([]rawRule, []Problem) {
+	var problems []Problem
+	raws, err := guard(file, func() ([]rawRule, error) {
+		raws, ps := parseRuleFile(file, data)
+		problems = ps
+		return raws, nil
+	})
+	var le *LoadError
+	if errors.As(err, &le) {
+		return nil, le.Problems
+	}
+	return raws, problems
+}
+
 // parseRuleFile reads the rules of one file. Structure errors (unknown
 // keys, wrong types) are problems; each rule is read independently, so
 // one broken rule does not hide the problems of the others.
@@ -93,32 +109,44 @@ func parseRuleFile(file string, data []byte) ([]rawRule, []Problem) {
 		p.bad(0, "file is %d bytes long; the limit is %d", len(data), maxRuleFileBytes)
 		return nil, p.problems
 	}
+	if line, msg := checkYAMLShape(data); msg != "" {
+		p.bad(line, "%s", msg)
+		return nil, p.problems
+	}
 	f, err := parser.ParseBytes(data, 0)
 	if err != nil {
 		p.yamlError(0, err)
 		return nil, p.problems
 	}
+	// An empty, comment-only or "---"-only file has documents without a
+	// body, which the library's own walkers do not expect (goccy/go-yaml
+	// #753): only bodies are walked here.
+	var bodies []ast.Node
+	for _, doc := range f.Docs {
+		if doc == nil || doc.Body == nil {
+			continue
+		}
+		if _, isNull := doc.Body.(*ast.NullNode); !isNull {
+			bodies = append(bodies, doc.Body)
+		}
+	}
 	// Anchors and aliases can expand a small file into a huge document
 	// ("billion laughs"); rule files have no need for them.
-	for _, typ := range []ast.NodeType{ast.AnchorType, ast.AliasType, ast.MergeKeyType} {
-		for _, n := range ast.FilterFile(typ, f) {
-			p.bad(lineOf(n), "YAML anchors, aliases and merge keys are not allowed in rule files")
+	for _, body := range bodies {
+		for _, typ := range []ast.NodeType{ast.AnchorType, ast.AliasType, ast.MergeKeyType} {
+			for _, n := range ast.Filter(typ, body) {
+				p.bad(lineOf(n), "YAML anchors, aliases and merge keys are not allowed in rule files")
+			}
 		}
 	}
 	if len(p.problems) > 0 {
 		return nil, p.problems
 	}
 	var rules []rawRule
-	for _, doc := range f.Docs {
-		if doc.Body == nil {
-			continue
-		}
-		if _, isNull := doc.Body.(*ast.NullNode); isNull {
-			continue
-		}
-		top, ok := doc.Body.(*ast.MappingNode)
+	for _, body := range bodies {
+		top, ok := body.(*ast.MappingNode)
 		if !ok {
-			p.bad(lineOf(doc.Body), "a rule file is a mapping with a rules: list")
+			p.bad(lineOf(body), "a rule file is a mapping with a rules: list")
 			continue
 		}
 		for _, kv := range top.Values {

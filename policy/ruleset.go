@@ -40,6 +40,7 @@ const (
 // RuleSet is a compiled, immutable set of rules. It is safe for
 // concurrent use.
 type RuleSet struct {
+	notes   []Problem // what the load report mentions: empty files, ignored drafts
 	version string
 	rules   []*rule // in evaluation order: priority (higher first), then file and position
 	lists   map[string]*wordList
@@ -118,22 +119,42 @@ func (e *LoadError) Error() string {
 // Load compiles the rules folder fsys: every rule file (*.yaml, *.yml) and
 // word list (*.txt, named by its file name without the extension) in it
 // and its subfolders. Other files, and files and folders whose names start
-// with "." or "_" (editors' files, drafts), are ignored. Each rule's condition is type-checked against Env, its actions
-// validated, its cost bounded and its run on a synthetic worst-case event
-// measured, and then its examples are run. The set is returned only when
-// all of that passes; otherwise the error is a *LoadError listing every
-// problem found.
+// with "." or "_" (editors' files, drafts), are ignored; ignored drafts
+// are listed in the set's Notes. Each rule's condition is type-checked
+// against Env, its actions validated, its cost bounded and its run on a
+// synthetic worst-case event measured, and then its examples are run. The
+// set is returned only when all of that passes; otherwise the error is a
+// *LoadError listing every problem found.
+//
+// Nothing in the folder can crash or stall the caller: only regular files
+// are read (see readRulesFolder), each under a byte limit, rule files are
+// measured before they are parsed (checkYAMLShape), and a panic anywhere
+// in the load, a library's included, refuses the set with its message.
+// fsys should not follow symbolic links out of the folder nor block on
+// open (rules.OpenDir gives such a view of a folder on disk).
 func Load(fsys fs.FS) (*RuleSet, error) {
-	return load(fsys, defaultLimits())
+	return guard(".", func() (*RuleSet, error) { return load(fsys, defaultLimits()) })
+}
+
+// guard runs f, turning a panic into a LoadError for file: a bug in a
+// library (or here) must refuse the rule set, never stop the service.
+func guard[T any](file string, f func() (T, error)) (v T, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			var zero T
+			v, err = zero, &LoadError{Problems: []Problem{{File: file,
+				Msg: fmt.Sprintf("could not be loaded: internal error: %v (please report it; the set in force stays)", p)}}}
+		}
+	}()
+	return f()
 }
 
 // load is Load with the worst-case limits as a parameter, for tests.
 func load(fsys fs.FS, lim worstCaseLimits) (*RuleSet, error) {
-	files, err := readRulesFolder(fsys)
+	files, notes, problems, err := readRulesFolder(fsys)
 	if err != nil {
 		return nil, err
 	}
-	var problems []Problem
 	lists := make(map[string]*wordList)
 	var ruleFiles []sourceFile
 	hash := sha256.New()
@@ -156,7 +177,8 @@ func load(fsys fs.FS, lim worstCaseLimits) (*RuleSet, error) {
 			ruleFiles = append(ruleFiles, f)
 		}
 	}
-	if len(ruleFiles) == 0 {
+	refused := slices.ContainsFunc(problems, func(p Problem) bool { return path.Ext(p.File) != ".txt" })
+	if len(ruleFiles) == 0 && !refused {
 		problems = append(problems, Problem{File: ".", Msg: "no rule files (*.yaml, *.yml) in the rules folder"})
 	}
 
@@ -170,8 +192,11 @@ func load(fsys fs.FS, lim worstCaseLimits) (*RuleSet, error) {
 	}
 	ids := make(map[string]*rule)
 	for _, f := range ruleFiles {
-		raws, ps := parseRuleFile(f.path, f.data)
+		raws, ps := parseRuleFileGuarded(f.path, f.data)
 		problems = append(problems, ps...)
+		if len(raws) == 0 && len(ps) == 0 {
+			notes = append(notes, Problem{File: f.path, Msg: "no rules in this file"})
+		}
 		for _, raw := range raws {
 			r, ps := c.compileRule(raw)
 			problems = append(problems, ps...)
@@ -188,6 +213,7 @@ func load(fsys fs.FS, lim worstCaseLimits) (*RuleSet, error) {
 			rs.rules = append(rs.rules, r)
 		}
 	}
+	rs.notes = notes
 	// Stable: equal priorities keep file and position order.
 	slices.SortStableFunc(rs.rules, func(a, b *rule) int { return cmp.Compare(b.priority, a.priority) })
 	broken := make(map[*rule]bool) // rules whose examples cannot run
@@ -237,53 +263,15 @@ func newVMPool() *sync.Pool {
 	return &sync.Pool{New: func() any { return &vm.VM{MemoryBudget: vmMemoryBudget} }}
 }
 
-type sourceFile struct {
-	path string
-	data []byte
-}
-
-// readRulesFolder returns the rule files and word lists of fsys, sorted by
-// path so that the version and the evaluation order do not depend on the
-// file system's listing order.
-func readRulesFolder(fsys fs.FS) ([]sourceFile, error) {
-	var files []sourceFile
-	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		name := d.Name()
-		if p != "." && (strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_")) {
-			if d.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if d.IsDir() {
-			return nil
-		}
-		switch path.Ext(name) {
-		case ".yaml", ".yml", ".txt":
-		default:
-			return nil
-		}
-		data, err := fs.ReadFile(fsys, p)
-		if err != nil {
-			return err
-		}
-		files = append(files, sourceFile{path: p, data: data})
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read rules folder: %w", err)
-	}
-	slices.SortFunc(files, func(a, b sourceFile) int { return cmp.Compare(a.path, b.path) })
-	return files, nil
-}
-
 // Version returns the rule set's content hash: the first 12 hex digits of
 // a SHA-256 over the names and contents of every rule file and word list.
 // The same folder always has the same version; decisions record it.
 func (rs *RuleSet) Version() string { return rs.version }
+
+// Notes is the load report: what loaded without being a problem but
+// may not be what staff meant, such as a file with no rules, or a file
+// or folder ignored because its name starts with "_".
+func (rs *RuleSet) Notes() []Problem { return slices.Clone(rs.notes) }
 
 // Rules describes the rules in evaluation order.
 func (rs *RuleSet) Rules() []RuleInfo {

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"moderator/policy"
+	"moderator/rules"
 )
 
 // liveRules holds the rule set in force and replaces it when the rules
@@ -29,6 +30,12 @@ type liveRules struct {
 	logger  *slog.Logger
 	current atomic.Pointer[policy.RuleSet]
 
+	// timeout bounds a reload: one that cannot finish is abandoned and
+	// reported, so that it never holds up later reloads.
+	timeout time.Duration
+	loadDir func(dir string) (*policy.RuleSet, error) // loadRulesDir; tests stall it
+	stuckN  atomic.Int32                              // loads abandoned past their deadline and still running
+
 	reloads  *prometheus.CounterVec
 	loadedAt prometheus.Gauge
 	info     *prometheus.GaugeVec
@@ -37,21 +44,33 @@ type liveRules struct {
 	status atomic.Pointer[reloadStatus]
 }
 
-// reloadStatus is when the set in force was loaded, and why the last
-// reload was refused, if it was.
+// Bounds on reloads. The starter pack loads in about 0.1 s; a folder at
+// every limit of policy.Load in a few seconds.
+const (
+	reloadTimeout = 30 * time.Second
+	// maxPendingReloads bounds the abandoned loads still running: past it
+	// a reload is refused at once instead of starting another.
+	maxPendingReloads = 4
+)
+
+// reloadStatus is when the set in force was loaded, its load report, and
+// why the last reload was refused, if it was.
 type reloadStatus struct {
 	loadedAt  time.Time
+	notes     []string
 	lastErr   string
 	lastErrAt time.Time
 }
 
 func newLiveRules(dir string, logger *slog.Logger, reg prometheus.Registerer) *liveRules {
 	l := &liveRules{
-		dir:    dir,
-		logger: logger,
+		dir:     dir,
+		logger:  logger,
+		timeout: reloadTimeout,
+		loadDir: loadRulesDir,
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "moderator_rules_reloads_total",
-			Help: "Rule set loads by result: ok (now in force) or error (refused; the previous set stays).",
+			Help: "Rule set loads by result: ok (now in force), error (refused; the previous set stays) or timeout (abandoned past its deadline; the previous set stays).",
 		}, []string{"result"}),
 		loadedAt: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "moderator_rules_loaded_timestamp_seconds",
@@ -62,9 +81,14 @@ func newLiveRules(dir string, logger *slog.Logger, reg prometheus.Registerer) *l
 			Help: "1 for the version of the rule set in force, with its rule count.",
 		}, []string{"version", "rules"}),
 	}
-	reg.MustRegister(l.reloads, l.loadedAt, l.info)
-	l.reloads.WithLabelValues("ok")
-	l.reloads.WithLabelValues("error")
+	stuck := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "moderator_rules_reloads_stuck",
+		Help: "Rule loads still running past their deadline (abandoned; they never block later reloads).",
+	}, func() float64 { return float64(l.stuck()) })
+	reg.MustRegister(l.reloads, l.loadedAt, l.info, stuck)
+	for _, result := range []string{"ok", "error", "timeout"} {
+		l.reloads.WithLabelValues(result)
+	}
 	return l
 }
 
@@ -98,47 +122,134 @@ func (l *liveRules) ready() error {
 	return nil
 }
 
+// readyDetail says what /readyz adds about the rules while the set in
+// force serves: a reload stuck past its deadline, or the last one refused.
+func (l *liveRules) readyDetail() string {
+	var parts []string
+	if n := l.stuck(); n > 0 {
+		parts = append(parts, fmt.Sprintf("rules: %d reload(s) of %s did not finish within %s; the set in force stays", n, l.dir, l.timeout))
+	}
+	if st := l.status.Load(); st != nil && st.lastErr != "" {
+		parts = append(parts, fmt.Sprintf("rules: the last reload (%s) was refused; the set in force stays (GET /api/v1/rules says why)", st.lastErrAt.UTC().Format(time.RFC3339)))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// stuck returns how many loads are running past their deadline.
+func (l *liveRules) stuck() int { return int(l.stuckN.Load()) }
+
 // reload loads the folder and, if it is good, puts it in force.
 func (l *liveRules) reload(trigger string) error {
 	start := time.Now()
-	rs, err := policy.Load(os.DirFS(l.dir))
+	rs, err := l.load()
 	if err != nil {
-		l.reloads.WithLabelValues("error").Inc()
-		attrs := []any{"dir", l.dir, "trigger", trigger}
-		var le *policy.LoadError
-		if errors.As(err, &le) {
-			problems := make([]string, len(le.Problems))
-			for i, p := range le.Problems {
-				problems[i] = filepath.Join(l.dir, p.String())
-			}
-			attrs = append(attrs, "problems", problems)
-		} else {
-			attrs = append(attrs, "error", err.Error())
-		}
-		if old := l.current.Load(); old != nil {
-			attrs = append(attrs, "kept_version", old.Version())
-		}
-		l.logger.Error("rules refused", attrs...)
-		st := reloadStatus{lastErr: reloadError(l.dir, err), lastErrAt: time.Now()}
-		if prev := l.status.Load(); prev != nil {
-			st.loadedAt = prev.loadedAt
-		}
-		l.status.Store(&st)
+		l.refuse(trigger, err)
 		return err
 	}
 	old := l.current.Swap(rs)
-	l.status.Store(&reloadStatus{loadedAt: time.Now()})
+	st := &reloadStatus{loadedAt: time.Now()}
+	for _, n := range rs.Notes() {
+		st.notes = append(st.notes, filepath.Join(l.dir, n.String()))
+	}
+	l.status.Store(st)
 	l.reloads.WithLabelValues("ok").Inc()
 	l.loadedAt.SetToCurrentTime()
 	l.info.Reset()
 	l.info.WithLabelValues(rs.Version(), fmt.Sprint(len(rs.Rules()))).Set(1)
 	attrs := []any{"dir", l.dir, "trigger", trigger, "version", rs.Version(), "rules", len(rs.Rules()),
 		"load_ms", time.Since(start).Milliseconds()}
+	if len(st.notes) > 0 {
+		attrs = append(attrs, "notes", st.notes)
+	}
 	if old != nil {
 		attrs = append(attrs, "previous_version", old.Version())
 	}
 	l.logger.Info("rules loaded", attrs...)
 	return nil
+}
+
+// errReloadTimeout is a reload abandoned past its deadline.
+var errReloadTimeout = errors.New("the reload did not finish in time and was abandoned")
+
+// load loads the folder in a goroutine of its own and waits for it at
+// most l.timeout. A load past its deadline is abandoned (it finishes, or
+// not, on its own and its result is dropped) and counted, so that nothing
+// in the folder can hold up the reloads that follow.
+func (l *liveRules) load() (*policy.RuleSet, error) {
+	if n := l.stuck(); n >= maxPendingReloads {
+		return nil, fmt.Errorf("%w: %d earlier reloads are still running, so no other is started", errReloadTimeout, n)
+	}
+	type result struct {
+		rs  *policy.RuleSet
+		err error
+	}
+	const (
+		running = iota
+		finished
+		abandoned
+	)
+	var state atomic.Int32
+	done := make(chan result, 1) // buffered: an abandoned load never blocks on it
+	go func() {
+		rs, err := l.loadDir(l.dir)
+		done <- result{rs, err}
+		if !state.CompareAndSwap(running, finished) {
+			l.stuckN.Add(-1) // abandoned earlier: no longer stuck
+		}
+	}()
+	timer := time.NewTimer(l.timeout)
+	defer timer.Stop()
+	select {
+	case r := <-done:
+		return r.rs, r.err
+	case <-timer.C:
+		if !state.CompareAndSwap(running, abandoned) {
+			r := <-done // it finished just now
+			return r.rs, r.err
+		}
+		l.stuckN.Add(1)
+		return nil, fmt.Errorf("%w (after %s)", errReloadTimeout, l.timeout)
+	}
+}
+
+// loadRulesDir loads the rules folder dir through rules.OpenDir, which
+// keeps symbolic links inside it and never blocks on a FIFO.
+func loadRulesDir(dir string) (*policy.RuleSet, error) {
+	d, err := rules.OpenDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return policy.Load(d)
+}
+
+// refuse logs and records why a reload was refused; the set in force stays.
+func (l *liveRules) refuse(trigger string, err error) {
+	result := "error"
+	if errors.Is(err, errReloadTimeout) {
+		result = "timeout"
+	}
+	l.reloads.WithLabelValues(result).Inc()
+	attrs := []any{"dir", l.dir, "trigger", trigger}
+	var le *policy.LoadError
+	if errors.As(err, &le) {
+		problems := make([]string, len(le.Problems))
+		for i, p := range le.Problems {
+			problems[i] = filepath.Join(l.dir, p.String())
+		}
+		attrs = append(attrs, "problems", problems)
+	} else {
+		attrs = append(attrs, "error", err.Error())
+	}
+	if old := l.current.Load(); old != nil {
+		attrs = append(attrs, "kept_version", old.Version())
+	}
+	l.logger.Error("rules refused", attrs...)
+	st := reloadStatus{lastErr: reloadError(l.dir, err), lastErrAt: time.Now()}
+	if prev := l.status.Load(); prev != nil {
+		st.loadedAt, st.notes = prev.loadedAt, prev.notes
+	}
+	l.status.Store(&st)
 }
 
 // reloadError says why a reload was refused: each problem as file:line:

@@ -20,6 +20,10 @@ type routesConfig struct {
 	// beforeSend is Stream's before-message-send hook.
 	beforeSend http.Handler
 	ready      func(context.Context) error
+	// readyDetail is added to a 200 from /readyz when not empty: what is
+	// degraded without stopping the service (a rules reload refused or
+	// stuck while the last good set serves).
+	readyDetail func() string
 	// staffAPI owns everything below /api/v1 (appeals.NewServer, or
 	// appeals.Disabled when staff authentication is not configured).
 	staffAPI http.Handler
@@ -37,7 +41,7 @@ func routes(c routesConfig) http.Handler {
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	r.Get("/readyz", handleReady(c.logger, c.ready))
+	r.Get("/readyz", handleReady(c.logger, c.ready, c.readyDetail))
 	if c.metrics != nil {
 		r.Method(http.MethodGet, "/metrics", c.metrics)
 	}
@@ -51,8 +55,9 @@ func routes(c routesConfig) http.Handler {
 	return r
 }
 
-// handleReady answers 200 when the service can record events durably.
-func handleReady(logger *slog.Logger, ready func(context.Context) error) http.HandlerFunc {
+// handleReady answers 200 when the service can record events durably,
+// with detail's text, if any, as "detail".
+func handleReady(logger *slog.Logger, ready func(context.Context) error, detail func() string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
@@ -61,7 +66,13 @@ func handleReady(logger *slog.Logger, ready func(context.Context) error) http.Ha
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		body := map[string]string{"status": "ok"}
+		if detail != nil {
+			if d := detail(); d != "" {
+				body["detail"] = d
+			}
+		}
+		writeJSON(w, http.StatusOK, body)
 	}
 }
 

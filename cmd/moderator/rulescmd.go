@@ -70,7 +70,7 @@ func loadRules(dir string, stderr io.Writer) (*policy.RuleSet, error) {
 	} else if !info.IsDir() {
 		return nil, fmt.Errorf("rules folder %s is not a folder", dir)
 	}
-	rs, err := policy.Load(os.DirFS(dir))
+	rs, err := loadRulesDir(dir)
 	var le *policy.LoadError
 	if errors.As(err, &le) {
 		for _, p := range le.Problems {
@@ -81,6 +81,10 @@ func loadRules(dir string, stderr io.Writer) (*policy.RuleSet, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("rules folder %s: %w", dir, err)
+	}
+	for _, n := range rs.Notes() {
+		n.File = filepath.Join(dir, n.File)
+		fmt.Fprintf(stderr, "note: %s\n", n)
 	}
 	return rs, nil
 }

@@ -153,8 +153,9 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			}
 			return st.Ping(ctx)
 		},
-		staffAPI: api,
-		console:  ui,
+		readyDetail: rules.readyDetail,
+		staffAPI:    api,
+		console:     ui,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -88,7 +88,9 @@ func (s serviceStatus) RuleSet() appeals.RuleSetStatus {
 	out := appeals.RuleSetStatus{Dir: s.rules.dir, Rules: []appeals.RuleInfo{}}
 	if st := s.rules.status.Load(); st != nil {
 		out.LoadedAt, out.LastReloadError, out.LastReloadAt = st.loadedAt, st.lastErr, st.lastErrAt
+		out.Notes = st.notes
 	}
+	out.StuckReloads = s.rules.stuck()
 	rs := s.rules.current.Load()
 	if rs == nil {
 		return out
