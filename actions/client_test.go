@@ -156,7 +156,7 @@ func TestOperationsOnTheWire(t *testing.T) {
 			},
 			wantRoute: streamtest.RouteBan, wantPath: "/moderation/ban", wantQuery: url.Values{},
 			wantBody: map[string]any{"target_user_id": "u1", "banned_by_id": bot, "shadow": true, "channel_cid": "messaging:general",
-				"type": "messaging", "id": "general", "delete_messages": "hard", "ban_from_future_channels": true},
+				"delete_messages": "hard", "ban_from_future_channels": true},
 		},
 		{
 			name: "unban from channel",
@@ -166,7 +166,7 @@ func TestOperationsOnTheWire(t *testing.T) {
 			},
 			wantRoute: streamtest.RouteUnban, wantPath: "/moderation/ban",
 			wantQuery: url.Values{"target_user_id": {"u1"}, "created_by": {bot}, "reason": {"appeal"},
-				"channel_cid": {"messaging:general"}, "type": {"messaging"}, "id": {"general"}},
+				"channel_cid": {"messaging:general"}},
 		},
 		{
 			name: "mute",

@@ -10,8 +10,9 @@ import (
 )
 
 // DefaultRateLimits are Stream's published server-side budgets, per minute,
-// for the endpoint each action type calls: ban, flag and mute 300; send
-// message (warn) and delete message 1,000.
+// for the endpoint each action type calls: ban, flag and mute 300 (a mute
+// calls the ban endpoint and shares its budget); send message (warn) and
+// delete message 1,000.
 func DefaultRateLimits() map[policy.ActionType]int {
 	return map[policy.ActionType]int{
 		policy.ActionBan:    300,
@@ -55,11 +56,26 @@ func newLimiters(perMinute map[policy.ActionType]int) (*limiters, error) {
 		}
 		budgets[t] = n
 	}
+	// A mute is a ban with a timeout and its reversal an unban: one
+	// endpoint, one budget, the smaller when both are configured.
+	for t, shared := range sharedEndpoint {
+		if n, ok := perMinute[t]; ok {
+			budgets[shared] = min(budgets[shared], n)
+		}
+		delete(budgets, t)
+	}
 	l := &limiters{byType: make(map[policy.ActionType]*rate.Limiter, len(budgets))}
 	for t, n := range budgets {
 		l.byType[t] = rate.NewLimiter(perSecond(n), 1)
 	}
 	return l, nil
+}
+
+// sharedEndpoint maps the action types that call another type's endpoint
+// to that type: a warning's reversal deletes a message, a mute bans with a
+// timeout, an unmute unbans.
+var sharedEndpoint = map[policy.ActionType]policy.ActionType{
+	Unwarn: policy.ActionDelete, policy.ActionMute: policy.ActionBan, Unmute: Unban,
 }
 
 // perSecond is the refill rate for a per-minute budget, as explained at
@@ -72,8 +88,8 @@ func perSecond(perMinute int) rate.Limit {
 }
 
 func (l *limiters) forType(t policy.ActionType) *rate.Limiter {
-	if t == Unwarn {
-		t = policy.ActionDelete // the same endpoint, DELETE /messages/{id}
+	if shared, ok := sharedEndpoint[t]; ok {
+		t = shared
 	}
 	return l.byType[t]
 }

@@ -25,7 +25,7 @@ func NewMetrics(reg prometheus.Registerer, pool *pgxpool.Pool) *Metrics {
 	m := &Metrics{
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "moderator_actions_total",
-			Help: "Actions (and reversals) by type and outcome (applied, failed, held, dry_run, superseded, suppressed).",
+			Help: "Actions (and reversals) by type and outcome (applied, failed, held, dry_run, superseded, suppressed, nothing_to_undo).",
 		}, []string{"type", "outcome"}),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "moderator_action_attempts_total",
@@ -60,7 +60,7 @@ func (m *Metrics) precreate() {
 	types := []policy.ActionType{policy.ActionFlag, policy.ActionMute, policy.ActionBan, policy.ActionDelete,
 		policy.ActionWarn, Unban, Unmute, Unflag, Undelete, Unwarn}
 	for _, t := range types {
-		for _, o := range []Outcome{Applied, Failed, Held, DryRun, Superseded, Suppressed} {
+		for _, o := range []Outcome{Applied, Failed, Held, DryRun, Superseded, Suppressed, NothingUndone} {
 			m.actions.WithLabelValues(string(t), string(o))
 		}
 		for _, r := range []string{"ok", "already_done", "retryable", "permanent"} {

@@ -62,11 +62,13 @@ func (p Planned) Key(eventID int64) string { return fmt.Sprintf("e%d-a%d", event
 //   - one ban per user: the strongest, where permanent beats timed, longer
 //     beats shorter, and then app-wide beats channel-only; among equals the
 //     first wins;
-//   - a ban supersedes every mute of the same user (a Stream mute is only
-//     the bot's, a ban silences);
-//   - one mute per user (the longest, permanent beating timed), one flag
-//     per flagged message or user, one delete per message (hard beating
-//     soft), and identical warnings collapse.
+//   - a ban supersedes every mute of the same user in the same or a
+//     narrower scope (an app-wide ban covers a channel mute; a channel ban
+//     does not cover an app-wide mute);
+//   - one mute per user and scope, the longest; an app-wide mute at least
+//     as long supersedes the channel mute;
+//   - one flag per flagged message or user, one delete per message (hard
+//     beating soft), and identical warnings collapse.
 //
 // Every input action appears in the result, in order; merged-away ones say
 // which action superseded them, so the audit trail shows all that was asked.
@@ -110,22 +112,42 @@ func plan(target Target, acts []policy.Action, immune func(policy.Action) *Immun
 			out[i].SupersededBy = w
 		}
 	}
-	if ban, ok := winner["ban/"+target.UserID]; ok {
-		for i, a := range acts {
-			if a.Type == policy.ActionMute && out[i].SupersededBy < 0 && out[i].Immunity == nil {
-				out[i].SupersededBy = ban
-			}
+	for i, a := range acts {
+		if a.Type != policy.ActionMute || out[i].Superseded() || out[i].Immunity != nil {
+			continue
+		}
+		if by, ok := muteCoveredBy(a, acts, winner, target.UserID); ok {
+			out[i].SupersededBy = by
 		}
 	}
 	return out
+}
+
+// muteCoveredBy returns the winning action that makes the winning mute m
+// unnecessary: the user's ban when its scope covers m's, else an app-wide
+// mute at least as long as a channel mute m.
+func muteCoveredBy(m policy.Action, acts []policy.Action, winner map[string]int, user string) (int, bool) {
+	if b, ok := winner["ban/"+user]; ok && (!acts[b].ChannelOnly || m.ChannelOnly) {
+		return b, true
+	}
+	if g, ok := winner["mute/"+user+"/app"]; ok && m.ChannelOnly && compareTimeout(acts[g].TimeoutMinutes, m.TimeoutMinutes) >= 0 {
+		return g, true
+	}
+	return 0, false
 }
 
 // mergeKey groups the actions that have one effect; ok is false for those
 // never merged.
 func mergeKey(a policy.Action, t Target) (string, bool) {
 	switch a.Type {
-	case policy.ActionBan, policy.ActionMute:
-		return string(a.Type) + "/" + t.UserID, true
+	case policy.ActionBan:
+		return "ban/" + t.UserID, true
+	case policy.ActionMute:
+		// A channel mute and an app-wide mute are separate bans at Stream.
+		if a.ChannelOnly {
+			return "mute/" + t.UserID + "/channel", true
+		}
+		return "mute/" + t.UserID + "/app", true
 	case policy.ActionFlag:
 		if a.Target == "user" {
 			return "flag/user/" + t.UserID, true

@@ -18,6 +18,9 @@ func TestPlan(t *testing.T) {
 	mute := func(rule string, minutes int) policy.Action {
 		return policy.Action{Type: policy.ActionMute, RuleID: rule, TimeoutMinutes: minutes}
 	}
+	channelMute := func(rule string, minutes int) policy.Action {
+		return policy.Action{Type: policy.ActionMute, RuleID: rule, TimeoutMinutes: minutes, ChannelOnly: true}
+	}
 	flag := policy.Action{Type: policy.ActionFlag, RuleID: "f"}
 	flagUser := policy.Action{Type: policy.ActionFlag, RuleID: "fu", Target: "user"}
 	softDelete := policy.Action{Type: policy.ActionDelete, RuleID: "d"}
@@ -37,8 +40,16 @@ func TestPlan(t *testing.T) {
 		{"longer channel ban beats shorter global ban", []policy.Action{ban("a", 60, false), ban("b", 120, true)}, []int{1, -1}},
 		{"equal bans: the first wins", []policy.Action{ban("a", 60, false), ban("b", 60, false)}, []int{-1, 0}},
 		{"ban supersedes a mute before it", []policy.Action{mute("m", 30), ban("b", 60, false)}, []int{1, -1}},
-		{"ban supersedes a mute after it", []policy.Action{ban("b", 60, false), mute("m", 0)}, []int{-1, 0}},
+		{"ban supersedes a mute after it", []policy.Action{ban("b", 60, false), mute("m", 30)}, []int{-1, 0}},
+		{"a shorter ban still supersedes a mute", []policy.Action{mute("m", 24*60), ban("b", 60, false)}, []int{1, -1}},
+		{"app-wide ban supersedes a channel mute", []policy.Action{channelMute("m", 30), ban("b", 60, false)}, []int{1, -1}},
+		{"channel ban supersedes a channel mute", []policy.Action{channelMute("m", 30), ban("b", 60, true)}, []int{1, -1}},
+		{"channel ban leaves an app-wide mute", []policy.Action{mute("m", 30), ban("b", 60, true)}, []int{-1, -1}},
 		{"mutes collapse to the longest", []policy.Action{mute("a", 30), mute("b", 90)}, []int{1, -1}},
+		{"equal mutes: the first wins", []policy.Action{mute("a", 30), mute("b", 30)}, []int{-1, 0}},
+		{"channel mutes collapse to the longest", []policy.Action{channelMute("a", 90), channelMute("b", 30)}, []int{-1, 0}},
+		{"app-wide mute as long supersedes the channel mute", []policy.Action{channelMute("a", 30), mute("b", 30)}, []int{1, -1}},
+		{"a longer channel mute stays beside a shorter app-wide one", []policy.Action{channelMute("a", 90), mute("b", 30)}, []int{-1, -1}},
 		{"duplicate flags collapse", []policy.Action{flag, flag}, []int{-1, 0}},
 		{"hard delete beats soft", []policy.Action{softDelete, hardDelete}, []int{1, -1}},
 		{"identical warnings collapse", []policy.Action{warn, warn}, []int{-1, 0}},

@@ -107,10 +107,9 @@ type BanRequest struct {
 	BanFromFutureChannels bool
 }
 
-// banBody is POST /moderation/ban. A channel ban sends the channel both as
-// channel_cid (the current spec) and as type and id (what Stream's SDKs have
-// always sent): if an endpoint version ignored one form, a channel ban must
-// not silently become an app-wide ban.
+// banBody is POST /moderation/ban. A channel ban names its channel by
+// channel_cid alone: the contract takes channel_cid or type and id, and a
+// request carries only fields the contract knows.
 type banBody struct {
 	TargetUserID          string     `json:"target_user_id"`
 	BannedByID            string     `json:"banned_by_id"`
@@ -119,8 +118,6 @@ type banBody struct {
 	Shadow                bool       `json:"shadow,omitempty"`
 	IPBan                 bool       `json:"ip_ban,omitempty"`
 	ChannelCID            string     `json:"channel_cid,omitempty"`
-	Type                  string     `json:"type,omitempty"`
-	ID                    string     `json:"id,omitempty"`
 	DeleteMessages        DeleteMode `json:"delete_messages,omitempty"`
 	BanFromFutureChannels bool       `json:"ban_from_future_channels,omitempty"`
 }
@@ -154,11 +151,10 @@ func (c *Client) Ban(ctx context.Context, req BanRequest) (Response, error) {
 		BanFromFutureChannels: req.BanFromFutureChannels,
 	}
 	if req.ChannelCID != "" {
-		typ, id, ok := splitCID(req.ChannelCID)
-		if !ok {
+		if _, _, ok := splitCID(req.ChannelCID); !ok {
 			return Response{}, invalid(op, "channel CID %q is not type:id", req.ChannelCID)
 		}
-		body.ChannelCID, body.Type, body.ID = req.ChannelCID, typ, id
+		body.ChannelCID = req.ChannelCID
 	}
 	r, err := c.do(ctx, http.MethodPost, "/moderation/ban", nil, body, nil)
 	if err != nil {
@@ -194,13 +190,10 @@ func (c *Client) Unban(ctx context.Context, req UnbanRequest) (Response, error) 
 		q.Set("reason", req.Reason)
 	}
 	if req.ChannelCID != "" {
-		typ, id, ok := splitCID(req.ChannelCID)
-		if !ok {
+		if _, _, ok := splitCID(req.ChannelCID); !ok {
 			return Response{}, invalid(op, "channel CID %q is not type:id", req.ChannelCID)
 		}
 		q.Set("channel_cid", req.ChannelCID)
-		q.Set("type", typ)
-		q.Set("id", id)
 	}
 	r, err := c.do(ctx, http.MethodDelete, "/moderation/ban", q, nil, nil)
 	if err != nil {

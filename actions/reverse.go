@@ -18,7 +18,8 @@ const (
 	// Unban lifts a ban: app-wide, or in its channel for a channel-only
 	// ban.
 	Unban policy.ActionType = "unban"
-	// Unmute lifts the bot user's mute.
+	// Unmute lifts a mute: the ban with a timeout in the mute's scope,
+	// unless a stronger ban placed since would be lifted with it.
 	Unmute policy.ActionType = "unmute"
 	// Unflag withdraws the bot user's flag of the message or the user.
 	Unflag policy.ActionType = "unflag"
@@ -153,6 +154,13 @@ func reversalKey(overturnID, actionID int64) string {
 	return fmt.Sprintf("o%d-a%d", overturnID, actionID)
 }
 
+// overturnedReason is the reason a reversal gives Stream: opaque, so that
+// a reviewer's identity and words stay in the audit trail and never reach
+// Stream's dashboard or a webhook consumer.
+func overturnedReason(overturnID int64) string {
+	return fmt.Sprintf("overturned (moderator overturn %d)", overturnID)
+}
+
 // reversalAction is the action a reversal of rec carries out.
 func reversalAction(rec Recorded, typ policy.ActionType, ov Overturn) policy.Action {
 	return policy.Action{
@@ -160,7 +168,7 @@ func reversalAction(rec Recorded, typ policy.ActionType, ov Overturn) policy.Act
 		RuleID:      rec.Action.RuleID,
 		Target:      rec.Action.Target,
 		ChannelOnly: rec.Action.ChannelOnly,
-		Reason:      TruncateReason(fmt.Sprintf("overturned by %s: %s", ov.Reviewer, ov.Reason)),
+		Reason:      overturnedReason(ov.ID),
 	}
 }
 

@@ -34,6 +34,9 @@ const (
 	DryRun     Outcome = "dry_run"    // MODERATOR_DRY_RUN: recorded, not sent
 	Superseded Outcome = "superseded" // another action of the decision covers it, or an overturn cancelled it
 	Suppressed Outcome = "suppressed" // the rule is immune against the user after an overturn: not sent
+	// NothingUndone ends a reversal that found nothing it may undo: the
+	// unmute of a mute whose ban a stronger one replaced (see unmuteKeeps).
+	NothingUndone Outcome = "nothing_to_undo"
 )
 
 // NewAction is a planned action about to be recorded.
@@ -89,6 +92,10 @@ type Ledger interface {
 	// OverturnOfTx returns the overturn that covered the action, false
 	// when none did.
 	OverturnOfTx(ctx context.Context, tx pgx.Tx, actionID int64) (Overturn, bool, error)
+
+	// Restrictions returns the bans and mutes of userID that this
+	// service's calls may have put in force at Stream, lifted or not.
+	Restrictions(ctx context.Context, userID string) ([]Restriction, error)
 
 	// Outcome returns the action's outcome, "" when it has none yet.
 	Outcome(ctx context.Context, actionID int64) (Outcome, error)
@@ -518,6 +525,12 @@ func (r *Runner) work(ctx context.Context, job *rivertype.JobRow, a JobArgs) err
 			return err // retried: the warning cannot be sent before its sender exists
 		}
 	}
+	if o, ok, err := r.keepRestrictions(ctx, a); err != nil || ok {
+		if err != nil {
+			return err
+		}
+		return r.finish(ctx, typ, o)
+	}
 	start := time.Now()
 	endpoint, _, callErr := r.execute(ctx, r.client, a)
 	att := Attempt{ActionID: a.ActionID, Endpoint: endpoint, Duration: time.Since(start)}
@@ -677,18 +690,19 @@ func (r *Runner) execute(ctx context.Context, c *Client, a JobArgs) (endpoint st
 		} else {
 			_, err = c.FlagMessage(ctx, t.MessageID, opts)
 		}
-	case policy.ActionMute:
-		endpoint = "POST /moderation/mute"
-		_, err = c.Mute(ctx, MuteRequest{TargetUserIDs: []string{t.UserID}, Timeout: time.Duration(act.TimeoutMinutes) * time.Minute})
-	case policy.ActionBan:
+	case policy.ActionMute, policy.ActionBan:
+		// A mute silences for a while: in Stream, a ban with a timeout.
 		endpoint = "POST /moderation/ban"
+		if act.Type == policy.ActionMute && act.TimeoutMinutes <= 0 {
+			return endpoint, nil, fmt.Errorf("mute user %s: %w: a mute needs a timeout (a permanent silence is a ban)", t.UserID, ErrInvalidRequest)
+		}
 		req := BanRequest{TargetUserID: t.UserID, Reason: TruncateReason(act.Reason),
 			Timeout: time.Duration(act.TimeoutMinutes) * time.Minute, Shadow: act.Shadow, IPBan: act.IPBan,
 			DeleteMessages: DeleteMode(act.DeleteMessages)}
 		if act.ChannelOnly {
 			req.ChannelCID = t.ChannelCID
 			if req.ChannelCID == "" {
-				return endpoint, nil, fmt.Errorf("ban user %s from its channel: %w: the event names no channel", t.UserID, ErrInvalidRequest)
+				return endpoint, nil, fmt.Errorf("%s user %s in its channel: %w: the event names no channel", act.Type, t.UserID, ErrInvalidRequest)
 			}
 		}
 		_, err = c.Ban(ctx, req)
@@ -703,19 +717,17 @@ func (r *Runner) execute(ctx context.Context, c *Client, a JobArgs) (endpoint st
 			m.ParentID = t.ParentID
 		}
 		_, err = c.SendMessage(ctx, typ, id, m)
-	case Unban:
+	case Unban, Unmute:
+		// Lifting a mute lifts its ban with a timeout, in its scope.
 		endpoint = "DELETE /moderation/ban"
 		req := UnbanRequest{TargetUserID: t.UserID, Reason: act.Reason}
 		if act.ChannelOnly {
 			req.ChannelCID = t.ChannelCID
 			if req.ChannelCID == "" {
-				return endpoint, nil, fmt.Errorf("unban user %s in its channel: %w: the event names no channel", t.UserID, ErrInvalidRequest)
+				return endpoint, nil, fmt.Errorf("%s user %s in its channel: %w: the event names no channel", act.Type, t.UserID, ErrInvalidRequest)
 			}
 		}
 		_, err = c.Unban(ctx, req)
-	case Unmute:
-		endpoint = "POST /moderation/unmute"
-		_, err = c.Unmute(ctx, t.UserID)
 	case Unflag:
 		endpoint = "POST /moderation/unflag"
 		if act.Target == "user" {

@@ -27,6 +27,14 @@ type memLedger struct {
 	// answer superseded, as if an overturn had committed in between.
 	supersedeAt int
 	reads       int
+	// restrictions are the user's bans and mutes, whoever asks.
+	restrictions []Restriction
+}
+
+func (l *memLedger) Restrictions(context.Context, string) ([]Restriction, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]Restriction(nil), l.restrictions...), nil
 }
 
 func (l *memLedger) InsertActionsTx(context.Context, pgx.Tx, []NewAction) ([]int64, error) {
@@ -179,8 +187,8 @@ func TestWorkDryRunSendsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := ledger.outcomes[3]
-	if o.Outcome != DryRun || string(o.Request) != `{"method":"POST","path":"/moderation/mute","body":{"target_ids":["u"],"user_id":"bot","timeout":30}}` {
-		t.Fatalf("got %+v (%s), want dry_run with the mute request", o, o.Request)
+	if o.Outcome != DryRun || string(o.Request) != `{"method":"POST","path":"/moderation/ban","body":{"target_user_id":"u","banned_by_id":"bot","timeout":30}}` {
+		t.Fatalf("got %+v (%s), want dry_run with the mute's ban request", o, o.Request)
 	}
 	if n := len(fake.Requests()); n != 0 {
 		t.Fatalf("got %d requests in dry run, want 0", n)
@@ -232,7 +240,7 @@ func TestWorkReversals(t *testing.T) {
 	target := Target{UserID: "u", MessageID: "m", ChannelCID: "messaging:c"}
 	rev := &Reverses{ActionID: 1, Key: "e4-a2", OverturnID: 9}
 	job := func(typ policy.ActionType, mod func(*policy.Action)) JobArgs {
-		a := policy.Action{Type: typ, RuleID: "r", Reason: "overturned by alice: wrong"}
+		a := policy.Action{Type: typ, RuleID: "r", Reason: "overturned (moderator overturn 9)"}
 		if mod != nil {
 			mod(&a)
 		}
@@ -247,18 +255,23 @@ func TestWorkReversals(t *testing.T) {
 		check       func(t *testing.T, r streamtest.Request)
 	}{
 		{"unban app-wide", job(Unban, nil), streamtest.RouteUnban, nil, Applied, func(t *testing.T, r streamtest.Request) {
-			if q := r.Query; q.Get("target_user_id") != "u" || q.Get("created_by") != "bot" || q.Has("channel_cid") || q.Get("reason") != "overturned by alice: wrong" {
+			if q := r.Query; q.Get("target_user_id") != "u" || q.Get("created_by") != "bot" || q.Has("channel_cid") || q.Get("reason") != "overturned (moderator overturn 9)" {
 				t.Fatalf("query = %v", q)
 			}
 		}},
 		{"unban in the channel", job(Unban, func(a *policy.Action) { a.ChannelOnly = true }), streamtest.RouteUnban, nil, Applied, func(t *testing.T, r streamtest.Request) {
-			if q := r.Query; q.Get("channel_cid") != "messaging:c" || q.Get("type") != "messaging" || q.Get("id") != "c" {
-				t.Fatalf("query = %v, want the channel", q)
+			if q := r.Query; q.Get("channel_cid") != "messaging:c" || q.Has("type") || q.Has("id") {
+				t.Fatalf("query = %v, want the channel as channel_cid alone", q)
 			}
 		}},
-		{"unmute", job(Unmute, nil), streamtest.RouteUnmute, nil, Applied, func(t *testing.T, r streamtest.Request) {
-			if diff := cmp.Diff(map[string]any{"target_ids": []any{"u"}, "user_id": "bot"}, r.Body); diff != "" {
-				t.Fatalf("body (-want +got):\n%s", diff)
+		{"unmute lifts the mute's ban", job(Unmute, nil), streamtest.RouteUnban, nil, Applied, func(t *testing.T, r streamtest.Request) {
+			if q := r.Query; q.Get("target_user_id") != "u" || q.Get("created_by") != "bot" || q.Has("channel_cid") || q.Get("reason") != "overturned (moderator overturn 9)" {
+				t.Fatalf("query = %v", q)
+			}
+		}},
+		{"unmute in the channel", job(Unmute, func(a *policy.Action) { a.ChannelOnly = true }), streamtest.RouteUnban, nil, Applied, func(t *testing.T, r streamtest.Request) {
+			if q := r.Query; q.Get("channel_cid") != "messaging:c" || q.Has("type") || q.Has("id") {
+				t.Fatalf("query = %v, want the channel as channel_cid alone", q)
 			}
 		}},
 		{"unflag message", job(Unflag, nil), streamtest.RouteUnflag, nil, Applied, func(t *testing.T, r streamtest.Request) {
@@ -296,6 +309,8 @@ func TestWorkReversals(t *testing.T) {
 			fake := streamtest.New(t)
 			fake.Script(tt.route, tt.script...)
 			r, ledger := newTestRunner(t, fake, false)
+			// The reversed action's call reached Stream's ban endpoint.
+			ledger.restrictions = []Restriction{{ActionID: rev.ActionID, Type: policy.ActionMute, Since: time.Now().Add(-time.Minute), Outcome: Applied, Lifted: true}}
 			err := r.work(context.Background(), &rivertype.JobRow{Attempt: 1, MaxAttempts: DefaultMaxAttempts}, tt.args)
 			if tt.wantOutcome == Failed && !isCancel(err) || tt.wantOutcome == Applied && err != nil {
 				t.Fatalf("got error %v", err)
@@ -329,7 +344,7 @@ func TestWorkReversalDryRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := ledger.outcomes[5]
-	if o.Outcome != DryRun || string(o.Request) != `{"method":"POST","path":"/moderation/unmute","body":{"target_ids":["u"],"user_id":"bot"}}` {
+	if o.Outcome != DryRun || string(o.Request) != `{"method":"DELETE","path":"/moderation/ban","query":{"created_by":"bot","target_user_id":"u"}}` {
 		t.Fatalf("got %+v (%s), want dry_run with the unmute request", o, o.Request)
 	}
 	if n := len(fake.Requests()); n != 0 {
@@ -353,6 +368,19 @@ func TestReversalLimiters(t *testing.T) {
 	}
 	if l.forType(Unwarn) != l.forType(policy.ActionDelete) {
 		t.Fatal("unwarn does not share delete's limiter")
+	}
+	if l.forType(policy.ActionMute) != l.forType(policy.ActionBan) || l.forType(Unmute) != l.forType(Unban) {
+		t.Fatal("a mute and an unmute do not share the ban endpoint's limiters")
+	}
+	l, err = newLimiters(map[policy.ActionType]int{policy.ActionMute: 30, Unban: 100, Unmute: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := l.forType(policy.ActionBan).Limit(), perSecond(30); got != want {
+		t.Fatalf("ban limit with mute=30 = %v, want %v (the smaller of the two)", got, want)
+	}
+	if got, want := l.forType(Unmute).Limit(), perSecond(100); got != want {
+		t.Fatalf("unmute limit = %v, want %v (unban's, the smaller)", got, want)
 	}
 }
 

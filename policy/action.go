@@ -42,14 +42,16 @@ type Action struct {
 
 	// Target is what a flag is about: "message" (the default) or "user".
 	Target string `json:"target,omitempty"`
-	// Reason is the flag's or ban's reason, at most 255 characters: the
+	// Reason is the flag's, mute's or ban's reason, at most 255 characters: the
 	// action's reason template filled in, or else the rule's reason.
 	Reason string `json:"reason,omitempty"`
 	// TimeoutMinutes is how long a mute or ban lasts, in whole minutes as
-	// Stream takes it; 0 means until lifted.
+	// Stream takes it; 0 means until lifted (a ban only: a mute always
+	// has one).
 	TimeoutMinutes int `json:"timeout_minutes,omitempty"`
 	// Ban options, as Stream's ban endpoint names them; ChannelOnly bans
-	// from the event's channel only.
+	// (or mutes) in the event's channel only. A mute takes Shadow and
+	// ChannelOnly too: it is a ban with a timeout.
 	Shadow         bool   `json:"shadow,omitempty"`
 	IPBan          bool   `json:"ip_ban,omitempty"`
 	ChannelOnly    bool   `json:"channel_only,omitempty"`
@@ -152,8 +154,14 @@ type (
 		Target string `yaml:"target"`
 		Reason string `yaml:"reason"`
 	}
+	// muteParams: a mute silences the user for a while (in Stream, a ban
+	// with a timeout), so its timeout is required; channel limits it to
+	// the event's channel.
 	muteParams struct {
-		Timeout any `yaml:"timeout"`
+		Timeout any    `yaml:"timeout"`
+		Reason  string `yaml:"reason"`
+		Shadow  bool   `yaml:"shadow"`
+		Channel bool   `yaml:"channel"`
 	}
 	banParams struct {
 		Timeout        any    `yaml:"timeout"`

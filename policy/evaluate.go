@@ -279,7 +279,7 @@ func (r *rule) match(m *vm.VM, env *Env) Match {
 		switch {
 		case spec.reason != nil:
 			a.Reason = truncateRunes(spec.reason.render(m, env), maxReasonRunes)
-		case a.Type == ActionFlag || a.Type == ActionBan:
+		case a.Type == ActionFlag || a.Type == ActionBan || a.Type == ActionMute:
 			a.Reason = truncateRunes(match.Reason, maxReasonRunes)
 		}
 		if spec.text != nil {

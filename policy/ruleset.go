@@ -629,15 +629,25 @@ func (c *exprCompiler) compileAction(raw rawRule, a rawAction, events []string) 
 		}
 		spec.reason = tmpl(fp.Reason, maxReasonRunes, "reason")
 	case ActionMute:
+		if hasParam(a, "channel_only") {
+			p.bad(paramLine(a, "channel_only"), "mute takes channel: true to mute in the event's channel only (channel_only is ban's word for it)")
+			break
+		}
 		var mp muteParams
 		if !decode(&mp) {
 			break
 		}
 		m, err := parseTimeout(mp.Timeout, true)
-		if err != nil {
+		switch {
+		case err != nil:
 			p.bad(a.line, "mute %v", err)
+		case m == 0:
+			p.bad(a.line, "mute needs a timeout, like - mute: {timeout: 15m}: a mute silences the user for a while, and a permanent silence is a ban")
 		}
 		spec.action.TimeoutMinutes = m
+		spec.action.Shadow = mp.Shadow
+		spec.action.ChannelOnly = mp.Channel
+		spec.reason = tmpl(mp.Reason, maxReasonRunes, "reason")
 	case ActionBan:
 		var bp banParams
 		if !decode(&bp) {
@@ -707,6 +717,18 @@ func (c *exprCompiler) compileAction(raw rawRule, a rawAction, events []string) 
 		return nil, p.problems
 	}
 	return spec, nil
+}
+
+// hasParam reports whether the action's parameters name key.
+func hasParam(a rawAction, key string) bool {
+	if m, ok := a.params.(*ast.MappingNode); ok {
+		for _, kv := range m.Values {
+			if kv.Key.String() == key {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // paramLine returns the line where the value of an action's parameter

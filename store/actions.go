@@ -226,3 +226,44 @@ func recordAttempt(ctx context.Context, q querier, a AttemptRow) (int, error) {
 	}
 	return n, nil
 }
+
+// RestrictionRow is a ban or mute of a user whose call to Stream's ban
+// endpoint succeeded or may have taken effect.
+type RestrictionRow struct {
+	ActionID       int64
+	Type           string // ban or mute
+	ChannelCID     string // the channel of a channel-only one; "" app-wide
+	Since          time.Time
+	TimeoutMinutes int    // 0: until lifted
+	Outcome        string // "" while pending
+	Lifted         bool   // an overturn reversed or cancelled it
+}
+
+// Restrictions returns the bans and mutes of userID that this service's
+// calls may have put in force at Stream (a call to POST /moderation/ban
+// that succeeded, got no answer, timed out or met a server error), with
+// the time of the last such call. Mutes from before they were bans
+// (personal mutes, POST /moderation/mute) are not restrictions. The actions
+// runner reads them when a mute or an unmute runs, to keep a stronger ban.
+func (s *Store) Restrictions(ctx context.Context, userID string) ([]RestrictionRow, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT a.id AS action_id, a.type,
+			CASE WHEN coalesce((a.params->>'channel_only')::boolean, false) THEN coalesce(a.channel_cid, '') ELSE '' END AS channel_cid,
+			t.since, coalesce((a.params->>'timeout_minutes')::int, 0) AS timeout_minutes, coalesce(o.outcome, '') AS outcome,
+			EXISTS (SELECT 1 FROM action_reversals r WHERE r.action_id = a.id AND r.disposition <> 'nothing_to_undo') AS lifted
+		FROM actions a
+		JOIN LATERAL (SELECT max(at) AS since FROM action_attempts t WHERE t.action_id = a.id
+			AND t.endpoint = 'POST /moderation/ban'
+			AND (t.http_status IS NULL OR t.http_status < 300 OR t.http_status = 408 OR t.http_status >= 500)) t ON t.since IS NOT NULL
+		LEFT JOIN action_outcomes o ON o.action_id = a.id
+		WHERE a.target_user_id = $1 AND a.type IN ('ban', 'mute') AND a.reverses_action_id IS NULL
+		ORDER BY t.since, a.id`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("read the restrictions of user %s: %w", userID, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByName[RestrictionRow])
+	if err != nil {
+		return nil, fmt.Errorf("read the restrictions of user %s: %w", userID, err)
+	}
+	return out, nil
+}

@@ -22,7 +22,7 @@ type AuditFilter struct {
 	EventType  string // the event's type: message.new, …
 	ActionType string // actions: their type; events and decisions: a requested action of that type
 	// Outcome: actions that ended so (applied, failed, held, dry_run,
-	// superseded, suppressed), have no outcome yet (pending), or were
+	// superseded, suppressed, nothing_to_undo), have no outcome yet (pending), or were
 	// overturned; events and decisions: having such an action.
 	Outcome  string
 	From, To time.Time // [From, To); zero: open
@@ -64,12 +64,15 @@ const (
 	OutcomePending    = "pending"    // no outcome recorded yet
 	OutcomeOverturned = "overturned" // an overturn covered it (filter only)
 	OutcomeSuppressed = "suppressed"
+	// OutcomeNothingToUndo is recorded (migration 0010) when a reversal
+	// found nothing it may undo: an unmute that keeps a stronger ban.
+	OutcomeNothingToUndo = "nothing_to_undo"
 )
 
 // FilterOutcomes are the values AuditFilter.Outcome takes: every recorded
 // outcome, then the two states.
 var FilterOutcomes = []string{OutcomeApplied, OutcomeFailed, OutcomeHeld, OutcomeDryRun,
-	OutcomeSuperseded, OutcomeSuppressed, OutcomePending, OutcomeOverturned}
+	OutcomeSuperseded, OutcomeSuppressed, OutcomeNothingToUndo, OutcomePending, OutcomeOverturned}
 
 // The list kinds, which cursors carry.
 const (

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -32,6 +34,44 @@ func (s *Server) routes() map[string]handler {
 		RouteUpsertUsers:      s.upsertUsers,
 		RouteQueryBannedUsers: s.queryBannedUsers,
 	}
+}
+
+// decodeKnown is decode for an endpoint whose every field the fake knows:
+// a field the contract does not name is refused, so that a request can
+// never lean on one that Stream would ignore.
+func decodeKnown(op string, body []byte, v any) *apiError {
+	if e := decode(op, body, v); e != nil {
+		return e
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return nil
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		return errInput(op, "", "invalid JSON body: "+err.Error())
+	}
+	known := map[string]bool{}
+	t := reflect.TypeOf(v).Elem()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		known[name] = true
+	}
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		if !known[k] {
+			return errInput(op, k, fmt.Sprintf("%s is not a field of this endpoint", k))
+		}
+	}
+	return nil
+}
+
+// knownQuery refuses a query parameter the endpoint does not take.
+func knownQuery(op string, q url.Values, names ...string) *apiError {
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		if k != "api_key" && !slices.Contains(names, k) {
+			return errInput(op, k, fmt.Sprintf("%s is not a parameter of this endpoint", k))
+		}
+	}
+	return nil
 }
 
 // decode reads a JSON body into v; an empty body decodes as {}.
@@ -83,15 +123,17 @@ func checkTimeout(op string, timeout *int) *apiError {
 	return nil
 }
 
-// channelOf reads a channel given as channel_cid or as type and id; both
-// forms may be present and must then agree.
+// channelOf reads a channel given as channel_cid or as type and id. The
+// contract names one form or the other; a request carrying both is refused
+// (the moderator sends only fields the contract knows, and two forms that
+// an endpoint version might read differently must not meet).
 func channelOf(op, cid, typ, id string) (string, *apiError) {
 	if typ != "" || id != "" {
 		if typ == "" || id == "" {
 			return "", errInput(op, "type", "type and id must be given together")
 		}
-		if cid != "" && cid != typ+":"+id {
-			return "", errInput(op, "channel_cid", fmt.Sprintf("channel_cid %s does not match type %s and id %s", cid, typ, id))
+		if cid != "" {
+			return "", errInput(op, "channel_cid", fmt.Sprintf("give the channel as channel_cid or as type and id, not both (channel_cid %s, type %s, id %s)", cid, typ, id))
 		}
 		return typ + ":" + id, nil
 	}
@@ -153,7 +195,7 @@ func (s *Server) ban(c call) reply {
 		DeleteMessages        string    `json:"delete_messages"`
 		BanFromFutureChannels bool      `json:"ban_from_future_channels"`
 	}
-	if e := decode(op, c.body, &in); e != nil {
+	if e := decodeKnown(op, c.body, &in); e != nil {
 		return reply{err: e}
 	}
 	actor := in.BannedByID
@@ -213,6 +255,9 @@ func (s *Server) ban(c call) reply {
 func (s *Server) unban(c call) reply {
 	const op = "UnbanUser"
 	q := c.r.URL.Query()
+	if e := knownQuery(op, q, "target_user_id", "channel_cid", "type", "id", "created_by", "reason"); e != nil {
+		return reply{err: e}
+	}
 	target := q.Get("target_user_id")
 	if target == "" {
 		return reply{err: errRequired(op, "target_user_id")}

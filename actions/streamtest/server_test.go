@@ -150,6 +150,10 @@ func TestContractViolationsAreRejected(t *testing.T) {
 		{"ban negative timeout", "POST", "/moderation/ban", map[string]any{"target_user_id": "u1", "banned_by_id": "bot", "timeout": -1}, nil, 400, 4, "timeout"},
 		{"ban bad delete mode", "POST", "/moderation/ban", map[string]any{"target_user_id": "u1", "banned_by_id": "bot", "delete_messages": "all"}, nil, 400, 4, "delete_messages"},
 		{"ban channel forms disagree", "POST", "/moderation/ban", map[string]any{"target_user_id": "u1", "banned_by_id": "bot", "channel_cid": "messaging:a", "type": "messaging", "id": "b"}, nil, 400, 4, "channel_cid"},
+		{"ban channel in both forms", "POST", "/moderation/ban", map[string]any{"target_user_id": "u1", "banned_by_id": "bot", "channel_cid": "messaging:a", "type": "messaging", "id": "a"}, nil, 400, 4, "not both"},
+		{"ban unknown field", "POST", "/moderation/ban", map[string]any{"target_user_id": "u1", "banned_by_id": "bot", "duration": 15}, nil, 400, 4, "duration is not a field"},
+		{"unban channel in both forms", "DELETE", "/moderation/ban?target_user_id=u1&channel_cid=messaging:a&type=messaging&id=a", nil, nil, 400, 4, "not both"},
+		{"unban unknown parameter", "DELETE", "/moderation/ban?target_user_id=u1&shadow=true", nil, nil, 400, 4, "shadow is not a parameter"},
 		{"ban bad cid", "POST", "/moderation/ban", map[string]any{"target_user_id": "u1", "banned_by_id": "bot", "channel_cid": "general"}, nil, 400, 4, "channel_cid"},
 		{"unban without target", "DELETE", "/moderation/ban", nil, nil, 400, 4, "target_user_id"},
 		{"mute without acting user", "POST", "/moderation/mute", map[string]any{"target_ids": []string{"u1"}}, nil, 400, 4,
@@ -252,7 +256,7 @@ func TestBanState(t *testing.T) {
 
 	bans := []map[string]any{
 		{"target_user_id": "u1", "banned_by_id": "bot", "reason": "spam", "timeout": 60, "shadow": true},
-		{"target_user_id": "u2", "banned_by_id": "bot", "channel_cid": "messaging:general", "type": "messaging", "id": "general", "delete_messages": "soft"},
+		{"target_user_id": "u2", "banned_by_id": "bot", "channel_cid": "messaging:general", "delete_messages": "soft"},
 		{"target_user_id": "u3", "user_id": "bot"}, // the legacy acting-user field
 	}
 	for _, b := range bans {
@@ -682,5 +686,44 @@ func TestTokenIsTheKnownServerToken(t *testing.T) {
 	const want = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzZXJ2ZXIiOnRydWV9.XwR6Woz9uZFo1mpuMZtLhPYCantjl8ooPYy_s2DXthc"
 	if got := s.Token(); got != want {
 		t.Errorf("got token %s, want %s", got, want)
+	}
+}
+
+// TestBanScopes: a user's app-wide ban and channel ban are separate, each
+// with its own expiry; DELETE /moderation/ban lifts exactly the scope it
+// names.
+func TestBanScopes(t *testing.T) {
+	t.Parallel()
+	clock := streamtest.NewClock(t0)
+	s := streamtest.New(t, streamtest.WithClock(clock.Now))
+	for _, b := range []map[string]any{
+		{"target_user_id": "u1", "banned_by_id": "bot", "timeout": 15},
+		{"target_user_id": "u1", "banned_by_id": "bot", "channel_cid": "messaging:a", "timeout": 60},
+		{"target_user_id": "u1", "banned_by_id": "bot", "channel_cid": "messaging:b"},
+	} {
+		if a := send(t, request(t, s, "POST", "/moderation/ban", b)); a.status != http.StatusOK {
+			t.Fatalf("ban %v: got HTTP %d %s", b, a.status, a.raw)
+		}
+	}
+	if n := len(s.Bans()); n != 3 {
+		t.Fatalf("got %d bans, want 3 (one per scope)", n)
+	}
+	a := send(t, request(t, s, "DELETE", "/moderation/ban?target_user_id=u1&channel_cid=messaging:a", nil))
+	if a.status != http.StatusOK {
+		t.Fatalf("unban in messaging:a: got HTTP %d %s", a.status, a.raw)
+	}
+	var scopes []string
+	for _, b := range s.Bans() {
+		scopes = append(scopes, b.ChannelCID)
+	}
+	if diff := cmp.Diff([]string{"", "messaging:b"}, scopes); diff != "" {
+		t.Fatalf("scopes banned after lifting messaging:a (-want +got):\n%s", diff)
+	}
+	if !s.IsBanned("u1", "messaging:a") {
+		t.Fatal("u1 is not banned in messaging:a, want banned: the app-wide ban is in force")
+	}
+	clock.Advance(15 * time.Minute)
+	if s.IsBanned("u1", "") || s.IsBanned("u1", "messaging:a") || !s.IsBanned("u1", "messaging:b") {
+		t.Fatal("after 15 minutes: want the app-wide timeout over and the channel ban in messaging:b in force")
 	}
 }

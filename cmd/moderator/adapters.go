@@ -117,6 +117,22 @@ func (l storeLedger) Outcome(ctx context.Context, actionID int64) (actions.Outco
 	return actions.Outcome(o), err
 }
 
+func (l storeLedger) Restrictions(ctx context.Context, userID string) ([]actions.Restriction, error) {
+	rows, err := l.st.Restrictions(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]actions.Restriction, len(rows))
+	for i, r := range rows {
+		out[i] = actions.Restriction{ActionID: r.ActionID, Type: policy.ActionType(r.Type), ChannelCID: r.ChannelCID,
+			Since: r.Since, Outcome: actions.Outcome(r.Outcome), Lifted: r.Lifted}
+		if r.TimeoutMinutes > 0 {
+			out[i].Until = r.Since.Add(time.Duration(r.TimeoutMinutes) * time.Minute)
+		}
+	}
+	return out, nil
+}
+
 func attemptOf(a actions.Attempt) store.AttemptRow {
 	return store.AttemptRow{
 		ActionID:   a.ActionID,

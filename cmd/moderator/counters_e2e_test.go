@@ -85,11 +85,14 @@ func TestEscalationLadder(t *testing.T) {
 			if overturned {
 				wantMutes, wantBans = 2, 0
 			}
-			if n := len(e.fake.Calls(streamtest.RouteMute)); n != wantMutes {
-				t.Errorf("mute calls: got %d, want %d", n, wantMutes)
+			if n := len(banCalls(e.fake, 24*60)); n != wantMutes {
+				t.Errorf("mute calls (a day's ban): got %d, want %d", n, wantMutes)
 			}
-			if n := len(e.fake.Calls(streamtest.RouteBan)); n != wantBans {
-				t.Errorf("ban calls: got %d, want %d", n, wantBans)
+			if n := len(banCalls(e.fake, 7*24*60)); n != wantBans {
+				t.Errorf("ban calls (a week's): got %d, want %d", n, wantBans)
+			}
+			if n := len(e.fake.Calls(streamtest.RouteBan)); n != wantMutes+wantBans {
+				t.Errorf("calls to POST /moderation/ban: got %d, want %d", n, wantMutes+wantBans)
 			}
 			// The canonical log line reports the decision made in the
 			// transaction.
@@ -120,6 +123,18 @@ func TestEscalationLadder(t *testing.T) {
 			}
 		})
 	}
+}
+
+// banCalls returns the calls to POST /moderation/ban with a timeout of
+// minutes: a mute's, or a timed ban's.
+func banCalls(fake *streamtest.Server, minutes int) []streamtest.Request {
+	var out []streamtest.Request
+	for _, c := range fake.Calls(streamtest.RouteBan) {
+		if c.Body["timeout"] == float64(minutes) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // overturnEvent records a staff overturn of every action of the event's
@@ -189,8 +204,8 @@ func TestFloodRule(t *testing.T) {
 			t.Fatalf("message %d: actions (-want +got):\n%s\nlogs:\n%s", n, diff, e.logs)
 		}
 	}
-	if n := len(e.fake.Calls(streamtest.RouteMute)); n != 1 {
-		t.Errorf("mute calls: got %d, want 1", n)
+	if n, all := len(banCalls(e.fake, 15)), len(e.fake.Calls(streamtest.RouteBan)); n != 1 || all != 1 {
+		t.Errorf("mute calls (a 15-minute ban): got %d of %d ban calls, want 1 of 1", n, all)
 	}
 	var evidence string
 	if err := e.pool.QueryRow(context.Background(), `SELECT d.matches->0->'evidence'->>'counts.user_messages("1m")'

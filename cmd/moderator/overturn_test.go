@@ -254,8 +254,8 @@ func TestOverturnAppliedBan(t *testing.T) {
 		t.Fatalf("got %d unban calls, want 1", len(unbans))
 	}
 	if q := unbans[0].Query; q.Get("target_user_id") != "mallory" || q.Get("created_by") != e2eBot || q.Get("channel_cid") != "" ||
-		q.Get("reason") != "overturned by alice: the message was a quote" {
-		t.Fatalf("unban query = %v, want an app-wide unban of mallory by the bot with the overturn's reason", q)
+		q.Get("reason") != fmt.Sprintf("overturned (moderator overturn %d)", res.OverturnID) {
+		t.Fatalf("unban query = %v, want an app-wide unban of mallory by the bot with an opaque reason naming the overturn", q)
 	}
 	if e.fake.IsBanned("mallory", "") {
 		t.Fatal("mallory is still banned at Stream")
@@ -474,7 +474,7 @@ func TestOverturnDecisionReversesEach(t *testing.T) {
 		policy.Action{Type: policy.ActionDelete, RuleID: "r1"},
 		policy.Action{Type: policy.ActionFlag, RuleID: "r2"},
 		policy.Action{Type: policy.ActionFlag, RuleID: "r2", Target: "user"},
-		policy.Action{Type: policy.ActionMute, RuleID: "r3"}, // superseded by the ban
+		policy.Action{Type: policy.ActionMute, RuleID: "r3", ChannelOnly: true, TimeoutMinutes: 30}, // superseded by the ban
 		policy.Action{Type: policy.ActionWarn, RuleID: "r3", Text: "Please be kind."},
 	)
 	e.waitEnded(t, 6, "a.event_id = $1", eventID)
@@ -522,16 +522,18 @@ func TestOverturnDecisionReversesEach(t *testing.T) {
 
 	// A hard delete cannot be undone; an applied mute can.
 	hardEvent, hardDecision := e.record(t, "xavier", "m-hard",
-		policy.Action{Type: policy.ActionDelete, RuleID: "r4", Hard: true}, policy.Action{Type: policy.ActionMute, RuleID: "r4"})
+		policy.Action{Type: policy.ActionDelete, RuleID: "r4", Hard: true}, policy.Action{Type: policy.ActionMute, RuleID: "r4", TimeoutMinutes: 30})
 	e.waitEnded(t, 2, "a.event_id = $1", hardEvent)
 	res = e.overturn(t, appeals.OverturnRequest{DecisionID: hardDecision})
 	if res.Actions[0].Disposition != "nothing_to_undo" || res.Actions[0].Note != "a hard delete cannot be undone" ||
 		res.Actions[1].Disposition != "reversed" || res.Actions[1].ReversalType != "unmute" {
 		t.Fatalf("result = %+v, want the hard delete with nothing to undo and the mute reversed", res.Actions)
 	}
-	e.waitEnded(t, 1, "a.overturn_id = $1", res.OverturnID)
-	if mutes := e.fake.Mutes(); len(mutes) != 0 {
-		t.Fatalf("mutes at Stream = %+v, want none", mutes)
+	if rev := e.waitEnded(t, 1, "a.overturn_id = $1", res.OverturnID)[0]; rev.Outcome != "applied" {
+		t.Fatalf("unmute = %+v, want applied", rev)
+	}
+	if e.fake.IsBanned("xavier", "") {
+		t.Fatal("xavier is still silenced at Stream after the mute's overturn")
 	}
 }
 
@@ -548,7 +550,7 @@ func TestOverturnImmunity(t *testing.T) {
 	e.waitEnded(t, 1, "a.overturn_id = $1", res.OverturnID)
 
 	again, _ := e.record(t, "yvonne", "m-imm-2", ban("r-imm"), policy.Action{Type: policy.ActionFlag, RuleID: "r-imm"},
-		policy.Action{Type: policy.ActionMute, RuleID: "r-other"})
+		policy.Action{Type: policy.ActionMute, RuleID: "r-other", TimeoutMinutes: 15})
 	got := e.waitEnded(t, 3, "a.event_id = $1", again)
 	wantReason := fmt.Sprintf("rule r-imm may not act against user yvonne until %s: overturn %d by alice",
 		res.ImmuneUntil.UTC().Format(time.RFC3339), res.OverturnID)
@@ -562,8 +564,8 @@ func TestOverturnImmunity(t *testing.T) {
 	if a := e.waitEnded(t, 1, "a.event_id = $1", other)[0]; a.Outcome != "applied" {
 		t.Fatalf("r-imm against another user = %+v, want applied", a)
 	}
-	if n := len(e.fake.Calls(streamtest.RouteBan)); n != 2 {
-		t.Fatalf("got %d ban calls, want 2 (the overturned one and zed's)", n)
+	if n := len(e.fake.Calls(streamtest.RouteBan)); n != 3 {
+		t.Fatalf("got %d ban calls, want 3 (the overturned one, r-other's mute and zed's)", n)
 	}
 	if got := counterValue(t, e.metrics, "moderator_actions_total", map[string]string{"type": "ban", "outcome": "suppressed"}); got != 1 {
 		t.Fatalf("moderator_actions_total{type=ban,outcome=suppressed} = %v, want 1", got)
