@@ -28,6 +28,10 @@ const auditUsage = `usage: moderator audit <what> [ID] [flags]
                      (--type: the event type for events, else the action type;
                      --event-type for decisions and actions)
   rules              per-rule figures: matches, actions, overturns
+  appeals            the appeals queue: pending, oldest first; --status pending|upheld|
+                     overturned|all, --sort oldest|newest, --user, --rule, --type (action)
+  appeal ID          one appeal: statement, what it is about, who holds it, its decision
+                     and notes, and the evidence of the decision appealed
 
 flags (where they apply):
   --since, --until   RFC 3339 time or a duration back from now (24h, 90m): [since, until)
@@ -43,6 +47,7 @@ the staff audit log as cli:$USER.
 type auditArgs struct {
 	what, id    string
 	filter      store.AuditFilter
+	appeals     store.AppealFilter // audit appeals
 	around      int
 	json        bool
 	databaseURL string
@@ -79,16 +84,16 @@ func (f timeFlag) Set(s string) error {
 func parseAuditArgs(args []string, now time.Time) (auditArgs, error) {
 	var a auditArgs
 	if len(args) == 0 {
-		return a, errors.New("say what to audit: user ID, message ID, decision ID, events, decisions, actions or rules")
+		return a, errors.New("say what to audit: user ID, message ID, decision ID, appeal ID, events, decisions, actions, appeals or rules")
 	}
 	if isHelpFlag(args[0]) {
 		return a, flag.ErrHelp
 	}
 	a.what, args = args[0], args[1:]
-	withID := map[string]bool{"user": true, "message": true, "decision": true}
+	withID := map[string]bool{"user": true, "message": true, "decision": true, "appeal": true}
 	search := map[string]bool{"events": true, "decisions": true, "actions": true}
-	if !withID[a.what] && !search[a.what] && a.what != "rules" {
-		return a, fmt.Errorf("unknown %q: want user, message, decision, events, decisions, actions or rules", a.what)
+	if !withID[a.what] && !search[a.what] && a.what != "rules" && a.what != "appeals" {
+		return a, fmt.Errorf("unknown %q: want user, message, decision, appeal, events, decisions, actions, appeals or rules", a.what)
 	}
 	fs := flag.NewFlagSet("audit "+a.what, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -97,11 +102,19 @@ func parseAuditArgs(args []string, now time.Time) (auditArgs, error) {
 	fs.Var(timeFlag{&a.filter.From, now}, "since", "")
 	fs.Var(timeFlag{&a.filter.To, now}, "until", "")
 	var outcome string
-	if a.what != "rules" && a.what != "decision" {
+	if a.what != "rules" && a.what != "decision" && a.what != "appeal" {
 		fs.IntVar(&a.filter.Limit, "limit", 0, "")
 	}
-	if a.what == "user" || search[a.what] {
+	if a.what == "user" || search[a.what] || a.what == "appeals" {
 		fs.StringVar(&a.filter.Cursor, "cursor", "", "")
+	}
+	a.appeals = store.AppealFilter{Status: store.AppealPending, Sort: store.SortOldest}
+	if a.what == "appeals" {
+		fs.StringVar(&a.filter.UserID, "user", "", "")
+		fs.StringVar(&a.filter.RuleID, "rule", "", "")
+		fs.StringVar(&a.filter.ActionType, "type", "", "")
+		fs.StringVar(&a.appeals.Status, "status", a.appeals.Status, "")
+		fs.StringVar(&a.appeals.Sort, "sort", a.appeals.Sort, "")
 	}
 	// The search filters; user and message take them too, and then show
 	// the matching events, decisions and actions instead of everything.
@@ -123,7 +136,7 @@ func parseAuditArgs(args []string, now time.Time) (auditArgs, error) {
 		}
 	}
 	a.around = 5
-	if a.what == "decision" {
+	if a.what == "decision" || a.what == "appeal" {
 		fs.IntVar(&a.around, "around", 5, "")
 	}
 	// Flags may come before and after the ID.
@@ -166,10 +179,13 @@ func parseAuditArgs(args []string, now time.Time) (auditArgs, error) {
 	if a.what == "user" && a.filtered() && a.filter.Cursor != "" {
 		return a, errors.New("--cursor pages the whole timeline; with filters, page with audit events|decisions|actions --user ID")
 	}
-	if a.what == "decision" {
+	if a.what == "decision" || a.what == "appeal" {
 		if n, err := strconv.ParseInt(a.id, 10, 64); err != nil || n <= 0 {
-			return a, fmt.Errorf("decision: the id must be a positive number, got %q", a.id)
+			return a, fmt.Errorf("%s: the id must be a positive number, got %q", a.what, a.id)
 		}
+	}
+	if a.what == "appeals" {
+		return a, a.appealFilter()
 	}
 	return a, nil
 }
@@ -212,9 +228,26 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, no
 		user = "unknown"
 	}
 	act := store.StaffAct{Actor: "cli:" + user, Role: "cli", Params: auditParams(a)}
+	out, show, err := readAudit(ctx, st, a, &act)
+	if err != nil {
+		return auditError(err)
+	}
+	// The read is recorded before anything is shown.
+	if err := st.RecordStaffAct(ctx, act); err != nil {
+		return err
+	}
+	if a.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	show(stdout)
+	return nil
+}
 
-	var out any
-	var show func(w io.Writer)
+// readAudit reads what a asks for, and names the read in act: what it
+// returns and how to show it.
+func readAudit(ctx context.Context, st *store.Store, a auditArgs, act *store.StaffAct) (out any, show func(io.Writer), err error) {
 	switch {
 	case a.what == "user" && a.filtered(), a.what == "message":
 		var m messageHistory
@@ -232,7 +265,7 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, no
 			}
 		}
 		if err != nil {
-			return auditError(err)
+			return nil, nil, err
 		}
 		out, show = m, func(w io.Writer) { printMessage(w, title, m) }
 	}
@@ -243,7 +276,7 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, no
 		}
 		p, err := st.Timeline(ctx, a.id, a.filter)
 		if err != nil {
-			return auditError(err)
+			return nil, nil, err
 		}
 		act.Act, act.TargetUserID = store.ActTimeline, a.id
 		out, show = p, func(w io.Writer) { printTimeline(w, a.id, p) }
@@ -251,7 +284,7 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, no
 		id, _ := strconv.ParseInt(a.id, 10, 64)
 		ev, err := st.DecisionEvidence(ctx, id, a.around)
 		if err != nil {
-			return auditError(err)
+			return nil, nil, err
 		}
 		act.Act, act.Target, act.TargetUserID = store.ActViewDecision, "decision:"+a.id, ev.Decision.UserID
 		out, show = ev, func(w io.Writer) { printEvidence(w, ev) }
@@ -265,28 +298,34 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, no
 			out, show, err = searchPage(ctx, st.SearchActions, a.filter, printActions)
 		}
 		if err != nil {
-			return auditError(err)
+			return nil, nil, err
 		}
 		act.Act, act.TargetUserID = store.ActSearch, a.filter.UserID
 	case "rules":
 		stats, err := st.RuleStats(ctx, a.filter.From, a.filter.To)
 		if err != nil {
-			return auditError(err)
+			return nil, nil, err
 		}
 		act.Act = store.ActRuleStats
 		out, show = stats, func(w io.Writer) { printRuleStats(w, stats) }
+	case "appeals":
+		p, err := st.ListAppeals(ctx, a.appeals)
+		if err != nil {
+			return nil, nil, err
+		}
+		act.Act, act.TargetUserID = store.ActListAppeals, a.appeals.UserID
+		now := time.Now()
+		out, show = p, func(w io.Writer) { printAppeals(w, p, now) }
+	case "appeal":
+		id, _ := strconv.ParseInt(a.id, 10, 64)
+		v, err := readAppealView(ctx, st, id, a.around)
+		if err != nil {
+			return nil, nil, err
+		}
+		act.Act, act.Target, act.TargetUserID = store.ActViewAppeal, "appeal:"+a.id, v.Appeal.UserID
+		out, show = v, func(w io.Writer) { printAppeal(w, v) }
 	}
-	// The read is recorded before anything is shown.
-	if err := st.RecordStaffAct(ctx, act); err != nil {
-		return err
-	}
-	if a.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
-	}
-	show(stdout)
-	return nil
+	return out, show, nil
 }
 
 // searchPage runs one of the store's searches and returns its page and how

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -335,6 +336,12 @@ func TestAuditCommandBadInput(t *testing.T) {
 		{[]string{"decision", "x"}, "decision: the id must be a positive number"},
 		{[]string{"decision", "1", "--around", "99"}, "--around: want 0 to 50"},
 		{[]string{"rules", "--bogus"}, "--bogus"},
+		{[]string{"appeal"}, "the appeal id is required"},
+		{[]string{"appeal", "one"}, "appeal: the id must be a positive number"},
+		{[]string{"appeals", "--status", "open"}, "--status: want pending, upheld, overturned or all"},
+		{[]string{"appeals", "--sort", "age"}, "--sort: want oldest or newest"},
+		{[]string{"appeals", "--type", "nuke"}, "--type: want flag"},
+		{[]string{"appeals", "7"}, `unexpected argument "7"`},
 	} {
 		out, errOut, err := f.run(t, tt.args...)
 		if !errors.Is(err, errUsage) {
@@ -363,6 +370,63 @@ func TestAuditCommandBadInput(t *testing.T) {
 	err := run(context.Background(), []string{"audit", "user", "a"}, func(string) string { return "" }, strings.NewReader(""), &bytes.Buffer{}, &stderr)
 	if err == nil || !strings.Contains(err.Error(), "DATABASE_URL is required") {
 		t.Errorf("no DATABASE_URL: got %v", err)
+	}
+}
+
+// TestAuditAppeals: the queue, oldest first, and one appeal with its
+// notes and the evidence of what it is about; each a staff audit row.
+func TestAuditAppeals(t *testing.T) {
+	t.Parallel()
+	f := newAuditFixture(t)
+	ctx := context.Background()
+	second, err := f.st.RecordAppeal(ctx, store.NewAppeal{UserID: "newbie", ActionID: f.banID, Statement: "please \x1b[2J",
+		Source: "in_app", RecordedBy: "ann"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.AssignAppeal(ctx, f.appealID, store.AssignClaim, "", "rita", store.StaffAct{Role: "reviewer"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.AddAppealNote(ctx, f.appealID, "rita", "asked the channel's moderator", store.StaffAct{Role: "reviewer"}); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := f.run(t, "appeals")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inOrder(t, out, "ID", "WAITING", "USER", "RULES", "ACTIONS", "STATUS", "HELD BY", "STATEMENT",
+		fmt.Sprint(f.appealID), "newbie", "scam-domains", "ban", "pending", "rita", `"it was a joke"`,
+		fmt.Sprint(second.ID), "newbie", "pending", `"please \x1b[2J"`)
+	if strings.ContainsRune(out, 0x1b) {
+		t.Error("an escape sequence reached the terminal")
+	}
+	out, _, err = f.run(t, "appeals", "--sort", "newest", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p store.Page[store.Appeal]
+	if err := json.Unmarshal([]byte(out), &p); err != nil || len(p.Items) != 2 || p.Items[0].ID != second.ID {
+		t.Fatalf("--sort newest --json: %v %s", err, out)
+	}
+	if out, _, err = f.run(t, "appeals", "--status", "upheld"); err != nil || !strings.Contains(out, "no appeals") {
+		t.Fatalf("--status upheld: %v %s", err, out)
+	}
+
+	out, _, err = f.run(t, "appeal", fmt.Sprint(f.appealID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inOrder(t, out, fmt.Sprintf("appeal    %d, pending", f.appealID), "user      newbie",
+		fmt.Sprintf("about     action %d (ban; rules scam-domains)", f.banID), "held by   rita", `statement "it was a joke"`,
+		"NOTES", `rita  "asked the channel's moderator"`,
+		"MATCH  scam-domains", "CONVERSATION")
+	if _, _, err := f.run(t, "appeal", "999999"); err == nil || !strings.Contains(err.Error(), "appeal 999999: not found") {
+		t.Errorf("a missing appeal: got %v", err)
+	}
+	rows := f.staffRows(t)
+	if want := fmt.Sprintf("cli:tester cli view_appeal newbie appeal:%d", f.appealID); !slices.Contains(rows, want) ||
+		!slices.Contains(rows, "cli:tester cli list_appeals - -") {
+		t.Errorf("staff audit rows lack the appeal reads:\n%s", strings.Join(rows, "\n"))
 	}
 }
 

@@ -85,7 +85,7 @@ commands:
   eval [--rules DIR] [FILE]     evaluate one Stream event (FILE or stdin) offline
   token --role R --sub NAME [--ttl 8h]
                                 mint a staff token (MODERATOR_ADMIN_JWT_SECRET); prints only the token
-  audit user|message|decision ID, audit events|decisions|actions|rules [filters]
+  audit user|message|decision|appeal ID, audit events|decisions|actions|appeals|rules [filters]
                                 search the audit trail (DATABASE_URL); --json for scripts
   healthcheck [--url URL]       exit 0 when the local service answers /readyz (container health checks)
   completion bash|zsh           print a shell completion script
