@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -23,6 +24,9 @@ type appealPage struct {
 	Age      string
 	Mine     bool
 	Appealed []store.ActionDetail // the actions appealed, with every attempt
+	// Reversing: an overturn's reversals have not all ended; the actions
+	// refresh themselves (htmx) until they have.
+	Reversing bool
 	Evidence *store.Evidence      // the decision that asked for them
 	Strikes  []store.ActionDetail // actions against the user in the last 30 days
 	Timeline []store.TimelineEntry
@@ -65,29 +69,10 @@ func (c *Console) loadAppeal(r *http.Request, id int64) (appealPage, error) {
 		Reasons: c.reasons, Pending: a.Decision == nil, Back: fmt.Sprintf("%s/appeals/%d", Prefix, id)}
 	p.Mine = a.AssignedTo != "" && a.AssignedTo == p.Subject
 
-	decisionID := a.DecisionID
-	if a.ActionID != 0 {
-		act, err := c.store.Action(ctx, a.ActionID)
-		if err != nil {
-			return appealPage{}, err
-		}
-		p.Appealed = []store.ActionDetail{act}
-		decisionID = act.DecisionID
+	if p.Appealed, p.Evidence, err = c.appealed(ctx, a, 5); err != nil {
+		return appealPage{}, err
 	}
-	if decisionID != 0 {
-		ev, err := c.store.DecisionEvidence(ctx, decisionID, 5)
-		if err != nil {
-			return appealPage{}, err
-		}
-		p.Evidence = &ev
-		if a.ActionID == 0 {
-			for _, act := range ev.Actions {
-				if act.ReversesActionID == 0 {
-					p.Appealed = append(p.Appealed, act)
-				}
-			}
-		}
-	}
+	p.Reversing = reversing(p.Appealed)
 	strikes, err := c.store.SearchActions(ctx, store.AuditFilter{UserID: a.UserID, From: now.Add(-strikeWindow), Limit: 50})
 	if err != nil {
 		return appealPage{}, err
@@ -116,6 +101,70 @@ func (c *Console) loadAppeal(r *http.Request, id int64) (appealPage, error) {
 	}
 	p.PrevID, p.NextID, err = c.neighbours(r, a)
 	return p, err
+}
+
+// appealed reads what appeal a is about: the appealed actions, with
+// every attempt and reversal, and the evidence of their decision (with
+// around messages each side).
+func (c *Console) appealed(ctx context.Context, a store.Appeal, around int) ([]store.ActionDetail, *store.Evidence, error) {
+	var acts []store.ActionDetail
+	decisionID := a.DecisionID
+	if a.ActionID != 0 {
+		act, err := c.store.Action(ctx, a.ActionID)
+		if err != nil {
+			return nil, nil, err
+		}
+		acts, decisionID = []store.ActionDetail{act}, act.DecisionID
+	}
+	if decisionID == 0 {
+		return acts, nil, nil
+	}
+	ev, err := c.store.DecisionEvidence(ctx, decisionID, around)
+	if err != nil {
+		return nil, nil, err
+	}
+	if a.ActionID == 0 {
+		for _, act := range ev.Actions {
+			if act.ReversesActionID == 0 {
+				acts = append(acts, act)
+			}
+		}
+	}
+	return acts, &ev, nil
+}
+
+// reversing reports whether an overturned action's reversal has not ended.
+func reversing(actions []store.ActionDetail) bool {
+	for _, a := range actions {
+		if r := a.Reversal; r != nil && r.ReversalActionID != 0 && r.ReversalStatus == store.OutcomePending {
+			return true
+		}
+	}
+	return false
+}
+
+// appealedActions answers the appeal screen's request for its appealed
+// actions again, while a reversal is in progress.
+func (c *Console) appealedActions(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	a, err := c.store.Appeal(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	p := appealPage{basePage: c.base(r, ""), Appeal: a}
+	if p.Appealed, _, err = c.appealed(r.Context(), a, 0); err != nil {
+		return err
+	}
+	p.Reversing = reversing(p.Appealed)
+	if err := c.record(r, store.StaffAct{Act: store.ActViewAppeal, TargetUserID: a.UserID, Target: fmt.Sprintf("appeal:%d", id),
+		Params: map[string]any{"appeal_id": id, "screen": "appeal", "part": "actions"}}); err != nil {
+		return err
+	}
+	c.renderFragment(w, r, "appeal", "appealed", p)
+	return nil
 }
 
 // neighbours finds the pending appeals before and after a in the queue's

@@ -158,6 +158,7 @@ func (c *Console) routes() http.Handler {
 
 		r.Get("/appeals", c.handle(c.queue))
 		r.Get("/appeals/{id}", c.handle(c.appealPage))
+		r.Get("/appeals/{id}/actions", c.handle(c.appealedActions))
 		r.With(c.requireRole(appeals.RoleReviewer)).Post("/appeals/{id}/claim", c.handle(c.assign(store.AssignClaim)))
 		r.With(c.requireRole(appeals.RoleReviewer)).Post("/appeals/{id}/release", c.handle(c.assign(store.AssignRelease)))
 		r.With(c.requireRole(appeals.RoleReviewer)).Post("/appeals/{id}/assign", c.handle(c.assign(store.AssignAssign)))

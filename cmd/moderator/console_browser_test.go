@@ -263,6 +263,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	if got := eval[string](t, ctx, `document.getElementById("appeal-status").innerText`); got != "overturned" {
 		t.Fatalf("appeal status = %q, want overturned", got)
 	}
+	// The reversal's progress: the page follows it (htmx) until the unban
+	// has ended.
+	waitFor(t, ctx, "the unban shows applied",
+		`!document.getElementById("reversing") && document.getElementById("appealed").innerText.includes("unban applied")`)
 	reversal := e.idOf(t, `SELECT id FROM actions WHERE reverses_action_id = $1`, banID)
 	deadline := time.Now().Add(30 * time.Second)
 	for outcome := ""; outcome != "applied"; {
