@@ -70,11 +70,12 @@ type exprError struct {
 // exprCompiler compiles the expressions of one rule set against the
 // environment and the set's word lists.
 type exprCompiler struct {
-	lists map[string]*wordList
-	opts  []expr.Option
+	lists  map[string]*wordList
+	fields map[string]*customField
+	opts   []expr.Option
 }
 
-func newExprCompiler(lists map[string]*wordList) *exprCompiler {
+func newExprCompiler(lists map[string]*wordList, fields map[string]*customField) *exprCompiler {
 	opts := []expr.Option{
 		expr.Env(Env{}),
 		expr.MaxNodes(maxExprNodes),
@@ -84,7 +85,8 @@ func newExprCompiler(lists map[string]*wordList) *exprCompiler {
 		opts = append(opts, expr.EnableBuiltin(name))
 	}
 	opts = append(opts, functionOptions(lists)...)
-	return &exprCompiler{lists: lists, opts: opts}
+	opts = append(opts, fieldOptions(fields)...)
+	return &exprCompiler{lists: lists, fields: fields, opts: opts}
 }
 
 // compile type-checks src, refuses what rules may not do, folds constant
@@ -107,9 +109,20 @@ func (c *exprCompiler) compile(src string, kind exprKind, withEvidence bool) (*p
 	for name := range cfg.Disabled {
 		delete(cfg.Builtins, name)
 	}
+	fp := &fieldPatcher{fields: c.fields}
+	cfg.Visitors = append(cfg.Visitors, fp)
 	cfg.Check()
 
 	tree, err := checker.ParseCheck(src, cfg)
+	if len(fp.errs) > 0 {
+		// An undeclared custom field is the cause of whatever the checker
+		// says about it.
+		errs := make([]exprError, len(fp.errs))
+		for i, e := range fp.errs {
+			errs[i] = exprError{line: lineIn(src, e.node), msg: e.msg}
+		}
+		return nil, errs
+	}
 	if err != nil {
 		return nil, []exprError{fromExprError(err)}
 	}
@@ -213,11 +226,14 @@ func (w *walker) fail(n ast.Node, format string, args ...any) {
 }
 
 // lineOf returns the 1-based line of n in the expression's source.
-func (w *walker) lineOf(n ast.Node) int {
+func (w *walker) lineOf(n ast.Node) int { return lineIn(w.src, n) }
+
+// lineIn returns the 1-based line of n in src.
+func lineIn(src string, n ast.Node) int {
 	from := n.Location().From
 	line := 1
 	i := 0
-	for _, r := range w.src {
+	for _, r := range src {
 		if i == from {
 			break
 		}
@@ -288,6 +304,10 @@ func (w *walker) walk(np *ast.Node, depth int) {
 		w.walk(&n.Left, d)
 		w.walk(&n.Right, d)
 	case *ast.CallNode:
+		if key, ok := fieldKeyOf(n); ok {
+			w.record(key, key, nil)
+			return
+		}
 		w.quiet = false
 		w.call(np, n)
 		if _, folded := (*np).(*ast.ConstantNode); folded {

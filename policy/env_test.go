@@ -215,7 +215,19 @@ func evalWith(t *testing.T, lists map[string]string, src string, partial map[str
 		}
 		compiled[name] = l
 	}
-	p, errs := newExprCompiler(compiled).compile(src, kindValue, false)
+	fields, problems := compileFields([]rawField{
+		{key: "user.tier", typ: "string", def: "none", hasDef: true},
+		{key: "user.verified", typ: "bool"},
+		{key: "user.level", typ: "int"},
+		{key: "user.score", typ: "float"},
+		{key: "user.badges", typ: "strings"},
+		{key: "channel.tags", typ: "strings"},
+		{key: "message.source", typ: "string"},
+	})
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	p, errs := newExprCompiler(compiled, fields).compile(src, kindValue, false)
 	if len(errs) > 0 {
 		t.Fatalf("compile %q: %v", src, errs)
 	}
@@ -277,8 +289,23 @@ func TestFunctions(t *testing.T) {
 		{`text.lower matches "fr[e3]{2} n[i1]tro"`, text("FREE NITRO"), true},
 		{`message.is_reply`, map[string]any{"message": map[string]any{"parent_id": "p"}}, true},
 		{`channel.member_count`, nil, 25},
-		{`user.custom.tier ?? "none"`, map[string]any{"user": map[string]any{"tier": "gold"}}, "gold"},
-		{`user.custom.tier ?? "none"`, nil, "none"},
+		{`user.custom.tier`, map[string]any{"user": map[string]any{"tier": "gold"}}, "gold"},
+		{`user.custom.tier`, nil, "none"},
+		{`user.custom["tier"] == "none"`, nil, true},
+		// Declared custom fields: the declared type whatever the app
+		// sent, and the default when it sent nothing usable.
+		{`!user.custom.verified`, nil, true},
+		{`!user.custom.verified`, map[string]any{"user": map[string]any{"verified": "true"}}, false},
+		{`!user.custom.verified`, map[string]any{"user": map[string]any{"verified": true}}, false},
+		{`!user.custom.verified`, map[string]any{"user": map[string]any{"custom": map[string]any{"verified": "FALSE"}}}, true},
+		{`!user.custom.verified`, map[string]any{"user": map[string]any{"verified": "maybe"}}, true},
+		{`user.custom.level > 2`, map[string]any{"user": map[string]any{"level": "3"}}, true},
+		{`user.custom.level`, map[string]any{"user": map[string]any{"level": 4.0}}, 4},
+		{`user.custom.level`, map[string]any{"user": map[string]any{"level": 4.5}}, 0},
+		{`user.custom.score * 2`, map[string]any{"user": map[string]any{"score": "1.5"}}, 3.0},
+		{`user.custom.badges`, map[string]any{"user": map[string]any{"badges": "mod"}}, []string{"mod"}},
+		{`"vip" in channel.custom.tags`, map[string]any{"channel": map[string]any{"tags": []any{"vip", "eu"}}}, true},
+		{`message.custom.source`, map[string]any{"message": map[string]any{"source": 12}}, "12"},
 		{`any(message.attachments, .type == "image")`, map[string]any{"message": map[string]any{"attachments": []any{map[string]any{"type": "image"}}}}, true},
 		{`event.created_at.Year()`, nil, 2026},
 	}

@@ -259,7 +259,7 @@ func runError(err error) error {
 	// expr-lang reports a missing (nil) value reaching a function or a
 	// loop through reflect; say it in the rule's terms.
 	if strings.Contains(msg, "on zero Value") {
-		msg = "a value the rule reads is missing (nil): give it a default with ??, like int(user.custom.level ?? 0) (" + msg + ")"
+		msg = "a value the rule reads is missing (nil): give it a default with ??, like int(user.custom.level ?? 0), or declare the custom field with a type and a default (" + msg + ")"
 	}
 	return errors.New(msg)
 }

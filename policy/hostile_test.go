@@ -46,13 +46,16 @@ func TestHostileRules(t *testing.T) {
 		{"non-literal duration", `user.account_age < duration(user.name)`, "duration takes a literal"},
 		{"catastrophic pattern for backtracking engines is linear in RE2", `text.lower matches "^(a+)+$"`, ""},
 		{"index out of range is a run-time error", `message.mentions[5] == "x"`, ""},
-		{"missing custom field is a run-time error", `int(user.custom.level) > 3`, ""},
+		{"missing unchecked custom field is a run-time error", `int(user.custom.level) > 3`, ""},
+		{"undeclared custom field", `user.custom.verified`, "custom field user.custom.verified is not declared: declare its type and default in a fields: block, like fields: {user.verified: {type: bool, default: false}}"},
+		{"custom field read by a computed name", `user.custom[user.name] == "x"`, "read custom fields by name, like user.custom.verified, so that their type is known"},
 		{"a bounded loop", `count(text.words, # in ["a", "b"]) > 3`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			yaml := ruleYAML(tt.when)
+			// After the rules, so that their lines stay put.
+			yaml := ruleYAML(tt.when) + "fields:\n  user.a: {type: string}\n  user.b: {type: string}\n  user.level: {type: object}\n"
 			rs, err := Load(fstest.MapFS{"r.yaml": {Data: []byte(yaml)}})
 			if tt.wantErr != "" {
 				var le *LoadError
@@ -130,7 +133,7 @@ func TestHostileRuleFiles(t *testing.T) {
 		{"not a mapping", "- just\n- a list\n", "r.yaml:1: a rule file is a mapping with a rules: list"},
 		{"rules not a list", "rules: yes\n", "r.yaml:1: rules: must be a list of rules"},
 		{"rule not a mapping", "rules:\n  - just a string\n", "r.yaml:2: a rule must be a mapping with id, when, actions and examples"},
-		{"unknown top-level key", "rulez: []\n", `r.yaml:1: unknown key "rulez" (a rule file has only rules:)`},
+		{"unknown top-level key", "rulez: []\n", `r.yaml:1: rule file: unknown key "rulez" (known: rules, fields)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

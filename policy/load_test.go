@@ -18,6 +18,16 @@ func TestLoadErrors(t *testing.T) {
 		dir  string
 		want []string
 	}{
+		{"bad-fields", []string{
+			`rules.yaml:2: field "user.verified" is also declared at more.yaml:2`,
+			`rules.yaml:3: field user.level: type "number": want one of bool, string, int, float, strings, object`,
+			`rules.yaml:4: field user.tier: default 3 is not a string`,
+			`rules.yaml:5: field "user.name" is one of Stream's own fields, not a custom one: read it as user.name`,
+			`rules.yaml:6: field "team.size": name it user.NAME, message.NAME or channel.NAME`,
+			`rules.yaml:7: field channel.tier needs a type (bool, string, int, float, strings, object), like channel.tier: {type: bool, default: false}`,
+			`rules.yaml:8: field message.flags: unknown key "kind" (known: type, default, description)`,
+			`rules.yaml:12: when: custom field user.custom.karma is not declared: declare its type and default in a fields: block, like fields: {user.karma: {type: bool, default: false}} (types: bool, string, int, float, strings, object)`,
+		}},
 		{"typo-key", []string{
 			`rules.yaml:4: rule: unknown key "wehn" (known: id, description, reason, events, mode, priority, stop, when, actions, examples)`,
 		}},
@@ -136,7 +146,7 @@ func TestLoadEveryTestdataFolderIsTested(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := len(entries), 18; got != want {
+	if got, want := len(entries), 19; got != want {
 		t.Errorf("testdata/load has %d folders, TestLoadErrors covers %d: add the new ones to the table", got, want)
 	}
 }

@@ -84,39 +84,78 @@ func lineOf(n ast.Node) int {
 	return n.GetToken().Position.Line
 }
 
+// ruleFile is what one rule file declares.
+type ruleFile struct {
+	rules  []rawRule
+	fields []rawField
+}
+
+// empty reports whether the file declares nothing.
+func (f ruleFile) empty() bool { return len(f.rules) == 0 && len(f.fields) == 0 }
+
 // parseRuleFileGuarded is parseRuleFile turning a panic (of the YAML
 // library, say) into a problem of the file.
-func parseRuleFileGuarded(file string, data []byte) ([]rawRule, []Problem) {
+func parseRuleFileGuarded(file string, data []byte) (ruleFile, []Problem) {
 	var problems []Problem
-	raws, err := guard(file, func() ([]rawRule, error) {
-		raws, ps := parseRuleFile(file, data)
+	rf, err := guard(file, func() (ruleFile, error) {
+		rf, ps := parseRuleFile(file, data)
 		problems = ps
-		return raws, nil
+		return rf, nil
 	})
 	var le *LoadError
 	if errors.As(err, &le) {
-		return nil, le.Problems
+		return ruleFile{}, le.Problems
 	}
-	return raws, problems
+	return rf, problems
 }
 
-// parseRuleFile reads the rules of one file. Structure errors (unknown
-// keys, wrong types) are problems; each rule is read independently, so
-// one broken rule does not hide the problems of the others.
-func parseRuleFile(file string, data []byte) ([]rawRule, []Problem) {
+// topLevelKeys are the keys of a rule file.
+func topLevelKeys() []string { return []string{"rules", "fields"} }
+
+// parseRuleFile reads the rules and declarations of one file. Structure
+// errors (unknown keys, wrong types) are problems; each rule is read
+// independently, so one broken rule does not hide the problems of the
+// others.
+func parseRuleFile(file string, data []byte) (ruleFile, []Problem) {
 	p := &fileParser{file: file}
+	var rf ruleFile
 	if len(data) > maxRuleFileBytes {
 		p.bad(0, "file is %d bytes long; the limit is %d", len(data), maxRuleFileBytes)
-		return nil, p.problems
+		return rf, p.problems
 	}
 	if line, msg := checkYAMLShape(data); msg != "" {
 		p.bad(line, "%s", msg)
-		return nil, p.problems
+		return rf, p.problems
 	}
+	bodies, ok := p.documents(data)
+	if !ok {
+		return rf, p.problems
+	}
+	for _, body := range bodies {
+		top, ok := body.(*ast.MappingNode)
+		if !ok {
+			p.bad(lineOf(body), "a rule file is a mapping with a rules: list")
+			continue
+		}
+		p.keys(top, "rule file", topLevelKeys(), func(key string, _ int, v ast.Node) {
+			switch key {
+			case "rules":
+				rf.rules = append(rf.rules, p.rules(v, len(rf.rules))...)
+			case "fields":
+				rf.fields = append(rf.fields, p.fields(v)...)
+			}
+		})
+	}
+	return rf, p.problems
+}
+
+// documents parses data and returns the bodies of its documents, or
+// records why it cannot.
+func (p *fileParser) documents(data []byte) ([]ast.Node, bool) {
 	f, err := parser.ParseBytes(data, 0)
 	if err != nil {
 		p.yamlError(0, err)
-		return nil, p.problems
+		return nil, false
 	}
 	// An empty, comment-only or "---"-only file has documents without a
 	// body, which the library's own walkers do not expect (goccy/go-yaml
@@ -132,6 +171,7 @@ func parseRuleFile(file string, data []byte) ([]rawRule, []Problem) {
 	}
 	// Anchors and aliases can expand a small file into a huge document
 	// ("billion laughs"); rule files have no need for them.
+	before := len(p.problems)
 	for _, body := range bodies {
 		for _, typ := range []ast.NodeType{ast.AnchorType, ast.AliasType, ast.MergeKeyType} {
 			for _, n := range ast.Filter(typ, body) {
@@ -139,41 +179,61 @@ func parseRuleFile(file string, data []byte) ([]rawRule, []Problem) {
 			}
 		}
 	}
-	if len(p.problems) > 0 {
-		return nil, p.problems
+	return bodies, len(p.problems) == before
+}
+
+// rules reads a rules: list; have is how many rules the file already has.
+func (p *fileParser) rules(v ast.Node, have int) []rawRule {
+	seq, ok := v.(*ast.SequenceNode)
+	if !ok {
+		if _, isNull := v.(*ast.NullNode); !isNull {
+			p.bad(lineOf(v), "rules: must be a list of rules")
+		}
+		return nil
 	}
 	var rules []rawRule
-	for _, body := range bodies {
-		top, ok := body.(*ast.MappingNode)
-		if !ok {
-			p.bad(lineOf(body), "a rule file is a mapping with a rules: list")
-			continue
+	for _, item := range seq.Values {
+		if have+len(rules) == maxRules {
+			p.bad(lineOf(item), "more than %d rules in one file", maxRules)
+			break
 		}
-		for _, kv := range top.Values {
-			key := kv.Key.String()
-			if key != "rules" {
-				p.bad(lineOf(kv.Key), "unknown key %q (a rule file has only rules:)", key)
-				continue
-			}
-			seq, ok := kv.Value.(*ast.SequenceNode)
-			if !ok {
-				if _, isNull := kv.Value.(*ast.NullNode); !isNull {
-					p.bad(lineOf(kv.Value), "rules: must be a list of rules")
-				}
-				continue
-			}
-			for _, item := range seq.Values {
-				if len(rules) == maxRules {
-					p.bad(lineOf(item), "more than %d rules in one file", maxRules)
-					break
-				}
-				if r, ok := p.rule(item); ok {
-					rules = append(rules, r)
-				}
-			}
+		if r, ok := p.rule(item); ok {
+			rules = append(rules, r)
 		}
 	}
-	return rules, p.problems
+	return rules
+}
+
+// fields reads a fields: block: custom field declarations,
+// user.verified: {type: bool, default: false}.
+func (p *fileParser) fields(v ast.Node) []rawField {
+	m, ok := p.mapping(v, "fields")
+	if !ok {
+		return nil
+	}
+	var out []rawField
+	p.keysAny(m, "fields", func(key string, line int, v ast.Node) {
+		f := rawField{file: p.file, line: line, key: key}
+		dm, ok := p.mapping(v, "field "+key)
+		if !ok {
+			return
+		}
+		p.keys(dm, "field "+key, []string{"type", "default", "description"}, func(k string, kl int, v ast.Node) {
+			switch k {
+			case "type":
+				f.typ, _ = p.str(v, "type")
+			case "default":
+				f.hasDef = p.decode(v, &f.def, "default")
+				f.defLine = kl
+			}
+		})
+		if f.typ == "" {
+			p.bad(line, "field %s needs a type (%s), like %s: {type: bool, default: false}", key, joinTypes(), key)
+			return
+		}
+		out = append(out, f)
+	})
+	return out
 }
 
 // yamlError records err at the line its token names, or at line.
@@ -236,6 +296,17 @@ func (p *fileParser) mapping(n ast.Node, what string) (*ast.MappingNode, bool) {
 // keys iterates a mapping's keys, refusing duplicates and keys not in
 // known; it calls fn with each known key and its value.
 func (p *fileParser) keys(m *ast.MappingNode, what string, known []string, fn func(key string, keyLine int, v ast.Node)) {
+	p.keysAny(m, what, func(key string, line int, v ast.Node) {
+		if !slices.Contains(known, key) {
+			p.bad(line, "%s: unknown key %q (known: %s)", what, key, strings.Join(known, ", "))
+			return
+		}
+		fn(key, line, v)
+	})
+}
+
+// keysAny iterates a mapping's keys, refusing duplicates.
+func (p *fileParser) keysAny(m *ast.MappingNode, what string, fn func(key string, keyLine int, v ast.Node)) {
 	seen := make(map[string]int)
 	for _, kv := range m.Values {
 		key := kv.Key.String()
@@ -245,10 +316,6 @@ func (p *fileParser) keys(m *ast.MappingNode, what string, known []string, fn fu
 			continue
 		}
 		seen[key] = line
-		if !slices.Contains(known, key) {
-			p.bad(line, "%s: unknown key %q (known: %s)", what, key, strings.Join(known, ", "))
-			continue
-		}
 		fn(key, line, kv.Value)
 	}
 }

@@ -182,7 +182,11 @@ func load(fsys fs.FS, lim worstCaseLimits) (*RuleSet, error) {
 		problems = append(problems, Problem{File: ".", Msg: "no rule files (*.yaml, *.yml) in the rules folder"})
 	}
 
-	c := newExprCompiler(lists)
+	parsed, ps := parseRuleFiles(ruleFiles, &notes)
+	problems = append(problems, ps...)
+	fields, ps := compileFields(parsed.fields)
+	problems = append(problems, ps...)
+	c := newExprCompiler(lists, fields)
 	rs := &RuleSet{
 		version: hex.EncodeToString(hash.Sum(nil))[:12],
 		lists:   lists,
@@ -191,27 +195,24 @@ func load(fsys fs.FS, lim worstCaseLimits) (*RuleSet, error) {
 		envs:    &sync.Pool{New: func() any { return new(Env) }},
 	}
 	ids := make(map[string]*rule)
-	for _, f := range ruleFiles {
-		raws, ps := parseRuleFileGuarded(f.path, f.data)
+	declared := make(map[string]bool) // ids of every rule written, compiled or not
+	for _, raw := range parsed.rules {
+		declared[raw.id] = true
+	}
+	for _, raw := range parsed.rules {
+		r, ps := c.compileRule(raw)
 		problems = append(problems, ps...)
-		if len(raws) == 0 && len(ps) == 0 {
-			notes = append(notes, Problem{File: f.path, Msg: "no rules in this file"})
+		if r == nil {
+			continue
 		}
-		for _, raw := range raws {
-			r, ps := c.compileRule(raw)
-			problems = append(problems, ps...)
-			if r == nil {
-				continue
-			}
-			if prev, dup := ids[r.id]; dup {
-				problems = append(problems,
-					Problem{File: r.file, Line: r.line, Msg: fmt.Sprintf("rule id %q is also used at %s:%d", r.id, prev.file, prev.line)},
-					Problem{File: prev.file, Line: prev.line, Msg: fmt.Sprintf("rule id %q is also used at %s:%d", r.id, r.file, r.line)})
-				continue
-			}
-			ids[r.id] = r
-			rs.rules = append(rs.rules, r)
+		if prev, dup := ids[r.id]; dup {
+			problems = append(problems,
+				Problem{File: r.file, Line: r.line, Msg: fmt.Sprintf("rule id %q is also used at %s:%d", r.id, prev.file, prev.line)},
+				Problem{File: prev.file, Line: prev.line, Msg: fmt.Sprintf("rule id %q is also used at %s:%d", r.id, r.file, r.line)})
+			continue
 		}
+		ids[r.id] = r
+		rs.rules = append(rs.rules, r)
 	}
 	rs.notes = notes
 	// Stable: equal priorities keep file and position order.
@@ -223,8 +224,12 @@ func load(fsys fs.FS, lim worstCaseLimits) (*RuleSet, error) {
 			if u.key.Name == StrikesByRule {
 				if _, ok := ids[u.key.Arg]; !ok {
 					broken[r] = true
-					problems = append(problems, Problem{File: r.file, Line: u.line,
-						Msg: fmt.Sprintf("%s: no rule %q in this rules folder%s", StrikesByRule, u.key.Arg, suggest(u.key.Arg, slices.Collect(maps.Keys(ids))))})
+					// A rule that is written but failed to compile has
+					// its own problems above; it is not missing.
+					if !declared[u.key.Arg] {
+						problems = append(problems, Problem{File: r.file, Line: u.line,
+							Msg: fmt.Sprintf("%s: no rule %q in this rules folder%s", StrikesByRule, u.key.Arg, suggest(u.key.Arg, slices.Collect(maps.Keys(declared))))})
+					}
 				}
 			}
 			if !slices.Contains(rs.history, u.key) {
@@ -251,6 +256,23 @@ func load(fsys fs.FS, lim worstCaseLimits) (*RuleSet, error) {
 		return nil, &LoadError{Problems: problems}
 	}
 	return rs, nil
+}
+
+// parseRuleFiles parses every rule file, noting the ones that declare
+// nothing, and gathers their rules and declarations.
+func parseRuleFiles(files []sourceFile, notes *[]Problem) (ruleFile, []Problem) {
+	var all ruleFile
+	var problems []Problem
+	for _, f := range files {
+		rf, ps := parseRuleFileGuarded(f.path, f.data)
+		problems = append(problems, ps...)
+		if rf.empty() && len(ps) == 0 {
+			*notes = append(*notes, Problem{File: f.path, Msg: "no rules in this file"})
+		}
+		all.rules = append(all.rules, rf.rules...)
+		all.fields = append(all.fields, rf.fields...)
+	}
+	return all, problems
 }
 
 func sortProblems(ps []Problem) {

@@ -474,6 +474,9 @@ func TestRuleStats(t *testing.T) {
 					get(r).ShadowMatches++
 				}
 			}
+			for _, r := range e.errored {
+				get(r).Errors++
+			}
 		}
 		for _, a := range s.actions {
 			if a.isReversal || !inRange(a.at, f) {
@@ -525,12 +528,13 @@ func TestRuleStats(t *testing.T) {
 		}
 	}
 	all, _ := st.RuleStats(ctx, time.Time{}, time.Time{})
-	var overturned, shadow int
+	var overturned, shadow, errored int
 	for _, rs := range all {
 		overturned += rs.Overturned
 		shadow += rs.ShadowMatches
+		errored += rs.Errors
 	}
-	if overturned == 0 || shadow == 0 {
-		t.Errorf("seed gives %d overturned and %d shadow matches: too little to prove the figures", overturned, shadow)
+	if overturned == 0 || shadow == 0 || errored == 0 {
+		t.Errorf("seed gives %d overturned, %d shadow matches and %d rule errors: too little to prove the figures", overturned, shadow, errored)
 	}
 }

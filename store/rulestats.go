@@ -15,6 +15,9 @@ type RuleStat struct {
 	RuleID         string `json:"rule_id" db:"rule_id"`
 	EnforceMatches int    `json:"enforce_matches" db:"enforce_matches"` // decisions in the period it matched in enforce mode
 	ShadowMatches  int    `json:"shadow_matches" db:"shadow_matches"`
+	// Errors counts the decisions in the period in which the rule failed
+	// at run time (read from the decision's errors, written with it).
+	Errors int `json:"errors" db:"errors"`
 	// Actions counts the rule's actions created in the period (reversals
 	// excluded), then by outcome; Taken is Applied + DryRun.
 	Actions    int `json:"actions" db:"actions"`
@@ -50,6 +53,13 @@ func (s *Store) RuleStats(ctx context.Context, from, to time.Time) ([]RuleStat, 
 				count(*) FILTER (WHERE x ->> 'mode' = 'shadow') AS shadow_matches
 			FROM decisions d, jsonb_array_elements(d.matches) AS x ` + dq.clause() + `
 			GROUP BY 1
+		), e AS (
+			SELECT x ->> 'rule_id' AS rule_id, count(*) AS errors
+			FROM decisions d, jsonb_array_elements(d.errors) AS x ` + dq.clause() + `
+			GROUP BY 1
+		), me AS (
+			SELECT coalesce(m.rule_id, e.rule_id) AS rule_id, m.enforce_matches, m.shadow_matches, e.errors
+			FROM m FULL JOIN e ON e.rule_id = m.rule_id
 		), a AS (
 			SELECT a.rule_id,
 				count(*) AS actions,
@@ -70,6 +80,7 @@ func (s *Store) RuleStats(ctx context.Context, from, to time.Time) ([]RuleStat, 
 		)
 		SELECT coalesce(m.rule_id, a.rule_id) AS rule_id,
 			coalesce(m.enforce_matches, 0)::int AS enforce_matches, coalesce(m.shadow_matches, 0)::int AS shadow_matches,
+			coalesce(m.errors, 0)::int AS errors,
 			coalesce(a.actions, 0)::int AS actions, coalesce(a.taken, 0)::int AS taken,
 			coalesce(a.applied, 0)::int AS applied, coalesce(a.dry_run, 0)::int AS dry_run,
 			coalesce(a.failed, 0)::int AS failed, coalesce(a.held, 0)::int AS held,
@@ -77,7 +88,7 @@ func (s *Store) RuleStats(ctx context.Context, from, to time.Time) ([]RuleStat, 
 			coalesce(a.pending, 0)::int AS pending, coalesce(a.overturned, 0)::int AS overturned,
 			coalesce(a.cancelled, 0)::int AS cancelled,
 			CASE WHEN coalesce(a.taken, 0) = 0 THEN 0 ELSE a.overturned::float8 / a.taken END AS overturn_rate
-		FROM m FULL JOIN a ON a.rule_id = m.rule_id
+		FROM me AS m FULL JOIN a ON a.rule_id = m.rule_id
 		WHERE coalesce(m.rule_id, a.rule_id) IS NOT NULL
 		ORDER BY 1`
 	rows, err := s.pool.Query(ctx, sql, aq.args...)

@@ -56,6 +56,7 @@ type seedEvent struct {
 	decidedAt  time.Time
 	rules      []string // matched
 	enforced   []string
+	errored    []string // rules that failed on it
 	actions    []*seedAction
 }
 
@@ -172,11 +173,17 @@ func (s *seed) addEvent(t *testing.T, i int) *seedEvent {
 	}
 	mj, _ := json.Marshal(matches)
 	aj, _ := json.Marshal(acts)
+	errs := []policy.RuleError{}
+	if i%5 == 1 {
+		ev.errored = []string{"fragile"} // a rule that failed at run time
+		errs = append(errs, policy.RuleError{RuleID: "fragile", Error: "boom"})
+	}
+	ej, _ := json.Marshal(errs)
 	ev.decidedAt = ev.at.Add(time.Millisecond)
 	if err := s.st.Pool().QueryRow(ctx, `INSERT INTO decisions (event_id, decided_at, rule_set_version, matched_rules,
 		enforced_rules, user_id, channel_cid, message_id, matches, actions, errors)
-		VALUES ($1, $2, 'v1', $3, $4, $5, $6, $7, $8, $9, '[]') RETURNING id`,
-		ev.id, ev.decidedAt, ev.rules, ev.enforced, ev.user, ev.channel, nullable(ev.message), mj, aj).Scan(&ev.decisionID); err != nil {
+		VALUES ($1, $2, 'v1', $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
+		ev.id, ev.decidedAt, ev.rules, ev.enforced, ev.user, ev.channel, nullable(ev.message), mj, aj, ej).Scan(&ev.decisionID); err != nil {
 		t.Fatal(err)
 	}
 	for pos, a := range acts {

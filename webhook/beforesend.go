@@ -120,7 +120,10 @@ func (c *beforeSendLine) log(ctx context.Context, logger *slog.Logger, status in
 			attrs = append(attrs, slog.Any("matched", ids))
 		}
 		if len(d.Errors) > 0 {
-			attrs = append(attrs, slog.Int("rule_errors", len(d.Errors)))
+			// A rule that fails lets the event through unjudged: say
+			// which, and why, at WARN.
+			attrs = append(attrs, slog.Any("rule_errors", ruleErrorList(d.Errors)))
+			level = max(level, slog.LevelWarn)
 		}
 	}
 	if c.failOpen != "" {

@@ -157,7 +157,10 @@ func (c *canonical) log(ctx context.Context, logger *slog.Logger, status int, el
 			attrs = append(attrs, slog.Any("matched", ids), slog.Int("actions", len(d.Actions)))
 		}
 		if len(d.Errors) > 0 {
-			attrs = append(attrs, slog.Int("rule_errors", len(d.Errors)))
+			// A rule that fails lets the event through unjudged: say
+			// which, and why, at WARN.
+			attrs = append(attrs, slog.Any("rule_errors", ruleErrorList(d.Errors)))
+			level = max(level, slog.LevelWarn)
 		}
 	}
 	if c.unevaluated {
@@ -317,4 +320,14 @@ var handledTypes = map[string]bool{
 	"user.deleted": true, "user.deactivated": true, "user.reactivated": true, "reaction.new": true,
 	"reaction.updated": true, "channel.created": true, "channel.updated": true, "member.added": true,
 	"member.updated": true, "member.removed": true,
+}
+
+// ruleErrorList formats a decision's rule errors for the log, as
+// "rule_id: error".
+func ruleErrorList(errs []policy.RuleError) []string {
+	out := make([]string, len(errs))
+	for i, e := range errs {
+		out[i] = e.RuleID + ": " + e.Error
+	}
+	return out
 }

@@ -306,8 +306,8 @@ func TestAuditCommand(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !regexp.MustCompile(`(?m)^scam-domains\s+1\s+0\s+2\s+1\s+0\s+0\.0%\s+0\s+0\s+1$`).MatchString(out) {
-			t.Errorf("want scam-domains: 1 enforce match, 2 actions, 1 taken, 1 pending:\n%s", out)
+		if !regexp.MustCompile(`(?m)^scam-domains\s+1\s+0\s+0\s+2\s+1\s+0\s+0\.0%\s+0\s+0\s+1$`).MatchString(out) {
+			t.Errorf("want scam-domains: 1 enforce match, no error, 2 actions, 1 taken, 1 pending:\n%s", out)
 		}
 	})
 }

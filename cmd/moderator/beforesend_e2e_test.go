@@ -10,9 +10,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"moderator/store"
 	"moderator/store/storetest"
 )
 
@@ -110,8 +112,10 @@ func TestBeforeSendAnswers(t *testing.T) {
 }
 
 // ruleErrorPack has a before_send rule that fails on any message without
-// the custom field it reads.
-const ruleErrorPack = `rules:
+// the custom field it reads (declared unchecked, as an object).
+const ruleErrorPack = `fields:
+  message.level: {type: object}
+rules:
   - id: fragile
     description: reads a custom field without a default
     events: [before_send]
@@ -142,6 +146,21 @@ func TestBeforeSendFailsOpen(t *testing.T) {
 		t.Fatalf("rule failure not counted:\n%s", grep(m, "moderator_before_send"))
 	}
 	waitRows(t, 1, "type = 'before_send' AND user_id = 'bs-rule-error'")
+	// The failure is logged at WARN with the rule's id, counted per rule,
+	// and in the rule's figures (GET /rules/stats, moderator audit rules).
+	if _, err := s.logs.waitFor(`"level":"WARN","msg":"before_send".*"rule_errors":\["fragile: `, 5*time.Second); err != nil {
+		t.Fatalf("rule failure not logged at WARN with its rule: %v\n%s", err, s.logs)
+	}
+	if m := s.get(t, "/metrics"); !strings.Contains(m, `moderator_rule_errors_total{rule="fragile"} 1`) {
+		t.Fatalf("rule failure not counted per rule:\n%s", grep(m, "moderator_rule_errors"))
+	}
+	stats, err := storetest.Store(t).RuleStats(context.Background(), time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.IndexFunc(stats, func(s store.RuleStat) bool { return s.RuleID == "fragile" }); i < 0 || stats[i].Errors != 1 {
+		t.Fatalf("rule stats = %+v, want fragile with 1 error", stats)
+	}
 
 	s.proxy.Stop()
 	start := time.Now()
