@@ -128,6 +128,11 @@ func (b *Batcher) take(first *pending, own chan *pending) []*pending {
 	return batch
 }
 
+// flush records a batch in one transaction. When Postgres refuses it for
+// the data of some record (IsPermanent), the batch is halved until each
+// refused record is alone, so that the good records beside it are
+// recorded (in their order), and a refused record is quarantined instead
+// of failing on every retry. Any other failure fails the whole batch.
 func (b *Batcher) flush(batch []*pending) {
 	ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
 	defer cancel()
@@ -136,24 +141,22 @@ func (b *Batcher) flush(batch []*pending) {
 		recs[i] = p.rec
 	}
 	results, err := b.store.RecordEvents(ctx, recs, b.hook)
-	if err != nil && len(batch) > 1 && IsPermanent(err) {
-		// One bad record must not fail its neighbours: write each alone.
+	switch {
+	case err == nil:
+		for i, p := range batch {
+			p.done <- batchResult{res: results[i]}
+		}
+	case !IsPermanent(err):
 		for _, p := range batch {
-			res, err := b.store.RecordEvents(ctx, []EventRecord{p.rec}, b.hook)
-			if err != nil {
-				p.done <- batchResult{err: err}
-				continue
-			}
-			p.done <- batchResult{res: res[0]}
-		}
-		return
-	}
-	for i, p := range batch {
-		if err != nil {
 			p.done <- batchResult{err: err}
-			continue
 		}
-		p.done <- batchResult{res: results[i]}
+	case len(batch) == 1:
+		res, qerr := b.store.quarantine(ctx, recs[0], err)
+		batch[0].done <- batchResult{res: res, err: qerr}
+	default:
+		mid := len(batch) / 2
+		b.flush(batch[:mid])
+		b.flush(batch[mid:])
 	}
 }
 

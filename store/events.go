@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
@@ -46,6 +48,11 @@ type RecordResult struct {
 	// own, or the one its Judge made in the transaction. nil for
 	// duplicates and unevaluated events.
 	Decision *policy.Decision
+	// QuarantineID is set instead of EventID when Postgres refused the
+	// record for its data and the Batcher kept it in the quarantine table;
+	// QuarantineCause says why.
+	QuarantineID    int64
+	QuarantineCause string
 }
 
 // NewEvent is an event that RecordEvents has just inserted.
@@ -78,6 +85,7 @@ func (s *Store) RecordEvent(ctx context.Context, rec EventRecord) (RecordResult,
 // hook, when not nil, runs in the same transaction with the new events.
 // A nil error means every new row is committed.
 func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord, hook TxHook) ([]RecordResult, error) {
+	recs = withSafeWebhookIDs(recs)
 	n := len(recs)
 	var (
 		webhookIDs   = make([]*string, n)
@@ -94,6 +102,7 @@ func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord, hook TxHoo
 		messageIDs   = make([]*string, n)
 		own, ignored = make([]bool, n), make([]bool, n)
 		payloads     = make([]string, n)
+		repaired     = make([]bool, n)
 		versions     = make([]*string, n)
 	)
 	for i := range recs {
@@ -111,7 +120,7 @@ func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord, hook TxHoo
 		channelCIDs[i] = nullString(ev.ChannelCID())
 		messageIDs[i] = nullString(ev.MessageIDOrEmpty())
 		own[i], ignored[i] = r.Own, r.Ignored
-		payloads[i] = jsonbSafe(r.Payload)
+		payloads[i], repaired[i] = repairJSON(r.Payload)
 		switch {
 		case r.Decision != nil:
 			versions[i] = &r.Decision.RuleSetVersion
@@ -238,6 +247,9 @@ func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord, hook TxHoo
 	if err := insertDecisions(ctx, tx, recs, results); err != nil {
 		return nil, err
 	}
+	if err := insertRawBodies(ctx, tx, recs, results, repaired); err != nil {
+		return nil, err
+	}
 	if hook != nil {
 		var fresh []NewEvent
 		for i := range recs {
@@ -255,6 +267,48 @@ func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord, hook TxHoo
 		return nil, fmt.Errorf("record events: commit: %w", err)
 	}
 	return results, nil
+}
+
+// withSafeWebhookIDs returns recs with each webhook id as it is stored
+// (policy.SafeID: a 10 KB or non-UTF-8 X-Webhook-Id is shortened, keeping
+// distinct ids distinct), copying recs only when one changes.
+func withSafeWebhookIDs(recs []EventRecord) []EventRecord {
+	var out []EventRecord
+	for i := range recs {
+		id := policy.SafeID(recs[i].WebhookID)
+		if id == recs[i].WebhookID {
+			continue
+		}
+		if out == nil {
+			out = slices.Clone(recs)
+		}
+		out[i].WebhookID = id
+	}
+	if out == nil {
+		return recs
+	}
+	return out
+}
+
+// insertRawBodies keeps the exact bytes of the new events whose payload
+// repairJSON had to change, as evidence of what Stream signed.
+func insertRawBodies(ctx context.Context, q querier, recs []EventRecord, results []RecordResult, repaired []bool) error {
+	var ids []int64
+	var bodies [][]byte
+	for i := range recs {
+		if repaired[i] && results[i].Duplicate == "" {
+			ids = append(ids, results[i].EventID)
+			bodies = append(bodies, recs[i].Payload)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := q.Exec(ctx, `INSERT INTO event_raw_bodies (event_id, body) SELECT * FROM unnest($1::bigint[], $2::bytea[])`,
+		ids, bodies); err != nil {
+		return fmt.Errorf("keep raw bodies: %w", err)
+	}
+	return nil
 }
 
 // classifyDuplicates fills in, for each duplicate, the event it repeats and
@@ -399,36 +453,82 @@ func nullTime(t time.Time) *time.Time {
 	return &t
 }
 
-// jsonbSafe returns payload in a form Postgres's jsonb accepts. JSON allows
-// two things jsonb refuses: the escape \u0000 and (through Go's lenient
-// decoder) invalid UTF-8. Both would make a valid, signed event impossible
-// to record, and Stream would retry it into oblivion, so the stored
-// snapshot replaces them with U+FFFD. The body hash still identifies the
-// exact bytes received.
+// jsonbSafe returns payload in a form Postgres's jsonb accepts; see
+// repairJSON.
 func jsonbSafe(payload []byte) string {
+	s, _ := repairJSON(payload)
+	return s
+}
+
+// repairJSON returns payload in a form Postgres's jsonb accepts, and
+// whether it had to change it. JSON allows three things jsonb refuses: the
+// escape \u0000, an escaped lone surrogate (\ud800 without its pair), and
+// (through a lenient decoder) invalid UTF-8. Any of them would make a
+// valid, signed event impossible to record, and Stream would retry it into
+// oblivion, so the stored snapshot replaces them with U+FFFD. The body
+// hash still identifies the exact bytes received, and RecordEvents keeps
+// those bytes (event_raw_bodies) when they differ.
+func repairJSON(payload []byte) (string, bool) {
+	repaired := false
 	if !utf8.Valid(payload) {
-		payload = bytes.ToValidUTF8(payload, []byte("\uFFFD"))
+		payload, repaired = bytes.ToValidUTF8(payload, []byte("\uFFFD")), true
 	}
-	if !bytes.Contains(payload, []byte(`\u0000`)) {
-		return string(payload)
+	if !bytes.Contains(payload, []byte(`\u`)) {
+		return string(payload), repaired
 	}
 	var b bytes.Buffer
 	b.Grow(len(payload))
 	for i := 0; i < len(payload); i++ {
-		if payload[i] == '\\' && i+1 < len(payload) {
-			if bytes.HasPrefix(payload[i+1:], []byte("u0000")) {
-				b.WriteString(`\ufffd`)
+		if payload[i] != '\\' || i+1 >= len(payload) {
+			b.WriteByte(payload[i])
+			continue
+		}
+		if r, ok := escapedRune(payload[i:]); ok {
+			switch {
+			case r == 0, utf16.IsSurrogate(r) && r >= 0xDC00:
+				// NUL, or a low surrogate with no high one before it.
+			case utf16.IsSurrogate(r):
+				if low, ok := escapedRune(payload[i+6:]); ok && low >= 0xDC00 && low <= 0xDFFF {
+					b.Write(payload[i : i+12]) // a proper pair
+					i += 11
+					continue
+				}
+			default:
+				b.Write(payload[i : i+6])
 				i += 5
 				continue
 			}
-			// Any other escape: copy it whole, so an escaped backslash
-			// followed by "u0000" stays literal text.
-			b.WriteByte(payload[i])
-			b.WriteByte(payload[i+1])
-			i++
+			b.WriteString(`\ufffd`)
+			repaired = true
+			i += 5
 			continue
 		}
+		// Any other escape: copy it whole, so an escaped backslash
+		// followed by "u0000" stays literal text.
 		b.WriteByte(payload[i])
+		b.WriteByte(payload[i+1])
+		i++
 	}
-	return b.String()
+	return b.String(), repaired
+}
+
+// escapedRune reads a \uXXXX escape at the start of p.
+func escapedRune(p []byte) (rune, bool) {
+	if len(p) < 6 || p[0] != '\\' || p[1] != 'u' {
+		return 0, false
+	}
+	var r rune
+	for _, c := range p[2:6] {
+		switch {
+		case '0' <= c && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case 'a' <= c && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case 'A' <= c && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }

@@ -15,3 +15,12 @@ func ConversationSQL(thread, before bool) string { return conversationSQL(thread
 func ReadMigrations(fsys fs.FS) ([]Migration, error) { return readMigrations(fsys) }
 
 var ErrRefusedRecordForTest = errRefusedRecord
+
+// Queued is how many records wait for a flusher.
+func (b *Batcher) Queued() int {
+	n := len(b.queue)
+	for _, q := range b.keyed {
+		n += len(q)
+	}
+	return n
+}

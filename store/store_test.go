@@ -124,10 +124,16 @@ func TestRecordEventPayloadsJSONBRefuses(t *testing.T) {
 	st := storetest.Store(t)
 	tests := []struct {
 		name, body, wantText string
+		repaired             bool // the stored payload differs from the body
 	}{
-		{"nul escape", `{"type":"message.new","message":{"id":"nul-1","text":"a\u0000b"}}`, "a\uFFFDb"},
-		{"escaped backslash before u0000", `{"type":"message.new","message":{"id":"nul-2","text":"a\\u0000b"}}`, `a\u0000b`},
-		{"invalid utf-8", "{\"type\":\"message.new\",\"message\":{\"id\":\"nul-3\",\"text\":\"a\xffb\"}}", "a\uFFFDb"},
+		{"nul escape", `{"type":"message.new","message":{"id":"nul-1","text":"a\u0000b"}}`, "a\uFFFDb", true},
+		{"escaped backslash before u0000", `{"type":"message.new","message":{"id":"nul-2","text":"a\\u0000b"}}`, `a\u0000b`, false},
+		{"invalid utf-8", "{\"type\":\"message.new\",\"message\":{\"id\":\"nul-3\",\"text\":\"a\xffb\"}}", "a\uFFFDb", true},
+		{"lone high surrogate", `{"type":"message.new","message":{"id":"sur-1","text":"a\ud800b"}}`, "a\uFFFDb", true},
+		{"lone high surrogate before an escape", `{"type":"message.new","message":{"id":"sur-2","text":"a\uD800\u0041"}}`, "a\uFFFDA", true},
+		{"lone low surrogate", `{"type":"message.new","message":{"id":"sur-3","text":"a\udc00b"}}`, "a\uFFFDb", true},
+		{"surrogate pair kept", `{"type":"message.new","message":{"id":"sur-4","text":"a\ud83d\ude00b"}}`, "a😀b", false},
+		{"high surrogate at the end", `{"type":"message.new","message":{"id":"sur-5","text":"\ud800"}}`, "\uFFFD", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -142,6 +148,17 @@ func TestRecordEventPayloadsJSONBRefuses(t *testing.T) {
 			}
 			if text != tt.wantText {
 				t.Fatalf("stored text = %q, want %q", text, tt.wantText)
+			}
+			// The exact signed bytes are kept when the payload was repaired.
+			var raw []byte
+			err = st.Pool().QueryRow(ctx, "SELECT body FROM event_raw_bodies WHERE event_id = $1", res.EventID).Scan(&raw)
+			switch {
+			case tt.repaired && err != nil:
+				t.Fatalf("raw body of a repaired payload: %v", err)
+			case tt.repaired && string(raw) != tt.body:
+				t.Fatalf("raw body = %q, want the body as sent", raw)
+			case !tt.repaired && !errors.Is(err, pgx.ErrNoRows):
+				t.Fatalf("raw body of a payload stored as sent: %v, want none", err)
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -35,6 +36,11 @@ type Recorded struct {
 	// Decision is the decision recorded with a new event (the delivery's,
 	// or the one its Judge made); nil for duplicates.
 	Decision *policy.Decision
+	// QuarantineID is set (EventID is not) when the database refused the
+	// event for its data and kept the delivery in quarantine instead;
+	// QuarantineCause says why.
+	QuarantineID    int64
+	QuarantineCause string
 }
 
 // AuditLog records deliveries durably. RecordEvent returns only after the
@@ -82,7 +88,7 @@ func (c *Config) setDefaults() {
 
 // Handler returns the handler of POST /webhooks/stream.
 //
-// Statuses: 200 recorded, duplicate or ignored; 400 malformed; 401 unknown
+// Statuses: 200 recorded, duplicate, ignored or quarantined; 400 malformed; 401 unknown
 // key or bad signature; 413 too large; 503 not recorded (Stream retries).
 // Nothing is written for a rejected request, and 200 means committed.
 func Handler(logger *slog.Logger, cfg Config, rules Rules, audit AuditLog, m *Metrics) http.Handler {
@@ -126,7 +132,7 @@ func (c *canonical) log(ctx context.Context, logger *slog.Logger, status int, el
 	switch {
 	case status >= 500:
 		level = slog.LevelError
-	case status >= 400:
+	case status >= 400, c.outcome == OutcomeQuarantined:
 		level = slog.LevelWarn
 	}
 	attrs := []slog.Attr{
@@ -232,6 +238,10 @@ func serve(r *http.Request, cfg Config, rules Rules, audit AuditLog, m *Metrics,
 		return fail(&Error{Status: http.StatusServiceUnavailable, Outcome: OutcomeUnavailable,
 			Msg: "cannot record the event right now; retry", Err: err})
 	}
+	if rec.QuarantineID != 0 {
+		line.outcome, line.err = OutcomeQuarantined, errors.New(rec.QuarantineCause)
+		return http.StatusOK, quarantinedBody{Status: OutcomeQuarantined, QuarantineID: rec.QuarantineID}
+	}
 	line.eventID, line.duplicate = rec.EventID, rec.Duplicate
 	if d.Judge != nil && rec.Decision != nil {
 		line.decision = rec.Decision
@@ -295,6 +305,11 @@ func attempt(r *http.Request) int {
 type okBody struct {
 	Status  string `json:"status"`
 	EventID int64  `json:"event_id,omitempty"`
+}
+
+type quarantinedBody struct {
+	Status       string `json:"status"`
+	QuarantineID int64  `json:"quarantine_id"`
 }
 
 type errorBody struct {

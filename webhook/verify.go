@@ -57,6 +57,7 @@ const (
 	OutcomeTooLarge     = "too_large"
 	OutcomeMalformed    = "malformed"
 	OutcomeUnavailable  = "unavailable" // could not record durably: Stream should retry
+	OutcomeQuarantined  = "quarantined" // refused by the database for its data, kept in quarantine
 )
 
 var gzipMagic = []byte{0x1f, 0x8b}

@@ -177,5 +177,6 @@ func (a *storeAudit) RecordEvent(ctx context.Context, d webhook.Delivery) (webho
 		Decision:   d.Decision,
 		Judge:      d.Judge,
 	})
-	return webhook.Recorded{EventID: res.EventID, Duplicate: res.Duplicate, Decision: res.Decision}, err
+	return webhook.Recorded{EventID: res.EventID, Duplicate: res.Duplicate, Decision: res.Decision,
+		QuarantineID: res.QuarantineID, QuarantineCause: res.QuarantineCause}, err
 }

@@ -21,13 +21,18 @@ import (
 // deduplication), each retrying its delivery until the database takes it:
 // a slow or unreachable database delays the audit row, it does not lose
 // it, unless the queue fills (counted by the handler) or the service stops
-// first (logged).
+// first (logged). A decision the database refuses for its data is kept in
+// quarantine by the batcher, and never retried: retrying it forever would
+// pin a writer (eight such records once pinned them all, and every later
+// decision went unaudited).
 type beforeSendQueue struct {
-	audit   *storeAudit
-	logger  *slog.Logger
-	queue   chan webhook.Delivery
-	writers int
-	errors  prometheus.Counter
+	audit       *storeAudit
+	logger      *slog.Logger
+	queue       chan webhook.Delivery
+	writers     int
+	errors      prometheus.Counter
+	quarantined prometheus.Counter
+	dropped     prometheus.Counter
 }
 
 // newBeforeSendQueue makes a queue holding up to size deliveries; with
@@ -37,8 +42,16 @@ func newBeforeSendQueue(audit *storeAudit, logger *slog.Logger, reg prometheus.R
 		errors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "moderator_before_send_audit_errors_total",
 			Help: "Failed attempts to record a before-send decision (database slow or down); each is retried.",
+		}),
+		quarantined: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "moderator_before_send_audit_quarantined_total",
+			Help: "Before-send decisions the database refused for their data, kept in the quarantine table.",
+		}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "moderator_before_send_audit_refused_total",
+			Help: "Before-send decisions refused by the database that not even the quarantine could keep (logged).",
 		})}
-	reg.MustRegister(q.errors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	reg.MustRegister(q.errors, q.quarantined, q.dropped, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "moderator_before_send_audit_queue",
 		Help: "Before-send decisions waiting to be recorded.",
 	}, func() float64 { return float64(len(q.queue)) }))
@@ -76,13 +89,25 @@ func (q *beforeSendQueue) run(ctx context.Context) {
 	}
 }
 
-// write records one delivery, retrying while the database refuses it.
+// write records one delivery, retrying while the database cannot take it
+// (store.IsTransient); a delivery it refuses for good is quarantined or,
+// failing that, logged and dropped.
 func (q *beforeSendQueue) write(ctx context.Context, d webhook.Delivery) {
 	retry(ctx, q.logger, "recording a before-send decision", 100*time.Millisecond, 5*time.Second, func() error {
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		_, err := q.audit.RecordEvent(wctx, d)
-		if err != nil {
+		rec, err := q.audit.RecordEvent(wctx, d)
+		switch {
+		case err == nil && rec.QuarantineID != 0:
+			q.quarantined.Inc()
+			q.logger.Warn("before-send decision quarantined: the database refused it", "webhook_id", d.WebhookID,
+				"quarantine_id", rec.QuarantineID, "error", rec.QuarantineCause)
+		case store.IsPermanent(err):
+			q.dropped.Inc()
+			q.logger.Error("before-send decision not audited: the database refused it, and its quarantine too",
+				"webhook_id", d.WebhookID, "error", err)
+			return nil
+		case err != nil:
 			q.errors.Inc()
 		}
 		return err
