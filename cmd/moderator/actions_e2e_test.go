@@ -223,6 +223,14 @@ func TestActionsExactlyOnce(t *testing.T) {
 	if n := len(e.fake.Calls(streamtest.RouteMute)); n != 0 {
 		t.Fatalf("got %d mute calls, want 0 (the ban supersedes the mute)", n)
 	}
+	// Every call names the service and its version.
+	ua := "moderator/" + buildVersion()
+	for _, r := range e.fake.Requests() {
+		if r.Header.Get("X-Stream-Client") != ua || r.Header.Get("User-Agent") != ua {
+			t.Fatalf("%s %s: X-Stream-Client %q, User-Agent %q; want %q", r.Method, r.Path,
+				r.Header.Get("X-Stream-Client"), r.Header.Get("User-Agent"), ua)
+		}
+	}
 
 	// A retry (same id) and a replay (same body, new id) record nothing new.
 	for _, id := range []string{"once-1", "once-1-replay"} {
