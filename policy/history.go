@@ -44,7 +44,9 @@ const (
 	// CountChannelYoungMessages: messages in this channel from accounts
 	// younger than a day (raids).
 	CountChannelYoungMessages = "counts.channel_young_messages"
-	// StrikesCount: the user's earlier offences that were acted on.
+	// StrikesCount: the user's earlier offences that were acted on: the
+	// messages (not events: an edit is the same message) other than this
+	// one.
 	StrikesCount = "strikes.count"
 	// StrikesOfType: those that included an action of one type.
 	StrikesOfType = "strikes.of_type"

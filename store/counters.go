@@ -47,12 +47,16 @@ type judging struct {
 	sql    string
 	args   []any
 	values map[int]policy.History // by ord, for the records the read judged
+	// struck holds, by ord and strike key, the messages (strikeKey) whose
+	// strikes the read counted, so that the batch's own earlier events add
+	// only messages not counted yet.
+	struck map[int]map[policy.HistoryKey]map[string]bool
 }
 
 // prepareJudging returns the history read of recs, nil when no record has
 // a Judge.
 func prepareJudging(recs []EventRecord) (*judging, error) {
-	j := &judging{values: map[int]policy.History{}}
+	j := &judging{values: map[int]policy.History{}, struck: map[int]map[policy.HistoryKey]map[string]bool{}}
 	for i := range recs {
 		r := &recs[i]
 		if r.Judge == nil || r.Event == nil {
@@ -101,7 +105,7 @@ func (j *judging) judge(recs []EventRecord, results []RecordResult) error {
 	}
 	for _, jr := range todo {
 		h := j.values[ords[jr.i]]
-		addBatchStrikes(h, recs, results, jr, j.keys)
+		addBatchStrikes(h, j.struck[ords[jr.i]], recs, results, jr, j.keys)
 		d := recs[jr.i].Judge.Decide(h)
 		recs[jr.i].Decision = &d
 	}
@@ -182,6 +186,7 @@ func (j *judging) build(recs []EventRecord) error {
 		ords   []int32
 		sums   [][]byte
 		users  []string
+		msgs   []*string
 		chans  []*string
 		ats    []*time.Time
 		fps    []*int64
@@ -193,6 +198,7 @@ func (j *judging) build(recs []EventRecord) error {
 		ords = append(ords, int32(n))
 		sums = append(sums, recs[jr.i].BodySHA256[:])
 		ats = append(ats, jr.at)
+		msgs = append(msgs, nullString(jr.ev.MessageIDOrEmpty()))
 		var fp *int64
 		if m := jr.mark; m != nil {
 			if m.Fingerprint != 0 {
@@ -214,7 +220,7 @@ func (j *judging) build(recs []EventRecord) error {
 		marked = append(marked, jr.mark != nil)
 		fps = append(fps, fp)
 	}
-	args := []any{ords, sums, users, chans, ats, fps, marked, links, youngs}
+	args := []any{ords, sums, users, chans, ats, fps, marked, links, youngs, msgs}
 	param := func(v any) string {
 		args = append(args, v)
 		return fmt.Sprintf("$%d", len(args))
@@ -240,11 +246,11 @@ func (j *judging) build(recs []EventRecord) error {
 		case policy.CountChannelYoungMessages:
 			channel = append(channel, "count(*) FILTER (WHERE "+within("m.at", k.Window)+")")
 		case policy.StrikesCount:
-			strike = append(strike, "count(DISTINCT a.event_id) FILTER (WHERE "+within("a.t", k.Window)+")")
+			strike = append(strike, struckMessages(within("a.t", k.Window)))
 		case policy.StrikesOfType:
-			strike = append(strike, "count(DISTINCT a.event_id) FILTER (WHERE a.type = "+param(k.Arg)+" AND "+within("a.t", k.Window)+")")
+			strike = append(strike, struckMessages("a.type = "+param(k.Arg)+" AND "+within("a.t", k.Window)))
 		case policy.StrikesByRule:
-			strike = append(strike, "count(DISTINCT a.event_id) FILTER (WHERE a.rule_id = "+param(k.Arg)+" AND "+within("a.t", k.Window)+")")
+			strike = append(strike, struckMessages("a.rule_id = "+param(k.Arg)+" AND "+within("a.t", k.Window)))
 		default:
 			return fmt.Errorf("read history: unknown history value %s", k)
 		}
@@ -288,9 +294,11 @@ func (j *judging) build(recs []EventRecord) error {
 	if len(strike) > 0 {
 		sel = append(sel, "s.*")
 		joins = append(joins, `LEFT JOIN LATERAL (SELECT `+aliased(strike, "s")+`
-			FROM (SELECT a.event_id, a.type, a.rule_id, coalesce(e.created_at, e.received_at) AS t
+			FROM (SELECT coalesce('m:' || a.message_id, 'e:' || a.event_id) AS mk, a.type, a.rule_id,
+					coalesce(e.created_at, e.received_at) AS t
 				FROM actions a JOIN events e ON e.id = a.event_id
 				WHERE a.target_user_id = b.user_id AND a.reverses_action_id IS NULL
+					AND (b.message_id IS NULL OR a.message_id IS DISTINCT FROM b.message_id)
 					AND NOT EXISTS (SELECT 1 FROM action_outcomes o WHERE o.action_id = a.id AND o.outcome = ANY(`+param(strikeOutcomes)+`))
 					AND NOT EXISTS (SELECT 1 FROM action_reversals r WHERE r.action_id = a.id)
 				ORDER BY a.created_at DESC LIMIT `+limit+`) a
@@ -305,9 +313,10 @@ func (j *judging) build(recs []EventRecord) error {
 	// read the whole table for the xmin filter in every batch.
 	j.sql = `WITH b AS (
 			SELECT DISTINCT ON (c.sha) c.ord, c.user_id, c.channel_cid, coalesce(c.at, now()) AS at, c.fp, c.marked,
-				c.links, c.young, e.id AS event_id
-			FROM unnest($1::int[], $2::bytea[], $3::text[], $4::text[], $5::timestamptz[], $6::bigint[], $7::bool[], $8::int[], $9::bool[])
-				AS c(ord, sha, user_id, channel_cid, at, fp, marked, links, young)
+				c.links, c.young, c.message_id, e.id AS event_id
+			FROM unnest($1::int[], $2::bytea[], $3::text[], $4::text[], $5::timestamptz[], $6::bigint[], $7::bool[], $8::int[], $9::bool[],
+					$10::text[])
+				AS c(ord, sha, user_id, channel_cid, at, fp, marked, links, young, message_id)
 			JOIN LATERAL (SELECT e.id FROM events e WHERE e.body_sha256 = c.sha AND e.xmin = pg_current_xact_id()::xid
 				LIMIT 1) e ON true
 			ORDER BY c.sha, c.ord),
@@ -337,21 +346,36 @@ func (j *judging) scan(rows pgx.Rows) error {
 		}
 	}
 	vals := make([]int64, len(order))
+	struck := make([][]string, len(order)) // strike values: the messages struck
 	dest := make([]any, 1+len(order))
 	var ord int32
 	dest[0] = &ord
-	for i := range vals {
-		dest[i+1] = &vals[i]
+	for i, k := range order {
+		if k.IsStrike() {
+			dest[i+1] = &struck[i]
+		} else {
+			dest[i+1] = &vals[i]
+		}
 	}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("read history: %w", err)
 		}
 		h := make(policy.History, len(order))
+		sets := map[policy.HistoryKey]map[string]bool{}
 		for i, k := range order {
-			h[k] = int(vals[i])
+			if !k.IsStrike() {
+				h[k] = int(vals[i])
+				continue
+			}
+			h[k] = len(struck[i])
+			sets[k] = make(map[string]bool, len(struck[i]))
+			for _, m := range struck[i] {
+				sets[k][m] = true
+			}
 		}
 		j.values[int(ord)] = h
+		j.struck[int(ord)] = sets
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read history: %w", err)
@@ -374,25 +398,48 @@ func messageText(ev *policy.Event) string {
 	return ev.Message.Text
 }
 
+// struckMessages is the strike value over the actions that pass filter:
+// the distinct messages they acted on (an action without a message, on a
+// user event, counts its event). So one message is one strike however
+// many of its events (message.new, each message.updated) and actions were
+// acted on; scan counts them.
+func struckMessages(filter string) string {
+	return "coalesce(array_agg(DISTINCT a.mk) FILTER (WHERE " + filter + "), '{}')"
+}
+
+// strikeKey is what a strike counts of an event's actions: its message, or
+// the event when it has none; the same as the read's mk.
+func strikeKey(ev *policy.Event, eventID int64) string {
+	if m := ev.MessageIDOrEmpty(); m != "" {
+		return "m:" + m
+	}
+	return fmt.Sprintf("e:%d", eventID)
+}
+
 // addBatchStrikes adds to h the strikes of the user's earlier events (by
 // event id) in this batch: their actions are written after the whole batch is judged,
 // so the query cannot see them. Each counts as it would once recorded
-// with no outcome yet (pending), by the actions its decision requested.
-func addBatchStrikes(h policy.History, recs []EventRecord, results []RecordResult, jr judged, keys []policy.HistoryKey) {
+// with no outcome yet (pending), by the actions its decision requested,
+// unless its message is the judged one or was counted already (struck:
+// the messages the read counted, per key; updated here).
+func addBatchStrikes(h policy.History, struck map[policy.HistoryKey]map[string]bool, recs []EventRecord, results []RecordResult,
+	jr judged, keys []policy.HistoryKey) {
 	user := jr.ev.SubjectUserID()
 	if user == "" {
 		return
 	}
 	now := policyNow(jr.ev)
+	own := jr.ev.MessageIDOrEmpty()
 	for i := range recs {
 		if results[i].EventID >= results[jr.i].EventID {
 			continue
 		}
 		d, ev := recs[i].Decision, recs[i].Event
 		if results[i].Duplicate != "" || d == nil || len(d.Actions) == 0 || recs[i].Own || ev.SubjectUserID() != user ||
-			ev.Type == policy.EventBeforeSend {
+			ev.Type == policy.EventBeforeSend || (own != "" && ev.MessageIDOrEmpty() == own) {
 			continue
 		}
+		mk := strikeKey(ev, results[i].EventID)
 		t := policyNow(ev)
 		for _, k := range keys {
 			if !k.IsStrike() || (!now.IsZero() && !t.IsZero() && (t.Sub(now) > k.Window || now.Sub(t) >= k.Window)) {
@@ -409,7 +456,11 @@ func addBatchStrikes(h policy.History, recs []EventRecord, results []RecordResul
 					hit = hit || (a.RuleID == k.Arg && isStrikeType(a.Type))
 				}
 			}
-			if hit {
+			if hit && !struck[k][mk] {
+				if struck[k] == nil {
+					struck[k] = map[string]bool{}
+				}
+				struck[k][mk] = true
 				h[k]++
 			}
 		}

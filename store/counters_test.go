@@ -294,7 +294,8 @@ func (a *actionHook) hook(ctx context.Context, tx pgx.Tx, evs []store.NewEvent) 
 		var rows []store.ActionRow
 		for i, act := range d.Actions {
 			rows = append(rows, store.ActionRow{EventID: e.EventID, Position: i, RuleID: act.RuleID, Type: string(act.Type),
-				TargetUserID: e.Record.Event.SubjectUserID(), Params: []byte(`{}`), Key: fmt.Sprintf("e%d-a%d", e.EventID, i)})
+				TargetUserID: e.Record.Event.SubjectUserID(), MessageID: e.Record.Event.MessageIDOrEmpty(), Params: []byte(`{}`),
+				Key: fmt.Sprintf("e%d-a%d", e.EventID, i)})
 		}
 		ids, err := store.InsertActions(ctx, tx, rows)
 		if err != nil {
@@ -441,6 +442,72 @@ func TestStrikesWithinOneBatch(t *testing.T) {
 	}
 	if got := j.saw(other.id, `strikes.count("7d")`); got != 0 {
 		t.Errorf("another user: strikes.count(\"7d\") = %d, want 0", got)
+	}
+}
+
+// edited is a message.updated body: m's text changed to text at at.
+func edited(m message, text string, at time.Time) []byte {
+	b, _ := json.Marshal(map[string]any{
+		"type": "message.updated", "cid": m.channel, "created_at": at.Format(time.RFC3339Nano),
+		"message": map[string]any{"id": m.id, "text": text, "created_at": m.at.Format(time.RFC3339Nano),
+			"updated_at": at.Format(time.RFC3339Nano), "user": map[string]any{"id": m.user}},
+		"message_update": map[string]any{"old_text": m.text},
+		"user":           map[string]any{"id": m.user, "created_at": m.at.AddDate(-1, 0, 0).Format(time.RFC3339Nano)},
+	})
+	return b
+}
+
+// TestStrikesCountMessages: a strike is a message acted on, not an event:
+// a message and two edits, each acted on, are one strike for the user's
+// next message, and an edit is not judged against its own message's
+// earlier strikes; the same in separate batches and in one batch.
+func TestStrikesCountMessages(t *testing.T) {
+	t.Parallel()
+	for _, oneBatch := range []bool{false, true} {
+		t.Run(fmt.Sprintf("one batch=%t", oneBatch), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			st := storetest.Store(t)
+			j := newJudging(t, strikeRules)
+			user := t.Name()
+			hooks := &actionHook{ids: map[int64][]int64{}}
+			m := message{id: user + "-m", user: user, channel: "messaging:s", text: "darn", at: t0}
+			next := message{id: user + "-n", user: user, channel: "messaging:s", text: "hello", at: t0.Add(3 * time.Minute)}
+			recs := []store.EventRecord{
+				j.record(t, user+"new", m.body()),
+				j.record(t, user+"edit-1", edited(m, "darn it", t0.Add(time.Minute))),
+				j.record(t, user+"edit-2", edited(m, "darn it all", t0.Add(2*time.Minute))),
+				j.record(t, user+"next", next.body()),
+			}
+			if oneBatch {
+				if _, err := st.RecordEvents(ctx, recs, hooks.hook); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				for _, r := range recs {
+					if _, err := st.RecordEvents(ctx, []store.EventRecord{r}, hooks.hook); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			var warns int
+			if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM actions WHERE target_user_id = $1 AND type = 'warn'`, user).Scan(&warns); err != nil {
+				t.Fatal(err)
+			}
+			if warns != 3 {
+				t.Fatalf("got %d warn actions, want 3 (the message and each edit matched)", warns)
+			}
+			for _, id := range []string{"new", "edit-1", "edit-2"} {
+				if got := j.saw(user+id, `strikes.count("7d")`); got != 0 {
+					t.Errorf("%s: strikes.count = %d, want 0 (its own message's strikes are not prior offences)", id, got)
+				}
+			}
+			got := [3]int{j.saw(user+"next", `strikes.count("7d")`), j.saw(user+"next", `strikes.of_type("warn", "7d")`),
+				j.saw(user+"next", `strikes.by_rule("swearing", "1d")`)}
+			if got != [3]int{1, 1, 1} {
+				t.Errorf("the next message: strikes %v, want [1 1 1] (one message struck)", got)
+			}
+		})
 	}
 }
 

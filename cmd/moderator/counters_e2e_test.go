@@ -125,6 +125,41 @@ func TestEscalationLadder(t *testing.T) {
 	}
 }
 
+// TestLadderIgnoresEdits: a swear edited twice is one offence: the edits
+// are judged against the user's other messages (the first rung again),
+// and the next swear is the second rung, a mute, not a ban.
+func TestLadderIgnoresEdits(t *testing.T) {
+	t.Parallel()
+	e := startStarterPack(t)
+	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	user := "editor"
+	e.mustSend(t, "x-1", swearAt("x-1", user, t0))
+	e.waitEnded(t, "x-1", 2)
+	for n, text := range []string{"what the fuck!", "what the actual fuck"} {
+		id := fmt.Sprintf("x-1-edit-%d", n+1)
+		at := t0.Add(time.Duration(n+1) * time.Minute)
+		body := fmt.Appendf(nil, `{"type":"message.updated","cid":"messaging:e2e","created_at":%q,`+
+			`"message":{"id":"x-1","text":%q,"user":{"id":%q},"updated_at":%q},"message_update":{"old_text":"what the fuck"},`+
+			`"user":{"id":%q,"created_at":"2026-01-01T00:00:00Z"}}`, at.Format(time.RFC3339), text, user, at.Format(time.RFC3339), user)
+		e.mustSend(t, id, body)
+		got := e.waitEnded(t, id, 2)
+		if got[0].Rule != "profanity-warn" {
+			t.Fatalf("edit %d: actions %+v, want the first rung again (profanity-warn)", n+1, got)
+		}
+	}
+	e.mustSend(t, "x-2", swearAt("x-2", user, t0.Add(time.Hour)))
+	got := e.waitEnded(t, "x-2", 2)
+	if got[0].Type != "mute" || got[0].Rule != "profanity-mute" || got[0].Outcome != "applied" {
+		t.Fatalf("the next swear: actions %+v, want profanity-mute applied (the second offence)", got)
+	}
+	if n := len(banCalls(e.fake, 7*24*60)); n != 0 {
+		t.Fatalf("got %d week-long bans, want none: the ladder climbed on edits", n)
+	}
+	if n := len(banCalls(e.fake, 24*60)); n != 1 {
+		t.Fatalf("got %d day-long mutes, want 1", n)
+	}
+}
+
 // banCalls returns the calls to POST /moderation/ban with a timeout of
 // minutes: a mute's, or a timed ban's.
 func banCalls(fake *streamtest.Server, minutes int) []streamtest.Request {
