@@ -96,6 +96,12 @@ func (rs *RuleSet) runExamples(r *rule) []Problem {
 			problems = append(problems, Problem{File: r.file, Line: line,
 				Msg: fmt.Sprintf("rule %s, %s: %s", r.id, name, fmt.Sprintf(format, args...))})
 		}
+		if msgs := exampleShape(ex.event, rs.fields); len(msgs) > 0 {
+			for _, msg := range msgs {
+				fail(ex.line, "%s", msg)
+			}
+			continue
+		}
 		ev, err := ExampleEvent(ex.event)
 		if err != nil {
 			fail(ex.line, "%v", err)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/fstest"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -201,5 +202,33 @@ func TestLoadRecoversPanics(t *testing.T) {
 	want := "r.yaml: could not be loaded: internal error: assignment to entry in nil map (please report it; the set in force stays)"
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v, want %s", err, want)
+	}
+}
+
+// TestWordListWarnings: entries that load but are likely mistakes are
+// warnings in the load report, at their line.
+func TestWordListWarnings(t *testing.T) {
+	t.Parallel()
+	rs, err := Load(fstest.MapFS{
+		"r.yaml":     {Data: []byte(ruleYAML(`message.text == "x"`))},
+		"words.txt":  {Data: []byte("darn\n# a comment\nheck\nDarn\nx\nhttps://evil.example/path\nfrick\n")},
+		"empty.txt":  {Data: []byte("# nothing yet\n\n")},
+		"phrase.txt": {Data: []byte("free nitro\na b\n")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, n := range rs.Notes() {
+		got = append(got, n.String())
+	}
+	want := []string{
+		`empty.txt: warning: the list is empty: rules that read it never match with it`,
+		`words.txt:4: warning: "Darn" is also at line 1`,
+		`words.txt:5: warning: "x" is one letter: as a word it matches every "x" in every message`,
+		`words.txt:6: warning: "https://evil.example/path" is a URL: it matches only as a domain (domain_in), never as words`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("notes (-want +got):\n%s", diff)
 	}
 }

@@ -27,6 +27,9 @@ type wordList struct {
 	starts    map[string]struct{} // first words of the phrases
 	maxPhrase int                 // words in the longest phrase
 	domains   map[string]struct{}
+	// warnings are entries that load but are likely mistakes (the load
+	// report's notes): duplicates, one-letter words, URLs, an empty list.
+	warnings []Problem
 }
 
 // parseWordList compiles a word list: one entry per line, blank lines and
@@ -46,6 +49,10 @@ func parseWordList(file string, data []byte) (*wordList, []Problem) {
 	}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	warn := func(line int, format string, args ...any) {
+		l.warnings = append(l.warnings, Problem{File: file, Line: line, Msg: "warning: " + fmt.Sprintf(format, args...)})
+	}
+	seen := make(map[string]int) // entries lower-cased, by line
 	count := 0
 	for line := 1; sc.Scan(); line++ {
 		text := sc.Text()
@@ -68,10 +75,22 @@ func parseWordList(file string, data []byte) (*wordList, []Problem) {
 			bad(line, "list has more than %d entries", maxListEntries)
 			break
 		}
+		lower := strings.ToLower(text)
+		if prev, dup := seen[lower]; dup {
+			warn(line, "%q is also at line %d", text, prev)
+			continue
+		}
+		seen[lower] = line
 		l.entries[text] = struct{}{}
-		l.entries[strings.ToLower(text)] = struct{}{}
+		l.entries[lower] = struct{}{}
 		norm := Normalize(text)
 		words := Words(norm)
+		switch {
+		case strings.Contains(lower, "://"):
+			warn(line, "%q is a URL: it matches only as a domain (domain_in), never as words", text)
+		case len(words) == 1 && utf8.RuneCountInString(words[0]) == 1:
+			warn(line, "%q is one letter: as a word it matches every %q in every message", text, words[0])
+		}
 		switch {
 		case len(words) == 0:
 			bad(line, "entry %q has no letters or digits to match", text)
@@ -93,6 +112,9 @@ func parseWordList(file string, data []byte) (*wordList, []Problem) {
 	}
 	if err := sc.Err(); err != nil {
 		bad(0, "read list: %v", err)
+	}
+	if count == 0 && len(problems) == 0 {
+		warn(0, "the list is empty: rules that read it never match with it")
 	}
 	return l, problems
 }

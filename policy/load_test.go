@@ -28,6 +28,14 @@ func TestLoadErrors(t *testing.T) {
 			`rules.yaml:8: field message.flags: unknown key "kind" (known: type, default, description)`,
 			`rules.yaml:12: when: custom field user.custom.karma is not declared: declare its type and default in a fields: block, like fields: {user.karma: {type: bool, default: false}} (types: bool, string, int, float, strings, object)`,
 		}},
+		{"example-keys", []string{
+			`rules.yaml:9: rule unverified-links, example 1: message.txt is not a field of Stream's events (did you mean "text"?); a custom field must be declared (fields: {message.txt: {type: …}})`,
+			`rules.yaml:10: rule unverified-links, example 2: usr is not a field of Stream's events (did you mean "user"?)`,
+			`rules.yaml:11: rule unverified-links, example 3: message.old_text is not a field of the event: the text before an edit is on the event: message_update: {old_text: …}`,
+			`rules.yaml:12: rule unverified-links, example 4: user.verifed is not a field of Stream's events (did you mean "verified"?); a custom field must be declared (fields: {user.verifed: {type: …}})`,
+			`rules.yaml:13: rule unverified-links, example 5: user.custom.level is not a declared custom field: declare it (fields: {user.level: {type: …}})`,
+			`rules.yaml:14: rule unverified-links, example 6: message.attachments[0].titel is not a field of Stream's events (did you mean "title"?)`,
+		}},
 		{"typo-key", []string{
 			`rules.yaml:4: rule: unknown key "wehn" (known: id, description, reason, events, mode, priority, stop, when, actions, examples)`,
 		}},
@@ -146,7 +154,7 @@ func TestLoadEveryTestdataFolderIsTested(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := len(entries), 19; got != want {
+	if got, want := len(entries), 20; got != want {
 		t.Errorf("testdata/load has %d folders, TestLoadErrors covers %d: add the new ones to the table", got, want)
 	}
 }

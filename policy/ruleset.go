@@ -44,6 +44,7 @@ type RuleSet struct {
 	version string
 	rules   []*rule // in evaluation order: priority (higher first), then file and position
 	lists   map[string]*wordList
+	fields  map[string]*customField // declared custom fields, by key (user.verified)
 	needs   needs
 	history []HistoryKey // what the rules read of the past, sorted
 	budget  time.Duration
@@ -172,6 +173,7 @@ func load(fsys fs.FS, lim worstCaseLimits) (*RuleSet, error) {
 			}
 			l, ps := parseWordList(f.path, f.data)
 			problems = append(problems, ps...)
+			notes = append(notes, l.warnings...)
 			lists[name] = l
 		default:
 			ruleFiles = append(ruleFiles, f)
@@ -190,6 +192,7 @@ func load(fsys fs.FS, lim worstCaseLimits) (*RuleSet, error) {
 	rs := &RuleSet{
 		version: hex.EncodeToString(hash.Sum(nil))[:12],
 		lists:   lists,
+		fields:  fields,
 		budget:  DefaultBudget,
 		vms:     newVMPool(),
 		envs:    &sync.Pool{New: func() any { return new(Env) }},
@@ -214,6 +217,7 @@ func load(fsys fs.FS, lim worstCaseLimits) (*RuleSet, error) {
 		ids[r.id] = r
 		rs.rules = append(rs.rules, r)
 	}
+	sortProblems(notes)
 	rs.notes = notes
 	// Stable: equal priorities keep file and position order.
 	slices.SortStableFunc(rs.rules, func(a, b *rule) int { return cmp.Compare(b.priority, a.priority) })
