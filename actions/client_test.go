@@ -169,24 +169,6 @@ func TestOperationsOnTheWire(t *testing.T) {
 				"channel_cid": {"messaging:general"}},
 		},
 		{
-			name: "mute",
-			call: func(ctx context.Context, c *actions.Client) error {
-				_, err := c.Mute(ctx, actions.MuteRequest{TargetUserIDs: []string{"u1", "u2"}, Timeout: time.Hour})
-				return err
-			},
-			wantRoute: streamtest.RouteMute, wantPath: "/moderation/mute", wantQuery: url.Values{},
-			wantBody: map[string]any{"target_ids": []any{"u1", "u2"}, "user_id": bot, "timeout": float64(60)},
-		},
-		{
-			name: "unmute",
-			call: func(ctx context.Context, c *actions.Client) error {
-				_, err := c.Unmute(ctx, "u1")
-				return err
-			},
-			wantRoute: streamtest.RouteUnmute, wantPath: "/moderation/unmute", wantQuery: url.Values{},
-			wantBody: map[string]any{"target_ids": []any{"u1"}, "user_id": bot},
-		},
-		{
 			name: "flag message",
 			call: func(ctx context.Context, c *actions.Client) error {
 				_, err := c.FlagMessage(ctx, "m1", actions.FlagOptions{Reason: "spam", Custom: map[string]any{"rule_id": "r1"}})
@@ -411,22 +393,6 @@ func TestLocalValidationSendsNothing(t *testing.T) {
 		}},
 		{"unban without target", func(ctx context.Context, c *actions.Client) error {
 			_, err := c.Unban(ctx, actions.UnbanRequest{})
-			return err
-		}},
-		{"mute without targets", func(ctx context.Context, c *actions.Client) error {
-			_, err := c.Mute(ctx, actions.MuteRequest{})
-			return err
-		}},
-		{"mute too many", func(ctx context.Context, c *actions.Client) error {
-			ids := make([]string, actions.MaxMuteTargets+1)
-			for i := range ids {
-				ids[i] = "u"
-			}
-			_, err := c.Mute(ctx, actions.MuteRequest{TargetUserIDs: ids})
-			return err
-		}},
-		{"unmute empty ID", func(ctx context.Context, c *actions.Client) error {
-			_, err := c.Unmute(ctx, "")
 			return err
 		}},
 		{"flag long reason", func(ctx context.Context, c *actions.Client) error {

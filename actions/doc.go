@@ -1,9 +1,11 @@
 // Package actions owns the moderator's side of Stream's REST API: a client
 // that authenticates as the server (an HS256 JWT with the payload
-// {"server": true}), one method per moderation operation (ban, mute, flag,
-// delete, warn, and their reversals) with the acting user fixed to the
-// configured bot user, and a typed error that tells the job layer whether a
-// failed call should be retried, given up, or counted as already done.
+// {"server": true}), one method per moderation operation (ban, flag,
+// delete, warn, and their reversals; a rule's mute is a ban with a timeout,
+// since Stream's own mute only hides the user from the muter) with the
+// acting user fixed to the configured bot user, and a typed error that
+// tells the job layer whether a failed call should be retried, given up,
+// or counted as already done.
 //
 // The client never retries, sleeps or logs: retries, rate limiting and the
 // audit of every attempt belong to the durable job layer, which needs to see
@@ -11,7 +13,10 @@
 // Stream reported so that layer can pace the next one.
 //
 // The job layer is the Runner. Plan merges a decision's actions (one ban
-// per user, the strongest; a ban supersedes a mute; duplicates collapse).
+// per user, the strongest; a ban supersedes a mute in its scope; the
+// longer mute wins; duplicates collapse). Before a mute or an unmute is
+// sent, the worker reads the user's bans and mutes from the audit trail
+// (Restriction), so that neither weakens a stronger ban in force.
 // EnqueueTx, called in the transaction that records the decision, records
 // every action under an idempotency key and inserts a River job for each
 // one to carry out, so the jobs commit with the decision or not at all;

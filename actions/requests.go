@@ -15,8 +15,6 @@ const (
 	// MaxReasonLength is the longest flag or ban reason Stream accepts, in
 	// characters.
 	MaxReasonLength = 255
-	// MaxMuteTargets is the most users one mute call may name.
-	MaxMuteTargets = 1000
 	// MaxMessageLength is Stream's default limit on a message's text, in
 	// characters.
 	MaxMessageLength = 5000
@@ -198,70 +196,6 @@ func (c *Client) Unban(ctx context.Context, req UnbanRequest) (Response, error) 
 	r, err := c.do(ctx, http.MethodDelete, "/moderation/ban", q, nil, nil)
 	if err != nil {
 		return r, fmt.Errorf("unban user %s: %w", req.TargetUserID, err)
-	}
-	return r, nil
-}
-
-// MuteRequest is a mute. A Stream mute is personal: the bot user stops
-// seeing the targets, who can still post. To silence a user, ban with a
-// Timeout instead.
-type MuteRequest struct {
-	// TargetUserIDs are the users to mute: 1 to MaxMuteTargets.
-	TargetUserIDs []string
-	// Timeout ends the mute after this long; zero mutes until lifted. Sent as
-	// whole minutes, rounded up.
-	Timeout time.Duration
-}
-
-type muteBody struct {
-	TargetIDs []string `json:"target_ids"`
-	UserID    string   `json:"user_id"`
-	Timeout   int      `json:"timeout,omitempty"`
-}
-
-func checkTargets(op string, ids []string) error {
-	if len(ids) == 0 {
-		return invalid(op, "no target user IDs")
-	}
-	if len(ids) > MaxMuteTargets {
-		return invalid(op, "%d target user IDs, more than %d", len(ids), MaxMuteTargets)
-	}
-	for i, id := range ids {
-		if id == "" {
-			return invalid(op, "target user ID %d is empty", i)
-		}
-	}
-	return nil
-}
-
-// Mute mutes users for the bot user.
-func (c *Client) Mute(ctx context.Context, req MuteRequest) (Response, error) {
-	const op = "mute users"
-	if err := checkTargets(op, req.TargetUserIDs); err != nil {
-		return Response{}, err
-	}
-	timeout, ok := minutes(req.Timeout)
-	if !ok {
-		return Response{}, invalid(op, "timeout %s is negative", req.Timeout)
-	}
-	body := muteBody{TargetIDs: req.TargetUserIDs, UserID: c.botUserID, Timeout: timeout}
-	r, err := c.do(ctx, http.MethodPost, "/moderation/mute", nil, body, nil)
-	if err != nil {
-		return r, fmt.Errorf("mute users %s: %w", strings.Join(req.TargetUserIDs, ","), err)
-	}
-	return r, nil
-}
-
-// Unmute lifts the bot user's mutes of the given users.
-func (c *Client) Unmute(ctx context.Context, targetUserIDs ...string) (Response, error) {
-	const op = "unmute users"
-	if err := checkTargets(op, targetUserIDs); err != nil {
-		return Response{}, err
-	}
-	body := muteBody{TargetIDs: targetUserIDs, UserID: c.botUserID}
-	r, err := c.do(ctx, http.MethodPost, "/moderation/unmute", nil, body, nil)
-	if err != nil {
-		return r, fmt.Errorf("unmute users %s: %w", strings.Join(targetUserIDs, ","), err)
 	}
 	return r, nil
 }
