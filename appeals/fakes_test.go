@@ -69,6 +69,10 @@ func (f *fakeStore) SearchActions(ctx context.Context, flt store.AuditFilter) (s
 	return store.Page[store.ActionDetail]{Items: []store.ActionDetail{}}, f.searched("SearchActions", flt)
 }
 
+func (f *fakeStore) Quarantine(ctx context.Context, flt store.AuditFilter) (store.Page[store.Quarantined], error) {
+	return store.Page[store.Quarantined]{Items: []store.Quarantined{}}, f.searched("Quarantine", flt)
+}
+
 func (f *fakeStore) Timeline(ctx context.Context, userID string, flt store.AuditFilter) (store.Page[store.TimelineEntry], error) {
 	return store.Page[store.TimelineEntry]{Items: []store.TimelineEntry{}}, f.searched("Timeline", flt)
 }

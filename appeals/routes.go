@@ -42,6 +42,7 @@ func (s *server) routes() []route {
 		{http.MethodGet, "/appeals/{id}", RoleViewer, nil, s.handle(s.appeal)},
 		{http.MethodGet, "/appeals/{id}/notes", RoleViewer, nil, s.handle(s.notes)},
 		{http.MethodGet, "/rules/stats", RoleViewer, []string{"from", "to"}, s.handle(s.ruleStats)},
+		{http.MethodGet, "/quarantine", RoleViewer, timelineQuery, s.handle(search(s, "quarantine", Store.Quarantine))},
 
 		// reviewer: also record and decide appeals, and overturn.
 		{http.MethodPost, "/appeals", RoleReviewer, nil, s.handle(s.recordAppeal)},

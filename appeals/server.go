@@ -22,6 +22,7 @@ type AuditReader interface {
 	DecisionEvidence(ctx context.Context, decisionID int64, around int) (store.Evidence, error)
 	Action(ctx context.Context, actionID int64) (store.ActionDetail, error)
 	RuleStats(ctx context.Context, from, to time.Time) ([]store.RuleStat, error)
+	Quarantine(ctx context.Context, f store.AuditFilter) (store.Page[store.Quarantined], error)
 }
 
 // AppealStore records appeals and their 'upheld' decisions (an

@@ -32,6 +32,8 @@ const auditUsage = `usage: moderator audit <what> [ID] [flags]
                      overturned|all, --sort oldest|newest, --user, --rule, --type (action)
   appeal ID          one appeal: statement, what it is about, who holds it, its decision
                      and notes, and the evidence of the decision appealed
+  quarantine         deliveries the database refused for their data (answered
+                     "quarantined"), newest first; --json has their exact bodies
 
 flags (where they apply):
   --since, --until   RFC 3339 time or a duration back from now (24h, 90m): [since, until)
@@ -84,7 +86,7 @@ func (f timeFlag) Set(s string) error {
 func parseAuditArgs(args []string, now time.Time) (auditArgs, error) {
 	var a auditArgs
 	if len(args) == 0 {
-		return a, errors.New("say what to audit: user ID, message ID, decision ID, appeal ID, events, decisions, actions, appeals or rules")
+		return a, errors.New("say what to audit: user ID, message ID, decision ID, appeal ID, events, decisions, actions, appeals, rules or quarantine")
 	}
 	if isHelpFlag(args[0]) {
 		return a, flag.ErrHelp
@@ -92,8 +94,8 @@ func parseAuditArgs(args []string, now time.Time) (auditArgs, error) {
 	a.what, args = args[0], args[1:]
 	withID := map[string]bool{"user": true, "message": true, "decision": true, "appeal": true}
 	search := map[string]bool{"events": true, "decisions": true, "actions": true}
-	if !withID[a.what] && !search[a.what] && a.what != "rules" && a.what != "appeals" {
-		return a, fmt.Errorf("unknown %q: want user, message, decision, appeal, events, decisions, actions, appeals or rules", a.what)
+	if !withID[a.what] && !search[a.what] && a.what != "rules" && a.what != "appeals" && a.what != "quarantine" {
+		return a, fmt.Errorf("unknown %q: want user, message, decision, appeal, events, decisions, actions, appeals, rules or quarantine", a.what)
 	}
 	fs := flag.NewFlagSet("audit "+a.what, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -105,7 +107,7 @@ func parseAuditArgs(args []string, now time.Time) (auditArgs, error) {
 	if a.what != "rules" && a.what != "decision" && a.what != "appeal" {
 		fs.IntVar(&a.filter.Limit, "limit", 0, "")
 	}
-	if a.what == "user" || search[a.what] || a.what == "appeals" {
+	if a.what == "user" || search[a.what] || a.what == "appeals" || a.what == "quarantine" {
 		fs.StringVar(&a.filter.Cursor, "cursor", "", "")
 	}
 	a.appeals = store.AppealFilter{Status: store.AppealPending, Sort: store.SortOldest}
@@ -316,6 +318,11 @@ func readAudit(ctx context.Context, st *store.Store, a auditArgs, act *store.Sta
 		act.Act, act.TargetUserID = store.ActListAppeals, a.appeals.UserID
 		now := time.Now()
 		out, show = p, func(w io.Writer) { printAppeals(w, p, now) }
+	case "quarantine":
+		if out, show, err = searchPage(ctx, st.Quarantine, a.filter, printQuarantine); err != nil {
+			return nil, nil, err
+		}
+		act.Act = store.ActSearch
 	case "appeal":
 		id, _ := strconv.ParseInt(a.id, 10, 64)
 		v, err := readAppealView(ctx, st, id, a.around)
@@ -459,6 +466,24 @@ func printEvents(w io.Writer, evs []store.EventSummary) {
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", stamp(e.ReceivedAt), e.ID, clean(e.Type), dash(e.UserID),
 			dash(e.ChannelCID), dash(e.MessageID), dec, dash(strings.Join(e.MatchedRules, ",")), quoteText(e.Text, 50))
+	}
+	tw.Flush()
+}
+
+func printQuarantine(w io.Writer, qs []store.Quarantined) {
+	if len(qs) == 0 {
+		fmt.Fprintln(w, "none")
+		return
+	}
+	tw := table(w)
+	fmt.Fprintln(tw, "QUARANTINED\tID\tWEBHOOK\tTYPE\tBYTES\tSQLSTATE\tERROR")
+	for _, q := range qs {
+		webhook := "-"
+		if q.WebhookID != "" {
+			webhook = quoteText(q.WebhookID, 40)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%s\n", stamp(q.QuarantinedAt), q.ID, webhook,
+			dash(q.EventType), q.BodyBytes, dash(q.SQLState), quoteText(q.Error, 80))
 	}
 	tw.Flush()
 }

@@ -457,3 +457,45 @@ func TestAuditCommandRecordsStaffAct(t *testing.T) {
 		t.Errorf("params %s, want the command's filters", params)
 	}
 }
+
+// TestAuditQuarantine: `moderator audit quarantine` lists what the
+// database refused, escaped for the terminal, with the exact body in
+// --json, and records the read.
+func TestAuditQuarantine(t *testing.T) {
+	t.Parallel()
+	f := newAuditFixture(t)
+	body := []byte("{\"type\":\"message.new\",\"n\":1e1000000}")
+	_, err := f.st.Pool().Exec(context.Background(), `INSERT INTO quarantine (webhook_id, attempt, api_key, compressed,
+		body_sha256, body, event_type, headers, error, sqlstate)
+		VALUES ($1, 1, 'k', false, sha256($2), $2, 'message.new', '{}', 'value overflows numeric format', '22003')`,
+		"wh-\x1b[31m", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := f.run(t, "quarantine", "--since", "1h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inOrder(t, out, "QUARANTINED", "ID", "WEBHOOK", "TYPE", "BYTES", "SQLSTATE", "ERROR",
+		`"wh-\x1b[31m"`, "message.new", fmt.Sprint(len(body)), "22003", `"value overflows numeric format"`)
+	if strings.ContainsRune(out, '\x1b') {
+		t.Errorf("an escape sequence reached the terminal:\n%q", out)
+	}
+	out, _, err = f.run(t, "quarantine", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p store.Page[store.Quarantined]
+	if err := json.Unmarshal([]byte(out), &p); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if len(p.Items) != 1 || string(p.Items[0].Body) != string(body) {
+		t.Fatalf("got %+v, want the one row with its exact body", p)
+	}
+	if _, _, err := f.run(t, "quarantine", "--user", "x"); err == nil {
+		t.Error("audit quarantine --user: no error")
+	}
+	if got := f.staffRows(t); len(got) != 2 || got[0] != "cli:tester cli search - -" {
+		t.Errorf("staff audit rows %q, want the two reads recorded", got)
+	}
+}
