@@ -43,9 +43,11 @@ func TestLinkMessages(t *testing.T) {
 		window time.Duration
 		want   []store.BeforeSendLink // MessageEventID filled in below
 	}{
-		{name: "latest decision with the key", key: key("a"), window: time.Minute,
+		// An hour, not a minute: a parallel subtest may wait minutes for
+		// its turn on a busy machine.
+		{name: "latest decision with the key", key: key("a"), window: time.Hour,
 			want: []store.BeforeSendLink{{BeforeSendEventID: latest, Outcome: "rewrite"}}},
-		{name: "no decision with the key", key: key("b"), window: time.Minute},
+		{name: "no decision with the key", key: key("b"), window: time.Hour},
 		{name: "decision outside the window", key: key("a"), window: time.Nanosecond},
 	}
 	for _, tt := range tests {

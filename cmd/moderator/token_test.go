@@ -16,7 +16,6 @@ const tokenTestSecret = "token-test-secret-0123456789abcdef-xyz"
 
 func TestTokenCommandMintsAVerifiableToken(t *testing.T) {
 	t.Parallel()
-	now := time.Now()
 	tests := []struct {
 		args    []string
 		want    appeals.Staff
@@ -29,6 +28,9 @@ func TestTokenCommandMintsAVerifiableToken(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			t.Parallel()
+			// Taken here, not before the subtests: a parallel subtest may
+			// wait minutes for its turn on a busy machine.
+			now := time.Now()
 			var stdout, stderr bytes.Buffer
 			env := map[string]string{"MODERATOR_ADMIN_JWT_SECRET": tokenTestSecret}
 			err := run(context.Background(), append([]string{"token"}, tt.args...), func(k string) string { return env[k] }, strings.NewReader(""), &stdout, &stderr)
