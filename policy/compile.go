@@ -64,8 +64,26 @@ type probe struct {
 // exprError is a problem at a line of an expression's source (1-based).
 type exprError struct {
 	line int
+	from int // rune offset in the source, for exprPos; -1 when unknown
+	col  int // 1-based column in the source line, shown when > 0
 	msg  string
+	hint string // what to write instead (plainwords.go)
 }
+
+// lineError is a problem at a line, without a position in it.
+func lineError(line int, msg string) exprError { return exprError{line: line, from: -1, msg: msg} }
+
+// text formats the problem with col as its column (0: none).
+func (e exprError) text(col int) string {
+	msg := e.msg
+	if col > 0 {
+		msg = fmt.Sprintf("%s (column %d)", msg, col)
+	}
+	return withHint(msg, e.hint)
+}
+
+// String formats the problem with its column in the expression.
+func (e exprError) String() string { return e.text(e.col) }
 
 // exprCompiler compiles the expressions of one rule set against the
 // environment and the set's word lists.
@@ -94,10 +112,10 @@ func newExprCompiler(lists map[string]*wordList, fields map[string]*customField)
 // for the evidence when withEvidence.
 func (c *exprCompiler) compile(src string, kind exprKind, withEvidence bool) (*program, []exprError) {
 	if strings.TrimSpace(src) == "" {
-		return nil, []exprError{{1, "empty expression"}}
+		return nil, []exprError{lineError(1, "empty expression")}
 	}
 	if len(src) > maxExprBytes {
-		return nil, []exprError{{1, fmt.Sprintf("expression is %d bytes long; the limit is %d", len(src), maxExprBytes)}}
+		return nil, []exprError{lineError(1, fmt.Sprintf("expression is %d bytes long; the limit is %d", len(src), maxExprBytes))}
 	}
 	cfg := conf.CreateNew()
 	for _, op := range c.opts {
@@ -119,7 +137,7 @@ func (c *exprCompiler) compile(src string, kind exprKind, withEvidence bool) (*p
 		// says about it.
 		errs := make([]exprError, len(fp.errs))
 		for i, e := range fp.errs {
-			errs[i] = exprError{line: lineIn(src, e.node), msg: e.msg}
+			errs[i] = exprError{line: lineIn(src, e.node), from: e.node.Location().From, msg: e.msg}
 		}
 		return nil, errs
 	}
@@ -133,7 +151,7 @@ func (c *exprCompiler) compile(src string, kind exprKind, withEvidence bool) (*p
 	}
 	cost, _ := w.estimate(tree.Node, estScope{})
 	if cost > maxCost {
-		return nil, []exprError{{1, fmt.Sprintf("expression could take about %.0f steps on a long message (the limit is %d): avoid nested loops over text.words and large ranges", cost, maxCost)}}
+		return nil, []exprError{lineError(1, fmt.Sprintf("expression could take about %.0f steps on a long message (the limit is %d): avoid nested loops over text.words and large ranges", cost, maxCost))}
 	}
 	if err := optimizer.Optimize(&tree.Node, cfg); err != nil {
 		return nil, []exprError{fromExprError(err)}
@@ -164,13 +182,13 @@ func (c *exprCompiler) compile(src string, kind exprKind, withEvidence bool) (*p
 func fromExprError(err error) exprError {
 	var fe *file.Error
 	if errors.As(err, &fe) {
-		msg := fe.Message
+		e := exprError{line: max(fe.Line, 1), from: fe.From, msg: envTypeNames().Replace(fe.Message), hint: exprHint(fe.Message)}
 		if fe.Column > 0 || fe.Line > 1 {
-			msg = fmt.Sprintf("%s (column %d)", msg, fe.Column+1)
+			e.col = fe.Column + 1
 		}
-		return exprError{line: max(fe.Line, 1), msg: envTypeNames().Replace(msg)}
+		return e
 	}
-	return exprError{line: 1, msg: envTypeNames().Replace(err.Error())}
+	return exprError{line: 1, from: -1, msg: envTypeNames().Replace(err.Error()), hint: exprHint(err.Error())}
 }
 
 // envTypeNames rewrites the Go type names of the environment in checker
@@ -222,7 +240,7 @@ type walker struct {
 }
 
 func (w *walker) fail(n ast.Node, format string, args ...any) {
-	w.errs = append(w.errs, exprError{line: w.lineOf(n), msg: fmt.Sprintf(format, args...)})
+	w.errs = append(w.errs, exprError{line: w.lineOf(n), from: n.Location().From, msg: fmt.Sprintf(format, args...)})
 }
 
 // lineOf returns the 1-based line of n in the expression's source.

@@ -77,6 +77,6 @@ func ExampleLoad_errors() {
 	_, err := policy.Load(folder)
 	fmt.Println(err)
 	// Output:
-	// rules.yaml:4: when: type user has no field acount_age (column 6)
+	// rules.yaml:4: when: type user has no field acount_age (column 16)
 	// rules.yaml:5: mute timeout 30s: Stream counts whole minutes, so use at least 1m and whole minutes
 }

@@ -218,7 +218,7 @@ func historyKeyOf(n *ast.CallNode) (key HistoryKey, ok bool, err error) {
 func ParseHistoryKey(src string) (HistoryKey, error) {
 	tree, err := parser.Parse(src)
 	if err != nil {
-		return HistoryKey{}, fmt.Errorf("history key %q: %v", src, fromExprError(err).msg)
+		return HistoryKey{}, fmt.Errorf("history key %q: %v", src, fromExprError(err))
 	}
 	call, isCall := tree.Node.(*ast.CallNode)
 	if !isCall {

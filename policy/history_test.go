@@ -62,13 +62,13 @@ func TestHistoryLoadErrors(t *testing.T) {
 		{"unknown rule", `strikes.by_rule("profanty", "7d") > 0`, []string{
 			`r.yaml:5: strikes.by_rule: no rule "profanty" in this rules folder`}},
 		{"misspelt counter", `counts.user_mesages("1m") > 3`, []string{
-			`r.yaml:5: when: type counts has no method user_mesages (column 8)`}},
+			`r.yaml:5: when: type counts has no method user_mesages (column 18)`}},
 		{"namespace as a value", `counts != nil`, []string{
 			`r.yaml:5: when: counts.… is a set of functions: call one with a literal window, like counts.user_messages("1m")`}},
 		{"function as a value", `let f = strikes.count; f("7d") > 0`, []string{
 			`r.yaml:5: when: strikes.… is a set of functions: call one with a literal window, like strikes.count("7d")`}},
 		{"wrong number of arguments", `strikes.of_type("7d") > 0`, []string{
-			`r.yaml:5: when: not enough arguments to call of_type (column 9)`}},
+			`r.yaml:5: when: not enough arguments to call of_type (column 19)`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -40,11 +40,11 @@ func TestLoadErrors(t *testing.T) {
 			`rules.yaml:4: rule: unknown key "wehn" (known: id, description, reason, events, mode, priority, stop, when, actions, examples)`,
 		}},
 		{"type-error", []string{
-			`rules.yaml:4: when: type user has no field acount_age (column 6)`,
-			`rules.yaml:11: when: invalid operation: < (mismatched types time.Duration and string) (column 18)`,
+			`rules.yaml:4: when: type user has no field acount_age (column 16)`,
+			`rules.yaml:11: when: invalid operation: < (mismatched types time.Duration and string) (column 28): a duration compares only with a duration: write it as duration("24h") (or "30m", "7d")`,
 		}},
 		{"multiline-when", []string{
-			`rules.yaml:7: when: type user has no field nmae (column 8)`,
+			`rules.yaml:7: when: type user has no field nmae (column 14)`,
 		}},
 		{"not-bool", []string{
 			`rules.yaml:4: when: expected bool, but got int`,
@@ -107,7 +107,7 @@ func TestLoadErrors(t *testing.T) {
 			`rules.yaml:4: mode "enforcing": want enforce or shadow`,
 		}},
 		{"bad-pattern", []string{
-			"rules.yaml:4: when: error parsing regexp: missing closing ): `free (nitro` (column 12)",
+			"rules.yaml:4: when: error parsing regexp: missing closing ): `free (nitro` (column 22)",
 			`rules.yaml:11: when: the pattern of matches must be a string literal, so that it is compiled once, at load`,
 		}},
 		{"bad-duration", []string{

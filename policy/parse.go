@@ -36,7 +36,9 @@ type rawRule struct {
 	priority    int
 	stop        bool
 	when        string
-	whenLine    int // line of the expression's first line
+	whenLine    int      // line of the expression's first line
+	whenKeyLine int      // line of the when: key
+	lines       []string // the file's lines, to place errors in a folded when
 	actions     []rawAction
 	examples    []rawExample
 }
@@ -70,6 +72,7 @@ type rawExample struct {
 // fileParser collects the problems of one rule file.
 type fileParser struct {
 	file     string
+	lines    []string
 	problems []Problem
 }
 
@@ -117,7 +120,7 @@ func topLevelKeys() []string { return []string{"rules", "fields"} }
 // independently, so one broken rule does not hide the problems of the
 // others.
 func parseRuleFile(file string, data []byte) (ruleFile, []Problem) {
-	p := &fileParser{file: file}
+	p := &fileParser{file: file, lines: strings.Split(string(data), "\n")}
 	var rf ruleFile
 	if len(data) > maxRuleFileBytes {
 		p.bad(0, "file is %d bytes long; the limit is %d", len(data), maxRuleFileBytes)
@@ -243,10 +246,10 @@ func (p *fileParser) yamlError(line int, err error) {
 		if tk := ye.GetToken(); tk != nil {
 			line = tk.Position.Line
 		}
-		p.bad(line, "%s", ye.GetMessage())
+		p.bad(line, "%s", withHint(ye.GetMessage(), yamlHint(ye.GetMessage())))
 		return
 	}
-	p.bad(line, "%v", err)
+	p.bad(line, "%s", withHint(err.Error(), yamlHint(err.Error())))
 }
 
 // decode decodes a node into v strictly (unknown keys are errors).
@@ -330,7 +333,7 @@ func valueLine(n ast.Node) int {
 }
 
 func (p *fileParser) rule(item ast.Node) (rawRule, bool) {
-	r := rawRule{file: p.file, line: lineOf(item)}
+	r := rawRule{file: p.file, line: lineOf(item), lines: p.lines}
 	m, ok := item.(*ast.MappingNode)
 	if !ok {
 		p.bad(lineOf(item), "a rule must be a mapping with id, when, actions and examples")
@@ -371,6 +374,7 @@ func (p *fileParser) rule(item ast.Node) (rawRule, bool) {
 		case "when":
 			r.when, _ = p.str(v, "when")
 			r.whenLine = valueLine(v)
+			r.whenKeyLine = line
 		case "actions":
 			r.actions = p.actions(v)
 		case "examples":

@@ -476,7 +476,7 @@ func (c *exprCompiler) compileRule(raw rawRule) (*rule, []Problem) {
 	}
 	exprBad := func(base int, what string, errs []exprError) {
 		for _, e := range errs {
-			bad(base+e.line-1, "%s: %s", what, e.msg)
+			bad(base+e.line-1, "%s: %s", what, e.String())
 		}
 	}
 	r := &rule{
@@ -523,7 +523,17 @@ func (c *exprCompiler) compileRule(raw rawRule) (*rule, []Problem) {
 	}
 
 	when, errs := c.compile(raw.when, kindCondition, true)
-	exprBad(raw.whenLine, "when", errs)
+	for _, e := range errs {
+		// The file's line and column, wherever YAML folded the text.
+		line, col := raw.whenLine+e.line-1, e.col
+		if l, c, ok := exprPos(raw.lines, raw.whenKeyLine, raw.when, e.from); ok {
+			line = l
+			if col > 0 {
+				col = c
+			}
+		}
+		bad(line, "when: %s", e.text(col))
+	}
 	r.when = when
 	if when != nil && slices.ContainsFunc(raw.actions, func(a rawAction) bool { return a.typ == string(ActionRewrite) }) &&
 		!slices.ContainsFunc(when.evidence, func(p probe) bool { return p.words }) {
@@ -614,7 +624,7 @@ func (c *exprCompiler) compileAction(raw rawRule, a rawAction, events []string) 
 		t, errs := c.parseTemplate(src)
 		line := paramLine(a, what)
 		for _, e := range errs {
-			p.bad(line+e.line-1, "%s %s: %s", a.typ, what, e.msg)
+			p.bad(line+e.line-1, "%s %s: %s", a.typ, what, e)
 		}
 		if err := checkLiteralLen(a.typ+" "+what, t, limit); err != nil {
 			p.bad(a.line, "%v", err)

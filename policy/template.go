@@ -33,7 +33,7 @@ type templatePart struct {
 // parseTemplate compiles src. An error's line is relative to src.
 func (c *exprCompiler) parseTemplate(src string) (*template, []exprError) {
 	if len(src) > maxTemplateBytes {
-		return nil, []exprError{{1, fmt.Sprintf("text is %d bytes long; the limit is %d", len(src), maxTemplateBytes)}}
+		return nil, []exprError{lineError(1, fmt.Sprintf("text is %d bytes long; the limit is %d", len(src), maxTemplateBytes))}
 	}
 	t := &template{}
 	rest := src
@@ -50,16 +50,17 @@ func (c *exprCompiler) parseTemplate(src string) (*template, []exprError) {
 		line += strings.Count(rest[:open], "\n")
 		end := strings.Index(rest[open:], "}}")
 		if end < 0 {
-			return nil, []exprError{{line, "{{ without a closing }}"}}
+			return nil, []exprError{lineError(line, "{{ without a closing }}")}
 		}
 		inner := rest[open+2 : open+end]
 		if len(t.parts) >= 2*maxPlaceholders {
-			return nil, []exprError{{line, fmt.Sprintf("more than %d placeholders", maxPlaceholders)}}
+			return nil, []exprError{lineError(line, fmt.Sprintf("more than %d placeholders", maxPlaceholders))}
 		}
 		p, errs := c.compile(strings.TrimSpace(inner), kindValue, false)
 		if len(errs) > 0 {
 			for i := range errs {
 				errs[i].line += line - 1
+				errs[i].from = -1 // an offset in the placeholder, not the text
 				errs[i].msg = "in {{" + strings.TrimSpace(inner) + "}}: " + errs[i].msg
 			}
 			return nil, errs

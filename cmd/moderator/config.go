@@ -69,15 +69,32 @@ type config struct {
 	ConsoleReasons string
 }
 
-// configError is a configuration problem: one line naming the variable.
+// configError is a configuration problem: one line naming the variable,
+// or several such lines when several variables are wrong, so that one run
+// reports them all.
 type configError struct{ msg string }
 
 func (e *configError) Error() string { return e.msg }
 
-// envSource reads variables and remembers the first malformed one.
+// configErrors joins the problems found, one line each; nil when there
+// are none.
+func configErrors(errs ...error) error {
+	var lines []string
+	for _, err := range errs {
+		if err != nil {
+			lines = append(lines, err.Error())
+		}
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	return &configError{msg: strings.Join(lines, "\n")}
+}
+
+// envSource reads variables and remembers the malformed ones.
 type envSource struct {
 	getenv func(string) string
-	err    error
+	errs   []error
 }
 
 func (e *envSource) str(name, def string) string {
@@ -88,9 +105,7 @@ func (e *envSource) str(name, def string) string {
 }
 
 func (e *envSource) fail(name, format string, args ...any) {
-	if e.err == nil {
-		e.err = &configError{msg: name + ": " + fmt.Sprintf(format, args...)}
-	}
+	e.errs = append(e.errs, &configError{msg: name + ": " + fmt.Sprintf(format, args...)})
 }
 
 func (e *envSource) boolean(name string, def bool) bool {
@@ -248,10 +263,6 @@ func loadConfig(command string, args []string, getenv func(string) string, stder
 		AdminRateLimit:   env.positive("MODERATOR_ADMIN_RATE_LIMIT", appeals.DefaultRatePerMinute),
 		ConsoleReasons:   env.str("MODERATOR_CONSOLE_REASONS", ""),
 	}
-	wantsHelp := len(args) > 0 && isHelpFlag(args[0])
-	if env.err != nil && !wantsHelp {
-		return c, env.err
-	}
 
 	fs := flag.NewFlagSet("moderator "+command, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -275,7 +286,8 @@ func loadConfig(command string, args []string, getenv func(string) string, stder
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("moderator %s: unexpected argument %q", command, fs.Arg(0))
 	}
-	return c, c.validate()
+	// Every malformed and every missing variable, in one run.
+	return c, configErrors(append(env.errs, c.validate())...)
 }
 
 // printConfigUsage is `serve --help` and `migrate --help`: the flags, then
@@ -310,54 +322,60 @@ func printConfigUsage(fs *flag.FlagSet, command string, c config) {
 	}
 }
 
-// validate checks what the command needs, naming the first bad variable.
+// validate checks what the command needs, naming every bad variable.
 func (c *config) validate() error {
-	bad := func(format string, args ...any) error { return &configError{msg: fmt.Sprintf(format, args...)} }
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, &configError{msg: fmt.Sprintf(format, args...)}) }
 	if c.needDatabase {
 		if c.DatabaseURL == "" {
-			return bad("DATABASE_URL is required (for example postgres://user@127.0.0.1:5432/moderator)")
-		}
-		if _, err := pgconn.ParseConfig(c.DatabaseURL); err != nil {
-			return bad("DATABASE_URL: not a valid Postgres connection string")
+			bad("DATABASE_URL is required (for example postgres://user@127.0.0.1:5432/moderator)")
+		} else if _, err := pgconn.ParseConfig(c.DatabaseURL); err != nil {
+			bad("DATABASE_URL: not a valid Postgres connection string")
 		}
 	}
 	if c.needAdmin {
-		if err := c.validateAdmin(); err != nil {
-			return err
-		}
+		errs = append(errs, c.validateAdmin())
 	}
-	if !c.needStream {
-		return nil
+	if c.needStream {
+		errs = append(errs, c.validateService())
 	}
+	return configErrors(errs...)
+}
+
+// validateService checks what serve needs besides the database.
+func (c *config) validateService() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, &configError{msg: fmt.Sprintf(format, args...)}) }
 	if c.StreamAPIKey == "" {
-		return bad("STREAM_API_KEY is required")
+		bad("STREAM_API_KEY is required")
 	}
 	if c.StreamAPISecret == "" {
-		return bad("STREAM_API_SECRET is required")
+		bad("STREAM_API_SECRET is required")
 	}
-	if _, err := c.webhookKeys(); err != nil {
-		return err
+	if c.StreamAPIKey != "" && c.StreamAPISecret != "" {
+		if _, err := c.webhookKeys(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	u, err := url.Parse(c.StreamBaseURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return bad("STREAM_BASE_URL: must be an http(s) URL such as https://chat.stream-io-api.com, got %q", c.StreamBaseURL)
+		bad("STREAM_BASE_URL: must be an http(s) URL such as https://chat.stream-io-api.com, got %q", c.StreamBaseURL)
 	}
 	if _, port, err := net.SplitHostPort(c.Addr); err != nil || port == "" {
-		return bad("MODERATOR_ADDR: must be host:port or :port, got %q", c.Addr)
+		bad("MODERATOR_ADDR: must be host:port or :port, got %q", c.Addr)
 	}
 	if c.MetricsAddr != "" {
 		_, port, err := net.SplitHostPort(c.MetricsAddr)
 		if err != nil || port == "" {
-			return bad("MODERATOR_METRICS_ADDR: must be host:port or :port, got %q", c.MetricsAddr)
-		}
-		if c.MetricsAddr == c.Addr && port != "0" {
-			return bad("MODERATOR_METRICS_ADDR: must differ from MODERATOR_ADDR (%s)", c.Addr)
+			bad("MODERATOR_METRICS_ADDR: must be host:port or :port, got %q", c.MetricsAddr)
+		} else if c.MetricsAddr == c.Addr && port != "0" {
+			bad("MODERATOR_METRICS_ADDR: must differ from MODERATOR_ADDR (%s)", c.Addr)
 		}
 	}
 	if c.BotUserID == "" {
-		return bad("MODERATOR_BOT_USER_ID must not be empty")
+		bad("MODERATOR_BOT_USER_ID must not be empty")
 	}
-	return nil
+	return configErrors(errs...)
 }
 
 // validateAdmin checks the staff API's authentication settings. All of them

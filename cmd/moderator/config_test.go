@@ -116,3 +116,24 @@ func TestLoadConfigDefaultsAndOverrides(t *testing.T) {
 		t.Fatalf("version needs no configuration: %v", err)
 	}
 }
+
+// TestLoadConfigReportsEveryProblem: every missing and malformed variable
+// is reported in one run, one line each, instead of one per attempt.
+func TestLoadConfigReportsEveryProblem(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"MODERATOR_DRY_RUN": "yes please", "MODERATOR_ADDR": "8080"}
+	_, err := loadConfig("serve", nil, func(k string) string { return env[k] }, io.Discard)
+	if err == nil {
+		t.Fatal("got nil error")
+	}
+	want := []string{
+		"MODERATOR_DRY_RUN: must be true or false, got \"yes please\"",
+		"DATABASE_URL is required (for example postgres://user@127.0.0.1:5432/moderator)",
+		"STREAM_API_KEY is required",
+		"STREAM_API_SECRET is required",
+		"MODERATOR_ADDR: must be host:port or :port, got \"8080\"",
+	}
+	if diff := cmp.Diff(want, strings.Split(err.Error(), "\n")); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+}
