@@ -132,6 +132,15 @@ func (rs *RuleSet) EvaluateOrDefer(ev *Event) (Decision, *Deferred) {
 // 0; the evidence of a matched rule shows each value it read
 // (`counts.user_messages("1m") = 11`).
 func (rs *RuleSet) EvaluateWith(ev *Event, h History) (d Decision) {
+	return rs.EvaluateSplit(ev, h, nil)
+}
+
+// EvaluateSplit is EvaluateWith with a history of their own for the shadow
+// rules: the strikes a shadow rule reads include what the shadow rules
+// would have done (their would-be strikes), so that a shadow ladder climbs
+// as it would enforced and a shadow "once per burst" guard fires once.
+// A nil shadow history means the shadow rules read h, as enforce ones do.
+func (rs *RuleSet) EvaluateSplit(ev *Event, h, shadow History) (d Decision) {
 	d.RuleSetVersion = rs.version
 	if ev == nil {
 		return d
@@ -172,6 +181,10 @@ func (rs *RuleSet) EvaluateWith(ev *Event, h History) (d Decision) {
 			break
 		}
 		checked++
+		env.history = h
+		if shadow != nil && r.mode == ModeShadow {
+			env.history = shadow
+		}
 		matched, err := r.run(m, env)
 		if err != nil {
 			d.Errors = append(d.Errors, RuleError{RuleID: r.id, Error: err.Error()})

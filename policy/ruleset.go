@@ -40,7 +40,10 @@ const (
 // RuleSet is a compiled, immutable set of rules. It is safe for
 // concurrent use.
 type RuleSet struct {
-	notes   []Problem // what the load report mentions: empty files, ignored drafts
+	notes []Problem // what the load report mentions: empty files, ignored drafts
+	// failing lists the examples that failed in a set loaded by LoadDraft
+	// (Load refuses such a set).
+	failing []Problem
 	version string
 	rules   []*rule // in evaluation order: priority (higher first), then file and position
 	lists   map[string]*wordList
@@ -150,8 +153,25 @@ func guard[T any](file string, f func() (T, error)) (v T, err error) {
 	return f()
 }
 
+// LoadDraft is Load for a candidate rule set that is not going live (a
+// backtest): examples that fail do not refuse the set but are listed by
+// FailingExamples, because the candidate is a draft and seeing what it
+// would do is the point. Everything else refuses it as Load does: a rule
+// that does not compile or is too costly cannot be evaluated.
+func LoadDraft(fsys fs.FS) (*RuleSet, error) {
+	return guard(".", func() (*RuleSet, error) { return loadWith(fsys, defaultLimits(), true) })
+}
+
+// FailingExamples lists the examples that failed in a set loaded by
+// LoadDraft, as "file:line" problems; empty for a set loaded by Load.
+func (rs *RuleSet) FailingExamples() []Problem { return slices.Clone(rs.failing) }
+
 // load is Load with the worst-case limits as a parameter, for tests.
-func load(fsys fs.FS, lim worstCaseLimits) (*RuleSet, error) {
+func load(fsys fs.FS, lim worstCaseLimits) (*RuleSet, error) { return loadWith(fsys, lim, false) }
+
+// loadWith is load; draft keeps failing examples out of the problems
+// (see LoadDraft).
+func loadWith(fsys fs.FS, lim worstCaseLimits, draft bool) (*RuleSet, error) {
 	files, notes, problems, err := readRulesFolder(fsys)
 	if err != nil {
 		return nil, err
@@ -253,8 +273,13 @@ func load(fsys fs.FS, lim worstCaseLimits) (*RuleSet, error) {
 			problems = append(problems, ps...)
 			continue
 		}
+		if draft {
+			rs.failing = append(rs.failing, rs.runExamples(r)...)
+			continue
+		}
 		problems = append(problems, rs.runExamples(r)...)
 	}
+	sortProblems(rs.failing)
 	if len(problems) > 0 {
 		sortProblems(problems)
 		return nil, &LoadError{Problems: problems}

@@ -21,7 +21,7 @@ type command struct {
 var commandTree = []command{
 	{"serve", nil},
 	{"migrate", nil},
-	{"rules", []string{"test"}},
+	{"rules", []string{"test", "backtest"}},
 	{"eval", nil},
 	{"token", nil},
 	{"audit", []string{"user", "message", "decision", "appeal", "events", "decisions", "actions", "appeals", "rules", "quarantine"}},

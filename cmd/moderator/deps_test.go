@@ -18,6 +18,7 @@ import (
 // webhook or cmd. Test files are exempt. A new package must be added here.
 var allowedImports = map[string][]string{
 	"policy":                  {},
+	"backtest":                {"policy", "store"},
 	"spool":                   {},
 	"migrations":              {},
 	"rules":                   {},

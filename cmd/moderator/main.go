@@ -82,6 +82,8 @@ commands:
   serve                         run the HTTP service (applies pending migrations first)
   migrate                       apply database migrations and exit
   rules test [DIR]              type-check every rule and run its examples
+  rules backtest [--since 7d] DIR
+                                replay stored events through a candidate folder; compare with what was decided
   eval [--rules DIR] [FILE]     evaluate one Stream event (FILE or stdin) offline
   token --role R --sub NAME [--ttl 8h]
                                 mint a staff token (MODERATOR_ADMIN_JWT_SECRET); prints only the token
@@ -96,8 +98,10 @@ configuration comes from the environment (moderator serve --help lists it); see 
 `
 
 const rulesUsage = `usage: moderator rules test [-v] [DIR]
+       moderator rules backtest [--since 7d | --from T --to T] [--channel CID]... [--rule ID]... [--samples N] [--json] DIR
 
-  test [DIR]    type-check every rule of the folder (default rules) and run its examples
+  test [DIR]      type-check every rule of the folder (default rules) and run its examples
+  backtest DIR    replay the stored events of a window through the candidate folder and compare with what was decided
 `
 
 // run is the whole program, parameterised for tests.
@@ -125,11 +129,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			fmt.Fprint(stdout, rulesUsage)
 			return flag.ErrHelp
 		}
-		if len(rest) == 0 || rest[0] != "test" {
-			fmt.Fprint(stderr, rulesUsage)
-			return errUsage
+		switch {
+		case len(rest) > 0 && rest[0] == "test":
+			return runRulesTest(rest[1:], stdout, stderr)
+		case len(rest) > 0 && rest[0] == "backtest":
+			return runBacktest(ctx, rest[1:], getenv, time.Now(), stdout, stderr)
 		}
-		return runRulesTest(rest[1:], stdout, stderr)
+		fmt.Fprint(stderr, rulesUsage)
+		return errUsage
 	case "eval":
 		return runEval(rest, stdin, stdout, stderr)
 	case "token":

@@ -1,0 +1,152 @@
+package backtest_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"moderator/backtest"
+	"moderator/policy"
+	"moderator/store"
+	"moderator/store/storetest"
+)
+
+// benchEvents is how many events the benchmarks replay (BACKTEST_BENCH_EVENTS
+// overrides it, e.g. 1000000 for the README's figure).
+func benchEvents() int {
+	if n, err := strconv.Atoi(os.Getenv("BACKTEST_BENCH_EVENTS")); err == nil && n > 0 {
+		return n
+	}
+	return 50_000
+}
+
+var benchDB struct {
+	sync.Once
+	st   *store.Store
+	from time.Time
+	to   time.Time
+	err  error
+}
+
+// benchStore is the package database holding benchEvents() messages from
+// 2,000 users in 20 channels, a quarter of them with links, some
+// shouting, some swearing, received over the last hour.
+func benchStore(b *testing.B) (*store.Store, time.Time, time.Time) {
+	benchDB.Do(func() {
+		ctx := context.Background()
+		// The package's database: the tests each make their own.
+		pool, err := pgxpool.New(ctx, storetest.URL(b))
+		if err != nil {
+			benchDB.err = err
+			return
+		}
+		st := store.New(pool)
+		if _, err := st.Migrate(ctx); err != nil {
+			benchDB.err = err
+			return
+		}
+		n := benchEvents()
+		now := time.Now()
+		start := now.Add(-time.Hour)
+		texts := []string{"hello all, how is everyone today?", "check https://example.com/deal it is great",
+			"WHY IS NOBODY ANSWERING MY QUESTION", "what the fuck is this", "see you tomorrow at the meetup", "lol"}
+		rows := make([][]any, 0, 10_000)
+		flush := func() error {
+			_, err := pool.CopyFrom(ctx, pgx.Identifier{"events"}, []string{"webhook_id", "body_sha256", "attempt", "api_key",
+				"compressed", "body_bytes", "received_at", "type", "created_at", "user_id", "channel_cid", "message_id", "own",
+				"ignored", "payload", "rule_set_version"}, pgx.CopyFromRows(rows))
+			rows = rows[:0]
+			return err
+		}
+		for i := range n {
+			at := start.Add(time.Duration(i) * time.Hour / time.Duration(n))
+			user, channel, msg := fmt.Sprintf("u%d", i%2000), fmt.Sprintf("messaging:c%d", i%20), fmt.Sprintf("m%d", i)
+			body, _ := json.Marshal(map[string]any{"type": "message.new", "created_at": at.UTC().Format(time.RFC3339Nano), "cid": channel,
+				"message": map[string]any{"id": msg, "text": texts[i%len(texts)], "user": map[string]any{"id": user, "created_at": "2026-01-01T00:00:00Z"}},
+				"user":    map[string]any{"id": user, "created_at": "2026-01-01T00:00:00Z"}})
+			sum := sha256.Sum256(body)
+			rows = append(rows, []any{msg, sum[:], 1, "k", false, len(body), at, "message.new", at, user, channel, msg, false, false, string(body), "bench"})
+			if len(rows) == cap(rows) {
+				if err := flush(); err != nil {
+					benchDB.err = err
+					return
+				}
+			}
+		}
+		if err := flush(); err != nil {
+			benchDB.err = err
+			return
+		}
+		if _, err := pool.Exec(ctx, "ANALYZE events"); err != nil {
+			benchDB.err = err
+			return
+		}
+		benchDB.st, benchDB.from, benchDB.to = st, start.Add(-time.Minute), now.Add(time.Minute)
+	})
+	if benchDB.err != nil {
+		b.Fatal(benchDB.err)
+	}
+	return benchDB.st, benchDB.from, benchDB.to
+}
+
+// starter loads the starter pack; stateless leaves out the two files whose
+// rules read counters and strikes.
+func starter(b *testing.B, stateless bool) *policy.RuleSet {
+	m := fstest.MapFS{}
+	err := fs.WalkDir(os.DirFS("../rules"), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || (stateless && (p == "flood.yaml" || p == "ladder.yaml")) || strings.HasSuffix(p, ".go") {
+			return err
+		}
+		data, err := os.ReadFile("../rules/" + p)
+		m[p] = &fstest.MapFile{Data: data}
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rs, err := policy.Load(m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if got := len(rs.History()) > 0; got == stateless {
+		b.Fatalf("stateless %v, but the set reads history: %v", stateless, got)
+	}
+	return rs
+}
+
+func benchBacktest(b *testing.B, stateless bool) {
+	st, from, to := benchStore(b)
+	cand := starter(b, stateless)
+	b.ResetTimer()
+	var events int64
+	start := time.Now()
+	for b.Loop() {
+		rep, err := backtest.Run(context.Background(), st, cand, backtest.Options{From: from, To: to, Samples: 5})
+		if err != nil {
+			b.Fatal(err)
+		}
+		events += rep.Evaluated
+	}
+	b.ReportMetric(float64(events)/time.Since(start).Seconds(), "events/s")
+}
+
+// BenchmarkBacktestStateless replays the stored messages through the
+// starter pack without its counting rules (target ≥ 20,000 events/s).
+func BenchmarkBacktestStateless(b *testing.B) { benchBacktest(b, true) }
+
+// BenchmarkBacktestHistory replays them through the whole starter pack,
+// whose flood, copy-paste, raid and ladder rules read counters and
+// strikes (target ≥ 5,000 events/s).
+func BenchmarkBacktestHistory(b *testing.B) { benchBacktest(b, false) }

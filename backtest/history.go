@@ -1,0 +1,256 @@
+package backtest
+
+import (
+	"time"
+
+	"moderator/policy"
+	"moderator/store"
+)
+
+// The history a candidate reads is rebuilt in memory from the event
+// stream, read in id order, with the same definitions as the store's
+// live read (store/counters.go): a value covers the marks whose time is
+// within the window of the event's time, on either side, among the
+// events recorded before it and itself, up to store.HistoryCap rows.
+
+// counters holds the recent marks of every user and of young accounts
+// per channel. It is used by one goroutine, in id order.
+type counters struct {
+	keys     []policy.HistoryKey // the counter keys the candidate reads
+	user     map[string][]policy.Mark
+	channel  map[string][]policy.Mark // young accounts' marks only
+	maxUser  time.Duration
+	maxChan  time.Duration
+	latest   time.Time
+	swept    time.Time
+	sweepGap time.Duration
+}
+
+func newCounters(keys []policy.HistoryKey) *counters {
+	c := &counters{user: map[string][]policy.Mark{}, channel: map[string][]policy.Mark{}}
+	for _, k := range keys {
+		switch {
+		case k.IsStrike():
+			continue
+		case k.IsChannel():
+			c.maxChan = max(c.maxChan, k.Window)
+		default:
+			c.maxUser = max(c.maxUser, k.Window)
+		}
+		c.keys = append(c.keys, k)
+	}
+	c.sweepGap = max(c.maxUser, c.maxChan, time.Hour)
+	return c
+}
+
+// add records a counted message.
+func (c *counters) add(m policy.Mark) {
+	if c.maxUser > 0 {
+		c.user[m.UserID] = push(c.user[m.UserID], m, c.maxUser)
+	}
+	if c.maxChan > 0 && m.Young && m.ChannelCID != "" {
+		c.channel[m.ChannelCID] = push(c.channel[m.ChannelCID], m, c.maxChan)
+	}
+	if m.At.After(c.latest) {
+		c.latest = m.At
+	}
+	if c.latest.Sub(c.swept) > c.sweepGap {
+		c.sweep()
+	}
+}
+
+// push appends m to marks, dropping the marks that no later event can
+// count (older than the window before m, or past the cap).
+func push(marks []policy.Mark, m policy.Mark, window time.Duration) []policy.Mark {
+	drop := 0
+	for drop < len(marks) && !marks[drop].At.After(m.At.Add(-window)) {
+		drop++
+	}
+	if over := len(marks) - drop + 1 - store.HistoryCap; over > 0 {
+		drop += over
+	}
+	if drop > 0 {
+		marks = append(marks[:0], marks[drop:]...)
+	}
+	return append(marks, m)
+}
+
+// sweep forgets the users and channels with no mark in the longest
+// window, so that memory follows the active users, not the event count.
+func (c *counters) sweep() {
+	for id, ms := range c.user {
+		if len(ms) == 0 || !ms[len(ms)-1].At.After(c.latest.Add(-c.maxUser)) {
+			delete(c.user, id)
+		}
+	}
+	for id, ms := range c.channel {
+		if len(ms) == 0 || !ms[len(ms)-1].At.After(c.latest.Add(-c.maxChan)) {
+			delete(c.channel, id)
+		}
+	}
+	c.swept = c.latest
+}
+
+// read fills h with the counter values of an event by user in channel at
+// time at, whose text has fingerprint fp.
+func (c *counters) read(h policy.History, user, channel string, at time.Time, fp int64) {
+	for _, k := range c.keys {
+		var n int
+		if k.IsChannel() {
+			n = countMarks(c.channel[channel], k, channel, at, fp)
+		} else {
+			n = countMarks(c.user[user], k, channel, at, fp)
+		}
+		h[k] = n
+	}
+}
+
+func countMarks(marks []policy.Mark, k policy.HistoryKey, channel string, at time.Time, fp int64) int {
+	lo, hi := at.Add(-k.Window), at.Add(k.Window)
+	n := 0
+	var seen []string // distinct channels, for user_channels
+	for i := range marks {
+		m := &marks[i]
+		if !m.At.After(lo) || m.At.After(hi) {
+			continue
+		}
+		switch k.Name {
+		case policy.CountUserMessages, policy.CountChannelYoungMessages:
+			n++
+		case policy.CountUserChannelMessages:
+			if m.ChannelCID == channel {
+				n++
+			}
+		case policy.CountUserLinks:
+			n += m.Links
+		case policy.CountUserDuplicates:
+			if fp != 0 && m.Fingerprint == fp {
+				n++
+			}
+		case policy.CountUserChannels:
+			if m.ChannelCID != "" && !contains(seen, m.ChannelCID) {
+				seen = append(seen, m.ChannelCID)
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// strike is one event's actions against its user, as strikes count them:
+// one offence per event, of each action type and rule it had, while the
+// action still counts (until its end, if any).
+type strike struct {
+	eventID int64
+	at      time.Time
+	acts    []strikeAct
+}
+
+type strikeAct struct {
+	typ  policy.ActionType
+	rule string
+	end  time.Time // zero: still counts
+}
+
+// lineage is the would-be strikes of one user for the candidate: the
+// strikes recorded before the window, then those of the candidate's own
+// enforce actions (and, for its shadow rules, those of its shadow
+// matches too).
+type lineage struct {
+	enforce []strike
+	shadow  []strike // the shadow rules' would-be strikes, on top of enforce
+}
+
+// strikeKeys are the strike keys the candidate reads.
+func strikeKeys(keys []policy.HistoryKey) []policy.HistoryKey {
+	var out []policy.HistoryKey
+	for _, k := range keys {
+		if k.IsStrike() {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// countStrikes adds to h the strikes of strikes at time now.
+func countStrikes(h policy.History, keys []policy.HistoryKey, strikes []strike, now time.Time) {
+	for _, k := range keys {
+		lo, hi := now.Add(-k.Window), now.Add(k.Window)
+		for i := range strikes {
+			s := &strikes[i]
+			if !s.at.After(lo) || s.at.After(hi) {
+				continue
+			}
+			for _, a := range s.acts {
+				if !a.end.IsZero() && !a.end.After(now) {
+					continue
+				}
+				hit := false
+				switch k.Name {
+				case policy.StrikesCount:
+					hit = isStrikeType(a.typ)
+				case policy.StrikesOfType:
+					hit = string(a.typ) == k.Arg
+				case policy.StrikesByRule:
+					hit = a.rule == k.Arg && isStrikeType(a.typ)
+				}
+				if hit {
+					h[k]++
+					break
+				}
+			}
+		}
+	}
+}
+
+func isStrikeType(t policy.ActionType) bool {
+	switch t {
+	case policy.ActionFlag, policy.ActionMute, policy.ActionBan, policy.ActionDelete, policy.ActionWarn:
+		return true
+	}
+	return false
+}
+
+// trimStrikes drops the strikes older than the longest strike window
+// before now.
+func trimStrikes(s []strike, window time.Duration, now time.Time) []strike {
+	drop := 0
+	for drop < len(s) && !s[drop].at.After(now.Add(-window)) {
+		drop++
+	}
+	if drop == 0 {
+		return s
+	}
+	return append(s[:0], s[drop:]...)
+}
+
+// strikeOf is the strike the candidate's actions on an event make. An
+// action the rules in force also took on that event (same type and rule)
+// ends when the recorded one ended: had the candidate been in force,
+// reviewers would have overturned it as well, and a failed call would
+// have failed.
+func strikeOf(eventID int64, at time.Time, actions []policy.Action, recorded []store.PastStrike) (strike, bool) {
+	s := strike{eventID: eventID, at: at}
+	for _, a := range actions {
+		if !isStrikeType(a.Type) {
+			continue
+		}
+		act := strikeAct{typ: a.Type, rule: a.RuleID}
+		for _, r := range recorded {
+			if r.Type == a.Type && r.RuleID == a.RuleID && r.End != nil {
+				act.end = *r.End
+			}
+		}
+		s.acts = append(s.acts, act)
+	}
+	return s, len(s.acts) > 0
+}
