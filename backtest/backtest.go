@@ -166,11 +166,14 @@ func (r *run) warmStrikes(ctx context.Context) error {
 		if p.End != nil {
 			act.end = *p.End
 		}
-		if n := len(lin.enforce); n > 0 && lin.enforce[n-1].eventID == p.EventID {
-			lin.enforce[n-1].acts = append(lin.enforce[n-1].acts, act)
-			return nil
+		key := strikeKey(p.MessageID, p.EventID)
+		for i := range lin.enforce {
+			if lin.enforce[i].key == key {
+				lin.enforce[i].acts = append(lin.enforce[i].acts, act)
+				return nil
+			}
 		}
-		lin.enforce = append(lin.enforce, strike{eventID: p.EventID, at: p.At, acts: []strikeAct{act}})
+		lin.enforce = append(lin.enforce, strike{key: key, message: p.MessageID, at: p.At, acts: []strikeAct{act}})
 		return nil
 	})
 }
@@ -374,21 +377,22 @@ func (r *run) evaluateOne(lineages map[string]*lineage, it *item) {
 	}
 	lin.enforce = trimStrikes(lin.enforce, r.maxStrike, it.at)
 	lin.shadow = trimStrikes(lin.shadow, r.maxStrike, it.at)
-	countStrikes(it.hist, r.skeys, lin.enforce, it.at)
+	msg := it.ev.MessageIDOrEmpty()
 	var shadow policy.History
 	if r.shadow {
 		shadow = make(policy.History, len(it.hist))
 		for k, v := range it.hist {
 			shadow[k] = v
 		}
-		countStrikes(shadow, r.skeys, lin.shadow, it.at)
+		countStrikes(shadow, r.skeys, it.at, msg, lin.enforce, lin.shadow)
 	}
+	countStrikes(it.hist, r.skeys, it.at, msg, lin.enforce)
 	d := r.cand.EvaluateSplit(it.ev, it.hist, shadow)
 	it.decision = d
 	if user == "" || it.ev.Type == policy.EventBeforeSend {
 		return
 	}
-	if s, ok := strikeOf(it.row.ID, it.at, d.Actions, it.row.Strikes); ok {
+	if s, ok := strikeOf(it.row.ID, msg, it.at, d.Actions, it.row.Strikes); ok {
 		lin.enforce = append(lin.enforce, s)
 	}
 	if r.shadow {
@@ -398,7 +402,7 @@ func (r *run) evaluateOne(lineages map[string]*lineage, it *item) {
 				would = append(would, m.Actions...)
 			}
 		}
-		if s, ok := strikeOf(it.row.ID, it.at, would, it.row.Strikes); ok {
+		if s, ok := strikeOf(it.row.ID, msg, it.at, would, it.row.Strikes); ok {
 			lin.shadow = append(lin.shadow, s)
 		}
 	}

@@ -1,6 +1,7 @@
 package backtest
 
 import (
+	"strconv"
 	"time"
 
 	"moderator/policy"
@@ -146,11 +147,14 @@ func contains(s []string, v string) bool {
 	return false
 }
 
-// strike is one event's actions against its user, as strikes count them:
-// one offence per event, of each action type and rule it had, while the
-// action still counts (until its end, if any).
+// strike is one message's (or, without a message, one event's) actions
+// against its user, as strikes count them: one offence per message, of
+// each action type and rule it had, while the action still counts (until
+// its end, if any). Its key is the store's: "m:" and the message id, or
+// "e:" and the event id.
 type strike struct {
-	eventID int64
+	key     string
+	message string
 	at      time.Time
 	acts    []strikeAct
 }
@@ -159,6 +163,14 @@ type strikeAct struct {
 	typ  policy.ActionType
 	rule string
 	end  time.Time // zero: still counts
+}
+
+// strikeKey is what a strike counts: the message, else the event.
+func strikeKey(message string, eventID int64) string {
+	if message != "" {
+		return "m:" + message
+	}
+	return "e:" + strconv.FormatInt(eventID, 10)
 }
 
 // lineage is the would-be strikes of one user for the candidate: the
@@ -181,35 +193,51 @@ func strikeKeys(keys []policy.HistoryKey) []policy.HistoryKey {
 	return out
 }
 
-// countStrikes adds to h the strikes of strikes at time now.
-func countStrikes(h policy.History, keys []policy.HistoryKey, strikes []strike, now time.Time) {
+// countStrikes sets in h the strikes of lists at time now for an event
+// about message own: the distinct messages struck in each window, the
+// judged message's own strikes left out (an edit is not judged against
+// the strikes of the message it edits).
+func countStrikes(h policy.History, keys []policy.HistoryKey, now time.Time, own string, lists ...[]strike) {
 	for _, k := range keys {
 		lo, hi := now.Add(-k.Window), now.Add(k.Window)
-		for i := range strikes {
-			s := &strikes[i]
-			if !s.at.After(lo) || s.at.After(hi) {
-				continue
-			}
-			for _, a := range s.acts {
-				if !a.end.IsZero() && !a.end.After(now) {
+		var seen []string
+		for _, strikes := range lists {
+			for i := range strikes {
+				s := &strikes[i]
+				if !s.at.After(lo) || s.at.After(hi) || (own != "" && s.message == own) || contains(seen, s.key) {
 					continue
 				}
-				hit := false
-				switch k.Name {
-				case policy.StrikesCount:
-					hit = isStrikeType(a.typ)
-				case policy.StrikesOfType:
-					hit = string(a.typ) == k.Arg
-				case policy.StrikesByRule:
-					hit = a.rule == k.Arg && isStrikeType(a.typ)
-				}
-				if hit {
-					h[k]++
-					break
+				if s.hits(k, now) {
+					seen = append(seen, s.key)
 				}
 			}
 		}
+		h[k] = len(seen)
 	}
+}
+
+// hits reports whether one of the strike's actions counts for k at now.
+func (s *strike) hits(k policy.HistoryKey, now time.Time) bool {
+	for _, a := range s.acts {
+		if !a.end.IsZero() && !a.end.After(now) {
+			continue
+		}
+		switch k.Name {
+		case policy.StrikesCount:
+			if isStrikeType(a.typ) {
+				return true
+			}
+		case policy.StrikesOfType:
+			if string(a.typ) == k.Arg {
+				return true
+			}
+		case policy.StrikesByRule:
+			if a.rule == k.Arg && isStrikeType(a.typ) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func isStrikeType(t policy.ActionType) bool {
@@ -238,8 +266,8 @@ func trimStrikes(s []strike, window time.Duration, now time.Time) []strike {
 // ends when the recorded one ended: had the candidate been in force,
 // reviewers would have overturned it as well, and a failed call would
 // have failed.
-func strikeOf(eventID int64, at time.Time, actions []policy.Action, recorded []store.PastStrike) (strike, bool) {
-	s := strike{eventID: eventID, at: at}
+func strikeOf(eventID int64, message string, at time.Time, actions []policy.Action, recorded []store.PastStrike) (strike, bool) {
+	s := strike{key: strikeKey(message, eventID), message: message, at: at}
 	for _, a := range actions {
 		if !isStrikeType(a.Type) {
 			continue

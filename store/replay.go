@@ -55,12 +55,13 @@ type ReplayRow struct {
 // outcome that is not a strike (failed, held, superseded, suppressed) or
 // a reversal by an overturn ends it at that time.
 type PastStrike struct {
-	EventID int64             `json:"event_id"`
-	UserID  string            `json:"user_id"`
-	At      time.Time         `json:"at"`
-	Type    policy.ActionType `json:"type"`
-	RuleID  string            `json:"rule_id"`
-	End     *time.Time        `json:"end"`
+	EventID   int64             `json:"event_id"`
+	MessageID string            `json:"message_id"`
+	UserID    string            `json:"user_id"`
+	At        time.Time         `json:"at"`
+	Type      policy.ActionType `json:"type"`
+	RuleID    string            `json:"rule_id"`
+	End       *time.Time        `json:"end"`
 }
 
 // ReplayBounds returns the smallest and largest event ids received in
@@ -97,7 +98,7 @@ func (s *Store) ReplayPage(ctx context.Context, f ReplayFilter) ([]ReplayRow, er
 		SELECT e.id, e.received_at, e.type, e.own, e.ignored, e.payload, coalesce(e.rule_set_version, ''),
 			d.matches, d.actions,
 			CASE WHEN d.id IS NULL OR $7 THEN NULL ELSE (SELECT jsonb_agg(jsonb_build_object(
-				'event_id', a.event_id, 'user_id', a.target_user_id, 'at', coalesce(e.created_at, e.received_at),
+				'event_id', a.event_id, 'message_id', coalesce(a.message_id, ''), 'user_id', a.target_user_id, 'at', coalesce(e.created_at, e.received_at),
 				'type', a.type, 'rule_id', a.rule_id, 'end', `+fmt.Sprintf(strikeEnd, 8)+`) ORDER BY a.id)
 				FROM actions a WHERE a.event_id = e.id AND a.reverses_action_id IS NULL AND a.target_user_id IS NOT NULL) END
 		FROM events e LEFT JOIN decisions d ON d.event_id = e.id
@@ -136,7 +137,7 @@ func (s *Store) ReplayPage(ctx context.Context, f ReplayFilter) ([]ReplayRow, er
 // when a backtest's window opens.
 func (s *Store) PastStrikes(ctx context.Context, from, to time.Time, fn func(PastStrike) error) error {
 	rows, err := s.pool.Query(ctx, `
-		SELECT a.event_id, a.target_user_id, coalesce(e.created_at, e.received_at), a.type, a.rule_id, `+fmt.Sprintf(strikeEnd, 3)+`
+		SELECT a.event_id, coalesce(a.message_id, ''), a.target_user_id, coalesce(e.created_at, e.received_at), a.type, a.rule_id, `+fmt.Sprintf(strikeEnd, 3)+`
 		FROM actions a JOIN events e ON e.id = a.event_id
 		WHERE a.reverses_action_id IS NULL AND a.target_user_id IS NOT NULL
 			AND coalesce(e.created_at, e.received_at) >= $1 AND coalesce(e.created_at, e.received_at) < $2
@@ -146,7 +147,7 @@ func (s *Store) PastStrikes(ctx context.Context, from, to time.Time, fn func(Pas
 	}
 	defer rows.Close()
 	var p PastStrike
-	_, err = pgx.ForEachRow(rows, []any{&p.EventID, &p.UserID, &p.At, &p.Type, &p.RuleID, &p.End}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&p.EventID, &p.MessageID, &p.UserID, &p.At, &p.Type, &p.RuleID, &p.End}, func() error {
 		return fn(p)
 	})
 	if err != nil {
