@@ -88,9 +88,11 @@ func (e exprError) String() string { return e.text(e.col) }
 // exprCompiler compiles the expressions of one rule set against the
 // environment and the set's word lists.
 type exprCompiler struct {
-	lists  map[string]*wordList
-	fields map[string]*customField
-	opts   []expr.Option
+	lists      map[string]*wordList
+	fields     map[string]*customField
+	conditions map[string]*condition // set by compileConditions
+	within     []string              // the condition being compiled, if one is
+	opts       []expr.Option
 }
 
 func newExprCompiler(lists map[string]*wordList, fields map[string]*customField) *exprCompiler {
@@ -127,16 +129,18 @@ func (c *exprCompiler) compile(src string, kind exprKind, withEvidence bool) (*p
 	for name := range cfg.Disabled {
 		delete(cfg.Builtins, name)
 	}
+	// Conditions are inlined first: they may read custom fields.
+	cp := &conditionPatcher{conds: c.conditions, cfg: cfg, stack: slices.Clone(c.within)}
 	fp := &fieldPatcher{fields: c.fields}
-	cfg.Visitors = append(cfg.Visitors, fp)
+	cfg.Visitors = append(cfg.Visitors, cp, fp)
 	cfg.Check()
 
 	tree, err := checker.ParseCheck(src, cfg)
-	if len(fp.errs) > 0 {
-		// An undeclared custom field is the cause of whatever the checker
-		// says about it.
-		errs := make([]exprError, len(fp.errs))
-		for i, e := range fp.errs {
+	if patchErrs := append(cp.errs, fp.errs...); len(patchErrs) > 0 {
+		// A broken condition or an undeclared custom field is the cause
+		// of whatever the checker says about it.
+		errs := make([]exprError, len(patchErrs))
+		for i, e := range patchErrs {
 			errs[i] = exprError{line: lineIn(src, e.node), from: e.node.Location().From, msg: e.msg}
 		}
 		return nil, errs

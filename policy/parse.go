@@ -89,12 +89,15 @@ func lineOf(n ast.Node) int {
 
 // ruleFile is what one rule file declares.
 type ruleFile struct {
-	rules  []rawRule
-	fields []rawField
+	rules      []rawRule
+	fields     []rawField
+	conditions []rawCondition
 }
 
 // empty reports whether the file declares nothing.
-func (f ruleFile) empty() bool { return len(f.rules) == 0 && len(f.fields) == 0 }
+func (f ruleFile) empty() bool {
+	return len(f.rules) == 0 && len(f.fields) == 0 && len(f.conditions) == 0
+}
 
 // parseRuleFileGuarded is parseRuleFile turning a panic (of the YAML
 // library, say) into a problem of the file.
@@ -113,7 +116,7 @@ func parseRuleFileGuarded(file string, data []byte) (ruleFile, []Problem) {
 }
 
 // topLevelKeys are the keys of a rule file.
-func topLevelKeys() []string { return []string{"rules", "fields"} }
+func topLevelKeys() []string { return []string{"rules", "conditions", "fields"} }
 
 // parseRuleFile reads the rules and declarations of one file. Structure
 // errors (unknown keys, wrong types) are problems; each rule is read
@@ -146,6 +149,8 @@ func parseRuleFile(file string, data []byte) (ruleFile, []Problem) {
 				rf.rules = append(rf.rules, p.rules(v, len(rf.rules))...)
 			case "fields":
 				rf.fields = append(rf.fields, p.fields(v)...)
+			case "conditions":
+				rf.conditions = append(rf.conditions, p.conditions(v)...)
 			}
 		})
 	}
@@ -205,6 +210,27 @@ func (p *fileParser) rules(v ast.Node, have int) []rawRule {
 		}
 	}
 	return rules
+}
+
+// conditions reads a conditions: block: name: expression.
+func (p *fileParser) conditions(v ast.Node) []rawCondition {
+	m, ok := p.mapping(v, "conditions")
+	if !ok {
+		return nil
+	}
+	var out []rawCondition
+	p.keysAny(m, "conditions", func(name string, line int, v ast.Node) {
+		src, ok := p.str(v, "condition "+name)
+		if !ok {
+			return
+		}
+		if strings.TrimSpace(src) == "" {
+			p.bad(line, "condition %s is empty", name)
+			return
+		}
+		out = append(out, rawCondition{file: p.file, line: line, name: name, src: src, srcLine: valueLine(v), lines: p.lines})
+	})
+	return out
 }
 
 // fields reads a fields: block: custom field declarations,

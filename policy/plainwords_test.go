@@ -63,7 +63,7 @@ func TestPlainWordErrors(t *testing.T) {
 			`r.yaml:6: when: type user has no field nmae (column 12)`,
 		}},
 		{"a rule that fails to compile is not missing", map[string]string{
-			"flood.yaml": strings.Replace(rule(`message.txet == "x"`), "id: r", "id: flood", 1),
+			"flood.yaml":  strings.Replace(rule(`message.txet == "x"`), "id: r", "id: flood", 1),
 			"ladder.yaml": strings.Replace(rule(`strikes.by_rule("flood", "7d") > 0`), "id: r", "id: ladder", 1),
 		}, []string{
 			`flood.yaml:4: when: type message has no field txet (column 19)`,

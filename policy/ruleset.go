@@ -209,6 +209,8 @@ func loadWith(fsys fs.FS, lim worstCaseLimits, draft bool) (*RuleSet, error) {
 	fields, ps := compileFields(parsed.fields)
 	problems = append(problems, ps...)
 	c := newExprCompiler(lists, fields)
+	_, ps = c.compileConditions(parsed.conditions)
+	problems = append(problems, ps...)
 	rs := &RuleSet{
 		version: hex.EncodeToString(hash.Sum(nil))[:12],
 		lists:   lists,
@@ -300,6 +302,7 @@ func parseRuleFiles(files []sourceFile, notes *[]Problem) (ruleFile, []Problem) 
 		}
 		all.rules = append(all.rules, rf.rules...)
 		all.fields = append(all.fields, rf.fields...)
+		all.conditions = append(all.conditions, rf.conditions...)
 	}
 	return all, problems
 }

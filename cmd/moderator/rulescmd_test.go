@@ -49,9 +49,9 @@ func TestRunRulesTest(t *testing.T) {
 				"enforce  flood                        ../../rules/flood.yaml:6  More than ten messages in a minute, across all channels\n" +
 				"shadow   copy-paste-spam              ../../rules/flood.yaml:34  The same text five times in ten minutes, spread over three or more channels\n" +
 				"shadow   raid                         ../../rules/flood.yaml:56  A channel flooded by brand-new accounts, twenty messages in five minutes\n" +
-				"enforce  profanity-warn               ../../rules/ladder.yaml:7  Swearing, first time in a week: a warning\n" +
-				"enforce  profanity-mute               ../../rules/ladder.yaml:26  Swearing, second time in a week: a day's mute\n" +
-				"enforce  profanity-ban                ../../rules/ladder.yaml:43  Swearing, third time in a week: a week's ban\n" +
+				"enforce  profanity-warn               ../../rules/ladder.yaml:11  Swearing, first time in a week: a warning\n" +
+				"enforce  profanity-mute               ../../rules/ladder.yaml:30  Swearing, second time in a week: a day's mute\n" +
+				"enforce  profanity-ban                ../../rules/ladder.yaml:47  Swearing, third time in a week: a week's ban\n" +
 				"enforce  new-account-links            ../../rules/links.yaml:4  Links from accounts younger than a day\n" +
 				"enforce  mention-flood                ../../rules/mentions.yaml:3  Messages that mention eight or more people\n" +
 				"enforce  profanity                    ../../rules/profanity.yaml:6  Swear words from the profanity list\n" +
@@ -144,7 +144,7 @@ func TestRunEval(t *testing.T) {
 			wantStdout: "rule set  " + version + " (../../rules, 15 rules, 13 for message.new events)\n" +
 				`event     message.new, message m1, user u1, channel messaging:general, text "cheap watches at https://shop.example.net/deal fuuuck"` + "\n" +
 				"\n" +
-				"MATCH  profanity-warn (enforce, ../../rules/ladder.yaml:7)\n" +
+				"MATCH  profanity-warn (enforce, ../../rules/ladder.yaml:11)\n" +
 				"  reason    Swearing, first time in a week: a warning\n" +
 				`  evidence  contains_any(text.words, "profanity") = ["fuuuck"]` + "\n" +
 				`            strikes.by_rule("profanity", "7d") = 0` + "\n" +
@@ -187,7 +187,7 @@ func TestRunEval(t *testing.T) {
 			wantStdout: "rule set  " + version + " (../../rules, 15 rules, 13 for message.new events)\n" +
 				`event     message.new, message example-message, user example-user, channel messaging:general, text "piss off"` + "\n" +
 				"\n" +
-				"MATCH  profanity-ban (enforce, ../../rules/ladder.yaml:43)\n" +
+				"MATCH  profanity-ban (enforce, ../../rules/ladder.yaml:47)\n" +
 				"  reason    swearing 3 times this week\n" +
 				`  evidence  contains_any(text.words, "profanity") = ["piss off"]` + "\n" +
 				`            strikes.by_rule("profanity", "7d") = 2` + "\n" +
