@@ -124,6 +124,33 @@ func BenchmarkEvaluateStarterPack(b *testing.B) {
 	}
 }
 
+// BenchmarkEvaluateStarterPackLongText is the starter pack on a message at
+// Stream's limit, 5,000 CJK characters (15,000 bytes), all of it judged:
+// plain (every rule runs), and ending in a scam link (which stops the
+// evaluation).
+func BenchmarkEvaluateStarterPackLongText(b *testing.B) {
+	rs, err := Load(os.DirFS("../rules"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tail := range []string{"", " https://discord-nitro.gift/claim"} {
+		name := "plain"
+		if tail != "" {
+			name = "link-at-end"
+		}
+		b.Run(name, func(b *testing.B) {
+			ev := benchEvent(b)
+			cjk := []rune(strings.Repeat("今天天气很好，我们下午去公园散步吧。", 400))
+			ev.Message.Text = string(cjk[:5000-len(tail)]) + tail
+			b.SetBytes(int64(len(ev.Message.Text)))
+			b.ReportAllocs()
+			for b.Loop() {
+				rs.Evaluate(ev)
+			}
+		})
+	}
+}
+
 // BenchmarkEnv is the per-message work before any rule runs: the
 // environment with every derived value.
 func BenchmarkEnv(b *testing.B) {

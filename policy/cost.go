@@ -14,9 +14,9 @@ import (
 // step is roughly one VM instruction, or 16 bytes of string work. Sizes
 // are upper bounds: a string's length, a list's elements.
 const (
-	sizeText     = MaxTextBytes
-	sizeDerived  = 4 * MaxTextBytes // lower-casing and normalising may lengthen text
-	sizeWords    = 2 * MaxTextBytes // words of the normalised text
+	sizeText     = maxTextBytes
+	sizeDerived  = 4 * maxTextBytes // lower-casing and normalising may lengthen text
+	sizeWords    = 2 * maxTextBytes // words of the normalised text
 	sizeField    = 1024             // ids, names and other short fields
 	sizeUnknown  = 8192             // custom fields (Stream caps custom data at a few KB)
 	sizeListElem = 256              // an element of a list: a word, an id, a URL
@@ -202,9 +202,9 @@ func (w *walker) estimateCall(n *ast.CallNode, s estScope) (cost, size float64) 
 	case fnInList:
 		return c + arg(0)/bytesPerStep*8 + 4, 1
 	case fnNormalize:
-		return c + arg(0)/2, 4 * math.Min(arg(0), MaxTextBytes)
+		return c + arg(0)/2, 4 * math.Min(arg(0), maxTextBytes)
 	case fnWords:
-		return c + arg(0), 2 * math.Min(arg(0), MaxTextBytes)
+		return c + arg(0), 2 * math.Min(arg(0), maxTextBytes)
 	}
 	return c, sizeUnknown
 }

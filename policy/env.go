@@ -8,11 +8,16 @@ import (
 )
 
 // Limits on what an expression sees. They bound the work any rule can do
-// on one event, whatever the sender puts in it: text past MaxTextBytes is
+// on one event, whatever the sender puts in it: text past MaxTextRunes is
 // not evaluated (text.truncated says so), and the lists are cut at these
 // lengths (the *_count fields keep the real counts).
 const (
-	MaxTextBytes    = 4096
+	// MaxTextRunes is Stream's limit on a message's text, in characters:
+	// the rules judge a message whole, up to it.
+	MaxTextRunes = 5000
+	// maxTextBytes bounds the evaluated text in bytes (UTF-8 takes at most
+	// four per character), for the cost estimate.
+	maxTextBytes    = 4 * MaxTextRunes
 	maxLinks        = 100
 	maxMentions     = 100
 	maxAttachments  = 50
@@ -57,7 +62,7 @@ type EventEnv struct {
 type MessageEnv struct {
 	ID              string `expr:"id"`
 	Type            string `expr:"type"`
-	Text            string `expr:"text"` // the first MaxTextBytes of the text
+	Text            string `expr:"text"` // the first MaxTextRunes characters of the text
 	ParentID        string `expr:"parent_id"`
 	IsReply         bool   `expr:"is_reply"` // posted in a thread
 	QuotedMessageID string `expr:"quoted_message_id"`
@@ -133,7 +138,7 @@ type TextEnv struct {
 	CapsRatio     float64  `expr:"caps_ratio"`     // upper-case letters / letters (see CapsRatio)
 	LongestRepeat int      `expr:"longest_repeat"` // longest run of one repeated character
 	Length        int      `expr:"length"`         // characters in the whole text, not only the evaluated part
-	Truncated     bool     `expr:"truncated"`      // the text was longer than MaxTextBytes
+	Truncated     bool     `expr:"truncated"`      // the text was longer than MaxTextRunes characters
 }
 
 // needs records which derived values the rules of a set read, so that an
@@ -385,14 +390,17 @@ func accountAge(now, created time.Time) time.Duration {
 	return max(now.Sub(created), 0)
 }
 
-// capText returns at most MaxTextBytes of s, cut on a rune boundary.
+// capText returns the first MaxTextRunes characters of s.
 func capText(s string) string {
-	if len(s) <= MaxTextBytes {
-		return s
+	if len(s) <= MaxTextRunes {
+		return s // fewer bytes than the limit in characters
 	}
-	cut := MaxTextBytes
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
+	n := 0
+	for i := range s {
+		if n == MaxTextRunes {
+			return s[:i]
+		}
+		n++
 	}
-	return s[:cut]
+	return s
 }

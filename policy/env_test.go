@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/expr-lang/expr/vm"
 	"github.com/google/go-cmp/cmp"
@@ -121,7 +122,7 @@ func TestNewEnv(t *testing.T) {
 
 func TestNewEnvLimits(t *testing.T) {
 	t.Parallel()
-	long := strings.Repeat("a", MaxTextBytes-1) + "é and more"
+	long := strings.Repeat("界", MaxTextRunes-1) + "é and more"
 	var mentions, attachments []string
 	for i := range 150 {
 		mentions = append(mentions, fmt.Sprintf(`{"id":"u%d"}`, i))
@@ -131,13 +132,13 @@ func TestNewEnvLimits(t *testing.T) {
 		long, strings.Join(mentions, ","), strings.Join(attachments, ","))
 	env := newEnv(mustParse(t, body), needAll)
 
-	if got := len(env.Message.Text); got != MaxTextBytes-1 {
-		t.Errorf("evaluated text is %d bytes, want %d (cut before the two-byte é)", got, MaxTextBytes-1)
+	if got, want := env.Message.Text, strings.Repeat("界", MaxTextRunes-1)+"é"; got != want {
+		t.Errorf("evaluated text is %d characters, want the first %d", utf8.RuneCountInString(got), MaxTextRunes)
 	}
 	if !env.Text.Truncated {
 		t.Errorf("text.truncated is false for a text over the limit")
 	}
-	if got, want := env.Text.Length, MaxTextBytes-1+len([]rune("é and more")); got != want {
+	if got, want := env.Text.Length, MaxTextRunes-1+len([]rune("é and more")); got != want {
 		t.Errorf("text.length = %d, want %d (the whole text)", got, want)
 	}
 	for _, c := range []struct {

@@ -208,7 +208,7 @@ func (rs *RuleSet) EvaluateSplit(ev *Event, h, shadow History) (d Decision) {
 
 // beforeSend fills Block or Rewrite from the enforce actions: the first
 // block wins; otherwise the words of every rewrite are masked in the full
-// message text (not only the first MaxTextBytes the rules read). A rewrite
+// message text (also past the first MaxTextRunes characters the rules read). A rewrite
 // that would not change the text is dropped, so the message is accepted
 // as it is.
 func (d *Decision) beforeSend(ev *Event) {

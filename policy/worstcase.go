@@ -6,6 +6,7 @@ import (
 	"runtime/metrics"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/expr-lang/expr/vm"
 )
@@ -35,8 +36,8 @@ const worstCaseTrials = 5
 // attachments; long custom fields. Each variant stresses different rules.
 func worstCaseEvents(eventType string) []*Event {
 	now := exampleTime()
-	filler := func(unit string) string {
-		return strings.Repeat(unit, MaxTextBytes/len(unit)+1)[:MaxTextBytes]
+	filler := func(unit string) string { // MaxTextRunes characters of unit, repeated
+		return capText(strings.Repeat(unit, MaxTextRunes/utf8.RuneCountInString(unit)+1))
 	}
 	texts := []string{
 		filler("a B c D e! "),

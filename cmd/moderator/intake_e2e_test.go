@@ -223,3 +223,25 @@ func TestBeforeSendRefusedRecordsDoNotPinTheWriters(t *testing.T) {
 		t.Errorf("metrics do not count the quarantined decisions")
 	}
 }
+
+// TestWholeMessageJudgedEndToEnd: a 5,000-character CJK message with a
+// scam link at its end is judged by the scam rule on the push path and
+// blocked before send.
+func TestWholeMessageJudgedEndToEnd(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverOptions{})
+	link := " https://discord-nitro.gift/claim"
+	cjk := []rune(strings.Repeat("今天天气很好，我们下午去公园散步吧。", 400))
+	text := string(cjk[:policy.MaxTextRunes-len(link)]) + link
+	status, resp := s.send(t, delivery{body: messageEvent("long-cjk", text), webhookID: "long-cjk"})
+	if status != 200 || resp["status"] != "recorded" {
+		t.Fatalf("push: %d %v", status, resp)
+	}
+	if matched := matchedRules(t, "long-cjk"); !slices.Contains(matched, "scam-domains") {
+		t.Errorf("push: matched %v, want scam-domains", matched)
+	}
+	status, answer := s.sendBeforeSend(t, beforeSendEvent("long-cjk-sender", text), "")
+	if status != 200 || !strings.Contains(answer, "discord-nitro.gift is a known scam site") {
+		t.Errorf("before send: %d %s, want the message blocked", status, answer)
+	}
+}
