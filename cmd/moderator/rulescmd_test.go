@@ -36,7 +36,7 @@ func TestRunRulesTest(t *testing.T) {
 		{
 			name:       "starter pack",
 			args:       []string{"../../rules"},
-			wantStdout: "ok: 15 rules, 45 examples passed (version " + version + ")\n",
+			wantStdout: "ok: 16 rules, 47 examples passed (version " + version + ")\n",
 		},
 		{
 			name: "starter pack, listed",
@@ -53,11 +53,12 @@ func TestRunRulesTest(t *testing.T) {
 				"enforce  profanity-mute               ../../rules/ladder.yaml:30  Swearing, second time in a week: a day's mute\n" +
 				"enforce  profanity-ban                ../../rules/ladder.yaml:47  Swearing, third time in a week: a week's ban\n" +
 				"enforce  new-account-links            ../../rules/links.yaml:4  Links from accounts younger than a day\n" +
+				"enforce  over-long-message            ../../rules/long_text.yaml:7  Messages longer than the 5,000 characters the rules judge\n" +
 				"enforce  mention-flood                ../../rules/mentions.yaml:3  Messages that mention eight or more people\n" +
 				"enforce  profanity                    ../../rules/profanity.yaml:6  Swear words from the profanity list\n" +
 				"shadow   caps-shouting                ../../rules/shouting.yaml:5  Long messages written mostly in capitals\n" +
 				"enforce  repeated-characters          ../../rules/shouting.yaml:23  Messages with a character repeated twenty or more times\n" +
-				"ok: 15 rules, 45 examples passed (version " + version + ")\n",
+				"ok: 16 rules, 47 examples passed (version " + version + ")\n",
 		},
 		{
 			name:    "broken folder",
@@ -141,7 +142,7 @@ func TestRunEval(t *testing.T) {
 			name:  "partial event on stdin",
 			args:  []string{"--rules", "../../rules", "--partial"},
 			stdin: newAccountLink,
-			wantStdout: "rule set  " + version + " (../../rules, 15 rules, 13 for message.new events)\n" +
+			wantStdout: "rule set  " + version + " (../../rules, 16 rules, 14 for message.new events)\n" +
 				`event     message.new, message m1, user u1, channel messaging:general, text "cheap watches at https://shop.example.net/deal fuuuck"` + "\n" +
 				"\n" +
 				"MATCH  profanity-warn (enforce, ../../rules/ladder.yaml:11)\n" +
@@ -169,7 +170,7 @@ func TestRunEval(t *testing.T) {
 			name:  "shadow match",
 			args:  []string{"--rules", "../../rules", "--partial", "-"},
 			stdin: `{"message": {"text": "WHY DOES NOBODY EVER ANSWER"}}`,
-			wantStdout: "rule set  " + version + " (../../rules, 15 rules, 13 for message.new events)\n" +
+			wantStdout: "rule set  " + version + " (../../rules, 16 rules, 14 for message.new events)\n" +
 				`event     message.new, message example-message, user example-user, channel messaging:general, text "WHY DOES NOBODY EVER ANSWER"` + "\n" +
 				"\n" +
 				"SHADOW caps-shouting (shadow, ../../rules/shouting.yaml:5)\n" +
@@ -184,7 +185,7 @@ func TestRunEval(t *testing.T) {
 			name:  "history supplied",
 			args:  []string{"--rules", "../../rules", "--partial", "--history", `strikes.by_rule("profanity", "7d")=2`},
 			stdin: `{"message": {"text": "piss off"}}`,
-			wantStdout: "rule set  " + version + " (../../rules, 15 rules, 13 for message.new events)\n" +
+			wantStdout: "rule set  " + version + " (../../rules, 16 rules, 14 for message.new events)\n" +
 				`event     message.new, message example-message, user example-user, channel messaging:general, text "piss off"` + "\n" +
 				"\n" +
 				"MATCH  profanity-ban (enforce, ../../rules/ladder.yaml:47)\n" +
@@ -204,7 +205,7 @@ func TestRunEval(t *testing.T) {
 		{
 			name: "Stream's sample event from a file",
 			args: []string{"--rules", "../../rules", "../../testdata/samples/message.new-1.json"},
-			wantStdout: "rule set  " + version + " (../../rules, 15 rules, 13 for message.new events)\n" +
+			wantStdout: "rule set  " + version + " (../../rules, 16 rules, 14 for message.new events)\n" +
 				`event     message.new, message fff0d7c0-60bd-4835-833b-3843007817bf, user 97b49906-0b98-463b-aa47-0aa945677eb2, channel messaging:fun, text "8b780762-4830-4e2a-aa43-18aabaf1732d"` + "\n" +
 				"\n" +
 				"no rule matched\n" +
@@ -215,7 +216,7 @@ func TestRunEval(t *testing.T) {
 			name:  "an event type no rule is for",
 			args:  []string{"--rules", "../../rules"},
 			stdin: `{"type": "user.updated", "user": {"id": "u9"}}`,
-			wantStdout: "rule set  " + version + " (../../rules, 15 rules, 0 for user.updated events)\n" +
+			wantStdout: "rule set  " + version + " (../../rules, 16 rules, 0 for user.updated events)\n" +
 				"event     user.updated, user u9\n" +
 				"\n" +
 				"no rule matched\n" +
