@@ -249,7 +249,7 @@ func TestFunctions(t *testing.T) {
 	t.Parallel()
 	lists := map[string]string{
 		"swears":  "# comment\ndarn\nheck # trailing comment\nshoot\nFrak\ngo away\n\n",
-		"scams":   "https://www.Scam.example/path\nphish.test\n",
+		"scams":   "https://www.Scam.example/path\nphish.test\nxn--80ak6aa92e.com\nпример.рф\n",
 		"teams":   "Red Team\nblue\n",
 		"trusted": "VIP-User\n",
 	}
@@ -279,6 +279,12 @@ func TestFunctions(t *testing.T) {
 		{`domain_in(text.domains, "scams")`, text("see https://scam.example/x"), true},
 		{`domain_in(text.domains, "scams")`, text("see https://login.scam.example/x"), true},
 		{`domain_in(text.domains, "scams")`, text("see https://notscam.example/x"), false},
+		// A punycode entry matches its Unicode form, and back.
+		{`domain_in(text.domains, "scams")`, text("log in at https://аррӏе.com/login"), true},
+		{`domain_in(text.domains, "scams")`, text("log in at https://login.xn--80ak6aa92e.com/"), true},
+		{`domain_in(text.domains, "scams")`, text("see https://xn--e1afmkfd.xn--p1ai/"), true},
+		{`domain_in("xn--e1afmkfd.xn--p1ai", "scams")`, nil, true},
+		{`domain_in(text.domains, "scams")`, text("see https://apple.com/"), false},
 		{`domain_in("phish.test", "scams")`, nil, true},
 		{`domain_hits(text.domains, "scams")`, text("https://a.phish.test and https://ok.example and https://scam.example"), []string{"a.phish.test", "scam.example"}},
 		{`normalize("ＦＲＥＥ Nitro")`, nil, "free nitro"},

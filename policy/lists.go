@@ -106,7 +106,7 @@ func parseWordList(file string, data []byte) (*wordList, []Problem) {
 			l.starts[words[0]] = struct{}{}
 			l.maxPhrase = max(l.maxPhrase, len(words))
 		}
-		if d := domainEntry(text); d != "" {
+		for _, d := range domainForms(domainEntry(text)) {
 			l.domains[d] = struct{}{}
 		}
 	}
@@ -135,6 +135,24 @@ func domainEntry(s string) string {
 		return ""
 	}
 	return d
+}
+
+// domainForms returns a domain entry in every form a link's domain may
+// take: links carry Unicode (an "xn--" label decoded), but rules may also
+// pass a domain in punycode, so "xn--80ak6aa92e.com" and "аррӏе.com"
+// each match the other.
+func domainForms(d string) []string {
+	if d == "" {
+		return nil
+	}
+	forms := []string{d}
+	if u := textDecodeIDNA(d); u != d {
+		forms = append(forms, u)
+	}
+	if a := textEncodeIDNA(d); a != "" && a != d {
+		forms = append(forms, a)
+	}
+	return forms
 }
 
 // has reports whether x is an entry. A word stretched with a run of three

@@ -5,6 +5,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/net/idna"
+	"golang.org/x/net/publicsuffix"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -1096,112 +1098,61 @@ func textFoldHost(host string) (string, bool) {
 }
 
 // textDecodeIDNA replaces each "xn--" label of a lower-case domain with the
-// Unicode it encodes (RFC 3492 punycode); a label that does not decode, or
-// decodes to nothing, is kept as written.
+// Unicode it encodes (RFC 3492 punycode, by golang.org/x/net/idna); a label
+// that does not decode, or decodes to nothing, is kept as written.
 func textDecodeIDNA(domain string) string {
 	labels := strings.Split(domain, ".")
 	for i, label := range labels {
 		if !strings.HasPrefix(label, "xn--") {
 			continue
 		}
-		if u, ok := textPunycodeDecode(label[4:]); ok && u != "" {
+		if u, err := idna.Punycode.ToUnicode(label); err == nil && u != "" && u != label {
 			labels[i] = strings.ToLower(u)
 		}
 	}
 	return strings.Join(labels, ".")
 }
 
-// textPunycodeDecode decodes an RFC 3492 punycode string (without "xn--").
-func textPunycodeDecode(s string) (string, bool) {
-	const (
-		base        = 36
-		tmin        = 1
-		tmax        = 26
-		skew        = 38
-		damp        = 700
-		initialBias = 72
-		initialN    = 128
-		maxInt      = 1<<31 - 1
-	)
-	var out []rune
-	pos := 0
-	if k := strings.LastIndexByte(s, '-'); k >= 0 {
-		for j := 0; j < k; j++ {
-			if s[j] >= utf8.RuneSelf {
-				return "", false
-			}
-			out = append(out, rune(s[j]))
-		}
-		pos = k + 1
+// textEncodeIDNA returns domain with each non-ASCII label in its "xn--"
+// form, or "" when a label cannot be encoded.
+func textEncodeIDNA(domain string) string {
+	a, err := idna.Punycode.ToASCII(domain)
+	if err != nil {
+		return ""
 	}
-	n, i, bias := initialN, 0, initialBias
-	for pos < len(s) {
-		oldi, w := i, 1
-		for k := base; ; k += base {
-			if pos >= len(s) {
-				return "", false
-			}
-			c := s[pos]
-			pos++
-			var digit int
-			switch {
-			case '0' <= c && c <= '9':
-				digit = int(c-'0') + 26
-			case 'a' <= c && c <= 'z':
-				digit = int(c - 'a')
-			case 'A' <= c && c <= 'Z':
-				digit = int(c - 'A')
-			default:
-				return "", false
-			}
-			if digit > (maxInt-i)/w {
-				return "", false
-			}
-			i += digit * w
-			t := k - bias
-			switch {
-			case k <= bias:
-				t = tmin
-			case k >= bias+tmax:
-				t = tmax
-			}
-			if digit < t {
-				break
-			}
-			if w > maxInt/(base-t) {
-				return "", false
-			}
-			w *= base - t
-		}
-		// adapt the bias (RFC 3492 section 6.1)
-		delta := i - oldi
-		if oldi == 0 {
-			delta /= damp
-		} else {
-			delta /= 2
-		}
-		delta += delta / (len(out) + 1)
-		k := 0
-		for delta > ((base-tmin)*tmax)/2 {
-			delta /= base - tmin
-			k += base
-		}
-		bias = k + (base-tmin+1)*delta/(delta+skew)
+	return a
+}
 
-		if i/(len(out)+1) > maxInt-n {
-			return "", false
-		}
-		n += i / (len(out) + 1)
-		i %= len(out) + 1
-		if n > unicode.MaxRune || (0xD800 <= n && n <= 0xDFFF) {
-			return "", false
-		}
-		out = append(out, 0)
-		copy(out[i+1:], out[i:])
-		out[i] = rune(n)
-		i++
+// textKnownTLD reports whether tld (lower-case, without the dot) is a
+// top-level domain, so that a bare "name.tld" in chat is taken for a
+// link: the ICANN section of the Public Suffix List (golang.org/x/net/
+// publicsuffix, maintained upstream, so new TLDs such as .pics, .lat and
+// .beauty are known), plus .onion and .eth, which are not ICANN's. It is
+// consulted only for links written without a scheme; "https://anything"
+// is always a link.
+//
+// A few TLDs that are far more often file extensions in chat (.md, .py,
+// .rs, .ps, .zip, .mov) are left out, so "see main.rs" is not a link;
+// they are still found with a scheme, "www." or a path.
+func textKnownTLD(tld string) bool {
+	switch tld {
+	case "md", "py", "rs", "ps", "zip", "mov":
+		return false
+	case "onion", "eth":
+		return true
+	case "":
+		return false
 	}
-	return string(out), true
+	for i := 0; i < len(tld); i++ {
+		if tld[i] >= utf8.RuneSelf {
+			if tld = textEncodeIDNA(tld); tld == "" {
+				return false
+			}
+			break
+		}
+	}
+	_, icann := publicsuffix.PublicSuffix(tld)
+	return icann
 }
 
 // DomainIn reports whether domain or one of its parent domains is in set:

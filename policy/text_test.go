@@ -331,7 +331,11 @@ func TestExtractLinks(t *testing.T) {
 		{"bare markdown emphasis", "_example.com_ and *x.io*", []Link{{"example.com", "example.com"}, {"x.io", "x.io"}}},
 		{"bare upper-case", "Visit EXAMPLE.COM", []Link{{"EXAMPLE.COM", "example.com"}}},
 		{"unknown tld is not a link", "file.txt and v1.2.3 and 3.14", nil},
-		{"file extension tld is not a link", "see main.rs and setup.py", nil},
+		{"file extension tld is not a link", "see main.rs and setup.py, README.md, archive.zip, clip.mov", nil},
+		{"new gTLDs from the public suffix list", "free nitro at nitro-free.pics, nitro-free.lat or nitro.beauty",
+			[]Link{{"nitro-free.pics", "nitro-free.pics"}, {"nitro-free.lat", "nitro-free.lat"}, {"nitro.beauty", "nitro.beauty"}}},
+		{"non-ICANN tlds kept", "see duckduck.onion and vitalik.eth", []Link{{"duckduck.onion", "duckduck.onion"}, {"vitalik.eth", "vitalik.eth"}}},
+		{"a private suffix is not a tld", "see x.blogspot and y.localhost", nil},
 		{"e-mail is not a link", "mail bob@example.com please", nil},
 		{"abbreviations", "e.g. i.e. U.S. a.m.", nil},
 		{"duplicates removed", "x.com x.com https://x.com x.com/a",
@@ -374,29 +378,23 @@ func TestExtractLinksManyDistinct(t *testing.T) {
 	}
 }
 
-func TestPunycodeDecode(t *testing.T) {
+func TestDecodeIDNA(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		in, want string
-		ok       bool
-	}{
-		{"80ak6aa92e", "аррӏе", true},
-		{"mnchen-3ya", "münchen", true},
-		{"bcher-kva", "bücher", true},
-		{"ihqwcrb4cv8a8dqg056pqjye", "他们为什么不说中文", true},
-		{"p1ai", "рф", true},
-		{"", "", true},
-		{"abc-", "abc", true},
-		{"99999999999999", "", false},
-		{"a-é", "", false},
-		{"-!", "", false},
+	tests := []struct{ in, want string }{
+		{"xn--80ak6aa92e.com", "аррӏе.com"},
+		{"xn--mnchen-3ya.de", "münchen.de"},
+		{"xn--bcher-kva.example", "bücher.example"},
+		{"xn--ihqwcrb4cv8a8dqg056pqjye.cn", "他们为什么不说中文.cn"},
+		{"xn--e1afmkfd.xn--p1ai", "пример.рф"},
+		{"plain.example", "plain.example"},
+		{"xn--99999999999999.com", "xn--99999999999999.com"}, // does not decode: kept
+		{"xn--.com", "xn--.com"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
 			t.Parallel()
-			got, ok := textPunycodeDecode(tt.in)
-			if got != tt.want || ok != tt.ok {
-				t.Errorf("textPunycodeDecode(%q) = %q, %v, want %q, %v", tt.in, got, ok, tt.want, tt.ok)
+			if got := textDecodeIDNA(tt.in); got != tt.want {
+				t.Errorf("textDecodeIDNA(%q) = %q, want %q", tt.in, got, tt.want)
 			}
 		})
 	}
