@@ -77,6 +77,8 @@ func bodyFor(e endpoint) string {
 		return `{"body":"a note"}`
 	case "/appeals/{id}/claim", "/appeals/{id}/release":
 		return ""
+	case "/backtests":
+		return `{"since":"1h","files":{"r.yaml":"rules:\n  - id: r\n    description: d\n    when: message.text == \"x\"\n    actions: [flag]\n    examples:\n      - {event: {message: {text: x}}, expect: {match: true}}\n      - {event: {message: {text: y}}, expect: {match: false}}\n"}}`
 	}
 	return `{"reason":"matrix"}`
 }

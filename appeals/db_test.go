@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"moderator/appeals"
+	"moderator/backtest"
 	"moderator/policy"
 	"moderator/store"
 	"moderator/store/storetest"
@@ -51,7 +52,10 @@ func newAPI(t testing.TB, st *store.Store) *api {
 		t.Fatal(err)
 	}
 	a := &api{st: st, over: &recordingOverturner{}, logs: logs}
-	a.h = appeals.NewServer(appeals.ServerConfig{Logger: logger, Auth: auth, Store: st, Overturner: a.over, Status: staticStatus{}})
+	runner := backtest.NewRunner(st, logger)
+	t.Cleanup(runner.Close)
+	a.h = appeals.NewServer(appeals.ServerConfig{Logger: logger, Auth: auth, Store: st, Overturner: a.over, Status: staticStatus{},
+		Backtests: runner})
 	return a
 }
 

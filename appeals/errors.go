@@ -104,6 +104,8 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 			msg = le.Error()
 		}
 		writeError(w, http.StatusNotFound, CodeNotFound, "", msg)
+	case errors.Is(err, store.ErrBacktestRunning):
+		writeError(w, http.StatusConflict, CodeConflict, "", store.ErrBacktestRunning.Error())
 	case errors.As(err, &held):
 		writeError(w, http.StatusConflict, CodeConflict, "", held.Error()+": they release it, or someone assigns it, first")
 	case errors.Is(err, store.ErrAlreadyDecided), errors.Is(err, store.ErrAlreadyOverturned):

@@ -356,28 +356,34 @@ func printable(s string, n int) string {
 // decodeBody reads a JSON object of at most maxBodyBytes into v, refusing
 // unknown fields, trailing data and anything that is not one object.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
-	body := http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	return decodeBodyMax(w, r, v, maxBodyBytes)
+}
+
+// decodeBodyMax is decodeBody with a limit of its own (a backtest's
+// candidate is larger than a reason).
+func decodeBodyMax(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
+	body := http.MaxBytesReader(w, r.Body, limit)
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return bodyDecodeError(err)
+		return bodyDecodeError(err, limit)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return bodyDecodeError(err)
+			return bodyDecodeError(err, limit)
 		}
 		return &bodyError{msg: "the body must hold one JSON object and nothing after it"}
 	}
 	return nil
 }
 
-func bodyDecodeError(err error) error {
+func bodyDecodeError(err error, limit int64) error {
 	var (
 		mbe  *http.MaxBytesError
 		syn  *json.SyntaxError
 		typ  *json.UnmarshalTypeError
-		size = fmt.Sprintf("the body is larger than %d KiB", maxBodyBytes>>10)
+		size = fmt.Sprintf("the body is larger than %d KiB", limit>>10)
 	)
 	switch {
 	case errors.As(err, &mbe):

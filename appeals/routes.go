@@ -53,6 +53,9 @@ func (s *server) routes() []route {
 		{http.MethodPost, "/appeals/{id}/notes", RoleReviewer, nil, s.handle(s.addNote)},
 		{http.MethodPost, "/actions/{id}/overturn", RoleReviewer, nil, s.handle(s.overturnAction)},
 		{http.MethodPost, "/decisions/{id}/overturn", RoleReviewer, nil, s.handle(s.overturnDecision)},
+		{http.MethodPost, "/backtests", RoleReviewer, nil, s.handle(s.startBacktest)},
+		{http.MethodGet, "/backtests", RoleReviewer, []string{"cursor", "limit"}, s.handle(s.listBacktests)},
+		{http.MethodGet, "/backtests/{id}", RoleReviewer, nil, s.handle(s.backtest)},
 
 		// admin: also the rule set's status and the service's settings.
 		{http.MethodGet, "/rules", RoleAdmin, nil, s.handle(s.ruleSet)},

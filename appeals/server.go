@@ -116,6 +116,8 @@ type ServerConfig struct {
 	Overturner Overturner
 	// Status is shown to admins; nil: GET /rules and /settings answer 503.
 	Status ServiceStatus
+	// Backtests runs and keeps backtests; nil: /backtests answers 503.
+	Backtests Backtests
 	// Timeout bounds each request's work (default 10s).
 	Timeout time.Duration
 	// Now is the clock for the default time ranges (default time.Now).
@@ -130,6 +132,7 @@ type server struct {
 	store      Store
 	overturner Overturner
 	status     ServiceStatus
+	backtests  Backtests
 	timeout    time.Duration
 	now        func() time.Time
 	count      func(route string, status int)
@@ -144,6 +147,7 @@ func NewServer(cfg ServerConfig) http.Handler {
 		store:      cfg.Store,
 		overturner: cfg.Overturner,
 		status:     cfg.Status,
+		backtests:  cfg.Backtests,
 		timeout:    cfg.Timeout,
 		now:        cfg.Now,
 		count:      cfg.CountRequest,

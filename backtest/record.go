@@ -26,31 +26,16 @@ type Request struct {
 	Source string
 }
 
-// params is what the backtests row and the staff act keep of a request.
-type params struct {
-	From     time.Time `json:"from"`
-	To       time.Time `json:"to"`
-	Channels []string  `json:"channels,omitempty"`
-	Rules    []string  `json:"rules,omitempty"`
-	Samples  int       `json:"samples"`
-	Source   string    `json:"candidate_source"`
-	Version  string    `json:"candidate_version"`
-}
-
 // Start checks opt and records the backtest as running, with the staff
 // act of asking for it, before anything is read.
 func Start(ctx context.Context, st Store, cand *policy.RuleSet, opt Options, req Request) (int64, error) {
 	if err := opt.check(); err != nil {
 		return 0, err
 	}
-	p := params{From: opt.From, To: opt.To, Channels: opt.Channels, Rules: opt.Rules, Samples: opt.Samples,
-		Source: req.Source, Version: cand.Version()}
-	b, err := json.Marshal(p)
-	if err != nil {
-		return 0, fmt.Errorf("backtest params: %w", err)
-	}
-	return st.StartBacktest(ctx, store.Backtest{RequestedBy: req.Actor, Role: req.Role, Params: b,
-		CandidateVersion: cand.Version()}, store.StaffAct{Actor: req.Actor, Role: req.Role, Params: p})
+	p := store.BacktestParams{From: opt.From, To: opt.To, Channels: opt.Channels, Rules: opt.Rules, Samples: opt.Samples,
+		Source: req.Source, CandidateVersion: cand.Version()}
+	return st.StartBacktest(ctx, store.Backtest{RequestedBy: req.Actor, Role: req.Role, Params: p},
+		store.StaffAct{Actor: req.Actor, Role: req.Role, Params: p})
 }
 
 // Finish runs backtest id and records its report, or why it failed.

@@ -20,34 +20,52 @@ const (
 	BacktestFailed  = "failed"
 )
 
+// ErrBacktestRunning: this process is running a backtest already; one
+// runs at a time, so that a backtest never takes the cores the webhooks
+// need.
+var ErrBacktestRunning = errors.New("a backtest is already running; wait for it to finish (GET /backtests)")
+
+// BacktestParams is what a backtest was asked: its window [From, To),
+// the channels and rules its report is limited to, the samples per
+// difference, and its candidate (where it came from, and its version).
+type BacktestParams struct {
+	From             time.Time `json:"from"`
+	To               time.Time `json:"to"`
+	Channels         []string  `json:"channels,omitempty"`
+	Rules            []string  `json:"rules,omitempty"`
+	Samples          int       `json:"samples"`
+	Source           string    `json:"candidate_source"`
+	CandidateVersion string    `json:"candidate_version"`
+}
+
 // Backtest is one backtest: who asked for what, and, once it ran, its
 // report (JSON, as package backtest writes it) or why it failed.
 type Backtest struct {
-	ID               int64           `json:"id" db:"id"`
-	RequestedBy      string          `json:"requested_by" db:"requested_by"`
-	Role             string          `json:"role" db:"role"`
-	CreatedAt        time.Time       `json:"created_at" db:"created_at"`
-	Params           json.RawMessage `json:"params" db:"params"`
-	CandidateVersion string          `json:"candidate_version" db:"candidate_version"`
-	Status           string          `json:"status" db:"status"`
-	FinishedAt       *time.Time      `json:"finished_at,omitempty" db:"finished_at"`
-	Summary          string          `json:"summary,omitempty" db:"summary"`
-	Report           json.RawMessage `json:"report,omitempty" db:"report"`
-	Error            string          `json:"error,omitempty" db:"error"`
+	ID          int64           `json:"id" db:"id"`
+	RequestedBy string          `json:"requested_by" db:"requested_by"`
+	Role        string          `json:"role" db:"role"`
+	CreatedAt   time.Time       `json:"created_at" db:"created_at"`
+	Params      BacktestParams  `json:"params" db:"params"`
+	Status      string          `json:"status" db:"status"`
+	FinishedAt  *time.Time      `json:"finished_at,omitempty" db:"finished_at"`
+	Summary     string          `json:"summary,omitempty" db:"summary"`
+	Report      json.RawMessage `json:"report,omitempty" db:"report"`
+	Error       string          `json:"error,omitempty" db:"error"`
 }
 
 // StartBacktest records a backtest about to run, and the staff act of
 // asking for it, in one transaction, and returns its id.
 func (s *Store) StartBacktest(ctx context.Context, b Backtest, act StaffAct) (int64, error) {
-	params := "{}"
-	if len(b.Params) > 0 {
-		params = jsonbSafe(b.Params)
+	raw, err := json.Marshal(b.Params)
+	if err != nil {
+		return 0, fmt.Errorf("start backtest: %w", err)
 	}
+	params := jsonbSafe(raw)
 	var id int64
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `INSERT INTO backtests (requested_by, role, params, candidate_version, status)
 			VALUES ($1, $2, $3::jsonb, $4, 'running') RETURNING id`,
-			b.RequestedBy, b.Role, params, b.CandidateVersion).Scan(&id)
+			b.RequestedBy, b.Role, params, b.Params.CandidateVersion).Scan(&id)
 		if err != nil {
 			return err
 		}
@@ -83,18 +101,7 @@ func (s *Store) FinishBacktest(ctx context.Context, id int64, summary string, re
 	return nil
 }
 
-// FailRunningBacktests marks the backtests still running as failed: at
-// start-up, those a stopped process left behind.
-func (s *Store) FailRunningBacktests(ctx context.Context, why string) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `UPDATE backtests SET status = 'failed', finished_at = now(), error = $1
-		WHERE status = 'running'`, why)
-	if err != nil {
-		return 0, fmt.Errorf("fail running backtests: %w", err)
-	}
-	return tag.RowsAffected(), nil
-}
-
-const backtestColumns = `id, requested_by, role, created_at, params, candidate_version, status, finished_at,
+const backtestColumns = `id, requested_by, role, created_at, params, status, finished_at,
 	coalesce(summary, '') AS summary, coalesce(error, '') AS error`
 
 // GetBacktest returns backtest id with its report.

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"moderator/actions"
+	"moderator/backtest"
 	"moderator/store"
 	"moderator/webhook"
 )
@@ -118,7 +119,11 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	// The staff API; its overturns go through the action runner (reversal
 	// jobs, cancelled pending actions) and grant the immunity window.
 	reg.MustRegister(newAppealQueueCollector(st))
-	api, ui, err := staffAPI(ctx, cfg, logger, reg, st, rules, newOverturner(st, runner, cfg.ImmunityWindow, logger, nil))
+	// Backtests run in the background, one at a time; a shutdown stops the
+	// one running (its row says so) before the pool closes.
+	backtests := backtest.NewRunner(st, logger)
+	defer backtests.Close()
+	api, ui, err := staffAPI(ctx, cfg, logger, reg, st, rules, newOverturner(st, runner, cfg.ImmunityWindow, logger, nil), backtests)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"moderator/appeals"
+	"moderator/backtest"
 	"moderator/console"
 	"moderator/policy"
 	"moderator/store"
@@ -22,8 +23,9 @@ import (
 // API and the reviewer console when a way to authenticate staff is
 // configured (MODERATOR_ADMIN_JWT_SECRET or MODERATOR_ADMIN_JWKS_URL),
 // else handlers that answer 404 to all. overturner carries out the
-// overturns (nil: they answer 503).
-func staffAPI(ctx context.Context, cfg config, logger *slog.Logger, reg prometheus.Registerer, st *store.Store, rules *liveRules, overturner *overturner) (api, ui http.Handler, err error) {
+// overturns (nil: they answer 503), backtests runs the backtests.
+func staffAPI(ctx context.Context, cfg config, logger *slog.Logger, reg prometheus.Registerer, st *store.Store, rules *liveRules,
+	overturner *overturner, backtests *backtest.Runner) (api, ui http.Handler, err error) {
 	authCfg, ok := cfg.staffAuth(logger, reg)
 	if !ok {
 		logger.Info("staff API and console off: set MODERATOR_ADMIN_JWT_SECRET or MODERATOR_ADMIN_JWKS_URL to enable /api/v1 and /console")
@@ -49,6 +51,7 @@ func staffAPI(ctx context.Context, cfg config, logger *slog.Logger, reg promethe
 		Store:        st,
 		Overturner:   ov,
 		Status:       serviceStatus{cfg: cfg, rules: rules},
+		Backtests:    backtests,
 		CountRequest: count,
 	})
 	reasons := console.DefaultReasons()
