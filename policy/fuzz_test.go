@@ -4,14 +4,17 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"testing/fstest"
+	"unicode/utf8"
 )
 
 // FuzzEvaluate feeds arbitrary event bodies to the starter pack and to a
 // set of rules that exercise every part of the environment: whatever the
-// body, ParseEvent either fails or Evaluate returns a decision without
-// panicking, and the decision encodes as JSON for the audit trail.
+// body, ParseEvent either fails or returns an event whose ids and text
+// Postgres can store, and Evaluate returns a decision without panicking,
+// and the decision encodes as JSON for the audit trail.
 func FuzzEvaluate(f *testing.F) {
 	starter, err := Load(os.DirFS("../rules"))
 	if err != nil {
@@ -27,10 +30,19 @@ func FuzzEvaluate(f *testing.F) {
 	f.Add([]byte(`{"type":"message.updated","message":{"text":null,"user":null,"attachments":[null,{"title_link":"http://[::1"}]},"user":{"custom":{"level":"x"}}}`))
 	f.Add([]byte(`{"type":"user.banned","user":{"id":"u","teams":null},"created_by":{"id":"m"},"reason":"spam"}`))
 	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"type":"a\u0000","cid":"\ud800","message":{"id":"\udc00x","text":"\u0000","user":{"id":"\u0000","ID":"v"}}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		ev, err := ParseEvent(body)
 		if err != nil {
 			return
+		}
+		ev.eachID(func(id *string) {
+			if len(*id) > MaxIDBytes || !utf8.ValidString(*id) || strings.Contains(*id, "\x00") {
+				t.Fatalf("id %q cannot be stored", *id)
+			}
+		})
+		if m := ev.Message; m != nil && (!utf8.ValidString(m.Text) || strings.Contains(m.Text, "\x00")) {
+			t.Fatalf("text %q cannot be stored", m.Text)
 		}
 		for _, rs := range []*RuleSet{starter, wide} {
 			d := rs.Evaluate(ev)
