@@ -136,7 +136,7 @@ func (c *canonical) log(ctx context.Context, logger *slog.Logger, status int, el
 		level = slog.LevelWarn
 	}
 	attrs := []slog.Attr{
-		slog.String("webhook_id", c.webhookID),
+		slog.String("webhook_id", policy.SafeID(c.webhookID)), // as stored: a 10 KB id is not logged whole
 		slog.Int("attempt", c.attempt),
 		slog.String("type", c.eventType),
 		slog.String("outcome", c.outcome),

@@ -80,6 +80,9 @@ func TestPoisonEvents(t *testing.T) {
 	if strings.Contains(s.logs.String(), `"status":503`) {
 		t.Errorf("a poison event was answered 503:\n%s", s.logs)
 	}
+	if strings.Contains(s.logs.String(), strings.Repeat("w", 1<<10)) {
+		t.Errorf("the 10 KB webhook id was logged whole")
+	}
 }
 
 // TestQuarantine: an event that Postgres still refuses (a number no
