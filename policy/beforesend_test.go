@@ -1,8 +1,10 @@
 package policy
 
 import (
+	"errors"
 	"os"
 	"testing"
+	"testing/fstest"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -114,5 +116,63 @@ func TestMaskWords(t *testing.T) {
 				t.Errorf("MaskWords(%q, %q, %v) = %q, want %q", tt.text, tt.words, tt.full, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestBeforeSendExampleExpectations: examples assert a before_send rule's
+// answer, the block text and the text the message is sent with.
+func TestBeforeSendExampleExpectations(t *testing.T) {
+	t.Parallel()
+	_, err := Load(fstest.MapFS{
+		"darn.txt": {Data: []byte("darn\n")},
+		"r.yaml": {Data: []byte(`rules:
+  - id: block-darn
+    description: d
+    events: [before_send]
+    mode: enforce
+    when: contains_any(text.words, "darn")
+    actions:
+      - block: {text: "No {{hits(text.words, \"darn\")}} here"}
+    examples:
+      - {event: {message: {text: "darn it"}}, expect: {match: true, block: "No darn here"}}
+      - {event: {message: {text: "darn it"}}, expect: {match: true, block: "Not here"}}
+      - {event: {message: {text: "fine"}}, expect: {match: false}}
+  - id: mask-darn
+    description: d
+    events: [before_send]
+    mode: enforce
+    when: contains_any(text.words, "darn")
+    actions:
+      - rewrite: {mask: full}
+    examples:
+      - {event: {message: {text: "oh d4rn it"}}, expect: {match: true, text: "oh **** it"}}
+      - {event: {message: {text: "oh darn it"}}, expect: {match: true, text: "oh d*** it"}}
+      - {event: {message: {text: "oh darn it"}}, expect: {match: true, block: "x"}}
+      - {event: {message: {text: "fine"}}, expect: {match: false}}
+  - id: flag-darn
+    description: d
+    when: contains_any(text.words, "darn")
+    actions: [flag]
+    examples:
+      - {event: {message: {text: "darn"}}, expect: {match: true, text: "d***"}}
+      - {event: {message: {text: "fine"}}, expect: {match: false}}
+`)},
+	})
+	var le *LoadError
+	if !errors.As(err, &le) {
+		t.Fatalf("got %v, want problems", err)
+	}
+	var got []string
+	for _, p := range le.Problems {
+		got = append(got, p.String())
+	}
+	want := []string{
+		`r.yaml:11: rule block-darn, example 2: block text is "No darn here", expect says "Not here"`,
+		`r.yaml:22: rule mask-darn, example 2: the message is sent as "oh **** it", expect says "oh d*** it"`,
+		`r.yaml:23: rule mask-darn, example 3: the message is not blocked, expect says blocked with "x"`,
+		`r.yaml:30: expect block: and text: check a before_send rule's answer; this rule runs on message.new, message.updated`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
 	}
 }

@@ -206,18 +206,23 @@ func (rs *RuleSet) EvaluateSplit(ev *Event, h, shadow History) (d Decision) {
 	return d
 }
 
-// beforeSend fills Block or Rewrite from the enforce actions: the first
-// block wins; otherwise the words of every rewrite are masked in the full
-// message text (also past the first MaxTextRunes characters the rules read). A rewrite
-// that would not change the text is dropped, so the message is accepted
-// as it is.
+// beforeSend fills Block or Rewrite from the enforce actions (see
+// beforeSendAnswer).
 func (d *Decision) beforeSend(ev *Event) {
+	d.Block, d.Rewrite = beforeSendAnswer(d.Actions, ev)
+}
+
+// beforeSendAnswer is the before-send answer actions ask for: the first
+// block wins; otherwise the words of every rewrite are masked in the full
+// message text (also past the first MaxTextRunes characters the rules
+// read). A rewrite that would not change the text is dropped, so the
+// message is accepted as it is.
+func beforeSendAnswer(actions []Action, ev *Event) (*Block, *Rewrite) {
 	var rw *Rewrite
-	for _, a := range d.Actions {
+	for _, a := range actions {
 		switch a.Type {
 		case ActionBlock:
-			d.Block = &Block{RuleID: a.RuleID, Text: a.Text}
-			return
+			return &Block{RuleID: a.RuleID, Text: a.Text}, nil
 		case ActionRewrite:
 			if rw == nil {
 				rw = &Rewrite{Mask: MaskFirst}
@@ -236,14 +241,14 @@ func (d *Decision) beforeSend(ev *Event) {
 		}
 	}
 	if rw == nil || ev.Message == nil {
-		return
+		return nil, nil
 	}
 	text := MaskWords(ev.Message.Text, rw.Words, rw.Mask == MaskFull)
 	if text == ev.Message.Text {
-		return
+		return nil, nil
 	}
 	rw.Text = text
-	d.Rewrite = rw
+	return nil, rw
 }
 
 // run evaluates the rule's condition, turning a panic into an error.

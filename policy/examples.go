@@ -144,6 +144,7 @@ func (rs *RuleSet) runExamples(r *rule) []Problem {
 			continue
 		}
 		got := r.match(m, env)
+		checkBeforeSend(ex, got, ev, fail)
 		if ex.hasActions {
 			var types []string
 			for _, a := range got.Actions {
@@ -158,6 +159,36 @@ func (rs *RuleSet) runExamples(r *rule) []Problem {
 		}
 	}
 	return problems
+}
+
+// checkBeforeSend compares a before_send example's expected answer (the
+// block text, or the rewritten message text) with the one the rule's
+// actions give.
+func checkBeforeSend(ex rawExample, got Match, ev *Event, fail func(line int, format string, args ...any)) {
+	if !ex.hasBlock && !ex.hasText {
+		return
+	}
+	block, rewrite := beforeSendAnswer(got.Actions, ev)
+	if ex.hasBlock {
+		switch {
+		case block == nil:
+			fail(ex.blockLine, "the message is not blocked, expect says blocked with %q", ex.block)
+		case block.Text != ex.block:
+			fail(ex.blockLine, "block text is %q, expect says %q", block.Text, ex.block)
+		}
+	}
+	if ex.hasText {
+		var text string
+		if ev.Message != nil {
+			text = ev.Message.Text
+		}
+		if rewrite != nil {
+			text = rewrite.Text
+		}
+		if text != ex.text {
+			fail(ex.textLine, "the message is sent as %q, expect says %q", text, ex.text)
+		}
+	}
 }
 
 // exampleHistory parses an example's history: each key must be a history

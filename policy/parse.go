@@ -63,6 +63,12 @@ type rawExample struct {
 	reason      string
 	hasReason   bool
 	reasonLine  int
+	// block and text are a before_send rule's answer: the text shown to
+	// the sender of a blocked message, or the message's rewritten text.
+	block, text       string
+	hasBlock, hasText bool
+	blockLine         int
+	textLine          int
 	// history sets the history values the rule reads, keyed as the rule
 	// calls them: {`counts.user_messages("1m")`: 11}; the rest read 0.
 	history     map[string]int
@@ -493,7 +499,7 @@ func (p *fileParser) examples(v ast.Node) []rawExample {
 				if !ok {
 					return
 				}
-				p.keys(em, "expect", []string{"match", "actions", "reason"}, func(key string, line int, v ast.Node) {
+				p.keys(em, "expect", []string{"match", "actions", "reason", "block", "text"}, func(key string, line int, v ast.Node) {
 					switch key {
 					case "match":
 						ex.hasMatch = p.decode(v, &ex.match, "match")
@@ -503,6 +509,12 @@ func (p *fileParser) examples(v ast.Node) []rawExample {
 					case "reason":
 						ex.reason, ex.hasReason = p.str(v, "reason")
 						ex.reasonLine = line
+					case "block":
+						ex.block, ex.hasBlock = p.str(v, "block")
+						ex.blockLine = line
+					case "text":
+						ex.text, ex.hasText = p.str(v, "text")
+						ex.textLine = line
 					}
 				})
 			}

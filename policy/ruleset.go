@@ -617,6 +617,9 @@ func (c *exprCompiler) compileRule(raw rawRule) (*rule, []Problem) {
 
 	var matching, nonMatching int
 	for _, ex := range raw.examples {
+		if (ex.hasBlock || ex.hasText) && !slices.Contains(r.events, EventBeforeSend) {
+			bad(cmp.Or(ex.blockLine, ex.textLine), "expect block: and text: check a before_send rule's answer; this rule runs on %s", strings.Join(r.events, ", "))
+		}
 		if ex.match {
 			matching++
 		} else {

@@ -193,7 +193,13 @@ func (f historyFlag) resolve(rs *policy.RuleSet) (policy.History, error) {
 
 func parseEvalEvent(body []byte, partial bool) (*policy.Event, error) {
 	if !partial {
-		return policy.ParseEvent(body)
+		ev, err := policy.ParseEvent(body)
+		if err == nil && ev.Type == "" && ev.Message != nil {
+			// Stream's before-send payload has no type; the hook judges
+			// it as before_send, and so does eval.
+			ev.Type = policy.EventBeforeSend
+		}
+		return ev, err
 	}
 	var m map[string]any
 	if err := json.Unmarshal(body, &m); err != nil {
@@ -257,6 +263,14 @@ func printDecision(w io.Writer, dir string, rs *policy.RuleSet, ev *policy.Event
 			head = "          "
 		}
 		fmt.Fprintf(w, "%s%s  [%s]\n", head, a, a.RuleID)
+	}
+	switch {
+	case d.Block != nil:
+		fmt.Fprintf(w, "answer    block, showing the sender %q  [%s]\n", d.Block.Text, d.Block.RuleID)
+	case d.Rewrite != nil:
+		fmt.Fprintf(w, "answer    rewrite, sending %q  [%s]\n", d.Rewrite.Text, strings.Join(d.Rewrite.RuleIDs, ", "))
+	case ev.Type == policy.EventBeforeSend:
+		fmt.Fprintln(w, "answer    accept, as sent")
 	}
 	for _, e := range d.Errors {
 		fmt.Fprintf(w, "error     %s: %s\n", e.RuleID, e.Error)

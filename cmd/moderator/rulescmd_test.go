@@ -44,7 +44,7 @@ func TestRunRulesTest(t *testing.T) {
 			wantStdout: "" +
 				"enforce  scam-domains                 ../../rules/domains.yaml:5  Links to known scam and phishing domains\n" +
 				"enforce  block-scam-links             ../../rules/before_send.yaml:6  Refuse messages linking to known scam and phishing domains before they are sent\n" +
-				"enforce  mask-profanity               ../../rules/before_send.yaml:22  Mask swear words before the message is sent, keeping each word's first letter\n" +
+				"enforce  mask-profanity               ../../rules/before_send.yaml:26  Mask swear words before the message is sent, keeping each word's first letter\n" +
 				"enforce  invite-links                 ../../rules/domains.yaml:26  Invite links to other communities from accounts younger than a week\n" +
 				"enforce  flood                        ../../rules/flood.yaml:6  More than ten messages in a minute, across all channels\n" +
 				"shadow   copy-paste-spam              ../../rules/flood.yaml:34  The same text five times in ten minutes, spread over three or more channels\n" +
@@ -165,6 +165,24 @@ func TestRunEval(t *testing.T) {
 				`actions   warn "Please keep it civil: swearing is against this community's rules."  [profanity-warn]` + "\n" +
 				`          flag message ("link from an account 3h0m0s old: shop.example.net")  [new-account-links]` + "\n" +
 				`          flag message ("profanity (fuuuck)")  [profanity]` + "\n",
+		},
+		{
+			// Stream's before-send payload has no type: eval judges it as
+			// the hook does, and prints the answer.
+			name: "before-send payload",
+			args: []string{"--rules", "../../rules"},
+			stdin: `{"message": {"id": "", "text": "what the fuck", "type": "regular"}, "user": {"id": "u1", "role": "user"},
+				"channel": {"cid": "messaging:e2e"}, "request_info": {"type": "client"}}`,
+			wantStdout: "rule set  " + version + " (../../rules, 16 rules, 2 for before_send events)\n" +
+				`event     before_send, user u1, channel messaging:e2e, text "what the fuck"` + "\n" +
+				"\n" +
+				"MATCH  mask-profanity (enforce, ../../rules/before_send.yaml:26)\n" +
+				"  reason    masked: fuck\n" +
+				`  evidence  contains_any(text.words, "profanity") = ["fuck"]` + "\n" +
+				"  actions   rewrite mask=first\n" +
+				"\n" +
+				"actions   rewrite mask=first  [mask-profanity]\n" +
+				`answer    rewrite, sending "what the f***"  [mask-profanity]` + "\n",
 		},
 		{
 			name:  "shadow match",
