@@ -9,6 +9,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 
+	"moderator/policy"
 	"moderator/store"
 )
 
@@ -84,6 +85,9 @@ type RuleSetStatus struct {
 	// StuckReloads counts reloads still running past their deadline; they
 	// were abandoned and the set in force stays.
 	StuckReloads int `json:"stuck_reloads,omitempty"`
+	// Changes says which rules the last load added, removed or changed
+	// (and which fields), against the set it replaced.
+	Changes *policy.Changes `json:"changes,omitempty"`
 }
 
 // RuleInfo describes one rule of the live set.

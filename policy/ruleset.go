@@ -71,6 +71,10 @@ type rule struct {
 	actions     []actionSpec
 	examples    []rawExample
 	history     []historyUse // lines are of the rule file
+	// The rule as written, for Diff.
+	reasonSrc   string
+	actionsSrc  []string
+	examplesSrc string
 }
 
 // RuleInfo describes a rule for status pages and `moderator rules test`.
@@ -516,6 +520,9 @@ func (c *exprCompiler) compileRule(raw rawRule) (*rule, []Problem) {
 		stop:        raw.stop,
 		whenLine:    raw.whenLine,
 		examples:    raw.examples,
+		reasonSrc:   raw.reason,
+		actionsSrc:  actionsSource(raw.actions),
+		examplesSrc: examplesSource(raw.examples),
 	}
 	if !validRuleID(raw.id) {
 		bad(raw.idLine, "rule id %q: use 1-64 lower-case letters, digits, -, _ or . (ids appear in the audit trail)", raw.id)

@@ -57,6 +57,7 @@ const (
 // why the last reload was refused, if it was.
 type reloadStatus struct {
 	loadedAt  time.Time
+	changes   policy.Changes // from the set it replaced
 	notes     []string
 	lastErr   string
 	lastErrAt time.Time
@@ -147,7 +148,7 @@ func (l *liveRules) reload(trigger string) error {
 		return err
 	}
 	old := l.current.Swap(rs)
-	st := &reloadStatus{loadedAt: time.Now()}
+	st := &reloadStatus{loadedAt: time.Now(), changes: policy.Diff(old, rs)}
 	for _, n := range rs.Notes() {
 		st.notes = append(st.notes, filepath.Join(l.dir, n.String()))
 	}
@@ -162,10 +163,20 @@ func (l *liveRules) reload(trigger string) error {
 		attrs = append(attrs, "notes", st.notes)
 	}
 	if old != nil {
-		attrs = append(attrs, "previous_version", old.Version())
+		attrs = append(attrs, "previous_version", old.Version(), "changes", st.changes.String(),
+			"added", st.changes.Added, "removed", st.changes.Removed, "changed", changedIDs(st.changes))
 	}
 	l.logger.Info("rules loaded", attrs...)
 	return nil
+}
+
+// changedIDs lists the changed rules as "id(field,field)" for the log.
+func changedIDs(c policy.Changes) []string {
+	out := make([]string, len(c.Changed))
+	for i, r := range c.Changed {
+		out[i] = r.ID + "(" + strings.Join(r.Fields, ",") + ")"
+	}
+	return out
 }
 
 // errReloadTimeout is a reload abandoned past its deadline.

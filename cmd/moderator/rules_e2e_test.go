@@ -130,6 +130,11 @@ func TestRulesHotReload(t *testing.T) {
 	if _, err := s.logs.waitFor(`"msg":"rules loaded".*"trigger":"change"`, 10*time.Second); err != nil {
 		t.Fatalf("no reload after a change: %v\n%s", err, s.logs)
 	}
+	// The reload line says what changed against the set it replaced.
+	if _, err := s.logs.waitFor(`"msg":"rules loaded".*"trigger":"change".*"changes":"added says-goodbye; removed says-hello",`+
+		`"added":\["says-goodbye"\],"removed":\["says-hello"\],"changed":\[\]`, time.Second); err != nil {
+		t.Fatalf("the reload line does not list the changes: %v\n%s", err, s.logs)
+	}
 	s.send(t, msg("reload-2", "goodbye world"))
 	if got := matchedRules(t, "reload-2"); len(got) != 1 || got[0] != "says-goodbye" {
 		t.Fatalf("after reload: matched %v, want [says-goodbye]", got)

@@ -92,6 +92,8 @@ func (s serviceStatus) RuleSet() appeals.RuleSetStatus {
 	if st := s.rules.status.Load(); st != nil {
 		out.LoadedAt, out.LastReloadError, out.LastReloadAt = st.loadedAt, st.lastErr, st.lastErrAt
 		out.Notes = st.notes
+		ch := st.changes
+		out.Changes = &ch
 	}
 	out.StuckReloads = s.rules.stuck()
 	rs := s.rules.current.Load()

@@ -98,6 +98,11 @@ func TestStaffAPIOn(t *testing.T) {
 	if rules, _ := body["rules"].([]any); len(rules) == 0 {
 		t.Errorf("rules: no rules listed: %v", body)
 	}
+	// The first load added every rule, against nothing.
+	if ch, _ := body["changes"].(map[string]any); ch == nil || ch["from_version"] != "" || ch["to_version"] != body["version"] ||
+		len(ch["added"].([]any)) != len(body["rules"].([]any)) {
+		t.Errorf("rules: changes %v", body["changes"])
+	}
 
 	req, _ := http.NewRequest(http.MethodGet, s.URL+"/api/v1/settings", nil)
 	req.Header.Set("Authorization", "Bearer "+mint(t, appeals.RoleAdmin))
