@@ -130,9 +130,20 @@ func (c *exprCompiler) compile(src string, kind exprKind, withEvidence bool) (*p
 		delete(cfg.Builtins, name)
 	}
 	// Conditions are inlined first: they may read custom fields.
+	// Each patcher costs the checker a pass, so it is added only when the
+	// source may need it.
 	cp := &conditionPatcher{conds: c.conditions, cfg: cfg, stack: slices.Clone(c.within)}
+	usesCondition := false
+	for name := range c.conditions {
+		usesCondition = usesCondition || strings.Contains(src, name)
+	}
+	if usesCondition {
+		cfg.Visitors = append(cfg.Visitors, cp)
+	}
 	fp := &fieldPatcher{fields: c.fields}
-	cfg.Visitors = append(cfg.Visitors, cp, fp)
+	if usesCondition || strings.Contains(src, "custom") {
+		cfg.Visitors = append(cfg.Visitors, fp)
+	}
 	cfg.Check()
 
 	tree, err := checker.ParseCheck(src, cfg)
