@@ -4,13 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"moderator/policy"
 	"moderator/store"
@@ -536,5 +540,151 @@ func TestRuleStats(t *testing.T) {
 	}
 	if overturned == 0 || shadow == 0 || errored == 0 {
 		t.Errorf("seed gives %d overturned, %d shadow matches and %d rule errors: too little to prove the figures", overturned, shadow, errored)
+	}
+}
+
+// TestSearchEventsText: the full-text filter finds messages by their
+// words, whatever their case, with phrases, or and -word; other filters
+// still apply; hostile queries find nothing and break nothing.
+func TestSearchEventsText(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := newSeedStore(t)
+	texts := map[string]string{
+		"t1": "FREE Nitro on discord: discord-nitro.gift",
+		"t2": "nitro is free, they say",
+		"t3": "hello world",
+		"t4": "free as in freedom",
+		"t5": "'; DROP TABLE events; --",
+	}
+	for _, id := range []string{"t1", "t2", "t3", "t4", "t5"} {
+		user := "ann"
+		if id == "t2" {
+			user = "bob"
+		}
+		body, _ := json.Marshal(map[string]any{"type": "message.new", "cid": "messaging:x",
+			"message": map[string]any{"id": id, "text": texts[id], "user": map[string]any{"id": user}}, "user": map[string]any{"id": user}})
+		if _, err := st.RecordEvent(ctx, record(t, "text-"+id, string(body))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := st.IndexEventWords(ctx, 100); err != nil || n != 5 {
+		t.Fatalf("indexed %d events' words (%v), want 5", n, err)
+	}
+	for _, tt := range []struct {
+		f    store.AuditFilter
+		want []string // message ids, newest first
+	}{
+		{store.AuditFilter{Text: "nitro"}, []string{"t2", "t1"}},
+		{store.AuditFilter{Text: "NITRO"}, []string{"t2", "t1"}},
+		{store.AuditFilter{Text: "free nitro"}, []string{"t2", "t1"}},
+		{store.AuditFilter{Text: `"free nitro"`}, []string{"t1"}},
+		{store.AuditFilter{Text: "nitro -discord"}, []string{"t2"}},
+		{store.AuditFilter{Text: "world or freedom"}, []string{"t4", "t3"}},
+		{store.AuditFilter{Text: "nitro", UserID: "ann"}, []string{"t1"}},
+		{store.AuditFilter{Text: "drop table"}, []string{"t5"}},
+		{store.AuditFilter{Text: "' OR 1=1 --"}, nil},
+		{store.AuditFilter{Text: "&|!():*"}, nil},
+		{store.AuditFilter{Text: "a\x00b"}, nil},
+		{store.AuditFilter{Text: "nitr"}, nil}, // words, not prefixes
+	} {
+		// Both ways of finding a page: from the index's matches, and (a
+		// probe of 1) walking the time index.
+		for _, probe := range []int{0, 1} {
+			st.SetTextProbe(probe)
+			var got []string
+			f := tt.f
+			f.Limit = 1
+			for pages := 0; pages < 10; pages++ {
+				p, err := st.SearchEvents(ctx, f)
+				if err != nil {
+					t.Fatalf("%+v: %v", f, err)
+				}
+				for _, e := range p.Items {
+					got = append(got, e.MessageID)
+				}
+				if f.Cursor = p.NextCursor; f.Cursor == "" {
+					break
+				}
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("text %q user %q, probe %d: got %v, want %v", tt.f.Text, tt.f.UserID, probe, got, tt.want)
+			}
+		}
+	}
+}
+
+// TestIndexEventWords: the indexer writes the words of every recorded
+// event once, in batches, including an event whose transaction commits
+// after a later event was indexed; two indexers at once write nothing
+// twice.
+func TestIndexEventWords(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := newSeedStore(t)
+	insert := func(q interface {
+		Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+	}, id string) {
+		t.Helper()
+		body, _ := json.Marshal(map[string]any{"type": "message.new", "message": map[string]any{"id": id, "text": "word " + id}})
+		if _, err := q.Exec(ctx, `INSERT INTO events (webhook_id, body_sha256, attempt, api_key, compressed, body_bytes, type,
+			message_id, own, ignored, payload) VALUES ($1::text, sha256(convert_to($1::text, 'UTF8')), 1, 'k', false, 10, 'message.new', $1::text, false, false, $2)`,
+			id, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []string{"a1", "a2", "a3"} {
+		insert(st.Pool(), id)
+	}
+	// An event whose transaction is still open while later ones are
+	// recorded and indexed.
+	late, err := st.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	insert(late, "late")
+	insert(st.Pool(), "a4")
+	var got []int64
+	for {
+		n, err := st.IndexEventWords(ctx, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, n)
+		if n == 0 {
+			break
+		}
+	}
+	if fmt.Sprint(got) != "[2 2 0]" {
+		t.Fatalf("batches of 2 indexed %v, want [2 2 0]", got)
+	}
+	if err := late.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var total atomic.Int64
+	for range 4 {
+		wg.Go(func() {
+			n, err := st.IndexEventWords(ctx, 100)
+			if err != nil {
+				t.Error(err)
+			}
+			total.Add(n)
+		})
+	}
+	wg.Wait()
+	for total.Load() < 1 {
+		n, err := st.IndexEventWords(ctx, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total.Add(n)
+	}
+	var rows, late2 int
+	if err := st.Pool().QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE words @@ 'late'::tsquery) FROM event_words`).Scan(&rows, &late2); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 5 || late2 != 1 || total.Load() != 1 {
+		t.Fatalf("event_words has %d rows (%d for the late event), the second round wrote %d; want 5, 1, 1", rows, late2, total.Load())
 	}
 }

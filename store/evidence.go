@@ -79,6 +79,28 @@ const contextSelect = `SELECT e.id AS event_id, e.received_at, e.created_at, e.m
 	coalesce(d.id, 0) AS decision_id, coalesce(d.matched_rules, '{}') AS matched_rules
 	FROM events e LEFT JOIN decisions d ON d.event_id = e.id`
 
+// Event returns one recorded event with its payload, as Stream sent it;
+// ErrNotFound when there is no such event.
+func (s *Store) Event(ctx context.Context, id int64) (EventSnapshot, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+`, e.payload FROM events e LEFT JOIN decisions d ON d.event_id = e.id
+		WHERE e.id = $1`, id)
+	if err != nil {
+		return EventSnapshot{}, fmt.Errorf("read event %d: %w", id, err)
+	}
+	type snapshotRow struct {
+		EventSummary
+		Payload []byte `db:"payload"`
+	}
+	snap, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[snapshotRow])
+	if errors.Is(err, pgx.ErrNoRows) {
+		return EventSnapshot{}, fmt.Errorf("event %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return EventSnapshot{}, fmt.Errorf("read event %d: %w", id, err)
+	}
+	return EventSnapshot{EventSummary: snap.EventSummary, Payload: json.RawMessage(snap.Payload)}, nil
+}
+
 // DecisionEvidence returns a decision's evidence with up to around
 // recorded messages before and after it (clamped to [0, MaxContext]);
 // ErrNotFound when there is no such decision.
@@ -115,20 +137,9 @@ func (s *Store) DecisionEvidence(ctx context.Context, decisionID int64, around i
 		}
 	}
 
-	rows, err = s.pool.Query(ctx, `SELECT `+eventColumns+`, e.payload FROM events e LEFT JOIN decisions d ON d.event_id = e.id
-		WHERE e.id = $1`, ev.Decision.EventID)
-	if err != nil {
-		return Evidence{}, fmt.Errorf("read event %d: %w", ev.Decision.EventID, err)
+	if ev.Event, err = s.Event(ctx, ev.Decision.EventID); err != nil {
+		return Evidence{}, err
 	}
-	type snapshotRow struct {
-		EventSummary
-		Payload []byte `db:"payload"`
-	}
-	snap, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[snapshotRow])
-	if err != nil {
-		return Evidence{}, fmt.Errorf("read event %d: %w", ev.Decision.EventID, err)
-	}
-	ev.Event = EventSnapshot{EventSummary: snap.EventSummary, Payload: json.RawMessage(snap.Payload)}
 
 	ev.Actions, err = s.queryActions(ctx, actionSelect+` WHERE a.event_id = $1 ORDER BY a.created_at, a.id`, ev.Decision.EventID)
 	if err != nil {

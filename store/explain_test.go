@@ -50,6 +50,10 @@ func TestSearchPlansUseIndexes(t *testing.T) {
 	}
 	sql, args := store.TimelineSQL("u7", store.AuditFilter{})
 	plans = append(plans, plan{"timeline", sql, args, ""})
+	// Full-text search: a word in 8 of the 40,000 messages is found by the
+	// text index.
+	sql, args = store.EventsSQL(store.AuditFilter{Text: "w4242"})
+	plans = append(plans, plan{"events text", sql, args, "event_words_words_idx"})
 	at := time.Date(2026, 11, 1, 5, 0, 0, 0, time.UTC)
 	for _, thread := range []bool{false, true} {
 		for _, before := range []bool{false, true} {
@@ -83,7 +87,8 @@ func TestSearchPlansUseIndexes(t *testing.T) {
 }
 
 // seedBulk writes a large history straight in SQL: 40,000 events a second
-// apart from 2026-11-01 by 2,000 users in 200 channels (messaging:c7 busy
+// apart from 2026-11-01 (each saying "hello wN", N the event's number
+// modulo 5,000) by 2,000 users in 200 channels (messaging:c7 busy
 // with a quarter of them, and a thread of 40 replies to m7), a decision on
 // every third event (400 rules), an action per decision, half of them
 // applied, and an appeal on every 50th action; then ANALYZE.
@@ -96,7 +101,7 @@ func seedBulk(tb testing.TB, st *store.Store) {
 		SELECT 'w' || i, sha256(('w' || i)::bytea), 1, 'k', false, 100,
 			timestamptz '2026-11-01' + i * interval '1 second', 'message.new', NULL,
 			'u' || (i % 2000), CASE WHEN i % 4 = 0 THEN 'messaging:c7' ELSE 'messaging:c' || (i % 200) END, 'm' || i, false, false,
-			jsonb_build_object('type', 'message.new', 'message', jsonb_build_object('id', 'm' || i, 'text', 'hello',
+			jsonb_build_object('type', 'message.new', 'message', jsonb_build_object('id', 'm' || i, 'text', 'hello w' || (i % 5000),
 				'parent_id', CASE WHEN i % 1000 = 7 AND i > 7 THEN 'm7' END)), 'v1'
 		FROM generate_series(1, 40000) AS i`,
 		`INSERT INTO decisions (event_id, decided_at, rule_set_version, matched_rules, enforced_rules, user_id,
@@ -112,6 +117,7 @@ func seedBulk(tb testing.TB, st *store.Store) {
 		`INSERT INTO action_outcomes (action_id, outcome, at) SELECT id, 'applied', created_at FROM actions WHERE id % 2 = 0`,
 		`INSERT INTO appeals (user_id, action_id, statement, source, recorded_by)
 		SELECT target_user_id, id, 's', 'email', 'ann' FROM actions WHERE id % 50 = 0`,
+		`INSERT INTO event_words SELECT id, received_at, to_tsvector('simple', coalesce(payload #>> '{message,text}', '')) FROM events`,
 		`ANALYZE`,
 	} {
 		if _, err := st.Pool().Exec(ctx, stmt); err != nil {

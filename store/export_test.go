@@ -24,3 +24,7 @@ func (b *Batcher) Queued() int {
 	}
 	return n
 }
+
+// SetTextProbe makes text searches count at most n matches through the
+// words index before walking the time index instead.
+func (s *Store) SetTextProbe(n int) { s.textProbe = n }

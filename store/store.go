@@ -22,6 +22,8 @@ import (
 // Store is the audit trail in Postgres. It is safe for concurrent use.
 type Store struct {
 	pool *pgxpool.Pool
+	// textProbe overrides defaultTextProbe (tests: 0 keeps it).
+	textProbe int
 }
 
 // Open connects a pool to the database at url. It does not wait for the
