@@ -69,6 +69,7 @@ func auditFilter(r *http.Request) (store.AuditFilter, error) {
 	f.EventType = q.id("event_type", idEventType)
 	f.ActionType = q.enum("action_type", actionTypes...)
 	f.Outcome = q.enum("outcome", store.FilterOutcomes...)
+	f.Text = q.text("text", maxSearchTextLen)
 	f.From, f.To = q.timeRange()
 	f.Cursor = q.cursor()
 	f.Limit = q.limit()

@@ -33,6 +33,7 @@ var invalidValues = map[string][]string{
 	"around":      {"-1", "x", "2.5"},
 	"status":      {"open", "decided", "PENDING"},
 	"sort":        {"oldest ", "OLDEST", "age"},
+	"text":        {" ", strings.Repeat("x", 201), "a\x01b", "\xff"},
 }
 
 // samplePath fills a route pattern's parameters with valid values.

@@ -20,16 +20,17 @@ import (
 // Limits on what a request may carry. They keep hostile input away from the
 // database: every value is checked here, before any query runs.
 const (
-	maxBodyBytes    = 64 << 10 // a JSON body
-	maxIDLen        = 255      // Stream's limit on user, channel and message ids
-	maxCursorLen    = 512
-	maxReasonLen    = 2000  // a reviewer's reason
-	maxStatementLen = 10000 // a user's statement, in characters
-	maxSourceLen    = 32
-	defaultLimit    = 50
-	maxLimit        = 200
-	defaultAround   = 5
-	maxAround       = 20
+	maxBodyBytes     = 64 << 10 // a JSON body
+	maxIDLen         = 255      // Stream's limit on user, channel and message ids
+	maxCursorLen     = 512
+	maxReasonLen     = 2000  // a reviewer's reason
+	maxSearchTextLen = 200   // a full-text query
+	maxStatementLen  = 10000 // a user's statement, in characters
+	maxSourceLen     = 32
+	defaultLimit     = 50
+	maxLimit         = 200
+	defaultAround    = 5
+	maxAround        = 20
 )
 
 // paramError is a request value that is wrong: 400 invalid_parameter,
@@ -215,6 +216,20 @@ func (q *query) number(name string, def, least, most int, clamp bool) int {
 		return def
 	}
 	return n
+}
+
+// text reads an optional free-text parameter of at most max characters:
+// valid UTF-8, not blank when given, without control characters.
+func (q *query) text(name string, max int) string {
+	v := q.raw(name)
+	if _, given := q.values[name]; !given {
+		return ""
+	}
+	if err := requiredText(name, v, max); err != nil {
+		q.fail(err)
+		return ""
+	}
+	return v
 }
 
 // limit reads the page size: 1..200, larger values clamped to 200.

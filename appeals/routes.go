@@ -20,6 +20,7 @@ type route struct {
 // The query parameters of the searches.
 var (
 	searchQuery   = []string{"user_id", "message_id", "channel_cid", "rule_id", "event_type", "action_type", "outcome", "from", "to", "cursor", "limit"}
+	eventsQuery   = append([]string{"text"}, searchQuery...)
 	timelineQuery = []string{"from", "to", "cursor", "limit"}
 	appealQuery   = []string{"user_id", "status", "rule_id", "action_type", "sort", "from", "to", "cursor", "limit"}
 )
@@ -32,7 +33,7 @@ func (s *server) routes() []route {
 		{http.MethodGet, "/openapi.yaml", "", nil, s.handleSpec},
 
 		// viewer: search and read the audit trail.
-		{http.MethodGet, "/events", RoleViewer, searchQuery, s.handle(search(s, "events", Store.SearchEvents))},
+		{http.MethodGet, "/events", RoleViewer, eventsQuery, s.handle(search(s, "events", Store.SearchEvents))},
 		{http.MethodGet, "/decisions", RoleViewer, searchQuery, s.handle(search(s, "decisions", Store.SearchDecisions))},
 		{http.MethodGet, "/decisions/{id}", RoleViewer, []string{"around"}, s.handle(s.decisionEvidence)},
 		{http.MethodGet, "/actions", RoleViewer, searchQuery, s.handle(search(s, "actions", Store.SearchActions))},
