@@ -27,17 +27,17 @@ type appealPage struct {
 	// Reversing: an overturn's reversals have not all ended; the actions
 	// refresh themselves (htmx) until they have.
 	Reversing bool
-	Evidence *store.Evidence      // the decision that asked for them
-	Strikes  []store.ActionDetail // actions against the user in the last 30 days
-	Timeline []store.TimelineEntry
-	Earlier  []store.Appeal
-	Notes    []store.AppealNote
-	Reasons  *Reasons
-	PrevID   int64 // the pending appeals around this one, oldest first (j/k)
-	NextID   int64
-	Pending  bool
-	Back     string
-	Error    string // a refused decision's message, shown by the form
+	Evidence  *store.Evidence      // the decision that asked for them
+	Strikes   []store.ActionDetail // actions against the user in the last 30 days
+	Timeline  []store.TimelineEntry
+	Earlier   []store.Appeal
+	Notes     []store.AppealNote
+	Reasons   *Reasons
+	PrevID    int64 // the pending appeals around this one, oldest first (j/k)
+	NextID    int64
+	Pending   bool
+	Back      string
+	Error     string // a refused decision's message, shown by the form
 }
 
 func (c *Console) appealPage(w http.ResponseWriter, r *http.Request) error {
@@ -195,12 +195,17 @@ func (c *Console) neighbours(r *http.Request, a store.Appeal) (prev, next int64,
 	return 0, 0, nil
 }
 
-// confirmPage shows what an overturn will undo before it is done.
+// confirmPage shows what an overturn will undo before it is done; its
+// form posts the same request again to PostURL, with confirm=yes.
 type confirmPage struct {
 	basePage
-	Appeal  store.Appeal
+	What    string // "appeal 3", "action 7"
+	UserID  string
 	Reason  string
 	Preview []appeals.ReversalResult
+	PostURL string
+	Outcome string // for an appeal's decision: overturned
+	Back    string
 }
 
 // decide answers the decision forms. Upheld is decided at once;
@@ -263,7 +268,9 @@ func (c *Console) confirmOverturn(w http.ResponseWriter, r *http.Request, id int
 		return err
 	}
 	c.render(w, r, http.StatusOK, "confirm-overturn", confirmPage{basePage: c.base(r, fmt.Sprintf("Overturn appeal %d?", id)),
-		Appeal: a, Reason: reason, Preview: preview})
+		What: fmt.Sprintf("appeal %d", id), UserID: a.UserID, Reason: reason, Preview: preview,
+		PostURL: fmt.Sprintf("%s/appeals/%d/decide", Prefix, id), Outcome: appeals.OutcomeOverturned,
+		Back: fmt.Sprintf("%s/appeals/%d", Prefix, id)})
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 
 	"moderator/appeals"
+	"moderator/policy"
 	"moderator/store"
 )
 
@@ -33,7 +34,11 @@ type Store interface {
 	DecisionEvidence(ctx context.Context, decisionID int64, around int) (store.Evidence, error)
 	Action(ctx context.Context, actionID int64) (store.ActionDetail, error)
 	Timeline(ctx context.Context, userID string, f store.AuditFilter) (store.Page[store.TimelineEntry], error)
+	SearchEvents(ctx context.Context, f store.AuditFilter) (store.Page[store.EventSummary], error)
+	SearchDecisions(ctx context.Context, f store.AuditFilter) (store.Page[store.DecisionSummary], error)
 	SearchActions(ctx context.Context, f store.AuditFilter) (store.Page[store.ActionDetail], error)
+	Event(ctx context.Context, id int64) (store.EventSnapshot, error)
+	RuleStats(ctx context.Context, from, to time.Time) ([]store.RuleStat, error)
 	RecordStaffAct(ctx context.Context, act store.StaffAct) error
 
 	CreateConsoleSession(ctx context.Context, idHash []byte, sess store.ConsoleSession) error
@@ -57,6 +62,16 @@ type Overturner interface {
 	PreviewOverturn(ctx context.Context, actionID, decisionID int64) ([]appeals.ReversalResult, error)
 }
 
+// Rules is the rule set in force, as the rules screen shows it and the
+// playground evaluates it; cmd provides it.
+type Rules interface {
+	// RuleSet describes the set in force and its reloads (as GET
+	// /api/v1/rules).
+	RuleSet() appeals.RuleSetStatus
+	// Live is the set in force (nil before one is loaded).
+	Live() *policy.RuleSet
+}
+
 // Config is what New needs.
 type Config struct {
 	Logger *slog.Logger
@@ -65,6 +80,9 @@ type Config struct {
 	// Overturner carries out overturns; nil: deciding "overturned"
 	// answers 503.
 	Overturner Overturner
+	// Rules is the rule set in force; nil: the rules screen and the
+	// playground answer 503.
+	Rules Rules
 	// Reasons are the reason templates offered when deciding (nil:
 	// DefaultReasons).
 	Reasons *Reasons
@@ -86,6 +104,7 @@ type Console struct {
 	store      Store
 	auth       Authenticator
 	overturner Overturner
+	rules      Rules
 	reasons    *Reasons
 	count      func(route string, status int)
 	sessionTTL time.Duration
@@ -105,6 +124,7 @@ func New(cfg Config) (http.Handler, error) {
 		store:      cfg.Store,
 		auth:       cfg.Auth,
 		overturner: cfg.Overturner,
+		rules:      cfg.Rules,
 		reasons:    cfg.Reasons,
 		count:      cfg.CountRequest,
 		sessionTTL: cfg.SessionTTL,
@@ -164,6 +184,15 @@ func (c *Console) routes() http.Handler {
 		r.With(c.requireRole(appeals.RoleReviewer)).Post("/appeals/{id}/assign", c.handle(c.assign(store.AssignAssign)))
 		r.With(c.requireRole(appeals.RoleReviewer)).Post("/appeals/{id}/notes", c.handle(c.addNote))
 		r.With(c.requireRole(appeals.RoleReviewer)).Post("/appeals/{id}/decide", c.handle(c.decide))
+
+		r.Get("/users/{user_id}", c.handle(c.userPage))
+		r.Get("/decisions/{id}", c.handle(c.decisionPage))
+		r.With(c.requireRole(appeals.RoleReviewer)).Post("/actions/{id}/overturn", c.handle(c.overturnFrom("action")))
+		r.With(c.requireRole(appeals.RoleReviewer)).Post("/decisions/{id}/overturn", c.handle(c.overturnFrom("decision")))
+		r.Get("/search", c.handle(c.search))
+		r.Get("/rules", c.handle(c.rulesScreen))
+		r.Get("/playground", c.handle(c.playground))
+		r.Post("/playground", c.handle(c.playground))
 	})
 	return r
 }

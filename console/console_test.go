@@ -258,7 +258,7 @@ func TestForms(t *testing.T) {
 		status int
 	}{
 		{"no token", url.Values{}, nil, 403},
-		{"another token", url.Values{"csrf": {"x" + csrf[1:]}}, nil, 403},
+		{"another token", url.Values{"csrf": {otherToken(csrf)}}, nil, 403},
 		{"cross-site", url.Values{"csrf": {csrf}}, map[string]string{"Sec-Fetch-Site": "cross-site"}, 403},
 		{"another origin", url.Values{"csrf": {csrf}}, map[string]string{"Origin": "http://evil.example"}, 403},
 	} {
@@ -278,9 +278,27 @@ func TestForms(t *testing.T) {
 	if a, _ := e.st.Appeal(ctx, ap); a.AssignedTo != "test-reviewer" {
 		t.Fatalf("claim: held by %q", a.AssignedTo)
 	}
-	resp, body := e.do(t, c, http.MethodGet, "/console/appeals?status=open", nil, nil)
-	if resp.StatusCode != 400 || !strings.Contains(body, "status: must be") {
-		t.Errorf("a bad filter: %d", resp.StatusCode)
+	for path, want := range map[string]string{
+		"/console/appeals?status=open":                        "status: must be",
+		"/console/search?kind=users":                          "kind: must be",
+		"/console/search?kind=actions&text=x":                 "text: searches the messages",
+		"/console/search?from=yesterday":                      "from: want a date",
+		"/console/search?outcome=won":                         "outcome: is not",
+		"/console/search?user_id=" + url.QueryEscape("a\x01"): "user_id: must be an id",
+		"/console/rules?window=1y":                            "window: must be",
+		"/console/playground?x=1":                             "",
+	} {
+		resp, body := e.do(t, c, http.MethodGet, path, nil, nil)
+		if want == "" {
+			continue
+		}
+		if resp.StatusCode != 400 || !strings.Contains(body, want) {
+			t.Errorf("GET %s: %d, want 400 naming %q", path, resp.StatusCode, want)
+		}
+	}
+	resp, body := e.do(t, c, http.MethodGet, "/console/search?kind=events&text="+url.QueryEscape("' OR 1=1 --"), nil, nil)
+	if resp.StatusCode != 200 || !strings.Contains(body, "Nothing matches.") {
+		t.Errorf("a hostile text search: %d", resp.StatusCode)
 	}
 
 	v := client(t)
@@ -341,3 +359,11 @@ func recordAppeal(t *testing.T, st *store.Store) int64 {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// otherToken is tok with its first character changed.
+func otherToken(tok string) string {
+	if tok[0] == 'x' {
+		return "y" + tok[1:]
+	}
+	return "x" + tok[1:]
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -24,7 +25,7 @@ type pages struct {
 
 // pageNames are the pages in templates/, each NAME.html defining
 // "content" (and maybe "fragments" htmx asks for).
-var pageNames = []string{"sign-in", "queue", "appeal", "confirm-overturn", "error"}
+var pageNames = []string{"sign-in", "queue", "appeal", "confirm-overturn", "error", "user", "decision", "search", "rules", "playground"}
 
 func parsePages(a *assets) (*pages, error) {
 	funcs := template.FuncMap{
@@ -36,6 +37,12 @@ func parsePages(a *assets) (*pages, error) {
 		"join":        strings.Join,
 		"value":       evidenceValue,
 		"messageText": messageText,
+		"hasPrefix":   strings.HasPrefix,
+		"percent":     func(f float64) float64 { return f * 100 },
+		"pathEscape":  url.PathEscape,
+		"overturn": func(url, csrf, back string, reasons []string) overturnForm {
+			return overturnForm{URL: url, CSRF: csrf, Back: back, Reasons: reasons}
+		},
 	}
 	p := &pages{byName: map[string]*template.Template{}}
 	for _, name := range pageNames {
@@ -112,11 +119,13 @@ type errorPage struct {
 // evidenceValue shows a value a rule read as JSON (a string quoted, so
 // that "" and a space show).
 func evidenceValue(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // the page escapes it; \u003c would only hide a <
+	if err := enc.Encode(v); err != nil {
 		return fmt.Sprint(v)
 	}
-	return string(b)
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // messageText is the message's whole text in a recorded event's payload

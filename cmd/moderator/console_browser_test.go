@@ -157,8 +157,10 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.mustSend(t, "c-4", hostile)
+	e.mustSend(t, "c-5", authoredBy("c-5", "carol", "flagme, I dare you"))
 	e.waitEnded(t, "c-2", 2)
 	e.waitEnded(t, "c-4", 1)
+	e.waitEnded(t, "c-5", 1)
 	banID := e.idOf(t, `SELECT a.id FROM actions a JOIN events ev ON ev.id = a.event_id WHERE ev.webhook_id = 'c-2' AND a.type = 'ban'`)
 	flagID := e.idOf(t, `SELECT a.id FROM actions a JOIN events ev ON ev.id = a.event_id WHERE ev.webhook_id = 'c-4'`)
 	code, body := e.staffPost(t, "/api/v1/appeals", reviewer, map[string]any{
@@ -213,6 +215,9 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("%d inline scripts on the queue", n)
 	}
 	screenshot(t, ctx, "queue")
+	// Keyboard: j selects the first (oldest) appeal.
+	do(t, ctx, "press j", chromedp.KeyEvent("j"))
+	waitFor(t, ctx, "j selects a row", fmt.Sprintf(`document.querySelector("tr.selected") && document.querySelector("tr.selected").id === "appeal-%d"`, first))
 
 	// Claim the first (htmx swaps the row).
 	row := fmt.Sprintf("#appeal-%d", first)
@@ -243,6 +248,10 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("holder = %q", got)
 	}
 	screenshot(t, ctx, "appeal")
+
+	// Keyboard: o takes the reviewer to the overturn form.
+	do(t, ctx, "press o", chromedp.KeyEvent("o"))
+	waitFor(t, ctx, "o focuses the overturn form", `document.activeElement && document.activeElement.closest("#overturn-form") !== null`)
 
 	// Overturn with a template reason: first what will be undone, then
 	// done once confirmed.
@@ -326,6 +335,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	screenshot(t, ctx, "appeal-hostile")
 
+	consoleScreens(t, ctx, e)
+
 	// A form posted from another site is refused, and changes nothing.
 	attacker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `<!doctype html><form method="post" action="%s/console/appeals/%d/decide">
@@ -382,4 +393,89 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("no staff audit row for %s through the console", act)
 		}
 	}
+}
+
+// consoleScreens drives the search, user, decision, rules and playground
+// screens as a reviewer: a full-text search finds the film messages; the
+// user screen overturns carol's flag (one unflag reaches Stream); the
+// rules screen shows ban-hour's overturn; the playground shows which rules
+// a pasted message would meet.
+func consoleScreens(t *testing.T, ctx context.Context, e *actionsEnv) {
+	t.Helper()
+	do(t, ctx, "search",
+		chromedp.Navigate(e.URL+"/console/search"),
+		chromedp.WaitVisible(chromedp.ID("search-text")),
+		chromedp.SetValue(chromedp.ID("search-text"), "film"),
+		chromedp.Click(chromedp.CSS(`form[action$="/search"] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.ID("results")),
+	)
+	results := eval[string](t, ctx, `document.getElementById("results").innerText`)
+	if n := eval[int](t, ctx, `document.querySelectorAll("#results tbody tr").length`); n != 2 ||
+		!strings.Contains(results, "has anyone seen the new film?") || !strings.Contains(results, "banme if you dare") {
+		t.Fatalf("searching for film found %d rows:\n%s", n, results)
+	}
+	screenshot(t, ctx, "search")
+
+	do(t, ctx, "a decision from the results",
+		chromedp.Click(chromedp.CSS(`#results a[href*="/decisions/"]`)),
+		chromedp.WaitVisible(chromedp.ID("evidence")),
+	)
+	if ev := eval[string](t, ctx, `document.getElementById("evidence").innerText`); !strings.Contains(ev, "ban-hour") {
+		t.Fatalf("the decision screen lacks its rule:\n%s", ev)
+	}
+
+	do(t, ctx, "carol's page",
+		chromedp.Navigate(e.URL+"/console/users/carol"),
+		chromedp.WaitVisible(chromedp.ID("timeline")),
+	)
+	screenshot(t, ctx, "user")
+	do(t, ctx, "overturn carol's flag",
+		chromedp.Click(chromedp.CSS(`#timeline tr.kind-action details.overturn summary`)),
+		chromedp.Click(chromedp.CSS(`#timeline tr.kind-action details.overturn select[name=template]`)),
+		chromedp.SetValue(chromedp.CSS(`#timeline tr.kind-action details.overturn select[name=template]`), "1"),
+		chromedp.Click(chromedp.CSS(`#timeline tr.kind-action details.overturn button`)),
+		chromedp.WaitVisible(chromedp.ID("preview")),
+	)
+	if preview := eval[string](t, ctx, `document.getElementById("preview").innerText`); !strings.Contains(preview, "reversed by unflag") {
+		t.Fatalf("the preview does not say the flag will be lifted:\n%s", preview)
+	}
+	do(t, ctx, "confirm", chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("timeline")))
+	waitFor(t, ctx, "back on carol's page", `location.pathname.endsWith("/console/users/carol")`)
+	deadline := time.Now().Add(30 * time.Second)
+	for len(e.fake.Calls(streamtest.RouteUnflag)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no unflag reached Stream; logs:\n%s", e.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := e.idOf(t, `SELECT count(*) FROM overturns o JOIN actions a ON a.id = o.action_id WHERE a.target_user_id = 'carol' AND o.reason = 'A false match: the words were harmless in context.'`); n != 1 {
+		t.Fatalf("got %d overturns of carol's flag with the template reason, want 1", n)
+	}
+
+	do(t, ctx, "rules", chromedp.Navigate(e.URL+"/console/rules?sort=overturned"), chromedp.WaitVisible(chromedp.ID("rules")))
+	row := eval[string](t, ctx, `document.getElementById("rule-ban-hour").innerText`)
+	if !strings.Contains(row, "actions.yaml:") || !strings.Contains(row, "100.0%") {
+		t.Fatalf("the rules screen's ban-hour row: %q, want its file and a 100%% overturn rate", row)
+	}
+	if first := eval[string](t, ctx, `document.querySelector("#rules tbody tr").id`); first != "rule-ban-hour" && first != "rule-flag-word" {
+		t.Errorf("sorted by overturned, the first rule is %s", first)
+	}
+	screenshot(t, ctx, "rules")
+
+	do(t, ctx, "playground",
+		chromedp.Navigate(e.URL+"/console/playground"),
+		chromedp.WaitVisible(chromedp.ID("pg-text")),
+		chromedp.SetValue(chromedp.ID("pg-text"), "banme <b>now</b>"),
+		chromedp.Click(chromedp.ID("try")),
+		chromedp.WaitVisible(chromedp.ID("result")),
+	)
+	match := eval[string](t, ctx, `document.getElementById("match-ban-hour").innerText`)
+	if !strings.Contains(match, `message.text contains "banme"`) || !strings.Contains(match, `"banme <b>now</b>"`) ||
+		!strings.Contains(match, "ban") || !strings.Contains(match, "mute") {
+		t.Fatalf("the playground's ban-hour match: %q", match)
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll("#result b").length`); n != 0 {
+		t.Fatal("the pasted markup was rendered")
+	}
+	screenshot(t, ctx, "playground")
 }

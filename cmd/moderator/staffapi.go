@@ -60,7 +60,8 @@ func staffAPI(ctx context.Context, cfg config, logger *slog.Logger, reg promethe
 			return nil, nil, &configError{msg: "MODERATOR_CONSOLE_REASONS: " + err.Error()}
 		}
 	}
-	ccfg := console.Config{Logger: logger, Store: st, Auth: auth, Reasons: reasons, CountRequest: count}
+	ccfg := console.Config{Logger: logger, Store: st, Auth: auth, Reasons: reasons, CountRequest: count,
+		Rules: serviceStatus{cfg: cfg, rules: rules}}
 	if overturner != nil {
 		ccfg.Overturner = overturner
 	}
@@ -86,6 +87,10 @@ type serviceStatus struct {
 	cfg   config
 	rules *liveRules
 }
+
+// Live is the rule set in force, for the console's playground (nil before
+// one is loaded).
+func (s serviceStatus) Live() *policy.RuleSet { return s.rules.current.Load() }
 
 func (s serviceStatus) RuleSet() appeals.RuleSetStatus {
 	out := appeals.RuleSetStatus{Dir: s.rules.dir, Rules: []appeals.RuleInfo{}}
