@@ -62,14 +62,23 @@ func (s *server) listAppeals(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *server) appeal(w http.ResponseWriter, r *http.Request) error {
+// appealOf reads the appeal of the path's {id}.
+func (s *server) appealOf(r *http.Request) (int64, store.Appeal, error) {
 	id, err := pathID(r, "id")
 	if err != nil {
-		return err
+		return 0, store.Appeal{}, err
 	}
 	a, err := s.store.Appeal(r.Context(), id)
 	if err != nil {
-		return about(fmt.Errorf("appeal %d: %w", id, err), "appeal %d", id)
+		return 0, store.Appeal{}, about(fmt.Errorf("appeal %d: %w", id, err), "appeal %d", id)
+	}
+	return id, a, nil
+}
+
+func (s *server) appeal(w http.ResponseWriter, r *http.Request) error {
+	id, a, err := s.appealOf(r)
+	if err != nil {
+		return err
 	}
 	act := store.StaffAct{Act: store.ActViewAppeal, TargetUserID: a.UserID, Target: appealTarget(id), Params: map[string]any{"appeal_id": id}}
 	if err := s.record(r, act); err != nil {

@@ -268,15 +268,22 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 				attrs = append(attrs, slog.String("staff_sub", refusal.Subject), slog.String("role", refusal.Role))
 			}
 		}
-		level := slog.LevelInfo
-		if rl.err != nil {
-			attrs = append(attrs, slog.String("error", rl.err.Error()))
-			if status >= 500 {
-				level = slog.LevelError
-			}
-		}
-		s.logger.LogAttrs(r.Context(), level, "staff request", attrs...)
+		LogRequest(r.Context(), s.logger, "staff request", status, rl.err, attrs)
 	})
+}
+
+// LogRequest writes a request's one log line: at info, or at error for a
+// 5xx with an internal error, which is added to the line (never shown to
+// the caller). The console's request lines are written by it too.
+func LogRequest(ctx context.Context, logger *slog.Logger, msg string, status int, err error, attrs []slog.Attr) {
+	level := slog.LevelInfo
+	if err != nil {
+		attrs = append(attrs, slog.String("error", err.Error()))
+		if status >= 500 {
+			level = slog.LevelError
+		}
+	}
+	logger.LogAttrs(ctx, level, msg, attrs...)
 }
 
 // noteStaff copies the authenticated caller into the request's log line.

@@ -100,13 +100,9 @@ func (s *server) addNote(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) notes(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "id")
+	id, a, err := s.appealOf(r)
 	if err != nil {
 		return err
-	}
-	a, err := s.store.Appeal(r.Context(), id)
-	if err != nil {
-		return about(fmt.Errorf("appeal %d: %w", id, err), "appeal %d", id)
 	}
 	notes, err := s.store.AppealNotes(r.Context(), id)
 	if err != nil {

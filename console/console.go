@@ -291,14 +291,7 @@ func (c *Console) logRequests(next http.Handler) http.Handler {
 		if rl.sub != "" {
 			attrs = append(attrs, slog.String("staff_sub", rl.sub), slog.String("role", rl.role))
 		}
-		level := slog.LevelInfo
-		if rl.err != nil {
-			attrs = append(attrs, slog.String("error", rl.err.Error()))
-			if status >= 500 {
-				level = slog.LevelError
-			}
-		}
-		c.logger.LogAttrs(r.Context(), level, "console request", attrs...)
+		appeals.LogRequest(r.Context(), c.logger, "console request", status, rl.err, attrs)
 	})
 }
 
