@@ -402,6 +402,14 @@ func TestConsoleInBrowser(t *testing.T) {
 // a pasted message would meet.
 func consoleScreens(t *testing.T, ctx context.Context, e *actionsEnv) {
 	t.Helper()
+	// The search reads the words the service indexes every second.
+	deadline := time.Now().Add(30 * time.Second)
+	for e.idOf(t, `SELECT count(*) FROM events e WHERE NOT EXISTS (SELECT 1 FROM event_words w WHERE w.event_id = e.id)`) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("events' words never indexed; logs:\n%s", e.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	do(t, ctx, "search",
 		chromedp.Navigate(e.URL+"/console/search"),
 		chromedp.WaitVisible(chromedp.ID("search-text")),
@@ -441,7 +449,7 @@ func consoleScreens(t *testing.T, ctx context.Context, e *actionsEnv) {
 	}
 	do(t, ctx, "confirm", chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("timeline")))
 	waitFor(t, ctx, "back on carol's page", `location.pathname.endsWith("/console/users/carol")`)
-	deadline := time.Now().Add(30 * time.Second)
+	deadline = time.Now().Add(30 * time.Second)
 	for len(e.fake.Calls(streamtest.RouteUnflag)) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("no unflag reached Stream; logs:\n%s", e.logs)

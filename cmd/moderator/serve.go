@@ -105,6 +105,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	wg.Go(func() { beforeSendAudit.run(bg) })
 	wg.Go(func() { rules.watch(bg) })
 	wg.Go(func() { expireCounters(bg, logger, st, &audit.migrated) })
+	wg.Go(func() { indexWords(bg, logger, st, &audit.migrated) })
 	if !cfg.DryRun {
 		wg.Go(func() { ensureBotUser(bg, logger, runner) })
 	}
@@ -249,6 +250,47 @@ func expireCounters(ctx context.Context, logger *slog.Logger, st *store.Store, m
 		}
 		if total > 0 {
 			logger.Info("counter marks expired", "deleted", total)
+		}
+	}
+}
+
+// wordsEvery is how often the words of new events are indexed for the
+// full-text search; wordsBatch how many at a time.
+const (
+	wordsEvery = time.Second
+	wordsBatch = 1000
+)
+
+// indexWords indexes the words of newly recorded events for the staff's
+// full-text search, every second, off the recording path (so the search
+// sees an event about a second after it is recorded); a backlog (after an
+// upgrade) is worked through in batches without waiting.
+func indexWords(ctx context.Context, logger *slog.Logger, st *store.Store, migrated *atomic.Bool) {
+	tick := time.NewTicker(wordsEvery)
+	defer tick.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if !migrated.Load() {
+			continue
+		}
+		for ctx.Err() == nil {
+			n, err := st.IndexEventWords(ctx, wordsBatch)
+			if err != nil {
+				if ctx.Err() == nil && !failing {
+					logger.Error("indexing words for search", "error", err)
+				}
+				failing = true
+				break
+			}
+			failing = false
+			if n < wordsBatch {
+				break
+			}
 		}
 	}
 }
