@@ -206,6 +206,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseBytes))
 
 	r := Response{StatusCode: resp.StatusCode, RateLimit: parseRateLimit(resp.Header)}
+	if seen, ok := ctx.Value(rateLimitKey{}).(*RateLimit); ok {
+		*seen = r.RateLimit
+	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return r, fmt.Errorf("%s: %w", op, parseAPIError(resp.StatusCode, resp.Header, data, c.now()))
 	}
@@ -229,3 +232,8 @@ func stripURL(err error) error {
 	}
 	return err
 }
+
+// rateLimitKey carries a *RateLimit that do fills with the rate-limit window
+// of the answer, whatever the call: the runner passes it to the budget
+// shared by the replicas.
+type rateLimitKey struct{}

@@ -87,6 +87,20 @@ func perSecond(perMinute int) rate.Limit {
 	return rate.Limit(float64(perMinute-1) / 60)
 }
 
+// budgetOf names the budget of type t's endpoint (the type whose budget it
+// uses: "ban" for a mute) and its refill rate per second; false for a type
+// with none.
+func (l *limiters) budgetOf(t policy.ActionType) (endpoint string, perSecond float64, ok bool) {
+	if shared, ok := sharedEndpoint[t]; ok {
+		t = shared
+	}
+	lim := l.byType[t]
+	if lim == nil {
+		return "", 0, false
+	}
+	return string(t), float64(lim.Limit()), true
+}
+
 func (l *limiters) forType(t policy.ActionType) *rate.Limiter {
 	if shared, ok := sharedEndpoint[t]; ok {
 		t = shared

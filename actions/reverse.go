@@ -57,8 +57,11 @@ func reversalOf(a policy.Action) (policy.ActionType, string) {
 // Reverses, in a reversal's job, names the action it undoes.
 type Reverses struct {
 	ActionID   int64  `json:"action_id"`
-	Key        string `json:"key"` // the undone action's key: a warning's message id derives from it
+	Key        string `json:"key"` // the undone action's key: an old warning's message id derives from it
 	OverturnID int64  `json:"overturn_id"`
+	// WarningID is the message id of the warning undone (see
+	// JobArgs.WarningID); "" for a warning recorded before ids were random.
+	WarningID string `json:"warning_id,omitempty"`
 }
 
 // Disposition is what an overturn did about one action (the
@@ -85,8 +88,10 @@ type Recorded struct {
 	EventID  int64
 	Position int
 	Key      string
-	Action   policy.Action
-	Target   Target
+	// WarningID is a warning's message id at Stream ("" for other actions).
+	WarningID string
+	Action    policy.Action
+	Target    Target
 	// Outcome is how it ended; "" while it is pending.
 	Outcome Outcome
 	// MayHaveTakenEffect reports a call to Stream whose answer does not
@@ -100,6 +105,9 @@ type Overturn struct {
 	ID       int64
 	Reviewer string
 	Reason   string
+	// Disposition is what the overturn did about the action a worker asks
+	// about (Ledger.OverturnOfTx); unset elsewhere.
+	Disposition Disposition
 }
 
 // Undo is what an overturn does about one action.
@@ -256,7 +264,7 @@ func (r *Runner) insertReversalsTx(ctx context.Context, tx pgx.Tx, ov Overturn, 
 		news[i] = NewAction{EventID: v.rec.EventID, Key: v.key, ReversesActionID: v.rec.ActionID, OverturnID: ov.ID,
 			Planned: Planned{Position: v.rec.Position, Action: act, Target: v.rec.Target, SupersededBy: -1}}
 		args[i] = JobArgs{EventID: v.rec.EventID, Key: v.key, Position: v.rec.Position, Action: act, Target: v.rec.Target,
-			Reverses: &Reverses{ActionID: v.rec.ActionID, Key: v.rec.Key, OverturnID: ov.ID}}
+			Reverses: &Reverses{ActionID: v.rec.ActionID, Key: v.rec.Key, OverturnID: ov.ID, WarningID: v.rec.WarningID}}
 	}
 	ids, err := r.ledger.InsertActionsTx(ctx, tx, news)
 	if err != nil {
@@ -345,5 +353,6 @@ func lateReversalKey(overturnID, actionID int64, attempt int) string {
 
 // recordedOf rebuilds what the audit trail has of a job's action.
 func recordedOf(a JobArgs) Recorded {
-	return Recorded{ActionID: a.ActionID, EventID: a.EventID, Position: a.Position, Key: a.Key, Action: a.Action, Target: a.Target}
+	return Recorded{ActionID: a.ActionID, EventID: a.EventID, Position: a.Position, Key: a.Key, WarningID: a.WarningID,
+		Action: a.Action, Target: a.Target}
 }

@@ -2,6 +2,8 @@ package actions
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,6 +45,9 @@ const (
 type NewAction struct {
 	EventID int64
 	Key     string
+	// WarningID is a warning's message id at Stream, chosen when the
+	// action is recorded (see JobArgs.WarningID); "" for other actions.
+	WarningID string
 	Planned
 	// ReversesActionID and OverturnID are set on a reversal: the action it
 	// undoes and the overturn that asked for it.
@@ -52,12 +57,25 @@ type NewAction struct {
 
 // Attempt is one call made to Stream for an action.
 type Attempt struct {
-	ActionID   int64
+	ActionID int64
+	// N is the number Ledger.StartCall gave the call before it was made.
+	N          int
 	Endpoint   string // "POST /moderation/ban"
 	HTTPStatus int    // 0: no answer
 	StreamCode int
 	Duration   time.Duration
 	Err        string
+	// StartedAt and At are when the call began and when it was answered
+	// (zero At: the time it is recorded).
+	StartedAt, At time.Time
+}
+
+// Call is a call to Stream recorded as started whose answer was never
+// recorded.
+type Call struct {
+	N         int
+	Endpoint  string
+	StartedAt time.Time
 }
 
 // OutcomeRecord is the end of an action.
@@ -85,9 +103,16 @@ type Ledger interface {
 	// ImmunitiesTx returns, for each pair that an overturn made immune at
 	// at, the immunity lasting longest. One query for a whole batch.
 	ImmunitiesTx(ctx context.Context, tx pgx.Tx, pairs []RuleUser, at time.Time) (map[RuleUser]Immunity, error)
-	// RecordAttemptTx appends an attempt and returns its number. The
-	// caller's transaction then holds the action's row against an overturn
-	// (the foreign key's share lock) until it ends.
+	// StartCall records, before a call is made, that it is about to be,
+	// and returns the number its attempt will carry. It commits on its own.
+	StartCall(ctx context.Context, actionID int64, endpoint string) (int, error)
+	// UnansweredCalls returns the action's started calls that have no
+	// attempt recorded: their effect at Stream is unknown.
+	UnansweredCalls(ctx context.Context, actionID int64) ([]Call, error)
+	// RecordAttemptTx records the answer to call a.N (once: a repeat of the
+	// same number changes nothing) and returns its number. The caller's
+	// transaction then holds the action's row against an overturn (the
+	// foreign key's share lock) until it ends.
 	RecordAttemptTx(ctx context.Context, tx pgx.Tx, a Attempt) (int, error)
 	// OverturnOfTx returns the overturn that covered the action, false
 	// when none did.
@@ -102,6 +127,20 @@ type Ledger interface {
 	// RecordOutcome records the end of an action; false when one was
 	// already recorded (that one stands).
 	RecordOutcome(ctx context.Context, o OutcomeRecord) (bool, error)
+}
+
+// Budget is the per-endpoint call budget shared by every replica on one
+// database, so that N replicas together stay within Stream's limits
+// (MODERATOR_RATE_LIMITS). Endpoints are named by the action type whose
+// budget they use; perSecond is the refill rate of a bucket of burst one.
+type Budget interface {
+	// ReserveCall takes a call and returns how long to wait before it.
+	ReserveCall(ctx context.Context, endpoint string, perSecond float64) (time.Duration, error)
+	// ReleaseCall gives back a reservation that will not be used.
+	ReleaseCall(ctx context.Context, endpoint string) error
+	// ObserveBudget lowers the budget to Stream's answer: remaining calls
+	// until reset (0 after a 429).
+	ObserveBudget(ctx context.Context, endpoint string, perSecond float64, remaining int, reset time.Time) error
 }
 
 // EventActions are the actions decided on one newly recorded event.
@@ -120,6 +159,12 @@ type JobArgs struct {
 	Position int           `json:"position,omitempty"`
 	Action   policy.Action `json:"action"`
 	Target   Target        `json:"target"`
+	// WarningID is the message id a warning posts: random, chosen when
+	// the action is recorded, the same on every retry, so that Stream
+	// refuses a repeat ("already exists") instead of posting it twice, and
+	// unique across databases (a restored backup, a second environment on
+	// the same app). "" on jobs from before it existed: warningID(Key).
+	WarningID string `json:"warning_id,omitempty"`
 	// Reverses is set on a reversal (Action.Type unban, unmute …): the
 	// action it undoes.
 	Reverses *Reverses `json:"reverses,omitempty"`
@@ -182,6 +227,9 @@ type Config struct {
 	// RateLimits are per-minute budgets per action type (that is, per
 	// endpoint); missing types take DefaultRateLimits.
 	RateLimits map[policy.ActionType]int
+	// Budget shares those budgets with the other replicas; nil paces this
+	// process's calls alone.
+	Budget Budget
 	// DailyCaps per action type; missing types take DefaultDailyCaps; a
 	// negative cap means none.
 	DailyCaps map[policy.ActionType]int
@@ -208,9 +256,12 @@ type Runner struct {
 	logger    *slog.Logger
 	metrics   *Metrics
 	limiters  *limiters
-	caps      map[policy.ActionType]int
-	now       func() time.Time
-	botReady  atomic.Bool
+	budget    Budget
+	// lateBudget is lateRecordBudget; tests shorten it.
+	lateBudget time.Duration
+	caps       map[policy.ActionType]int
+	now        func() time.Time
+	botReady   atomic.Bool
 }
 
 // EnsureBotUser creates the bot user at Stream unless this runner already
@@ -264,7 +315,7 @@ func NewRunner(pool *pgxpool.Pool, clientCfg ClientConfig, cfg Config) (*Runner,
 		return nil, err
 	}
 	r := &Runner{client: client, dryClient: dryClient, dryRun: cfg.DryRun, ledger: cfg.Ledger, logger: cfg.Logger,
-		metrics: cfg.Metrics, limiters: lims, caps: caps, now: cfg.Now}
+		metrics: cfg.Metrics, limiters: lims, budget: cfg.Budget, lateBudget: lateRecordBudget, caps: caps, now: cfg.Now}
 
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, &worker{r: r}); err != nil {
@@ -280,7 +331,16 @@ func NewRunner(pool *pgxpool.Pool, clientCfg ClientConfig, cfg Config) (*Runner,
 		FetchCooldown:     cmpOr(cfg.FetchCooldown, DefaultFetchCooldown),
 		FetchPollInterval: cmpOr(cfg.FetchPollInterval, DefaultFetchPollInterval),
 		RetryPolicy:       retryPolicy{base: retryBase, now: cfg.Now},
-		Logger:            cfg.Logger.With("component", "river"),
+		// A job still running this long after it started belongs to a
+		// process that died (a kill, a crash): River's default waits an
+		// hour. The worker's own limit plus the time it may spend
+		// recording an answer late bounds a live run, so a rescued job
+		// never runs beside its first run; its rerun settles the calls
+		// that run left unanswered (settleUnanswered).
+		RescueStuckJobsAfter: rescueAfter,
+		JobTimeout:           jobTimeout, // the worker's Timeout says the same
+
+		Logger: cfg.Logger.With("component", "river"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("actions runner: %w", err)
@@ -360,7 +420,11 @@ func (r *Runner) EnqueueTx(ctx context.Context, tx pgx.Tx, events []EventActions
 			return nil
 		}
 		for _, p := range plan(target, e.Actions, check) {
-			news = append(news, NewAction{EventID: e.EventID, Key: p.Key(e.EventID), Planned: p})
+			n := NewAction{EventID: e.EventID, Key: p.Key(e.EventID), Planned: p}
+			if p.Action.Type == policy.ActionWarn {
+				n.WarningID = newWarningID()
+			}
+			news = append(news, n)
 		}
 	}
 	if len(news) == 0 {
@@ -410,7 +474,8 @@ func (r *Runner) EnqueueTx(ctx context.Context, tx pgx.Tx, events []EventActions
 		if id == 0 {
 			continue // recorded before: its job exists
 		}
-		args := JobArgs{ActionID: id, EventID: n.EventID, Key: n.Key, Position: n.Position, Action: n.Action, Target: n.Target}
+		args := JobArgs{ActionID: id, EventID: n.EventID, Key: n.Key, Position: n.Position, Action: n.Action, Target: n.Target,
+			WarningID: n.WarningID}
 		typ := n.Action.Type
 		switch {
 		case n.Immunity != nil:
@@ -469,17 +534,25 @@ type worker struct {
 	r *Runner
 }
 
-// Timeout bounds one run: the limiter wait plus one Stream call.
-func (w *worker) Timeout(*river.Job[JobArgs]) time.Duration {
-	return maxLimiterWait + DefaultTimeout + 5*time.Second
-}
+// jobTimeout bounds one run: the limiter wait plus one Stream call.
+const jobTimeout = maxLimiterWait + DefaultTimeout + 5*time.Second
+
+// rescueAfter is when River rescues a job still marked running: past any
+// live run (jobTimeout, then up to lateRecordBudget recording the answer).
+// River's rescuer looks every 30 s, so a job left running by a killed
+// process is run again within about 75 s of its start.
+const rescueAfter = jobTimeout + lateRecordBudget + 5*time.Second
+
+// Timeout bounds one run (jobTimeout).
+func (w *worker) Timeout(*river.Job[JobArgs]) time.Duration { return jobTimeout }
 
 func (w *worker) Work(ctx context.Context, job *river.Job[JobArgs]) error {
 	return w.r.work(ctx, job.JobRow, job.Args)
 }
 
-// work carries out one action: at most one Stream call per run, every call
-// audited, and the outcome recorded once.
+// work carries out one action: at most one new Stream call per run, every
+// call recorded before it is made and answered after, and the outcome
+// recorded once.
 func (r *Runner) work(ctx context.Context, job *rivertype.JobRow, a JobArgs) error {
 	if job.Attempt == 1 && job.AttemptedAt != nil {
 		r.metrics.startDelay.Observe(job.AttemptedAt.Sub(job.CreatedAt).Seconds())
@@ -496,30 +569,12 @@ func (r *Runner) work(ctx context.Context, job *rivertype.JobRow, a JobArgs) err
 		// Enqueued before a restart into dry run: honour the switch.
 		return r.finish(ctx, typ, r.dryRunOutcome(ctx, a))
 	}
-
-	// Pace the call within the endpoint's budget; a long wait gives the
-	// worker slot back.
-	if lim := r.limiters.forType(typ); lim != nil {
-		res := lim.Reserve()
-		if d := res.Delay(); d > maxLimiterWait {
-			res.Cancel()
-			return river.JobSnooze(d)
-		} else if d > 0 {
-			t := time.NewTimer(d)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				res.Cancel()
-				return river.JobSnooze(0)
-			}
-			// An overturn may have superseded the action while it waited.
-			if done, err := r.ledger.Outcome(ctx, a.ActionID); err != nil || done != "" {
-				return err
-			}
-		}
+	if err := r.afterUndoneCalls(ctx, a); err != nil {
+		return err
 	}
-
+	if ended, err := r.pace(ctx, a); err != nil || ended {
+		return err
+	}
 	if typ == policy.ActionWarn {
 		if err := r.EnsureBotUser(ctx); err != nil {
 			return err // retried: the warning cannot be sent before its sender exists
@@ -531,9 +586,122 @@ func (r *Runner) work(ctx context.Context, job *rivertype.JobRow, a JobArgs) err
 		}
 		return r.finish(ctx, typ, o)
 	}
+	rerun, overturned, err := r.settleUnanswered(ctx, a)
+	if err != nil || overturned {
+		return err
+	}
+	callErr, overturned, err := r.call(ctx, a)
+	if err != nil || overturned {
+		return err // an overturn superseded it, and reversed it if it took effect
+	}
+	return r.conclude(ctx, job, a, callErr, rerun)
+}
+
+// callSettled is how long after it started a call to Stream has surely
+// ended, answered or not: the client gives up after DefaultTimeout.
+const callSettled = DefaultTimeout + 2*time.Second
+
+// afterUndoneCalls holds a reversal back (snoozes its job) while a call of
+// the action it undoes may still be on its way to Stream: an overturn that
+// met a call in flight enqueues the reversal at once, and the unban must
+// not reach Stream before the ban it lifts.
+func (r *Runner) afterUndoneCalls(ctx context.Context, a JobArgs) error {
+	if a.Reverses == nil {
+		return nil
+	}
+	calls, err := r.ledger.UnansweredCalls(ctx, a.Reverses.ActionID)
+	if err != nil {
+		return err
+	}
+	var wait time.Duration
+	for _, c := range calls {
+		wait = max(wait, time.Until(c.StartedAt.Add(callSettled)))
+	}
+	if wait > 0 {
+		return river.JobSnooze(min(wait, time.Second))
+	}
+	return nil
+}
+
+// pace waits for the endpoint's budget: the budget shared by every replica
+// (Config.Budget) or this process's own. A long wait gives the worker slot
+// back (the job is snoozed). ended reports that an overturn superseded the
+// action while it waited.
+func (r *Runner) pace(ctx context.Context, a JobArgs) (ended bool, err error) {
+	endpoint, perSecond, ok := r.limiters.budgetOf(a.Action.Type)
+	if !ok {
+		return false, nil
+	}
+	var (
+		wait   time.Duration
+		cancel func()
+	)
+	if r.budget != nil {
+		if wait, err = r.budget.ReserveCall(ctx, endpoint, perSecond); err != nil {
+			return false, err
+		}
+		cancel = func() { _ = r.budget.ReleaseCall(context.WithoutCancel(ctx), endpoint) }
+	} else {
+		res := r.limiters.forType(a.Action.Type).Reserve()
+		wait, cancel = res.Delay(), res.Cancel
+	}
+	if wait <= 0 {
+		return false, nil
+	}
+	if wait > maxLimiterWait {
+		cancel()
+		return false, river.JobSnooze(wait)
+	}
+	t := time.NewTimer(wait)
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		t.Stop()
+		cancel()
+		return false, river.JobSnooze(0)
+	}
+	done, err := r.ledger.Outcome(ctx, a.ActionID)
+	return done != "", err
+}
+
+// settleUnanswered records, as answered with nothing, the calls an earlier
+// run started but never recorded the answer of: it stopped (a crash, a
+// kill, a rescue of a stuck job) or the database failed after the call.
+// Each may have taken effect, so each goes through the overturn check as a
+// call that did. The action is then sent again: every call is idempotent at
+// Stream or made so (the same ban, a delete, an unflag, an undelete, a flag
+// whose repeat Stream answers "already flagged", a warning whose fixed
+// message id Stream refuses twice). rerun reports that there were some.
+func (r *Runner) settleUnanswered(ctx context.Context, a JobArgs) (rerun, overturned bool, err error) {
+	calls, err := r.ledger.UnansweredCalls(ctx, a.ActionID)
+	if err != nil || len(calls) == 0 {
+		return false, false, err
+	}
+	for _, c := range calls {
+		att := Attempt{ActionID: a.ActionID, N: c.N, Endpoint: c.Endpoint, StartedAt: c.StartedAt,
+			Err: "no answer recorded: the run stopped or the database failed after the call, which may have taken effect"}
+		if overturned, err = r.recordAttempt(ctx, att, a, true); err != nil || overturned {
+			return true, overturned, err
+		}
+		r.logger.Warn("a call to Stream was never answered on record: sending the action again", "action_id", a.ActionID,
+			"type", string(a.Action.Type), "attempt", c.N, "started_at", c.StartedAt.UTC().Format(time.RFC3339Nano))
+	}
+	return true, false, nil
+}
+
+// call makes the action's one Stream call: recorded as started before it
+// is made (so that a crash or a database failure after it leaves it on
+// record), and its answer recorded after, late if the database is failing.
+func (r *Runner) call(ctx context.Context, a JobArgs) (callErr error, overturned bool, err error) {
+	endpoint := endpointOf(a.Action.Type)
+	n, err := r.ledger.StartCall(ctx, a.ActionID, endpoint)
+	if err != nil {
+		return nil, false, err // nothing was sent: the job is retried
+	}
+	var window RateLimit
 	start := time.Now()
-	endpoint, _, callErr := r.execute(ctx, r.client, a)
-	att := Attempt{ActionID: a.ActionID, Endpoint: endpoint, Duration: time.Since(start)}
+	_, _, callErr = r.execute(context.WithValue(ctx, rateLimitKey{}, &window), r.client, a)
+	att := Attempt{ActionID: a.ActionID, N: n, Endpoint: endpoint, StartedAt: start, At: time.Now(), Duration: time.Since(start)}
 	var ae *APIError
 	switch {
 	case callErr == nil:
@@ -541,18 +709,88 @@ func (r *Runner) work(ctx context.Context, job *rivertype.JobRow, a JobArgs) err
 	case errors.As(callErr, &ae):
 		att.HTTPStatus, att.StreamCode = ae.StatusCode, ae.Code
 	}
+	r.observeBudget(ctx, a.Action.Type, window, callErr)
 	if callErr != nil {
 		att.Err = callErr.Error()
 	}
-	overturned, err := r.recordAttempt(ctx, att, a, mayHaveTakenEffect(callErr))
+	overturned, err = r.recordAnswer(ctx, att, a, mayHaveTakenEffect(callErr))
 	if err != nil {
-		return err
+		return callErr, false, err
 	}
-	r.metrics.attempt(typ, callErr)
-	if overturned {
-		return nil // superseded by an overturn, and reversed if it took effect
-	}
+	r.metrics.attempt(a.Action.Type, callErr)
+	return callErr, overturned, nil
+}
 
+// lateRecordBudget is how long a worker keeps the answer of a call it made
+// in memory and retries recording it while the database fails. Past it,
+// the job fails and its rerun finds the call unanswered on record
+// (settleUnanswered). It stays well inside the rescue window (NewRunner).
+const lateRecordBudget = 20 * time.Second
+
+// recordAnswer records a call's answer, retrying with backoff while the
+// database fails, with the call's real times: every call that reached
+// Stream ends with its row in action_attempts.
+func (r *Runner) recordAnswer(ctx context.Context, att Attempt, a JobArgs, effect bool) (overturned bool, err error) {
+	deadline := time.Now().Add(r.lateBudget)
+	backoff := 50 * time.Millisecond
+	for tries := 1; ; tries++ {
+		overturned, err = r.recordAttempt(ctx, att, a, effect)
+		if err == nil {
+			if tries > 1 {
+				r.logger.Warn("answer of a call to Stream recorded late", "action_id", a.ActionID,
+					"attempt", att.N, "tries", tries)
+			}
+			return overturned, nil
+		}
+		if time.Now().Add(backoff).After(deadline) {
+			return false, fmt.Errorf("record the answer to call %d of action %d: %w", att.N, a.ActionID, err)
+		}
+		if tries == 1 {
+			r.logger.Warn("database failed after a call to Stream: keeping the answer and retrying its record",
+				"action_id", a.ActionID, "attempt", att.N, "error", err)
+		}
+		time.Sleep(backoff)
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// lowRemaining is the number of calls left in Stream's window below which
+// its answer is passed to the shared budget: with more left, the budget's
+// own pacing is the tighter bound, and the update would cost a statement
+// per call for nothing.
+const lowRemaining = 5
+
+// observeBudget passes Stream's rate-limit answer to the budget shared by
+// the replicas: after a 429, no call until Stream's reset (or Retry-After);
+// with few calls left in the window (other clients of the app use the same
+// budget), no more than that many until the reset.
+func (r *Runner) observeBudget(ctx context.Context, typ policy.ActionType, window RateLimit, callErr error) {
+	if r.budget == nil {
+		return
+	}
+	endpoint, perSecond, ok := r.limiters.budgetOf(typ)
+	if !ok {
+		return
+	}
+	remaining, reset := window.Remaining, window.Reset
+	var ae *APIError
+	if errors.As(callErr, &ae) && ae.StatusCode == http.StatusTooManyRequests {
+		remaining, reset = 0, RetryAt(callErr, time.Now())
+	} else if window.Limit == 0 || remaining >= lowRemaining {
+		return
+	}
+	if reset.IsZero() {
+		return
+	}
+	if err := r.budget.ObserveBudget(context.WithoutCancel(ctx), endpoint, perSecond, remaining, reset); err != nil {
+		r.logger.Warn("could not update the shared call budget", "endpoint", endpoint, "error", err)
+	}
+}
+
+// conclude records how the action ended after its call, or asks River to
+// retry it.
+func (r *Runner) conclude(ctx context.Context, job *rivertype.JobRow, a JobArgs, callErr error, rerun bool) error {
+	typ := a.Action.Type
 	switch {
 	case callErr == nil:
 		return r.finish(ctx, typ, OutcomeRecord{ActionID: a.ActionID, Outcome: Applied})
@@ -563,7 +801,7 @@ func (r *Runner) work(ctx context.Context, job *rivertype.JobRow, a JobArgs) err
 	case (typ == Unwarn || typ == Unflag) && IsNotFound(callErr):
 		// The warning is gone, or the flag is not there: nothing left to undo.
 		return r.finish(ctx, typ, OutcomeRecord{ActionID: a.ActionID, Outcome: Applied, Reason: "already undone: " + callErr.Error()})
-	case typ == policy.ActionDelete && IsNotFound(callErr) && job.Attempt > 1:
+	case typ == policy.ActionDelete && IsNotFound(callErr) && (job.Attempt > 1 || rerun):
 		// A hard delete that took effect on an earlier, unanswered try.
 		return r.finish(ctx, typ, OutcomeRecord{ActionID: a.ActionID, Outcome: Applied, Reason: "already gone: " + callErr.Error()})
 	case IsPermanent(callErr):
@@ -575,7 +813,8 @@ func (r *Runner) work(ctx context.Context, job *rivertype.JobRow, a JobArgs) err
 	}
 	// Retryable.
 	now := r.now()
-	if ae != nil && ae.StatusCode == http.StatusTooManyRequests {
+	var ae *APIError
+	if errors.As(callErr, &ae) && ae.StatusCode == http.StatusTooManyRequests {
 		r.metrics.rateLimited.WithLabelValues(string(typ)).Inc()
 	}
 	if at := RetryAt(callErr, now); !at.IsZero() {
@@ -631,7 +870,9 @@ func (r *Runner) recordAttempt(ctx context.Context, att Attempt, a JobArgs, effe
 			return err
 		}
 		overturned = true
-		if !effect {
+		if !effect || ov.Disposition == Reversed {
+			// Nothing to undo, or the overturn counted this call (made and
+			// not yet answered when it ran) and enqueued the reversal.
 			return nil
 		}
 		rev, _ := reversalOf(a.Action)
@@ -675,15 +916,38 @@ func (r *Runner) finish(ctx context.Context, typ policy.ActionType, o OutcomeRec
 	return nil
 }
 
+// endpoints are the Stream endpoints each action type calls.
+var endpoints = map[policy.ActionType]string{
+	policy.ActionFlag:   "POST /moderation/flag",
+	policy.ActionMute:   "POST /moderation/ban", // a mute silences for a while: a ban with a timeout
+	policy.ActionBan:    "POST /moderation/ban",
+	policy.ActionDelete: "DELETE /messages/{id}",
+	policy.ActionWarn:   "POST /channels/{type}/{id}/message",
+	Unban:               "DELETE /moderation/ban",
+	Unmute:              "DELETE /moderation/ban",
+	Unflag:              "POST /moderation/unflag",
+	Undelete:            "POST /messages/{id}/undelete",
+	Unwarn:              "DELETE /messages/{id}",
+}
+
+// endpointOf is the endpoint type t calls; the type itself for an unknown
+// one (which execute refuses).
+func endpointOf(t policy.ActionType) string {
+	if e, ok := endpoints[t]; ok {
+		return e
+	}
+	return string(t)
+}
+
 // execute makes the one Stream call an action needs and returns its
 // endpoint, and, for the dry-run client, the request it would have sent.
 func (r *Runner) execute(ctx context.Context, c *Client, a JobArgs) (endpoint string, request json.RawMessage, err error) {
 	var captured capturedRequest
 	ctx = context.WithValue(ctx, captureKey{}, &captured)
 	act, t := a.Action, a.Target
+	endpoint = endpointOf(act.Type)
 	switch act.Type {
 	case policy.ActionFlag:
-		endpoint = "POST /moderation/flag"
 		opts := FlagOptions{Reason: TruncateReason(act.Reason), Custom: map[string]any{"rule_id": act.RuleID, "action": a.Key}}
 		if act.Target == "user" {
 			_, err = c.FlagUser(ctx, t.UserID, opts)
@@ -691,8 +955,6 @@ func (r *Runner) execute(ctx context.Context, c *Client, a JobArgs) (endpoint st
 			_, err = c.FlagMessage(ctx, t.MessageID, opts)
 		}
 	case policy.ActionMute, policy.ActionBan:
-		// A mute silences for a while: in Stream, a ban with a timeout.
-		endpoint = "POST /moderation/ban"
 		if act.Type == policy.ActionMute && act.TimeoutMinutes <= 0 {
 			return endpoint, nil, fmt.Errorf("mute user %s: %w: a mute needs a timeout (a permanent silence is a ban)", t.UserID, ErrInvalidRequest)
 		}
@@ -707,19 +969,16 @@ func (r *Runner) execute(ctx context.Context, c *Client, a JobArgs) (endpoint st
 		}
 		_, err = c.Ban(ctx, req)
 	case policy.ActionDelete:
-		endpoint = "DELETE /messages/{id}"
 		_, err = c.DeleteMessage(ctx, t.MessageID, act.Hard)
 	case policy.ActionWarn:
-		endpoint = "POST /channels/{type}/{id}/message"
 		typ, id, _ := splitCID(t.ChannelCID)
-		m := MessageRequest{ID: warningID(a.Key), Text: act.Text, SkipPush: true}
+		m := MessageRequest{ID: a.warningID(), Text: act.Text, SkipPush: true}
 		if act.InThread {
 			m.ParentID = t.ParentID
 		}
 		_, err = c.SendMessage(ctx, typ, id, m)
 	case Unban, Unmute:
 		// Lifting a mute lifts its ban with a timeout, in its scope.
-		endpoint = "DELETE /moderation/ban"
 		req := UnbanRequest{TargetUserID: t.UserID, Reason: act.Reason}
 		if act.ChannelOnly {
 			req.ChannelCID = t.ChannelCID
@@ -729,31 +988,48 @@ func (r *Runner) execute(ctx context.Context, c *Client, a JobArgs) (endpoint st
 		}
 		_, err = c.Unban(ctx, req)
 	case Unflag:
-		endpoint = "POST /moderation/unflag"
 		if act.Target == "user" {
 			_, err = c.UnflagUser(ctx, t.UserID)
 		} else {
 			_, err = c.UnflagMessage(ctx, t.MessageID)
 		}
 	case Undelete:
-		endpoint = "POST /messages/{id}/undelete"
 		_, err = c.UndeleteMessage(ctx, t.MessageID)
 	case Unwarn:
-		endpoint = "DELETE /messages/{id}"
 		if a.Reverses == nil || a.Reverses.Key == "" {
 			return endpoint, nil, fmt.Errorf("delete warning: %w: the job names no warning", ErrInvalidRequest)
 		}
-		_, err = c.DeleteMessage(ctx, warningID(a.Reverses.Key), true)
+		id := a.Reverses.WarningID
+		if id == "" {
+			id = warningID(a.Reverses.Key)
+		}
+		_, err = c.DeleteMessage(ctx, id, true)
 	default:
 		return string(act.Type), nil, fmt.Errorf("action %q: %w: not an action the worker carries out", act.Type, ErrInvalidRequest)
 	}
 	return endpoint, captured.summary(), err
 }
 
-// warningID is the message id of the warning with idempotency key key:
-// fixed, so that a resend is refused rather than posted twice, and so that
-// an overturn can delete it.
+// warningID is the message id of a warning recorded before warning ids
+// were random: derived from its idempotency key, so it repeats across
+// databases. Only jobs and reversals of such warnings use it.
 func warningID(key string) string { return "moderator-" + key }
+
+// warningID is the message id the job's warning posts.
+func (a JobArgs) warningID() string {
+	if a.WarningID != "" {
+		return a.WarningID
+	}
+	return warningID(a.Key)
+}
+
+// newWarningID returns a fresh message id for a warning: 128 random bits,
+// so that no other database's warning can ever have it.
+func newWarningID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return "moderator-" + hex.EncodeToString(b[:])
+}
 
 // captureKey carries a *capturedRequest to captureTransport.
 type captureKey struct{}

@@ -29,6 +29,34 @@ type memLedger struct {
 	reads       int
 	// restrictions are the user's bans and mutes, whoever asks.
 	restrictions []Restriction
+	// calls are the calls recorded as started; failRecords makes that many
+	// records of an answer fail, as a database failing after a call would.
+	calls       []Call
+	failRecords int
+}
+
+func (l *memLedger) StartCall(_ context.Context, _ int64, endpoint string) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := len(l.calls) + 1
+	l.calls = append(l.calls, Call{N: n, Endpoint: endpoint, StartedAt: time.Now()})
+	return n, nil
+}
+
+func (l *memLedger) UnansweredCalls(context.Context, int64) ([]Call, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []Call
+	for _, c := range l.calls {
+		answered := false
+		for _, a := range l.attempts {
+			answered = answered || a.N == c.N
+		}
+		if !answered {
+			out = append(out, c)
+		}
+	}
+	return out, nil
 }
 
 func (l *memLedger) Restrictions(context.Context, string) ([]Restriction, error) {
@@ -69,6 +97,15 @@ func (l *memLedger) ImmunitiesTx(context.Context, pgx.Tx, []RuleUser, time.Time)
 func (l *memLedger) RecordAttemptTx(_ context.Context, _ pgx.Tx, a Attempt) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.failRecords > 0 {
+		l.failRecords--
+		return 0, errors.New("connection refused")
+	}
+	for _, b := range l.attempts {
+		if a.N != 0 && b.N == a.N {
+			return a.N, nil // recorded once
+		}
+	}
 	l.attempts = append(l.attempts, a)
 	return len(l.attempts), nil
 }

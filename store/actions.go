@@ -21,6 +21,9 @@ type ActionRow struct {
 	ChannelCID   string
 	Params       []byte // JSON: the action as decided
 	Key          string // idempotency key, unique
+	// StreamMessageID is the id of the message a warning posts: random,
+	// fixed before its first call; "" for other actions.
+	StreamMessageID string
 	// ReversesActionID and OverturnID are set on a reversal (unban,
 	// unmute …): the action it undoes and the overturn that asked for it.
 	ReversesActionID int64
@@ -41,6 +44,7 @@ func InsertActions(ctx context.Context, tx pgx.Tx, rows []ActionRow) ([]int64, e
 		users, messages, chans = make([]*string, len(rows)), make([]*string, len(rows)), make([]*string, len(rows))
 		params                 = make([]string, len(rows))
 		reverses, overturns    = make([]*int64, len(rows)), make([]*int64, len(rows))
+		streamIDs              = make([]*string, len(rows))
 	)
 	for i, r := range rows {
 		events[i], positions[i] = r.EventID, int32(r.Position)
@@ -48,18 +52,19 @@ func InsertActions(ctx context.Context, tx pgx.Tx, rows []ActionRow) ([]int64, e
 		users[i], messages[i], chans[i] = nullString(r.TargetUserID), nullString(r.MessageID), nullString(r.ChannelCID)
 		params[i] = jsonbSafe(r.Params)
 		reverses[i], overturns[i] = nullID(r.ReversesActionID), nullID(r.OverturnID)
+		streamIDs[i] = nullString(r.StreamMessageID)
 	}
 	q, err := tx.Query(ctx, `
 		INSERT INTO actions (event_id, position, rule_id, type, target_user_id, message_id, channel_cid, params, idempotency_key,
-			reverses_action_id, overturn_id)
-		SELECT e, p, r, t, u, m, c, pa::jsonb, k, rv, ov
+			reverses_action_id, overturn_id, stream_message_id)
+		SELECT e, p, r, t, u, m, c, pa::jsonb, k, rv, ov, sm
 		FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-			$10::bigint[], $11::bigint[])
-			WITH ORDINALITY AS x(e, p, r, t, u, m, c, pa, k, rv, ov, ord)
+			$10::bigint[], $11::bigint[], $12::text[])
+			WITH ORDINALITY AS x(e, p, r, t, u, m, c, pa, k, rv, ov, sm, ord)
 		ORDER BY ord
 		ON CONFLICT (idempotency_key) DO NOTHING
 		RETURNING id, idempotency_key`,
-		events, positions, rules, types, users, messages, chans, params, keys, reverses, overturns)
+		events, positions, rules, types, users, messages, chans, params, keys, reverses, overturns, streamIDs)
 	if err != nil {
 		return nil, fmt.Errorf("insert actions: %w", err)
 	}
@@ -181,18 +186,69 @@ func (s *Store) ActionOutcome(ctx context.Context, actionID int64) (string, erro
 
 // AttemptRow is one call made to Stream for an action.
 type AttemptRow struct {
-	ActionID   int64
+	ActionID int64
+	// Attempt is the number StartCall gave the call; 0 numbers it after
+	// the action's earlier attempts (a call recorded without an intent).
+	Attempt    int
 	Endpoint   string // "POST /moderation/ban"
 	HTTPStatus int    // 0: no answer
 	StreamCode int    // 0: none
 	Duration   time.Duration
 	Error      string
+	// StartedAt and At are when the call began and when its answer came;
+	// zero: unknown, and now() for At. A late record keeps the real times.
+	StartedAt, At time.Time
 }
 
 // RecordAttempt appends an attempt, numbering it after the action's earlier
 // ones, and returns its number.
 func (s *Store) RecordAttempt(ctx context.Context, a AttemptRow) (int, error) {
 	return recordAttempt(ctx, s.pool, a)
+}
+
+// StartCall records, before a call to Stream is made, that it is about to
+// be, and returns the attempt number its answer will be recorded under:
+// one after the action's earlier calls and attempts. It commits on its
+// own, so that a crash or a database failure after the call leaves the
+// call visible (see UnansweredCalls).
+func (s *Store) StartCall(ctx context.Context, actionID int64, endpoint string) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `
+		INSERT INTO action_calls (action_id, attempt, endpoint)
+		SELECT $1, greatest(
+			(SELECT coalesce(max(attempt), 0) FROM action_calls WHERE action_id = $1),
+			(SELECT coalesce(max(attempt), 0) FROM action_attempts WHERE action_id = $1)) + 1, $2
+		RETURNING attempt`, actionID, endpoint).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("record the call of action %d: %w", actionID, err)
+	}
+	return n, nil
+}
+
+// CallRow is a call to Stream whose answer was never recorded.
+type CallRow struct {
+	Attempt   int
+	Endpoint  string
+	StartedAt time.Time
+}
+
+// UnansweredCalls returns the action's calls that have no attempt row: made
+// (or about to be) by a run that then stopped, or whose record of the
+// answer failed. Their effect at Stream is unknown.
+func (s *Store) UnansweredCalls(ctx context.Context, actionID int64) ([]CallRow, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT c.attempt, c.endpoint, c.started_at FROM action_calls c
+		WHERE c.action_id = $1
+			AND NOT EXISTS (SELECT 1 FROM action_attempts t WHERE t.action_id = c.action_id AND t.attempt = c.attempt)
+		ORDER BY c.attempt`, actionID)
+	if err != nil {
+		return nil, fmt.Errorf("read the unanswered calls of action %d: %w", actionID, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByName[CallRow])
+	if err != nil {
+		return nil, fmt.Errorf("read the unanswered calls of action %d: %w", actionID, err)
+	}
+	return out, nil
 }
 
 // RecordAttemptTx is RecordAttempt inside tx. Until tx ends it holds the
@@ -215,12 +271,28 @@ func recordAttempt(ctx context.Context, q querier, a AttemptRow) (int, error) {
 	if a.Error != "" {
 		errText = &a.Error
 	}
+	started, at := nullTime(a.StartedAt), nullTime(a.At)
+	ms := float64(a.Duration) / float64(time.Millisecond)
+	if a.Attempt > 0 {
+		// The answer to a call StartCall numbered: recorded once, however
+		// often a late record is retried (its first try may have committed
+		// without our hearing of it).
+		_, err := q.Exec(ctx, `
+			INSERT INTO action_attempts (action_id, attempt, endpoint, http_status, stream_code, duration_ms, error, started_at, at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, now()))
+			ON CONFLICT (action_id, attempt) DO NOTHING`,
+			a.ActionID, a.Attempt, a.Endpoint, status, code, ms, errText, started, at)
+		if err != nil {
+			return 0, fmt.Errorf("record attempt %d of action %d: %w", a.Attempt, a.ActionID, err)
+		}
+		return a.Attempt, nil
+	}
 	var n int
 	err := q.QueryRow(ctx, `
-		INSERT INTO action_attempts (action_id, attempt, endpoint, http_status, stream_code, duration_ms, error)
-		SELECT $1, coalesce(max(attempt), 0) + 1, $2, $3, $4, $5, $6 FROM action_attempts WHERE action_id = $1
+		INSERT INTO action_attempts (action_id, attempt, endpoint, http_status, stream_code, duration_ms, error, started_at, at)
+		SELECT $1, coalesce(max(attempt), 0) + 1, $2, $3, $4, $5, $6, $7, coalesce($8, now()) FROM action_attempts WHERE action_id = $1
 		RETURNING attempt`,
-		a.ActionID, a.Endpoint, status, code, float64(a.Duration)/float64(time.Millisecond), errText).Scan(&n)
+		a.ActionID, a.Endpoint, status, code, ms, errText, started, at).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("record attempt of action %d: %w", a.ActionID, err)
 	}
@@ -241,7 +313,8 @@ type RestrictionRow struct {
 
 // Restrictions returns the bans and mutes of userID that this service's
 // calls may have put in force at Stream (a call to POST /moderation/ban
-// that succeeded, got no answer, timed out or met a server error), with
+// that succeeded, got no answer, timed out, met a server error, or is
+// recorded as made with no answer yet), with
 // the time of the last such call. Mutes from before they were bans
 // (personal mutes, POST /moderation/mute) are not restrictions. The actions
 // runner reads them when a mute or an unmute runs, to keep a stronger ban.
@@ -252,9 +325,16 @@ func (s *Store) Restrictions(ctx context.Context, userID string) ([]RestrictionR
 			t.since, coalesce((a.params->>'timeout_minutes')::int, 0) AS timeout_minutes, coalesce(o.outcome, '') AS outcome,
 			EXISTS (SELECT 1 FROM action_reversals r WHERE r.action_id = a.id AND r.disposition <> 'nothing_to_undo') AS lifted
 		FROM actions a
-		JOIN LATERAL (SELECT max(at) AS since FROM action_attempts t WHERE t.action_id = a.id
-			AND t.endpoint = 'POST /moderation/ban'
-			AND (t.http_status IS NULL OR t.http_status < 300 OR t.http_status = 408 OR t.http_status >= 500)) t ON t.since IS NOT NULL
+		JOIN LATERAL (SELECT max(s.at) AS since FROM (
+			SELECT t.at FROM action_attempts t WHERE t.action_id = a.id
+				AND t.endpoint = 'POST /moderation/ban'
+				AND (t.http_status IS NULL OR t.http_status < 300 OR t.http_status = 408 OR t.http_status >= 500)
+			UNION ALL
+			-- a call made and not yet answered (or whose answer was lost)
+			SELECT c.started_at FROM action_calls c WHERE c.action_id = a.id
+				AND c.endpoint = 'POST /moderation/ban'
+				AND NOT EXISTS (SELECT 1 FROM action_attempts t WHERE t.action_id = c.action_id AND t.attempt = c.attempt)
+			) s) t ON t.since IS NOT NULL
 		LEFT JOIN action_outcomes o ON o.action_id = a.id
 		WHERE a.target_user_id = $1 AND a.type IN ('ban', 'mute') AND a.reverses_action_id IS NULL
 		ORDER BY t.since, a.id`, userID)

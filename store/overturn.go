@@ -73,10 +73,14 @@ func LockOverturnTargetsTx(ctx context.Context, tx pgx.Tx, actionID, decisionID 
 		SELECT a.id AS action_id, a.event_id, coalesce(d.id, 0) AS decision_id, a.position, a.rule_id, a.type,
 			coalesce(a.target_user_id, '') AS target_user_id, coalesce(a.message_id, '') AS message_id,
 			coalesce(a.channel_cid, '') AS channel_cid, a.params, a.idempotency_key AS key,
+			coalesce(a.stream_message_id, '') AS stream_message_id,
 			coalesce(o.outcome, '') AS outcome, coalesce(a.reverses_action_id, 0) AS reverses_action_id,
 			coalesce(a.overturn_id, 0) AS overturn_id, coalesce(r.overturn_id, 0) AS overturned_by,
-			EXISTS (SELECT 1 FROM action_attempts t WHERE t.action_id = a.id
-				AND (t.http_status IS NULL OR t.http_status < 300 OR t.http_status = 408 OR t.http_status >= 500)) AS may_have_taken_effect
+			(EXISTS (SELECT 1 FROM action_attempts t WHERE t.action_id = a.id
+				AND (t.http_status IS NULL OR t.http_status < 300 OR t.http_status = 408 OR t.http_status >= 500))
+			OR EXISTS (SELECT 1 FROM action_calls c WHERE c.action_id = a.id
+				AND NOT EXISTS (SELECT 1 FROM action_attempts t WHERE t.action_id = c.action_id AND t.attempt = c.attempt)))
+				AS may_have_taken_effect
 		FROM actions a
 		LEFT JOIN decisions d ON d.event_id = a.event_id
 		LEFT JOIN action_outcomes o ON o.action_id = a.id
@@ -241,6 +245,10 @@ type OverturnRef struct {
 	ID       int64
 	Reviewer string
 	Reason   string
+	// Disposition is what the overturn did about the action: "reversed"
+	// when it already enqueued the reversal (it counted a call that may
+	// have taken effect), so a worker must not enqueue another.
+	Disposition string
 }
 
 // OverturnOfTx returns the overturn that covered actionID, false when none
@@ -248,8 +256,8 @@ type OverturnRef struct {
 // recorded (see RecordAttemptTx).
 func OverturnOfTx(ctx context.Context, tx pgx.Tx, actionID int64) (OverturnRef, bool, error) {
 	var o OverturnRef
-	err := tx.QueryRow(ctx, `SELECT o.id, o.reviewer, o.reason FROM action_reversals r
-		JOIN overturns o ON o.id = r.overturn_id WHERE r.action_id = $1`, actionID).Scan(&o.ID, &o.Reviewer, &o.Reason)
+	err := tx.QueryRow(ctx, `SELECT o.id, o.reviewer, o.reason, r.disposition FROM action_reversals r
+		JOIN overturns o ON o.id = r.overturn_id WHERE r.action_id = $1`, actionID).Scan(&o.ID, &o.Reviewer, &o.Reason, &o.Disposition)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return OverturnRef{}, false, nil
 	}

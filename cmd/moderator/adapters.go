@@ -63,6 +63,8 @@ func (l storeLedger) InsertActionsTx(ctx context.Context, tx pgx.Tx, acts []acti
 			Params:       params,
 			Key:          a.Key,
 
+			StreamMessageID: a.WarningID,
+
 			ReversesActionID: a.ReversesActionID,
 			OverturnID:       a.OverturnID,
 		}
@@ -95,9 +97,25 @@ func (l storeLedger) RecordAttemptTx(ctx context.Context, tx pgx.Tx, a actions.A
 	return store.RecordAttemptTx(ctx, tx, attemptOf(a))
 }
 
+func (l storeLedger) StartCall(ctx context.Context, actionID int64, endpoint string) (int, error) {
+	return l.st.StartCall(ctx, actionID, endpoint)
+}
+
+func (l storeLedger) UnansweredCalls(ctx context.Context, actionID int64) ([]actions.Call, error) {
+	rows, err := l.st.UnansweredCalls(ctx, actionID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]actions.Call, len(rows))
+	for i, c := range rows {
+		out[i] = actions.Call{N: c.Attempt, Endpoint: c.Endpoint, StartedAt: c.StartedAt}
+	}
+	return out, nil
+}
+
 func (l storeLedger) OverturnOfTx(ctx context.Context, tx pgx.Tx, actionID int64) (actions.Overturn, bool, error) {
 	o, ok, err := store.OverturnOfTx(ctx, tx, actionID)
-	return actions.Overturn{ID: o.ID, Reviewer: o.Reviewer, Reason: o.Reason}, ok, err
+	return actions.Overturn{ID: o.ID, Reviewer: o.Reviewer, Reason: o.Reason, Disposition: actions.Disposition(o.Disposition)}, ok, err
 }
 
 func (l storeLedger) TakeDailySlotsTx(ctx context.Context, tx pgx.Tx, day time.Time, typ policy.ActionType, want, limit int) (int, error) {
@@ -136,11 +154,14 @@ func (l storeLedger) Restrictions(ctx context.Context, userID string) ([]actions
 func attemptOf(a actions.Attempt) store.AttemptRow {
 	return store.AttemptRow{
 		ActionID:   a.ActionID,
+		Attempt:    a.N,
 		Endpoint:   a.Endpoint,
 		HTTPStatus: a.HTTPStatus,
 		StreamCode: a.StreamCode,
 		Duration:   a.Duration,
 		Error:      a.Err,
+		StartedAt:  a.StartedAt,
+		At:         a.At,
 	}
 }
 

@@ -216,7 +216,7 @@ func concerns(a store.Appeal, targets []store.OverturnTarget) bool {
 // recordedOf converts a locked action to what actions plans with.
 func recordedOf(t store.OverturnTarget) (actions.Recorded, error) {
 	rec := actions.Recorded{
-		ActionID: t.ActionID, EventID: t.EventID, Position: t.Position, Key: t.Key,
+		ActionID: t.ActionID, EventID: t.EventID, Position: t.Position, Key: t.Key, WarningID: t.StreamMessageID,
 		Target:             actions.Target{UserID: t.TargetUserID, MessageID: t.MessageID, ChannelCID: t.ChannelCID},
 		Outcome:            actions.Outcome(t.Outcome),
 		MayHaveTakenEffect: t.MayHaveTakenEffect,

@@ -478,7 +478,11 @@ func TestOverturnDecisionReversesEach(t *testing.T) {
 		policy.Action{Type: policy.ActionWarn, RuleID: "r3", Text: "Please be kind."},
 	)
 	e.waitEnded(t, 6, "a.event_id = $1", eventID)
-	warning := "moderator-" + fmt.Sprintf("e%d-a5", eventID)
+	var warning string
+	if err := e.st.Pool().QueryRow(context.Background(), `SELECT stream_message_id FROM actions WHERE event_id = $1 AND type = 'warn'`,
+		eventID).Scan(&warning); err != nil || !strings.HasPrefix(warning, "moderator-") {
+		t.Fatalf("the warning's message id: %q, %v", warning, err)
+	}
 	if m, ok := e.fake.Message(warning); !ok || m.Deleted || !e.fake.IsBanned("walter", "messaging:ov") || len(e.fake.Flags()) != 2 {
 		t.Fatalf("before: warning %+v %t, banned %t, flags %d", m, ok, e.fake.IsBanned("walter", "messaging:ov"), len(e.fake.Flags()))
 	}
@@ -660,9 +664,11 @@ func (rt *raceTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // TestOverturnRaceWithWorker: a worker has read "no outcome" and its ban is
 // in flight when the overturn records "superseded" and cancels the job;
-// the ban then lands at Stream. The worker sees the overturn when it
-// records the attempt and enqueues the reversal itself, so Stream ends
-// unbanned: one ban, then one unban.
+// the ban then lands at Stream. The call was recorded as started before it
+// was made, so the overturn counts it as one that may take effect and
+// enqueues the unban itself; the unban waits until the ban's call has
+// ended, and the worker, seeing the overturn's reversal, adds none. Stream
+// ends unbanned: one ban, then one unban.
 func TestOverturnRaceWithWorker(t *testing.T) {
 	t.Parallel()
 	rt := &raceTransport{}
@@ -683,11 +689,11 @@ func TestOverturnRaceWithWorker(t *testing.T) {
 	if ovErr != nil {
 		t.Fatalf("overturn during the call: %v", ovErr)
 	}
-	if res.Actions[0].Disposition != "cancelled" {
-		t.Fatalf("result = %+v, want cancelled (no outcome, no attempt yet)", res.Actions)
+	if res.Actions[0].Disposition != "reversed" {
+		t.Fatalf("result = %+v, want reversed (a call started, not yet answered)", res.Actions)
 	}
 	rev := e.waitEnded(t, 1, "a.reverses_action_id = $1", orig.ID)[0]
-	wantKey := fmt.Sprintf("o%d-a%d-t1", res.OverturnID, orig.ID)
+	wantKey := fmt.Sprintf("o%d-a%d", res.OverturnID, orig.ID)
 	if rev.Type != "unban" || rev.Key != wantKey || rev.Overturn != res.OverturnID || rev.Outcome != "applied" {
 		t.Fatalf("reversal = %+v, want an applied unban keyed %s", rev, wantKey)
 	}
@@ -701,8 +707,23 @@ func TestOverturnRaceWithWorker(t *testing.T) {
 	if got := e.actions(t, "a.id = $1", orig.ID)[0]; got.Outcome != "superseded" {
 		t.Fatalf("the ban's outcome = %q, want superseded (the overturn's)", got.Outcome)
 	}
-	if _, err := e.logs.waitFor(`"msg":"call reached Stream after an overturn: reversing it"`, time.Second); err != nil {
-		t.Fatalf("no log line for the late reversal: %v", err)
+	// The call is on record with its answer, and only the overturn's
+	// reversal exists: the worker added none of its own.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var answered, reversals int
+		if err := e.st.Pool().QueryRow(context.Background(), `SELECT
+			(SELECT count(*) FROM action_attempts WHERE action_id = $1 AND attempt = 1 AND http_status = 200),
+			(SELECT count(*) FROM actions WHERE reverses_action_id = $1)`, orig.ID).Scan(&answered, &reversals); err != nil {
+			t.Fatal(err)
+		}
+		if answered == 1 && reversals == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("answered attempts %d, reversals %d; want 1 and 1", answered, reversals)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

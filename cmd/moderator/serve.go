@@ -51,6 +51,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	runner, err := actions.NewRunner(st.Pool(), clientCfg, actions.Config{
 		DryRun:     cfg.DryRun,
 		Ledger:     storeLedger{st: st},
+		Budget:     st, // one call budget per endpoint for every replica
 		Logger:     logger,
 		Metrics:    actions.NewMetrics(reg, st.Pool()),
 		RateLimits: cfg.RateLimits,
