@@ -86,48 +86,7 @@ func (s *Store) RecordEvent(ctx context.Context, rec EventRecord) (RecordResult,
 // A nil error means every new row is committed.
 func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord, hook TxHook) ([]RecordResult, error) {
 	recs = withSafeWebhookIDs(recs)
-	n := len(recs)
-	var (
-		webhookIDs   = make([]*string, n)
-		sums         = make([][]byte, n)
-		attempts     = make([]int32, n)
-		apiKeys      = make([]string, n)
-		compressed   = make([]bool, n)
-		sizes        = make([]int32, n)
-		types        = make([]string, n)
-		createdAts   = make([]*time.Time, n)
-		userIDs      = make([]*string, n)
-		actorIDs     = make([]*string, n)
-		channelCIDs  = make([]*string, n)
-		messageIDs   = make([]*string, n)
-		own, ignored = make([]bool, n), make([]bool, n)
-		payloads     = make([]string, n)
-		repaired     = make([]bool, n)
-		versions     = make([]*string, n)
-	)
-	for i := range recs {
-		r, ev := &recs[i], recs[i].Event
-		webhookIDs[i] = nullString(r.WebhookID)
-		sums[i] = r.BodySHA256[:]
-		attempts[i] = int32(r.Attempt)
-		apiKeys[i] = r.APIKey
-		compressed[i] = r.Compressed
-		sizes[i] = int32(len(r.Payload))
-		types[i] = ev.Type
-		createdAts[i] = nullTime(ev.CreatedAt.Time)
-		userIDs[i] = nullString(ev.SubjectUserID())
-		actorIDs[i] = nullString(ev.ActorID())
-		channelCIDs[i] = nullString(ev.ChannelCID())
-		messageIDs[i] = nullString(ev.MessageIDOrEmpty())
-		own[i], ignored[i] = r.Own, r.Ignored
-		payloads[i], repaired[i] = repairJSON(r.Payload)
-		switch {
-		case r.Decision != nil:
-			versions[i] = &r.Decision.RuleSetVersion
-		case r.Judge != nil:
-			versions[i] = &r.Judge.RuleSetVersion
-		}
-	}
+	args, repaired := insertColumns(recs)
 
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
@@ -139,8 +98,6 @@ func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord, hook TxHoo
 	// caller's order so the first of several identical records wins. When
 	// records are to be judged, it first takes their counter locks (an
 	// InitPlan, run before the first row is written; see judgeLocks).
-	args := []any{webhookIDs, sums, attempts, apiKeys, compressed, sizes, types, createdAts, userIDs, actorIDs,
-		channelCIDs, messageIDs, own, ignored, payloads, versions}
 	lock := ""
 	if locks := judgeLocks(recs); len(locks) > 0 {
 		// unnest yields the keys in array order, so they are taken sorted.
@@ -181,29 +138,9 @@ func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord, hook TxHoo
 	if err != nil {
 		return nil, fmt.Errorf("insert events: %w", err)
 	}
-	type key struct {
-		webhookID string
-		sum       [32]byte
-	}
-	inserted := map[key]int64{}
-	for rows.Next() {
-		var (
-			id  int64
-			wid *string
-			sum []byte
-		)
-		if err := rows.Scan(&id, &wid, &sum); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("insert events: scan: %w", err)
-		}
-		k := key{sum: [32]byte(sum)}
-		if wid != nil {
-			k.webhookID = *wid
-		}
-		inserted[k] = id
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("insert events: %w", err)
+	inserted, err := scanInserted(rows)
+	if err != nil {
+		return nil, err
 	}
 	if br != nil {
 		hrows, err := br.Query()
@@ -218,10 +155,109 @@ func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord, hook TxHoo
 		}
 	}
 
-	results := make([]RecordResult, n)
+	results, err := s.completeBatch(ctx, tx, recs, inserted, jd, repaired, hook)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("record events: commit: %w", err)
+	}
+	return results, nil
+}
+
+// insertColumns returns the columns of the events INSERT as arrays, one
+// element per record (the parameters $1 to $16), and which payloads
+// repairJSON had to change.
+func insertColumns(recs []EventRecord) (args []any, repaired []bool) {
+	n := len(recs)
+	repaired = make([]bool, n)
+	var (
+		webhookIDs   = make([]*string, n)
+		sums         = make([][]byte, n)
+		attempts     = make([]int32, n)
+		apiKeys      = make([]string, n)
+		compressed   = make([]bool, n)
+		sizes        = make([]int32, n)
+		types        = make([]string, n)
+		createdAts   = make([]*time.Time, n)
+		userIDs      = make([]*string, n)
+		actorIDs     = make([]*string, n)
+		channelCIDs  = make([]*string, n)
+		messageIDs   = make([]*string, n)
+		own, ignored = make([]bool, n), make([]bool, n)
+		payloads     = make([]string, n)
+		versions     = make([]*string, n)
+	)
+	for i := range recs {
+		r, ev := &recs[i], recs[i].Event
+		webhookIDs[i] = nullString(r.WebhookID)
+		sums[i] = r.BodySHA256[:]
+		attempts[i] = int32(r.Attempt)
+		apiKeys[i] = r.APIKey
+		compressed[i] = r.Compressed
+		sizes[i] = int32(len(r.Payload))
+		types[i] = ev.Type
+		createdAts[i] = nullTime(ev.CreatedAt.Time)
+		userIDs[i] = nullString(ev.SubjectUserID())
+		actorIDs[i] = nullString(ev.ActorID())
+		channelCIDs[i] = nullString(ev.ChannelCID())
+		messageIDs[i] = nullString(ev.MessageIDOrEmpty())
+		own[i], ignored[i] = r.Own, r.Ignored
+		payloads[i], repaired[i] = repairJSON(r.Payload)
+		switch {
+		case r.Decision != nil:
+			versions[i] = &r.Decision.RuleSetVersion
+		case r.Judge != nil:
+			versions[i] = &r.Judge.RuleSetVersion
+		}
+	}
+	return []any{webhookIDs, sums, attempts, apiKeys, compressed, sizes, types, createdAts, userIDs, actorIDs,
+		channelCIDs, messageIDs, own, ignored, payloads, versions}, repaired
+}
+
+// insertedKey identifies an inserted row among a batch's records.
+type insertedKey struct {
+	webhookID string
+	sum       [32]byte
+}
+
+// scanInserted reads the ids the events INSERT returned, by webhook id and
+// body hash.
+func scanInserted(rows pgx.Rows) (map[insertedKey]int64, error) {
+	defer rows.Close()
+	inserted := map[insertedKey]int64{}
+	for rows.Next() {
+		var (
+			id  int64
+			wid *string
+			sum []byte
+		)
+		if err := rows.Scan(&id, &wid, &sum); err != nil {
+			return nil, fmt.Errorf("insert events: scan: %w", err)
+		}
+		k := insertedKey{sum: [32]byte(sum)}
+		if wid != nil {
+			k.webhookID = *wid
+		}
+		inserted[k] = id
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("insert events: %w", err)
+	}
+	return inserted, nil
+}
+
+// completeBatch does the rest of RecordEvents's transaction once the
+// events are inserted: it says of each record what became of it (new, or
+// the duplicate of which row), judges the records that wait for their
+// history (jd), writes the decisions and the raw bodies of repaired
+// payloads, and runs hook with the new events.
+func (s *Store) completeBatch(ctx context.Context, tx pgx.Tx, recs []EventRecord, inserted map[insertedKey]int64,
+	jd *judging, repaired []bool, hook TxHook) ([]RecordResult, error) {
+	results := make([]RecordResult, len(recs))
 	var dupes []int
 	for i, r := range recs {
-		k := key{webhookID: r.WebhookID, sum: r.BodySHA256}
+		k := insertedKey{webhookID: r.WebhookID, sum: r.BodySHA256}
 		if id, ok := inserted[k]; ok {
 			results[i] = RecordResult{EventID: id}
 			delete(inserted, k) // a second identical record is a duplicate
@@ -250,21 +286,19 @@ func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord, hook TxHoo
 	if err := insertRawBodies(ctx, tx, recs, results, repaired); err != nil {
 		return nil, err
 	}
-	if hook != nil {
-		var fresh []NewEvent
-		for i := range recs {
-			if results[i].Duplicate == "" {
-				fresh = append(fresh, NewEvent{EventID: results[i].EventID, Record: &recs[i]})
-			}
-		}
-		if len(fresh) > 0 {
-			if err := hook(ctx, tx, fresh); err != nil {
-				return nil, fmt.Errorf("record events: hook: %w", err)
-			}
+	if hook == nil {
+		return results, nil
+	}
+	var fresh []NewEvent
+	for i := range recs {
+		if results[i].Duplicate == "" {
+			fresh = append(fresh, NewEvent{EventID: results[i].EventID, Record: &recs[i]})
 		}
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("record events: commit: %w", err)
+	if len(fresh) > 0 {
+		if err := hook(ctx, tx, fresh); err != nil {
+			return nil, fmt.Errorf("record events: hook: %w", err)
+		}
 	}
 	return results, nil
 }
