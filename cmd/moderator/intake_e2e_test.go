@@ -121,7 +121,7 @@ func TestQuarantine(t *testing.T) {
 	if n := countRows(t, "message_id = 'q-bad'"); n != 0 {
 		t.Errorf("the refused event has %d rows in events", n)
 	}
-	if _, err := s.logs.waitFor(`"level":"WARN","msg":"webhook","webhook_id":"q-bad".*"outcome":"quarantined".*22003`, 0); err != nil {
+	if _, err := s.logs.waitFor(`"level":"WARN","msg":"webhook","webhook_id":"q-bad".*"outcome":"quarantined".*22003`, 5*time.Second); err != nil {
 		t.Errorf("no WARN line naming the refusal: %v", err)
 	}
 	// Stream retries when the answer is lost: the same row answers.
@@ -136,9 +136,8 @@ func TestQuarantine(t *testing.T) {
 	if err != nil || string(body) != string(bad) || state != "22003" {
 		t.Fatalf("quarantine row: %q %q %v; want the exact body and 22003", body, state, err)
 	}
-	if !strings.Contains(s.get(t, "/metrics"), `moderator_webhooks_total{outcome="quarantined"} 2`) {
-		t.Errorf("metrics do not count the two quarantined deliveries")
-	}
+	// The counter moves after the answer is sent.
+	s.waitMetric(t, `moderator_webhooks_total{outcome="quarantined"} 2`)
 }
 
 // TestExactFieldNamesEndToEnd: the case-variant keys of issue 11, signed
@@ -222,9 +221,7 @@ func TestBeforeSendRefusedRecordsDoNotPinTheWriters(t *testing.T) {
 	if quarantined != refused {
 		t.Fatalf("%d refused decisions quarantined, want %d", quarantined, refused)
 	}
-	if !strings.Contains(s.get(t, "/metrics"), fmt.Sprintf("moderator_before_send_audit_quarantined_total %d", refused)) {
-		t.Errorf("metrics do not count the quarantined decisions")
-	}
+	s.waitMetric(t, fmt.Sprintf("moderator_before_send_audit_quarantined_total %d", refused))
 }
 
 // TestWholeMessageJudgedEndToEnd: a 5,000-character CJK message with a
@@ -246,5 +243,19 @@ func TestWholeMessageJudgedEndToEnd(t *testing.T) {
 	status, answer := s.sendBeforeSend(t, beforeSendEvent("long-cjk-sender", text), "")
 	if status != 200 || !strings.Contains(answer, "discord-nitro.gift is a known scam site") {
 		t.Errorf("before send: %d %s, want the message blocked", status, answer)
+	}
+}
+
+// waitMetric waits until /metrics has the line want.
+func (s *testServer) waitMetric(t *testing.T, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(s.get(t, "/metrics"), want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("/metrics never said %s", want)
+			return
+		}
 	}
 }
