@@ -141,6 +141,13 @@ func (b *Batcher) flush(batch []*pending) {
 		recs[i] = p.rec
 	}
 	results, err := b.store.RecordEvents(ctx, recs, b.hook)
+	if IsTransient(err) && ctx.Err() == nil {
+		// The connection broke mid-batch (a restart, a failover): once
+		// more, on another, before the records queued behind these in this
+		// flusher get their turn, so that one user's events keep their
+		// order. (Had the commit gone through, the retry finds duplicates.)
+		results, err = b.store.RecordEvents(ctx, recs, b.hook)
+	}
 	switch {
 	case err == nil:
 		for i, p := range batch {
@@ -163,6 +170,20 @@ func (b *Batcher) flush(batch []*pending) {
 // RecordEvent queues rec for the next batch and waits for its commit. It
 // has the semantics of Store.RecordEvent.
 func (b *Batcher) RecordEvent(ctx context.Context, rec EventRecord) (RecordResult, error) {
+	wait, err := b.Submit(ctx, rec)
+	if err != nil {
+		return RecordResult{}, err
+	}
+	return wait(ctx)
+}
+
+// Submit queues rec for the next batch and returns once it is queued,
+// with a function that waits for its commit. Records submitted one after
+// another by one goroutine are committed in that order wherever order
+// matters (one user's judged records share a flusher; see routeKey), so a
+// caller replaying a backlog keeps its order while many records share
+// each commit.
+func (b *Batcher) Submit(ctx context.Context, rec EventRecord) (wait func(context.Context) (RecordResult, error), err error) {
 	p := &pending{rec: rec, done: make(chan batchResult, 1)}
 	q := b.queue
 	if rec.Judge != nil && rec.Event != nil {
@@ -171,16 +192,18 @@ func (b *Batcher) RecordEvent(ctx context.Context, rec EventRecord) (RecordResul
 	select {
 	case q <- p:
 	case <-ctx.Done():
-		return RecordResult{}, fmt.Errorf("queue event: %w", ctx.Err())
+		return nil, fmt.Errorf("queue event: %w", ctx.Err())
 	}
-	select {
-	case r := <-p.done:
-		return r.res, r.err
-	case <-ctx.Done():
-		// The record may still commit; the sender's retry will then be
-		// answered as a duplicate.
-		return RecordResult{}, fmt.Errorf("record event: %w", ctx.Err())
-	}
+	return func(ctx context.Context) (RecordResult, error) {
+		select {
+		case r := <-p.done:
+			return r.res, r.err
+		case <-ctx.Done():
+			// The record may still commit; the sender's retry will then be
+			// answered as a duplicate.
+			return RecordResult{}, fmt.Errorf("record event: %w", ctx.Err())
+		}
+	}, nil
 }
 
 // routeKey picks the flusher of a record to judge: by its user, so that

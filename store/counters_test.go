@@ -640,7 +640,7 @@ func TestCountsStopAtTheCap(t *testing.T) {
 func TestHistoryReadFindsEventsByIndex(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, err := store.Open(ctx, storetest.NewDatabase(t)+"&pool_max_conns=1")
+	st, err := store.Open(ctx, storetest.NewDatabase(t)+"&pool_max_conns=2")
 	if err != nil {
 		t.Fatal(err)
 	}

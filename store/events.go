@@ -26,6 +26,9 @@ type EventRecord struct {
 	Event      *policy.Event
 	Own        bool // caused by the service's bot user
 	Ignored    bool // a type the service does not act on
+	// ReceivedAt is when the delivery arrived; zero means now. A delivery
+	// replayed from the local spool keeps the time it was received.
+	ReceivedAt time.Time
 	// Decision is the rules' verdict, nil when the event was not evaluated
 	// (the service's own echoes, or no rule set loaded yet).
 	Decision *policy.Decision
@@ -88,10 +91,11 @@ func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord, hook TxHoo
 	recs = withSafeWebhookIDs(recs)
 	args, repaired := insertColumns(recs)
 
-	tx, err := s.pool.Begin(ctx)
+	tx, release, err := s.begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("record events: begin: %w", err)
 	}
+	defer release()
 	defer tx.Rollback(context.WithoutCancel(ctx))
 
 	// One statement for the whole batch; WITH ORDINALITY keeps the
@@ -101,16 +105,17 @@ func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord, hook TxHoo
 	lock := ""
 	if locks := judgeLocks(recs); len(locks) > 0 {
 		// unnest yields the keys in array order, so they are taken sorted.
-		lock = "WHERE (SELECT count(pg_advisory_xact_lock($17, k)) FROM unnest($18::int[]) AS k) >= 0"
+		lock = "WHERE (SELECT count(pg_advisory_xact_lock($18, k)) FROM unnest($19::int[]) AS k) >= 0"
 		args = append(args, lockClass, locks)
 	}
 	insertSQL := `
 		INSERT INTO events (webhook_id, body_sha256, attempt, api_key, compressed, body_bytes,
-			type, created_at, user_id, actor_id, channel_cid, message_id, own, ignored, payload, rule_set_version)
-		SELECT w, h, a, k, c, b, t, ca, u, ac, ch, m, o, ig, p::jsonb, v
+			type, created_at, user_id, actor_id, channel_cid, message_id, own, ignored, payload, rule_set_version, received_at)
+		SELECT w, h, a, k, c, b, t, ca, u, ac, ch, m, o, ig, p::jsonb, v, coalesce(ra, now())
 		FROM unnest($1::text[], $2::bytea[], $3::int[], $4::text[], $5::bool[], $6::int[], $7::text[],
-			$8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bool[], $14::bool[], $15::text[], $16::text[])
-			WITH ORDINALITY AS r(w, h, a, k, c, b, t, ca, u, ac, ch, m, o, ig, p, v, ord)
+			$8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bool[], $14::bool[], $15::text[], $16::text[],
+			$17::timestamptz[])
+			WITH ORDINALITY AS r(w, h, a, k, c, b, t, ca, u, ac, ch, m, o, ig, p, v, ra, ord)
 		` + lock + `
 		ORDER BY ord
 		ON CONFLICT DO NOTHING
@@ -187,6 +192,7 @@ func insertColumns(recs []EventRecord) (args []any, repaired []bool) {
 		own, ignored = make([]bool, n), make([]bool, n)
 		payloads     = make([]string, n)
 		versions     = make([]*string, n)
+		receivedAts  = make([]*time.Time, n)
 	)
 	for i := range recs {
 		r, ev := &recs[i], recs[i].Event
@@ -204,6 +210,7 @@ func insertColumns(recs []EventRecord) (args []any, repaired []bool) {
 		messageIDs[i] = nullString(ev.MessageIDOrEmpty())
 		own[i], ignored[i] = r.Own, r.Ignored
 		payloads[i], repaired[i] = repairJSON(r.Payload)
+		receivedAts[i] = nullTime(r.ReceivedAt)
 		switch {
 		case r.Decision != nil:
 			versions[i] = &r.Decision.RuleSetVersion
@@ -212,7 +219,7 @@ func insertColumns(recs []EventRecord) (args []any, repaired []bool) {
 		}
 	}
 	return []any{webhookIDs, sums, attempts, apiKeys, compressed, sizes, types, createdAts, userIDs, actorIDs,
-		channelCIDs, messageIDs, own, ignored, payloads, versions}, repaired
+		channelCIDs, messageIDs, own, ignored, payloads, versions, receivedAts}, repaired
 }
 
 // insertedKey identifies an inserted row among a batch's records.

@@ -12,6 +12,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -40,8 +41,14 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > 2*time.Second {
 		cfg.ConnConfig.ConnectTimeout = 2 * time.Second
 	}
-	if cfg.MaxConns < 16 {
+	// 16 unless the URL says otherwise: an operator's pool_max_conns is
+	// kept, whatever it is (a small database, several replicas).
+	if cfg.MaxConns < 16 && !strings.Contains(url, "pool_max_conns") {
 		cfg.MaxConns = 16
+	}
+	if cfg.MaxConns < 2 {
+		return nil, fmt.Errorf("DATABASE_URL: pool_max_conns must be at least 2, got %d "+
+			"(migrations hold one connection while the job queue's migrations use another)", cfg.MaxConns)
 	}
 	cfg.HealthCheckPeriod = 5 * time.Second
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -68,6 +75,49 @@ func (s *Store) Ping(ctx context.Context) error {
 		return fmt.Errorf("ping database: %w", err)
 	}
 	return nil
+}
+
+// acquireWait is how long a write keeps asking for a connection that the
+// server refuses (too many connections, starting up, a failover) before it
+// fails: a moment's refusal should not fail a whole batch.
+const acquireWait = time.Second
+
+// begin starts a transaction on a connection of its own; release returns
+// the connection to the pool once the transaction is over.
+func (s *Store) begin(ctx context.Context) (tx pgx.Tx, release func(), err error) {
+	conn, err := s.acquire(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	tx, err = conn.Begin(ctx)
+	if err != nil {
+		conn.Release()
+		return nil, nil, err
+	}
+	return tx, conn.Release, nil
+}
+
+// acquire takes a connection from the pool, retrying refused connections
+// for up to acquireWait. (A pool at its size already waits for a
+// connection to be released, up to ctx's deadline.)
+func (s *Store) acquire(ctx context.Context) (*pgxpool.Conn, error) {
+	deadline := time.Now().Add(acquireWait)
+	pause := 50 * time.Millisecond
+	for {
+		conn, err := s.pool.Acquire(ctx)
+		if err == nil {
+			return conn, nil
+		}
+		if ctx.Err() != nil || time.Now().Add(pause).After(deadline) {
+			return nil, fmt.Errorf("acquire connection: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("acquire connection: %w", err)
+		case <-time.After(pause):
+		}
+		pause *= 2
+	}
 }
 
 // querier is what a pool and a transaction have in common.
