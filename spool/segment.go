@@ -166,7 +166,7 @@ func (s *Spool) writeFrames(batch []*appendReq, errs []error) {
 		}
 	}
 	s.mu.Lock()
-	broken, last := s.broken, s.segs[len(s.segs)-1]
+	broken, last, empty := s.broken, s.segs[len(s.segs)-1], s.records == 0
 	var disk int64
 	for _, sg := range s.segs {
 		disk += sg.size
@@ -176,12 +176,21 @@ func (s *Spool) writeFrames(batch []*appendReq, errs []error) {
 		fail(broken)
 		return
 	}
-	if last.size >= s.opts.SegmentBytes {
+	// A full segment, or one whose records are all acknowledged, is left
+	// for a new one (and the latter deleted), so the bound counts only
+	// what waits.
+	if last.size >= s.opts.SegmentBytes || empty && last.size > 0 {
 		if err := s.roll(last.id + 1); err != nil {
 			fail(err)
 			return
 		}
 		last = segment{id: last.id + 1}
+		disk = 0
+		s.mu.Lock()
+		for _, sg := range s.segs {
+			disk += sg.size
+		}
+		s.mu.Unlock()
 	}
 
 	now := time.Now()
@@ -256,7 +265,6 @@ func (s *Spool) normalizeHead() {
 		if s.head.Segment < s.segs[0].id {
 			s.head = Pos{Segment: s.segs[0].id}
 		}
-		s.full = false
 	}
 }
 
@@ -332,6 +340,9 @@ func (s *Spool) Ack(entries ...Entry) error {
 		s.head = e.Next
 		s.records--
 	}
+	// Room is made (whole segments are deleted as soon as they can be, the
+	// last one at the next append): the next append may fit.
+	s.full = false
 	s.normalizeHead()
 	s.headTime = time.Time{}
 	if s.records > 0 {
@@ -357,4 +368,35 @@ func (s *Spool) timeAt(p Pos) time.Time {
 		return time.Now()
 	}
 	return time.Unix(0, int64(binary.LittleEndian.Uint64(h[8:16])))
+}
+
+// SetAsideDir is the folder, inside the spool's, where SetAside copies
+// records.
+const SetAsideDir = "set-aside"
+
+// SetAside copies e's data to a file of its own in the set-aside folder,
+// fsync'd, and returns its path: for a record the caller gives up on (the
+// database refuses it for good) but that must not be lost. It does not
+// acknowledge e.
+func (s *Spool) SetAside(e Entry) (string, error) {
+	dir := filepath.Join(s.dir, SetAsideDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("set spool record aside: %w", err)
+	}
+	path := filepath.Join(dir, fmt.Sprintf("%020d-%012d.rec", e.Pos.Segment, e.Pos.Offset))
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("set spool record aside: %w", err)
+	}
+	_, err = f.Write(e.Data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("set spool record aside: %w", err)
+	}
+	return path, syncDir(dir)
 }

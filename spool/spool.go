@@ -62,7 +62,7 @@ type Options struct {
 	MaxBytes int64
 	// SegmentBytes is the size past which a new segment is started.
 	// Acknowledged records are deleted a whole segment at a time. Default
-	// MaxBytes/16, between 64 KiB and 64 MiB.
+	// MaxBytes/16, between 4 KiB and 64 MiB.
 	SegmentBytes int64
 }
 
@@ -71,7 +71,7 @@ func (o *Options) setDefaults() {
 		o.MaxBytes = 1 << 30
 	}
 	if o.SegmentBytes <= 0 {
-		o.SegmentBytes = min(max(o.MaxBytes/16, 64<<10), 64<<20)
+		o.SegmentBytes = min(max(o.MaxBytes/16, 4<<10), 64<<20)
 	}
 }
 
@@ -102,7 +102,7 @@ type Stats struct {
 	Bytes   int64     // bytes of the records not yet acknowledged
 	Disk    int64     // bytes of the segment files, the figure MaxBytes bounds
 	Oldest  time.Time // append time of the oldest unacknowledged record; zero when none
-	Full    bool      // the last append was refused for want of room
+	Full    bool      // an append was refused for want of room, and nothing was acknowledged since
 	Err     error     // non-nil when the spool cannot write (a failed fsync, a closed spool)
 }
 

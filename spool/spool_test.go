@@ -194,7 +194,17 @@ func TestTornTailIsCut(t *testing.T) {
 
 func TestFullRefusesUntilAcknowledged(t *testing.T) {
 	t.Parallel()
-	s, _ := open(t, t.TempDir(), spool.Options{MaxBytes: 1000, SegmentBytes: 200})
+	// In small segments, and in one segment larger than the bound.
+	for _, seg := range []int64{200, 0} {
+		t.Run(fmt.Sprint("segment bytes ", seg), func(t *testing.T) {
+			t.Parallel()
+			testFull(t, spool.Options{MaxBytes: 1000, SegmentBytes: seg})
+		})
+	}
+}
+
+func testFull(t *testing.T, opts spool.Options) {
+	s, _ := open(t, t.TempDir(), opts)
 	n := 0
 	for ; ; n++ {
 		err := s.Append(record(n))

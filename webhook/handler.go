@@ -3,7 +3,6 @@ package webhook
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,6 +20,8 @@ type Delivery struct {
 	Verified
 	Own     bool // caused by the bot user: record, never evaluate
 	Ignored bool // a type the service does not act on
+	// ReceivedAt is when the delivery arrived (a replayed one keeps it).
+	ReceivedAt time.Time
 	// Decision is the rules' verdict; nil when the event was not evaluated
 	// (our own echo, or no rule set loaded yet), or when Judge decides it.
 	Decision *policy.Decision
@@ -71,7 +72,11 @@ type Config struct {
 	BotUserID            string
 	MaxBodyBytes         int64         // raw body limit; default 1 MiB
 	MaxDecompressedBytes int64         // gunzipped body limit; default 8 MiB
-	RecordTimeout        time.Duration // budget for the durable write; default 5 s (Stream waits 6 s)
+	RecordTimeout        time.Duration // budget for the durable write; default 4 s (Stream waits 6 s; the spool needs a moment after it)
+	// Transient says whether a failed write may pass by itself (the
+	// database unreachable, read-only, out of disk or connections), so the
+	// delivery is worth spooling; nil: every failure is.
+	Transient func(error) bool
 }
 
 func (c *Config) setDefaults() {
@@ -82,31 +87,8 @@ func (c *Config) setDefaults() {
 		c.MaxDecompressedBytes = 8 << 20
 	}
 	if c.RecordTimeout <= 0 {
-		c.RecordTimeout = 5 * time.Second
+		c.RecordTimeout = 4 * time.Second
 	}
-}
-
-// Handler returns the handler of POST /webhooks/stream.
-//
-// Statuses: 200 recorded, duplicate, ignored or quarantined; 400 malformed; 401 unknown
-// key or bad signature; 413 too large; 503 not recorded (Stream retries).
-// Nothing is written for a rejected request, and 200 means committed.
-func Handler(logger *slog.Logger, cfg Config, rules Rules, audit AuditLog, m *Metrics) http.Handler {
-	cfg.setDefaults()
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		line := canonical{webhookID: r.Header.Get("X-Webhook-Id"), attempt: attempt(r)}
-		status, body := serve(r, cfg, rules, audit, m, &line)
-		writeJSON(w, status, body)
-
-		elapsed := time.Since(start)
-		m.duration.Observe(elapsed.Seconds())
-		m.deliveries.WithLabelValues(line.outcome).Inc()
-		if line.sigFailure != "" {
-			m.signatureFailures.WithLabelValues(line.sigFailure).Inc()
-		}
-		line.log(r.Context(), logger, status, elapsed)
-	})
 }
 
 // canonical is the one log line written per delivery.
@@ -125,9 +107,17 @@ type canonical struct {
 	// was loaded.
 	decision    *policy.Decision
 	unevaluated bool
+	// Of a replayed delivery: how long it waited in the spool, and where
+	// it was copied when the database refused it for good.
+	replayedAfter time.Duration
+	setAsideAt    string
 }
 
 func (c *canonical) log(ctx context.Context, logger *slog.Logger, status int, elapsed time.Duration) {
+	c.logAs(ctx, logger, "webhook", status, elapsed)
+}
+
+func (c *canonical) logAs(ctx context.Context, logger *slog.Logger, msg string, status int, elapsed time.Duration) {
 	level := slog.LevelInfo
 	switch {
 	case status >= 500:
@@ -172,99 +162,22 @@ func (c *canonical) log(ctx context.Context, logger *slog.Logger, status int, el
 	if c.unevaluated {
 		attrs = append(attrs, slog.Bool("unevaluated", true))
 	}
+	if c.replayedAfter > 0 {
+		attrs = append(attrs, slog.Float64("spooled_for_s", c.replayedAfter.Seconds()))
+	}
+	if c.setAsideAt != "" {
+		attrs = append(attrs, slog.String("set_aside_at", c.setAsideAt))
+	}
 	if c.err != nil {
 		attrs = append(attrs, slog.String("error", c.err.Error()))
 	}
-	logger.LogAttrs(ctx, level, "webhook", attrs...)
+	logger.LogAttrs(ctx, level, msg, attrs...)
 }
 
-// serve does the work of one delivery and returns the answer; it fills in
-// the canonical log line as it goes.
-func serve(r *http.Request, cfg Config, rules Rules, audit AuditLog, m *Metrics, line *canonical) (int, any) {
-	fail := func(e *Error) (int, any) {
-		line.outcome, line.err, line.sigFailure = e.Outcome, e, signatureFailure(e)
-		return e.Status, errorBody{Error: e.Msg}
-	}
-	v, n, verr := readVerified(r, cfg)
-	line.bytes = n
-	if verr != nil {
-		return fail(verr)
-	}
-	line.eventType, line.compressed = v.Event.Type, v.Compressed
-
-	d := Delivery{WebhookID: line.webhookID, Attempt: line.attempt, Verified: *v}
-	d.Own = v.Event.CausedBy(cfg.BotUserID)
-	d.Ignored = !d.Own && !handledTypes[v.Event.Type]
-	if !d.Own {
-		start := time.Now()
-		var (
-			dec   policy.Decision
-			judge *policy.Deferred
-			ok    bool
-		)
-		if hr, withHistory := rules.(HistoryRules); withHistory {
-			dec, judge, ok = hr.EvaluateOrDefer(v.Event)
-		} else {
-			dec, ok = rules.Evaluate(v.Event)
-		}
-		switch {
-		case !ok:
-			line.unevaluated = true
-		case judge != nil:
-			// Timed when it runs, in the transaction.
-			j := *judge
-			j.Decide = func(h policy.History) policy.Decision {
-				start := time.Now()
-				defer func() { m.evaluation.Observe(time.Since(start).Seconds()) }()
-				return judge.Decide(h)
-			}
-			d.Judge = &j
-		default:
-			d.Decision = &dec
-			line.decision = &dec
-		}
-		if judge == nil {
-			m.evaluation.Observe(time.Since(start).Seconds())
-		}
-	}
-
-	// The write outlives a sender that hung up: finishing it is cheap and
-	// the retry will then be a duplicate instead of a second attempt.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), cfg.RecordTimeout)
-	defer cancel()
-	rec, err := audit.RecordEvent(ctx, d)
-	if err != nil {
-		m.dbErrors.Inc()
-		return fail(&Error{Status: http.StatusServiceUnavailable, Outcome: OutcomeUnavailable,
-			Msg: "cannot record the event right now; retry", Err: err})
-	}
-	if rec.QuarantineID != 0 {
-		line.outcome, line.err = OutcomeQuarantined, errors.New(rec.QuarantineCause)
-		return http.StatusOK, quarantinedBody{Status: OutcomeQuarantined, QuarantineID: rec.QuarantineID}
-	}
-	line.eventID, line.duplicate = rec.EventID, rec.Duplicate
-	if d.Judge != nil && rec.Decision != nil {
-		line.decision = rec.Decision
-	}
-	if dec := line.decision; dec != nil && rec.Duplicate == "" {
-		for _, mt := range dec.Matches {
-			m.ruleMatches.WithLabelValues(mt.RuleID, string(mt.Mode)).Inc()
-		}
-		for _, e := range dec.Errors {
-			m.ruleErrors.WithLabelValues(e.RuleID).Inc()
-		}
-	}
-	switch {
-	case rec.Duplicate != "":
-		line.outcome = OutcomeDuplicate
-	case d.Own:
-		line.outcome = OutcomeOwn
-	case d.Ignored:
-		line.outcome = OutcomeIgnored
-	default:
-		line.outcome = OutcomeRecorded
-	}
-	return http.StatusOK, okBody{Status: line.outcome, EventID: rec.EventID}
+// fail fills the line for a refused delivery and returns its answer.
+func (c *canonical) fail(e *Error) (int, any) {
+	c.outcome, c.err, c.sigFailure = e.Outcome, e, signatureFailure(e)
+	return e.Status, errorBody{Error: e.Msg}
 }
 
 // readVerified reads a webhook's body under cfg's limits and verifies and
@@ -273,6 +186,10 @@ func serve(r *http.Request, cfg Config, rules Rules, audit AuditLog, m *Metrics,
 func readVerified(r *http.Request, cfg Config) (*Verified, int, *Error) {
 	if r.ContentLength > cfg.MaxBodyBytes {
 		return nil, 0, tooLarge(cfg.MaxBodyBytes)
+	}
+	// Refuse what the headers alone condemn before reading a byte.
+	if _, err := cfg.Keys.checkHeaders(r.Header.Get("X-Api-Key"), r.Header.Get("X-Signature")); err != nil {
+		return nil, 0, err
 	}
 	// Read at most limit+1 bytes: enough to know the body is too large.
 	raw, err := io.ReadAll(io.LimitReader(r.Body, cfg.MaxBodyBytes+1))

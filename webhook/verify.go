@@ -58,6 +58,7 @@ const (
 	OutcomeMalformed    = "malformed"
 	OutcomeUnavailable  = "unavailable" // could not record durably: Stream should retry
 	OutcomeQuarantined  = "quarantined" // refused by the database for its data, kept in quarantine
+	OutcomeSpooled      = "spooled"     // fsync'd to the local spool; recorded when the database can commit it
 )
 
 var gzipMagic = []byte{0x1f, 0x8b}
@@ -86,27 +87,25 @@ func (r signatureReason) Error() string { return "signature " + string(r) }
 // compressed bytes is refused, as Stream documents. When apiKey is empty
 // every configured secret is tried, so a proxy that drops the header does
 // not lose events; an unknown key is refused.
+//
+// What can be checked before inflating a gzip body is checked first (the
+// key, the signature's form), and a gzip body may inflate to at most
+// gzipRatio times its size (at least gzipFloor, at most maxDecompressed):
+// a small bomb stops at its limit, before any HMAC.
 func (k Keyring) VerifyAndParse(apiKey, signature string, raw []byte, maxDecompressed int64) (*Verified, error) {
-	if _, ok := k[apiKey]; apiKey != "" && !ok {
-		return nil, unauthorized(sigUnknown, "unknown X-Api-Key")
+	want, herr := k.checkHeaders(apiKey, signature)
+	if herr != nil {
+		return nil, herr
 	}
-	if signature == "" {
-		return nil, unauthorized(sigMissing, "missing X-Signature")
-	}
-	want, err := hex.DecodeString(strings.TrimSpace(signature))
-	if err != nil || len(want) != sha256.Size {
-		return nil, unauthorized(sigMalformed, "malformed X-Signature: want 64 hex characters")
-	}
-
 	body, compressed := raw, false
 	if bytes.HasPrefix(raw, gzipMagic) {
-		body, err = gunzip(raw, maxDecompressed)
+		var err error
+		body, err = gunzip(raw, gunzipLimit(len(raw), maxDecompressed))
 		if err != nil {
 			return nil, err
 		}
 		compressed = true
 	}
-
 	matched := ""
 	for key, secret := range k {
 		if apiKey != "" && key != apiKey {
@@ -122,12 +121,51 @@ func (k Keyring) VerifyAndParse(apiKey, signature string, raw []byte, maxDecompr
 	if matched == "" {
 		return nil, unauthorized(sigMismatch, "invalid X-Signature")
 	}
+	v, perr := parseVerified(matched, body, compressed)
+	if perr != nil {
+		return nil, perr
+	}
+	return v, nil
+}
 
+// checkHeaders refuses an unknown X-Api-Key and a missing or malformed
+// X-Signature, which need no body; it returns the signature's bytes.
+func (k Keyring) checkHeaders(apiKey, signature string) ([]byte, *Error) {
+	if _, ok := k[apiKey]; apiKey != "" && !ok {
+		return nil, unauthorized(sigUnknown, "unknown X-Api-Key")
+	}
+	if signature == "" {
+		return nil, unauthorized(sigMissing, "missing X-Signature")
+	}
+	want, err := hex.DecodeString(strings.TrimSpace(signature))
+	if err != nil || len(want) != sha256.Size {
+		return nil, unauthorized(sigMalformed, "malformed X-Signature: want 64 hex characters")
+	}
+	return want, nil
+}
+
+// parseVerified parses a body whose signature checked out (now, or before
+// it was spooled) into a Verified delivery.
+func parseVerified(apiKey string, body []byte, compressed bool) (*Verified, *Error) {
 	ev, err := policy.ParseEvent(body)
 	if err != nil {
 		return nil, &Error{Status: http.StatusBadRequest, Outcome: OutcomeMalformed, Msg: "body: " + err.Error()}
 	}
-	return &Verified{APIKey: matched, Body: body, Compressed: compressed, SHA256: sha256.Sum256(body), Event: ev}, nil
+	return &Verified{APIKey: apiKey, Body: body, Compressed: compressed, SHA256: sha256.Sum256(body), Event: ev}, nil
+}
+
+// Gzip bodies inflate to at most gzipRatio times their size, and never
+// less than gzipFloor: Stream's events are a few KB and JSON compresses
+// about 5 to 10 times, while a bomb compresses a thousand times.
+const (
+	gzipRatio = 32
+	gzipFloor = 256 << 10
+)
+
+// gunzipLimit is the decompressed size allowed for compressed bytes of
+// gzip under the configured maximum.
+func gunzipLimit(compressed int, maxDecompressed int64) int64 {
+	return min(maxDecompressed, max(gzipFloor, gzipRatio*int64(compressed)))
 }
 
 // gunzip decompresses a gzip body, refusing output larger than limit
@@ -144,7 +182,8 @@ func gunzip(raw []byte, limit int64) ([]byte, error) {
 	}
 	if int64(len(out)) > limit {
 		return nil, &Error{Status: http.StatusRequestEntityTooLarge, Outcome: OutcomeTooLarge,
-			Msg: fmt.Sprintf("body: decompressed size exceeds %d bytes", limit)}
+			Msg: fmt.Sprintf("body: decompressed size exceeds %d bytes (%d times the compressed size, at least %d, at most the configured maximum)",
+				limit, gzipRatio, gzipFloor)}
 	}
 	return out, nil
 }

@@ -7,12 +7,17 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 const (
@@ -243,6 +248,71 @@ func BenchmarkVerifyAndParse(b *testing.B) {
 	for b.Loop() {
 		if _, err := testKeys.VerifyAndParse(testKey, sig, body, 1<<20); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestGunzipRatio: an 8 KB gzip that would inflate to 8 MiB stops at 32
+// times its size (at least 256 KiB), before any HMAC, even under the
+// default 8 MiB limit; an event that compresses well but is small passes.
+func TestGunzipRatio(t *testing.T) {
+	t.Parallel()
+	bomb := gzipped(t, make([]byte, 8<<20))
+	if len(bomb) > 9<<10 {
+		t.Fatalf("bomb is %d bytes, want about 8 KB", len(bomb))
+	}
+	_, err := testKeys.VerifyAndParse(testKey, sign(testSecret, []byte("whatever")), bomb, 8<<20)
+	var e *Error
+	if !errors.As(err, &e) || e.Status != http.StatusRequestEntityTooLarge || !strings.Contains(e.Msg, "exceeds 262144 bytes") {
+		t.Fatalf("8 KB bomb: got %v, want 413 at 262144 bytes", err)
+	}
+
+	text := strings.Repeat("spam ", 20_000) // 100 KB that compresses about 300 times
+	body := []byte(`{"type":"message.new","message":{"id":"m","text":"` + text + `","user":{"id":"u"}},"user":{"id":"u"}}`)
+	if _, err := testKeys.VerifyAndParse(testKey, sign(testSecret, body), gzipped(t, body), 8<<20); err != nil {
+		t.Fatalf("a small, very compressible event: %v", err)
+	}
+	for _, tc := range []struct {
+		compressed int
+		want       int64
+	}{{100, 256 << 10}, {64 << 10, 2 << 20}, {1 << 20, 8 << 20}} {
+		if got := gunzipLimit(tc.compressed, 8<<20); got != tc.want {
+			t.Errorf("gunzipLimit(%d) = %d, want %d", tc.compressed, got, tc.want)
+		}
+	}
+}
+
+// readFlag is a body that notes whether it was read.
+type readFlag struct {
+	io.Reader
+	read bool
+}
+
+func (r *readFlag) Read(p []byte) (int, error) {
+	r.read = true
+	return r.Reader.Read(p)
+}
+
+// TestHeadersCheckedBeforeBody: an unknown key, a missing or malformed
+// signature are refused without reading (or inflating) the body.
+func TestHeadersCheckedBeforeBody(t *testing.T) {
+	t.Parallel()
+	h := Handler(slog.New(slog.NewJSONHandler(io.Discard, nil)), Config{Keys: testKeys}, noRules{}, &flakyAudit{},
+		NewMetrics(prometheus.NewRegistry()))
+	for name, hdr := range map[string][2]string{
+		"unknown key":  {"stranger", strings.Repeat("ab", 32)},
+		"no signature": {testKey, ""},
+		"not hex":      {testKey, "zz"},
+		"short":        {"", "abcd"},
+	} {
+		body := &readFlag{Reader: bytes.NewReader(gzipped(t, make([]byte, 1<<20)))}
+		req := httptest.NewRequest(http.MethodPost, "/webhooks/stream", body)
+		req.Header.Set("X-Api-Key", hdr[0])
+		req.Header.Set("X-Signature", hdr[1])
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusUnauthorized || body.read {
+			t.Errorf("%s: status %d, body read %v; want 401 without reading it", name, rec.Code, body.read)
 		}
 	}
 }

@@ -182,10 +182,39 @@ type storeAudit struct {
 var errNotMigrated = errors.New("database schema not migrated yet")
 
 func (a *storeAudit) RecordEvent(ctx context.Context, d webhook.Delivery) (webhook.Recorded, error) {
-	if !a.migrated.Load() {
-		return webhook.Recorded{}, errNotMigrated
+	wait, err := a.SubmitEvent(ctx, d)
+	if err != nil {
+		return webhook.Recorded{}, err
 	}
-	res, err := a.batcher.RecordEvent(ctx, store.EventRecord{
+	return wait(ctx)
+}
+
+// SubmitEvent queues d in the batcher and returns a wait for its commit
+// (the spool's replayer queues its backlog in order this way).
+func (a *storeAudit) SubmitEvent(ctx context.Context, d webhook.Delivery) (func(context.Context) (webhook.Recorded, error), error) {
+	if !a.migrated.Load() {
+		return nil, errNotMigrated
+	}
+	wait, err := a.batcher.Submit(ctx, eventRecord(d))
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) (webhook.Recorded, error) {
+		res, err := wait(ctx)
+		return webhook.Recorded{EventID: res.EventID, Duplicate: res.Duplicate, Decision: res.Decision,
+			QuarantineID: res.QuarantineID, QuarantineCause: res.QuarantineCause}, err
+	}, nil
+}
+
+// transient says whether a failed record may pass by itself (and so is
+// worth spooling): the schema not migrated yet (the database was down at
+// start), or what store.IsTransient says.
+func (a *storeAudit) transient(err error) bool {
+	return errors.Is(err, errNotMigrated) || store.IsTransient(err)
+}
+
+func eventRecord(d webhook.Delivery) store.EventRecord {
+	return store.EventRecord{
 		WebhookID:  d.WebhookID,
 		BodySHA256: d.SHA256,
 		Attempt:    d.Attempt,
@@ -197,7 +226,6 @@ func (a *storeAudit) RecordEvent(ctx context.Context, d webhook.Delivery) (webho
 		Ignored:    d.Ignored,
 		Decision:   d.Decision,
 		Judge:      d.Judge,
-	})
-	return webhook.Recorded{EventID: res.EventID, Duplicate: res.Duplicate, Decision: res.Decision,
-		QuarantineID: res.QuarantineID, QuarantineCause: res.QuarantineCause}, err
+		ReceivedAt: d.ReceivedAt,
+	}
 }

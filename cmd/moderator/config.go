@@ -33,13 +33,17 @@ type config struct {
 	Addr            string
 	// MetricsAddr, when set, serves /metrics on a listener of its own and
 	// not on Addr, so metrics need not be exposed where Stream reaches.
-	MetricsAddr     string
-	RulesDir        string
-	BotUserID       string
-	DryRun          bool
-	AdminJWTSecret  string // the staff API's HS256 secret; with the Admin* fields below
-	MaxBodyBytes    int64
-	MaxGunzipBytes  int64
+	MetricsAddr    string
+	RulesDir       string
+	BotUserID      string
+	DryRun         bool
+	AdminJWTSecret string // the staff API's HS256 secret; with the Admin* fields below
+	MaxBodyBytes   int64
+	MaxGunzipBytes int64
+	// SpoolDir and SpoolMaxBytes: the local spool that holds verified
+	// webhooks while Postgres cannot commit them.
+	SpoolDir        string
+	SpoolMaxBytes   int64
 	ShutdownTimeout time.Duration
 	LogLevel        slog.Level
 	// RateLimits and DailyCaps are per action type; nil keeps the
@@ -250,6 +254,8 @@ func loadConfig(command string, args []string, getenv func(string) string, stder
 		AdminJWTSecret:  env.str("MODERATOR_ADMIN_JWT_SECRET", ""),
 		MaxBodyBytes:    env.bytes("MODERATOR_MAX_BODY_BYTES", 1<<20),
 		MaxGunzipBytes:  env.bytes("MODERATOR_MAX_DECOMPRESSED_BYTES", 8<<20),
+		SpoolDir:        env.str("MODERATOR_SPOOL_DIR", ".data/spool"),
+		SpoolMaxBytes:   env.bytes("MODERATOR_SPOOL_MAX_BYTES", 1<<30),
 		ShutdownTimeout: env.duration("MODERATOR_SHUTDOWN_TIMEOUT", 20*time.Second),
 		LogLevel:        env.level("MODERATOR_LOG_LEVEL", slog.LevelInfo),
 		RateLimits:      env.perAction("MODERATOR_RATE_LIMITS", 1, limitedTypes),

@@ -22,7 +22,7 @@ var allowedImports = map[string][]string{
 	"spool":                   {},
 	"migrations":              {},
 	"rules":                   {},
-	"webhook":                 {"policy"},
+	"webhook":                 {"policy", "spool"},
 	"actions":                 {"policy"},
 	"actions/streamtest":      {"actions"},
 	"store":                   {"policy", "migrations"},

@@ -25,9 +25,12 @@ func registerBuildInfo(reg prometheus.Registerer) {
 	reg.MustRegister(g)
 }
 
-// metricsHandler serves the registry in Prometheus' text format.
+// metricsHandler serves the registry in Prometheus' text format. A
+// collector that fails (the action queue's, which asks the database) is
+// left out rather than failing the page: a database outage is when the
+// spool's and the webhooks' figures matter most.
 func metricsHandler(reg *prometheus.Registry) http.Handler {
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, ErrorHandling: promhttp.ContinueOnError})
 }
 
 // metricsServer is the separate /metrics listener of MODERATOR_METRICS_ADDR.

@@ -19,7 +19,9 @@ type routesConfig struct {
 	webhook http.Handler
 	// beforeSend is Stream's before-message-send hook.
 	beforeSend http.Handler
-	ready      func(context.Context) error
+	// ready returns an error when the service cannot take webhooks
+	// durably (503), else what is degraded, if anything (200).
+	ready func(context.Context) (degraded []string, err error)
 	// readyDetail is added to a 200 from /readyz when not empty: what is
 	// degraded without stopping the service (a rules reload refused or
 	// stuck while the last good set serves).
@@ -55,18 +57,24 @@ func routes(c routesConfig) http.Handler {
 	return r
 }
 
-// handleReady answers 200 when the service can record events durably,
-// with detail's text, if any, as "detail".
-func handleReady(logger *slog.Logger, ready func(context.Context) error, detail func() string) http.HandlerFunc {
+// handleReady answers 200 when the service can take webhooks durably:
+// {"status":"ok"}, or {"status":"degraded: spooling", "degraded": […]}
+// while it can only spool them, with detail's text, if any, as "detail";
+// 503 when it cannot take them at all.
+func handleReady(logger *slog.Logger, ready func(context.Context) ([]string, error), detail func() string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := ready(ctx); err != nil {
+		degraded, err := ready(ctx)
+		if err != nil {
 			logger.Debug("not ready", "error", err)
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
 			return
 		}
-		body := map[string]string{"status": "ok"}
+		body := map[string]any{"status": "ok"}
+		if len(degraded) > 0 {
+			body["status"], body["degraded"] = "degraded: "+degraded[0], degraded
+		}
 		if detail != nil {
 			if d := detail(); d != "" {
 				body["detail"] = d

@@ -17,6 +17,7 @@ import (
 
 	"moderator/actions"
 	"moderator/backtest"
+	"moderator/spool"
 	"moderator/store"
 	"moderator/webhook"
 )
@@ -70,6 +71,12 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	audit := &storeAudit{batcher: batcher}
 	rules := newLiveRules(cfg.RulesDir, logger, reg)
 	_ = rules.reload("start") // a bad folder is logged; /readyz fails until a good one loads
+	sp, err := openSpool(cfg, logger)
+	if err != nil {
+		return err
+	}
+	// Closed last, after the HTTP server and the replayer have stopped.
+	defer sp.Close()
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	workersStarted := make(chan struct{})
 	defer func() {
@@ -116,8 +123,11 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		BotUserID:            cfg.BotUserID,
 		MaxBodyBytes:         cfg.MaxBodyBytes,
 		MaxDecompressedBytes: cfg.MaxGunzipBytes,
+		Transient:            audit.transient,
 	}
 	webhookMetrics := webhook.NewMetrics(reg)
+	intake := webhook.NewIntake(logger, webhookCfg, rules, audit, sp, webhookMetrics)
+	wg.Go(func() { intake.Replay(bg) })
 	// The staff API; its overturns go through the action runner (reversal
 	// jobs, cancelled pending actions) and grant the immunity window.
 	reg.MustRegister(newAppealQueueCollector(st))
@@ -147,19 +157,11 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		metrics = metricsHandler(reg)
 	}
 	h := routes(routesConfig{
-		logger:     logger,
-		metrics:    metrics,
-		webhook:    webhook.Handler(logger, webhookCfg, rules, audit, webhookMetrics),
-		beforeSend: webhook.BeforeSendHandler(logger, webhookCfg, rules, beforeSendAudit, webhookMetrics),
-		ready: func(ctx context.Context) error {
-			if err := rules.ready(); err != nil {
-				return err
-			}
-			if !audit.migrated.Load() {
-				return errors.New("database: migrations not applied yet")
-			}
-			return st.Ping(ctx)
-		},
+		logger:      logger,
+		metrics:     metrics,
+		webhook:     intake.Handler(),
+		beforeSend:  webhook.BeforeSendHandler(logger, webhookCfg, rules, beforeSendAudit, webhookMetrics),
+		ready:       readiness(rules, audit, intake, st),
 		readyDetail: rules.readyDetail,
 		staffAPI:    api,
 		console:     ui,
@@ -195,6 +197,46 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// openSpool opens the local spool and says what it found there.
+func openSpool(cfg config, logger *slog.Logger) (*spool.Spool, error) {
+	sp, rec, err := spool.Open(cfg.SpoolDir, spool.Options{MaxBytes: cfg.SpoolMaxBytes})
+	if err != nil {
+		return nil, fmt.Errorf("MODERATOR_SPOOL_DIR %s: %w", cfg.SpoolDir, err)
+	}
+	level := slog.LevelInfo
+	if rec.CutBytes > 0 {
+		level = slog.LevelWarn // a crash tore the last write: those bytes were never acknowledged
+	}
+	logger.Log(context.Background(), level, "spool opened", "dir", cfg.SpoolDir, "max_bytes", cfg.SpoolMaxBytes,
+		"records", rec.Records, "segments", rec.Segments, "torn_bytes_cut", rec.CutBytes)
+	return sp, nil
+}
+
+// readiness is /readyz: not ready (503) without a rule set, when the
+// intake cannot take deliveries durably (spool full or failing), or for the
+// moment between a database answering and its migrations applied; degraded
+// (200) while it spools, while commits fail, or while the database is
+// unreachable, since the spool takes the deliveries then.
+func readiness(rules *liveRules, audit *storeAudit, intake *webhook.Intake, st *store.Store) func(context.Context) ([]string, error) {
+	return func(ctx context.Context) ([]string, error) {
+		if err := rules.ready(); err != nil {
+			return nil, err
+		}
+		degraded, err := intake.Ready()
+		if err != nil {
+			return nil, err
+		}
+		switch err := st.Ping(ctx); {
+		case err != nil:
+			degraded = append(degraded, err.Error())
+		case !audit.migrated.Load():
+			// The database answers: migrations are a moment away.
+			return nil, errors.New("database: migrations not applied yet")
+		}
+		return degraded, nil
+	}
 }
 
 // migrateUntilDone applies migrations, retrying while the database is

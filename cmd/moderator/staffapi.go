@@ -152,6 +152,8 @@ func (s serviceStatus) Settings() []appeals.Setting {
 		{Name: "MODERATOR_ADMIN_RATE_LIMIT", Value: strconv.Itoa(c.AdminRateLimit)},
 		{Name: "MODERATOR_MAX_BODY_BYTES", Value: strconv.FormatInt(c.MaxBodyBytes, 10)},
 		{Name: "MODERATOR_MAX_DECOMPRESSED_BYTES", Value: strconv.FormatInt(c.MaxGunzipBytes, 10)},
+		{Name: "MODERATOR_SPOOL_DIR", Value: c.SpoolDir},
+		{Name: "MODERATOR_SPOOL_MAX_BYTES", Value: strconv.FormatInt(c.SpoolMaxBytes, 10)},
 		{Name: "MODERATOR_SHUTDOWN_TIMEOUT", Value: c.ShutdownTimeout.String()},
 		{Name: "MODERATOR_LOG_LEVEL", Value: strings.ToLower(c.LogLevel.String())},
 		{Name: "MODERATOR_RATE_LIMITS", Value: perActionValue(c.RateLimits)},
