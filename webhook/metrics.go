@@ -120,7 +120,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, r := range []string{FailOpenNoRules, FailOpenRuleError, FailOpenPanic} {
 		m.beforeSendFailOpen.WithLabelValues(r)
 	}
-	for _, o := range []string{OutcomeRecorded, OutcomeOwn, OutcomeIgnored, OutcomeDuplicate, OutcomeSpooled, OutcomeUnauthorized,
+	for _, o := range []string{OutcomeRecorded, OutcomeOwn, OutcomeIgnored, OutcomeDuplicate, OutcomeSpooled, OutcomeQuarantined, OutcomeUnauthorized,
 		OutcomeTooLarge, OutcomeMalformed, OutcomeUnavailable} {
 		m.deliveries.WithLabelValues(o) // export zeros, so rate() works from the start
 	}
