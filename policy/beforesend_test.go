@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"errors"
 	"os"
 	"testing"
 	"testing/fstest"
@@ -158,14 +157,7 @@ func TestBeforeSendExampleExpectations(t *testing.T) {
       - {event: {message: {text: "fine"}}, expect: {match: false}}
 `)},
 	})
-	var le *LoadError
-	if !errors.As(err, &le) {
-		t.Fatalf("got %v, want problems", err)
-	}
-	var got []string
-	for _, p := range le.Problems {
-		got = append(got, p.String())
-	}
+	got := problemsOf(t, err)
 	want := []string{
 		`r.yaml:11: rule block-darn, example 2: block text is "No darn here", expect says "Not here"`,
 		`r.yaml:22: rule mask-darn, example 2: the message is sent as "oh **** it", expect says "oh d*** it"`,

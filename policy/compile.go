@@ -337,26 +337,7 @@ func (w *walker) walk(np *ast.Node, depth int) {
 		w.walk(&n.Left, d)
 		w.walk(&n.Right, d)
 	case *ast.CallNode:
-		if key, ok := fieldKeyOf(n); ok {
-			w.record(key, key, nil)
-			return
-		}
-		w.quiet = false
-		w.call(np, n)
-		if _, folded := (*np).(*ast.ConstantNode); folded {
-			return
-		}
-		quiet := w.quiet
-		w.quiet = false
-		for i := range n.Arguments {
-			if quiet {
-				w.mute++
-			}
-			w.walk(&n.Arguments[i], d)
-			if quiet {
-				w.mute--
-			}
-		}
+		w.walkCall(np, n, d)
 	case *ast.BuiltinNode:
 		// expr-lang parses its looping builtins (reduce, groupBy, sortBy)
 		// whatever the configuration says, so they are refused here.
@@ -403,6 +384,32 @@ func (w *walker) walk(np *ast.Node, depth int) {
 	case *ast.PairNode:
 		w.walk(&n.Key, d)
 		w.walk(&n.Value, d)
+	}
+}
+
+// walkCall walks a call: a custom field's read is evidence as the field
+// (user.custom.verified), a rule function is checked (call), and the
+// arguments are walked, as evidence unless the call is recorded whole.
+func (w *walker) walkCall(np *ast.Node, n *ast.CallNode, d int) {
+	if key, ok := fieldKeyOf(n); ok {
+		w.record(key, key, nil)
+		return
+	}
+	w.quiet = false
+	w.call(np, n)
+	if _, folded := (*np).(*ast.ConstantNode); folded {
+		return
+	}
+	quiet := w.quiet
+	w.quiet = false
+	for i := range n.Arguments {
+		if quiet {
+			w.mute++
+		}
+		w.walk(&n.Arguments[i], d)
+		if quiet {
+			w.mute--
+		}
 	}
 }
 

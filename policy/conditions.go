@@ -84,14 +84,8 @@ func (c *exprCompiler) compileConditions(raws []rawCondition) (map[string]*condi
 		if len(errs) > 0 {
 			cond.broken = true
 			for _, e := range errs {
-				line, col := r.srcLine+e.line-1, e.col
-				if l, cl, ok := exprPos(r.lines, r.line, r.src, e.from); ok {
-					line = l
-					if col > 0 {
-						col = cl
-					}
-				}
-				problems = append(problems, Problem{File: r.file, Line: line, Msg: fmt.Sprintf("condition %s: %s", r.name, e.text(col))})
+				line, msg := placeExprError(e, r.lines, r.line, r.srcLine, r.src)
+				problems = append(problems, Problem{File: r.file, Line: line, Msg: fmt.Sprintf("condition %s: %s", r.name, msg)})
 			}
 		}
 	}

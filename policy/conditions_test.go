@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"errors"
 	"testing"
 	"testing/fstest"
 
@@ -82,14 +81,7 @@ rules:
       - {event: {}, expect: {match: false}}
 `)},
 	})
-	var le *LoadError
-	if !errors.As(err, &le) {
-		t.Fatalf("got %v, want problems", err)
-	}
-	var got []string
-	for _, p := range le.Problems {
-		got = append(got, p.String())
-	}
+	got := problemsOf(t, err)
 	want := []string{
 		`a.yaml:3: condition name "user" is already a name in rules: choose another`,
 		`a.yaml:4: condition name "Bad-Name": use lower-case letters, digits and _, starting with a letter`,

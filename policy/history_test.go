@@ -31,6 +31,13 @@ func historyRule(id, events, when string) string {
 func loadProblems(t *testing.T, fsys fstest.MapFS) []string {
 	t.Helper()
 	_, err := Load(fsys)
+	return problemsOf(t, err)
+}
+
+// problemsOf returns the problems of a *LoadError as file:line: message,
+// failing the test for any other error or none.
+func problemsOf(t *testing.T, err error) []string {
+	t.Helper()
 	var le *LoadError
 	if !errors.As(err, &le) {
 		t.Fatalf("Load: got %v, want a *LoadError", err)

@@ -57,6 +57,21 @@ func withHint(msg, hint string) string {
 	return msg + ": " + hint
 }
 
+// placeExprError returns the file line and the message of an error in
+// the expression src, the value of the key at keyLine whose text starts
+// at valueLine: exprPos's place when it finds one, else the line
+// arithmetic of a block scalar (valueLine + the error's line - 1).
+func placeExprError(e exprError, lines []string, keyLine, valueLine int, src string) (int, string) {
+	line, col := valueLine+e.line-1, e.col
+	if l, c, ok := exprPos(lines, keyLine, src, e.from); ok {
+		line = l
+		if col > 0 {
+			col = c
+		}
+	}
+	return line, e.text(col)
+}
+
 // exprPos maps a position in an expression to the file. The expression
 // is the YAML value of the key at keyLine (1-based) of lines; YAML may
 // have folded its lines (>, or a plain scalar over several lines) or kept

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"errors"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -82,14 +81,7 @@ func TestPlainWordErrors(t *testing.T) {
 				fsys[name] = &fstest.MapFile{Data: []byte(data)}
 			}
 			_, err := Load(fsys)
-			var le *LoadError
-			if !errors.As(err, &le) {
-				t.Fatalf("got %v, want problems", err)
-			}
-			var got []string
-			for _, p := range le.Problems {
-				got = append(got, p.String())
-			}
+			got := problemsOf(t, err)
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("problems (-want +got):\n%s", diff)
 			}

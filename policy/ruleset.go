@@ -176,59 +176,94 @@ func load(fsys fs.FS, lim worstCaseLimits) (*RuleSet, error) { return loadWith(f
 // loadWith is load; draft keeps failing examples out of the problems
 // (see LoadDraft).
 func loadWith(fsys fs.FS, lim worstCaseLimits, draft bool) (*RuleSet, error) {
-	files, notes, problems, err := readRulesFolder(fsys)
+	src, err := readSources(fsys)
 	if err != nil {
 		return nil, err
 	}
-	lists := make(map[string]*wordList)
-	var ruleFiles []sourceFile
+	problems, notes := src.problems, src.notes
+	parsed, ps := parseRuleFiles(src.ruleFiles, &notes)
+	problems = append(problems, ps...)
+	fields, ps := compileFields(parsed.fields)
+	problems = append(problems, ps...)
+	c := newExprCompiler(src.lists, fields)
+	_, ps = c.compileConditions(parsed.conditions)
+	problems = append(problems, ps...)
+	rs := &RuleSet{
+		version: src.version,
+		lists:   src.lists,
+		fields:  fields,
+		budget:  DefaultBudget,
+		vms:     newVMPool(),
+		envs:    &sync.Pool{New: func() any { return new(Env) }},
+	}
+	ids, ps := rs.compileRules(c, parsed.rules)
+	problems = append(problems, ps...)
+	sortProblems(notes)
+	rs.notes = notes
+	broken, ps := rs.linkHistory(ids, parsed.rules)
+	problems = append(problems, ps...)
+	problems = append(problems, rs.measureAndRunExamples(lim, broken, draft)...)
+	sortProblems(rs.failing)
+	if len(problems) > 0 {
+		sortProblems(problems)
+		return nil, &LoadError{Problems: problems}
+	}
+	return rs, nil
+}
+
+// sources is what a rules folder holds, read: its word lists, compiled,
+// its rule files, unparsed, and its version.
+type sources struct {
+	lists     map[string]*wordList
+	ruleFiles []sourceFile
+	version   string
+	notes     []Problem
+	problems  []Problem
+}
+
+// readSources reads the folder (readRulesFolder), compiles its word lists
+// and hashes everything into the version.
+func readSources(fsys fs.FS) (sources, error) {
+	files, notes, problems, err := readRulesFolder(fsys)
+	if err != nil {
+		return sources{}, err
+	}
+	src := sources{lists: make(map[string]*wordList), notes: notes, problems: problems}
 	hash := sha256.New()
 	for _, f := range files {
 		// The version covers names and contents, length-prefixed so that
 		// no two folders hash alike.
 		fmt.Fprintf(hash, "%d:%s%d:", len(f.path), f.path, len(f.data))
 		hash.Write(f.data)
-		switch ext := path.Ext(f.path); ext {
-		case ".txt":
-			name := strings.TrimSuffix(path.Base(f.path), ext)
-			if prev, dup := lists[name]; dup {
-				problems = append(problems, Problem{File: f.path, Msg: fmt.Sprintf("word list %q is also defined by %s", name, prev.file)})
-				continue
-			}
-			l, ps := parseWordList(f.path, f.data)
-			problems = append(problems, ps...)
-			notes = append(notes, l.warnings...)
-			lists[name] = l
-		default:
-			ruleFiles = append(ruleFiles, f)
+		ext := path.Ext(f.path)
+		if ext != ".txt" {
+			src.ruleFiles = append(src.ruleFiles, f)
+			continue
 		}
+		name := strings.TrimSuffix(path.Base(f.path), ext)
+		if prev, dup := src.lists[name]; dup {
+			src.problems = append(src.problems, Problem{File: f.path, Msg: fmt.Sprintf("word list %q is also defined by %s", name, prev.file)})
+			continue
+		}
+		l, ps := parseWordList(f.path, f.data)
+		src.problems = append(src.problems, ps...)
+		src.notes = append(src.notes, l.warnings...)
+		src.lists[name] = l
 	}
-	refused := slices.ContainsFunc(problems, func(p Problem) bool { return path.Ext(p.File) != ".txt" })
-	if len(ruleFiles) == 0 && !refused {
-		problems = append(problems, Problem{File: ".", Msg: "no rule files (*.yaml, *.yml) in the rules folder"})
+	refused := slices.ContainsFunc(src.problems, func(p Problem) bool { return path.Ext(p.File) != ".txt" })
+	if len(src.ruleFiles) == 0 && !refused {
+		src.problems = append(src.problems, Problem{File: ".", Msg: "no rule files (*.yaml, *.yml) in the rules folder"})
 	}
+	src.version = hex.EncodeToString(hash.Sum(nil))[:12]
+	return src, nil
+}
 
-	parsed, ps := parseRuleFiles(ruleFiles, &notes)
-	problems = append(problems, ps...)
-	fields, ps := compileFields(parsed.fields)
-	problems = append(problems, ps...)
-	c := newExprCompiler(lists, fields)
-	_, ps = c.compileConditions(parsed.conditions)
-	problems = append(problems, ps...)
-	rs := &RuleSet{
-		version: hex.EncodeToString(hash.Sum(nil))[:12],
-		lists:   lists,
-		fields:  fields,
-		budget:  DefaultBudget,
-		vms:     newVMPool(),
-		envs:    &sync.Pool{New: func() any { return new(Env) }},
-	}
+// compileRules compiles the rules into rs, in evaluation order, and
+// returns them by id.
+func (rs *RuleSet) compileRules(c *exprCompiler, raws []rawRule) (map[string]*rule, []Problem) {
+	var problems []Problem
 	ids := make(map[string]*rule)
-	declared := make(map[string]bool) // ids of every rule written, compiled or not
-	for _, raw := range parsed.rules {
-		declared[raw.id] = true
-	}
-	for _, raw := range parsed.rules {
+	for _, raw := range raws {
 		r, ps := c.compileRule(raw)
 		problems = append(problems, ps...)
 		if r == nil {
@@ -243,23 +278,30 @@ func loadWith(fsys fs.FS, lim worstCaseLimits, draft bool) (*RuleSet, error) {
 		ids[r.id] = r
 		rs.rules = append(rs.rules, r)
 	}
-	sortProblems(notes)
-	rs.notes = notes
 	// Stable: equal priorities keep file and position order.
 	slices.SortStableFunc(rs.rules, func(a, b *rule) int { return cmp.Compare(b.priority, a.priority) })
-	broken := make(map[*rule]bool) // rules whose examples cannot run
+	return ids, problems
+}
+
+// linkHistory gathers what the rules read of the past and checks that each
+// strikes.by_rule names a rule of the set; it returns the rules whose
+// examples cannot run for want of one. A rule that is written (in raws)
+// but failed to compile has its own problems: it is not called missing.
+func (rs *RuleSet) linkHistory(ids map[string]*rule, raws []rawRule) (map[*rule]bool, []Problem) {
+	declared := make(map[string]bool)
+	for _, raw := range raws {
+		declared[raw.id] = true
+	}
+	var problems []Problem
+	broken := make(map[*rule]bool)
 	for _, r := range rs.rules {
 		rs.needs |= r.needs()
 		for _, u := range r.history {
-			if u.key.Name == StrikesByRule {
-				if _, ok := ids[u.key.Arg]; !ok {
-					broken[r] = true
-					// A rule that is written but failed to compile has
-					// its own problems above; it is not missing.
-					if !declared[u.key.Arg] {
-						problems = append(problems, Problem{File: r.file, Line: u.line,
-							Msg: fmt.Sprintf("%s: no rule %q in this rules folder%s", StrikesByRule, u.key.Arg, suggest(u.key.Arg, slices.Collect(maps.Keys(declared))))})
-					}
+			if _, ok := ids[u.key.Arg]; u.key.Name == StrikesByRule && !ok {
+				broken[r] = true
+				if !declared[u.key.Arg] {
+					problems = append(problems, Problem{File: r.file, Line: u.line,
+						Msg: fmt.Sprintf("%s: no rule %q in this rules folder%s", StrikesByRule, u.key.Arg, suggest(u.key.Arg, slices.Collect(maps.Keys(declared))))})
 				}
 			}
 			if !slices.Contains(rs.history, u.key) {
@@ -268,8 +310,15 @@ func loadWith(fsys fs.FS, lim worstCaseLimits, draft bool) (*RuleSet, error) {
 		}
 	}
 	slices.SortFunc(rs.history, compareHistoryKeys)
-	// Every rule that compiled is measured and its examples run, even when
-	// other rules have problems, so that one run reports everything.
+	return broken, problems
+}
+
+// measureAndRunExamples measures every rule that compiled on the
+// worst-case events and runs its examples, even when other rules have
+// problems, so that one run reports everything. In a draft, failing
+// examples are kept in rs.failing instead of refusing the set.
+func (rs *RuleSet) measureAndRunExamples(lim worstCaseLimits, broken map[*rule]bool, draft bool) []Problem {
+	var problems []Problem
 	worst := make(map[string][]*Env)
 	for _, r := range rs.rules {
 		if broken[r] {
@@ -285,12 +334,7 @@ func loadWith(fsys fs.FS, lim worstCaseLimits, draft bool) (*RuleSet, error) {
 		}
 		problems = append(problems, rs.runExamples(r)...)
 	}
-	sortProblems(rs.failing)
-	if len(problems) > 0 {
-		sortProblems(problems)
-		return nil, &LoadError{Problems: problems}
-	}
-	return rs, nil
+	return problems
 }
 
 // parseRuleFiles parses every rule file, noting the ones that declare
@@ -540,34 +584,14 @@ func (c *exprCompiler) compileRule(raw rawRule) (*rule, []Problem) {
 		bad(raw.modeLine, "mode %q: want enforce or shadow", raw.mode)
 	}
 
-	r.events = raw.events
-	if raw.events == nil {
-		r.events = defaultEvents()
-	}
-	if len(r.events) == 0 {
-		bad(raw.eventsLine, "events is empty: leave it out for message.new and message.updated, or use \"*\" for every event")
-	}
-	known := knownEventTypes()
-	for _, e := range r.events {
-		if !eventsKnown(e, known) {
-			bad(raw.eventsLine, "unknown event type %q%s", e, suggest(e, known))
-		}
-	}
-	if slices.Contains(r.events, EventBeforeSend) && len(r.events) > 1 {
-		bad(raw.eventsLine, "before_send cannot be mixed with other events (it takes only block and rewrite): write a separate rule")
-	}
+	var valid []string // the known events; actions are checked against them
+	r.events, valid = checkEvents(raw, bad)
 
 	when, errs := c.compile(raw.when, kindCondition, true)
 	for _, e := range errs {
 		// The file's line and column, wherever YAML folded the text.
-		line, col := raw.whenLine+e.line-1, e.col
-		if l, c, ok := exprPos(raw.lines, raw.whenKeyLine, raw.when, e.from); ok {
-			line = l
-			if col > 0 {
-				col = c
-			}
-		}
-		bad(line, "when: %s", e.text(col))
+		line, msg := placeExprError(e, raw.lines, raw.whenKeyLine, raw.whenLine, raw.when)
+		bad(line, "when: %s", msg)
 	}
 	r.when = when
 	if when != nil && slices.ContainsFunc(raw.actions, func(a rawAction) bool { return a.typ == string(ActionRewrite) }) &&
@@ -593,12 +617,6 @@ func (c *exprCompiler) compileRule(raw rawRule) (*rule, []Problem) {
 	if len(raw.actions) == 0 {
 		bad(raw.line, "rule %s has no actions (a shadow rule lists the actions it would take)", raw.id)
 	}
-	var valid []string // the events checked above; actions are checked against them
-	for _, e := range r.events {
-		if eventsKnown(e, known) {
-			valid = append(valid, e)
-		}
-	}
 	for _, a := range raw.actions {
 		spec, ps := c.compileAction(raw, a, valid)
 		problems = append(problems, ps...)
@@ -608,24 +626,62 @@ func (c *exprCompiler) compileRule(raw rawRule) (*rule, []Problem) {
 		}
 	}
 
-	for _, a := range r.actions {
-		for _, k := range a.reason.historyKeys() {
-			r.history = append(r.history, historyUse{key: k, line: raw.line})
-		}
-		for _, k := range a.text.historyKeys() {
-			r.history = append(r.history, historyUse{key: k, line: raw.line})
-		}
-	}
+	r.addActionHistory()
 	if slices.Contains(r.events, EventBeforeSend) {
 		for _, u := range r.history {
 			bad(u.line, "%s cannot be read by a before_send rule: the hook answers before the database is asked (read it in a message.new rule)", u.key.Name)
 		}
 	}
 
+	checkExamples(raw, r.events, bad)
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	return r, nil
+}
+
+// addActionHistory adds the history values its actions' texts read, at
+// the rule's line.
+func (r *rule) addActionHistory() {
+	for _, a := range r.actions {
+		for _, k := range append(a.reason.historyKeys(), a.text.historyKeys()...) {
+			r.history = append(r.history, historyUse{key: k, line: r.line})
+		}
+	}
+}
+
+// checkEvents returns the events a rule applies to (its own, or the
+// default) and those of them that are known, reporting the others.
+func checkEvents(raw rawRule, bad func(line int, format string, args ...any)) (events, valid []string) {
+	events = raw.events
+	if raw.events == nil {
+		events = defaultEvents()
+	}
+	if len(events) == 0 {
+		bad(raw.eventsLine, "events is empty: leave it out for message.new and message.updated, or use \"*\" for every event")
+	}
+	known := knownEventTypes()
+	for _, e := range events {
+		if !eventsKnown(e, known) {
+			bad(raw.eventsLine, "unknown event type %q%s", e, suggest(e, known))
+			continue
+		}
+		valid = append(valid, e)
+	}
+	if slices.Contains(events, EventBeforeSend) && len(events) > 1 {
+		bad(raw.eventsLine, "before_send cannot be mixed with other events (it takes only block and rewrite): write a separate rule")
+	}
+	return events, valid
+}
+
+// checkExamples checks what a rule's examples are, before they run: at
+// least one that matches and one that does not, and the before-send
+// expectations only on a before_send rule.
+func checkExamples(raw rawRule, events []string, bad func(line int, format string, args ...any)) {
 	var matching, nonMatching int
 	for _, ex := range raw.examples {
-		if (ex.hasBlock || ex.hasText) && !slices.Contains(r.events, EventBeforeSend) {
-			bad(cmp.Or(ex.blockLine, ex.textLine), "expect block: and text: check a before_send rule's answer; this rule runs on %s", strings.Join(r.events, ", "))
+		if (ex.hasBlock || ex.hasText) && !slices.Contains(events, EventBeforeSend) {
+			bad(cmp.Or(ex.blockLine, ex.textLine), "expect block: and text: check a before_send rule's answer; this rule runs on %s", strings.Join(events, ", "))
 		}
 		if ex.match {
 			matching++
@@ -636,161 +692,6 @@ func (c *exprCompiler) compileRule(raw rawRule) (*rule, []Problem) {
 	if matching == 0 || nonMatching == 0 {
 		bad(raw.line, "rule %s needs at least one example that matches and one that does not (it has %d and %d)", raw.id, matching, nonMatching)
 	}
-	if len(problems) > 0 {
-		return nil, problems
-	}
-	return r, nil
-}
-
-// compileAction validates an action's parameters.
-func (c *exprCompiler) compileAction(raw rawRule, a rawAction, events []string) (*actionSpec, []Problem) {
-	p := &fileParser{file: raw.file}
-	spec := &actionSpec{action: Action{Type: ActionType(a.typ)}}
-	decode := func(v any) bool {
-		if a.params == nil {
-			return true
-		}
-		if _, ok := p.mapping(a.params, string(a.typ)+" parameters"); !ok {
-			return false
-		}
-		return p.decode(a.params, v, a.typ)
-	}
-	tmpl := func(src string, limit int, what string) *template {
-		if src == "" {
-			return nil
-		}
-		t, errs := c.parseTemplate(src)
-		line := paramLine(a, what)
-		for _, e := range errs {
-			p.bad(line+e.line-1, "%s %s: %s", a.typ, what, e)
-		}
-		if err := checkLiteralLen(a.typ+" "+what, t, limit); err != nil {
-			p.bad(a.line, "%v", err)
-		}
-		return t
-	}
-	beforeSend := slices.Contains(events, EventBeforeSend)
-	switch t := spec.action.Type; {
-	case beforeSend && t != ActionBlock && t != ActionRewrite:
-		p.bad(a.line, "%s cannot run before a message is sent: before_send rules take block or rewrite", a.typ)
-		return nil, p.problems
-	case !beforeSend && (t == ActionBlock || t == ActionRewrite):
-		p.bad(a.line, "%s works only before a message is sent: use it in a rule with events: [before_send]", a.typ)
-		return nil, p.problems
-	}
-	messageOnly := func() {
-		for _, e := range events {
-			if !strings.HasPrefix(e, "message.") && !strings.HasPrefix(e, "reaction.") {
-				p.bad(a.line, "%s needs a message, but the rule also applies to %s events", a.typ, e)
-				return
-			}
-		}
-	}
-	switch spec.action.Type {
-	case ActionFlag:
-		var fp flagParams
-		if !decode(&fp) {
-			break
-		}
-		switch fp.Target {
-		case "", "message":
-			spec.action.Target = "message"
-			messageOnly()
-		case "user":
-			spec.action.Target = "user"
-		default:
-			p.bad(a.line, "flag target %q: want message or user", fp.Target)
-		}
-		spec.reason = tmpl(fp.Reason, maxReasonRunes, "reason")
-	case ActionMute:
-		if hasParam(a, "channel_only") {
-			p.bad(paramLine(a, "channel_only"), "mute takes channel: true to mute in the event's channel only (channel_only is ban's word for it)")
-			break
-		}
-		var mp muteParams
-		if !decode(&mp) {
-			break
-		}
-		m, err := parseTimeout(mp.Timeout, true)
-		switch {
-		case err != nil:
-			p.bad(a.line, "mute %v", err)
-		case m == 0:
-			p.bad(a.line, "mute needs a timeout, like - mute: {timeout: 15m}: a mute silences the user for a while, and a permanent silence is a ban")
-		}
-		spec.action.TimeoutMinutes = m
-		spec.action.Shadow = mp.Shadow
-		spec.action.ChannelOnly = mp.Channel
-		spec.reason = tmpl(mp.Reason, maxReasonRunes, "reason")
-	case ActionBan:
-		var bp banParams
-		if !decode(&bp) {
-			break
-		}
-		m, err := parseTimeout(bp.Timeout, true)
-		if err != nil {
-			p.bad(a.line, "ban %v", err)
-		}
-		spec.action.TimeoutMinutes = m
-		spec.action.Shadow = bp.Shadow
-		spec.action.IPBan = bp.IPBan
-		spec.action.ChannelOnly = bp.ChannelOnly
-		switch bp.DeleteMessages {
-		case "", "soft", "pruning", "hard":
-			spec.action.DeleteMessages = bp.DeleteMessages
-		default:
-			p.bad(a.line, "ban delete_messages %q: want soft, pruning or hard", bp.DeleteMessages)
-		}
-		spec.reason = tmpl(bp.Reason, maxReasonRunes, "reason")
-	case ActionDelete:
-		var dp deleteParams
-		if !decode(&dp) {
-			break
-		}
-		spec.action.Hard = dp.Hard
-		messageOnly()
-	case ActionWarn:
-		var wp warnParams
-		if !decode(&wp) {
-			break
-		}
-		if wp.Text == "" {
-			p.bad(a.line, "warn needs a text: - warn: {text: \"Please keep links out of this channel\"}")
-		}
-		spec.text = tmpl(wp.Text, maxWarnRunes, "text")
-		spec.action.InThread = wp.InThread
-		if wp.InThread {
-			messageOnly()
-		}
-	case ActionBlock:
-		var bp blockParams
-		if !decode(&bp) {
-			break
-		}
-		if bp.Text == "" {
-			p.bad(a.line, "block needs a text, shown to the sender: - block: {text: \"Links are not allowed here\"}")
-		}
-		spec.text = tmpl(bp.Text, maxBlockRunes, "text")
-	case ActionRewrite:
-		var rp rewriteParams
-		if !decode(&rp) {
-			break
-		}
-		switch rp.Mask {
-		case "", MaskFirst:
-			spec.action.Mask = MaskFirst
-		case MaskFull:
-			spec.action.Mask = MaskFull
-		default:
-			p.bad(a.line, "rewrite mask %q: want first (keep the first letter) or full", rp.Mask)
-		}
-	default:
-		p.bad(a.line, "unknown action %q (known: flag, mute, ban, delete, warn, block, rewrite)", a.typ)
-	}
-	if len(p.problems) > 0 {
-		return nil, p.problems
-	}
-	return spec, nil
 }
 
 // hasParam reports whether the action's parameters name key.
