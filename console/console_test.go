@@ -301,6 +301,29 @@ func TestForms(t *testing.T) {
 		t.Errorf("a hostile text search: %d", resp.StatusCode)
 	}
 
+	// Assign it to rita, then uphold it with a template reason and words
+	// of one's own.
+	resp, _ = e.do(t, c, http.MethodPost, "/console/appeals/"+itoa(ap)+"/assign",
+		url.Values{"csrf": {csrf}, "assignee": {"rita"}, "back": {"/console/appeals/" + itoa(ap)}}, nil)
+	if a, _ := e.st.Appeal(ctx, ap); resp.StatusCode != 303 || a.AssignedTo != "rita" {
+		t.Fatalf("assign: %d, held by %q", resp.StatusCode, a.AssignedTo)
+	}
+	resp, body = e.do(t, c, http.MethodPost, "/console/appeals/"+itoa(ap)+"/decide", url.Values{"csrf": {csrf}, "outcome": {"upheld"}}, nil)
+	if resp.StatusCode != 400 || !strings.Contains(body, "pick a reason or write one") {
+		t.Fatalf("uphold without a reason: %d", resp.StatusCode)
+	}
+	resp, _ = e.do(t, c, http.MethodPost, "/console/appeals/"+itoa(ap)+"/decide",
+		url.Values{"csrf": {csrf}, "outcome": {"upheld"}, "template": {"1"}, "free": {"Checked the thread."}}, nil)
+	a, err := e.st.Appeal(ctx, ap)
+	if err != nil || resp.StatusCode != 303 || a.Decision == nil || a.Decision.Outcome != "upheld" ||
+		a.Decision.Reason != console.DefaultReasons().Upheld[1]+" Checked the thread." || a.Decision.Reviewer != "test-reviewer" {
+		t.Fatalf("uphold: %d, %+v (%v)", resp.StatusCode, a.Decision, err)
+	}
+	if resp, _ := e.do(t, c, http.MethodPost, "/console/appeals/"+itoa(ap)+"/decide",
+		url.Values{"csrf": {csrf}, "outcome": {"upheld"}, "free": {"again"}}, nil); resp.StatusCode != 409 {
+		t.Fatalf("deciding twice: %d, want 409", resp.StatusCode)
+	}
+
 	v := client(t)
 	vcsrf := e.signIn(t, v, token(t, appeals.RoleViewer, time.Hour))
 	_, page := e.do(t, v, http.MethodGet, "/console/appeals", nil, nil)
@@ -332,17 +355,21 @@ func TestForms(t *testing.T) {
 func recordAppeal(t *testing.T, st *store.Store) int64 {
 	t.Helper()
 	ctx := context.Background()
-	body := fmt.Sprintf(`{"type":"message.new","cid":"messaging:x","message":{"id":"m-%d","text":"hi","user":{"id":"u1"}},"user":{"id":"u1"}}`, time.Now().UnixNano())
+	n := time.Now().UnixNano()
+	body := fmt.Sprintf(`{"type":"message.new","cid":"messaging:x","message":{"id":"m-%d","text":"hi","user":{"id":"u1"}},"user":{"id":"u1"}}`, n)
 	ev, err := policy.ParseEvent([]byte(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := store.EventRecord{WebhookID: "w" + body[len(body)-30:], BodySHA256: sha256.Sum256([]byte(body)), Attempt: 1, APIKey: "k",
+	rec := store.EventRecord{WebhookID: fmt.Sprintf("w-%d", n), BodySHA256: sha256.Sum256([]byte(body)), Attempt: 1, APIKey: "k",
 		Payload: []byte(body), Event: ev, Decision: &policy.Decision{RuleSetVersion: "v1",
 			Matches: []policy.Match{{RuleID: "r", Mode: policy.ModeEnforce}},
 			Actions: []policy.Action{{Type: policy.ActionBan, RuleID: "r"}}}}
 	var actionID int64
 	_, err = st.RecordEvents(ctx, []store.EventRecord{rec}, func(ctx context.Context, tx pgx.Tx, evs []store.NewEvent) error {
+		if len(evs) != 1 {
+			return fmt.Errorf("recorded %d events, want 1", len(evs))
+		}
 		ids, err := store.InsertActions(ctx, tx, []store.ActionRow{{EventID: evs[0].EventID, RuleID: "r", Type: "ban", TargetUserID: "u1",
 			Params: []byte(`{"type":"ban","rule_id":"r"}`), Key: fmt.Sprintf("k-%d", evs[0].EventID)}})
 		actionID = ids[0]
