@@ -109,6 +109,9 @@ type Ledger interface {
 	// UnansweredCalls returns the action's started calls that have no
 	// attempt recorded: their effect at Stream is unknown.
 	UnansweredCalls(ctx context.Context, actionID int64) ([]Call, error)
+	// SucceededAttempt returns the number of the action's latest attempt
+	// that Stream answered with success, 0 when none did.
+	SucceededAttempt(ctx context.Context, actionID int64) (int, error)
 	// RecordAttemptTx records the answer to call a.N (once: a repeat of the
 	// same number changes nothing) and returns its number. The caller's
 	// transaction then holds the action's row against an overturn (the
@@ -590,6 +593,11 @@ func (r *Runner) work(ctx context.Context, job *rivertype.JobRow, a JobArgs) err
 	if err != nil || overturned {
 		return err
 	}
+	if job.Attempt > 1 {
+		if done, err := r.concludeRecorded(ctx, a); err != nil || done {
+			return err
+		}
+	}
 	callErr, overturned, err := r.call(ctx, a)
 	if err != nil || overturned {
 		return err // an overturn superseded it, and reversed it if it took effect
@@ -687,6 +695,18 @@ func (r *Runner) settleUnanswered(ctx context.Context, a JobArgs) (rerun, overtu
 			"type", string(a.Action.Type), "attempt", c.N, "started_at", c.StartedAt.UTC().Format(time.RFC3339Nano))
 	}
 	return true, false, nil
+}
+
+// concludeRecorded ends an action whose earlier run got Stream's success
+// and recorded it, but failed to record the outcome (the database failed in
+// between): the rerun records applied instead of calling again.
+func (r *Runner) concludeRecorded(ctx context.Context, a JobArgs) (bool, error) {
+	n, err := r.ledger.SucceededAttempt(ctx, a.ActionID)
+	if err != nil || n == 0 {
+		return false, err
+	}
+	return true, r.finish(ctx, a.Action.Type, OutcomeRecord{ActionID: a.ActionID, Outcome: Applied,
+		Reason: fmt.Sprintf("Stream answered attempt %d with success; its outcome is recorded by a rerun", n)})
 }
 
 // call makes the action's one Stream call: recorded as started before it

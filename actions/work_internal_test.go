@@ -43,6 +43,20 @@ func (l *memLedger) StartCall(_ context.Context, _ int64, endpoint string) (int,
 	return n, nil
 }
 
+func (l *memLedger) SucceededAttempt(context.Context, int64) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := len(l.attempts) - 1; i >= 0; i-- {
+		if a := l.attempts[i]; a.HTTPStatus >= 200 && a.HTTPStatus < 300 {
+			if a.N == 0 {
+				return i + 1, nil
+			}
+			return a.N, nil
+		}
+	}
+	return 0, nil
+}
+
 func (l *memLedger) UnansweredCalls(context.Context, int64) ([]Call, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

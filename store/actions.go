@@ -251,6 +251,18 @@ func (s *Store) UnansweredCalls(ctx context.Context, actionID int64) ([]CallRow,
 	return out, nil
 }
 
+// SucceededAttempt returns the number of the action's latest attempt that
+// Stream answered with success (2xx), 0 when none did.
+func (s *Store) SucceededAttempt(ctx context.Context, actionID int64) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(max(attempt), 0) FROM action_attempts
+		WHERE action_id = $1 AND http_status BETWEEN 200 AND 299`, actionID).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("read the successful attempts of action %d: %w", actionID, err)
+	}
+	return n, nil
+}
+
 // RecordAttemptTx is RecordAttempt inside tx. Until tx ends it holds the
 // action's row in share mode (the foreign key's lock), so an overturn,
 // which locks the row for update before reading the attempts, either sees

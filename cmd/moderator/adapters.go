@@ -101,6 +101,10 @@ func (l storeLedger) StartCall(ctx context.Context, actionID int64, endpoint str
 	return l.st.StartCall(ctx, actionID, endpoint)
 }
 
+func (l storeLedger) SucceededAttempt(ctx context.Context, actionID int64) (int, error) {
+	return l.st.SucceededAttempt(ctx, actionID)
+}
+
 func (l storeLedger) UnansweredCalls(ctx context.Context, actionID int64) ([]actions.Call, error) {
 	rows, err := l.st.UnansweredCalls(ctx, actionID)
 	if err != nil {

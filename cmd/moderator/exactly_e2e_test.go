@@ -92,9 +92,9 @@ func effects(fake *streamtest.Server) map[string]int {
 // as unanswered): wantCalls calls per action.
 func checkExactlyOnce(t *testing.T, e *actionsEnv, prefix string, wantCalls int) {
 	t.Helper()
-	got := effects(e.fake)
 	for _, f := range faultRoutes {
 		acts := e.waitEnded(t, prefix+f.typ, len(e.actionsOf(t, prefix+f.typ)))
+		got := effects(e.fake)
 		if acts[0].Type != f.typ || acts[0].Outcome != "applied" {
 			t.Errorf("%s: actions %+v, want the %s applied", f.typ, acts, f.typ)
 		}
@@ -120,39 +120,81 @@ func checkExactlyOnce(t *testing.T, e *actionsEnv, prefix string, wantCalls int)
 	}
 }
 
-// TestExactlyOnceDatabaseCutAfterAnswer: the database is cut right after
-// Stream carried out each action and before the service heard the answer,
-// and comes back two seconds later. Each action reaches Stream once, has
-// its one attempt recorded (late, with the call's real times) and ends
-// applied.
-func TestExactlyOnceDatabaseCutAfterAnswer(t *testing.T) {
+// TestExactlyOnceDatabaseFaultAfterAnswer: right after Stream carried out
+// each action, and before the service heard the answer, the database is
+// cut (back 2 s later) or starved (no byte goes through for 3 s: every
+// query waits). Each action reaches Stream once, has its one attempt
+// recorded (late, with the call's real times) and ends applied.
+func TestExactlyOnceDatabaseFaultAfterAnswer(t *testing.T) {
 	t.Parallel()
-	fake := streamtest.New(t, streamtest.WithCredentials(e2eKey, e2eSecret))
-	var e *actionsEnv
-	var restored sync.WaitGroup
-	ip := newInterposer(t, fake, func(string) {
-		e.proxy.Stop()
-		restored.Go(func() {
-			time.Sleep(2 * time.Second)
-			e.proxy.Start(t)
-		})
-	})
-	e = startActions(t, fake, map[string]string{"STREAM_BASE_URL": ip.URL})
-	for _, f := range faultRoutes {
-		id := "cut-" + f.typ
-		e.mustSend(t, id, authoredBy(id, "cut-user-"+f.typ, f.text))
-		// One fault at a time: wait for this action before the next.
-		e.waitEnded(t, id, len(e.actionsOf(t, id)))
-		restored.Wait()
+	faults := map[string]func(p *tcpProxy, t *testing.T, done *sync.WaitGroup){
+		"cut": func(p *tcpProxy, t *testing.T, done *sync.WaitGroup) {
+			p.Stop()
+			done.Go(func() {
+				time.Sleep(2 * time.Second)
+				p.Start(t)
+			})
+		},
+		"starved": func(p *tcpProxy, _ *testing.T, _ *sync.WaitGroup) { p.Stall(3 * time.Second) },
 	}
-	checkExactlyOnce(t, e, "cut-", 1)
-	var late int
-	if err := e.pool.QueryRow(context.Background(),
-		`SELECT count(*) FROM action_attempts WHERE started_at IS NOT NULL AND at - started_at >= interval '1 second'`).Scan(&late); err != nil {
+	for name, fault := range faults {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			fake := streamtest.New(t, streamtest.WithCredentials(e2eKey, e2eSecret))
+			var e *actionsEnv
+			var restored sync.WaitGroup
+			ip := newInterposer(t, fake, func(string) { fault(e.proxy, t, &restored) })
+			e = startActions(t, fake, map[string]string{"STREAM_BASE_URL": ip.URL})
+			for _, f := range faultRoutes {
+				id := name + "-" + f.typ
+				e.mustSend(t, id, authoredBy(id, name+"-user-"+f.typ, f.text))
+				// One fault at a time: wait for this action before the next.
+				e.waitEnded(t, id, len(e.actionsOf(t, id)))
+				restored.Wait()
+			}
+			checkExactlyOnce(t, e, name+"-", 1)
+			var late int
+			if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM action_attempts
+				WHERE started_at IS NULL OR at - started_at >= interval '1 second'`).Scan(&late); err != nil {
+				t.Fatal(err)
+			}
+			if late != 0 {
+				t.Errorf("%d attempts recorded without the call's times, want the start and the answer's time", late)
+			}
+		})
+	}
+}
+
+// TestExactlyOnceOutcomeRecordFails: Stream's success is recorded, then
+// the database refuses the outcome (an injected fault: the first three
+// applied outcomes fail), so River runs the job again. The rerun finds the
+// recorded success and records the outcome without calling Stream again.
+func TestExactlyOnceOutcomeRecordFails(t *testing.T) {
+	t.Parallel()
+	e := startActions(t, nil, nil)
+	if _, err := e.pool.Exec(context.Background(), `
+		CREATE SEQUENCE outcome_faults;
+		CREATE FUNCTION fail_outcome() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.outcome = 'applied' AND nextval('outcome_faults') <= 3 THEN
+				RAISE EXCEPTION 'injected fault: outcome of action % not recorded', NEW.action_id;
+			END IF;
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER fail_outcome BEFORE INSERT ON action_outcomes FOR EACH ROW EXECUTE FUNCTION fail_outcome();`); err != nil {
 		t.Fatal(err)
 	}
-	if late != 0 {
-		t.Errorf("%d attempts recorded with the time of the late record, want the answer's time", late)
+	for _, f := range faultRoutes {
+		e.mustSend(t, "outcome-"+f.typ, authoredBy("outcome-"+f.typ, "outcome-user-"+f.typ, f.text))
+	}
+	checkExactlyOnce(t, e, "outcome-", 1)
+	var reruns int
+	if err := e.pool.QueryRow(context.Background(),
+		`SELECT count(*) FROM action_outcomes WHERE reason LIKE '%recorded by a rerun'`).Scan(&reruns); err != nil {
+		t.Fatal(err)
+	}
+	if reruns == 0 {
+		t.Errorf("no outcome recorded by a rerun, want the failed records' reruns to record them")
 	}
 }
 

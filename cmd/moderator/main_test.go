@@ -563,6 +563,10 @@ type tcpProxy struct {
 	mu     sync.Mutex
 	ln     net.Listener
 	conns  map[net.Conn]bool
+	// gate is held for writing while the proxy is stalled (Stall): every
+	// copy waits on it, so nothing the database or the service sends goes
+	// through, and nothing fails either.
+	gate sync.RWMutex
 }
 
 func newTCPProxy(t testing.TB, target string) *tcpProxy {
@@ -609,10 +613,37 @@ func (p *tcpProxy) pipe(c net.Conn) {
 	}
 	p.conns[c], p.conns[up] = true, true
 	p.mu.Unlock()
-	go func() { io.Copy(up, c); up.Close(); c.Close() }()
-	io.Copy(c, up)
+	go func() { p.copy(up, c); up.Close(); c.Close() }()
+	p.copy(c, up)
 	c.Close()
 	up.Close()
+}
+
+// copy copies src to dst, each chunk waiting while the proxy is stalled.
+func (p *tcpProxy) copy(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.gate.RLock()
+			_, werr := dst.Write(buf[:n])
+			p.gate.RUnlock()
+			if werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Stall holds every byte between the service and the database for d,
+// without closing anything: each query waits, as when the database has
+// no connection or no time to give (starved connections).
+func (p *tcpProxy) Stall(d time.Duration) {
+	p.gate.Lock()
+	time.AfterFunc(d, p.gate.Unlock)
 }
 
 // Stop refuses new connections and cuts every open one, as a crashed
