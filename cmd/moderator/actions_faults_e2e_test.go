@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"moderator/actions/streamtest"
+	"moderator/store/storetest"
+)
+
+// TestDatabaseCutAfterStreamAnswers: Postgres goes away just after Stream
+// carried out a call and before its answer reaches the worker, and comes
+// back two seconds later. The worker keeps the answer and records it late:
+// one call at Stream per action, each on record with its answer, nothing
+// sent twice.
+func TestDatabaseCutAfterStreamAnswers(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		word, route string
+		actions     int // the decision's (a permanent ban supersedes the hour's ban and mute)
+		effect      func(*streamtest.Server, string) bool
+	}{
+		{"flagme", streamtest.RouteFlag, 1, func(s *streamtest.Server, _ string) bool { return len(s.Flags()) == 1 }},
+		{"warnme", streamtest.RouteSendMessage, 1, func(s *streamtest.Server, _ string) bool {
+			n := 0
+			for _, m := range s.Messages() {
+				if m.Text == "Please be kind." {
+					n++
+				}
+			}
+			return n == 1
+		}},
+		{"banme forever", streamtest.RouteBan, 3, func(s *streamtest.Server, user string) bool { return s.IsBanned(user, "") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.word, func(t *testing.T) {
+			t.Parallel()
+			fake := streamtest.New(t, streamtest.WithCredentials(e2eKey, e2eSecret))
+			e := startActions(t, fake, nil)
+			var once sync.Once
+			fake.Script(tt.route, streamtest.Pass().BeforeAnswer(func() {
+				once.Do(func() {
+					e.proxy.Stop()
+					time.AfterFunc(2*time.Second, func() { e.proxy.Start(t) })
+				})
+			}))
+			id := "cut-" + tt.route
+			user := "cut-user"
+			fake.AddMessage(streamtest.Message{ID: id, CID: "messaging:e2e", UserID: user, Text: tt.word})
+			e.mustSend(t, id, authoredBy(id, user, tt.word))
+			got := e.waitEnded(t, id, tt.actions)
+			if got[len(got)-1].Outcome != "applied" {
+				t.Fatalf("outcome %+v, want applied", got)
+			}
+			if n := len(fake.Calls(tt.route)); n != 1 {
+				t.Errorf("got %d calls to %s, want 1", n, tt.route)
+			}
+			if !tt.effect(fake, user) {
+				t.Errorf("the effect at Stream is not exactly one")
+			}
+			atts := e.attemptsOf(t, id)
+			if len(atts) != 1 || atts[0].Status != 200 || atts[0].N != 1 {
+				t.Errorf("attempts %+v, want the one call, answered 200", atts)
+			}
+			var unanswered int
+			if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM action_calls c WHERE NOT EXISTS
+				(SELECT 1 FROM action_attempts t WHERE t.action_id = c.action_id AND t.attempt = c.attempt)`).Scan(&unanswered); err != nil {
+				t.Fatal(err)
+			}
+			if unanswered != 0 {
+				t.Errorf("%d calls without an answer on record, want 0", unanswered)
+			}
+			if _, err := e.logs.waitFor(`"msg":"answer of a call to Stream recorded late"`, time.Second); err != nil {
+				t.Errorf("no log line for the late record: %v", err)
+			}
+		})
+	}
+}
+
+// TestTwoReplicasShareTheBudget: two replicas on one database, each
+// configured with the app's 120 flags a minute, work a backlog of 130 flags
+// against a fake that enforces 120 a minute (and 4 a second). Alone, each
+// would pace itself at 120 a minute and together they would pass the
+// minute's budget after half a minute; sharing the budget in Postgres, they
+// together stay within it: no 429, and no sliding minute with more than the
+// budget.
+func TestTwoReplicasShareTheBudget(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("works a backlog for over a minute")
+	}
+	const budget, n = 120, 130
+	fake := streamtest.New(t, streamtest.WithCredentials(e2eKey, e2eSecret), streamtest.WithRateLimit(streamtest.RouteFlag, budget))
+	env := map[string]string{"MODERATOR_RATE_LIMITS": fmt.Sprintf("flag=%d", budget)}
+	dbURL := storetest.NewDatabase(t)
+	first := startActionsOn(t, dbURL, fake, env)
+	second := startActionsOn(t, dbURL, fake, env)
+	for i := range n {
+		id := fmt.Sprintf("share-%d", i)
+		fake.AddMessage(streamtest.Message{ID: id, CID: "messaging:e2e", UserID: "sharer", Text: "flagme"})
+		replica := first
+		if i%2 == 1 {
+			replica = second
+		}
+		replica.mustSend(t, id, authoredBy(id, "sharer", "flagme"))
+	}
+	start := time.Now()
+	deadline := start.Add(3 * time.Minute)
+	for {
+		var applied int
+		if err := first.pool.QueryRow(context.Background(),
+			"SELECT count(*) FROM action_outcomes WHERE outcome = 'applied'").Scan(&applied); err != nil {
+			t.Fatal(err)
+		}
+		if applied == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d flags applied in time", applied, n)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	calls := fake.Calls(streamtest.RouteFlag)
+	limited := 0
+	for _, c := range calls {
+		if c.Status == 429 {
+			limited++
+		}
+	}
+	if limited != 0 || len(calls) != n {
+		t.Fatalf("got %d flag calls of which %d answered 429, want %d and none", len(calls), limited, n)
+	}
+	// However Stream's fixed windows fall, no minute holds more than the
+	// budget: in every sliding minute, at most budget calls (each replica
+	// alone would pace itself at the budget, together twice that).
+	at := make([]time.Time, len(calls))
+	for i, c := range calls {
+		at[i] = c.At
+	}
+	slices.SortFunc(at, time.Time.Compare)
+	for i := range at {
+		j := i
+		for j < len(at) && at[j].Sub(at[i]) < time.Minute {
+			j++
+		}
+		if j-i > budget {
+			t.Fatalf("%d calls in the minute from %s, want at most %d", j-i, at[i].Format(time.RFC3339Nano), budget)
+		}
+	}
+	from, last := calls[0].At, calls[len(calls)-1].At
+	t.Logf("two replicas: %d flags in %s, %.1f a minute against a budget of %d",
+		n, last.Sub(from).Round(time.Second), float64(n-1)/last.Sub(from).Minutes(), budget)
+}
