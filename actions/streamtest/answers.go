@@ -31,7 +31,6 @@ type Answer struct {
 	reset         time.Time
 	delay         time.Duration
 	header        http.Header
-	beforeAnswer  func()
 }
 
 // Status answers with Stream's error body for status, with the code that
@@ -78,14 +77,6 @@ func ApplyThenDisconnect() Answer { return Answer{kind: kindApplyThenDrop} }
 // up or the server closes.
 func (a Answer) After(d time.Duration) Answer {
 	a.delay = d
-	return a
-}
-
-// BeforeAnswer runs fn once the request has been handled (its effect, if
-// any, has happened) and before the answer is written: a test cuts the
-// database there to fail the client just after Stream did its part.
-func (a Answer) BeforeAnswer(fn func()) Answer {
-	a.beforeAnswer = fn
 	return a
 }
 
@@ -190,8 +181,5 @@ func (s *Server) answerScripted(w http.ResponseWriter, r *http.Request, route st
 	}
 	s.finish(idx, rep)
 	s.mu.Unlock()
-	if a.beforeAnswer != nil {
-		a.beforeAnswer()
-	}
 	writeReply(w, rep, rl, a.header, start)
 }

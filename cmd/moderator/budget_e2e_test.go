@@ -4,82 +4,12 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"moderator/actions/streamtest"
 	"moderator/store/storetest"
 )
-
-// TestDatabaseCutAfterStreamAnswers: Postgres goes away just after Stream
-// carried out a call and before its answer reaches the worker, and comes
-// back two seconds later. The worker keeps the answer and records it late:
-// one call at Stream per action, each on record with its answer, nothing
-// sent twice.
-func TestDatabaseCutAfterStreamAnswers(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		word, route string
-		actions     int // the decision's (a permanent ban supersedes the hour's ban and mute)
-		effect      func(*streamtest.Server, string) bool
-	}{
-		{"flagme", streamtest.RouteFlag, 1, func(s *streamtest.Server, _ string) bool { return len(s.Flags()) == 1 }},
-		{"warnme", streamtest.RouteSendMessage, 1, func(s *streamtest.Server, _ string) bool {
-			n := 0
-			for _, m := range s.Messages() {
-				if m.Text == "Please be kind." {
-					n++
-				}
-			}
-			return n == 1
-		}},
-		{"banme forever", streamtest.RouteBan, 3, func(s *streamtest.Server, user string) bool { return s.IsBanned(user, "") }},
-	}
-	for _, tt := range tests {
-		t.Run(tt.word, func(t *testing.T) {
-			t.Parallel()
-			fake := streamtest.New(t, streamtest.WithCredentials(e2eKey, e2eSecret))
-			e := startActions(t, fake, nil)
-			var once sync.Once
-			fake.Script(tt.route, streamtest.Pass().BeforeAnswer(func() {
-				once.Do(func() {
-					e.proxy.Stop()
-					time.AfterFunc(2*time.Second, func() { e.proxy.Start(t) })
-				})
-			}))
-			id := "cut-" + tt.route
-			user := "cut-user"
-			fake.AddMessage(streamtest.Message{ID: id, CID: "messaging:e2e", UserID: user, Text: tt.word})
-			e.mustSend(t, id, authoredBy(id, user, tt.word))
-			got := e.waitEnded(t, id, tt.actions)
-			if got[len(got)-1].Outcome != "applied" {
-				t.Fatalf("outcome %+v, want applied", got)
-			}
-			if n := len(fake.Calls(tt.route)); n != 1 {
-				t.Errorf("got %d calls to %s, want 1", n, tt.route)
-			}
-			if !tt.effect(fake, user) {
-				t.Errorf("the effect at Stream is not exactly one")
-			}
-			atts := e.attemptsOf(t, id)
-			if len(atts) != 1 || atts[0].Status != 200 || atts[0].N != 1 {
-				t.Errorf("attempts %+v, want the one call, answered 200", atts)
-			}
-			var unanswered int
-			if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM action_calls c WHERE NOT EXISTS
-				(SELECT 1 FROM action_attempts t WHERE t.action_id = c.action_id AND t.attempt = c.attempt)`).Scan(&unanswered); err != nil {
-				t.Fatal(err)
-			}
-			if unanswered != 0 {
-				t.Errorf("%d calls without an answer on record, want 0", unanswered)
-			}
-			if _, err := e.logs.waitFor(`"msg":"answer of a call to Stream recorded late"`, time.Second); err != nil {
-				t.Errorf("no log line for the late record: %v", err)
-			}
-		})
-	}
-}
 
 // TestTwoReplicasShareTheBudget: two replicas on one database, each
 // configured with the app's 120 flags a minute, work a backlog of 130 flags
