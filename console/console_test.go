@@ -301,29 +301,6 @@ func TestForms(t *testing.T) {
 		t.Errorf("a hostile text search: %d", resp.StatusCode)
 	}
 
-	// Assign it to rita, then uphold it with a template reason and words
-	// of one's own.
-	resp, _ = e.do(t, c, http.MethodPost, "/console/appeals/"+itoa(ap)+"/assign",
-		url.Values{"csrf": {csrf}, "assignee": {"rita"}, "back": {"/console/appeals/" + itoa(ap)}}, nil)
-	if a, _ := e.st.Appeal(ctx, ap); resp.StatusCode != 303 || a.AssignedTo != "rita" {
-		t.Fatalf("assign: %d, held by %q", resp.StatusCode, a.AssignedTo)
-	}
-	resp, body = e.do(t, c, http.MethodPost, "/console/appeals/"+itoa(ap)+"/decide", url.Values{"csrf": {csrf}, "outcome": {"upheld"}}, nil)
-	if resp.StatusCode != 400 || !strings.Contains(body, "pick a reason or write one") {
-		t.Fatalf("uphold without a reason: %d", resp.StatusCode)
-	}
-	resp, _ = e.do(t, c, http.MethodPost, "/console/appeals/"+itoa(ap)+"/decide",
-		url.Values{"csrf": {csrf}, "outcome": {"upheld"}, "template": {"1"}, "free": {"Checked the thread."}}, nil)
-	a, err := e.st.Appeal(ctx, ap)
-	if err != nil || resp.StatusCode != 303 || a.Decision == nil || a.Decision.Outcome != "upheld" ||
-		a.Decision.Reason != console.DefaultReasons().Upheld[1]+" Checked the thread." || a.Decision.Reviewer != "test-reviewer" {
-		t.Fatalf("uphold: %d, %+v (%v)", resp.StatusCode, a.Decision, err)
-	}
-	if resp, _ := e.do(t, c, http.MethodPost, "/console/appeals/"+itoa(ap)+"/decide",
-		url.Values{"csrf": {csrf}, "outcome": {"upheld"}, "free": {"again"}}, nil); resp.StatusCode != 409 {
-		t.Fatalf("deciding twice: %d, want 409", resp.StatusCode)
-	}
-
 	v := client(t)
 	vcsrf := e.signIn(t, v, token(t, appeals.RoleViewer, time.Hour))
 	_, page := e.do(t, v, http.MethodGet, "/console/appeals", nil, nil)
@@ -348,6 +325,41 @@ func TestForms(t *testing.T) {
 	if err := e.st.Pool().QueryRow(ctx, `SELECT count(*) FROM staff_audit WHERE actor = 'test-reviewer' AND act IN ('console_sign_in', 'list_appeals', 'claim_appeal', 'console_sign_out')`).Scan(&acts); err != nil || acts < 4 {
 		t.Fatalf("staff audit rows of the reviewer: %d (%v), want at least 4", acts, err)
 	}
+}
+
+// TestAssignAndDecide: a reviewer assigns an appeal from its page, is
+// refused a decision without a reason, upholds it with a template reason
+// and words of their own, and gets 409 deciding twice.
+func TestAssignAndDecide(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	ap := recordAppeal(t, e.st)
+	c := client(t)
+	csrf := e.signIn(t, c, token(t, appeals.RoleReviewer, time.Hour))
+	// Assign it to rita, then uphold it with a template reason and words
+	// of one's own.
+	resp, _ := e.do(t, c, http.MethodPost, "/console/appeals/"+itoa(ap)+"/assign",
+		url.Values{"csrf": {csrf}, "assignee": {"rita"}, "back": {"/console/appeals/" + itoa(ap)}}, nil)
+	if a, _ := e.st.Appeal(ctx, ap); resp.StatusCode != 303 || a.AssignedTo != "rita" {
+		t.Fatalf("assign: %d, held by %q", resp.StatusCode, a.AssignedTo)
+	}
+	resp, body := e.do(t, c, http.MethodPost, "/console/appeals/"+itoa(ap)+"/decide", url.Values{"csrf": {csrf}, "outcome": {"upheld"}}, nil)
+	if resp.StatusCode != 400 || !strings.Contains(body, "pick a reason or write one") {
+		t.Fatalf("uphold without a reason: %d", resp.StatusCode)
+	}
+	resp, _ = e.do(t, c, http.MethodPost, "/console/appeals/"+itoa(ap)+"/decide",
+		url.Values{"csrf": {csrf}, "outcome": {"upheld"}, "template": {"1"}, "free": {"Checked the thread."}}, nil)
+	a, err := e.st.Appeal(ctx, ap)
+	if err != nil || resp.StatusCode != 303 || a.Decision == nil || a.Decision.Outcome != "upheld" ||
+		a.Decision.Reason != console.DefaultReasons().Upheld[1]+" Checked the thread." || a.Decision.Reviewer != "test-reviewer" {
+		t.Fatalf("uphold: %d, %+v (%v)", resp.StatusCode, a.Decision, err)
+	}
+	if resp, _ := e.do(t, c, http.MethodPost, "/console/appeals/"+itoa(ap)+"/decide",
+		url.Values{"csrf": {csrf}, "outcome": {"upheld"}, "free": {"again"}}, nil); resp.StatusCode != 409 {
+		t.Fatalf("deciding twice: %d, want 409", resp.StatusCode)
+	}
+
 }
 
 // recordAppeal records an event, its decision and a ban through the

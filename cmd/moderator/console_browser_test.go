@@ -142,11 +142,34 @@ func signIn(t *testing.T, ctx context.Context, base, token string) {
 // is refused when posting anyway.
 func TestConsoleInBrowser(t *testing.T) {
 	t.Parallel()
-	e := startActions(t, nil, map[string]string{"MODERATOR_ADMIN_JWT_SECRET": e2eAdminSecret})
-	reviewer, viewer := mint(t, appeals.RoleReviewer), mint(t, appeals.RoleViewer)
+	r := newConsoleRun(t)
+	r.signIn(t)
+	r.queueAndClaim(t)
+	r.overturnFirst(t)
+	r.hostile(t)
+	consoleScreens(t, r.ctx, r.e)
+	r.crossSite(t)
+	r.viewerRefused(t)
+	r.auditRows(t)
+}
 
-	// History: a conversation in which mallory is banned, and zed's
-	// hostile message, flagged.
+// consoleRun is the browser test's service, browser and history: two
+// pending appeals, mallory's (first, of a ban) and zed's (second, of the
+// flag of a hostile message).
+type consoleRun struct {
+	e                    *actionsEnv
+	ctx                  context.Context
+	reviewer, viewer     string
+	banID, first, second int64
+}
+
+// newConsoleRun starts the service and the browser and writes the
+// history: a conversation in which mallory is banned, zed's hostile
+// message and carol's, both flagged, and the two appeals.
+func newConsoleRun(t *testing.T) *consoleRun {
+	t.Helper()
+	e := startActions(t, nil, map[string]string{"MODERATOR_ADMIN_JWT_SECRET": e2eAdminSecret})
+	reviewer := mint(t, appeals.RoleReviewer)
 	e.mustSend(t, "c-1", authoredBy("c-1", "alice", "has anyone seen the new film?"))
 	e.mustSend(t, "c-2", authoredBy("c-2", "mallory", "banme if you dare, it's a line from the film"))
 	e.mustSend(t, "c-3", authoredBy("c-3", "bob", "ha, classic quote"))
@@ -179,14 +202,17 @@ func TestConsoleInBrowser(t *testing.T) {
 	if m := e.get(t, "/metrics"); !strings.Contains(m, "moderator_appeals_pending 2\n") {
 		t.Fatalf("metrics lack two pending appeals:\n%s", grep(m, "moderator_appeals"))
 	}
+	ctx, cancel := context.WithTimeout(browser(t), 4*time.Minute)
+	t.Cleanup(cancel)
+	return &consoleRun{e: e, ctx: ctx, reviewer: reviewer, viewer: mint(t, appeals.RoleViewer), banID: banID, first: first, second: second}
+}
 
-	ctx := browser(t)
-	ctx, cancel := context.WithTimeout(ctx, 4*time.Minute)
-	defer cancel()
-
-	// Sign in: a session cookie that script cannot read, sent same-site
-	// only, ending no later than the token.
-	signIn(t, ctx, e.URL, reviewer)
+// signIn signs the reviewer in: a session cookie that script cannot read,
+// sent same-site only, ending no later than the token.
+func (r *consoleRun) signIn(t *testing.T) {
+	t.Helper()
+	e, ctx := r.e, r.ctx
+	signIn(t, ctx, e.URL, r.reviewer)
 	cookies, err := chromedp.Run(ctx, func(ctx context.Context, tg *chromedp.Target) ([]*network.Cookie, error) {
 		r, err := cdp.Call(ctx, tg, network.GetCookies, network.GetCookiesParams{})
 		return r.Cookies, err
@@ -202,7 +228,13 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("script reads the cookie %q", got)
 	}
 
-	// The queue: oldest first, with the count.
+}
+
+// queueAndClaim checks the queue (oldest first, the count, no inline
+// script, j) and claims the first appeal.
+func (r *consoleRun) queueAndClaim(t *testing.T) {
+	t.Helper()
+	ctx, first, second, e := r.ctx, r.first, r.second, r.e
 	ids := eval[[]string](t, ctx, `Array.from(document.querySelectorAll("tr.appeal-row")).map(r => r.id)`)
 	want := []string{fmt.Sprintf("appeal-%d", first), fmt.Sprintf("appeal-%d", second)}
 	if strings.Join(ids, ",") != strings.Join(want, ",") {
@@ -226,8 +258,14 @@ func TestConsoleInBrowser(t *testing.T) {
 	if holder := e.idOf(t, `SELECT count(*) FROM appeal_assignments WHERE appeal_id = $1 AND assignee = 'e2e-reviewer' AND act = 'claim'`, first); holder != 1 {
 		t.Fatalf("got %d claims recorded, want 1", holder)
 	}
+}
 
-	// The appeal: the evidence and the conversation.
+// overturnFirst opens the first appeal (evidence, conversation, o) and
+// overturns it with a template reason: exactly one unban reaches Stream.
+func (r *consoleRun) overturnFirst(t *testing.T) {
+	t.Helper()
+	e, ctx, first, banID := r.e, r.ctx, r.first, r.banID
+	row := fmt.Sprintf("#appeal-%d", first)
 	do(t, ctx, "open the appeal",
 		chromedp.Click(chromedp.CSS(row+` a`)),
 		chromedp.WaitVisible(chromedp.ID("evidence")),
@@ -307,7 +345,13 @@ func TestConsoleInBrowser(t *testing.T) {
 	do(t, ctx, "reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("decision")))
 	screenshot(t, ctx, "appeal-decided")
 
-	// The hostile message and statement: text, escapes shown, no script run.
+}
+
+// hostile opens the hostile appeal: its text shown as text, escapes
+// visible, no script run, no page widened.
+func (r *consoleRun) hostile(t *testing.T) {
+	t.Helper()
+	e, ctx, second := r.e, r.ctx, r.second
 	do(t, ctx, "open the hostile appeal",
 		chromedp.Navigate(fmt.Sprintf("%s/console/appeals/%d", e.URL, second)),
 		chromedp.WaitVisible(chromedp.ID("judged-text")),
@@ -335,9 +379,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	screenshot(t, ctx, "appeal-hostile")
 
-	consoleScreens(t, ctx, e)
+}
 
-	// A form posted from another site is refused, and changes nothing.
+// crossSite posts a decision from another site: refused, nothing changed.
+func (r *consoleRun) crossSite(t *testing.T) {
+	t.Helper()
+	e, ctx, second := r.e, r.ctx, r.second
 	attacker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `<!doctype html><form method="post" action="%s/console/appeals/%d/decide">
 			<input type="hidden" name="outcome" value="upheld"><input type="hidden" name="free" value="forged">
@@ -358,7 +405,13 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("the cross-site post was not refused as cross-origin: %q", refusal)
 	}
 
-	// A viewer: no decide button; posting anyway is refused by the server.
+}
+
+// viewerRefused signs in as a viewer: no decide button, and a decision
+// posted anyway is refused by the server.
+func (r *consoleRun) viewerRefused(t *testing.T) {
+	t.Helper()
+	e, ctx, second, viewer := r.e, r.ctx, r.second, r.viewer
 	do(t, ctx, "sign out",
 		chromedp.Navigate(e.URL+"/console/appeals"),
 		chromedp.Click(chromedp.CSS(`form[action$="/sign-out"] button`)),
@@ -387,7 +440,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	screenshot(t, ctx, "appeal-viewer")
 
-	// Every view and act left a staff audit row.
+}
+
+// auditRows checks that every view and act left a staff audit row.
+func (r *consoleRun) auditRows(t *testing.T) {
+	t.Helper()
+	e := r.e
 	for _, act := range []string{"console_sign_in", "list_appeals", "claim_appeal", "view_appeal", "overturn", "console_sign_out"} {
 		if n := e.idOf(t, `SELECT count(*) FROM staff_audit WHERE act = $1 AND (params->>'via' = 'console' OR act = 'overturn')`, act); n == 0 {
 			t.Errorf("no staff audit row for %s through the console", act)
