@@ -394,6 +394,40 @@ func (r *Runner) Stop(ctx context.Context) error {
 // a reason naming the overturn, the reviewer and the window's end. The
 // immunities of a whole batch are read in one query.
 func (r *Runner) EnqueueTx(ctx context.Context, tx pgx.Tx, events []EventActions) error {
+	immune, err := r.immunitiesTx(ctx, tx, events)
+	if err != nil {
+		return err
+	}
+	news := planEvents(events, immune)
+	if len(news) == 0 {
+		return nil
+	}
+	ids, err := r.ledger.InsertActionsTx(ctx, tx, news)
+	if err != nil {
+		return err
+	}
+	slots, err := r.takeDailySlotsTx(ctx, tx, news, ids)
+	if err != nil {
+		return err
+	}
+	d := r.dispose(ctx, news, ids, slots)
+	if len(d.outs) > 0 {
+		if err := r.ledger.RecordOutcomesTx(ctx, tx, d.outs); err != nil {
+			return err
+		}
+	}
+	if len(d.jobs) > 0 {
+		if _, err := r.river.InsertManyTx(ctx, tx, d.jobs); err != nil {
+			return fmt.Errorf("enqueue %d actions: %w", len(d.jobs), err)
+		}
+	}
+	r.report(d)
+	return nil
+}
+
+// immunitiesTx reads, in one query, the immunities that cover the events'
+// (rule, target user) pairs now.
+func (r *Runner) immunitiesTx(ctx context.Context, tx pgx.Tx, events []EventActions) (map[RuleUser]Immunity, error) {
 	var pairs []RuleUser
 	seen := map[RuleUser]bool{}
 	for _, e := range events {
@@ -406,13 +440,15 @@ func (r *Runner) EnqueueTx(ctx context.Context, tx pgx.Tx, events []EventActions
 			}
 		}
 	}
-	var immune map[RuleUser]Immunity
-	if len(pairs) > 0 {
-		var err error
-		if immune, err = r.ledger.ImmunitiesTx(ctx, tx, pairs, r.now()); err != nil {
-			return err
-		}
+	if len(pairs) == 0 {
+		return nil, nil
 	}
+	return r.ledger.ImmunitiesTx(ctx, tx, pairs, r.now())
+}
+
+// planEvents plans each event's actions (merging, immunities) and gives
+// each warning its message id.
+func planEvents(events []EventActions, immune map[RuleUser]Immunity) []NewAction {
 	var news []NewAction
 	for _, e := range events {
 		target := TargetOf(e.Event)
@@ -430,15 +466,15 @@ func (r *Runner) EnqueueTx(ctx context.Context, tx pgx.Tx, events []EventActions
 			news = append(news, n)
 		}
 	}
-	if len(news) == 0 {
-		return nil
-	}
-	ids, err := r.ledger.InsertActionsTx(ctx, tx, news)
-	if err != nil {
-		return err
-	}
-	// Slots under the daily caps: one counter update per type per call,
-	// not per action, since the counter row stays locked until the commit.
+	return news
+}
+
+// takeDailySlotsTx takes, per action type, slots under the daily caps for
+// the newly recorded actions that will be sent: one counter update per
+// type per call, not per action, since the counter row stays locked until
+// the commit. In a fixed order, so concurrent batches lock the counter
+// rows alike and cannot deadlock.
+func (r *Runner) takeDailySlotsTx(ctx context.Context, tx pgx.Tx, news []NewAction, ids []int64) (map[policy.ActionType]int, error) {
 	want := map[policy.ActionType]int{}
 	if !r.dryRun {
 		for i, n := range news {
@@ -449,8 +485,6 @@ func (r *Runner) EnqueueTx(ctx context.Context, tx pgx.Tx, events []EventActions
 	}
 	slots := make(map[policy.ActionType]int, len(want))
 	day := r.now().UTC()
-	// In a fixed order: concurrent batches lock the counter rows alike and
-	// cannot deadlock.
 	for _, typ := range slices.Sorted(maps.Keys(want)) {
 		k := want[typ]
 		limit, capped := r.caps[typ]
@@ -460,18 +494,32 @@ func (r *Runner) EnqueueTx(ctx context.Context, tx pgx.Tx, events []EventActions
 		}
 		granted, err := r.ledger.TakeDailySlotsTx(ctx, tx, day, typ, k, limit)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		slots[typ] = granted
 	}
+	return slots, nil
+}
 
-	var (
-		outs     []OutcomeRecord
-		outTypes []policy.ActionType // outs' action types, for metrics
-		jobs     []river.InsertManyParams
-		held     []JobArgs
-		muted    []NewAction // suppressed by an immunity
-	)
+// disposal is what becomes of a batch's newly recorded actions: outcomes
+// recorded at once (with their types, for the metrics) or jobs, and the
+// held and suppressed ones the log names.
+type disposal struct {
+	outs     []OutcomeRecord
+	outTypes []policy.ActionType
+	jobs     []river.InsertManyParams
+	held     []JobArgs
+	muted    []NewAction // suppressed by an immunity
+}
+
+// dispose ends each newly recorded action at once (suppressed, superseded,
+// dry run, held past its cap) or makes it a job.
+func (r *Runner) dispose(ctx context.Context, news []NewAction, ids []int64, slots map[policy.ActionType]int) disposal {
+	var d disposal
+	end := func(typ policy.ActionType, o OutcomeRecord) {
+		d.outs = append(d.outs, o)
+		d.outTypes = append(d.outTypes, typ)
+	}
 	for i, n := range news {
 		id := ids[i]
 		if id == 0 {
@@ -482,53 +530,42 @@ func (r *Runner) EnqueueTx(ctx context.Context, tx pgx.Tx, events []EventActions
 		typ := n.Action.Type
 		switch {
 		case n.Immunity != nil:
-			outs = append(outs, OutcomeRecord{ActionID: id, Outcome: Suppressed,
+			end(typ, OutcomeRecord{ActionID: id, Outcome: Suppressed,
 				Reason: suppressedReason(RuleUser{RuleID: n.Action.RuleID, UserID: n.Target.UserID}, *n.Immunity)})
-			outTypes = append(outTypes, typ)
-			muted = append(muted, n)
+			d.muted = append(d.muted, n)
 		case n.Superseded():
-			outs = append(outs, OutcomeRecord{ActionID: id, Outcome: Superseded,
+			end(typ, OutcomeRecord{ActionID: id, Outcome: Superseded,
 				Reason: fmt.Sprintf("superseded by action %d of the decision (%s)", n.SupersededBy, news[i-n.Position+n.SupersededBy].Action)})
-			outTypes = append(outTypes, typ)
 		case r.dryRun:
-			outs = append(outs, r.dryRunOutcome(ctx, args))
-			outTypes = append(outTypes, typ)
+			end(typ, r.dryRunOutcome(ctx, args))
 		case slots[typ] == 0:
-			outs = append(outs, OutcomeRecord{ActionID: id, Outcome: Held,
+			end(typ, OutcomeRecord{ActionID: id, Outcome: Held,
 				Reason: fmt.Sprintf("daily cap of %d %s actions reached", r.caps[typ], typ)})
-			outTypes = append(outTypes, typ)
-			held = append(held, args)
+			d.held = append(d.held, args)
 		default:
 			slots[typ]--
-			jobs = append(jobs, river.InsertManyParams{Args: args})
+			d.jobs = append(d.jobs, river.InsertManyParams{Args: args})
 		}
 	}
-	if len(outs) > 0 {
-		if err := r.ledger.RecordOutcomesTx(ctx, tx, outs); err != nil {
-			return err
-		}
+	return d
+}
+
+// report counts and logs what a batch's transaction decided. A rollback
+// after this point (rare: the commit itself failing) overstates that
+// batch.
+func (r *Runner) report(d disposal) {
+	for i, o := range d.outs {
+		r.metrics.outcome(d.outTypes[i], o.Outcome)
 	}
-	if len(jobs) > 0 {
-		if _, err := r.river.InsertManyTx(ctx, tx, jobs); err != nil {
-			return fmt.Errorf("enqueue %d actions: %w", len(jobs), err)
-		}
-	}
-	// Metrics and log lines say what the transaction decided; a rollback
-	// after this point (rare: the commit itself failing) overstates that
-	// batch.
-	for i, o := range outs {
-		r.metrics.outcome(outTypes[i], o.Outcome)
-	}
-	for _, a := range held {
+	for _, a := range d.held {
 		r.logger.Warn("action held: daily cap reached", "action_id", a.ActionID, "event_id", a.EventID,
 			"type", string(a.Action.Type), "rule_id", a.Action.RuleID, "cap", r.caps[a.Action.Type])
 	}
-	for _, n := range muted {
+	for _, n := range d.muted {
 		r.logger.Info("action suppressed: rule immune after an overturn", "event_id", n.EventID, "key", n.Key,
 			"type", string(n.Action.Type), "rule_id", n.Action.RuleID, "user_id", n.Target.UserID,
 			"overturn_id", n.Immunity.OverturnID, "reviewer", n.Immunity.Reviewer, "immune_until", n.Immunity.Until.UTC().Format(time.RFC3339))
 	}
-	return nil
 }
 
 // worker runs action jobs.
