@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -325,4 +327,71 @@ func TestSharedBudgetTwoReplicas(t *testing.T) {
 	rate := float64(n-1) / at[n-1].Sub(at[0]).Seconds() * 60
 	t.Logf("two replicas: %d calls, 0 refused, %.0f calls/min against a budget of %d (%.0f%%), busiest second %d calls",
 		n, rate, perMinute, 100*rate/perMinute, busiest)
+}
+
+// TestActionsSurviveKill: a service is killed with SIGKILL after Stream
+// carried out a flag, a ban and a warning and before it heard the
+// answers, so nothing of the answers is on record and River still holds
+// the jobs as running. A second service on the same database has River
+// rescue them (RescueStuckJobsAfter, from the job timeout), records each
+// lost call as unanswered and sends again: two calls per action, both on
+// record, one effect each. The test logs how long after the kill each
+// action was attempted again (the target: within 90 s).
+func TestActionsSurviveKill(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("waits for River's rescue, about a minute")
+	}
+	fake := streamtest.New(t, streamtest.WithCredentials(e2eKey, e2eSecret))
+	release := make(chan struct{})
+	ip := newInterposer(t, fake, func(string) { <-release })
+	t.Cleanup(func() { close(release) })
+	dbURL := storetest.NewDatabase(t)
+	rules := t.TempDir()
+	if err := os.WriteFile(filepath.Join(rules, "actions.yaml"), []byte(actionRules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	child, cmd := startChild(t, map[string]string{
+		"DATABASE_URL": dbURL, "STREAM_BASE_URL": ip.URL, "STREAM_API_KEY": e2eKey, "STREAM_API_SECRET": e2eSecret,
+		"MODERATOR_ADDR": "127.0.0.1:0", "MODERATOR_RULES_DIR": rules, "MODERATOR_BOT_USER_ID": e2eBot,
+	})
+	for _, f := range faultRoutes {
+		id := "kill-" + f.typ
+		if status, resp := child.send(t, delivery{body: authoredBy(id, "kill-user-"+f.typ, f.text), webhookID: id}); status != 200 {
+			t.Fatalf("webhook %s: %d %v", id, status, resp)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got := effects(fake)
+		if got[streamtest.RouteFlag]+got[streamtest.RouteBan]+got[streamtest.RouteSendMessage] == len(faultRoutes) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("effects at the fake: %v, want one per action; logs:\n%s", got, child.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	killed := time.Now()
+
+	second := startActionsOn(t, dbURL, fake, nil)
+	for _, f := range faultRoutes {
+		// Past River's rescue (45 s, found by a rescuer that looks every
+		// 30 s), well short of its default hour.
+		deadline := time.Now().Add(3 * time.Minute)
+		for len(fake.Calls(f.route)) < 2 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: never attempted again after the kill; logs:\n%s", f.typ, second.logs)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	checkExactlyOnce(t, second, "kill-", 2)
+	for _, f := range faultRoutes {
+		t.Logf("%s attempted again %.0f s after the kill", f.typ, fake.Calls(f.route)[1].At.Sub(killed).Seconds())
+	}
 }
