@@ -2,9 +2,12 @@ package store_test
 
 import (
 	"context"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"moderator/store"
 	"moderator/store/storetest"
 )
 
@@ -49,5 +52,74 @@ func TestSharedCallBudget(t *testing.T) {
 	wait, err := st.ReserveCall(ctx, other, 5)
 	if err != nil || wait < 58*time.Second || wait > 61*time.Second {
 		t.Fatalf("after a 429: wait %v, %v; want about a minute", wait, err)
+	}
+}
+
+// openReplicas opens n stores on the package database, each with a pool of
+// its own, as n replicas of the service would.
+func openReplicas(t testing.TB, n int) []*store.Store {
+	t.Helper()
+	out := make([]*store.Store, n)
+	for i := range out {
+		s, err := store.Open(context.Background(), storetest.URL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		out[i] = s
+	}
+	return out
+}
+
+// TestReserveCallIsShared: two replicas taking calls from one endpoint's
+// budget (one call every 10 s) in turn are paced as one: the k-th call of
+// either waits about k-1 slots, whoever asks. The slack allows for the time
+// the reservations themselves take on a loaded machine.
+func TestReserveCallIsShared(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	replicas := openReplicas(t, 2)
+	const perSecond, slot = 0.1, 10 * time.Second
+	for k := range 6 {
+		wait, err := replicas[k%2].ReserveCall(ctx, "test-shared", perSecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := time.Duration(k) * slot
+		if wait > want || wait < want-slot/2 {
+			t.Fatalf("call %d (replica %d) waits %s, want about %s (one budget for both)", k+1, k%2+1, wait, want)
+		}
+	}
+}
+
+// BenchmarkReserveCall is the cost of taking a call from the shared budget:
+// one statement (and its commit) on the endpoint's row, by one caller
+// alone (its latency) and by 8 callers per core at once on the same row
+// (ns/op is then the inverse of the throughput the row allows).
+func BenchmarkReserveCall(b *testing.B) {
+	st := openReplicas(b, 1)[0]
+	ctx := context.Background()
+	for _, callers := range []int{1, 8} {
+		b.Run(map[int]string{1: "one", 8: "contended"}[callers], func(b *testing.B) {
+			var waited atomic.Int64
+			b.SetParallelism(callers)
+			if callers == 1 {
+				defer func(p int) { runtime.GOMAXPROCS(p) }(runtime.GOMAXPROCS(1))
+			}
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					wait, err := st.ReserveCall(ctx, "bench", 1e9) // never waits: the cost alone
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					if wait > 0 {
+						waited.Add(1)
+					}
+				}
+			})
+			b.ReportMetric(float64(waited.Load()), "waits")
+		})
 	}
 }
