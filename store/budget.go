@@ -40,15 +40,17 @@ func (s *Store) ReleaseCall(ctx context.Context, endpoint string) error {
 }
 
 // ObserveBudget lowers endpoint's budget to what Stream reported: remaining
-// calls in its window ending at reset (X-RateLimit-Remaining and -Reset), or
-// after a 429 none until reset. Stream counts every client of the app, so
-// its answer can only make the budget smaller, never larger.
+// calls in its window ending at reset (X-RateLimit-Remaining and -Reset; 0
+// after a 429). The bucket lets through its tokens plus perSecond for every
+// second until the reset, so it is set to remaining minus that refill: no
+// more than remaining calls go before the reset, the last of them just
+// before it. Stream counts every client of the app, so its answer can only
+// make the budget smaller, never larger.
 func (s *Store) ObserveBudget(ctx context.Context, endpoint string, perSecond float64, remaining int, reset time.Time) error {
 	if _, err := s.pool.Exec(ctx, `
 		UPDATE rate_budgets SET tokens = least(
 			least(1, tokens + extract(epoch FROM clock_timestamp() - updated_at) * $2),
-			CASE WHEN $3 > 0 THEN $3::double precision
-				ELSE -greatest(extract(epoch FROM $4::timestamptz - clock_timestamp()), 0) * $2 END),
+			$3 - greatest(extract(epoch FROM $4::timestamptz - clock_timestamp()), 0) * $2),
 			updated_at = clock_timestamp()
 		WHERE endpoint = $1`, endpoint, perSecond, remaining, reset); err != nil {
 		return fmt.Errorf("observe the budget of %s: %w", endpoint, err)

@@ -92,6 +92,32 @@ func TestReserveCallIsShared(t *testing.T) {
 	}
 }
 
+// TestObserveBudgetFewLeft: Stream says 3 calls are left in a window that
+// resets in a minute (other clients of the app used the rest). At one call
+// a second the bucket would let 60 through by then; it now lets through
+// only 3, the last at the reset, so the next call waits most of the minute.
+func TestObserveBudgetFewLeft(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.Store(t)
+	endpoint := "few-" + t.Name()
+	if _, err := st.ReserveCall(ctx, endpoint, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.ObserveBudget(ctx, endpoint, 1, 3, time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	for k := range 3 {
+		wait, err := st.ReserveCall(ctx, endpoint, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := time.Duration(58+k) * time.Second; wait < want-5*time.Second || wait > want+time.Second/2 {
+			t.Fatalf("call %d of the 3 left waits %s, want about %s (the 3 go by the reset)", k+1, wait, want)
+		}
+	}
+}
+
 // BenchmarkReserveCall is the cost of taking a call from the shared budget:
 // one statement (and its commit) on the endpoint's row, by one caller
 // alone (its latency) and by 8 callers per core at once on the same row
