@@ -35,6 +35,17 @@ type slot struct {
 	dup bool
 }
 
+// ids returns the webhook ids of the plan's unique requests.
+func (p *plan) ids() []string {
+	var ids []string
+	for _, s := range p.slots {
+		if !s.dup {
+			ids = append(ids, s.req.webhookID)
+		}
+	}
+	return ids
+}
+
 // plan is the whole run's requests in send order.
 type plan struct {
 	slots  []slot

@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -126,14 +128,15 @@ type runner struct {
 	end          time.Time
 	next         atomic.Int64
 	missed       atomic.Int64
+	retry        *retrier // nil unless -stream-retries
 }
 
 // runLoad sends the slots in order, at p.rate per second from now (or as
 // fast as p.concurrency workers allow when the rate is 0), until they run
 // out, the warm-up plus the duration elapses or ctx is done. Requests in
 // flight at the end complete, within the client's timeout.
-func runLoad(ctx context.Context, p loadParams, slots []slot, client *http.Client) loadResult {
-	r := &runner{p: p, slots: slots, client: client, start: time.Now()}
+func runLoad(ctx context.Context, p loadParams, slots []slot, client *http.Client, retry *retrier) loadResult {
+	r := &runner{p: p, slots: slots, client: client, start: time.Now(), retry: retry}
 	r.measureStart = r.start.Add(p.warmup)
 	r.end = r.measureStart.Add(p.duration)
 
@@ -211,8 +214,11 @@ func (r *runner) work(ctx context.Context, warm, measured *tally) {
 			t.dups++
 		}
 		t.lateness = append(t.lateness, max(0, began.Sub(sched)))
-		status, err := r.send(s)
+		status, answer, err := r.send(s, attemptOf(s))
 		done := time.Now()
+		if r.retry != nil {
+			r.retry.first(r, s, sched, status, answer, err)
+		}
 		if err != nil {
 			kind := errorKind(err)
 			t.errs[kind]++
@@ -228,15 +234,25 @@ func (r *runner) work(ctx context.Context, warm, measured *tally) {
 	}
 }
 
-// send posts one slot's request with Stream's headers and drains the
-// response so that the connection is reused. It deliberately ignores the
-// run's context: a request in flight when the run is interrupted completes
-// (within the client timeout), so that it is counted rather than reported as
-// a spurious error.
-func (r *runner) send(s slot) (int, error) {
+// attemptOf is the X-Webhook-Attempt of a slot's first send: 2 for a
+// re-sent duplicate, as a Stream retry.
+func attemptOf(s slot) int {
+	if s.dup {
+		return 2
+	}
+	return 1
+}
+
+// send posts one slot's request with Stream's headers and reads the
+// response, so that the connection is reused; it returns the status and
+// the answer's "status" field (recorded, spooled …). It deliberately
+// ignores the run's context: a request in flight when the run is
+// interrupted completes (within the client timeout), so that it is counted
+// rather than reported as a spurious error.
+func (r *runner) send(s slot, attempt int) (int, string, error) {
 	req, err := http.NewRequest(http.MethodPost, r.p.url, bytes.NewReader(s.req.body))
 	if err != nil {
-		return 0, fmt.Errorf("new request: %w", err)
+		return 0, "", fmt.Errorf("new request: %w", err)
 	}
 	// Canonical keys set directly, skipping canonicalisation per request.
 	h := req.Header
@@ -244,26 +260,29 @@ func (r *runner) send(s slot) (int, error) {
 	h["X-Api-Key"] = []string{r.p.key}
 	h["X-Signature"] = []string{s.req.signature}
 	h["X-Webhook-Id"] = []string{s.req.webhookID}
-	if s.dup {
-		h["X-Webhook-Attempt"] = []string{"2"}
-	} else {
-		h["X-Webhook-Attempt"] = []string{"1"}
-	}
+	h["X-Webhook-Attempt"] = []string{strconv.Itoa(attempt)}
 	if r.p.gzip {
 		h["Content-Encoding"] = []string{"gzip"}
 	}
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
-	_, err = io.Copy(io.Discard, resp.Body)
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err == nil {
+		_, err = io.Copy(io.Discard, resp.Body)
+	}
 	if cerr := resp.Body.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return 0, fmt.Errorf("read response: %w", err)
+		return 0, "", fmt.Errorf("read response: %w", err)
 	}
-	return resp.StatusCode, nil
+	var answer struct {
+		Status string `json:"status"`
+	}
+	_ = json.Unmarshal(body, &answer)
+	return resp.StatusCode, answer.Status, nil
 }
 
 // errorKind names a transport error's cause for the report, so that a run

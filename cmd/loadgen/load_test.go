@@ -367,7 +367,7 @@ func BenchmarkSend(b *testing.B) {
 	r := &runner{p: loadParams{url: srv.URL, key: "k"}, slots: p.slots, client: client}
 	i := 0
 	for b.Loop() {
-		status, err := r.send(p.slots[i%len(p.slots)])
+		status, _, err := r.send(p.slots[i%len(p.slots)], 1)
 		if err != nil || status != http.StatusOK {
 			b.Fatalf("send: status %d, error %v", status, err)
 		}

@@ -55,6 +55,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -99,6 +100,10 @@ type config struct {
 	seed        uint64
 	json        bool
 	expect200   bool
+	// streamRetries, databaseURL and hostileGzipRate: see stream.go.
+	streamRetries   bool
+	databaseURL     string
+	hostileGzipRate float64
 }
 
 const (
@@ -139,6 +144,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.Uint64Var(&c.seed, "seed", 0, "random seed for generated bodies (0: a new one per run; a fixed seed repeats ids, which the service then deduplicates across runs)")
 	fs.BoolVar(&c.json, "json", false, "print the result as one JSON object on stdout instead of the text report")
 	fs.BoolVar(&c.expect200, "expect-200", true, "exit non-zero when any response is not 200")
+	fs.BoolVar(&c.streamRetries, "stream-retries", false, "retry a request not answered 200 as Stream does (about 5 and 12 s after its first attempt), then drop it; report events acknowledged and dropped, and exit non-zero when any is dropped (or lost)")
+	fs.StringVar(&c.databaseURL, "database-url", "", "with -stream-retries: after the run, count the events found in this database (`URL`) until every acknowledged one is there, and report lost events, time to drain and replay rate")
+	fs.Float64Var(&c.hostileGzipRate, "hostile-gzip-rate", 0, "also send this many gzip bombs per `second` (8 KB that inflate to 8 MiB, bad signature), not counted in the figures")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
@@ -177,6 +185,10 @@ func (c *config) validate() error {
 		return fmt.Errorf("-n %d: must not be negative", c.n)
 	case c.dup < 0 || c.dup >= 1:
 		return fmt.Errorf("-dup %v: must be in [0, 1)", c.dup)
+	case c.hostileGzipRate < 0:
+		return fmt.Errorf("-hostile-gzip-rate %v: must not be negative", c.hostileGzipRate)
+	case c.databaseURL != "" && !c.streamRetries:
+		return fmt.Errorf("-database-url: only with -stream-retries")
 	}
 	return nil
 }
@@ -229,6 +241,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	client := newClient(cfg.concurrency, cfg.timeout)
 	defer client.CloseIdleConnections()
+	var retry *retrier
+	if cfg.streamRetries {
+		retry = newRetrier()
+	}
+	hostile := &hostileGzip{status: map[int]int{}}
+	var hostileDone sync.WaitGroup
+	if cfg.hostileGzipRate > 0 {
+		until := time.Now().Add(cfg.warmup + cfg.duration)
+		hostileDone.Go(func() { hostile.run(ctx, cfg.url, cfg.key, cfg.hostileGzipRate, until) })
+	}
 	res := runLoad(ctx, loadParams{
 		url:         cfg.url,
 		key:         cfg.key,
@@ -237,15 +259,35 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		concurrency: cfg.concurrency,
 		warmup:      cfg.warmup,
 		duration:    cfg.duration,
-	}, plan.slots, client)
+	}, plan.slots, client, retry)
+	hostileDone.Wait()
 
 	sum := summarize(cfg, res)
+	if retry != nil {
+		retry.wait()
+		d := retry.report(plan.unique)
+		if cfg.databaseURL != "" {
+			if err := countRecorded(ctx, cfg.databaseURL, plan.ids(), &d); err != nil {
+				return err
+			}
+		}
+		sum.Delivery = &d
+	}
+	if cfg.hostileGzipRate > 0 {
+		sum.hostile = hostile
+	}
 	if cfg.json {
 		if err := sum.writeJSON(stdout); err != nil {
 			return fmt.Errorf("write report: %w", err)
 		}
 	} else if err := sum.writeText(stdout); err != nil {
 		return fmt.Errorf("write report: %w", err)
+	}
+	if d := sum.Delivery; d != nil {
+		if d.Dropped > 0 || d.Lost > 0 {
+			return fmt.Errorf("%d events dropped by the sender, %d lost: %w", d.Dropped, d.Lost, errFailed)
+		}
+		return nil
 	}
 	if bad := sum.failures(cfg.expect200); bad > 0 {
 		return fmt.Errorf("%d %w (%d transport errors, %d non-200 responses)",

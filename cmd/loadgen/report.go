@@ -39,8 +39,11 @@ type summary struct {
 	Warmup      phase `json:"warmup"`
 	Interrupted bool  `json:"interrupted"`
 	OK          bool  `json:"ok"`
+	// Delivery is set with -stream-retries.
+	Delivery *deliveryReport `json:"delivery,omitempty"`
 
 	errSamples map[string]string
+	hostile    *hostileGzip
 }
 
 // phase counts the warm-up, whose failures count but whose timings do not.
@@ -225,6 +228,12 @@ func (s *summary) writeText(w io.Writer) error {
 	}
 	if s.Missed > 0 {
 		fmt.Fprintf(&b, "warning     %d scheduled requests were never sent: the target (or this tool) did not keep up\n", s.Missed)
+	}
+	if s.Delivery != nil {
+		s.Delivery.writeText(&b)
+	}
+	if s.hostile != nil {
+		s.hostile.writeText(&b)
 	}
 	if s.Interrupted {
 		b.WriteString("warning     interrupted before the end\n")
