@@ -316,3 +316,29 @@ func TestHeadersCheckedBeforeBody(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkHostileGzip: the CPU one 8 KB gzip bomb (8 MiB of zeros) with
+// a bad signature costs: refused at the ratio limit now, against inflating
+// the whole 8 MiB and HMACing it, as before the limit.
+func BenchmarkHostileGzip(b *testing.B) {
+	bomb := gzipped(b, make([]byte, 8<<20))
+	sig := strings.Repeat("0", 64)
+	b.Run("ratio-limit", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := testKeys.VerifyAndParse(testKey, sig, bomb, 8<<20); err == nil {
+				b.Fatal("bomb accepted")
+			}
+		}
+	})
+	b.Run("whole-8MiB", func(b *testing.B) {
+		for b.Loop() {
+			body, err := gunzip(bomb, 8<<20)
+			if err != nil {
+				b.Fatal(err)
+			}
+			mac := hmac.New(sha256.New, []byte(testSecret))
+			mac.Write(body)
+			_ = mac.Sum(nil)
+		}
+	})
+}

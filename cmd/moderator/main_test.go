@@ -227,14 +227,22 @@ func (s *testServer) send(t testing.TB, d delivery) (int, map[string]any) {
 	for k, v := range d.headers {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	return jsonAnswer(t)(http.DefaultClient.Do(req))
+}
+
+// jsonAnswer returns a function that reads an answer's status and JSON
+// body, failing the test on a transport error.
+func jsonAnswer(t testing.TB) func(*http.Response, error) (int, map[string]any) {
+	return func(resp *http.Response, err error) (int, map[string]any) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
 	}
-	defer resp.Body.Close()
-	var out map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out
 }
 
 func countRows(t testing.TB, where string, args ...any) int {

@@ -95,14 +95,7 @@ func (s *testServer) waitDrained(t testing.TB, within time.Duration) {
 
 func (s *testServer) readyz(t testing.TB) (int, map[string]any) {
 	t.Helper()
-	resp, err := http.Get(s.URL + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out
+	return jsonAnswer(t)(http.Get(s.URL + "/readyz"))
 }
 
 // TestWebhookDatabaseOutageSpools: while the database is cut off, signed
