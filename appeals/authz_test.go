@@ -59,7 +59,7 @@ func endpoints(t *testing.T, a *api) []endpoint {
 // target fills a route's parameters; bodyFor gives a POST a body that
 // would pass validation, so that the answer is about authorisation alone.
 func target(pattern string) string {
-	return strings.NewReplacer("{id}", "1", "{user_id}", "matrix-user").Replace(pattern)
+	return strings.NewReplacer("{id}", "1", "{user_id}", "matrix-user", "{rule_id}", "matrix-rule").Replace(pattern)
 }
 
 func bodyFor(e endpoint) string {

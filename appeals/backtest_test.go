@@ -177,3 +177,40 @@ func TestBacktestAPIBadInput(t *testing.T) {
 		t.Errorf("%d rows written by refused requests (%v)", n, err)
 	}
 }
+
+// An admin restores a demoted rule, with a reason; it is audited, and a
+// second restore is a conflict.
+func TestRestoreRuleAPI(t *testing.T) {
+	t.Parallel()
+	st := ownStore(t)
+	a := newAPI(t, st)
+	ctx := context.Background()
+	if ok, err := st.DemoteRule(ctx, store.Demotion{RuleID: "noisy", RuleDigest: "d1", Reason: "7 of 20 overturned", Taken: 20, Overturned: 7}); !ok || err != nil {
+		t.Fatalf("demote: %v %v", ok, err)
+	}
+	admin := token(t, "ada", appeals.RoleAdmin)
+	if code, raw := a.call(t, http.MethodPost, "/rules/noisy/restore", admin, `{"reason":" "}`); code != http.StatusBadRequest {
+		t.Errorf("blank reason: %d %s", code, raw)
+	}
+	if code, raw := a.call(t, http.MethodPost, "/rules/noisy/restore", token(t, "rita", appeals.RoleReviewer), `{"reason":"fixed"}`); code != http.StatusForbidden {
+		t.Errorf("reviewer: %d %s", code, raw)
+	}
+	if code, raw := a.call(t, http.MethodPost, "/rules/noisy/restore", admin, `{"reason":"the rule is fixed"}`); code != http.StatusOK ||
+		!strings.Contains(string(raw), `"restored":true`) {
+		t.Fatalf("restore: %d %s", code, raw)
+	}
+	if code, raw := a.call(t, http.MethodPost, "/rules/noisy/restore", admin, `{"reason":"again"}`); code != http.StatusConflict {
+		t.Errorf("second restore: %d %s", code, raw)
+	}
+	state, err := st.GuardState(ctx)
+	if err != nil || len(state.Active) != 0 || state.Restored["noisy"].IsZero() {
+		t.Errorf("state after restore: %+v %v", state, err)
+	}
+	var acts string
+	if err := st.Pool().QueryRow(ctx, `SELECT string_agg(actor || ' ' || act || ' ' || coalesce(reason, '-'), '; ' ORDER BY id) FROM staff_audit`).Scan(&acts); err != nil {
+		t.Fatal(err)
+	}
+	if acts != "system demote_rule 7 of 20 overturned; ada restore_rule the rule is fixed" {
+		t.Errorf("staff audit: %s", acts)
+	}
+}

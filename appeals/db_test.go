@@ -55,8 +55,16 @@ func newAPI(t testing.TB, st *store.Store) *api {
 	runner := backtest.NewRunner(st, logger)
 	t.Cleanup(runner.Close)
 	a.h = appeals.NewServer(appeals.ServerConfig{Logger: logger, Auth: auth, Store: st, Overturner: a.over, Status: staticStatus{},
-		Backtests: runner})
+		Backtests: runner, Restorer: storeRestorer{st}})
 	return a
+}
+
+// storeRestorer restores rules in the store alone (the service also puts
+// the rule back in force).
+type storeRestorer struct{ st *store.Store }
+
+func (r storeRestorer) RestoreRule(ctx context.Context, ruleID, reason string, act store.StaffAct) error {
+	return r.st.RestoreRule(ctx, ruleID, reason, act)
 }
 
 // ownStore returns a store on a migrated database of the test's own, so

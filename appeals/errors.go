@@ -104,6 +104,8 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 			msg = le.Error()
 		}
 		writeError(w, http.StatusNotFound, CodeNotFound, "", msg)
+	case errors.Is(err, store.ErrNotDemoted):
+		writeError(w, http.StatusConflict, CodeConflict, "", "the rule is not demoted: nothing to restore")
 	case errors.Is(err, store.ErrBacktestRunning):
 		writeError(w, http.StatusConflict, CodeConflict, "", store.ErrBacktestRunning.Error())
 	case errors.As(err, &held):

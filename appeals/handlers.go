@@ -242,3 +242,37 @@ func (s *server) settings(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, settingsResponse{Settings: out})
 	return nil
 }
+
+// restoreRequest is POST /rules/{id}/restore's body.
+type restoreRequest struct {
+	Reason *string `json:"reason"`
+}
+
+// restoreRule ends a rule's demotion by its guard; the staff audit row is
+// written with it.
+func (s *server) restoreRule(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathString(r, "rule_id", idRule)
+	if err != nil {
+		return err
+	}
+	var req restoreRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		return err
+	}
+	reason := ""
+	if req.Reason != nil {
+		reason = *req.Reason
+	}
+	if err := requiredText("reason", reason, maxReasonLen); err != nil {
+		return err
+	}
+	if s.restorer == nil {
+		return &unavailableError{msg: "restoring rules is not available in this deployment"}
+	}
+	st := staff(r)
+	if err := s.restorer.RestoreRule(r.Context(), id, reason, store.StaffAct{Actor: st.Subject, Role: string(st.Role)}); err != nil {
+		return fmt.Errorf("restore rule %s: %w", id, err)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"rule_id": id, "restored": true})
+	return nil
+}

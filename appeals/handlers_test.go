@@ -38,7 +38,7 @@ var invalidValues = map[string][]string{
 
 // samplePath fills a route pattern's parameters with valid values.
 func samplePath(pattern string) string {
-	r := strings.NewReplacer("{id}", "1", "{user_id}", "u1")
+	r := strings.NewReplacer("{id}", "1", "{user_id}", "u1", "{rule_id}", "r1")
 	return r.Replace(pattern)
 }
 

@@ -61,5 +61,6 @@ func (s *server) routes() []route {
 		// admin: also the rule set's status and the service's settings.
 		{http.MethodGet, "/rules", RoleAdmin, nil, s.handle(s.ruleSet)},
 		{http.MethodGet, "/settings", RoleAdmin, nil, s.handle(s.settings)},
+		{http.MethodPost, "/rules/{rule_id}/restore", RoleAdmin, nil, s.handle(s.restoreRule)},
 	}
 }

@@ -100,6 +100,24 @@ type RuleInfo struct {
 	Actions     []string `json:"actions,omitempty"`
 	File        string   `json:"file"`
 	Line        int      `json:"line"`
+	// Demoted is set while the rule's guard holds it in shadow mode (Mode
+	// then says shadow, whatever its file says).
+	Demoted *RuleDemotion `json:"demoted,omitempty"`
+}
+
+// RuleDemotion is why and since when a rule is demoted to shadow.
+type RuleDemotion struct {
+	At           time.Time `json:"at"`
+	Reason       string    `json:"reason"`
+	OverturnRate float64   `json:"overturn_rate"`
+	Taken        int       `json:"taken"`
+	Overturned   int       `json:"overturned"`
+}
+
+// RuleRestorer ends a rule's demotion (cmd/moderator provides it, over
+// package guard): store.ErrNotDemoted when it is not demoted.
+type RuleRestorer interface {
+	RestoreRule(ctx context.Context, ruleID, reason string, act store.StaffAct) error
 }
 
 // Setting is one configuration value.
@@ -122,6 +140,9 @@ type ServerConfig struct {
 	Status ServiceStatus
 	// Backtests runs and keeps backtests; nil: /backtests answers 503.
 	Backtests Backtests
+	// Restorer restores demoted rules; nil: POST /rules/{id}/restore
+	// answers 503.
+	Restorer RuleRestorer
 	// Timeout bounds each request's work (default 10s).
 	Timeout time.Duration
 	// Now is the clock for the default time ranges (default time.Now).
@@ -137,6 +158,7 @@ type server struct {
 	overturner Overturner
 	status     ServiceStatus
 	backtests  Backtests
+	restorer   RuleRestorer
 	timeout    time.Duration
 	now        func() time.Time
 	count      func(route string, status int)
@@ -152,6 +174,7 @@ func NewServer(cfg ServerConfig) http.Handler {
 		overturner: cfg.Overturner,
 		status:     cfg.Status,
 		backtests:  cfg.Backtests,
+		restorer:   cfg.Restorer,
 		timeout:    cfg.Timeout,
 		now:        cfg.Now,
 		count:      cfg.CountRequest,

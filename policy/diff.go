@@ -19,7 +19,7 @@ type Changes struct {
 
 // RuleChange is a rule in both versions whose definition differs, and
 // the fields that do: description, mode, events, priority, stop, when,
-// reason, actions, examples, file.
+// reason, actions, examples, file, guard.
 type RuleChange struct {
 	ID     string   `json:"id"`
 	Fields []string `json:"fields"`
@@ -100,7 +100,7 @@ func Diff(old, new *RuleSet) Changes {
 
 // definitionFields are the fields Diff compares, in the order it lists
 // them.
-var definitionFields = []string{"description", "mode", "events", "priority", "stop", "when", "reason", "actions", "examples", "file"}
+var definitionFields = []string{"description", "mode", "events", "priority", "stop", "when", "reason", "actions", "examples", "file", "guard"}
 
 // definition returns each compared field of the rule as text.
 func (r *rule) definition() map[string]string {
@@ -115,6 +115,7 @@ func (r *rule) definition() map[string]string {
 		"actions":     strings.Join(r.actionsSrc, "\n"),
 		"examples":    r.examplesSrc,
 		"file":        r.file,
+		"guard":       fmt.Sprint(r.guard),
 	}
 }
 

@@ -1,8 +1,10 @@
 package policy
 
 import (
+	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -53,5 +55,52 @@ func TestDiff(t *testing.T) {
 	}
 	if same := Diff(old, old); !same.Empty() || same.String() != "no rule changed" {
 		t.Errorf("same set: %+v", same)
+	}
+}
+
+func TestGuard(t *testing.T) {
+	t.Parallel()
+	def := Guard{MaxOverturnRate: 0.3, MinActions: 20, Window: 7 * 24 * time.Hour}
+	g := Guard{MinActions: 10}.Or(def)
+	if g != (Guard{MaxOverturnRate: 0.3, MinActions: 10, Window: 7 * 24 * time.Hour}) {
+		t.Errorf("Or: %+v", g)
+	}
+	for _, tt := range []struct {
+		taken, overturned int
+		want              bool
+	}{{19, 19, false}, {20, 5, false}, {20, 6, true}, {30, 9, true}, {30, 8, false}, {0, 0, false}} {
+		if got := def.Trips(tt.taken, tt.overturned); got != tt.want {
+			t.Errorf("Trips(%d, %d) = %v, want %v", tt.taken, tt.overturned, got, tt.want)
+		}
+	}
+	for _, tt := range []struct{ guard, want string }{
+		{"{max_overturn_rate: 1.5}", "rules.yaml:6: guard max_overturn_rate 1.5: want a share above 0 and at most 1, like 0.3"},
+		{"{min_actions: 0}", "rules.yaml:6: guard min_actions 0: want at least 1"},
+		{"{window: 90d}", `rules.yaml:6: guard window "90d": want a duration from 1h to 30d, like 7d`},
+		{"{windw: 7d}", "rules.yaml:6: guard: unknown field \"windw\""},
+	} {
+		src := "rules:\n  - id: r\n    description: d\n    mode: enforce\n    when: message.text == \"x\"\n    guard: " + tt.guard +
+			"\n    actions: [flag]\n    examples:\n      - {event: {message: {text: x}}, expect: {match: true}}\n      - {event: {message: {text: y}}, expect: {match: false}}\n"
+		_, err := Load(fstest.MapFS{"rules.yaml": {Data: []byte(src)}})
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("guard %s: %v, want %q", tt.guard, err, tt.want)
+		}
+	}
+	src := "rules:\n  - id: r\n    description: d\n    mode: enforce\n    when: message.text == \"x\"\n    guard: {max_overturn_rate: 0.5, min_actions: 5, window: 2d}" +
+		"\n    actions: [flag]\n    examples:\n      - {event: {message: {text: x}}, expect: {match: true}}\n      - {event: {message: {text: y}}, expect: {match: false}}\n"
+	rs, err := Load(fstest.MapFS{"rules.yaml": {Data: []byte(src)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := rs.Rules()[0].Guard; g != (Guard{MaxOverturnRate: 0.5, MinActions: 5, Window: 48 * time.Hour}) {
+		t.Errorf("guard %+v", g)
+	}
+	shadowed := rs.WithShadow(map[string]bool{"r": true})
+	if shadowed.Rules()[0].Mode != ModeShadow || rs.Rules()[0].Mode != ModeEnforce || shadowed.Rules()[0].Digest != rs.Rules()[0].Digest {
+		t.Errorf("WithShadow: %v / %v", shadowed.Rules()[0], rs.Rules()[0])
+	}
+	ev := &Event{Type: "message.new", Message: &Message{Text: "x"}}
+	if d := shadowed.Evaluate(ev); len(d.Matches) != 1 || len(d.Actions) != 0 || d.Matches[0].Mode != ModeShadow {
+		t.Errorf("a demoted rule asked for actions: %+v", d)
 	}
 }

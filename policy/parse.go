@@ -41,6 +41,16 @@ type rawRule struct {
 	lines       []string // the file's lines, to place errors in a folded when
 	actions     []rawAction
 	examples    []rawExample
+	guard       *rawGuard
+	guardLine   int
+}
+
+// rawGuard is a rule's guard: when to demote it to shadow for reviewers
+// overturning too many of its actions.
+type rawGuard struct {
+	MaxOverturnRate *float64 `yaml:"max_overturn_rate"`
+	MinActions      *int     `yaml:"min_actions"`
+	Window          string   `yaml:"window"`
 }
 
 type rawAction struct {
@@ -375,7 +385,7 @@ func (p *fileParser) rule(item ast.Node) (rawRule, bool) {
 		r.line = lineOf(m.Values[0].Key)
 	}
 	before := len(p.problems)
-	known := []string{"id", "description", "reason", "events", "mode", "priority", "stop", "when", "actions", "examples"}
+	known := []string{"id", "description", "reason", "events", "mode", "priority", "stop", "when", "actions", "examples", "guard"}
 	p.keys(m, "rule", known, func(key string, line int, v ast.Node) {
 		switch key {
 		case "id":
@@ -411,6 +421,9 @@ func (p *fileParser) rule(item ast.Node) (rawRule, bool) {
 			r.actions = p.actions(v)
 		case "examples":
 			r.examples = p.examples(v)
+		case "guard":
+			r.guard, r.guardLine = &rawGuard{}, line
+			p.decode(v, r.guard, "guard")
 		}
 	})
 	if r.id == "" && len(p.problems) == before {

@@ -71,6 +71,8 @@ type rule struct {
 	actions     []actionSpec
 	examples    []rawExample
 	history     []historyUse // lines are of the rule file
+	guard       Guard
+	sum         string // digest(), as loaded: a demoted copy keeps it
 	// The rule as written, for Diff.
 	reasonSrc   string
 	actionsSrc  []string
@@ -92,6 +94,11 @@ type RuleInfo struct {
 	Examples    int          `json:"examples"`
 	// History lists the history values the rule reads, as it calls them.
 	History []string `json:"history,omitempty"`
+	// Guard is the rule's own demotion guard (zero fields: the defaults).
+	Guard Guard `json:"guard,omitzero"`
+	// Digest identifies the rule's definition: a demotion holds until it
+	// changes.
+	Digest string `json:"digest"`
 }
 
 // Problem is one thing wrong with a rules folder, at a place in a file.
@@ -390,6 +397,8 @@ func (rs *RuleSet) Rules() []RuleInfo {
 			Stop:        r.stop,
 			When:        r.when.src,
 			Examples:    len(r.examples),
+			Guard:       r.guard,
+			Digest:      r.sum,
 		}
 		for _, a := range r.actions {
 			info.Actions = append(info.Actions, a.action.Type)
@@ -574,6 +583,11 @@ func (c *exprCompiler) compileRule(raw rawRule) (*rule, []Problem) {
 	if raw.description == "" {
 		bad(raw.line, "rule %s has no description (reviewers read it)", raw.id)
 	}
+	if g, err := compileGuard(raw.guard); err != nil {
+		bad(raw.guardLine, "%v", err)
+	} else {
+		r.guard = g
+	}
 
 	switch Mode(raw.mode) {
 	case "", ModeShadow:
@@ -637,6 +651,7 @@ func (c *exprCompiler) compileRule(raw rawRule) (*rule, []Problem) {
 	if len(problems) > 0 {
 		return nil, problems
 	}
+	r.sum = r.digest()
 	return r, nil
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"moderator/actions"
 	"moderator/appeals"
+	"moderator/guard"
 	"moderator/policy"
 )
 
@@ -54,8 +55,13 @@ type config struct {
 	// ImmunityWindow is how long after an overturn the rules that acted
 	// may not act against the same user again.
 	ImmunityWindow time.Duration
-	needStream     bool
-	needDatabase   bool
+	// Guard is the rule guard's defaults (MODERATOR_GUARD_*): a rule whose
+	// own guard does not say otherwise is demoted to shadow when reviewers
+	// overturn this share of at least this many of its taken actions
+	// within the window.
+	Guard        policy.Guard
+	needStream   bool
+	needDatabase bool
 	// MigrateStatus makes `moderator migrate` list the migrations instead
 	// of applying them.
 	MigrateStatus bool
@@ -149,6 +155,31 @@ func (e *envSource) duration(name string, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// guard reads the rule guard's defaults: MODERATOR_GUARD_MAX_OVERTURN_RATE
+// (a share, 0 < r ≤ 1), MODERATOR_GUARD_MIN_ACTIONS and
+// MODERATOR_GUARD_WINDOW (1h to 30d, with d for days).
+func (e *envSource) guard(rate string, minActions int, window string) policy.Guard {
+	g := guard.Defaults
+	g.MinActions = minActions
+	if v := rate; v != "" {
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil || r <= 0 || r > 1 {
+			e.fail("MODERATOR_GUARD_MAX_OVERTURN_RATE", "must be a share above 0 and at most 1, such as 0.3, got %q", v)
+		} else {
+			g.MaxOverturnRate = r
+		}
+	}
+	if v := window; v != "" {
+		w, err := policy.ParseDuration(v)
+		if err != nil || w < time.Hour || w > policy.MaxHistoryWindow {
+			e.fail("MODERATOR_GUARD_WINDOW", "must be a duration from 1h to 30d, such as 7d, got %q", v)
+		} else {
+			g.Window = w
+		}
+	}
+	return g
 }
 
 // The action types MODERATOR_DAILY_CAPS names, and the endpoints
@@ -262,6 +293,8 @@ func loadConfig(command string, args []string, getenv func(string) string, stder
 		DailyCaps:       env.perAction("MODERATOR_DAILY_CAPS", 0, cappedTypes),
 		ActionWorkers:   env.positive("MODERATOR_ACTION_WORKERS", 0),
 		ImmunityWindow:  env.duration("MODERATOR_IMMUNITY_WINDOW", DefaultImmunityWindow),
+		Guard: env.guard(env.str("MODERATOR_GUARD_MAX_OVERTURN_RATE", ""),
+			env.positive("MODERATOR_GUARD_MIN_ACTIONS", guard.Defaults.MinActions), env.str("MODERATOR_GUARD_WINDOW", "")),
 
 		AdminJWKSURL:     env.str("MODERATOR_ADMIN_JWKS_URL", ""),
 		AdminJWTIssuer:   env.str("MODERATOR_ADMIN_JWT_ISSUER", ""),

@@ -43,6 +43,8 @@ func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
 		{"bad workers", "serve", map[string]string{"MODERATOR_ACTION_WORKERS": "many"}, "", "MODERATOR_ACTION_WORKERS: must be a positive whole number"},
 		{"bad immunity window", "serve", map[string]string{"MODERATOR_IMMUNITY_WINDOW": "a day"}, "", "MODERATOR_IMMUNITY_WINDOW: must be a positive duration"},
 		{"zero immunity window", "serve", map[string]string{"MODERATOR_IMMUNITY_WINDOW": "0s"}, "", "MODERATOR_IMMUNITY_WINDOW: must be a positive duration"},
+		{"guard rate over 1", "serve", map[string]string{"MODERATOR_GUARD_MAX_OVERTURN_RATE": "30"}, "", "MODERATOR_GUARD_MAX_OVERTURN_RATE: must be a share above 0 and at most 1"},
+		{"guard window too long", "serve", map[string]string{"MODERATOR_GUARD_WINDOW": "90d"}, "", "MODERATOR_GUARD_WINDOW: must be a duration from 1h to 30d"},
 		{"reversals are not capped", "serve", map[string]string{"MODERATOR_DAILY_CAPS": "unban=5"}, "", "MODERATOR_DAILY_CAPS: want type=number pairs"},
 	}
 	for _, tt := range tests {

@@ -19,6 +19,7 @@ import (
 var allowedImports = map[string][]string{
 	"policy":                  {},
 	"backtest":                {"policy", "store"},
+	"guard":                   {"policy", "store"},
 	"spool":                   {},
 	"migrations":              {},
 	"rules":                   {},

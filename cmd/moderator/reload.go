@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -17,8 +18,10 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"moderator/guard"
 	"moderator/policy"
 	"moderator/rules"
+	"moderator/store"
 )
 
 // liveRules holds the rule set in force and replaces it when the rules
@@ -26,9 +29,15 @@ import (
 // type-checks and passes its examples (policy.Load); otherwise the last
 // good set stays and the problems are logged with their file:line.
 type liveRules struct {
-	dir     string
-	logger  *slog.Logger
-	current atomic.Pointer[policy.RuleSet]
+	dir    string
+	logger *slog.Logger
+	// current is the set in force: loaded, with the rules the guard
+	// demoted in shadow mode (guard.Apply). mu orders the writers of
+	// current, loaded and demotions.
+	current   atomic.Pointer[policy.RuleSet]
+	loaded    atomic.Pointer[policy.RuleSet]
+	demotions atomic.Pointer[[]store.Demotion]
+	mu        sync.Mutex
 
 	// timeout bounds a reload: one that cannot finish is abandoned and
 	// reported, so that it never holds up later reloads.
@@ -147,7 +156,10 @@ func (l *liveRules) reload(trigger string) error {
 		l.refuse(trigger, err)
 		return err
 	}
-	old := l.current.Swap(rs)
+	l.mu.Lock()
+	old := l.loaded.Swap(rs)
+	l.current.Store(guard.Apply(rs, l.activeDemotions()))
+	l.mu.Unlock()
 	st := &reloadStatus{loadedAt: time.Now(), changes: policy.Diff(old, rs)}
 	for _, n := range rs.Notes() {
 		st.notes = append(st.notes, filepath.Join(l.dir, n.String()))
@@ -168,6 +180,26 @@ func (l *liveRules) reload(trigger string) error {
 	}
 	l.logger.Info("rules loaded", attrs...)
 	return nil
+}
+
+// activeDemotions returns the demotions in force, as last read.
+func (l *liveRules) activeDemotions() []store.Demotion {
+	if p := l.demotions.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// setDemotions puts the demotions read from the store in force: the
+// rules they demote go to shadow mode, the others back to their folder's
+// mode.
+func (l *liveRules) setDemotions(ds []store.Demotion) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.demotions.Store(&ds)
+	if rs := l.loaded.Load(); rs != nil {
+		l.current.Store(guard.Apply(rs, ds))
+	}
 }
 
 // changedIDs lists the changed rules as "id(field,field)" for the log.

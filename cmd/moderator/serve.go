@@ -114,6 +114,8 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	wg.Go(func() { rules.watch(bg) })
 	wg.Go(func() { expireCounters(bg, logger, st, &audit.migrated) })
 	wg.Go(func() { indexWords(bg, logger, st, &audit.migrated) })
+	ruleGuard := newRuleGuard(st, rules, cfg.Guard, logger, reg)
+	wg.Go(func() { ruleGuard.run(bg, &audit.migrated) })
 	if !cfg.DryRun {
 		wg.Go(func() { ensureBotUser(bg, logger, runner) })
 	}
@@ -135,7 +137,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	// one running (its row says so) before the pool closes.
 	backtests := backtest.NewRunner(st, logger)
 	defer backtests.Close()
-	api, ui, err := staffAPI(ctx, cfg, logger, reg, st, rules, newOverturner(st, runner, cfg.ImmunityWindow, logger, nil), backtests)
+	api, ui, err := staffAPI(ctx, cfg, logger, reg, st, rules, newOverturner(st, runner, cfg.ImmunityWindow, logger, nil), backtests, ruleGuard)
 	if err != nil {
 		return err
 	}

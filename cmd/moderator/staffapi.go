@@ -15,6 +15,7 @@ import (
 	"moderator/appeals"
 	"moderator/backtest"
 	"moderator/console"
+	"moderator/guard"
 	"moderator/policy"
 	"moderator/store"
 )
@@ -25,7 +26,7 @@ import (
 // else handlers that answer 404 to all. overturner carries out the
 // overturns (nil: they answer 503), backtests runs the backtests.
 func staffAPI(ctx context.Context, cfg config, logger *slog.Logger, reg prometheus.Registerer, st *store.Store, rules *liveRules,
-	overturner *overturner, backtests *backtest.Runner) (api, ui http.Handler, err error) {
+	overturner *overturner, backtests *backtest.Runner, ruleGuard *ruleGuard) (api, ui http.Handler, err error) {
 	authCfg, ok := cfg.staffAuth(logger, reg)
 	if !ok {
 		logger.Info("staff API and console off: set MODERATOR_ADMIN_JWT_SECRET or MODERATOR_ADMIN_JWKS_URL to enable /api/v1 and /console")
@@ -52,6 +53,7 @@ func staffAPI(ctx context.Context, cfg config, logger *slog.Logger, reg promethe
 		Overturner:   ov,
 		Status:       serviceStatus{cfg: cfg, rules: rules},
 		Backtests:    backtests,
+		Restorer:     ruleGuard,
 		CountRequest: count,
 	})
 	reasons := console.DefaultReasons()
@@ -106,8 +108,16 @@ func (s serviceStatus) RuleSet() appeals.RuleSetStatus {
 		return out
 	}
 	out.Version = rs.Version()
+	demoted := map[string]store.Demotion{}
+	for _, d := range s.rules.activeDemotions() {
+		demoted[d.RuleID] = d
+	}
+	var inForce map[string]bool
+	if loaded := s.rules.loaded.Load(); loaded != nil {
+		inForce = guard.InForce(loaded, s.rules.activeDemotions())
+	}
 	for _, r := range rs.Rules() {
-		out.Rules = append(out.Rules, appeals.RuleInfo{
+		info := appeals.RuleInfo{
 			ID:          r.ID,
 			Description: r.Description,
 			Mode:        string(r.Mode),
@@ -116,7 +126,11 @@ func (s serviceStatus) RuleSet() appeals.RuleSetStatus {
 			Actions:     actionNames(r.Actions),
 			File:        r.File,
 			Line:        r.Line,
-		})
+		}
+		if d, ok := demoted[r.ID]; ok && inForce[r.ID] {
+			info.Demoted = &appeals.RuleDemotion{At: d.At, Reason: d.Reason, OverturnRate: d.OverturnRate, Taken: d.Taken, Overturned: d.Overturned}
+		}
+		out.Rules = append(out.Rules, info)
 	}
 	return out
 }
@@ -160,6 +174,9 @@ func (s serviceStatus) Settings() []appeals.Setting {
 		{Name: "MODERATOR_DAILY_CAPS", Value: perActionValue(c.DailyCaps)},
 		{Name: "MODERATOR_ACTION_WORKERS", Value: workersValue(c.ActionWorkers)},
 		{Name: "MODERATOR_IMMUNITY_WINDOW", Value: c.ImmunityWindow.String()},
+		{Name: "MODERATOR_GUARD_MAX_OVERTURN_RATE", Value: strconv.FormatFloat(c.Guard.MaxOverturnRate, 'f', -1, 64)},
+		{Name: "MODERATOR_GUARD_MIN_ACTIONS", Value: strconv.Itoa(c.Guard.MinActions)},
+		{Name: "MODERATOR_GUARD_WINDOW", Value: c.Guard.Window.String()},
 		{Name: "MODERATOR_CONSOLE_REASONS", Value: c.ConsoleReasons},
 	}
 }
