@@ -198,21 +198,25 @@ func strikeKeys(keys []policy.HistoryKey) []policy.HistoryKey {
 // judged message's own strikes left out (an edit is not judged against
 // the strikes of the message it edits).
 func countStrikes(h policy.History, keys []policy.HistoryKey, now time.Time, own string, lists ...[]strike) {
+	var seen map[string]bool // a message struck twice (its edits) counts once
 	for _, k := range keys {
 		lo, hi := now.Add(-k.Window), now.Add(k.Window)
-		var seen []string
+		clear(seen)
+		n := 0
 		for _, strikes := range lists {
 			for i := range strikes {
 				s := &strikes[i]
-				if !s.at.After(lo) || s.at.After(hi) || (own != "" && s.message == own) || contains(seen, s.key) {
+				if !s.at.After(lo) || s.at.After(hi) || (own != "" && s.message == own) || seen[s.key] || !s.hits(k, now) {
 					continue
 				}
-				if s.hits(k, now) {
-					seen = append(seen, s.key)
+				if seen == nil {
+					seen = make(map[string]bool)
 				}
+				seen[s.key] = true
+				n++
 			}
 		}
-		h[k] = len(seen)
+		h[k] = n
 	}
 }
 
