@@ -214,3 +214,17 @@ func TestRestoreRuleAPI(t *testing.T) {
 		t.Errorf("staff audit: %s", acts)
 	}
 }
+
+// A rule in force that never matched is listed with zeros.
+func TestRuleStatsListIdleRules(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, ownStore(t))
+	code, raw := a.call(t, http.MethodGet, "/rules/stats", token(t, "vera", appeals.RoleViewer), "")
+	var got struct {
+		Rules []store.RuleStat `json:"rules"`
+	}
+	if err := json.Unmarshal(raw, &got); code != http.StatusOK || err != nil || len(got.Rules) != 1 || got.Rules[0].RuleID != "links" ||
+		got.Rules[0].EnforceMatches != 0 || got.Rules[0].WouldUsers == nil {
+		t.Errorf("GET /rules/stats on an empty trail: %d %s", code, raw)
+	}
+}

@@ -5,7 +5,9 @@ import (
 	_ "embed"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"moderator/store"
@@ -170,6 +172,28 @@ type ruleStatsResponse struct {
 	Rules []store.RuleStat `json:"rules"`
 }
 
+// withIdleRules adds a row of zeros for each rule in force that has none,
+// so that a rule that never matches shows as such.
+func (s *server) withIdleRules(stats []store.RuleStat) []store.RuleStat {
+	if stats == nil {
+		stats = []store.RuleStat{}
+	}
+	if s.status == nil {
+		return stats
+	}
+	seen := map[string]bool{}
+	for _, st := range stats {
+		seen[st.RuleID] = true
+	}
+	for _, info := range s.status.RuleSet().Rules {
+		if !seen[info.ID] {
+			stats = append(stats, store.RuleStat{RuleID: info.ID, WouldUsers: map[string]int{}})
+		}
+	}
+	slices.SortFunc(stats, func(a, b store.RuleStat) int { return strings.Compare(a.RuleID, b.RuleID) })
+	return stats
+}
+
 func (s *server) ruleStats(w http.ResponseWriter, r *http.Request) error {
 	q := parseQuery(r)
 	from, to := q.timeRange()
@@ -189,9 +213,7 @@ func (s *server) ruleStats(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("rule stats: %w", err)
 	}
-	if stats == nil {
-		stats = []store.RuleStat{}
-	}
+	stats = s.withIdleRules(stats)
 	act := store.StaffAct{Act: store.ActRuleStats, Params: map[string]any{
 		"from": from.Format(time.RFC3339Nano), "to": to.Format(time.RFC3339Nano)}}
 	if err := s.record(r, act); err != nil {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,6 +37,29 @@ type RuleStat struct {
 	Cancelled  int `json:"cancelled" db:"cancelled"`
 	// OverturnRate is Overturned / Taken, 0 when nothing was taken.
 	OverturnRate float64 `json:"overturn_rate" db:"overturn_rate"`
+	// WouldUsers is what the rule's shadow matches would have done: per
+	// action type, the distinct users it would have acted against.
+	WouldUsers map[string]int `json:"would_users" db:"would_users"`
+	// Would says WouldUsers in plain words (see would).
+	Would string `json:"would,omitempty" db:"-"`
+}
+
+// would says WouldUsers in plain words: "would ban 1 user, would mute 3
+// users"; "" when the rule had no shadow match with actions.
+func (s RuleStat) would() string {
+	var parts []string
+	for _, t := range []string{"ban", "mute", "warn", "flag", "delete"} {
+		n, ok := s.WouldUsers[t]
+		if !ok {
+			continue
+		}
+		noun := "users"
+		if n == 1 {
+			noun = "user"
+		}
+		parts = append(parts, fmt.Sprintf("would %s %d %s", t, n, noun))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // RuleStats returns per-rule figures for [from, to) (zero: open), by rule
@@ -56,6 +80,13 @@ func (s *Store) RuleStats(ctx context.Context, from, to time.Time) ([]RuleStat, 
 		), e AS (
 			SELECT x ->> 'rule_id' AS rule_id, count(*) AS errors
 			FROM decisions d, jsonb_array_elements(d.errors) AS x ` + dq.clause() + `
+			GROUP BY 1
+		), w AS (
+			SELECT rule_id, jsonb_object_agg(typ, users) AS would
+			FROM (SELECT x ->> 'rule_id' AS rule_id, act ->> 'type' AS typ, count(DISTINCT d.user_id) AS users
+				FROM decisions d, jsonb_array_elements(d.matches) AS x,
+					jsonb_array_elements(coalesce(x -> 'actions', '[]'::jsonb)) AS act ` + dq.clause() + andWord(dq) + ` x ->> 'mode' = 'shadow'
+				GROUP BY 1, 2) t
 			GROUP BY 1
 		), me AS (
 			SELECT coalesce(m.rule_id, e.rule_id) AS rule_id, m.enforce_matches, m.shadow_matches, e.errors
@@ -87,8 +118,10 @@ func (s *Store) RuleStats(ctx context.Context, from, to time.Time) ([]RuleStat, 
 			coalesce(a.superseded, 0)::int AS superseded, coalesce(a.suppressed, 0)::int AS suppressed,
 			coalesce(a.pending, 0)::int AS pending, coalesce(a.overturned, 0)::int AS overturned,
 			coalesce(a.cancelled, 0)::int AS cancelled,
-			CASE WHEN coalesce(a.taken, 0) = 0 THEN 0 ELSE a.overturned::float8 / a.taken END AS overturn_rate
+			CASE WHEN coalesce(a.taken, 0) = 0 THEN 0 ELSE a.overturned::float8 / a.taken END AS overturn_rate,
+			coalesce(w.would, '{}'::jsonb) AS would_users
 		FROM me AS m FULL JOIN a ON a.rule_id = m.rule_id
+		LEFT JOIN w ON w.rule_id = coalesce(m.rule_id, a.rule_id)
 		WHERE coalesce(m.rule_id, a.rule_id) IS NOT NULL
 		ORDER BY 1`
 	rows, err := s.pool.Query(ctx, sql, aq.args...)
@@ -102,5 +135,16 @@ func (s *Store) RuleStats(ctx context.Context, from, to time.Time) ([]RuleStat, 
 	if stats == nil {
 		stats = []RuleStat{}
 	}
+	for i := range stats {
+		stats[i].Would = stats[i].would()
+	}
 	return stats, nil
+}
+
+// andWord continues q's WHERE clause, or starts one.
+func andWord(q query) string {
+	if len(q.conds) == 0 {
+		return " WHERE"
+	}
+	return " AND"
 }

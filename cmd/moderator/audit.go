@@ -627,10 +627,10 @@ func printRuleStats(w io.Writer, stats []store.RuleStat) {
 		return
 	}
 	tw := table(w)
-	fmt.Fprintln(tw, "RULE\tENFORCE\tSHADOW\tERRORS\tACTIONS\tTAKEN\tOVERTURNED\tRATE\tSUPPRESSED\tFAILED\tPENDING")
+	fmt.Fprintln(tw, "RULE\tENFORCE\tSHADOW\tERRORS\tACTIONS\tTAKEN\tOVERTURNED\tRATE\tSUPPRESSED\tFAILED\tPENDING\tSHADOW WOULD")
 	for _, s := range stats {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.1f%%\t%d\t%d\t%d\n", clean(s.RuleID), s.EnforceMatches, s.ShadowMatches,
-			s.Errors, s.Actions, s.Taken, s.Overturned, 100*s.OverturnRate, s.Suppressed, s.Failed, s.Pending)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.1f%%\t%d\t%d\t%d\t%s\n", clean(s.RuleID), s.EnforceMatches, s.ShadowMatches,
+			s.Errors, s.Actions, s.Taken, s.Overturned, 100*s.OverturnRate, s.Suppressed, s.Failed, s.Pending, dash(s.Would))
 	}
 	tw.Flush()
 }

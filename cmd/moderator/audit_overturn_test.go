@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -69,8 +70,8 @@ func TestAuditReadsOverturns(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := store.RuleStat{RuleID: "bad-rule", EnforceMatches: 2, Actions: 2, Taken: 1, Applied: 1, Superseded: 1,
-		Overturned: 1, Cancelled: 1, OverturnRate: 1}
-	if len(stats) != 1 || stats[0] != want {
+		Overturned: 1, Cancelled: 1, OverturnRate: 1, WouldUsers: map[string]int{}}
+	if len(stats) != 1 || !reflect.DeepEqual(stats[0], want) {
 		t.Errorf("rule stats %+v, want [%+v]", stats, want)
 	}
 
