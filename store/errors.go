@@ -66,8 +66,7 @@ var errRefusedRecord = errors.New("record cannot be stored")
 // effects: two replicas writing the same event or action at once make one
 // of them fail on these, and its retry finds the other's row.
 var dedupKeys = map[string]bool{
-	"events_webhook_id_key":   true,
-	"events_body_sha256_key":  true,
-	"decisions_event_id_key":  true,
-	"actions_idempotency_key": true,
+	"event_keys_pkey":           true,
+	"event_keys_webhook_id_key": true,
+	"actions_idempotency_key":   true,
 }

@@ -45,7 +45,7 @@ func TestIsPermanent(t *testing.T) {
 		{"index row too large (54000)", exec(`INSERT INTO classify_test (k, v) VALUES ($1, 'x')`, incompressible(8000)), true},
 		{"not null (23502)", exec(`INSERT INTO classify_test (k, v) VALUES ($1, NULL)`, id+"null"), true},
 		{"unique violation outside dedup keys (23505)", exec(`INSERT INTO classify_test (k, v) VALUES ($1, 'y')`, id), true},
-		{"race on a dedup key (23505 events_webhook_id_key)", dedupRace(t, st), false},
+		{"race on a dedup key (23505 event_keys_webhook_id_key)", dedupRace(t, st), false},
 		{"missing table (42P01)", exec(`SELECT * FROM no_such_table`), false},
 		{"read-only transaction (25006)", exec(`SET TRANSACTION READ ONLY; INSERT INTO classify_test (k, v) VALUES ('ro', 'x')`), false},
 		{"cancelled statement (57014)", exec(`SET statement_timeout = 1; SELECT pg_sleep(1)`), false},
@@ -78,13 +78,12 @@ func TestIsPermanent(t *testing.T) {
 	}
 }
 
-// dedupRace inserts an event row twice without ON CONFLICT, as a second
-// replica racing the first would fail.
+// dedupRace inserts an event's keys twice without ON CONFLICT, as a
+// second replica racing the first would fail.
 func dedupRace(t *testing.T, st *store.Store) error {
 	t.Helper()
 	ctx := context.Background()
-	insert := `INSERT INTO events (webhook_id, body_sha256, attempt, api_key, compressed, body_bytes, type, own, ignored, payload)
-		VALUES ($1, $2, 1, 'k', false, 2, 't', false, false, '{}')`
+	insert := `INSERT INTO event_keys (webhook_id, body_sha256, event_id, received_at) VALUES ($1, $2, 0, now())`
 	wid := t.Name() + "-race"
 	if _, err := st.Pool().Exec(ctx, insert, wid, []byte(wid+"1")); err != nil {
 		t.Fatal(err)

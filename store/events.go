@@ -83,8 +83,9 @@ func (s *Store) RecordEvent(ctx context.Context, rec EventRecord) (RecordResult,
 // RecordEvents durably records events in one transaction, skipping those
 // that duplicate a recorded event (same webhook id, or same body) or an
 // earlier record of the same call, and says for each what it did. It is
-// safe under concurrency: the unique indexes on webhook_id and body_sha256
-// decide, so of N simultaneous deliveries of one event exactly one inserts.
+// safe under concurrency: the unique keys of event_keys (webhook id and body
+// hash, kept for DedupHorizon) decide, so of N simultaneous deliveries of
+// one event exactly one inserts.
 // hook, when not nil, runs in the same transaction with the new events.
 // A nil error means every new row is committed.
 func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord, hook TxHook) ([]RecordResult, error) {
@@ -109,16 +110,23 @@ func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord, hook TxHoo
 		args = append(args, lockClass, locks)
 	}
 	insertSQL := `
-		INSERT INTO events (webhook_id, body_sha256, attempt, api_key, compressed, body_bytes,
+		WITH r AS MATERIALIZED (
+			SELECT nextval('event_ids') AS id, coalesce(ra, now()) AS at, *
+			FROM (SELECT * FROM unnest($1::text[], $2::bytea[], $3::int[], $4::text[], $5::bool[], $6::int[], $7::text[],
+				$8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bool[], $14::bool[], $15::text[], $16::text[],
+				$17::timestamptz[])
+				WITH ORDINALITY AS r(w, h, a, k, c, b, t, ca, u, ac, ch, m, o, ig, p, v, ra, ord)
+			` + lock + `
+			ORDER BY ord) ordered),
+		keys AS (
+			INSERT INTO event_keys (body_sha256, webhook_id, event_id, received_at)
+			SELECT h, w, id, at FROM r ORDER BY ord
+			ON CONFLICT DO NOTHING
+			RETURNING event_id)
+		INSERT INTO events (id, webhook_id, body_sha256, attempt, api_key, compressed, body_bytes,
 			type, created_at, user_id, actor_id, channel_cid, message_id, own, ignored, payload, rule_set_version, received_at)
-		SELECT w, h, a, k, c, b, t, ca, u, ac, ch, m, o, ig, p::jsonb, v, coalesce(ra, now())
-		FROM unnest($1::text[], $2::bytea[], $3::int[], $4::text[], $5::bool[], $6::int[], $7::text[],
-			$8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bool[], $14::bool[], $15::text[], $16::text[],
-			$17::timestamptz[])
-			WITH ORDINALITY AS r(w, h, a, k, c, b, t, ca, u, ac, ch, m, o, ig, p, v, ra, ord)
-		` + lock + `
-		ORDER BY ord
-		ON CONFLICT DO NOTHING
+		SELECT id, w, h, a, k, c, b, t, ca, u, ac, ch, m, o, ig, p::jsonb, v, at
+		FROM r WHERE id IN (SELECT event_id FROM keys)
 		RETURNING id, webhook_id, body_sha256`
 	// With records to judge, their history read follows in the same round
 	// trip (see judging).
@@ -363,7 +371,7 @@ func (s *Store) classifyDuplicates(ctx context.Context, q querier, recs []EventR
 		}
 		sums = append(sums, recs[i].BodySHA256[:])
 	}
-	rows, err := q.Query(ctx, `SELECT id, coalesce(webhook_id, ''), body_sha256 FROM events
+	rows, err := q.Query(ctx, `SELECT event_id, coalesce(webhook_id, ''), body_sha256 FROM event_keys
 		WHERE webhook_id = ANY($1) OR body_sha256 = ANY($2)`, ids, sums)
 	if err != nil {
 		return fmt.Errorf("find duplicate events: %w", err)

@@ -68,6 +68,7 @@ func TestSearchPlansUseIndexes(t *testing.T) {
 				store.ConversationSQL(thread, before), args, want})
 		}
 	}
+	parents := partitionParents(t, st)
 	for _, p := range plans {
 		var out []byte
 		if err := st.Pool().QueryRow(ctx, "EXPLAIN (FORMAT JSON) "+p.sql, p.args...).Scan(&out); err != nil {
@@ -77,6 +78,7 @@ func TestSearchPlansUseIndexes(t *testing.T) {
 		if err := json.Unmarshal(out, &doc); err != nil {
 			t.Fatal(err)
 		}
+		doc[0].Plan.nameParents(parents)
 		if seq := doc[0].Plan.seqScans(); len(seq) > 0 {
 			t.Errorf("%s: sequential scan of %s:\n%s", p.name, strings.Join(seq, ", "), out)
 		}
@@ -133,6 +135,46 @@ type planNode struct {
 	Plans    []planNode `json:"Plans"`
 }
 
+// partitionParents maps each partition of a table and each partition of
+// an index to its parent: a plan names the partitions it reads, the test
+// the tables and indexes of the schema. An empty partition (a month
+// ahead) maps to "": reading it whole costs nothing, and the planner does.
+func partitionParents(t *testing.T, st *store.Store) map[string]string {
+	t.Helper()
+	rows, err := st.Pool().Query(context.Background(), `SELECT c.relname::text,
+			CASE WHEN c.relkind = 'r' AND c.reltuples <= 0 THEN '' ELSE p.relname::text END
+		FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var child, parent string
+		if err := rows.Scan(&child, &parent); err != nil {
+			t.Fatal(err)
+		}
+		out[child] = parent
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// nameParents renames the partitions the plan reads to their parents.
+func (n *planNode) nameParents(parents map[string]string) {
+	if p, ok := parents[n.Relation]; ok {
+		n.Relation = p
+	}
+	if p, ok := parents[n.Index]; ok {
+		n.Index = p
+	}
+	for i := range n.Plans {
+		n.Plans[i].nameParents(parents)
+	}
+}
+
 // indexes lists the indexes the plan uses.
 func (n planNode) indexes() []string {
 	var out []string
@@ -148,7 +190,7 @@ func (n planNode) indexes() []string {
 // seqScans lists the audit tables the plan reads whole.
 func (n planNode) seqScans() []string {
 	var out []string
-	if n.NodeType == "Seq Scan" && (n.Relation == "events" || n.Relation == "decisions" || n.Relation == "actions") {
+	if n.NodeType == "Seq Scan" && n.Relation != "" && (n.Relation == "events" || n.Relation == "decisions" || n.Relation == "actions") {
 		out = append(out, n.Relation)
 	}
 	for _, c := range n.Plans {

@@ -1,6 +1,9 @@
 package store
 
-import "io/fs"
+import (
+	"context"
+	"io/fs"
+)
 
 // Test hooks: the statements the searches run, for the EXPLAIN checks.
 
@@ -28,3 +31,21 @@ func (b *Batcher) Queued() int {
 // SetTextProbe makes text searches count at most n matches through the
 // words index before walking the time index instead.
 func (s *Store) SetTextProbe(n int) { s.textProbe = n }
+
+// MigrateTo applies the migrations of ours up to version v (included), as
+// a database an older release left behind.
+func (s *Store) MigrateTo(ctx context.Context, v int) error {
+	all, err := Migrations()
+	if err != nil {
+		return err
+	}
+	for _, m := range all {
+		if m.Version > v {
+			break
+		}
+		if _, err := s.applyMigration(ctx, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
