@@ -20,6 +20,7 @@ import (
 	"moderator/appeals"
 	"moderator/guard"
 	"moderator/policy"
+	"moderator/store"
 )
 
 // config is the service's configuration: environment variables, which
@@ -59,9 +60,15 @@ type config struct {
 	// own guard does not say otherwise is demoted to shadow when reviewers
 	// overturn this share of at least this many of its taken actions
 	// within the window.
-	Guard        policy.Guard
-	needStream   bool
-	needDatabase bool
+	Guard policy.Guard
+	// Retention is how long audit data is kept: whole months of events
+	// and decisions past it are dropped daily (MODERATOR_RETENTION).
+	Retention time.Duration
+	// MigrateDatabaseURL, when set, is the owner role's connection string:
+	// serve migrates with it and runs as DATABASE_URL's (service) role.
+	MigrateDatabaseURL string
+	needStream         bool
+	needDatabase       bool
 	// MigrateStatus makes `moderator migrate` list the migrations instead
 	// of applying them.
 	MigrateStatus bool
@@ -182,6 +189,30 @@ func (e *envSource) guard(rate string, minActions int, window string) policy.Gua
 	return g
 }
 
+// DefaultRetention is MODERATOR_RETENTION's default: 400 days, the six
+// months users have to appeal under the EU DSA and ample margin.
+const DefaultRetention = 400 * 24 * time.Hour
+
+// retention reads a retention such as 400d or 9600h, refusing one under
+// store.MinRetention unless the variable named force is true.
+func (e *envSource) retention(name, force string) time.Duration {
+	v := e.str(name, "")
+	if v == "" {
+		return DefaultRetention
+	}
+	d, err := policy.ParseDuration(v)
+	if err != nil || d <= 0 {
+		e.fail(name, "must be a duration such as 400d or 9600h, got %q", v)
+		return DefaultRetention
+	}
+	if failed := len(e.errs); d < store.MinRetention && !e.boolean(force, false) && len(e.errs) == failed {
+		e.fail(name, "%s is shorter than %d days, the six months users have to appeal under the EU Digital Services Act; "+
+			"set %s=true to keep data for less anyway", v, int(store.MinRetention.Hours()/24), force)
+		return DefaultRetention
+	}
+	return d
+}
+
 // The action types MODERATOR_DAILY_CAPS names, and the endpoints
 // MODERATOR_RATE_LIMITS also paces: the reversals' (a warning's reversal
 // deletes a message, within delete's budget). Reversals are not capped: a
@@ -295,6 +326,9 @@ func loadConfig(command string, args []string, getenv func(string) string, stder
 		ImmunityWindow:  env.duration("MODERATOR_IMMUNITY_WINDOW", DefaultImmunityWindow),
 		Guard: env.guard(env.str("MODERATOR_GUARD_MAX_OVERTURN_RATE", ""),
 			env.positive("MODERATOR_GUARD_MIN_ACTIONS", guard.Defaults.MinActions), env.str("MODERATOR_GUARD_WINDOW", "")),
+		Retention: env.retention("MODERATOR_RETENTION", "MODERATOR_RETENTION_FORCE"),
+
+		MigrateDatabaseURL: env.str("MODERATOR_MIGRATE_DATABASE_URL", ""),
 
 		AdminJWKSURL:     env.str("MODERATOR_ADMIN_JWKS_URL", ""),
 		AdminJWTIssuer:   env.str("MODERATOR_ADMIN_JWT_ISSUER", ""),
@@ -370,6 +404,11 @@ func (c *config) validate() error {
 			bad("DATABASE_URL is required (for example postgres://user@127.0.0.1:5432/moderator)")
 		} else if _, err := pgconn.ParseConfig(c.DatabaseURL); err != nil {
 			bad("DATABASE_URL: not a valid Postgres connection string")
+		}
+		if c.MigrateDatabaseURL != "" {
+			if _, err := pgconn.ParseConfig(c.MigrateDatabaseURL); err != nil {
+				bad("MODERATOR_MIGRATE_DATABASE_URL: not a valid Postgres connection string")
+			}
 		}
 	}
 	if c.needAdmin {

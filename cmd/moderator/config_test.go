@@ -45,6 +45,10 @@ func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
 		{"zero immunity window", "serve", map[string]string{"MODERATOR_IMMUNITY_WINDOW": "0s"}, "", "MODERATOR_IMMUNITY_WINDOW: must be a positive duration"},
 		{"guard rate over 1", "serve", map[string]string{"MODERATOR_GUARD_MAX_OVERTURN_RATE": "30"}, "", "MODERATOR_GUARD_MAX_OVERTURN_RATE: must be a share above 0 and at most 1"},
 		{"guard window too long", "serve", map[string]string{"MODERATOR_GUARD_WINDOW": "90d"}, "", "MODERATOR_GUARD_WINDOW: must be a duration from 1h to 30d"},
+		{"bad retention", "serve", map[string]string{"MODERATOR_RETENTION": "forever"}, "", "MODERATOR_RETENTION: must be a duration such as 400d"},
+		{"retention under six months", "serve", map[string]string{"MODERATOR_RETENTION": "90d"}, "", "MODERATOR_RETENTION: 90d is shorter than 183 days, the six months users have to appeal under the EU Digital Services Act; set MODERATOR_RETENTION_FORCE=true"},
+		{"bad retention force", "serve", map[string]string{"MODERATOR_RETENTION": "90d", "MODERATOR_RETENTION_FORCE": "sure"}, "", "MODERATOR_RETENTION_FORCE: must be true or false"},
+		{"bad migrate url", "serve", map[string]string{"MODERATOR_MIGRATE_DATABASE_URL": "postgres://u:pw@[::1"}, "", "MODERATOR_MIGRATE_DATABASE_URL: not a valid"},
 		{"reversals are not capped", "serve", map[string]string{"MODERATOR_DAILY_CAPS": "unban=5"}, "", "MODERATOR_DAILY_CAPS: want type=number pairs"},
 	}
 	for _, tt := range tests {
@@ -113,6 +117,19 @@ func TestLoadConfigDefaultsAndOverrides(t *testing.T) {
 	env["MODERATOR_IMMUNITY_WINDOW"] = "90m"
 	if c, err = loadConfig("serve", nil, func(k string) string { return env[k] }, io.Discard); err != nil || c.ImmunityWindow != 90*time.Minute {
 		t.Fatalf("immunity window = %s, %v; want 1h30m", c.ImmunityWindow, err)
+	}
+	if c.Retention != DefaultRetention {
+		t.Errorf("retention = %s, want the default %s", c.Retention, DefaultRetention)
+	}
+	for v, want := range map[string]time.Duration{"400d": 400 * 24 * time.Hour, "9000h": 9000 * time.Hour} {
+		env["MODERATOR_RETENTION"] = v
+		if c, err = loadConfig("serve", nil, func(k string) string { return env[k] }, io.Discard); err != nil || c.Retention != want {
+			t.Errorf("MODERATOR_RETENTION=%s: %s, %v; want %s", v, c.Retention, err, want)
+		}
+	}
+	env["MODERATOR_RETENTION"], env["MODERATOR_RETENTION_FORCE"] = "30d", "true"
+	if c, err = loadConfig("serve", nil, func(k string) string { return env[k] }, io.Discard); err != nil || c.Retention != 30*24*time.Hour {
+		t.Errorf("forced MODERATOR_RETENTION=30d: %s, %v; want 720h", c.Retention, err)
 	}
 	if _, err := loadConfig("version", nil, func(string) string { return "" }, io.Discard); err != nil {
 		t.Fatalf("version needs no configuration: %v", err)

@@ -120,6 +120,8 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	wg.Go(func() { beforeSendAudit.run(bg) })
 	wg.Go(func() { rules.watch(bg) })
 	wg.Go(func() { expireCounters(bg, logger, st, &audit.migrated) })
+	lifecycle := newLifecycleMetrics(reg)
+	wg.Go(func() { keepAuditTables(bg, logger, st, cfg.Retention, lifecycle, &audit.migrated) })
 	wg.Go(func() { indexWords(bg, logger, st, &audit.migrated) })
 	ruleGuard := newRuleGuard(st, rules, cfg.Guard, logger, reg)
 	wg.Go(func() { ruleGuard.run(bg, &audit.migrated) })

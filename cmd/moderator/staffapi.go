@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -177,6 +178,8 @@ func (s serviceStatus) Settings() []appeals.Setting {
 		{Name: "MODERATOR_GUARD_MAX_OVERTURN_RATE", Value: strconv.FormatFloat(c.Guard.MaxOverturnRate, 'f', -1, 64)},
 		{Name: "MODERATOR_GUARD_MIN_ACTIONS", Value: strconv.Itoa(c.Guard.MinActions)},
 		{Name: "MODERATOR_GUARD_WINDOW", Value: c.Guard.Window.String()},
+		{Name: "MODERATOR_RETENTION", Value: retentionValue(c.Retention)},
+		{Name: "MODERATOR_MIGRATE_DATABASE_URL", Value: c.MigrateDatabaseURL, Secret: true},
 		{Name: "MODERATOR_CONSOLE_REASONS", Value: c.ConsoleReasons},
 	}
 }
@@ -199,4 +202,13 @@ func workersValue(n int) string {
 		return "default"
 	}
 	return strconv.Itoa(n)
+}
+
+// retentionValue shows a retention in days when it is whole days, as it
+// is usually written.
+func retentionValue(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return strconv.Itoa(int(d/(24*time.Hour))) + "d"
+	}
+	return d.String()
 }
