@@ -150,12 +150,23 @@ func unknownMigrations(left map[int]time.Time) error {
 // schema_migrations; then the job queue's (River's) own migrations. Two
 // replicas starting at once serialise on the lock; the second finds the
 // work done. It returns the versions of ours it applied.
+//
+// Then it grants the service and auditor roles (ServiceRole, AuditorRole)
+// their privileges on the schema as it now is. A database already up to
+// date is left as it is, without taking a lock or changing anything, so a
+// service role without rights on the schema may call it.
 func (s *Store) Migrate(ctx context.Context) ([]int, error) {
+	if done, err := s.upToDate(ctx); err == nil && done {
+		return nil, nil
+	}
 	applied, err := s.migrateOurs(ctx)
 	if err != nil {
 		return applied, err
 	}
 	if err := s.migrateRiver(ctx); err != nil {
+		return applied, err
+	}
+	if err := s.GrantRoles(ctx); err != nil {
 		return applied, err
 	}
 	return applied, nil

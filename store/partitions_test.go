@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"moderator/store"
 	"moderator/store/storetest"
@@ -19,12 +18,7 @@ import (
 // migration applied.
 func openEmpty(t *testing.T) *store.Store {
 	t.Helper()
-	pool, err := pgxpool.New(context.Background(), storetest.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	return store.New(pool)
+	return openURL(t, storetest.NewDatabase(t))
 }
 
 // insertOldEvent writes an event (and a decision on it) received at at,

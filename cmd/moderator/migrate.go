@@ -12,7 +12,7 @@ import (
 // migrate applies pending migrations and reports what it did, or with
 // --status lists them.
 func migrate(ctx context.Context, cfg config, stdout io.Writer) error {
-	st, err := store.Open(ctx, cfg.DatabaseURL)
+	st, err := store.Open(ctx, cfg.migrationURL())
 	if err != nil {
 		return err
 	}
@@ -22,6 +22,9 @@ func migrate(ctx context.Context, cfg config, stdout io.Writer) error {
 	}
 	applied, err := st.Migrate(ctx)
 	if err != nil {
+		return err
+	}
+	if err := st.GrantRoles(ctx); err != nil {
 		return err
 	}
 	if len(applied) == 0 {
@@ -51,4 +54,13 @@ func migrateStatus(ctx context.Context, st *store.Store, stdout io.Writer) error
 	}
 	fmt.Fprintf(stdout, "migrate: %d applied, %d pending\n", len(all)-pending, pending)
 	return nil
+}
+
+// migrationURL is the connection string migrations run with: the owner
+// role's (MODERATOR_MIGRATE_DATABASE_URL) when set, else DATABASE_URL.
+func (c *config) migrationURL() string {
+	if c.MigrateDatabaseURL != "" {
+		return c.MigrateDatabaseURL
+	}
+	return c.DatabaseURL
 }

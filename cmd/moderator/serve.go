@@ -32,6 +32,16 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
+	// Migrations run as the owner role when one is configured; the
+	// service itself then runs as DATABASE_URL's role, which may not
+	// change the schema nor the audit trail.
+	migrator := st
+	if cfg.MigrateDatabaseURL != "" {
+		if migrator, err = store.Open(ctx, cfg.MigrateDatabaseURL); err != nil {
+			return fmt.Errorf("MODERATOR_MIGRATE_DATABASE_URL: %w", err)
+		}
+		defer migrator.Close() // closed once migrated, too; Close is idempotent
+	}
 
 	_, stopPprof, err := startDebugPprof(os.Getenv(debugPprofEnv), logger)
 	if err != nil {
@@ -102,7 +112,10 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	defer wg.Wait()
 	defer stopBG()
 	wg.Go(func() {
-		migrateUntilDone(bg, logger, st, &audit.migrated)
+		migrateUntilDone(bg, logger, migrator, &audit.migrated)
+		if migrator != st {
+			migrator.Close()
+		}
 		if bg.Err() != nil {
 			return
 		}
