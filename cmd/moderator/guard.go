@@ -46,25 +46,11 @@ func newRuleGuard(st *store.Store, rules *liveRules, def policy.Guard, logger *s
 
 // run checks every guardEvery, once the migrations are applied.
 func (g *ruleGuard) run(ctx context.Context, migrated *atomic.Bool) {
-	tick := time.NewTicker(guardEvery)
-	defer tick.Stop()
-	wait := time.After(time.Second)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-wait:
-			wait = nil
-		case <-tick.C:
-		}
-		if !migrated.Load() {
-			wait = time.After(time.Second)
-			continue
-		}
+	everyOnceMigrated(ctx, guardEvery, migrated, func() {
 		if err := g.check(ctx, time.Now()); err != nil && ctx.Err() == nil {
 			g.logger.Error("rule guard", "error", err)
 		}
-	}
+	})
 }
 
 // check runs the guard once on the folder's rules and puts the demotions

@@ -51,30 +51,16 @@ func newLifecycleMetrics(reg prometheus.Registerer) *lifecycleMetrics {
 // and serialised in the database.
 func keepAuditTables(ctx context.Context, logger *slog.Logger, st *store.Store, retention time.Duration,
 	m *lifecycleMetrics, migrated *atomic.Bool) {
-	tick := time.NewTicker(lifecycleEvery)
-	defer tick.Stop()
-	wait := time.After(time.Second)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-wait:
-			wait = nil
-		case <-tick.C:
-		}
-		if !migrated.Load() {
-			wait = time.After(time.Second)
-			continue
-		}
+	everyOnceMigrated(ctx, lifecycleEvery, migrated, func() {
 		if err := upkeep(ctx, logger, st, retention, m); err != nil {
 			m.runs.WithLabelValues("error").Inc()
 			if ctx.Err() == nil {
 				logger.Error("audit table upkeep", "error", err)
 			}
-			continue
+			return
 		}
 		m.runs.WithLabelValues("ok").Inc()
-	}
+	})
 }
 
 // upkeep is one run of keepAuditTables.

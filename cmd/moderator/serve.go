@@ -285,21 +285,7 @@ const counterExpiry = time.Hour
 // counter data expires on its own. Every replica does it; the deletes are
 // idempotent.
 func expireCounters(ctx context.Context, logger *slog.Logger, st *store.Store, migrated *atomic.Bool) {
-	tick := time.NewTicker(counterExpiry)
-	defer tick.Stop()
-	wait := time.After(time.Second)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-wait:
-			wait = nil
-		case <-tick.C:
-		}
-		if !migrated.Load() {
-			wait = time.After(time.Second)
-			continue
-		}
+	everyOnceMigrated(ctx, counterExpiry, migrated, func() {
 		var total int64
 		for {
 			const chunk = 10_000
@@ -318,6 +304,29 @@ func expireCounters(ctx context.Context, logger *slog.Logger, st *store.Store, m
 		if total > 0 {
 			logger.Info("counter marks expired", "deleted", total)
 		}
+	})
+}
+
+// everyOnceMigrated calls fn a second after start once the migrations
+// are applied (checking every second until they are), then every period,
+// until ctx is done.
+func everyOnceMigrated(ctx context.Context, period time.Duration, migrated *atomic.Bool, fn func()) {
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	wait := time.After(time.Second)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-wait:
+			wait = nil
+		case <-tick.C:
+		}
+		if !migrated.Load() {
+			wait = time.After(time.Second)
+			continue
+		}
+		fn()
 	}
 }
 
