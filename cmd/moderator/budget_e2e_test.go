@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"slices"
 	"testing"
 	"time"
 
@@ -38,22 +36,7 @@ func TestTwoReplicasShareTheBudget(t *testing.T) {
 		}
 		replica.mustSend(t, id, authoredBy(id, "sharer", "flagme"))
 	}
-	start := time.Now()
-	deadline := start.Add(3 * time.Minute)
-	for {
-		var applied int
-		if err := first.pool.QueryRow(context.Background(),
-			"SELECT count(*) FROM action_outcomes WHERE outcome = 'applied'").Scan(&applied); err != nil {
-			t.Fatal(err)
-		}
-		if applied == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d flags applied in time", applied, n)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	first.waitApplied(t, n, 3*time.Minute)
 	calls := fake.Calls(streamtest.RouteFlag)
 	limited := 0
 	for _, c := range calls {
@@ -67,19 +50,8 @@ func TestTwoReplicasShareTheBudget(t *testing.T) {
 	// However Stream's fixed windows fall, no minute holds more than the
 	// budget: in every sliding minute, at most budget calls (each replica
 	// alone would pace itself at the budget, together twice that).
-	at := make([]time.Time, len(calls))
-	for i, c := range calls {
-		at[i] = c.At
-	}
-	slices.SortFunc(at, time.Time.Compare)
-	for i := range at {
-		j := i
-		for j < len(at) && at[j].Sub(at[i]) < time.Minute {
-			j++
-		}
-		if j-i > budget {
-			t.Fatalf("%d calls in the minute from %s, want at most %d", j-i, at[i].Format(time.RFC3339Nano), budget)
-		}
+	if most := busiest(calls, time.Minute); most > budget {
+		t.Fatalf("%d calls in the busiest minute, want at most %d", most, budget)
 	}
 	from, last := calls[0].At, calls[len(calls)-1].At
 	t.Logf("two replicas: %d flags in %s, %.1f a minute against a budget of %d",

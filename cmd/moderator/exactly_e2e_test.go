@@ -88,6 +88,58 @@ func effects(fake *streamtest.Server) map[string]int {
 	return out
 }
 
+// waitApplied waits until n actions of the database are applied.
+func (e *actionsEnv) waitApplied(t testing.TB, n int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var applied int
+		if err := e.pool.QueryRow(context.Background(),
+			"SELECT count(*) FROM action_outcomes WHERE outcome = 'applied'").Scan(&applied); err != nil {
+			t.Fatal(err)
+		}
+		if applied == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d actions applied in %s", applied, n, within)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// busiest returns the most calls in any window of the given size, however
+// Stream's fixed windows fall.
+func busiest(calls []streamtest.Request, window time.Duration) int {
+	at := make([]time.Time, len(calls))
+	for i, c := range calls {
+		at[i] = c.At
+	}
+	slices.SortFunc(at, time.Time.Compare)
+	most := 0
+	for i := range at {
+		j, _ := slices.BinarySearchFunc(at, at[i].Add(window), time.Time.Compare)
+		most = max(most, j-i)
+	}
+	return most
+}
+
+// waitOneEffectEach waits until the fake holds one effect per fault route.
+func waitOneEffectEach(t testing.TB, fake *streamtest.Server, logs fmt.Stringer) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got := effects(fake)
+		if got[streamtest.RouteFlag]+got[streamtest.RouteBan]+got[streamtest.RouteSendMessage] == len(faultRoutes) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("effects at the fake: %v, want one per action; logs:\n%s", got, logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // checkExactlyOnce checks, for each fault route's webhook (prefix+type),
 // that the action was applied, that the fake holds exactly one effect, and
 // that every call the fake saw has its attempt row (answered, or recorded
@@ -217,18 +269,7 @@ func TestExactlyOnceAfterLostRun(t *testing.T) {
 	for _, f := range faultRoutes {
 		first.mustSend(t, "lost-"+f.typ, authoredBy("lost-"+f.typ, "lost-user-"+f.typ, f.text))
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		got := effects(fake)
-		if got[streamtest.RouteFlag]+got[streamtest.RouteBan]+got[streamtest.RouteSendMessage] == len(faultRoutes) {
-			break
-		}
-		if time.Now().After(deadline) {
-			close(release)
-			t.Fatalf("effects at the fake: %v, want one per action; logs:\n%s", got, first.logs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitOneEffectEach(t, fake, first.logs)
 	first.proxy.Stop() // for good: nothing this process does is recorded any more
 	close(release)
 	_ = first.stop() // a dead process: its errors are not the test's
@@ -277,29 +318,13 @@ func TestSharedBudgetTwoReplicas(t *testing.T) {
 	}
 	close(ids)
 	wg.Wait()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		var applied int
-		if err := replicas[0].pool.QueryRow(context.Background(),
-			"SELECT count(*) FROM action_outcomes WHERE outcome = 'applied'").Scan(&applied); err != nil {
-			t.Fatal(err)
-		}
-		if applied == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d bans applied in time", applied, n)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	replicas[0].waitApplied(t, n, 2*time.Minute)
 	calls := fake.Calls(streamtest.RouteBan)
-	at := make([]time.Time, 0, len(calls))
 	var refused int
 	for _, c := range calls {
 		if c.Status == 429 {
 			refused++
 		}
-		at = append(at, c.At)
 	}
 	if refused != 0 || len(calls) != n {
 		t.Fatalf("got %d ban calls, %d answered 429; want %d, none refused", len(calls), refused, n)
@@ -313,20 +338,15 @@ func TestSharedBudgetTwoReplicas(t *testing.T) {
 	if clients != 2 {
 		t.Fatalf("jobs completed by %d River clients, want 2", clients)
 	}
-	slices.SortFunc(at, time.Time.Compare)
-	busiest := 0
-	for i := range at {
-		j, _ := slices.BinarySearchFunc(at, at[i].Add(time.Second), time.Time.Compare)
-		busiest = max(busiest, j-i)
-	}
+	most := busiest(calls, time.Second)
 	// One bucket lets through 1 + 1199/60 = 21 calls in any second; jitter
 	// of the calls' flight may bunch a few more. Two buckets would be 41.
-	if limit := perMinute/60 + 1 + perMinute/120; busiest > limit {
-		t.Fatalf("%d ban calls in the busiest second, want at most %d (one shared budget)", busiest, limit)
+	if limit := perMinute/60 + 1 + perMinute/120; most > limit {
+		t.Fatalf("%d ban calls in the busiest second, want at most %d (one shared budget)", most, limit)
 	}
-	rate := float64(n-1) / at[n-1].Sub(at[0]).Seconds() * 60
+	rate := float64(n-1) / calls[n-1].At.Sub(calls[0].At).Seconds() * 60
 	t.Logf("two replicas: %d calls, 0 refused, %.0f calls/min against a budget of %d (%.0f%%), busiest second %d calls",
-		n, rate, perMinute, 100*rate/perMinute, busiest)
+		n, rate, perMinute, 100*rate/perMinute, most)
 }
 
 // TestActionsSurviveKill: a service is killed with SIGKILL after Stream
@@ -361,17 +381,7 @@ func TestActionsSurviveKill(t *testing.T) {
 			t.Fatalf("webhook %s: %d %v", id, status, resp)
 		}
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		got := effects(fake)
-		if got[streamtest.RouteFlag]+got[streamtest.RouteBan]+got[streamtest.RouteSendMessage] == len(faultRoutes) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("effects at the fake: %v, want one per action; logs:\n%s", got, child.logs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitOneEffectEach(t, fake, child.logs)
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
