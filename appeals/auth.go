@@ -437,8 +437,13 @@ func (a *Authenticator) authenticate(ctx context.Context, token string) (verifie
 // and of the type alg needs (RSA of at least 2048 bits for RS256, P-256
 // for ES256), whatever else the key set says.
 func (a *Authenticator) jwksKey(ctx context.Context, alg, kid string) jwt.Keyfunc {
+	return a.jwks.keyfunc(ctx, alg, kid)
+}
+
+// keyfunc is jwksKey for the key set ks.
+func (ks *keySet) keyfunc(ctx context.Context, alg, kid string) jwt.Keyfunc {
 	return func(*jwt.Token) (any, error) {
-		jwk, err := a.jwks.keyRead(ctx, kid)
+		jwk, err := ks.keyRead(ctx, kid)
 		if err != nil {
 			if errors.Is(err, jwkset.ErrKeyNotFound) {
 				return nil, refuse("unknown_key", "kid %q is not in the key set", clip(kid))

@@ -89,6 +89,8 @@ type Config struct {
 	// CountRequest, when set, counts each answered request by route
 	// pattern and status (moderator_staff_requests_total).
 	CountRequest func(route string, status int)
+	// OIDC, when set, offers the sign-in with the identity provider.
+	OIDC *OIDCConfig
 	// SessionTTL bounds a session (default 12h); it never outlives the
 	// token it was made from.
 	SessionTTL time.Duration
@@ -112,6 +114,7 @@ type Console struct {
 	now        func() time.Time
 	assets     *assets
 	pages      *pages
+	oidc       *oidcProvider // nil without OIDC
 }
 
 // New returns the console's handler, to be mounted at Prefix.
@@ -147,6 +150,11 @@ func New(cfg Config) (http.Handler, error) {
 		c.now = time.Now
 	}
 	var err error
+	if cfg.OIDC != nil {
+		if c.oidc, err = newOIDC(*cfg.OIDC, c.logger); err != nil {
+			return nil, err
+		}
+	}
 	if c.assets, err = loadAssets(Prefix); err != nil {
 		return nil, err
 	}
@@ -171,6 +179,10 @@ func (c *Console) routes() http.Handler {
 	r.Get("/", c.handle(c.home))
 	r.Get("/sign-in", c.handle(c.signInPage))
 	r.Post("/sign-in", c.handle(c.signIn))
+	if c.oidc != nil {
+		r.Get("/oidc/login", c.handle(c.oidcLogin))
+		r.Get("/oidc/callback", c.handle(c.oidcCallback))
+	}
 
 	r.Group(func(r chi.Router) {
 		r.Use(c.requireSession)

@@ -105,6 +105,12 @@ func (c *Console) requireSession(next http.Handler) http.Handler {
 type signInPage struct {
 	basePage
 	Error string
+	// OIDC: the identity provider sign-in is offered.
+	OIDC bool
+}
+
+func (c *Console) signInData(r *http.Request, msg string) signInPage {
+	return signInPage{basePage: c.base(r, "Sign in"), Error: msg, OIDC: c.oidc != nil}
 }
 
 func (c *Console) signInPage(w http.ResponseWriter, r *http.Request) error {
@@ -112,7 +118,7 @@ func (c *Console) signInPage(w http.ResponseWriter, r *http.Request) error {
 		http.Redirect(w, r, Prefix+"/appeals", http.StatusSeeOther)
 		return nil
 	}
-	c.render(w, r, http.StatusOK, "sign-in", signInPage{basePage: c.base(r, "Sign in")})
+	c.render(w, r, http.StatusOK, "sign-in", c.signInData(r, ""))
 	return nil
 }
 
@@ -127,7 +133,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) error {
 	token := strings.TrimSpace(r.PostForm.Get("token"))
 	token = strings.TrimPrefix(token, "Bearer ")
 	refuse := func(msg string) error {
-		c.render(w, r, http.StatusUnauthorized, "sign-in", signInPage{basePage: c.base(r, "Sign in"), Error: msg})
+		c.render(w, r, http.StatusUnauthorized, "sign-in", c.signInData(r, msg))
 		return nil
 	}
 	if token == "" {
@@ -141,6 +147,13 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) error {
 		}
 		return refuse("That token is not valid here.")
 	}
+	return c.openSession(w, r, st, exp, actMethodPasteTok)
+}
+
+// openSession opens a session for st, ending at exp (zero: none) or after
+// SessionTTL, whichever is sooner, records the sign-in (how: "token" or
+// "oidc") and sends the browser to the queue.
+func (c *Console) openSession(w http.ResponseWriter, r *http.Request, st appeals.Staff, exp time.Time, how string) error {
 	now := c.now()
 	until := now.Add(c.sessionTTL)
 	if !exp.IsZero() && exp.Before(until) {
@@ -155,7 +168,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) error {
 	r = r.WithContext(context.WithValue(r.Context(), sessionKey{}, sess))
 	rl := logOf(r.Context())
 	rl.sub, rl.role = st.Subject, string(st.Role)
-	if err := c.record(r, store.StaffAct{Act: ActSignIn, Params: map[string]any{"until": until.UTC().Format(time.RFC3339)}}); err != nil {
+	if err := c.record(r, store.StaffAct{Act: ActSignIn, Params: map[string]any{"until": until.UTC().Format(time.RFC3339), "method": how}}); err != nil {
 		_ = c.store.DeleteConsoleSession(r.Context(), sess.idHash)
 		return err
 	}
@@ -163,6 +176,14 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) error {
 		Name: cookieName(r), Value: id, Path: "/", Expires: until, MaxAge: int(until.Sub(now).Seconds()),
 		HttpOnly: true, Secure: !isLoopback(r.Host), SameSite: http.SameSiteStrictMode,
 	})
+	if how == actMethodOIDC {
+		// The callback is a navigation from the provider's site, on which
+		// the browser withholds the SameSite=Strict cookie, even through a
+		// redirect: continue with a same-site navigation instead.
+		w.Header().Set("Refresh", "0; url="+Prefix+"/appeals")
+		c.render(w, r, http.StatusOK, "signed-in", c.base(r, "Signed in"))
+		return nil
+	}
 	http.Redirect(w, r, Prefix+"/appeals", http.StatusSeeOther)
 	return nil
 }
