@@ -58,7 +58,7 @@ type oidcProvider struct {
 	cfg    OIDCConfig
 	client *http.Client
 	logger *slog.Logger
-	first  chan struct{}             // closed when the first discovery has ended
+	first  chan struct{}              // closed when the first discovery has ended
 	found  atomic.Pointer[discovered] // nil until a discovery succeeds
 }
 

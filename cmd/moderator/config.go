@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
@@ -80,6 +81,14 @@ type config struct {
 	AdminJWTAudience string
 	AdminRateLimit   int // requests per minute per token subject
 	needAdmin        bool
+
+	// The console's OpenID Connect sign-in: off unless OIDCIssuer is set,
+	// which needs AdminJWKSURL.
+	OIDCIssuer       string
+	OIDCClientID     string
+	OIDCClientSecret string
+	OIDCRedirectURL  string
+	OIDCRoleClaim    string
 
 	// ConsoleReasons is the reviewer console's file of reason templates
 	// ("": the built-in ones).
@@ -335,6 +344,11 @@ func loadConfig(command string, args []string, getenv func(string) string, stder
 		AdminJWTAudience: env.str("MODERATOR_ADMIN_JWT_AUDIENCE", ""),
 		AdminRateLimit:   env.positive("MODERATOR_ADMIN_RATE_LIMIT", appeals.DefaultRatePerMinute),
 		ConsoleReasons:   env.str("MODERATOR_CONSOLE_REASONS", ""),
+		OIDCIssuer:       env.str("MODERATOR_OIDC_ISSUER", ""),
+		OIDCClientID:     env.str("MODERATOR_OIDC_CLIENT_ID", ""),
+		OIDCClientSecret: env.str("MODERATOR_OIDC_CLIENT_SECRET", ""),
+		OIDCRedirectURL:  env.str("MODERATOR_OIDC_REDIRECT_URL", ""),
+		OIDCRoleClaim:    env.str("MODERATOR_OIDC_ROLE_CLAIM", "role"),
 	}
 
 	fs := flag.NewFlagSet("moderator "+command, flag.ContinueOnError)
@@ -412,7 +426,7 @@ func (c *config) validate() error {
 		}
 	}
 	if c.needAdmin {
-		errs = append(errs, c.validateAdmin())
+		errs = append(errs, c.validateAdmin(), c.validateOIDC())
 	}
 	if c.needStream {
 		errs = append(errs, c.validateService())
@@ -474,8 +488,7 @@ func (c *config) validateAdmin() error {
 		}
 		return nil
 	}
-	u, err := url.Parse(c.AdminJWKSURL)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname()))) {
+	if !httpsURL(c.AdminJWKSURL) {
 		return bad("MODERATOR_ADMIN_JWKS_URL: must be an https URL such as https://idp.example.com/.well-known/jwks.json (http only on localhost), got %q", c.AdminJWKSURL)
 	}
 	if c.AdminJWTIssuer == "" {
@@ -485,6 +498,44 @@ func (c *config) validateAdmin() error {
 		return bad("MODERATOR_ADMIN_JWT_AUDIENCE is required with MODERATOR_ADMIN_JWKS_URL: the aud the identity provider puts in tokens for this service")
 	}
 	return nil
+}
+
+// validateOIDC checks the console's OpenID Connect settings: all unset
+// (off), or an issuer, a client id and a redirect URL, with the identity
+// provider's tokens accepted (MODERATOR_ADMIN_JWKS_URL).
+func (c *config) validateOIDC() error {
+	bad := func(format string, args ...any) error { return &configError{msg: fmt.Sprintf(format, args...)} }
+	if c.OIDCIssuer == "" {
+		for name, v := range map[string]string{"MODERATOR_OIDC_CLIENT_ID": c.OIDCClientID, "MODERATOR_OIDC_CLIENT_SECRET": c.OIDCClientSecret, "MODERATOR_OIDC_REDIRECT_URL": c.OIDCRedirectURL} {
+			if v != "" {
+				return bad("%s is set but MODERATOR_OIDC_ISSUER is not: the console's identity-provider sign-in needs the provider's issuer URL", name)
+			}
+		}
+		return nil
+	}
+	if !httpsURL(c.OIDCIssuer) {
+		return bad("MODERATOR_OIDC_ISSUER: must be an https URL such as https://idp.example.com (http only on localhost), got %q", c.OIDCIssuer)
+	}
+	if c.AdminJWKSURL == "" {
+		return bad("MODERATOR_OIDC_ISSUER is set but MODERATOR_ADMIN_JWKS_URL is not: the identity-provider sign-in needs the staff API to accept the provider's tokens")
+	}
+	if c.OIDCClientID == "" {
+		return bad("MODERATOR_OIDC_CLIENT_ID is required with MODERATOR_OIDC_ISSUER: the client id registered at the identity provider")
+	}
+	if u, err := url.Parse(c.OIDCRedirectURL); c.OIDCRedirectURL == "" || err != nil || !httpsURL(c.OIDCRedirectURL) || u.Path != "/console/oidc/callback" {
+		return bad("MODERATOR_OIDC_REDIRECT_URL: must be this service's https URL ending in /console/oidc/callback (as registered at the identity provider), got %q", c.OIDCRedirectURL)
+	}
+	if c.OIDCRoleClaim == "" || strings.ContainsFunc(c.OIDCRoleClaim, unicode.IsSpace) {
+		return bad("MODERATOR_OIDC_ROLE_CLAIM: must be a claim name such as role, got %q", c.OIDCRoleClaim)
+	}
+	return nil
+}
+
+// httpsURL reports whether s is an absolute https URL (or http on
+// localhost).
+func httpsURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && u.Host != "" && (u.Scheme == "https" || (u.Scheme == "http" && isLoopback(u.Hostname())))
 }
 
 // checkAdminSecret refuses an HS256 secret too short to be safe; the error

@@ -29,6 +29,14 @@ func TestLoadConfigStaffAuthErrors(t *testing.T) {
 		{"audience without JWKS", map[string]string{"MODERATOR_ADMIN_JWT_AUDIENCE": "moderator"}, "MODERATOR_ADMIN_JWT_AUDIENCE is set but MODERATOR_ADMIN_JWKS_URL is not"},
 		{"rate not a number", map[string]string{"MODERATOR_ADMIN_RATE_LIMIT": "lots"}, "MODERATOR_ADMIN_RATE_LIMIT: must be a positive whole number"},
 		{"rate zero", map[string]string{"MODERATOR_ADMIN_RATE_LIMIT": "0"}, "MODERATOR_ADMIN_RATE_LIMIT: must be a positive whole number"},
+		{"OIDC client without issuer", map[string]string{"MODERATOR_OIDC_CLIENT_ID": "moderator"}, "MODERATOR_OIDC_CLIENT_ID is set but MODERATOR_OIDC_ISSUER is not"},
+		{"OIDC secret without issuer", map[string]string{"MODERATOR_OIDC_CLIENT_SECRET": weak}, "MODERATOR_OIDC_CLIENT_SECRET is set but MODERATOR_OIDC_ISSUER is not"},
+		{"OIDC without JWKS", oidcEnv(map[string]string{"MODERATOR_ADMIN_JWKS_URL": "", "MODERATOR_ADMIN_JWT_ISSUER": "", "MODERATOR_ADMIN_JWT_AUDIENCE": ""}), "MODERATOR_OIDC_ISSUER is set but MODERATOR_ADMIN_JWKS_URL is not"},
+		{"OIDC issuer not https", oidcEnv(map[string]string{"MODERATOR_OIDC_ISSUER": "http://idp.example.com"}), "MODERATOR_OIDC_ISSUER: must be an https URL"},
+		{"OIDC without client", oidcEnv(map[string]string{"MODERATOR_OIDC_CLIENT_ID": ""}), "MODERATOR_OIDC_CLIENT_ID is required with MODERATOR_OIDC_ISSUER"},
+		{"OIDC without redirect", oidcEnv(map[string]string{"MODERATOR_OIDC_REDIRECT_URL": ""}), "MODERATOR_OIDC_REDIRECT_URL: must be this service's https URL"},
+		{"OIDC redirect elsewhere", oidcEnv(map[string]string{"MODERATOR_OIDC_REDIRECT_URL": "https://mod.example.com/callback"}), "MODERATOR_OIDC_REDIRECT_URL: must be this service's https URL"},
+		{"OIDC role claim with space", oidcEnv(map[string]string{"MODERATOR_OIDC_ROLE_CLAIM": "my role", "MODERATOR_OIDC_CLIENT_SECRET": weak}), "MODERATOR_OIDC_ROLE_CLAIM: must be a claim name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -53,6 +61,43 @@ func TestLoadConfigStaffAuthErrors(t *testing.T) {
 				t.Fatalf("error %q shows the secret", msg)
 			}
 		})
+	}
+}
+
+// oidcEnv is a working OpenID Connect configuration, changed by set ("":
+// unset).
+func oidcEnv(set map[string]string) map[string]string {
+	env := map[string]string{
+		"MODERATOR_ADMIN_JWKS_URL":     "https://idp.example.com/jwks",
+		"MODERATOR_ADMIN_JWT_ISSUER":   "https://idp.example.com",
+		"MODERATOR_ADMIN_JWT_AUDIENCE": "moderator",
+		"MODERATOR_OIDC_ISSUER":        "https://idp.example.com",
+		"MODERATOR_OIDC_CLIENT_ID":     "moderator-console",
+		"MODERATOR_OIDC_REDIRECT_URL":  "https://mod.example.com/console/oidc/callback",
+	}
+	for k, v := range set {
+		env[k] = v
+	}
+	return env
+}
+
+// A working OpenID Connect configuration loads, with the role claim's
+// default, and its secret is shown redacted.
+func TestLoadConfigOIDC(t *testing.T) {
+	t.Parallel()
+	env := oidcEnv(map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1:5432/db", "STREAM_API_KEY": "key",
+		"STREAM_API_SECRET": "secret", "MODERATOR_OIDC_CLIENT_SECRET": "oidc-client-secret-value"})
+	c, err := loadConfig("serve", nil, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.OIDCRoleClaim != "role" || c.OIDCClientID != "moderator-console" || c.OIDCClientSecret != "oidc-client-secret-value" {
+		t.Errorf("config %+v", c)
+	}
+	for _, s := range (serviceStatus{cfg: c, rules: &liveRules{}}).Settings() {
+		if s.Name == "MODERATOR_OIDC_CLIENT_SECRET" && !s.Secret {
+			t.Errorf("MODERATOR_OIDC_CLIENT_SECRET is not marked secret")
+		}
 	}
 }
 

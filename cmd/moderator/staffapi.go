@@ -68,6 +68,10 @@ func staffAPI(ctx context.Context, cfg config, logger *slog.Logger, reg promethe
 	if overturner != nil {
 		ccfg.Overturner = overturner
 	}
+	if cfg.OIDCIssuer != "" {
+		ccfg.OIDC = &console.OIDCConfig{Context: ctx, Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID,
+			ClientSecret: cfg.OIDCClientSecret, RedirectURL: cfg.OIDCRedirectURL, RoleClaim: cfg.OIDCRoleClaim}
+	}
 	if ui, err = console.New(ccfg); err != nil {
 		return nil, nil, err
 	}
@@ -181,6 +185,11 @@ func (s serviceStatus) Settings() []appeals.Setting {
 		{Name: "MODERATOR_RETENTION", Value: retentionValue(c.Retention)},
 		{Name: "MODERATOR_MIGRATE_DATABASE_URL", Value: c.MigrateDatabaseURL, Secret: true},
 		{Name: "MODERATOR_CONSOLE_REASONS", Value: c.ConsoleReasons},
+		{Name: "MODERATOR_OIDC_ISSUER", Value: c.OIDCIssuer},
+		{Name: "MODERATOR_OIDC_CLIENT_ID", Value: c.OIDCClientID},
+		{Name: "MODERATOR_OIDC_CLIENT_SECRET", Value: c.OIDCClientSecret, Secret: true},
+		{Name: "MODERATOR_OIDC_REDIRECT_URL", Value: c.OIDCRedirectURL},
+		{Name: "MODERATOR_OIDC_ROLE_CLAIM", Value: c.OIDCRoleClaim},
 	}
 }
 
