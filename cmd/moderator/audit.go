@@ -212,23 +212,11 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, no
 		fmt.Fprintln(stderr, "moderator audit:", err)
 		return errUsage
 	}
-	cfg, err := loadConfig("audit", nil, getenv, stderr)
-	if err == nil && a.databaseURL != "" {
-		cfg.DatabaseURL = a.databaseURL
-		err = cfg.validate()
-	}
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, cfg.DatabaseURL)
+	st, user, err := openCLIStore(ctx, getenv, a.databaseURL, stderr)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	user := strings.TrimSpace(getenv("USER"))
-	if user == "" {
-		user = "unknown"
-	}
 	act := store.StaffAct{Actor: "cli:" + user, Role: "cli", Params: auditParams(a)}
 	out, show, err := readAudit(ctx, st, a, &act)
 	if err != nil {
@@ -333,6 +321,29 @@ func readAudit(ctx context.Context, st *store.Store, a auditArgs, act *store.Sta
 		out, show = v, func(w io.Writer) { printAppeal(w, v) }
 	}
 	return out, show, nil
+}
+
+// openCLIStore opens the database of a command staff run from a terminal
+// (DATABASE_URL, or databaseURL when given) and says who runs it ($USER),
+// for the staff audit log.
+func openCLIStore(ctx context.Context, getenv func(string) string, databaseURL string, stderr io.Writer) (*store.Store, string, error) {
+	cfg, err := loadConfig("audit", nil, getenv, stderr)
+	if err == nil && databaseURL != "" {
+		cfg.DatabaseURL = databaseURL
+		err = cfg.validate()
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, "", err
+	}
+	user := strings.TrimSpace(getenv("USER"))
+	if user == "" {
+		user = "unknown"
+	}
+	return st, user, nil
 }
 
 // searchPage runs one of the store's searches and returns its page and how

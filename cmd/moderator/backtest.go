@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,8 +15,6 @@ import (
 
 	"moderator/backtest"
 	"moderator/policy"
-	"moderator/rules"
-	"moderator/store"
 )
 
 const backtestUsage = `usage: moderator rules backtest [--since 7d | --from T --to T] [--channel CID]... [--rule ID]...
@@ -120,20 +116,11 @@ func runBacktest(ctx context.Context, args []string, getenv func(string) string,
 	if err != nil {
 		return err
 	}
-	cfg, err := loadConfig("audit", nil, getenv, stderr)
-	if err == nil && a.databaseURL != "" {
-		cfg.DatabaseURL = a.databaseURL
-		err = cfg.validate()
-	}
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, cfg.DatabaseURL)
+	st, user, err := openCLIStore(ctx, getenv, a.databaseURL, stderr)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	user := cmp.Or(strings.TrimSpace(getenv("USER")), "unknown")
 	rep, err := backtest.Record(ctx, st, cand, a.opt, backtest.Request{Actor: "cli:" + user, Role: "cli", Source: a.dir})
 	if err != nil {
 		return fmt.Errorf("rules backtest: %w", err)
@@ -147,32 +134,10 @@ func runBacktest(ctx context.Context, args []string, getenv func(string) string,
 	return nil
 }
 
-// loadCandidate loads the candidate folder as a draft: compile errors
-// stop the backtest (printed as file:line), failing examples do not.
+// loadCandidate loads the candidate folder as a draft: problems stop the
+// backtest (printed as file:line), failing examples do not.
 func loadCandidate(dir string, stderr io.Writer) (*policy.RuleSet, error) {
-	if info, err := os.Stat(dir); err != nil {
-		return nil, fmt.Errorf("rules folder: %w", err)
-	} else if !info.IsDir() {
-		return nil, fmt.Errorf("rules folder %s is not a folder", dir)
-	}
-	d, err := rules.OpenDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("rules folder %s: %w", dir, err)
-	}
-	defer d.Close()
-	rs, err := policy.LoadDraft(d)
-	var le *policy.LoadError
-	if errors.As(err, &le) {
-		for _, p := range le.Problems {
-			p.File = filepath.Join(dir, p.File)
-			fmt.Fprintln(stderr, p)
-		}
-		return nil, fmt.Errorf("rules folder %s: %d problem(s); a backtest needs rules that compile", dir, len(le.Problems))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("rules folder %s: %w", dir, err)
-	}
-	return rs, nil
+	return loadFolder(dir, stderr, policy.LoadDraft)
 }
 
 // printBacktest writes the report for a terminal: chat text escaped.

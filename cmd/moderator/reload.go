@@ -77,7 +77,7 @@ func newLiveRules(dir string, logger *slog.Logger, reg prometheus.Registerer) *l
 		dir:     dir,
 		logger:  logger,
 		timeout: reloadTimeout,
-		loadDir: loadRulesDir,
+		loadDir: func(dir string) (*policy.RuleSet, error) { return loadRulesDir(dir, policy.Load) },
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "moderator_rules_reloads_total",
 			Help: "Rule set loads by result: ok (now in force), error (refused; the previous set stays) or timeout (abandoned past its deadline; the previous set stays).",
@@ -257,13 +257,13 @@ func (l *liveRules) load() (*policy.RuleSet, error) {
 
 // loadRulesDir loads the rules folder dir through rules.OpenDir, which
 // keeps symbolic links inside it and never blocks on a FIFO.
-func loadRulesDir(dir string) (*policy.RuleSet, error) {
+func loadRulesDir(dir string, load func(fs.FS) (*policy.RuleSet, error)) (*policy.RuleSet, error) {
 	d, err := rules.OpenDir(dir)
 	if err != nil {
 		return nil, err
 	}
 	defer d.Close()
-	return policy.Load(d)
+	return load(d)
 }
 
 // refuse logs and records why a reload was refused; the set in force stays.

@@ -127,7 +127,7 @@ func TestReloadDeadline(t *testing.T) {
 	release := make(chan struct{})
 	stall := func(dir string) (*policy.RuleSet, error) {
 		<-release
-		return loadRulesDir(dir)
+		return loadRulesDir(dir, policy.Load)
 	}
 	l.timeout = 20 * time.Millisecond
 	l.loadDir = stall
@@ -147,7 +147,7 @@ func TestReloadDeadline(t *testing.T) {
 		t.Errorf("status = %d %q, want 1 stuck reload and its error", st.StuckReloads, st.LastReloadError)
 	}
 	// A later reload is not held up by the stuck one.
-	l.loadDir = loadRulesDir
+	l.loadDir = func(dir string) (*policy.RuleSet, error) { return loadRulesDir(dir, policy.Load) }
 	if err := l.reload("change"); err != nil {
 		t.Fatalf("a reload after a stuck one: %v", err)
 	}

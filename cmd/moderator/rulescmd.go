@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -65,12 +66,18 @@ func runRulesTest(args []string, stdout, stderr io.Writer) error {
 // loadRules loads the rules folder dir, printing every problem to stderr
 // with its path from the working directory, so editors can jump to it.
 func loadRules(dir string, stderr io.Writer) (*policy.RuleSet, error) {
+	return loadFolder(dir, stderr, policy.Load)
+}
+
+// loadFolder is loadRules with the loader as a parameter (policy.Load, or
+// policy.LoadDraft for a backtest's candidate).
+func loadFolder(dir string, stderr io.Writer, load func(fs.FS) (*policy.RuleSet, error)) (*policy.RuleSet, error) {
 	if info, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("rules folder: %w", err)
 	} else if !info.IsDir() {
 		return nil, fmt.Errorf("rules folder %s is not a folder", dir)
 	}
-	rs, err := loadRulesDir(dir)
+	rs, err := loadRulesDir(dir, load)
 	var le *policy.LoadError
 	if errors.As(err, &le) {
 		for _, p := range le.Problems {
