@@ -11,7 +11,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"moderator/backtest"
 	"moderator/policy"
@@ -32,21 +31,6 @@ type history struct {
 	n    int
 	ids  map[string]int64 // message id → event id
 	acts map[string][]int64
-}
-
-func newStore(t *testing.T) *store.Store {
-	t.Helper()
-	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, storetest.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	st := store.New(pool)
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return st
 }
 
 func loadDir(t *testing.T, dir string, draft bool) *policy.RuleSet {
@@ -162,7 +146,7 @@ func seed(t *testing.T, h *history) (secondRung time.Time) {
 }
 
 func TestBacktestDiff(t *testing.T) {
-	st := newStore(t)
+	st := storetest.OwnStore(t)
 	h := newHistory(t, st, loadDir(t, "testdata/live", false))
 	start := time.Now().Add(-time.Minute)
 	seed(t, h)
@@ -241,7 +225,7 @@ func TestBacktestDiff(t *testing.T) {
 // A window that opens after the ladder's first rung starts from the
 // strikes recorded before it.
 func TestBacktestWindowStartsWithRecordedStrikes(t *testing.T) {
-	st := newStore(t)
+	st := storetest.OwnStore(t)
 	h := newHistory(t, st, loadDir(t, "testdata/live", false))
 	second := seed(t, h)
 	cand := loadDir(t, "testdata/candidate", true)
@@ -271,7 +255,7 @@ func TestBacktestWindowStartsWithRecordedStrikes(t *testing.T) {
 // ladder climbs as it would enforced, and the shadow flood guard fires
 // once per burst.
 func TestBacktestShadowLineage(t *testing.T) {
-	st := newStore(t)
+	st := storetest.OwnStore(t)
 	h := newHistory(t, st, loadDir(t, "testdata/live", false))
 	start := time.Now().Add(-time.Minute)
 	seed(t, h)

@@ -94,6 +94,24 @@ func Store(t testing.TB) *store.Store {
 	return pkg.store
 }
 
+// OwnStore returns a store on a migrated database of the test's own,
+// dropped when the test ends, so that counts and whole lists see only
+// what the test wrote.
+func OwnStore(t testing.TB) *store.Store {
+	t.Helper()
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, NewDatabase(t))
+	if err != nil {
+		t.Fatalf("storetest: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	st := store.New(pool)
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatalf("storetest: migrate: %v", err)
+	}
+	return st
+}
+
 // NewDatabase creates an empty, unmigrated database dropped when the test
 // ends, and returns its connection string.
 func NewDatabase(t testing.TB) string {
