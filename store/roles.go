@@ -66,6 +66,10 @@ BEGIN
     -- The migrations' records are the owner's.
     REVOKE INSERT, UPDATE, DELETE ON schema_migrations, river_migration FROM moderator_service;
     GRANT INSERT ON staff_audit TO moderator_auditor;
+    -- An overturn locks the actions it reverses (SELECT … FOR UPDATE, in
+    -- store/overturn.go), which needs UPDATE on one column; the
+    -- append-only trigger still refuses any actual update.
+    GRANT UPDATE (id) ON actions TO moderator_service;
     GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO moderator_service;
     GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO moderator_auditor;
     GRANT EXECUTE ON FUNCTION moderator_ensure_partitions(timestamptz, integer),

@@ -199,3 +199,42 @@ func redact(raw string) string {
 	}
 	return u.Redacted()
 }
+
+// LoginRole creates a login role of its own in the group role group (for
+// example "moderator_service", created by the migrations) and returns
+// dbURL with that role as its user. The role is dropped when the test
+// ends; roles are cluster-wide, so its name is unique.
+func LoginRole(t testing.TB, dbURL, group string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
+	name := "moderator_test_" + unsafeChars.ReplaceAllString(strings.ToLower(group), "_") + "_" + hex.EncodeToString(suffix)
+	exec := func(ctx context.Context, sql string) error {
+		conn, err := pgx.Connect(ctx, AdminURL())
+		if err != nil {
+			return fmt.Errorf("connect to %s: %w", redact(AdminURL()), err)
+		}
+		defer conn.Close(context.Background())
+		_, err = conn.Exec(ctx, sql)
+		return err
+	}
+	role := pgx.Identifier{name}.Sanitize()
+	if err := exec(ctx, "CREATE ROLE "+role+" LOGIN IN ROLE "+pgx.Identifier{group}.Sanitize()); err != nil {
+		t.Fatalf("storetest: create role %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := exec(ctx, "DROP ROLE "+role); err != nil {
+			t.Errorf("storetest: drop role %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatalf("storetest: parse %s: %v", redact(dbURL), err)
+	}
+	u.User = url.User(name)
+	return u.String()
+}
