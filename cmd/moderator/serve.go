@@ -27,21 +27,11 @@ import (
 // in-flight requests and closes the pool.
 func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	st, err := store.Open(ctx, cfg.DatabaseURL)
+	st, migrator, closeStores, err := openStores(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	// Migrations run as the owner role when one is configured; the
-	// service itself then runs as DATABASE_URL's role, which may not
-	// change the schema nor the audit trail.
-	migrator := st
-	if cfg.MigrateDatabaseURL != "" {
-		if migrator, err = store.Open(ctx, cfg.MigrateDatabaseURL); err != nil {
-			return fmt.Errorf("MODERATOR_MIGRATE_DATABASE_URL: %w", err)
-		}
-		defer migrator.Close() // closed once migrated, too; Close is idempotent
-	}
+	defer closeStores()
 
 	_, stopPprof, err := startDebugPprof(os.Getenv(debugPprofEnv), logger)
 	if err != nil {
@@ -57,25 +47,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	// Actions: enqueued as River jobs in the transaction that records the
-	// decision (the batcher's hook), run by workers on the same database.
-	clientCfg := actions.ClientConfig{
-		BaseURL:   cfg.StreamBaseURL,
-		APIKey:    cfg.StreamAPIKey,
-		APISecret: cfg.StreamAPISecret,
-		BotUserID: cfg.BotUserID,
-		UserAgent: "moderator/" + buildVersion(),
-	}
-	runner, err := actions.NewRunner(st.Pool(), clientCfg, actions.Config{
-		DryRun:     cfg.DryRun,
-		Ledger:     storeLedger{st: st},
-		Budget:     st, // one call budget per endpoint for every replica
-		Logger:     logger,
-		Metrics:    actions.NewMetrics(reg, st.Pool()),
-		RateLimits: cfg.RateLimits,
-		DailyCaps:  cfg.DailyCaps,
-		MaxWorkers: cfg.ActionWorkers,
-	})
+	runner, err := newActionRunner(cfg, st, logger, reg)
 	if err != nil {
 		return err
 	}
@@ -95,39 +67,11 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	// Closed last, after the HTTP server and the replayer have stopped.
 	defer sp.Close()
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
-	workersStarted := make(chan struct{})
-	defer func() {
-		select {
-		case <-workersStarted:
-		default:
-			return
-		}
-		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-		defer cancel()
-		if err := runner.Stop(sctx); err != nil {
-			logger.Error("stopping action workers", "error", err)
-		}
-	}()
 	var wg sync.WaitGroup
+	stopWorkers := startActionWorkers(bg, &wg, cfg, logger, st, migrator, runner, &audit.migrated)
+	defer stopWorkers()
 	defer wg.Wait()
 	defer stopBG()
-	wg.Go(func() {
-		migrateUntilDone(bg, logger, migrator, &audit.migrated)
-		if migrator != st {
-			migrator.Close()
-		}
-		if bg.Err() != nil {
-			return
-		}
-		// River's tables exist once migrations are applied. The workers'
-		// context is not bg: cancelling it would cancel running actions,
-		// while shutdown wants them to finish (runner.Stop, above).
-		if err := runner.Start(context.WithoutCancel(bg)); err != nil {
-			logger.Error("action workers did not start", "error", err)
-			return
-		}
-		close(workersStarted)
-	})
 	wg.Go(func() { batcher.Run(bg) })
 	beforeSendAudit := newBeforeSendQueue(audit, logger, reg, 4096, 8)
 	wg.Go(func() { beforeSendAudit.run(bg) })
@@ -163,23 +107,11 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var metricsSrv *metricsServer
-	if cfg.MetricsAddr != "" {
-		if metricsSrv, err = listenMetrics(cfg.MetricsAddr, reg, logger); err != nil {
-			return err
-		}
-		defer func() { _ = metricsSrv.shutdown(context.Background()) }()
-		logger.Info("metrics listening", "addr", metricsSrv.ln.Addr().String())
-		go func() {
-			if err := metricsSrv.serve(); err != nil {
-				logger.Error("metrics listener stopped", "error", err)
-			}
-		}()
+	metrics, stopMetrics, err := startMetrics(cfg, reg, logger)
+	if err != nil {
+		return err
 	}
-	var metrics http.Handler
-	if metricsSrv == nil {
-		metrics = metricsHandler(reg)
-	}
+	defer stopMetrics()
 	h := routes(routesConfig{
 		logger:      logger,
 		metrics:     metrics,
@@ -191,6 +123,49 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		console:     ui,
 	})
 
+	return serveHTTP(ctx, cfg, h, logger, len(keys))
+}
+
+// startActionWorkers applies the migrations in the background (retrying
+// while the database is unreachable), then starts the action workers:
+// River's tables exist once migrations are applied. stop lets running
+// actions finish within the shutdown timeout. The workers' context is not
+// bg: cancelling it would cancel running actions, while shutdown wants
+// them to finish.
+func startActionWorkers(bg context.Context, wg *sync.WaitGroup, cfg config, logger *slog.Logger,
+	st, migrator *store.Store, runner *actions.Runner, migrated *atomic.Bool) (stop func()) {
+	started := make(chan struct{})
+	wg.Go(func() {
+		migrateUntilDone(bg, logger, migrator, migrated)
+		if migrator != st {
+			migrator.Close()
+		}
+		if bg.Err() != nil {
+			return
+		}
+		if err := runner.Start(context.WithoutCancel(bg)); err != nil {
+			logger.Error("action workers did not start", "error", err)
+			return
+		}
+		close(started)
+	})
+	return func() {
+		select {
+		case <-started:
+		default:
+			return
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		if err := runner.Stop(sctx); err != nil {
+			logger.Error("stopping action workers", "error", err)
+		}
+	}
+}
+
+// serveHTTP listens on MODERATOR_ADDR and serves h until ctx ends, then
+// drains the in-flight requests within the shutdown timeout.
+func serveHTTP(ctx context.Context, cfg config, h http.Handler, logger *slog.Logger, apiKeys int) error {
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
@@ -204,7 +179,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	logger.Info("listening", "addr", ln.Addr().String(), "version", version, "commit", commit,
-		"dry_run", cfg.DryRun, "bot_user_id", cfg.BotUserID, "api_keys", len(keys))
+		"dry_run", cfg.DryRun, "bot_user_id", cfg.BotUserID, "api_keys", apiKeys)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -221,6 +196,69 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// openStores opens the service's store on DATABASE_URL and the one that
+// migrates: the owner role's MODERATOR_MIGRATE_DATABASE_URL when set (the
+// service then runs as a role that may change neither the schema nor the
+// audit trail), else the same store. closeStores closes both.
+func openStores(ctx context.Context, cfg config) (st, migrator *store.Store, closeStores func(), err error) {
+	if st, err = store.Open(ctx, cfg.DatabaseURL); err != nil {
+		return nil, nil, nil, err
+	}
+	if cfg.MigrateDatabaseURL == "" {
+		return st, st, st.Close, nil
+	}
+	if migrator, err = store.Open(ctx, cfg.MigrateDatabaseURL); err != nil {
+		st.Close()
+		return nil, nil, nil, fmt.Errorf("MODERATOR_MIGRATE_DATABASE_URL: %w", err)
+	}
+	// The migrator is closed once migrated, too; Close is idempotent.
+	return st, migrator, func() { migrator.Close(); st.Close() }, nil
+}
+
+// newActionRunner builds the action runner: actions are enqueued as River
+// jobs in the transaction that records the decision (the batcher's hook)
+// and run by workers on the same database, within a call budget shared
+// with the other replicas.
+func newActionRunner(cfg config, st *store.Store, logger *slog.Logger, reg *prometheus.Registry) (*actions.Runner, error) {
+	clientCfg := actions.ClientConfig{
+		BaseURL:   cfg.StreamBaseURL,
+		APIKey:    cfg.StreamAPIKey,
+		APISecret: cfg.StreamAPISecret,
+		BotUserID: cfg.BotUserID,
+		UserAgent: "moderator/" + buildVersion(),
+	}
+	return actions.NewRunner(st.Pool(), clientCfg, actions.Config{
+		DryRun:     cfg.DryRun,
+		Ledger:     storeLedger{st: st},
+		Budget:     st, // one call budget per endpoint for every replica
+		Logger:     logger,
+		Metrics:    actions.NewMetrics(reg, st.Pool()),
+		RateLimits: cfg.RateLimits,
+		DailyCaps:  cfg.DailyCaps,
+		MaxWorkers: cfg.ActionWorkers,
+	})
+}
+
+// startMetrics starts MODERATOR_METRICS_ADDR's listener when one is set
+// and returns nil for the main router; otherwise it returns the handler
+// the main router serves at /metrics.
+func startMetrics(cfg config, reg *prometheus.Registry, logger *slog.Logger) (onMain http.Handler, stop func(), err error) {
+	if cfg.MetricsAddr == "" {
+		return metricsHandler(reg), func() {}, nil
+	}
+	srv, err := listenMetrics(cfg.MetricsAddr, reg, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	logger.Info("metrics listening", "addr", srv.ln.Addr().String())
+	go func() {
+		if err := srv.serve(); err != nil {
+			logger.Error("metrics listener stopped", "error", err)
+		}
+	}()
+	return nil, func() { _ = srv.shutdown(context.Background()) }, nil
 }
 
 // openSpool opens the local spool and says what it found there.
