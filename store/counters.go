@@ -305,19 +305,22 @@ func (j *judging) build(recs []EventRecord) error {
 			WHERE `+within("a.t", maxStrike)+`) s ON true`)
 	}
 	// b: the records to judge, found among the events this transaction
-	// inserted (xmin), the first record of each body only, as the insert
-	// kept only the first. Each is looked up by its body hash in a
-	// subquery of its own (LIMIT keeps the planner from flattening it into
-	// a join): the statement is prepared once and runs a generic plan, and
-	// as a join, planned while the events table looked small, that plan
-	// read the whole table for the xmin filter in every batch.
+	// inserted, the first record of each body only, as the insert kept
+	// only the first: by the dedup key this transaction wrote for it
+	// (event_keys, xmin), a primary-key lookup. The events table itself
+	// has no index on the body hash since it is partitioned (event_keys
+	// deduplicates), and looking there read every partition for every
+	// record: 9,148 -> 1,382 events/s in BenchmarkBatcherCounting. Each
+	// is looked up in a subquery of its own (LIMIT keeps the planner from
+	// flattening it into a join): the statement is prepared once and runs
+	// a generic plan.
 	j.sql = `WITH b AS (
 			SELECT DISTINCT ON (c.sha) c.ord, c.user_id, c.channel_cid, coalesce(c.at, now()) AS at, c.fp, c.marked,
 				c.links, c.young, c.message_id, e.id AS event_id
 			FROM unnest($1::int[], $2::bytea[], $3::text[], $4::text[], $5::timestamptz[], $6::bigint[], $7::bool[], $8::int[], $9::bool[],
 					$10::text[])
 				AS c(ord, sha, user_id, channel_cid, at, fp, marked, links, young, message_id)
-			JOIN LATERAL (SELECT e.id FROM events e WHERE e.body_sha256 = c.sha AND e.xmin = pg_current_xact_id()::xid
+			JOIN LATERAL (SELECT k.event_id AS id FROM event_keys k WHERE k.body_sha256 = c.sha AND k.xmin = pg_current_xact_id()::xid
 				LIMIT 1) e ON true
 			ORDER BY c.sha, c.ord),
 		bm AS (SELECT event_id, user_id, channel_cid, at, links, fp AS fingerprint, young FROM b WHERE marked),
