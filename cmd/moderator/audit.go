@@ -141,20 +141,9 @@ func parseAuditArgs(args []string, now time.Time) (auditArgs, error) {
 	if a.what == "decision" || a.what == "appeal" {
 		fs.IntVar(&a.around, "around", 5, "")
 	}
-	// Flags may come before and after the ID.
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return a, err
-			}
-			return a, errors.New(strings.NewReplacer("flag -", "flag --", "defined: -", "defined: --").Replace(err.Error()))
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
+	positional, err := parseInterleaved(fs, args)
+	if err != nil {
+		return a, err
 	}
 	switch {
 	case withID[a.what] && len(positional) == 0:
@@ -165,31 +154,56 @@ func parseAuditArgs(args []string, now time.Time) (auditArgs, error) {
 	if withID[a.what] {
 		a.id = positional[0]
 	}
+	return a, a.check(outcome)
+}
+
+// parseInterleaved parses fs's flags before and after the positional
+// arguments (an ID), and returns those.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, errors.New(strings.NewReplacer("flag -", "flag --", "defined: -", "defined: --").Replace(err.Error()))
+		}
+		if fs.NArg() == 0 {
+			return positional, nil
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// check validates the parsed values together, naming the flag at fault,
+// and sets the outcome filter.
+func (a *auditArgs) check(outcome string) error {
 	if outcome != "" && !slices.Contains(store.FilterOutcomes, outcome) {
-		return a, fmt.Errorf("--outcome: want one of %s, got %q", strings.Join(store.FilterOutcomes, ", "), outcome)
+		return fmt.Errorf("--outcome: want one of %s, got %q", strings.Join(store.FilterOutcomes, ", "), outcome)
 	}
 	a.filter.Outcome = outcome
 	if a.filter.Limit < 0 || a.filter.Limit > store.MaxPageSize {
-		return a, fmt.Errorf("--limit: want 1 to %d, got %d", store.MaxPageSize, a.filter.Limit)
+		return fmt.Errorf("--limit: want 1 to %d, got %d", store.MaxPageSize, a.filter.Limit)
 	}
 	if a.around < 0 || a.around > store.MaxContext {
-		return a, fmt.Errorf("--around: want 0 to %d, got %d", store.MaxContext, a.around)
+		return fmt.Errorf("--around: want 0 to %d, got %d", store.MaxContext, a.around)
 	}
 	if !a.filter.From.IsZero() && !a.filter.To.IsZero() && !a.filter.From.Before(a.filter.To) {
-		return a, errors.New("--since must be before --until")
+		return errors.New("--since must be before --until")
 	}
 	if a.what == "user" && a.filtered() && a.filter.Cursor != "" {
-		return a, errors.New("--cursor pages the whole timeline; with filters, page with audit events|decisions|actions --user ID")
+		return errors.New("--cursor pages the whole timeline; with filters, page with audit events|decisions|actions --user ID")
 	}
 	if a.what == "decision" || a.what == "appeal" {
 		if n, err := strconv.ParseInt(a.id, 10, 64); err != nil || n <= 0 {
-			return a, fmt.Errorf("%s: the id must be a positive number, got %q", a.what, a.id)
+			return fmt.Errorf("%s: the id must be a positive number, got %q", a.what, a.id)
 		}
 	}
 	if a.what == "appeals" {
-		return a, a.appealFilter()
+		return a.appealFilter()
 	}
-	return a, nil
+	return nil
 }
 
 // filtered reports whether a search filter beyond the id and the time
