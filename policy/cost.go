@@ -99,34 +99,21 @@ func (w *walker) estimate(n ast.Node, s estScope) (cost, size float64) {
 		c, sz := w.estimate(n.Node, s)
 		return c + 1, sz
 	case *ast.BinaryNode:
-		lc, ls := w.estimate(n.Left, s)
-		rc, rs := w.estimate(n.Right, s)
-		c := lc + rc + 1
-		switch n.Operator {
-		case "..":
-			size := float64(vmMemoryBudget)
-			l, lok := n.Left.(*ast.IntegerNode)
-			r, rok := n.Right.(*ast.IntegerNode)
-			if lok && rok {
-				size = math.Max(float64(r.Value-l.Value+1), 0)
-			}
-			return c + size, size
-		case "in", "not in":
-			return c + rs, 1
-		case "matches":
-			// RE2 runs in time linear in the text, times the size of the
-			// pattern when it has to simulate the automaton.
-			pattern := 1.0
-			if p, ok := n.Right.(*ast.StringNode); ok {
-				pattern = math.Max(float64(len(p.Value))/8, 1)
-			}
-			return c + ls/2*pattern, 1
-		case "contains", "startsWith", "endsWith", "==", "!=", "<", "<=", ">", ">=":
-			return c + (ls+rs)/bytesPerStep, 1
-		case "??", "or", "||", "and", "&&":
-			return c, math.Max(ls, rs)
-		}
-		return c, math.Max(ls, rs)
+		return w.estimateBinary(n, s)
+	case *ast.CallNode:
+		return w.estimateCall(n, s)
+	case *ast.BuiltinNode:
+		return w.estimateBuiltin(n, s)
+	case *ast.PredicateNode:
+		return w.estimate(n.Node, s)
+	}
+	return w.estimateCompound(n, s)
+}
+
+// estimateCompound is estimate for the nodes built of others: conditionals,
+// let, sequences, literals of arrays and maps, and slices.
+func (w *walker) estimateCompound(n ast.Node, s estScope) (cost, size float64) {
+	switch n := n.(type) {
 	case *ast.ConditionalNode:
 		cc, _ := w.estimate(n.Cond, s)
 		c1, s1 := w.estimate(n.Exp1, s)
@@ -166,14 +153,40 @@ func (w *walker) estimate(n ast.Node, s estScope) (cost, size float64) {
 		fc, _ := w.estimate(n.From, s)
 		tc, _ := w.estimate(n.To, s)
 		return c + fc + tc + sz/bytesPerStep, sz
-	case *ast.CallNode:
-		return w.estimateCall(n, s)
-	case *ast.BuiltinNode:
-		return w.estimateBuiltin(n, s)
-	case *ast.PredicateNode:
-		return w.estimate(n.Node, s)
 	}
 	return 1, sizeUnknown
+}
+
+// estimateBinary is estimate for an operator between two values.
+func (w *walker) estimateBinary(n *ast.BinaryNode, s estScope) (cost, size float64) {
+	lc, ls := w.estimate(n.Left, s)
+	rc, rs := w.estimate(n.Right, s)
+	c := lc + rc + 1
+	switch n.Operator {
+	case "..":
+		elems := float64(vmMemoryBudget)
+		l, lok := n.Left.(*ast.IntegerNode)
+		r, rok := n.Right.(*ast.IntegerNode)
+		if lok && rok {
+			elems = math.Max(float64(r.Value-l.Value+1), 0)
+		}
+		return c + elems, elems
+	case "in", "not in":
+		return c + rs, 1
+	case "matches":
+		// RE2 runs in time linear in the text, times the size of the
+		// pattern when it has to simulate the automaton.
+		pattern := 1.0
+		if p, ok := n.Right.(*ast.StringNode); ok {
+			pattern = math.Max(float64(len(p.Value))/8, 1)
+		}
+		return c + ls/2*pattern, 1
+	case "contains", "startsWith", "endsWith", "==", "!=", "<", "<=", ">", ">=":
+		return c + (ls+rs)/bytesPerStep, 1
+	case "??", "or", "||", "and", "&&":
+		return c, math.Max(ls, rs)
+	}
+	return c, math.Max(ls, rs)
 }
 
 func (w *walker) estimateCall(n *ast.CallNode, s estScope) (cost, size float64) {

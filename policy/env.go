@@ -217,72 +217,88 @@ func (env *Env) fill(ev *Event, nd needs) {
 	if ev.RequestInfo != nil {
 		env.Event.Source = ev.RequestInfo.Type
 	}
-	now := eventNow(ev)
-
 	var fullText string
 	if m := ev.Message; m != nil {
 		fullText = m.Text
-		env.Message = MessageEnv{
-			ID:              m.ID,
-			Type:            m.Type,
-			Text:            capText(m.Text),
-			ParentID:        m.ParentID,
-			IsReply:         m.ParentID != "",
-			QuotedMessageID: m.QuotedMessageID,
-			Command:         m.Command,
-			ShowInChannel:   m.ShowInChannel,
-			Silent:          m.Silent,
-			Shadowed:        m.Shadowed,
-			Pinned:          m.Pinned,
-			MentionCount:    len(m.MentionedUsers),
-			AttachmentCount: len(m.Attachments),
-			CreatedAt:       m.CreatedAt.Time,
-			UpdatedAt:       m.UpdatedAt.Time,
-			Custom:          m.Custom,
-		}
-		if n := min(len(m.MentionedUsers), maxMentions); n > 0 {
-			for _, u := range m.MentionedUsers[:n] {
-				mentions = append(mentions, u.ID)
-			}
-			env.Message.Mentions = mentions
-		}
-		if n := min(len(m.Attachments), maxAttachments); n > 0 {
-			for _, a := range m.Attachments[:n] {
-				attachments = append(attachments, AttachmentEnv{
-					Type:        a.Type,
-					Title:       a.Title,
-					TitleLink:   a.TitleLink,
-					Text:        a.Text,
-					ImageURL:    a.ImageURL,
-					AssetURL:    a.AssetURL,
-					OGScrapeURL: a.OGScrapeURL,
-					MimeType:    a.MimeType,
-				})
-			}
-			env.Message.Attachments = attachments
-		}
+		env.fillMessage(m, mentions, attachments)
 	}
 	if ev.MessageUpdate != nil {
 		env.Message.OldText = capText(ev.MessageUpdate.OldText)
 	}
+	env.fillUser(ev)
+	env.fillChannel(ev)
+	fillText(&env.Text, env.Message.Text, fullText, env.Message.Attachments, nd)
+}
 
-	if u := subjectUser(ev); u != nil {
-		env.User = UserEnv{
-			ID:         u.ID,
-			Role:       u.Role,
-			Name:       u.Name,
-			Language:   u.Language,
-			Teams:      u.Teams[:min(len(u.Teams), maxTeams)],
-			Banned:     u.Banned,
-			Online:     u.Online,
-			CreatedAt:  u.CreatedAt.Time,
-			AccountAge: accountAge(now, u.CreatedAt.Time),
-			Custom:     u.Custom,
-		}
-	} else {
-		env.User.AccountAge = unknownDuration
+// fillMessage sets env.Message from m, appending the mentions and
+// attachments to the pooled lists given.
+func (env *Env) fillMessage(m *Message, mentions []string, attachments []AttachmentEnv) {
+	env.Message = MessageEnv{
+		ID:              m.ID,
+		Type:            m.Type,
+		Text:            capText(m.Text),
+		ParentID:        m.ParentID,
+		IsReply:         m.ParentID != "",
+		QuotedMessageID: m.QuotedMessageID,
+		Command:         m.Command,
+		ShowInChannel:   m.ShowInChannel,
+		Silent:          m.Silent,
+		Shadowed:        m.Shadowed,
+		Pinned:          m.Pinned,
+		MentionCount:    len(m.MentionedUsers),
+		AttachmentCount: len(m.Attachments),
+		CreatedAt:       m.CreatedAt.Time,
+		UpdatedAt:       m.UpdatedAt.Time,
+		Custom:          m.Custom,
 	}
+	if n := min(len(m.MentionedUsers), maxMentions); n > 0 {
+		for _, u := range m.MentionedUsers[:n] {
+			mentions = append(mentions, u.ID)
+		}
+		env.Message.Mentions = mentions
+	}
+	if n := min(len(m.Attachments), maxAttachments); n > 0 {
+		for _, a := range m.Attachments[:n] {
+			attachments = append(attachments, AttachmentEnv{
+				Type:        a.Type,
+				Title:       a.Title,
+				TitleLink:   a.TitleLink,
+				Text:        a.Text,
+				ImageURL:    a.ImageURL,
+				AssetURL:    a.AssetURL,
+				OGScrapeURL: a.OGScrapeURL,
+				MimeType:    a.MimeType,
+			})
+		}
+		env.Message.Attachments = attachments
+	}
+}
 
+// fillUser sets env.User to the user ev is about (subjectUser), its age
+// measured from the event's time.
+func (env *Env) fillUser(ev *Event) {
+	u := subjectUser(ev)
+	if u == nil {
+		env.User.AccountAge = unknownDuration
+		return
+	}
+	env.User = UserEnv{
+		ID:         u.ID,
+		Role:       u.Role,
+		Name:       u.Name,
+		Language:   u.Language,
+		Teams:      u.Teams[:min(len(u.Teams), maxTeams)],
+		Banned:     u.Banned,
+		Online:     u.Online,
+		CreatedAt:  u.CreatedAt.Time,
+		AccountAge: accountAge(eventNow(ev), u.CreatedAt.Time),
+		Custom:     u.Custom,
+	}
+}
+
+// fillChannel sets env.Channel from the event's cid and channel object,
+// the object's values winning where it has them.
+func (env *Env) fillChannel(ev *Event) {
 	env.Channel = ChannelEnv{CID: ev.ChannelCID(), Type: ev.ChannelType, ID: ev.ChannelID, MemberCount: ev.ChannelMemberCount}
 	if c := ev.Channel; c != nil {
 		env.Channel.Name = c.Name
@@ -301,8 +317,6 @@ func (env *Env) fill(ev *Event, nd needs) {
 	if env.Channel.Type == "" && env.Channel.ID == "" {
 		env.Channel.Type, env.Channel.ID, _ = strings.Cut(env.Channel.CID, ":")
 	}
-
-	fillText(&env.Text, env.Message.Text, fullText, env.Message.Attachments, nd)
 }
 
 // fillText computes the derived text values in nd from the evaluated
