@@ -64,11 +64,6 @@ func (o *overturner) Overturn(ctx context.Context, req appeals.OverturnRequest) 
 	if err := validateOverturn(req); err != nil {
 		return appeals.OverturnResult{}, err
 	}
-	what := fmt.Sprintf("action %d", req.ActionID)
-	target := fmt.Sprintf("action:%d", req.ActionID)
-	if req.DecisionID != 0 {
-		what, target = fmt.Sprintf("decision %d", req.DecisionID), fmt.Sprintf("decision:%d", req.DecisionID)
-	}
 	var appeal store.Appeal
 	if req.AppealID != 0 {
 		// Appeals are append-only rows: what one concerns never changes, so
@@ -79,103 +74,153 @@ func (o *overturner) Overturn(ctx context.Context, req appeals.OverturnRequest) 
 		}
 	}
 	start := time.Now()
-	var (
-		res   appeals.OverturnResult
-		undos []actions.Undo
-		users []string
-	)
+	var done overturnDone
 	err := pgx.BeginFunc(ctx, o.st.Pool(), func(tx pgx.Tx) error {
-		targets, err := store.LockOverturnTargetsTx(ctx, tx, req.ActionID, req.DecisionID)
+		todo, err := lockOverturnTodoTx(ctx, tx, req, appeal)
 		if err != nil {
 			return err
 		}
-		if len(targets) == 0 {
-			return &store.InputError{Field: "id", Msg: what + " asked for no actions: there is nothing to overturn"}
-		}
-		if req.AppealID != 0 && !concerns(appeal, targets) {
-			return &store.InputError{Field: "appeal_id", Msg: fmt.Sprintf("appeal %d is not about %s", req.AppealID, what)}
-		}
-		var todo []store.OverturnTarget
-		for _, t := range targets {
-			switch {
-			case t.ReversesActionID != 0:
-				return &store.InputError{Field: "id", Msg: fmt.Sprintf("action %d is the reversal of action %d, and a reversal cannot be overturned",
-					t.ActionID, t.ReversesActionID)}
-			case t.OverturnedBy == 0:
-				todo = append(todo, t)
-			}
-		}
-		if len(todo) == 0 {
-			return fmt.Errorf("%s: %w", what, store.ErrAlreadyOverturned)
-		}
-
-		until := o.now().Add(o.window).UTC().Truncate(time.Microsecond) // as Postgres keeps it
-		id, _, err := store.InsertOverturnTx(ctx, tx, store.NewOverturn{ActionID: req.ActionID, DecisionID: req.DecisionID,
-			AppealID: req.AppealID, Reviewer: req.Reviewer, Reason: req.Reason, ImmuneUntil: until})
-		if err != nil {
+		if done, err = o.reverseTx(ctx, tx, req, todo); err != nil {
 			return err
 		}
-		undos = make([]actions.Undo, len(todo))
-		for i, t := range todo {
-			rec, err := recordedOf(t)
-			if err != nil {
-				return err
-			}
-			undos[i] = actions.PlanUndo(rec)
-		}
-		undos, err = o.runner.OverturnTx(ctx, tx, actions.Overturn{ID: id, Reviewer: req.Reviewer, Reason: req.Reason}, undos)
-		if err != nil {
-			return err
-		}
-
-		rows := make([]store.ReversalRow, len(undos))
-		var immunities []store.ImmunityRow
-		seen := map[store.RuleUser]bool{}
-		res = appeals.OverturnResult{OverturnID: id, ImmuneUntil: until, Actions: make([]appeals.ReversalResult, len(undos))}
-		for i, u := range undos {
-			rows[i] = store.ReversalRow{OverturnID: id, ActionID: u.ActionID, Disposition: string(u.Disposition), ReversalActionID: u.ReversalActionID}
-			res.Actions[i] = reversalResult(u)
-			ru := store.RuleUser{RuleID: u.Action.RuleID, UserID: u.Target.UserID}
-			if ru.UserID != "" && !seen[ru] {
-				seen[ru] = true
-				immunities = append(immunities, store.ImmunityRow{OverturnID: id, RuleID: ru.RuleID, UserID: ru.UserID, Until: until})
-				if !slices.Contains(users, ru.UserID) {
-					users = append(users, ru.UserID)
-				}
-			}
-		}
-		if err := store.InsertReversalsTx(ctx, tx, rows); err != nil {
-			return err
-		}
-		if err := store.InsertImmunitiesTx(ctx, tx, immunities); err != nil {
-			return err
-		}
-		if req.AppealID != 0 {
-			if _, err := store.RecordAppealDecisionTx(ctx, tx, store.AppealDecisionRow{AppealID: req.AppealID,
-				Outcome: store.AppealOverturned, Reviewer: req.Reviewer, Reason: req.Reason, OverturnID: id}); err != nil {
-				return err
-			}
-		}
-		act := store.StaffAct{Actor: req.Reviewer, Role: req.Role, Act: store.ActOverturn, Target: target, Reason: req.Reason,
-			Params: overturnParams{OverturnID: id, AppealID: req.AppealID, ImmuneUntil: until, Actions: res.Actions}}
-		if len(users) == 1 {
-			act.TargetUserID = users[0]
-		}
-		return store.RecordStaffActTx(ctx, tx, act)
+		return recordOverturnTx(ctx, tx, req, done)
 	})
 	if err != nil {
 		return appeals.OverturnResult{}, fmt.Errorf("overturn: %w", err)
 	}
-	o.runner.CountOverturn(undos)
+	o.runner.CountOverturn(done.undos)
+	o.logOverturn(req, done, time.Since(start))
+	return done.res, nil
+}
+
+// overturnDone is what one overturn did, for the rows that record it, the
+// answer and the log line.
+type overturnDone struct {
+	res   appeals.OverturnResult
+	undos []actions.Undo
+	users []string // the users the overturned actions targeted, each once
+}
+
+// overturnSubject names what req overturns, in words for messages ("action
+// 7") and as the staff audit row's target ("action:7").
+func overturnSubject(req appeals.OverturnRequest) (what, target string) {
+	if req.DecisionID != 0 {
+		return fmt.Sprintf("decision %d", req.DecisionID), fmt.Sprintf("decision:%d", req.DecisionID)
+	}
+	return fmt.Sprintf("action %d", req.ActionID), fmt.Sprintf("action:%d", req.ActionID)
+}
+
+// lockOverturnTodoTx locks the actions req overturns and returns those not
+// overturned before, refusing an overturn with nothing to do: no actions,
+// a reversal among them, an appeal about something else, or every action
+// already overturned.
+func lockOverturnTodoTx(ctx context.Context, tx pgx.Tx, req appeals.OverturnRequest, appeal store.Appeal) ([]store.OverturnTarget, error) {
+	what, _ := overturnSubject(req)
+	targets, err := store.LockOverturnTargetsTx(ctx, tx, req.ActionID, req.DecisionID)
+	if err != nil {
+		return nil, err
+	}
+	if len(targets) == 0 {
+		return nil, &store.InputError{Field: "id", Msg: what + " asked for no actions: there is nothing to overturn"}
+	}
+	if req.AppealID != 0 && !concerns(appeal, targets) {
+		return nil, &store.InputError{Field: "appeal_id", Msg: fmt.Sprintf("appeal %d is not about %s", req.AppealID, what)}
+	}
+	var todo []store.OverturnTarget
+	for _, t := range targets {
+		switch {
+		case t.ReversesActionID != 0:
+			return nil, &store.InputError{Field: "id", Msg: fmt.Sprintf("action %d is the reversal of action %d, and a reversal cannot be overturned",
+				t.ActionID, t.ReversesActionID)}
+		case t.OverturnedBy == 0:
+			todo = append(todo, t)
+		}
+	}
+	if len(todo) == 0 {
+		return nil, fmt.Errorf("%s: %w", what, store.ErrAlreadyOverturned)
+	}
+	return todo, nil
+}
+
+// reverseTx records the overturn, plans the undoing of each action of todo
+// and enqueues the reversals, then records what became of each action and
+// the immunity of each (rule, user) it acted on.
+func (o *overturner) reverseTx(ctx context.Context, tx pgx.Tx, req appeals.OverturnRequest, todo []store.OverturnTarget) (overturnDone, error) {
+	until := o.now().Add(o.window).UTC().Truncate(time.Microsecond) // as Postgres keeps it
+	id, _, err := store.InsertOverturnTx(ctx, tx, store.NewOverturn{ActionID: req.ActionID, DecisionID: req.DecisionID,
+		AppealID: req.AppealID, Reviewer: req.Reviewer, Reason: req.Reason, ImmuneUntil: until})
+	if err != nil {
+		return overturnDone{}, err
+	}
+	undos := make([]actions.Undo, len(todo))
+	for i, t := range todo {
+		rec, err := recordedOf(t)
+		if err != nil {
+			return overturnDone{}, err
+		}
+		undos[i] = actions.PlanUndo(rec)
+	}
+	undos, err = o.runner.OverturnTx(ctx, tx, actions.Overturn{ID: id, Reviewer: req.Reviewer, Reason: req.Reason}, undos)
+	if err != nil {
+		return overturnDone{}, err
+	}
+
+	done := overturnDone{undos: undos,
+		res: appeals.OverturnResult{OverturnID: id, ImmuneUntil: until, Actions: make([]appeals.ReversalResult, len(undos))}}
+	rows := make([]store.ReversalRow, len(undos))
+	var immunities []store.ImmunityRow
+	seen := map[store.RuleUser]bool{}
+	for i, u := range undos {
+		rows[i] = store.ReversalRow{OverturnID: id, ActionID: u.ActionID, Disposition: string(u.Disposition), ReversalActionID: u.ReversalActionID}
+		done.res.Actions[i] = reversalResult(u)
+		ru := store.RuleUser{RuleID: u.Action.RuleID, UserID: u.Target.UserID}
+		if ru.UserID != "" && !seen[ru] {
+			seen[ru] = true
+			immunities = append(immunities, store.ImmunityRow{OverturnID: id, RuleID: ru.RuleID, UserID: ru.UserID, Until: until})
+			if !slices.Contains(done.users, ru.UserID) {
+				done.users = append(done.users, ru.UserID)
+			}
+		}
+	}
+	if err := store.InsertReversalsTx(ctx, tx, rows); err != nil {
+		return overturnDone{}, err
+	}
+	if err := store.InsertImmunitiesTx(ctx, tx, immunities); err != nil {
+		return overturnDone{}, err
+	}
+	return done, nil
+}
+
+// recordOverturnTx records the appeal's decision, when the overturn
+// decides one, and the staff audit row of the overturn.
+func recordOverturnTx(ctx context.Context, tx pgx.Tx, req appeals.OverturnRequest, done overturnDone) error {
+	id := done.res.OverturnID
+	if req.AppealID != 0 {
+		if _, err := store.RecordAppealDecisionTx(ctx, tx, store.AppealDecisionRow{AppealID: req.AppealID,
+			Outcome: store.AppealOverturned, Reviewer: req.Reviewer, Reason: req.Reason, OverturnID: id}); err != nil {
+			return err
+		}
+	}
+	_, target := overturnSubject(req)
+	act := store.StaffAct{Actor: req.Reviewer, Role: req.Role, Act: store.ActOverturn, Target: target, Reason: req.Reason,
+		Params: overturnParams{OverturnID: id, AppealID: req.AppealID, ImmuneUntil: done.res.ImmuneUntil, Actions: done.res.Actions}}
+	if len(done.users) == 1 {
+		act.TargetUserID = done.users[0]
+	}
+	return store.RecordStaffActTx(ctx, tx, act)
+}
+
+// logOverturn writes the overturn's one log line.
+func (o *overturner) logOverturn(req appeals.OverturnRequest, done overturnDone, took time.Duration) {
 	counts := map[string]int{}
-	for _, a := range res.Actions {
+	for _, a := range done.res.Actions {
 		counts[a.Disposition]++
 	}
-	o.logger.Info("overturn", "overturn_id", res.OverturnID, "target", target, "appeal_id", req.AppealID,
-		"reviewer", req.Reviewer, "role", req.Role, "user_ids", users, "reversed", counts[appeals.DispositionReversed],
+	_, target := overturnSubject(req)
+	o.logger.Info("overturn", "overturn_id", done.res.OverturnID, "target", target, "appeal_id", req.AppealID,
+		"reviewer", req.Reviewer, "role", req.Role, "user_ids", done.users, "reversed", counts[appeals.DispositionReversed],
 		"cancelled", counts[appeals.DispositionCancelled], "nothing_to_undo", counts[appeals.DispositionNothingToUndo],
-		"immune_until", res.ImmuneUntil.Format(time.RFC3339), "duration_ms", float64(time.Since(start).Microseconds())/1000)
-	return res, nil
+		"immune_until", done.res.ImmuneUntil.Format(time.RFC3339), "duration_ms", float64(took.Microseconds())/1000)
 }
 
 // overturnParams are the staff audit row's parameters of an overturn.
