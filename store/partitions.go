@@ -72,3 +72,47 @@ func (s *Store) DropPartitionsBefore(ctx context.Context, before time.Time) ([]P
 	}
 	return parts, nil
 }
+
+// RetentionBatch is how many rows (actions: how many actions, with their
+// calls, attempts and outcomes) one transaction of DeletePastRetention
+// deletes from each table: the daily run never holds long locks nor
+// writes one huge transaction.
+const RetentionBatch = 5000
+
+// RetainedTables are the unpartitioned tables DeletePastRetention prunes,
+// in the order it reports them.
+var RetainedTables = []string{"action_calls", "action_attempts", "action_outcomes", "actions",
+	"before_send_keys", "before_send_links", "event_raw_bodies", "quarantine", "action_daily_counts"}
+
+// DeletePastRetention deletes the rows of the unpartitioned tables that
+// retention no longer keeps, batch rows per table per transaction, until
+// none is left, and returns how many it deleted from each table. Rows of
+// an event go once its month is dropped (so run it after
+// DropPartitionsBefore, with the same cutoff: a month kept for an open
+// appeal keeps its actions and before-send records); an action staff
+// reviewed (appealed, overturned) stays with that record; quarantine and
+// the daily caps' counters go by their own time, before before.
+func (s *Store) DeletePastRetention(ctx context.Context, before time.Time, batch int) (map[string]int64, error) {
+	if batch < 1 {
+		return nil, fmt.Errorf("delete past retention: batch %d: want at least 1", batch)
+	}
+	total := map[string]int64{}
+	for more := true; more; {
+		more = false
+		rows, err := s.pool.Query(ctx, `SELECT table_name, deleted FROM moderator_prune_audit($1, $2)`, before, batch)
+		if err != nil {
+			return total, fmt.Errorf("delete past retention: %w", err)
+		}
+		var table string
+		var n int64
+		_, err = pgx.ForEachRow(rows, []any{&table, &n}, func() error {
+			total[table] += n
+			more = more || n >= int64(batch)
+			return nil
+		})
+		if err != nil {
+			return total, fmt.Errorf("delete past retention: %w", err)
+		}
+	}
+	return total, nil
+}

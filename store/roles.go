@@ -73,7 +73,7 @@ BEGIN
     GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO moderator_service;
     GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO moderator_auditor;
     GRANT EXECUTE ON FUNCTION moderator_ensure_partitions(timestamptz, integer),
-        moderator_drop_partitions(timestamptz) TO moderator_service;
+        moderator_drop_partitions(timestamptz), moderator_prune_audit(timestamptz, integer) TO moderator_service;
 END;
 $$`
 

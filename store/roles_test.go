@@ -83,6 +83,9 @@ func TestServiceRoleCannotChangeTheAuditTrail(t *testing.T) {
 	if _, err := svc.DropPartitionsBefore(ctx, time.Now().AddDate(-2, 0, 0)); err != nil {
 		t.Errorf("service role dropping expired partitions: %v", err)
 	}
+	if _, err := svc.DeletePastRetention(ctx, time.Now().AddDate(-2, 0, 0), store.RetentionBatch); err != nil {
+		t.Errorf("service role deleting rows past retention: %v", err)
+	}
 	if _, err := svc.PruneEventKeys(ctx, store.DedupHorizon); err != nil {
 		t.Errorf("service role pruning deduplication keys: %v", err)
 	}
@@ -114,6 +117,7 @@ func TestServiceRoleCannotChangeTheAuditTrail(t *testing.T) {
 		`ALTER TABLE events DETACH PARTITION ` + partition,
 		`SET session_replication_role = replica`,
 		`DELETE FROM schema_migrations`,
+		`SET moderator.sanctioned_change = 'retention'; DELETE FROM action_outcomes`,
 		`CREATE OR REPLACE FUNCTION forbid_audit_change() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$`,
 	} {
 		_, err := svc.Pool().Exec(ctx, stmt)

@@ -19,6 +19,7 @@ type lifecycleMetrics struct {
 	runs    *prometheus.CounterVec // result: ok, error
 	dropped prometheus.Counter
 	kept    prometheus.Gauge
+	rows    *prometheus.CounterVec // table
 }
 
 func newLifecycleMetrics(reg prometheus.Registerer) *lifecycleMetrics {
@@ -35,18 +36,27 @@ func newLifecycleMetrics(reg prometheus.Registerer) *lifecycleMetrics {
 			Name: "moderator_retention_partitions_kept",
 			Help: "Monthly partitions past MODERATOR_RETENTION kept at the last run because an open appeal depends on them.",
 		}),
+		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "moderator_retention_rows_deleted_total",
+			Help: "Rows of the unpartitioned audit tables (actions and their calls, attempts and outcomes, before-send records, raw bodies, quarantine, daily counts) deleted past MODERATOR_RETENTION, by table.",
+		}, []string{"table"}),
 	}
 	for _, r := range []string{"ok", "error"} {
 		m.runs.WithLabelValues(r)
 	}
-	reg.MustRegister(m.runs, m.dropped, m.kept)
+	for _, t := range store.RetainedTables {
+		m.rows.WithLabelValues(t)
+	}
+	reg.MustRegister(m.runs, m.dropped, m.kept, m.rows)
 	return m
 }
 
 // keepAuditTables runs the upkeep of the audit tables at start (once
 // migrated) and then daily: it creates the partitions of the coming
 // months, drops the months past retention (store.DropPartitionsBefore
-// keeps those an open appeal depends on), and forgets deduplication keys
+// keeps those an open appeal depends on), deletes the rows of the
+// unpartitioned tables that went with them (store.DeletePastRetention,
+// in batches), and forgets deduplication keys
 // past store.DedupHorizon. Every replica runs it; each step is idempotent
 // and serialised in the database.
 func keepAuditTables(ctx context.Context, logger *slog.Logger, st *store.Store, retention time.Duration,
@@ -73,6 +83,32 @@ func upkeep(ctx context.Context, logger *slog.Logger, st *store.Store, retention
 		logger.Info("partitions created", "created", created, "months_ahead", store.PartitionsAhead)
 	}
 	cutoff := time.Now().Add(-retention)
+	if err := dropMonths(ctx, logger, st, cutoff, retention, m); err != nil {
+		return err
+	}
+	deleted, err := st.DeletePastRetention(ctx, cutoff, store.RetentionBatch)
+	for _, table := range store.RetainedTables {
+		if n := deleted[table]; n > 0 {
+			m.rows.WithLabelValues(table).Add(float64(n))
+			logger.Info("rows deleted past retention", "table", table, "deleted", n, "retention", retentionValue(retention))
+		}
+	}
+	if err != nil {
+		return err
+	}
+	pruned, err := st.PruneEventKeys(ctx, store.DedupHorizon)
+	if err != nil {
+		return err
+	}
+	if pruned > 0 {
+		logger.Info("deduplication keys pruned", "deleted", pruned, "horizon", store.DedupHorizon.String())
+	}
+	return nil
+}
+
+// dropMonths drops the monthly partitions that ended before cutoff, but
+// those an open appeal depends on, logging and counting each.
+func dropMonths(ctx context.Context, logger *slog.Logger, st *store.Store, cutoff time.Time, retention time.Duration, m *lifecycleMetrics) error {
 	parts, err := st.DropPartitionsBefore(ctx, cutoff)
 	if err != nil {
 		return err
@@ -89,12 +125,5 @@ func upkeep(ctx context.Context, logger *slog.Logger, st *store.Store, retention
 			"retention", retentionValue(retention))
 	}
 	m.kept.Set(float64(kept))
-	pruned, err := st.PruneEventKeys(ctx, store.DedupHorizon)
-	if err != nil {
-		return err
-	}
-	if pruned > 0 {
-		logger.Info("deduplication keys pruned", "deleted", pruned, "horizon", store.DedupHorizon.String())
-	}
 	return nil
 }

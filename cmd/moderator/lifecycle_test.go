@@ -15,8 +15,9 @@ import (
 )
 
 // TestUpkeepDropsMonthsPastRetention: a run of the daily upkeep drops the
-// months past the retention, counts and logs them, and leaves this
-// month's partitions and those ahead.
+// months past the retention, counts and logs them, deletes the actions of
+// their events (counted and logged by table), and leaves this month's
+// partitions and those ahead.
 func TestUpkeepDropsMonthsPastRetention(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -37,6 +38,11 @@ func TestUpkeepDropsMonthsPastRetention(t *testing.T) {
 		VALUES ('old', '\x01', 1, 'k', false, 2, $1, 'message.new', false, false, '{}')`, old); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := st.Pool().Exec(ctx, `WITH a AS (INSERT INTO actions (event_id, position, rule_id, type, params, idempotency_key, created_at)
+			SELECT id, 0, 'r1', 'flag', '{"type":"flag"}', 'old-0', $1 FROM events WHERE webhook_id = 'old' RETURNING id)
+		INSERT INTO action_outcomes (action_id, outcome, at) SELECT id, 'applied', $1 FROM a`, old); err != nil {
+		t.Fatal(err)
+	}
 	var logs bytes.Buffer
 	reg := prometheus.NewRegistry()
 	m := newLifecycleMetrics(reg)
@@ -49,6 +55,14 @@ func TestUpkeepDropsMonthsPastRetention(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "partition=events_"+old.Format("2006_01")) {
 		t.Errorf("log does not name the dropped partition events_%s:\n%s", old.Format("2006_01"), logs.String())
+	}
+	for table, want := range map[string]float64{"actions": 1, "action_outcomes": 1, "quarantine": 0} {
+		if n := counterValue(t, reg, "moderator_retention_rows_deleted_total", map[string]string{"table": table}); n != want {
+			t.Errorf("rows deleted from %s: %v, want %v", table, n, want)
+		}
+	}
+	if !strings.Contains(logs.String(), `msg="rows deleted past retention" table=actions deleted=1`) {
+		t.Errorf("log does not say the old action was deleted:\n%s", logs.String())
 	}
 	var n int
 	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM events WHERE webhook_id = 'old'`).Scan(&n); err != nil || n != 0 {
