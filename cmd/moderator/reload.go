@@ -233,8 +233,9 @@ func (l *liveRules) load() (*policy.RuleSet, error) {
 	)
 	var state atomic.Int32
 	done := make(chan result, 1) // buffered: an abandoned load never blocks on it
+	loadDir, dir := l.loadDir, l.dir // read here: the goroutine may outlive this reload
 	go func() {
-		rs, err := l.loadDir(l.dir)
+		rs, err := loadDir(dir)
 		done <- result{rs, err}
 		if !state.CompareAndSwap(running, finished) {
 			l.stuckN.Add(-1) // abandoned earlier: no longer stuck
