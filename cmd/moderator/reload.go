@@ -232,7 +232,7 @@ func (l *liveRules) load() (*policy.RuleSet, error) {
 		abandoned
 	)
 	var state atomic.Int32
-	done := make(chan result, 1) // buffered: an abandoned load never blocks on it
+	done := make(chan result, 1)     // buffered: an abandoned load never blocks on it
 	loadDir, dir := l.loadDir, l.dir // read here: the goroutine may outlive this reload
 	go func() {
 		rs, err := loadDir(dir)
