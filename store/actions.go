@@ -139,12 +139,26 @@ type OutcomeRow struct {
 }
 
 // RecordOutcomesTx records outcomes inside tx (for actions that end as they
-// are planned: superseded, held, dry run).
+// are planned: superseded, held, dry run), in one statement: a batch of
+// dry-run decisions ends dozens of actions at once.
 func RecordOutcomesTx(ctx context.Context, tx pgx.Tx, rows []OutcomeRow) error {
-	for _, r := range rows {
-		if _, err := recordOutcome(ctx, tx, r); err != nil {
-			return err
+	if len(rows) == 0 {
+		return nil
+	}
+	ids := make([]int64, len(rows))
+	outcomes, reasons := make([]string, len(rows)), make([]string, len(rows))
+	requests := make([]*string, len(rows))
+	for i, r := range rows {
+		ids[i], outcomes[i], reasons[i] = r.ActionID, r.Outcome, r.Reason
+		if r.Request != nil {
+			s := jsonbSafe(r.Request)
+			requests[i] = &s
 		}
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO action_outcomes (action_id, outcome, reason, request)
+		SELECT a, o, r, q::jsonb FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS x(a, o, r, q)
+		ON CONFLICT (action_id) DO NOTHING`, ids, outcomes, reasons, requests); err != nil {
+		return fmt.Errorf("record outcomes of %d actions (first %d): %w", len(rows), rows[0].ActionID, err)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"moderator/policy"
@@ -28,6 +29,26 @@ type Batcher struct {
 	flushers int
 	timeout  time.Duration
 	hook     TxHook
+	// queuedAt is when (unix nanoseconds) a flusher last took a batch of
+	// busyBatch records or more; see Busy.
+	queuedAt atomic.Int64
+}
+
+// busyBatch is the batch size from which the intake counts as busy:
+// deliveries are queueing for the flushers, not arriving one at a time.
+const busyBatch = 8
+
+// busyFor is how long the intake stays busy after its last large batch.
+const busyFor = 2 * time.Second
+
+// Busy reports whether deliveries have been queueing for a commit lately
+// (a batch of busyBatch records or more within busyFor): the database is
+// the intake's bottleneck, and background work that shares it, such as
+// the word indexer, should give way. At a steady few hundred webhooks a
+// second batches hold one to three records, and Busy stays false.
+func (b *Batcher) Busy() bool {
+	t := b.queuedAt.Load()
+	return t != 0 && time.Since(time.Unix(0, t)) < busyFor
 }
 
 type pending struct {
@@ -122,10 +143,19 @@ func (b *Batcher) take(first *pending, own chan *pending) []*pending {
 		case p := <-b.queue:
 			batch = append(batch, p)
 		default:
+			b.noteSize(len(batch))
 			return batch
 		}
 	}
+	b.noteSize(len(batch))
 	return batch
+}
+
+// noteSize remembers when a large batch was taken (see Busy).
+func (b *Batcher) noteSize(n int) {
+	if n >= busyBatch {
+		b.queuedAt.Store(time.Now().UnixNano())
+	}
 }
 
 // flush records a batch in one transaction. When Postgres refuses it for

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"io/fs"
+	"time"
 )
 
 // Test hooks: the statements the searches run, for the EXPLAIN checks.
@@ -48,4 +49,13 @@ func (s *Store) MigrateTo(ctx context.Context, v int) error {
 		}
 	}
 	return nil
+}
+
+// BusyAt is when a flusher last took a batch large enough to make the
+// intake busy; zero if never.
+func (b *Batcher) BusyAt() time.Time {
+	if t := b.queuedAt.Load(); t != 0 {
+		return time.Unix(0, t)
+	}
+	return time.Time{}
 }

@@ -388,3 +388,46 @@ func TestRecordEventsHookErrorRollsBack(t *testing.T) {
 		t.Fatalf("rows after the retry = %d, want 1", n)
 	}
 }
+
+// TestBatcherBusy: a batch of eight or more queued records makes the
+// intake busy (the word indexer then gives way); records committed one at
+// a time do not. The records are queued before the flushers start, so the
+// first batch takes them all whatever the machine's speed.
+func TestBatcherBusy(t *testing.T) {
+	t.Parallel()
+	st := storetest.Store(t)
+	for _, tc := range []struct {
+		records int
+		want    bool
+	}{{1, false}, {7, false}, {8, true}} {
+		t.Run(fmt.Sprint(tc.records), func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			b := store.NewBatcher(st, store.BatcherConfig{MaxBatch: 16, Flushers: 1})
+			var waits []func(context.Context) (store.RecordResult, error)
+			for i := range tc.records {
+				id := fmt.Sprintf("%s-%d", t.Name(), i)
+				body := fmt.Sprintf(`{"type":"message.new","message":{"id":%q,"user":{"id":"u"}}}`, id)
+				wait, err := b.Submit(ctx, record(t, id, body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				waits = append(waits, wait)
+			}
+			if !b.BusyAt().IsZero() {
+				t.Fatal("busy before any batch was taken")
+			}
+			stopped := make(chan struct{})
+			go func() { b.Run(ctx); close(stopped) }()
+			for _, wait := range waits {
+				if _, err := wait(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cancel()
+			<-stopped
+			if got := !b.BusyAt().IsZero(); got != tc.want {
+				t.Fatalf("busy after a batch of %d = %v, want %v", tc.records, got, tc.want)
+			}
+		})
+	}
+}

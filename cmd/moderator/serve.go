@@ -79,7 +79,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	wg.Go(func() { expireCounters(bg, logger, st, &audit.migrated) })
 	lifecycle := newLifecycleMetrics(reg)
 	wg.Go(func() { keepAuditTables(bg, logger, st, cfg.Retention, lifecycle, &audit.migrated) })
-	wg.Go(func() { indexWords(bg, logger, st, &audit.migrated) })
+	wg.Go(func() { indexWords(bg, logger, st, &audit.migrated, batcher.Busy) })
 	ruleGuard := newRuleGuard(st, rules, cfg.Guard, logger, reg)
 	wg.Go(func() { ruleGuard.run(bg, &audit.migrated) })
 	if !cfg.DryRun {
@@ -369,17 +369,33 @@ func everyOnceMigrated(ctx context.Context, period time.Duration, migrated *atom
 }
 
 // wordsEvery is how often the words of new events are indexed for the
-// full-text search; wordsBatch how many at a time.
+// full-text search; wordsBatch how many at a time: small, so that one
+// statement holds a core for tens of milliseconds, not hundreds, beside
+// the intake's commits (1,000 took up to 0.9 s under load, mostly writing
+// the full-text index).
 const (
 	wordsEvery = time.Second
-	wordsBatch = 1000
+	wordsBatch = 250
+)
+
+// The indexer works at most 1/wordsShare of the time while it catches up
+// (it pauses after each full batch for wordsShare-1 times as long as the
+// batch took), and 1/wordsBusyShare while the intake is busy (the database
+// its bottleneck), so that a backlog never takes a core from the intake
+// for long.
+const (
+	wordsShare     = 2
+	wordsBusyShare = 10
 )
 
 // indexWords indexes the words of newly recorded events for the staff's
 // full-text search, every second, off the recording path (so the search
 // sees an event about a second after it is recorded); a backlog (after an
-// upgrade) is worked through in batches without waiting.
-func indexWords(ctx context.Context, logger *slog.Logger, st *store.Store, migrated *atomic.Bool) {
+// upgrade, a burst) is worked through in batches, at most half of the
+// time, and at most a tenth while busy says the intake is queueing for
+// the database (see wordsPause): the search then lags behind until the
+// burst is over.
+func indexWords(ctx context.Context, logger *slog.Logger, st *store.Store, migrated *atomic.Bool, busy func() bool) {
 	tick := time.NewTicker(wordsEvery)
 	defer tick.Stop()
 	failing := false
@@ -393,6 +409,7 @@ func indexWords(ctx context.Context, logger *slog.Logger, st *store.Store, migra
 			continue
 		}
 		for ctx.Err() == nil {
+			start := time.Now()
 			n, err := st.IndexEventWords(ctx, wordsBatch)
 			if err != nil {
 				if ctx.Err() == nil && !failing {
@@ -405,8 +422,22 @@ func indexWords(ctx context.Context, logger *slog.Logger, st *store.Store, migra
 			if n < wordsBatch {
 				break
 			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(wordsPause(time.Since(start), busy())):
+			}
 		}
 	}
+}
+
+// wordsPause is how long the indexer waits after a full batch that took
+// took: enough to keep it to 1/wordsShare of the time, or to
+// 1/wordsBusyShare while the intake is busy.
+func wordsPause(took time.Duration, busy bool) time.Duration {
+	if busy {
+		return took * (wordsBusyShare - 1)
+	}
+	return took * (wordsShare - 1)
 }
 
 // ensureBotUser creates the bot user, the acting user of every action,
