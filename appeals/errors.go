@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"moderator/statement"
 	"moderator/store"
 )
 
@@ -104,6 +105,8 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 			msg = le.Error()
 		}
 		writeError(w, http.StatusNotFound, CodeNotFound, "", msg)
+	case errors.Is(err, statement.ErrNothingDecided):
+		writeError(w, http.StatusNotFound, CodeNotFound, "", err.Error())
 	case errors.Is(err, store.ErrNotDemoted):
 		writeError(w, http.StatusConflict, CodeConflict, "", "the rule is not demoted: nothing to restore")
 	case errors.Is(err, store.ErrBacktestRunning):

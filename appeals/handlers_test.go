@@ -34,6 +34,7 @@ var invalidValues = map[string][]string{
 	"status":      {"open", "decided", "PENDING"},
 	"sort":        {"oldest ", "OLDEST", "age"},
 	"text":        {" ", strings.Repeat("x", 201), "a\x01b", "\xff"},
+	"format":      {"xml", "TEXT", "json ", "html"},
 }
 
 // samplePath fills a route pattern's parameters with valid values.

@@ -36,6 +36,7 @@ func (s *server) routes() []route {
 		{http.MethodGet, "/events", RoleViewer, eventsQuery, s.handle(search(s, "events", Store.SearchEvents))},
 		{http.MethodGet, "/decisions", RoleViewer, searchQuery, s.handle(search(s, "decisions", Store.SearchDecisions))},
 		{http.MethodGet, "/decisions/{id}", RoleViewer, []string{"around"}, s.handle(s.decisionEvidence)},
+		{http.MethodGet, "/decisions/{id}/statement", RoleViewer, []string{"format"}, s.handle(s.decisionStatement)},
 		{http.MethodGet, "/actions", RoleViewer, searchQuery, s.handle(search(s, "actions", Store.SearchActions))},
 		{http.MethodGet, "/actions/{id}", RoleViewer, nil, s.handle(s.action)},
 		{http.MethodGet, "/users/{user_id}/timeline", RoleViewer, timelineQuery, s.handle(s.timeline)},

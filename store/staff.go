@@ -16,6 +16,7 @@ const (
 	ActSearch        = "search"
 	ActTimeline      = "timeline"
 	ActViewDecision  = "view_decision"
+	ActViewStatement = "view_statement"
 	ActViewAction    = "view_action"
 	ActViewAppeal    = "view_appeal"
 	ActRecordAppeal  = "record_appeal"

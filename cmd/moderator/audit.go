@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode"
 
+	"moderator/statement"
 	"moderator/store"
 )
 
@@ -32,6 +33,8 @@ const auditUsage = `usage: moderator audit <what> [ID] [flags]
                      overturned|all, --sort oldest|newest, --user, --rule, --type (action)
   appeal ID          one appeal: statement, what it is about, who holds it, its decision
                      and notes, and the evidence of the decision appealed
+  statement ID       the statement of reasons the user is owed for decision ID (EU DSA
+                     Art. 17), in plain words (--json: with its structured fields)
   quarantine         deliveries the database refused for their data (answered
                      "quarantined"), newest first; --json has their exact bodies
 
@@ -86,16 +89,16 @@ func (f timeFlag) Set(s string) error {
 func parseAuditArgs(args []string, now time.Time) (auditArgs, error) {
 	var a auditArgs
 	if len(args) == 0 {
-		return a, errors.New("say what to audit: user ID, message ID, decision ID, appeal ID, events, decisions, actions, appeals, rules or quarantine")
+		return a, errors.New("say what to audit: user ID, message ID, decision ID, appeal ID, statement ID, events, decisions, actions, appeals, rules or quarantine")
 	}
 	if isHelpFlag(args[0]) {
 		return a, flag.ErrHelp
 	}
 	a.what, args = args[0], args[1:]
-	withID := map[string]bool{"user": true, "message": true, "decision": true, "appeal": true}
+	withID := map[string]bool{"user": true, "message": true, "decision": true, "appeal": true, "statement": true}
 	search := map[string]bool{"events": true, "decisions": true, "actions": true}
 	if !withID[a.what] && !search[a.what] && a.what != "rules" && a.what != "appeals" && a.what != "quarantine" {
-		return a, fmt.Errorf("unknown %q: want user, message, decision, appeal, events, decisions, actions, appeals, rules or quarantine", a.what)
+		return a, fmt.Errorf("unknown %q: want user, message, decision, appeal, statement, events, decisions, actions, appeals, rules or quarantine", a.what)
 	}
 	fs := flag.NewFlagSet("audit "+a.what, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -104,7 +107,7 @@ func parseAuditArgs(args []string, now time.Time) (auditArgs, error) {
 	fs.Var(timeFlag{&a.filter.From, now}, "since", "")
 	fs.Var(timeFlag{&a.filter.To, now}, "until", "")
 	var outcome string
-	if a.what != "rules" && a.what != "decision" && a.what != "appeal" {
+	if a.what != "rules" && a.what != "decision" && a.what != "appeal" && a.what != "statement" {
 		fs.IntVar(&a.filter.Limit, "limit", 0, "")
 	}
 	if a.what == "user" || search[a.what] || a.what == "appeals" || a.what == "quarantine" {
@@ -195,7 +198,7 @@ func (a *auditArgs) check(outcome string) error {
 	if a.what == "user" && a.filtered() && a.filter.Cursor != "" {
 		return errors.New("--cursor pages the whole timeline; with filters, page with audit events|decisions|actions --user ID")
 	}
-	if a.what == "decision" || a.what == "appeal" {
+	if a.what == "decision" || a.what == "appeal" || a.what == "statement" {
 		if n, err := strconv.ParseInt(a.id, 10, 64); err != nil || n <= 0 {
 			return fmt.Errorf("%s: the id must be a positive number, got %q", a.what, a.id)
 		}
@@ -284,14 +287,8 @@ func readAudit(ctx context.Context, st *store.Store, a auditArgs, act *store.Sta
 		}
 		act.Act, act.TargetUserID = store.ActTimeline, a.id
 		out, show = p, func(w io.Writer) { printTimeline(w, a.id, p) }
-	case "decision":
-		id, _ := strconv.ParseInt(a.id, 10, 64)
-		ev, err := st.DecisionEvidence(ctx, id, a.around)
-		if err != nil {
-			return nil, nil, err
-		}
-		act.Act, act.Target, act.TargetUserID = store.ActViewDecision, "decision:"+a.id, ev.Decision.UserID
-		out, show = ev, func(w io.Writer) { printEvidence(w, ev) }
+	case "decision", "appeal", "statement":
+		return readRecord(ctx, st, a, act)
 	case "events", "decisions", "actions":
 		switch a.what {
 		case "events":
@@ -325,16 +322,41 @@ func readAudit(ctx context.Context, st *store.Store, a auditArgs, act *store.Sta
 			return nil, nil, err
 		}
 		act.Act = store.ActSearch
+	}
+	return out, show, nil
+}
+
+// readRecord reads the one record a names by its id (a decision, an
+// appeal, a decision's statement of reasons), and names the read in act.
+func readRecord(ctx context.Context, st *store.Store, a auditArgs, act *store.StaffAct) (out any, show func(io.Writer), err error) {
+	id, _ := strconv.ParseInt(a.id, 10, 64)
+	switch a.what {
+	case "decision":
+		ev, err := st.DecisionEvidence(ctx, id, a.around)
+		if err != nil {
+			return nil, nil, err
+		}
+		act.Act, act.Target, act.TargetUserID = store.ActViewDecision, "decision:"+a.id, ev.Decision.UserID
+		return ev, func(w io.Writer) { printEvidence(w, ev) }, nil
 	case "appeal":
-		id, _ := strconv.ParseInt(a.id, 10, 64)
 		v, err := readAppealView(ctx, st, id, a.around)
 		if err != nil {
 			return nil, nil, err
 		}
 		act.Act, act.Target, act.TargetUserID = store.ActViewAppeal, "appeal:"+a.id, v.Appeal.UserID
-		out, show = v, func(w io.Writer) { printAppeal(w, v) }
+		return v, func(w io.Writer) { printAppeal(w, v) }, nil
+	default: // statement
+		ev, err := st.DecisionEvidence(ctx, id, 0)
+		if err != nil {
+			return nil, nil, err
+		}
+		s, err := statement.New(ev)
+		if err != nil {
+			return nil, nil, err
+		}
+		act.Act, act.Target, act.TargetUserID = store.ActViewStatement, "decision:"+a.id, ev.Decision.UserID
+		return s, func(w io.Writer) { fmt.Fprint(w, s.Text) }, nil
 	}
-	return out, show, nil
 }
 
 // openCLIStore opens the database of a command staff run from a terminal

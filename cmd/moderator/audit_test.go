@@ -11,6 +11,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -497,5 +498,57 @@ func TestAuditQuarantine(t *testing.T) {
 	}
 	if got := f.staffRows(t); len(got) != 2 || got[0] != "cli:tester cli search - -" {
 		t.Errorf("staff audit rows %q, want the two reads recorded", got)
+	}
+}
+
+// TestAuditStatement: `audit statement ID` prints the statement of reasons
+// of the scam-link decision (the applied ban, the rule's recorded reason,
+// the pending appeal, the ways to redress), with the message's escape
+// sequence escaped; --json gives its fields; the read is a staff act; a bad
+// id is one line.
+func TestAuditStatement(t *testing.T) {
+	t.Parallel()
+	f := newAuditFixture(t)
+	id := strconv.FormatInt(f.decisionID, 10)
+	out, errOut, err := f.run(t, "statement", id)
+	if err != nil {
+		t.Fatalf("audit statement: %v\n%s", err, errOut)
+	}
+	inOrder(t, out,
+		"Statement of reasons for decision "+id+"\nTo: newbie\n",
+		"1. What we decided\n",
+		"- Deletion of your message msg-2. Decided, and being carried out.\n",
+		"- A ban from posting anywhere in the app for 7 days, with the deletion of your messages. In effect from ",
+		"2. The facts we relied on\nYour message msg-2 in messaging:general, sent 24 November 2026, 12:00 UTC:\n",
+		`  "FREE NITRO for everyone!!! claim at https://discord-nitro.gift/claim"`,
+		"- scam-domains: ",
+		"3. Use of automated means\n",
+		"is waiting for a person's review.\n",
+		"4. The grounds for the decision\n- The platform's rule scam-domains (rule set version ",
+		`domains.yaml:`, `): "scam link: discord-nitro.gift"`,
+		"5. How you can seek redress\n",
+	)
+	if strings.ContainsRune(out, '\x1b') {
+		t.Errorf("the statement sent an escape character to the terminal:\n%q", out)
+	}
+	jsonOut, _, err := f.run(t, "statement", id, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		DecisionID int64  `json:"decision_id"`
+		Restricted bool   `json:"restricted"`
+		Text       string `json:"text"`
+	}
+	if err := json.Unmarshal([]byte(jsonOut), &st); err != nil || st.DecisionID != f.decisionID || !st.Restricted || st.Text != out {
+		t.Errorf("--json: %+v (%v), want decision %d, restricted, with the text printed above", st, err, f.decisionID)
+	}
+	rows := f.staffRows(t)
+	if want := "cli:tester cli view_statement newbie decision:" + id; len(rows) < 2 || rows[len(rows)-1] != want || rows[len(rows)-2] != want {
+		t.Errorf("staff audit rows %q, want two %q", rows, want)
+	}
+	_, errOut, err = f.run(t, "statement", "x")
+	if !errors.Is(err, errUsage) || !strings.Contains(errOut, "statement: the id must be a positive number") {
+		t.Errorf("bad id: %v, %q", err, errOut)
 	}
 }

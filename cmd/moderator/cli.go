@@ -24,7 +24,7 @@ var commandTree = []command{
 	{"rules", []string{"test", "backtest"}},
 	{"eval", nil},
 	{"token", nil},
-	{"audit", []string{"user", "message", "decision", "appeal", "events", "decisions", "actions", "appeals", "rules", "quarantine"}},
+	{"audit", []string{"user", "message", "decision", "appeal", "statement", "events", "decisions", "actions", "appeals", "rules", "quarantine"}},
 	{"healthcheck", nil},
 	{"completion", []string{"bash", "zsh"}},
 	{"version", nil},
