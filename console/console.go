@@ -199,6 +199,7 @@ func (c *Console) routes() http.Handler {
 
 		r.Get("/users/{user_id}", c.handle(c.userPage))
 		r.Get("/decisions/{id}", c.handle(c.decisionPage))
+		r.Get("/decisions/{id}/statement", c.handle(c.statementPage))
 		r.With(c.requireRole(appeals.RoleReviewer)).Post("/actions/{id}/overturn", c.handle(c.overturnFrom("action")))
 		r.With(c.requireRole(appeals.RoleReviewer)).Post("/decisions/{id}/overturn", c.handle(c.overturnFrom("decision")))
 		r.Get("/search", c.handle(c.search))

@@ -25,7 +25,7 @@ type pages struct {
 
 // pageNames are the pages in templates/, each NAME.html defining
 // "content" (and maybe "fragments" htmx asks for).
-var pageNames = []string{"sign-in", "queue", "appeal", "confirm-overturn", "error", "user", "decision", "search", "rules", "playground", "signed-in"}
+var pageNames = []string{"sign-in", "queue", "appeal", "confirm-overturn", "error", "user", "decision", "statement", "search", "rules", "playground", "signed-in"}
 
 func parsePages(a *assets) (*pages, error) {
 	funcs := template.FuncMap{

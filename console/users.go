@@ -1,6 +1,7 @@
 package console
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"moderator/statement"
 	"moderator/store"
 )
 
@@ -81,6 +83,39 @@ func (c *Console) decisionPage(w http.ResponseWriter, r *http.Request) error {
 	}
 	c.render(w, r, http.StatusOK, "decision", decisionPage{basePage: c.base(r, fmt.Sprintf("Decision %d", id)), Evidence: ev,
 		Back: fmt.Sprintf("%s/decisions/%d", Prefix, id), Reasons: c.reasons.Overturned})
+	return nil
+}
+
+// statementPage is the data of the "statement" template.
+type statementPage struct {
+	basePage
+	Statement statement.Statement
+}
+
+// statementPage shows the statement of reasons of a decision, as the
+// staff API's text/plain answer has it, for a reviewer to read or copy
+// to the user.
+func (c *Console) statementPage(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	ev, err := c.store.DecisionEvidence(r.Context(), id, 0)
+	if err != nil {
+		return err
+	}
+	st, err := statement.New(ev)
+	if errors.Is(err, statement.ErrNothingDecided) {
+		return &httpError{status: http.StatusNotFound, msg: fmt.Sprintf("Decision %d %s.", id, statement.ErrNothingDecided), err: err}
+	}
+	if err != nil {
+		return err
+	}
+	if err := c.record(r, store.StaffAct{Act: store.ActViewStatement, TargetUserID: ev.Decision.UserID,
+		Target: fmt.Sprintf("decision:%d", id), Params: map[string]any{"decision_id": id, "screen": "statement"}}); err != nil {
+		return err
+	}
+	c.render(w, r, http.StatusOK, "statement", statementPage{basePage: c.base(r, fmt.Sprintf("Statement of reasons, decision %d", id)), Statement: st})
 	return nil
 }
 
