@@ -113,7 +113,7 @@ func Run(ctx context.Context, src Source, cand *policy.RuleSet, opt Options) (*R
 	start := time.Now()
 	r := &run{src: src, cand: cand.WithBudget(0), opt: opt, keys: cand.History()}
 	r.skeys = strikeKeys(r.keys)
-	r.counters = newCounters(r.keys)
+	r.counters = newCounters(r.keys, cand.YoungAccount())
 	r.counts = cand.CountsMessages()
 	for _, k := range r.skeys {
 		r.maxStrike = max(r.maxStrike, k.Window)
@@ -191,7 +191,7 @@ func (r *run) lineage(user string) *lineage {
 // warmCounters counts the messages of the longest counter window before
 // the window opens.
 func (r *run) warmCounters(ctx context.Context) error {
-	w := max(r.counters.maxUser, r.counters.maxChan)
+	w := max(r.counters.maxUser, r.counters.maxChan, r.counters.maxYoung)
 	if !r.counts || w == 0 {
 		return nil
 	}

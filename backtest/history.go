@@ -14,33 +14,40 @@ import (
 // within the window of the event's time, on either side, among the
 // events recorded before it and itself, up to store.HistoryCap rows.
 
-// counters holds the recent marks of every user and of young accounts
-// per channel. It is used by one goroutine, in id order.
+// counters holds the recent marks of every user, of every channel and of
+// young accounts per channel: the rows each of the store's reads counts.
+// It is used by one goroutine, in id order.
 type counters struct {
 	keys     []policy.HistoryKey // the counter keys the candidate reads
+	young    time.Duration       // the candidate's young-account age
 	user     map[string][]policy.Mark
-	channel  map[string][]policy.Mark // young accounts' marks only
+	channel  map[string][]policy.Mark // every mark, for counts.channel_users
+	youngs   map[string][]policy.Mark // young accounts' marks, for counts.channel_young_messages
 	maxUser  time.Duration
 	maxChan  time.Duration
+	maxYoung time.Duration
+	seen     map[string]bool // scratch for the distinct counts
 	latest   time.Time
 	swept    time.Time
 	sweepGap time.Duration
 }
 
-func newCounters(keys []policy.HistoryKey) *counters {
-	c := &counters{user: map[string][]policy.Mark{}, channel: map[string][]policy.Mark{}}
+func newCounters(keys []policy.HistoryKey, young time.Duration) *counters {
+	c := &counters{young: young, user: map[string][]policy.Mark{}, channel: map[string][]policy.Mark{}, youngs: map[string][]policy.Mark{}}
 	for _, k := range keys {
 		switch {
 		case k.IsStrike():
 			continue
-		case k.IsChannel():
+		case k.Name == policy.CountChannelUsers:
 			c.maxChan = max(c.maxChan, k.Window)
+		case k.Name == policy.CountChannelYoungMessages:
+			c.maxYoung = max(c.maxYoung, k.Window)
 		default:
 			c.maxUser = max(c.maxUser, k.Window)
 		}
 		c.keys = append(c.keys, k)
 	}
-	c.sweepGap = max(c.maxUser, c.maxChan, time.Hour)
+	c.sweepGap = max(c.maxUser, c.maxChan, c.maxYoung, time.Hour)
 	return c
 }
 
@@ -49,8 +56,11 @@ func (c *counters) add(m policy.Mark) {
 	if c.maxUser > 0 {
 		c.user[m.UserID] = push(c.user[m.UserID], m, c.maxUser)
 	}
-	if c.maxChan > 0 && m.Young && m.ChannelCID != "" {
+	if c.maxChan > 0 && m.ChannelCID != "" {
 		c.channel[m.ChannelCID] = push(c.channel[m.ChannelCID], m, c.maxChan)
+	}
+	if c.maxYoung > 0 && m.ChannelCID != "" && m.YoungUnder(c.young) {
+		c.youngs[m.ChannelCID] = push(c.youngs[m.ChannelCID], m, c.maxYoung)
 	}
 	if m.At.After(c.latest) {
 		c.latest = m.At
@@ -79,14 +89,14 @@ func push(marks []policy.Mark, m policy.Mark, window time.Duration) []policy.Mar
 // sweep forgets the users and channels with no mark in the longest
 // window, so that memory follows the active users, not the event count.
 func (c *counters) sweep() {
-	for id, ms := range c.user {
-		if len(ms) == 0 || !ms[len(ms)-1].At.After(c.latest.Add(-c.maxUser)) {
-			delete(c.user, id)
-		}
-	}
-	for id, ms := range c.channel {
-		if len(ms) == 0 || !ms[len(ms)-1].At.After(c.latest.Add(-c.maxChan)) {
-			delete(c.channel, id)
+	for _, set := range []struct {
+		marks  map[string][]policy.Mark
+		window time.Duration
+	}{{c.user, c.maxUser}, {c.channel, c.maxChan}, {c.youngs, c.maxYoung}} {
+		for id, ms := range set.marks {
+			if len(ms) == 0 || !ms[len(ms)-1].At.After(c.latest.Add(-set.window)) {
+				delete(set.marks, id)
+			}
 		}
 	}
 	c.swept = c.latest
@@ -96,20 +106,32 @@ func (c *counters) sweep() {
 // time at, whose text has fingerprint fp.
 func (c *counters) read(h policy.History, user, channel string, at time.Time, fp int64) {
 	for _, k := range c.keys {
-		var n int
-		if k.IsChannel() {
-			n = countMarks(c.channel[channel], k, channel, at, fp)
-		} else {
-			n = countMarks(c.user[user], k, channel, at, fp)
+		marks := c.user[user]
+		switch k.Name {
+		case policy.CountChannelUsers:
+			marks = c.channel[channel]
+		case policy.CountChannelYoungMessages:
+			marks = c.youngs[channel]
 		}
-		h[k] = n
+		h[k] = c.countMarks(marks, k, channel, at, fp)
 	}
 }
 
-func countMarks(marks []policy.Mark, k policy.HistoryKey, channel string, at time.Time, fp int64) int {
+// countMarks is the value of k over marks, for an event in channel at
+// time at whose text has fingerprint fp.
+func (c *counters) countMarks(marks []policy.Mark, k policy.HistoryKey, channel string, at time.Time, fp int64) int {
 	lo, hi := at.Add(-k.Window), at.Add(k.Window)
 	n := 0
-	var seen []string // distinct channels, for user_channels
+	if c.seen == nil {
+		c.seen = map[string]bool{}
+	}
+	clear(c.seen) // distinct channels (user_channels) or users (channel_users)
+	distinct := func(v string) {
+		if v != "" && !c.seen[v] {
+			c.seen[v] = true
+			n++
+		}
+	}
 	for i := range marks {
 		m := &marks[i]
 		if !m.At.After(lo) || m.At.After(hi) {
@@ -124,27 +146,19 @@ func countMarks(marks []policy.Mark, k policy.HistoryKey, channel string, at tim
 			}
 		case policy.CountUserLinks:
 			n += m.Links
+		case policy.CountUserMentions:
+			n += m.Mentions
 		case policy.CountUserDuplicates:
 			if fp != 0 && m.Fingerprint == fp {
 				n++
 			}
 		case policy.CountUserChannels:
-			if m.ChannelCID != "" && !contains(seen, m.ChannelCID) {
-				seen = append(seen, m.ChannelCID)
-				n++
-			}
+			distinct(m.ChannelCID)
+		case policy.CountChannelUsers:
+			distinct(m.UserID)
 		}
 	}
 	return n
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // strike is one message's (or, without a message, one event's) actions

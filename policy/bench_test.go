@@ -158,7 +158,7 @@ func BenchmarkEnv(b *testing.B) {
 	var env Env
 	b.ReportAllocs()
 	for b.Loop() {
-		env.fill(ev, needAll)
+		env.fill(ev, needAll, DefaultYoungAccount)
 		env.reset()
 	}
 }

@@ -203,6 +203,9 @@ func (w *walker) estimateCall(n *ast.CallNode, s estScope) (cost, size float64) 
 		}
 		return 1
 	}
+	if _, isHistory, _ := historyKeyOf(n); isHistory {
+		return c, 1 // a number the caller read beforehand: no work here
+	}
 	name := ""
 	if id, ok := n.Callee.(*ast.IdentifierNode); ok {
 		name = id.Value

@@ -109,8 +109,12 @@ type UserEnv struct {
 	// AccountAge is event.created_at − user.created_at. When either time
 	// is unknown it is the largest duration, so that "young account" rules
 	// never fire on missing data (evidence shows it as "unknown").
-	AccountAge time.Duration  `expr:"account_age"`
-	Custom     map[string]any `expr:"custom"`
+	AccountAge time.Duration `expr:"account_age"`
+	// Young: AccountAge is under the folder's young-account age
+	// (settings: young_account), so that rules and the young-account
+	// counters agree on what young is.
+	Young  bool           `expr:"young"`
+	Custom map[string]any `expr:"custom"`
 }
 
 // ChannelEnv is the channel the event happened in.
@@ -179,10 +183,11 @@ func textFieldNeeds(f string) needs {
 }
 
 // newEnv builds the environment of ev, computing only the derived values
-// in nd. It reads ev and never modifies it.
-func newEnv(ev *Event, nd needs) *Env {
+// in nd, with young the young-account age. It reads ev and never
+// modifies it.
+func newEnv(ev *Event, nd needs, young time.Duration) *Env {
 	env := &Env{}
-	env.fill(ev, nd)
+	env.fill(ev, nd, young)
 	return env
 }
 
@@ -201,7 +206,7 @@ func (env *Env) reset() {
 // fill sets env to the environment of ev. It reuses env's lists, so a
 // pooled Env costs no allocation for them; nothing may keep a reference
 // into an Env after it is returned to its pool.
-func (env *Env) fill(ev *Event, nd needs) {
+func (env *Env) fill(ev *Event, nd needs, young time.Duration) {
 	mentions, attachments := env.Message.Mentions[:0], env.Message.Attachments[:0]
 	counts, strikes := env.Counts, env.Strikes
 	*env = Env{Counts: counts, Strikes: strikes}
@@ -225,7 +230,7 @@ func (env *Env) fill(ev *Event, nd needs) {
 	if ev.MessageUpdate != nil {
 		env.Message.OldText = capText(ev.MessageUpdate.OldText)
 	}
-	env.fillUser(ev)
+	env.fillUser(ev, young)
 	env.fillChannel(ev)
 	fillText(&env.Text, env.Message.Text, fullText, env.Message.Attachments, nd)
 }
@@ -275,8 +280,8 @@ func (env *Env) fillMessage(m *Message, mentions []string, attachments []Attachm
 }
 
 // fillUser sets env.User to the user ev is about (subjectUser), its age
-// measured from the event's time.
-func (env *Env) fillUser(ev *Event) {
+// measured from the event's time; young is the young-account age.
+func (env *Env) fillUser(ev *Event, young time.Duration) {
 	u := subjectUser(ev)
 	if u == nil {
 		env.User.AccountAge = unknownDuration
@@ -294,6 +299,7 @@ func (env *Env) fillUser(ev *Event) {
 		AccountAge: accountAge(eventNow(ev), u.CreatedAt.Time),
 		Custom:     u.Custom,
 	}
+	env.User.Young = env.User.AccountAge < young
 }
 
 // fillChannel sets env.Channel from the event's cid and channel object,

@@ -41,7 +41,7 @@ func TestNewEnv(t *testing.T) {
 				Message: MessageEnv{ID: "fff0d7c0-60bd-4835-833b-3843007817bf", Type: "regular", Text: "8b780762-4830-4e2a-aa43-18aabaf1732d",
 					CreatedAt: time.Date(2019, 4, 24, 8, 48, 39, 918761000, time.UTC), UpdatedAt: time.Date(2019, 4, 24, 8, 48, 39, 918761000, time.UTC)},
 				User: UserEnv{ID: "97b49906-0b98-463b-aa47-0aa945677eb2", Role: "user",
-					CreatedAt: time.Date(2019, 4, 24, 8, 48, 38, 440123000, time.UTC), AccountAge: 509863000 * time.Nanosecond},
+					CreatedAt: time.Date(2019, 4, 24, 8, 48, 38, 440123000, time.UTC), AccountAge: 509863000 * time.Nanosecond, Young: true},
 				Channel: ChannelEnv{CID: "messaging:fun", Type: "messaging", ID: "fun"},
 				Text: TextEnv{Lower: "8b780762-4830-4e2a-aa43-18aabaf1732d", Normalized: Normalize("8b780762-4830-4e2a-aa43-18aabaf1732d"),
 					Words: Words(Normalize("8b780762-4830-4e2a-aa43-18aabaf1732d")), Length: 36, LongestRepeat: 2},
@@ -65,7 +65,7 @@ func TestNewEnv(t *testing.T) {
 					Attachments: []AttachmentEnv{{Type: "image", ImageURL: "https://cdn/x.png"}, {Type: "link", TitleLink: "https://y.example/b"}},
 					Custom:      map[string]any{"flagged_before": true}},
 				User: UserEnv{ID: "author", Role: "guest", Teams: []string{"blue"}, CreatedAt: time.Date(2026, 1, 15, 9, 0, 0, 0, time.UTC),
-					AccountAge: 3 * time.Hour, Custom: map[string]any{"tier": "gold"}},
+					AccountAge: 3 * time.Hour, Young: true, Custom: map[string]any{"tier": "gold"}},
 				Channel: ChannelEnv{CID: "livestream:main", Type: "livestream", ID: "main", Name: "Main", MemberCount: 42, Frozen: true},
 				Text: TextEnv{Lower: "hi @ann, see https://x.example/a", Normalized: Normalize("Hi @Ann, SEE https://x.example/a"),
 					Words: Words(Normalize("Hi @Ann, SEE https://x.example/a")), Links: []string{"https://x.example/a", "https://y.example/b"},
@@ -97,7 +97,7 @@ func TestNewEnv(t *testing.T) {
 			want: Env{
 				Event:   EventEnv{Type: "message.new", ActorID: "u"},
 				Message: MessageEnv{CreatedAt: time.Date(2026, 1, 15, 12, 0, 0, 0, time.UTC)},
-				User:    UserEnv{ID: "u", CreatedAt: time.Date(2026, 1, 15, 12, 0, 1, 0, time.UTC)},
+				User:    UserEnv{ID: "u", CreatedAt: time.Date(2026, 1, 15, 12, 0, 1, 0, time.UTC), Young: true},
 			},
 		},
 		{
@@ -112,7 +112,7 @@ func TestNewEnv(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got := newEnv(mustParse(t, tt.body), needAll)
+			got := newEnv(mustParse(t, tt.body), needAll, DefaultYoungAccount)
 			if diff := cmp.Diff(&tt.want, got, cmpopts.IgnoreFields(Env{}, "Counts", "Strikes"), cmpopts.IgnoreUnexported(Env{})); diff != "" {
 				t.Errorf("env (-want +got):\n%s", diff)
 			}
@@ -130,7 +130,7 @@ func TestNewEnvLimits(t *testing.T) {
 	}
 	body := fmt.Sprintf(`{"type":"message.new","message":{"text":%q,"mentioned_users":[%s],"attachments":[%s]}}`,
 		long, strings.Join(mentions, ","), strings.Join(attachments, ","))
-	env := newEnv(mustParse(t, body), needAll)
+	env := newEnv(mustParse(t, body), needAll, DefaultYoungAccount)
 
 	if got, want := env.Message.Text, strings.Repeat("界", MaxTextRunes-1)+"é"; got != want {
 		t.Errorf("evaluated text is %d characters, want the first %d", utf8.RuneCountInString(got), MaxTextRunes)
@@ -173,7 +173,7 @@ func TestNewEnvComputesOnlyWhatIsNeeded(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.nd), func(t *testing.T) {
 			t.Parallel()
-			if diff := cmp.Diff(tt.want, newEnv(ev, tt.nd).Text); diff != "" {
+			if diff := cmp.Diff(tt.want, newEnv(ev, tt.nd, DefaultYoungAccount).Text); diff != "" {
 				t.Errorf("text (-want +got):\n%s", diff)
 			}
 		})
@@ -182,7 +182,7 @@ func TestNewEnvComputesOnlyWhatIsNeeded(t *testing.T) {
 
 func TestEnvResetKeepsNoReferences(t *testing.T) {
 	t.Parallel()
-	env := newEnv(mustParse(t, `{"type":"message.new","message":{"text":"x","mentioned_users":[{"id":"a"}],"attachments":[{"type":"image"}]}}`), needAll)
+	env := newEnv(mustParse(t, `{"type":"message.new","message":{"text":"x","mentioned_users":[{"id":"a"}],"attachments":[{"type":"image"}]}}`), needAll, DefaultYoungAccount)
 	mentions := env.Message.Mentions[:1]
 	env.reset()
 	env.history = History{{Name: CountUserMessages, Window: time.Minute}: 3}
@@ -236,7 +236,7 @@ func evalWith(t *testing.T, lists map[string]string, src string, partial map[str
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := vm.Run(p.prog, newEnv(ev, needAll))
+	out, err := vm.Run(p.prog, newEnv(ev, needAll, DefaultYoungAccount))
 	if err != nil {
 		t.Fatalf("run %q: %v", src, err)
 	}

@@ -105,6 +105,9 @@ type Deferred struct {
 	// CountsMessages: the event, when it is a new message, is counted
 	// (RuleSet.CountsMessages).
 	CountsMessages bool
+	// YoungAccount is the rule set's young-account age, which
+	// counts.channel_young_messages reads with.
+	YoungAccount time.Duration
 	// Decide evaluates the event with its history. It runs inside the
 	// recording transaction, so it must be quick and pure; it may run
 	// again if the transaction is retried.
@@ -114,7 +117,7 @@ type Deferred struct {
 // Defer returns ev's decision deferred until its history is known.
 func (rs *RuleSet) Defer(ev *Event) *Deferred {
 	// Not History(): its copy would cost an allocation per message.
-	return &Deferred{RuleSetVersion: rs.version, History: rs.history, CountsMessages: rs.CountsMessages(),
+	return &Deferred{RuleSetVersion: rs.version, History: rs.history, CountsMessages: rs.CountsMessages(), YoungAccount: rs.young,
 		Decide: func(h History) Decision { return rs.EvaluateWith(ev, h) }}
 }
 
@@ -155,7 +158,7 @@ func (rs *RuleSet) EvaluateSplit(ev *Event, h, shadow History) (d Decision) {
 		env.reset()
 		rs.envs.Put(env)
 	}()
-	env.fill(ev, rs.needs)
+	env.fill(ev, rs.needs, rs.young)
 	env.history = h
 	m := rs.vms.Get().(*vm.VM)
 	defer rs.vms.Put(m)

@@ -116,7 +116,7 @@ func (rs *RuleSet) runExamples(r *rule) []Problem {
 		if !ok {
 			continue
 		}
-		env := newEnv(ev, needAll)
+		env := newEnv(ev, needAll, rs.young)
 		env.history = h
 		matched := false
 		if r.appliesTo(ev.Type) {

@@ -41,9 +41,15 @@ const (
 	CountUserDuplicates = "counts.user_duplicates"
 	// CountUserChannels: distinct channels the user posted in.
 	CountUserChannels = "counts.user_channels"
-	// CountChannelYoungMessages: messages in this channel from accounts
-	// younger than a day (raids).
+	// CountUserMentions: users mentioned in the user's messages (Stream's
+	// mentioned_users), summed: mention spam.
+	CountUserMentions = "counts.user_mentions"
+	// CountChannelYoungMessages: messages in this channel from young
+	// accounts (RuleSet.YoungAccount): raids.
 	CountChannelYoungMessages = "counts.channel_young_messages"
+	// CountChannelUsers: distinct users who posted in this channel: raids
+	// are many accounts, not many messages.
+	CountChannelUsers = "counts.channel_users"
 	// StrikesCount: the user's earlier offences that were acted on: the
 	// messages (not events: an edit is the same message) other than this
 	// one.
@@ -58,9 +64,6 @@ const (
 const (
 	MinHistoryWindow = time.Second
 	MaxHistoryWindow = 30 * 24 * time.Hour
-	// YoungAccount is the account age under which a message counts for
-	// counts.channel_young_messages.
-	YoungAccount = 24 * time.Hour
 )
 
 // historyFunc describes one history function: its argument before the
@@ -73,7 +76,8 @@ type historyFunc struct {
 func historyFuncs() []historyFunc {
 	return []historyFunc{
 		{name: CountUserMessages}, {name: CountUserChannelMessages}, {name: CountUserLinks},
-		{name: CountUserDuplicates}, {name: CountUserChannels}, {name: CountChannelYoungMessages},
+		{name: CountUserDuplicates}, {name: CountUserChannels}, {name: CountUserMentions},
+		{name: CountChannelYoungMessages}, {name: CountChannelUsers},
 		{name: StrikesCount}, {name: StrikesOfType, arg: "action type"}, {name: StrikesByRule, arg: "rule id"},
 	}
 }
@@ -99,7 +103,9 @@ func (k HistoryKey) IsStrike() bool { return strings.HasPrefix(k.Name, "strikes.
 
 // IsChannel reports whether the value counts a channel's messages rather
 // than one user's.
-func (k HistoryKey) IsChannel() bool { return k.Name == CountChannelYoungMessages }
+func (k HistoryKey) IsChannel() bool {
+	return k.Name == CountChannelYoungMessages || k.Name == CountChannelUsers
+}
 
 // String writes the key as a rule calls it: counts.user_messages("1m").
 func (k HistoryKey) String() string {
@@ -250,7 +256,9 @@ type CountsEnv struct {
 	UserLinks            func(window string) int `expr:"user_links"`
 	UserDuplicates       func(window string) int `expr:"user_duplicates"`
 	UserChannels         func(window string) int `expr:"user_channels"`
+	UserMentions         func(window string) int `expr:"user_mentions"`
 	ChannelYoungMessages func(window string) int `expr:"channel_young_messages"`
+	ChannelUsers         func(window string) int `expr:"channel_users"`
 }
 
 // StrikesEnv is the strikes namespace: the user's earlier offences that
@@ -280,7 +288,9 @@ func (env *Env) bindHistory() {
 		UserLinks:            func(w string) int { return read(CountUserLinks, "", w) },
 		UserDuplicates:       func(w string) int { return read(CountUserDuplicates, "", w) },
 		UserChannels:         func(w string) int { return read(CountUserChannels, "", w) },
+		UserMentions:         func(w string) int { return read(CountUserMentions, "", w) },
 		ChannelYoungMessages: func(w string) int { return read(CountChannelYoungMessages, "", w) },
+		ChannelUsers:         func(w string) int { return read(CountChannelUsers, "", w) },
 	}
 	env.Strikes = StrikesEnv{
 		Count:  func(w string) int { return read(StrikesCount, "", w) },
@@ -290,32 +300,41 @@ func (env *Env) bindHistory() {
 }
 
 // Mark is what the counters remember of one message: who posted it,
-// where and when, how many links it had, the fingerprint of its text and
-// whether its author's account was young. The store keeps one per
-// message.new while the rule set reads counters.
+// where and when, how many links and mentions it had, the fingerprint of
+// its text and when its author's account was created. The store keeps one
+// per message.new while the rule set reads counters.
 type Mark struct {
 	UserID     string
 	ChannelCID string
 	// At is the event's time (the rules' "now"); zero when the event
 	// carries none, and the store then uses the time it records it.
-	At    time.Time
-	Links int
+	At       time.Time
+	Links    int
+	Mentions int // users the message mentions: Stream's mentioned_users
 	// Fingerprint identifies the text up to case, look-alike letters,
 	// leetspeak, digits, punctuation, spacing and stretched letters; 0
 	// when the message has no letters (an image, a sticker), which never
 	// counts as a duplicate.
 	Fingerprint int64
-	Young       bool // the account was younger than YoungAccount
+	// AccountCreated is when the author's account was created; zero when
+	// that or the event's time is unknown, and the account is then never
+	// young. It is kept rather than whether the account was young so that
+	// a change of the folder's young-account age applies to the messages
+	// already counted.
+	AccountCreated time.Time
+}
+
+// YoungUnder reports whether the author's account was younger than age
+// when the message was posted (see user.account_age).
+func (m Mark) YoungUnder(age time.Duration) bool {
+	return !m.AccountCreated.IsZero() && !m.At.IsZero() && m.At.Sub(m.AccountCreated) < age
 }
 
 // MarkOf returns the mark of ev, and false for events that are not
 // counted: only new messages with an author are.
 func MarkOf(ev *Event) (Mark, bool) {
-	if ev == nil || ev.Type != "message.new" || ev.Message == nil {
-		return Mark{}, false
-	}
-	u := subjectUser(ev)
-	if u == nil || u.ID == "" {
+	u, ok := countedAuthor(ev)
+	if !ok {
 		return Mark{}, false
 	}
 	now := eventNow(ev)
@@ -325,25 +344,52 @@ func MarkOf(ev *Event) (Mark, bool) {
 	}
 	text := capText(ev.Message.Text)
 	links, _ := collectLinks(text, attachments)
-	return Mark{
+	m := Mark{
 		UserID:      u.ID,
 		ChannelCID:  ev.ChannelCID(),
 		At:          now,
 		Links:       len(links),
+		Mentions:    len(ev.Message.MentionedUsers),
 		Fingerprint: Fingerprint(text),
-		Young:       accountAge(now, u.CreatedAt.Time) < YoungAccount,
-	}, true
+	}
+	if !now.IsZero() {
+		m.AccountCreated = u.CreatedAt.Time
+	}
+	return m, true
 }
 
-// YoungAuthor reports whether ev is a new message whose author's account
-// was younger than YoungAccount: what counts.channel_young_messages
-// counts (MarkOf(ev).Young, without the text work).
-func YoungAuthor(ev *Event) bool {
+// countedAuthor returns the author of ev when ev is counted: a new
+// message with an author.
+func countedAuthor(ev *Event) (*User, bool) {
 	if ev == nil || ev.Type != "message.new" || ev.Message == nil {
-		return false
+		return nil, false
 	}
 	u := subjectUser(ev)
-	return u != nil && u.ID != "" && accountAge(eventNow(ev), u.CreatedAt.Time) < YoungAccount
+	return u, u != nil && u.ID != ""
+}
+
+// ChangesChannelCounts reports whether counting ev changes a channel
+// counter among keys, with young the young-account age: every new message
+// in a channel changes counts.channel_users (its author may be new to the
+// channel), a young account's changes counts.channel_young_messages. An
+// event for which it is false only reads the channel's counts, so the
+// store need not serialise it with the channel's other messages.
+func ChangesChannelCounts(ev *Event, keys []HistoryKey, young time.Duration) bool {
+	u, ok := countedAuthor(ev)
+	if !ok || ev.ChannelCID() == "" {
+		return false
+	}
+	for _, k := range keys {
+		switch k.Name {
+		case CountChannelUsers:
+			return true
+		case CountChannelYoungMessages:
+			if accountAge(eventNow(ev), u.CreatedAt.Time) < young {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Fingerprint returns the fingerprint of a message text (see Mark): the

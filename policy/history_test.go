@@ -74,6 +74,12 @@ func TestHistoryLoadErrors(t *testing.T) {
 			`r.yaml:5: when: counts.… is a set of functions: call one with a literal window, like counts.user_messages("1m")`}},
 		{"function as a value", `let f = strikes.count; f("7d") > 0`, []string{
 			`r.yaml:5: when: strikes.… is a set of functions: call one with a literal window, like strikes.count("7d")`}},
+		{"mentions window too long", `counts.user_mentions("45d") > 3`, []string{
+			`r.yaml:5: when: counts.user_mentions: window "45d" is out of range: from 1s to 30d`}},
+		{"channel users with two arguments", `counts.channel_users("mute", "1m") > 3`, []string{
+			`r.yaml:5: when: too many arguments to call channel_users (column 18)`}},
+		{"channel users window not a literal", `let w = "1m"; counts.channel_users(w) > 3`, []string{
+			`r.yaml:5: when: counts.channel_users: its arguments must be string literals, like counts.channel_users("1h"), so that the history it needs is known when the rules load`}},
 		{"wrong number of arguments", `strikes.of_type("7d") > 0`, []string{
 			`r.yaml:5: when: not enough arguments to call of_type (column 19)`}},
 	}
@@ -267,6 +273,8 @@ func TestParseHistoryKey(t *testing.T) {
 		{src: `counts.user_messages("1m")`, want: HistoryKey{Name: CountUserMessages, Window: time.Minute}},
 		{src: `strikes.of_type("ban", "30d")`, want: HistoryKey{Name: StrikesOfType, Arg: "ban", Window: 30 * 24 * time.Hour}},
 		{src: `counts.channel_young_messages("90s")`, want: HistoryKey{Name: CountChannelYoungMessages, Window: 90 * time.Second}},
+		{src: `counts.user_mentions("10m")`, want: HistoryKey{Name: CountUserMentions, Window: 10 * time.Minute}},
+		{src: `counts.channel_users("1h")`, want: HistoryKey{Name: CountChannelUsers, Window: time.Hour}},
 		{src: `counts.user_msgs("1m")`, err: `history key "counts.user_msgs(\"1m\")": unknown function counts.user_msgs`},
 		{src: `strikes.count(7)`, err: "must be string literals"},
 		{src: `strikes.count("7d"`, err: `history key "strikes.count(\"7d\""`},
@@ -294,22 +302,40 @@ func TestParseHistoryKey(t *testing.T) {
 
 func TestMarkOf(t *testing.T) {
 	t.Parallel()
+	created := time.Date(2026, 1, 15, 11, 0, 0, 0, time.UTC) // an hour before the example's time
 	young, err := ExampleEvent(map[string]any{
-		"user":    map[string]any{"id": "raider", "created_at": "2026-01-15T11:00:00Z"},
-		"message": map[string]any{"text": "JOIN https://a.example and https://b.example NOW"},
+		"user": map[string]any{"id": "raider", "created_at": created.Format(time.RFC3339)},
+		"message": map[string]any{"text": "JOIN https://a.example and https://b.example NOW",
+			"mentioned_users": []any{map[string]any{"id": "a"}, map[string]any{"id": "b"}, map[string]any{"id": "c"}}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	got, ok := MarkOf(young)
-	want := Mark{UserID: "raider", ChannelCID: "messaging:general", At: exampleTime(), Links: 2,
-		Fingerprint: Fingerprint("JOIN https://a.example and https://b.example NOW"), Young: true}
+	want := Mark{UserID: "raider", ChannelCID: "messaging:general", At: exampleTime(), Links: 2, Mentions: 3,
+		Fingerprint: Fingerprint("JOIN https://a.example and https://b.example NOW"), AccountCreated: created}
 	if !ok || got != want {
 		t.Errorf("MarkOf: got %+v, %v, want %+v, true", got, ok, want)
 	}
+	// The age the mark is young under is the reader's, not fixed when it
+	// was counted.
+	for _, tt := range []struct {
+		age  time.Duration
+		want bool
+	}{{time.Hour, false}, {time.Hour + time.Second, true}, {DefaultYoungAccount, true}, {30 * time.Minute, false}} {
+		if got := got.YoungUnder(tt.age); got != tt.want {
+			t.Errorf("an hour-old account: YoungUnder(%s) = %v, want %v", tt.age, got, tt.want)
+		}
+	}
 	old, _ := ExampleEvent(map[string]any{})
-	if m, _ := MarkOf(old); m.Young {
+	if m, _ := MarkOf(old); m.YoungUnder(MaxYoungAccount) {
 		t.Errorf("a year-old account counts as young")
+	}
+	// Without the event's time the age is unknown: never young.
+	undated := *young
+	undated.CreatedAt, undated.Message = Time{}, &Message{Text: "x", User: young.Message.User}
+	if m, ok := MarkOf(&undated); !ok || !m.AccountCreated.IsZero() || m.YoungUnder(MaxYoungAccount) {
+		t.Errorf("undated message: got %+v, %v, want a mark with no account time, never young", m, ok)
 	}
 	banned, _ := ExampleEvent(map[string]any{"type": "user.banned"})
 	if _, ok := MarkOf(banned); ok {

@@ -133,7 +133,7 @@ func TestHostileRuleFiles(t *testing.T) {
 		{"not a mapping", "- just\n- a list\n", "r.yaml:1: a rule file is a mapping with a rules: list"},
 		{"rules not a list", "rules: yes\n", "r.yaml:1: rules: must be a list of rules"},
 		{"rule not a mapping", "rules:\n  - just a string\n", "r.yaml:2: a rule must be a mapping with id, when, actions and examples"},
-		{"unknown top-level key", "rulez: []\n", `r.yaml:1: rule file: unknown key "rulez" (known: rules, conditions, fields)`},
+		{"unknown top-level key", "rulez: []\n", `r.yaml:1: rule file: unknown key "rulez" (known: rules, conditions, fields, settings)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

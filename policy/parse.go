@@ -108,11 +108,12 @@ type ruleFile struct {
 	rules      []rawRule
 	fields     []rawField
 	conditions []rawCondition
+	settings   []rawSetting
 }
 
 // empty reports whether the file declares nothing.
 func (f ruleFile) empty() bool {
-	return len(f.rules) == 0 && len(f.fields) == 0 && len(f.conditions) == 0
+	return len(f.rules) == 0 && len(f.fields) == 0 && len(f.conditions) == 0 && len(f.settings) == 0
 }
 
 // parseRuleFileGuarded is parseRuleFile turning a panic (of the YAML
@@ -132,7 +133,7 @@ func parseRuleFileGuarded(file string, data []byte) (ruleFile, []Problem) {
 }
 
 // topLevelKeys are the keys of a rule file.
-func topLevelKeys() []string { return []string{"rules", "conditions", "fields"} }
+func topLevelKeys() []string { return []string{"rules", "conditions", "fields", "settings"} }
 
 // parseRuleFile reads the rules and declarations of one file. Structure
 // errors (unknown keys, wrong types) are problems; each rule is read
@@ -167,6 +168,8 @@ func parseRuleFile(file string, data []byte) (ruleFile, []Problem) {
 				rf.fields = append(rf.fields, p.fields(v)...)
 			case "conditions":
 				rf.conditions = append(rf.conditions, p.conditions(v)...)
+			case "settings":
+				rf.settings = append(rf.settings, p.settings(v)...)
 			}
 		})
 	}

@@ -49,7 +49,8 @@ type RuleSet struct {
 	lists   map[string]*wordList
 	fields  map[string]*customField // declared custom fields, by key (user.verified)
 	needs   needs
-	history []HistoryKey // what the rules read of the past, sorted
+	history []HistoryKey  // what the rules read of the past, sorted
+	young   time.Duration // settings: young_account
 	budget  time.Duration
 	vms     *sync.Pool // of *vm.VM
 	envs    *sync.Pool // of *Env
@@ -192,6 +193,8 @@ func loadWith(fsys fs.FS, lim worstCaseLimits, draft bool) (*RuleSet, error) {
 	problems = append(problems, ps...)
 	fields, ps := compileFields(parsed.fields)
 	problems = append(problems, ps...)
+	set, ps := compileSettings(parsed.settings)
+	problems = append(problems, ps...)
 	c := newExprCompiler(src.lists, fields)
 	_, ps = c.compileConditions(parsed.conditions)
 	problems = append(problems, ps...)
@@ -199,6 +202,7 @@ func loadWith(fsys fs.FS, lim worstCaseLimits, draft bool) (*RuleSet, error) {
 		version: src.version,
 		lists:   src.lists,
 		fields:  fields,
+		young:   set.youngAccount,
 		budget:  DefaultBudget,
 		vms:     newVMPool(),
 		envs:    &sync.Pool{New: func() any { return new(Env) }},
@@ -358,6 +362,7 @@ func parseRuleFiles(files []sourceFile, notes *[]Problem) (ruleFile, []Problem) 
 		all.rules = append(all.rules, rf.rules...)
 		all.fields = append(all.fields, rf.fields...)
 		all.conditions = append(all.conditions, rf.conditions...)
+		all.settings = append(all.settings, rf.settings...)
 	}
 	return all, problems
 }

@@ -109,7 +109,7 @@ func (rs *RuleSet) checkWorstCase(r *rule, lim worstCaseLimits, envs map[string]
 	typ := worstCaseType(r.events)
 	if envs[typ] == nil {
 		for _, ev := range worstCaseEvents(typ) {
-			envs[typ] = append(envs[typ], newEnv(ev, needAll))
+			envs[typ] = append(envs[typ], newEnv(ev, needAll, DefaultYoungAccount))
 		}
 	}
 	for _, env := range envs[typ] {

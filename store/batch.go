@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"moderator/policy"
 )
 
 // Batcher groups concurrent RecordEvent calls into shared transactions
@@ -238,14 +235,12 @@ func (b *Batcher) Submit(ctx context.Context, rec EventRecord) (wait func(contex
 
 // routeKey picks the flusher of a record to judge: by its user, so that
 // one user's events never wait for each other's counter locks across this
-// replica's flushers; or, for a young account's message when a channel
-// counter is read, by its channel, whose lock that message takes (a raid
-// is many young accounts in one channel, and they then share a flusher
-// instead of taking turns between two).
+// replica's flushers; or, for a message that takes its channel's lock
+// (locksChannel), by its channel (a raid is many accounts in one channel,
+// and they then share a flusher instead of taking turns between two).
 func routeKey(rec EventRecord) int32 {
-	if cid := rec.Event.ChannelCID(); cid != "" && policy.YoungAuthor(rec.Event) &&
-		slices.ContainsFunc(rec.Judge.History, policy.HistoryKey.IsChannel) {
-		return lockKey("channel", cid)
+	if locksChannel(rec) {
+		return lockKey("channel", rec.Event.ChannelCID())
 	}
 	return lockKey("user", rec.Event.SubjectUserID())
 }
