@@ -15,6 +15,10 @@ type Changes struct {
 	Added   []string     `json:"added"`
 	Removed []string     `json:"removed"`
 	Changed []RuleChange `json:"changed"`
+	// Settings lists the folder settings that changed, as
+	// "young_account: 1d → 7d": they change what rules read without
+	// changing any rule.
+	Settings []string `json:"settings,omitempty"`
 }
 
 // RuleChange is a rule in both versions whose definition differs, and
@@ -26,7 +30,7 @@ type RuleChange struct {
 }
 
 // Empty reports whether nothing changed.
-func (c Changes) Empty() bool { return len(c.Added)+len(c.Removed)+len(c.Changed) == 0 }
+func (c Changes) Empty() bool { return len(c.Added)+len(c.Removed)+len(c.Changed)+len(c.Settings) == 0 }
 
 // String lists the changes in a line: "added a, b; removed c; changed
 // d (when, actions)".
@@ -44,6 +48,9 @@ func (c Changes) String() string {
 			ch[i] = r.ID + " (" + strings.Join(r.Fields, ", ") + ")"
 		}
 		parts = append(parts, "changed "+strings.Join(ch, ", "))
+	}
+	if len(c.Settings) > 0 {
+		parts = append(parts, "settings "+strings.Join(c.Settings, ", "))
 	}
 	if len(parts) == 0 {
 		return "no rule changed"
@@ -68,6 +75,13 @@ func Diff(old, new *RuleSet) Changes {
 		return c
 	}
 	c.To = new.version
+	oldYoung := DefaultYoungAccount
+	if old != nil {
+		oldYoung = old.young
+	}
+	if oldYoung != new.young {
+		c.Settings = append(c.Settings, settingYoungAccount+": "+formatWindow(oldYoung)+" → "+formatWindow(new.young))
+	}
 	after := map[string]bool{}
 	for _, r := range new.rules {
 		after[r.id] = true

@@ -56,6 +56,13 @@ func TestDiff(t *testing.T) {
 	if same := Diff(old, old); !same.Empty() || same.String() != "no rule changed" {
 		t.Errorf("same set: %+v", same)
 	}
+	// A setting changes what rules read without changing a rule.
+	week := load(map[string]string{"a.yaml": "rules:" + rule("keep", `message.text contains "x"`, "flag") +
+		rule("edit", `message.text contains "y"`, "flag") + rule("drop", `message.text contains "x"`, "delete"),
+		"settings.yaml": "settings: {young_account: 7d}\n"})
+	if got := Diff(old, week); got.Empty() || got.String() != "settings young_account: 1d → 7d" {
+		t.Errorf("young_account changed: %+v, %q", got, got.String())
+	}
 }
 
 func TestGuard(t *testing.T) {
