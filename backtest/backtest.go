@@ -83,6 +83,7 @@ type item struct {
 	marked   bool
 	judged   bool // the candidate evaluates it
 	reported bool // in the report's channels
+	part     int  // the partition of its user
 	hist     policy.History
 	recorded []recordedMatch
 	decision policy.Decision
@@ -91,18 +92,31 @@ type item struct {
 
 // run is one backtest in progress.
 type run struct {
-	src       Source
-	cand      *policy.RuleSet
-	opt       Options
-	keys      []policy.HistoryKey
-	skeys     []policy.HistoryKey
-	counters  *counters
-	counts    bool // the candidate reads counters
-	shadow    bool // a shadow rule reads strikes: it keeps its own lineage
-	maxStrike time.Duration
-	workers   []map[string]*lineage
-	agg       *aggregate
+	src      Source
+	cand     *policy.RuleSet
+	opt      Options
+	keys     []policy.HistoryKey
+	strikes  *strikeTable
+	counters *counters
+	counts   bool // the candidate reads counters
+	shadow   bool // a shadow rule reads strikes: it keeps its own lineage
+	parts    []*partition
+	agg      *aggregate
 }
+
+// partition is one worker's users and their strike lineages. Lineages
+// whose strikes have all left the longest window are forgotten as the
+// events' time passes, so memory follows the users struck within it.
+type partition struct {
+	lineages map[string]*lineage
+	scratch  lineage // the lineage of a user with none, until struck
+	latest   time.Time
+	swept    time.Time
+}
+
+// sweepEvery is how much event time passes between two sweeps of a
+// partition's lineages.
+const sweepEvery = time.Hour
 
 // Run replays the window of opt through cand and reports the differences
 // with the recorded decisions.
@@ -112,20 +126,17 @@ func Run(ctx context.Context, src Source, cand *policy.RuleSet, opt Options) (*R
 	}
 	start := time.Now()
 	r := &run{src: src, cand: cand.WithBudget(0), opt: opt, keys: cand.History()}
-	r.skeys = strikeKeys(r.keys)
+	r.strikes = newStrikeTable(r.keys)
 	r.counters = newCounters(r.keys, cand.YoungAccount())
 	r.counts = cand.CountsMessages()
-	for _, k := range r.skeys {
-		r.maxStrike = max(r.maxStrike, k.Window)
-	}
 	for _, info := range cand.Rules() {
-		if info.Mode == policy.ModeShadow && len(r.skeys) > 0 {
+		if info.Mode == policy.ModeShadow && len(r.strikes.keys) > 0 {
 			r.shadow = true
 		}
 	}
-	r.workers = make([]map[string]*lineage, opt.Workers)
-	for i := range r.workers {
-		r.workers[i] = map[string]*lineage{}
+	r.parts = make([]*partition, opt.Workers)
+	for i := range r.parts {
+		r.parts[i] = &partition{lineages: map[string]*lineage{}}
 	}
 	r.agg = newAggregate(cand, opt)
 	if err := r.warmStrikes(ctx); err != nil {
@@ -146,46 +157,32 @@ func Run(ctx context.Context, src Source, cand *policy.RuleSet, opt Options) (*R
 // user's go to the same worker, in id order, so each strike lineage is
 // one goroutine's.
 func (r *run) partition(user string) int {
-	if len(r.workers) == 1 || user == "" {
+	if len(r.parts) <= 1 || user == "" {
 		return 0
 	}
 	h := fnv.New32a()
 	h.Write([]byte(user))
-	return int(h.Sum32() % uint32(len(r.workers)))
+	return int(h.Sum32() % uint32(len(r.parts)))
 }
 
 // warmStrikes loads the strikes recorded in the longest strike window
 // before the window opens.
 func (r *run) warmStrikes(ctx context.Context) error {
-	if len(r.skeys) == 0 {
+	if len(r.strikes.keys) == 0 {
 		return nil
 	}
-	return r.src.PastStrikes(ctx, r.opt.From.Add(-r.maxStrike), r.opt.From, func(p store.PastStrike) error {
-		lin := r.lineage(p.UserID)
-		act := strikeAct{typ: p.Type, rule: p.RuleID}
-		if p.End != nil {
-			act.end = *p.End
+	return r.src.PastStrikes(ctx, r.opt.From.Add(-r.strikes.window), r.opt.From, func(p store.PastStrike) error {
+		part := r.parts[r.partition(p.UserID)]
+		lin := part.lineages[p.UserID]
+		if lin == nil {
+			lin = &lineage{}
 		}
-		key := strikeKey(p.MessageID, p.EventID)
-		for i := range lin.enforce {
-			if lin.enforce[i].key == key {
-				lin.enforce[i].acts = append(lin.enforce[i].acts, act)
-				return nil
-			}
+		r.strikes.addPast(&lin.enforce, p)
+		if !lin.empty() {
+			part.lineages[p.UserID] = lin
 		}
-		lin.enforce = append(lin.enforce, strike{key: key, message: p.MessageID, at: p.At, acts: []strikeAct{act}})
 		return nil
 	})
-}
-
-func (r *run) lineage(user string) *lineage {
-	m := r.workers[r.partition(user)]
-	lin := m[user]
-	if lin == nil {
-		lin = &lineage{}
-		m[user] = lin
-	}
-	return lin
 }
 
 // warmCounters counts the messages of the longest counter window before
@@ -316,6 +313,7 @@ func (r *run) parseOne(it *item, row *store.ReplayRow, messagesOnly bool) {
 		return
 	}
 	it.judged = true
+	it.part = r.partition(ev.SubjectUserID())
 	it.reported = len(r.opt.Channels) == 0 || slices.Contains(r.opt.Channels, ev.ChannelCID())
 	it.recorded, it.err = decodeRecorded(row)
 }
@@ -350,33 +348,32 @@ func (r *run) readCounters(items []item) {
 // partition of users, each in id order.
 func (r *run) evaluate(items []item) {
 	var wg sync.WaitGroup
-	for w := range r.workers {
+	for w, part := range r.parts {
 		wg.Go(func() {
 			for i := range items {
 				it := &items[i]
-				if !it.judged || it.err != nil || r.partition(it.ev.SubjectUserID()) != w {
+				if !it.judged || it.err != nil || it.part != w {
 					continue
 				}
-				r.evaluateOne(r.workers[w], it)
+				r.evaluateOne(part, it)
 			}
 		})
 	}
 	wg.Wait()
 }
 
-func (r *run) evaluateOne(lineages map[string]*lineage, it *item) {
-	if len(r.skeys) == 0 {
+func (r *run) evaluateOne(part *partition, it *item) {
+	if len(r.strikes.keys) == 0 {
 		it.decision = r.cand.EvaluateWith(it.ev, it.hist)
 		return
 	}
 	user := it.ev.SubjectUserID()
-	lin := lineages[user]
+	lin := part.lineages[user]
 	if lin == nil {
-		lin = &lineage{}
-		lineages[user] = lin
+		lin = &part.scratch
 	}
-	lin.enforce = trimStrikes(lin.enforce, r.maxStrike, it.at)
-	lin.shadow = trimStrikes(lin.shadow, r.maxStrike, it.at)
+	r.strikes.trim(&lin.enforce, it.at)
+	r.strikes.trim(&lin.shadow, it.at)
 	msg := it.ev.MessageIDOrEmpty()
 	var shadow policy.History
 	if r.shadow {
@@ -384,26 +381,56 @@ func (r *run) evaluateOne(lineages map[string]*lineage, it *item) {
 		for k, v := range it.hist {
 			shadow[k] = v
 		}
-		countStrikes(shadow, r.skeys, it.at, msg, lin.enforce, lin.shadow)
+		r.strikes.count(shadow, it.at, msg, &lin.enforce, &lin.shadow)
 	}
-	countStrikes(it.hist, r.skeys, it.at, msg, lin.enforce)
+	r.strikes.count(it.hist, it.at, msg, &lin.enforce)
 	d := r.cand.EvaluateSplit(it.ev, it.hist, shadow)
 	it.decision = d
-	if user == "" || it.ev.Type == policy.EventBeforeSend {
+	if user != "" && it.ev.Type != policy.EventBeforeSend {
+		r.strike(lin, it, msg)
+	}
+	if lin == &part.scratch && !lin.empty() {
+		kept := part.scratch
+		part.lineages[user] = &kept
+		part.scratch = lineage{}
+	}
+	part.sweep(r.strikes, it.at)
+}
+
+// strike adds to lin the strikes of the candidate's decision on it: its
+// enforce actions, and its shadow rules' would-be ones.
+func (r *run) strike(lin *lineage, it *item, msg string) {
+	key := r.strikes.key(msg, it.row.ID)
+	r.strikes.add(&lin.enforce, key, it.at, it.decision.Actions, it.row.Strikes)
+	if !r.shadow {
 		return
 	}
-	if s, ok := strikeOf(it.row.ID, msg, it.at, d.Actions, it.row.Strikes); ok {
-		lin.enforce = append(lin.enforce, s)
-	}
-	if r.shadow {
-		var would []policy.Action
-		for _, m := range d.Matches {
-			if m.Mode == policy.ModeShadow {
-				would = append(would, m.Actions...)
-			}
-		}
-		if s, ok := strikeOf(it.row.ID, msg, it.at, would, it.row.Strikes); ok {
-			lin.shadow = append(lin.shadow, s)
+	var would []policy.Action
+	for _, m := range it.decision.Matches {
+		if m.Mode == policy.ModeShadow {
+			would = append(would, m.Actions...)
 		}
 	}
+	r.strikes.add(&lin.shadow, key, it.at, would, it.row.Strikes)
+}
+
+// sweep forgets, once every sweepEvery of event time, the lineages whose
+// strikes have all left the longest window. It trims as of sweepEvery
+// before the latest event, so that an event a little out of time order
+// still finds the strikes it counts.
+func (p *partition) sweep(t *strikeTable, at time.Time) {
+	if at.After(p.latest) {
+		p.latest = at
+	}
+	if p.latest.Sub(p.swept) < sweepEvery {
+		return
+	}
+	for user, lin := range p.lineages {
+		t.trim(&lin.enforce, p.latest.Add(-sweepEvery))
+		t.trim(&lin.shadow, p.latest.Add(-sweepEvery))
+		if lin.empty() {
+			delete(p.lineages, user)
+		}
+	}
+	p.swept = p.latest
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
@@ -133,6 +135,8 @@ func starter(b *testing.B, stateless bool) *policy.RuleSet {
 func benchBacktest(b *testing.B, stateless bool) {
 	st, from, to := benchStore(b)
 	cand := starter(b, stateless)
+	runtime.GC()
+	peak := watchHeap()
 	b.ResetTimer()
 	var events, runs int64
 	start, cpu0 := time.Now(), cpuTime()
@@ -149,6 +153,44 @@ func benchBacktest(b *testing.B, stateless bool) {
 	// The process's own CPU per event (Postgres's is not in it): the
 	// figure that does not depend on what else the shared cores run.
 	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(events), "cpu-µs/event")
+	live, heap := peak()
+	// The most the backtest kept (the live heap after a collection) and the
+	// most the heap held, garbage included (what the process's memory
+	// follows): both should not grow with the events replayed.
+	b.ReportMetric(float64(live)/(1<<20), "peak-live-MB")
+	b.ReportMetric(float64(heap)/(1<<20), "peak-heap-MB")
+}
+
+// watchHeap samples the heap until the returned function is called, which
+// returns the largest live heap (as of the last collection) and the
+// largest heap in use seen meanwhile.
+func watchHeap() (stop func() (live, heap uint64)) {
+	samples := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/heap/objects:bytes"}}
+	var live, heap uint64
+	read := func() {
+		metrics.Read(samples)
+		live, heap = max(live, samples[0].Value.Uint64()), max(heap, samples[1].Value.Uint64())
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				read()
+			}
+		}
+	})
+	return func() (uint64, uint64) {
+		close(done)
+		wg.Wait()
+		read()
+		return live, heap
+	}
 }
 
 // cpuTime is the CPU time the process has used, user and system.

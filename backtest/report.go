@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"strings"
 	"time"
@@ -152,23 +153,35 @@ func describeAll(as []policy.Action) []string {
 	return out
 }
 
+// idSet is a set of user or message ids, kept as 64-bit hashes: a
+// report counts up to hundreds of thousands of distinct ones, and a hash
+// costs 8 bytes where the id's string and its map entry cost several
+// times more. Two of a million ids share a hash with a probability of
+// about 3·10⁻⁸ (n²/2⁶⁵), so the counts are exact in practice.
+type idSet map[uint64]struct{}
+
+// ids hashes the ids of one report, with a seed of its own.
+type ids struct{ seed maphash.Seed }
+
+func (h ids) add(s idSet, id string) {
+	if id != "" {
+		s[maphash.String(h.seed, id)] = struct{}{}
+	}
+}
+
 // change accumulates a Change.
 type change struct {
 	Change
-	users, messages map[string]bool
+	users, messages idSet
 }
 
-func (c *change) add(it *item, sample func() Sample, samples int) {
+func (c *change) add(h ids, it *item, sample func() Sample, samples int) {
 	if c.users == nil {
-		c.users, c.messages = map[string]bool{}, map[string]bool{}
+		c.users, c.messages = idSet{}, idSet{}
 	}
 	c.Events++
-	if u := it.ev.SubjectUserID(); u != "" {
-		c.users[u] = true
-	}
-	if m := it.ev.MessageIDOrEmpty(); m != "" {
-		c.messages[m] = true
-	}
+	h.add(c.users, it.ev.SubjectUserID())
+	h.add(c.messages, it.ev.MessageIDOrEmpty())
 	if len(c.Samples) < samples {
 		c.Samples = append(c.Samples, sample())
 	}
@@ -189,7 +202,7 @@ type ruleAgg struct {
 type effect struct {
 	action      policy.ActionType
 	unit        string
-	rec, cand   map[string]bool
+	rec, cand   idSet
 	verb, nouns string
 }
 
@@ -201,11 +214,12 @@ type aggregate struct {
 	rules    map[string]*ruleAgg
 	versions map[string]bool
 	effects  []*effect
+	ids      ids
 	rep      Report
 }
 
 func newAggregate(cand *policy.RuleSet, opt Options) *aggregate {
-	a := &aggregate{opt: opt, cand: cand, rules: map[string]*ruleAgg{}, versions: map[string]bool{}}
+	a := &aggregate{opt: opt, cand: cand, rules: map[string]*ruleAgg{}, versions: map[string]bool{}, ids: ids{maphash.MakeSeed()}}
 	a.rep.Candidate = Candidate{Version: cand.Version(), Rules: len(cand.Rules())}
 	failing := map[string]int{}
 	for _, p := range cand.FailingExamples() {
@@ -234,7 +248,7 @@ func newAggregate(cand *policy.RuleSet, opt Options) *aggregate {
 		{policy.ActionFlag, "messages", "flag", "messages", false},
 		{policy.ActionDelete, "messages", "delete", "messages", false},
 	} {
-		a.effects = append(a.effects, &effect{action: e.t, unit: e.unit, rec: map[string]bool{}, cand: map[string]bool{},
+		a.effects = append(a.effects, &effect{action: e.t, unit: e.unit, rec: idSet{}, cand: idSet{},
 			verb: e.verb, nouns: e.nouns})
 	}
 	a.rep.From, a.rep.To = opt.From, opt.To
@@ -272,7 +286,7 @@ func (a *aggregate) add(it *item) error {
 	if it.row.RuleSetVersion != "" {
 		a.versions[it.row.RuleSetVersion] = true
 	}
-	if !it.reported {
+	if !it.reported || (len(it.recorded) == 0 && len(it.decision.Matches) == 0 && len(it.decision.Errors) == 0) {
 		return nil
 	}
 	rec := map[string]recordedMatch{}
@@ -347,11 +361,11 @@ func (a *aggregate) compareRule(it *item, id string, rec map[string]recordedMatc
 	}
 	switch {
 	case candActs != nil && recActs == nil:
-		r.added.add(it, sample, a.opt.Samples)
+		r.added.add(a.ids, it, sample, a.opt.Samples)
 	case recActs != nil && candActs == nil:
-		r.removed.add(it, sample, a.opt.Samples)
+		r.removed.add(a.ids, it, sample, a.opt.Samples)
 	case recActs != nil && !slices.Equal(recActs, candActs):
-		r.changed.add(it, sample, a.opt.Samples)
+		r.changed.add(a.ids, it, sample, a.opt.Samples)
 	}
 }
 
@@ -391,7 +405,7 @@ func excerpt(s string, n int) string {
 // to the totals.
 func (a *aggregate) countEffects(it *item, rec map[string]recordedMatch) {
 	user, msg := it.ev.SubjectUserID(), it.ev.MessageIDOrEmpty()
-	add := func(acts []policy.Action, side func(*effect) map[string]bool) {
+	add := func(acts []policy.Action, side func(*effect) idSet) {
 		for _, act := range acts {
 			for _, e := range a.effects {
 				if e.action != act.Type {
@@ -404,20 +418,18 @@ func (a *aggregate) countEffects(it *item, rec map[string]recordedMatch) {
 				if act.Type == policy.ActionFlag && (act.Target == "user") != (e.unit == "users") {
 					continue
 				}
-				if target != "" {
-					side(e)[target] = true
-				}
+				a.ids.add(side(e), target)
 			}
 		}
 	}
 	for _, m := range rec {
 		if m.Mode == policy.ModeEnforce {
-			add(m.Actions, func(e *effect) map[string]bool { return e.rec })
+			add(m.Actions, func(e *effect) idSet { return e.rec })
 		}
 	}
 	for _, act := range it.decision.Actions {
 		if a.wanted(act.RuleID) {
-			add([]policy.Action{act}, func(e *effect) map[string]bool { return e.cand })
+			add([]policy.Action{act}, func(e *effect) idSet { return e.cand })
 		}
 	}
 }
