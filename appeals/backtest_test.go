@@ -224,7 +224,7 @@ func TestRuleStatsListIdleRules(t *testing.T) {
 		Rules []store.RuleStat `json:"rules"`
 	}
 	if err := json.Unmarshal(raw, &got); code != http.StatusOK || err != nil || len(got.Rules) != 1 || got.Rules[0].RuleID != "links" ||
-		got.Rules[0].EnforceMatches != 0 || got.Rules[0].WouldUsers == nil {
+		got.Rules[0].EnforceMatches != 0 || got.Rules[0].WouldUsers == nil || got.Rules[0].TakenUsers == nil {
 		t.Errorf("GET /rules/stats on an empty trail: %d %s", code, raw)
 	}
 }

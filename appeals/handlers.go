@@ -5,9 +5,7 @@ import (
 	_ "embed"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"moderator/store"
@@ -175,23 +173,13 @@ type ruleStatsResponse struct {
 // withIdleRules adds a row of zeros for each rule in force that has none,
 // so that a rule that never matches shows as such.
 func (s *server) withIdleRules(stats []store.RuleStat) []store.RuleStat {
-	if stats == nil {
-		stats = []store.RuleStat{}
-	}
-	if s.status == nil {
-		return stats
-	}
-	seen := map[string]bool{}
-	for _, st := range stats {
-		seen[st.RuleID] = true
-	}
-	for _, info := range s.status.RuleSet().Rules {
-		if !seen[info.ID] {
-			stats = append(stats, store.RuleStat{RuleID: info.ID, WouldUsers: map[string]int{}})
+	var ids []string
+	if s.status != nil {
+		for _, info := range s.status.RuleSet().Rules {
+			ids = append(ids, info.ID)
 		}
 	}
-	slices.SortFunc(stats, func(a, b store.RuleStat) int { return strings.Compare(a.RuleID, b.RuleID) })
-	return stats
+	return store.WithIdleRules(stats, ids)
 }
 
 func (s *server) ruleStats(w http.ResponseWriter, r *http.Request) error {

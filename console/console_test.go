@@ -406,3 +406,37 @@ func otherToken(tok string) string {
 	}
 	return "x" + tok[1:]
 }
+
+// TestSearchMarksShadowActions: the decisions list shows what a shadow
+// rule would have asked for, marked as such, after what was asked for.
+func TestSearchMarksShadowActions(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	user := fmt.Sprintf("shadowed-%d", time.Now().UnixNano())
+	body := fmt.Sprintf(`{"type":"message.new","cid":"messaging:x","message":{"id":"%s-m","text":"HI ALL","user":{"id":%q}},"user":{"id":%q}}`,
+		user, user, user)
+	ev, err := policy.ParseEvent([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := store.EventRecord{WebhookID: user, BodySHA256: sha256.Sum256([]byte(body)), Attempt: 1, APIKey: "k",
+		Payload: []byte(body), Event: ev, Decision: &policy.Decision{RuleSetVersion: "v1",
+			Matches: []policy.Match{{RuleID: "r", Mode: policy.ModeEnforce, Actions: []policy.Action{{Type: policy.ActionFlag, RuleID: "r"}}},
+				{RuleID: "caps", Mode: policy.ModeShadow, Actions: []policy.Action{{Type: policy.ActionWarn, RuleID: "caps"}, {Type: policy.ActionMute, RuleID: "caps"}}}},
+			Actions: []policy.Action{{Type: policy.ActionFlag, RuleID: "r"}}}}
+	if _, err := e.st.RecordEvents(ctx, []store.EventRecord{rec}, nil); err != nil {
+		t.Fatal(err)
+	}
+	c := client(t)
+	e.signIn(t, c, token(t, appeals.RoleReviewer, time.Hour))
+	resp, page := e.do(t, c, http.MethodGet, "/console/search?kind=decisions&user_id="+url.QueryEscape(user), nil, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("search: %d %s", resp.StatusCode, page)
+	}
+	want := `<td>flag, <span class="muted shadow" title="a shadow rule would have asked for it: nothing was done">warn (shadow)</span>, ` +
+		`<span class="muted shadow" title="a shadow rule would have asked for it: nothing was done">mute (shadow)</span></td>`
+	if !strings.Contains(page, want) {
+		t.Errorf("the decision's actions: want\n%s\nin\n%s", want, page)
+	}
+}

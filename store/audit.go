@@ -315,13 +315,20 @@ type DecisionSummary struct {
 	ChannelCID     string    `json:"channel_cid,omitempty" db:"channel_cid"`
 	MessageID      string    `json:"message_id,omitempty" db:"message_id"`
 	ActionTypes    []string  `json:"action_types" db:"action_types"` // the actions requested, in order
-	RuleErrors     int       `json:"rule_errors" db:"rule_errors"`   // rules that failed on the event
+	// ShadowActionTypes are what its shadow rules (and rules demoted to
+	// shadow) would have asked for, in order: asked of no one, so that a
+	// list never shows them as taken.
+	ShadowActionTypes []string `json:"shadow_action_types" db:"shadow_action_types"`
+	RuleErrors        int      `json:"rule_errors" db:"rule_errors"` // rules that failed on the event
 }
 
 const decisionColumns = `d.id, d.event_id, e.type AS event_type, d.decided_at, d.rule_set_version,
 	d.matched_rules, d.enforced_rules, coalesce(d.user_id, '') AS user_id,
 	coalesce(d.channel_cid, '') AS channel_cid, coalesce(d.message_id, '') AS message_id,
 	ARRAY(SELECT x ->> 'type' FROM jsonb_array_elements(d.actions) AS x) AS action_types,
+	ARRAY(SELECT a ->> 'type' FROM jsonb_array_elements(d.matches) WITH ORDINALITY AS m(x, i),
+		jsonb_array_elements(coalesce(x -> 'actions', '[]'::jsonb)) WITH ORDINALITY AS y(a, j)
+		WHERE x ->> 'mode' = 'shadow' ORDER BY i, j) AS shadow_action_types,
 	jsonb_array_length(d.errors) AS rule_errors`
 
 // SearchDecisions returns decisions that match f, newest first.

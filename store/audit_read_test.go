@@ -97,12 +97,12 @@ func TestSearchDecisionsRow(t *testing.T) {
 	}
 	want := []store.DecisionSummary{{ID: ev.decisionID, EventID: ev.id, EventType: "message.new", DecidedAt: ev.decidedAt,
 		RuleSetVersion: "v1", UserID: ev.user, ChannelCID: ev.channel, MessageID: ev.message}}
-	want[0].MatchedRules, want[0].EnforcedRules = ev.rules, ev.enforced
+	want[0].MatchedRules, want[0].EnforcedRules, want[0].ShadowActionTypes = ev.rules, ev.enforced, ev.shadowActs
 	for _, a := range ev.actions {
 		want[0].ActionTypes = append(want[0].ActionTypes, a.typ)
 	}
-	if len(ev.rules) != 2 || len(ev.enforced) != 1 {
-		t.Fatalf("seed event 4 = %+v, want two matches, one enforced", ev)
+	if len(ev.rules) != 2 || len(ev.enforced) != 1 || len(ev.shadowActs) != 1 {
+		t.Fatalf("seed event 4 = %+v, want two matches, one enforced, one shadow with an action", ev)
 	}
 	if diff := cmp.Diff(want, p.Items, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
@@ -462,6 +462,7 @@ func TestRuleStats(t *testing.T) {
 		f := store.AuditFilter{From: from, To: to}
 		by := map[string]*store.RuleStat{}
 		would := map[string]map[string]map[string]bool{} // rule → type → users
+		taken := map[string]map[string]map[string]bool{} // rule → type → users of taken actions
 		get := func(r string) *store.RuleStat {
 			if by[r] == nil {
 				by[r] = &store.RuleStat{RuleID: r}
@@ -499,6 +500,15 @@ func TestRuleStats(t *testing.T) {
 			}
 			rs := get(a.rule)
 			rs.Actions++
+			if a.outcome == store.OutcomeApplied || a.outcome == store.OutcomeDryRun {
+				if taken[a.rule] == nil {
+					taken[a.rule] = map[string]map[string]bool{}
+				}
+				if taken[a.rule][a.typ] == nil {
+					taken[a.rule][a.typ] = map[string]bool{}
+				}
+				taken[a.rule][a.typ][a.user] = true
+			}
 			switch a.outcome {
 			case store.OutcomeApplied:
 				rs.Applied++
@@ -528,6 +538,12 @@ func TestRuleStats(t *testing.T) {
 				}
 				rs.WouldUsers[typ] = len(users)
 			}
+			for typ, users := range taken[rs.RuleID] {
+				if rs.TakenUsers == nil {
+					rs.TakenUsers = map[string]int{}
+				}
+				rs.TakenUsers[typ] = len(users)
+			}
 			if rs.Taken > 0 {
 				rs.OverturnRate = float64(rs.Overturned) / float64(rs.Taken)
 			}
@@ -545,7 +561,7 @@ func TestRuleStats(t *testing.T) {
 			t.Fatal(err)
 		}
 		if diff := cmp.Diff(model(r[0], r[1]), got, cmpopts.EquateEmpty(), cmpopts.EquateApprox(0, 1e-9),
-			cmpopts.IgnoreFields(store.RuleStat{}, "Would")); diff != "" {
+			cmpopts.IgnoreFields(store.RuleStat{}, "Would", "Did")); diff != "" {
 			t.Errorf("range %v (-want +got):\n%s", r, diff)
 		}
 	}
@@ -557,8 +573,11 @@ func TestRuleStats(t *testing.T) {
 		errored += rs.Errors
 	}
 	for _, rs := range all {
-		if rs.RuleID == "caps" && (len(rs.WouldUsers) == 0 || !strings.HasPrefix(rs.Would, "would ")) {
-			t.Errorf("caps (shadow): would %v %q", rs.WouldUsers, rs.Would)
+		if rs.RuleID == "caps" && (len(rs.WouldUsers) == 0 || !strings.HasPrefix(rs.Would, "would ") || rs.Did != "") {
+			t.Errorf("caps (shadow): would %v %q, did %q", rs.WouldUsers, rs.Would, rs.Did)
+		}
+		if rs.RuleID != "caps" && rs.Taken > 0 && (len(rs.TakenUsers) == 0 || rs.Would != "") {
+			t.Errorf("%s (enforce): did %v %q, would %q", rs.RuleID, rs.TakenUsers, rs.Did, rs.Would)
 		}
 	}
 	if overturned == 0 || shadow == 0 || errored == 0 {

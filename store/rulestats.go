@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -37,19 +38,34 @@ type RuleStat struct {
 	Cancelled  int `json:"cancelled" db:"cancelled"`
 	// OverturnRate is Overturned / Taken, 0 when nothing was taken.
 	OverturnRate float64 `json:"overturn_rate" db:"overturn_rate"`
+	// TakenUsers is what the rule did: per action type, the distinct
+	// users its taken actions (applied or dry run) were against.
+	TakenUsers map[string]int `json:"taken_users" db:"taken_users"`
+	// Did says TakenUsers in plain words: "banned 1 user, muted 3 users".
+	Did string `json:"did,omitempty" db:"-"`
 	// WouldUsers is what the rule's shadow matches would have done: per
 	// action type, the distinct users it would have acted against.
 	WouldUsers map[string]int `json:"would_users" db:"would_users"`
-	// Would says WouldUsers in plain words (see would).
+	// Would says WouldUsers in plain words: "would ban 1 user, would mute
+	// 3 users", next to Did (a rule demoted or switched to shadow in the
+	// period has both).
 	Would string `json:"would,omitempty" db:"-"`
 }
 
-// would says WouldUsers in plain words: "would ban 1 user, would mute 3
-// users"; "" when the rule had no shadow match with actions.
-func (s RuleStat) would() string {
+// effectWords are the action types a summary names, in its order, with
+// their words done and to be done.
+var effectWords = []struct{ typ, did, would string }{
+	{"ban", "banned", "would ban"}, {"mute", "muted", "would mute"}, {"warn", "warned", "would warn"},
+	{"flag", "flagged", "would flag"}, {"delete", "deleted messages of", "would delete messages of"},
+}
+
+// sayUsers says users by action type in plain words, as done ("banned 1
+// user, muted 3 users") or as would have been done; "" when users is
+// empty.
+func sayUsers(users map[string]int, would bool) string {
 	var parts []string
-	for _, t := range []string{"ban", "mute", "warn", "flag", "delete"} {
-		n, ok := s.WouldUsers[t]
+	for _, w := range effectWords {
+		n, ok := users[w.typ]
 		if !ok {
 			continue
 		}
@@ -57,7 +73,11 @@ func (s RuleStat) would() string {
 		if n == 1 {
 			noun = "user"
 		}
-		parts = append(parts, fmt.Sprintf("would %s %d %s", t, n, noun))
+		verb := w.did
+		if would {
+			verb = w.would
+		}
+		parts = append(parts, fmt.Sprintf("%s %d %s", verb, n, noun))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -91,6 +111,13 @@ func (s *Store) RuleStats(ctx context.Context, from, to time.Time) ([]RuleStat, 
 		), me AS (
 			SELECT coalesce(m.rule_id, e.rule_id) AS rule_id, m.enforce_matches, m.shadow_matches, e.errors
 			FROM m FULL JOIN e ON e.rule_id = m.rule_id
+		), u AS (
+			SELECT rule_id, jsonb_object_agg(type, users) AS users
+			FROM (SELECT a.rule_id, a.type, count(DISTINCT a.target_user_id) AS users
+				FROM actions a JOIN action_outcomes o ON o.action_id = a.id AND o.outcome IN ('applied', 'dry_run') ` +
+		aq.clause() + ` AND a.target_user_id IS NOT NULL
+				GROUP BY 1, 2) t
+			GROUP BY 1
 		), a AS (
 			SELECT a.rule_id,
 				count(*) AS actions,
@@ -119,8 +146,10 @@ func (s *Store) RuleStats(ctx context.Context, from, to time.Time) ([]RuleStat, 
 			coalesce(a.pending, 0)::int AS pending, coalesce(a.overturned, 0)::int AS overturned,
 			coalesce(a.cancelled, 0)::int AS cancelled,
 			CASE WHEN coalesce(a.taken, 0) = 0 THEN 0 ELSE a.overturned::float8 / a.taken END AS overturn_rate,
+			coalesce(u.users, '{}'::jsonb) AS taken_users,
 			coalesce(w.would, '{}'::jsonb) AS would_users
 		FROM me AS m FULL JOIN a ON a.rule_id = m.rule_id
+		LEFT JOIN u ON u.rule_id = a.rule_id
 		LEFT JOIN w ON w.rule_id = coalesce(m.rule_id, a.rule_id)
 		WHERE coalesce(m.rule_id, a.rule_id) IS NOT NULL
 		ORDER BY 1`
@@ -136,9 +165,35 @@ func (s *Store) RuleStats(ctx context.Context, from, to time.Time) ([]RuleStat, 
 		stats = []RuleStat{}
 	}
 	for i := range stats {
-		stats[i].Would = stats[i].would()
+		stats[i].say()
 	}
 	return stats, nil
+}
+
+// say fills Did and Would from the figures.
+func (s *RuleStat) say() {
+	s.Did, s.Would = sayUsers(s.TakenUsers, false), sayUsers(s.WouldUsers, true)
+}
+
+// WithIdleRules adds a row of zeros for each rule of ids that stats has
+// none for, so that a rule that never matched shows as such, and returns
+// the rows by rule id.
+func WithIdleRules(stats []RuleStat, ids []string) []RuleStat {
+	seen := make(map[string]bool, len(stats))
+	for _, st := range stats {
+		seen[st.RuleID] = true
+	}
+	for _, id := range ids {
+		if !seen[id] {
+			stats = append(stats, RuleStat{RuleID: id, TakenUsers: map[string]int{}, WouldUsers: map[string]int{}})
+			seen[id] = true
+		}
+	}
+	if stats == nil {
+		stats = []RuleStat{}
+	}
+	slices.SortFunc(stats, func(a, b RuleStat) int { return strings.Compare(a.RuleID, b.RuleID) })
+	return stats
 }
 
 // andWord continues q's WHERE clause, or starts one.

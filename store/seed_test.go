@@ -56,6 +56,7 @@ type seedEvent struct {
 	decidedAt  time.Time
 	rules      []string // matched
 	enforced   []string
+	shadowActs []string // the types its shadow matches would have asked for
 	errored    []string // rules that failed on it
 	actions    []*seedAction
 }
@@ -169,6 +170,8 @@ func (s *seed) addEvent(t *testing.T, i int) *seedEvent {
 		if mode == policy.ModeEnforce {
 			ev.enforced = append(ev.enforced, r)
 			acts = append(acts, a)
+		} else {
+			ev.shadowActs = append(ev.shadowActs, string(a.Type))
 		}
 	}
 	mj, _ := json.Marshal(matches)

@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode"
 
+	"moderator/policy"
 	"moderator/statement"
 	"moderator/store"
 )
@@ -28,7 +29,10 @@ const auditUsage = `usage: moderator audit <what> [ID] [flags]
                      search, with --user --message --channel --rule --type --outcome
                      (--type: the event type for events, else the action type;
                      --event-type for decisions and actions)
-  rules              per-rule figures: matches, actions, overturns
+  rules              per-rule figures: matches, actions, overturns, what each did and
+                     what shadow rules would have done; every rule of the rules folder
+                     (--rules DIR, default MODERATOR_RULES_DIR) is listed, with zeros
+                     if it never matched
   appeals            the appeals queue: pending, oldest first; --status pending|upheld|
                      overturned|all, --sort oldest|newest, --user, --rule, --type (action)
   appeal ID          one appeal: statement, what it is about, who holds it, its decision
@@ -56,6 +60,8 @@ type auditArgs struct {
 	around      int
 	json        bool
 	databaseURL string
+	rulesDir    string            // audit rules: the rules folder in force
+	inForce     []policy.RuleInfo // audit rules: its rules, once loaded
 }
 
 // timeFlag is --since or --until: an RFC 3339 time or a duration before
@@ -109,6 +115,9 @@ func parseAuditArgs(args []string, now time.Time) (auditArgs, error) {
 	var outcome string
 	if a.what != "rules" && a.what != "decision" && a.what != "appeal" && a.what != "statement" {
 		fs.IntVar(&a.filter.Limit, "limit", 0, "")
+	}
+	if a.what == "rules" {
+		fs.StringVar(&a.rulesDir, "rules", "", "")
 	}
 	if a.what == "user" || search[a.what] || a.what == "appeals" || a.what == "quarantine" {
 		fs.StringVar(&a.filter.Cursor, "cursor", "", "")
@@ -234,6 +243,9 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, no
 		return err
 	}
 	defer st.Close()
+	if a.what == "rules" {
+		a.inForce = rulesInForce(a.rulesDir, getenv, stderr)
+	}
 	act := store.StaffAct{Actor: "cli:" + user, Role: "cli", Params: auditParams(a)}
 	out, show, err := readAudit(ctx, st, a, &act)
 	if err != nil {
@@ -307,8 +319,14 @@ func readAudit(ctx context.Context, st *store.Store, a auditArgs, act *store.Sta
 		if err != nil {
 			return nil, nil, err
 		}
+		ids := make([]string, len(a.inForce))
+		modes := map[string]policy.Mode{}
+		for i, info := range a.inForce {
+			ids[i], modes[info.ID] = info.ID, info.Mode
+		}
+		stats = store.WithIdleRules(stats, ids)
 		act.Act = store.ActRuleStats
-		out, show = stats, func(w io.Writer) { printRuleStats(w, stats) }
+		out, show = stats, func(w io.Writer) { printRuleStats(w, stats, modes) }
 	case "appeals":
 		p, err := st.ListAppeals(ctx, a.appeals)
 		if err != nil {
@@ -357,6 +375,27 @@ func readRecord(ctx context.Context, st *store.Store, a auditArgs, act *store.St
 		act.Act, act.Target, act.TargetUserID = store.ActViewStatement, "decision:"+a.id, ev.Decision.UserID
 		return s, func(w io.Writer) { fmt.Fprint(w, s.Text) }, nil
 	}
+}
+
+// rulesInForce loads the rules folder dir (default the configured one),
+// whose rules `audit rules` lists even if they never matched. A folder
+// that does not load is said on stderr, and only the rules with figures
+// are listed.
+func rulesInForce(dir string, getenv func(string) string, stderr io.Writer) []policy.RuleInfo {
+	if dir == "" {
+		cfg, err := loadConfig("audit", nil, getenv, io.Discard)
+		if err != nil {
+			return nil
+		}
+		dir = cfg.RulesDir
+	}
+	rs, err := loadRulesDir(dir, policy.Load)
+	if err != nil {
+		fmt.Fprintf(stderr, "moderator audit: rules folder %s not loaded, so rules that never matched are not listed: %s\n",
+			clean(dir), clean(strings.ReplaceAll(err.Error(), "\n", "; ")))
+		return nil
+	}
+	return rs.Rules()
 }
 
 // openCLIStore opens the database of a command staff run from a terminal
@@ -545,9 +584,19 @@ func printDecisions(w io.Writer, ds []store.DecisionSummary) {
 	for _, d := range ds {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", stamp(d.DecidedAt), d.ID, d.EventID, dash(d.UserID),
 			dash(d.ChannelCID), dash(d.MessageID), dash(strings.Join(d.MatchedRules, ",")),
-			dash(strings.Join(d.EnforcedRules, ",")), dash(strings.Join(d.ActionTypes, ",")), clean(d.RuleSetVersion))
+			dash(strings.Join(d.EnforcedRules, ",")), dash(decisionActions(d)), clean(d.RuleSetVersion))
 	}
 	tw.Flush()
+}
+
+// decisionActions lists what a decision asked for, then what its shadow
+// rules would have asked for, marked: "ban,mute (shadow)".
+func decisionActions(d store.DecisionSummary) string {
+	list := slices.Clone(d.ActionTypes)
+	for _, t := range d.ShadowActionTypes {
+		list = append(list, t+" (shadow)")
+	}
+	return strings.Join(list, ",")
 }
 
 func printActions(w io.Writer, as []store.ActionDetail) {
@@ -668,16 +717,20 @@ func printEvidence(w io.Writer, ev store.Evidence) {
 	tw.Flush()
 }
 
-func printRuleStats(w io.Writer, stats []store.RuleStat) {
+// printRuleStats shows each rule's figures, its mode in the rules folder
+// ("-" for a rule no longer in it), what it did and what its shadow
+// matches would have done.
+func printRuleStats(w io.Writer, stats []store.RuleStat, modes map[string]policy.Mode) {
 	if len(stats) == 0 {
 		fmt.Fprintln(w, "no rule matched in the period")
 		return
 	}
 	tw := table(w)
-	fmt.Fprintln(tw, "RULE\tENFORCE\tSHADOW\tERRORS\tACTIONS\tTAKEN\tOVERTURNED\tRATE\tSUPPRESSED\tFAILED\tPENDING\tSHADOW WOULD")
+	fmt.Fprintln(tw, "RULE\tMODE\tENFORCE\tSHADOW\tERRORS\tACTIONS\tTAKEN\tOVERTURNED\tRATE\tSUPPRESSED\tFAILED\tPENDING\tDID\tSHADOW WOULD")
 	for _, s := range stats {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.1f%%\t%d\t%d\t%d\t%s\n", clean(s.RuleID), s.EnforceMatches, s.ShadowMatches,
-			s.Errors, s.Actions, s.Taken, s.Overturned, 100*s.OverturnRate, s.Suppressed, s.Failed, s.Pending, dash(s.Would))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.1f%%\t%d\t%d\t%d\t%s\t%s\n", clean(s.RuleID), dash(string(modes[s.RuleID])),
+			s.EnforceMatches, s.ShadowMatches, s.Errors, s.Actions, s.Taken, s.Overturned, 100*s.OverturnRate, s.Suppressed, s.Failed,
+			s.Pending, dash(s.Did), dash(s.Would))
 	}
 	tw.Flush()
 }

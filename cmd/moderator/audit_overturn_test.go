@@ -70,7 +70,7 @@ func TestAuditReadsOverturns(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := store.RuleStat{RuleID: "bad-rule", EnforceMatches: 2, Actions: 2, Taken: 1, Applied: 1, Superseded: 1,
-		Overturned: 1, Cancelled: 1, OverturnRate: 1, WouldUsers: map[string]int{}}
+		Overturned: 1, Cancelled: 1, OverturnRate: 1, TakenUsers: map[string]int{"ban": 1}, Did: "banned 1 user", WouldUsers: map[string]int{}}
 	if len(stats) != 1 || !reflect.DeepEqual(stats[0], want) {
 		t.Errorf("rule stats %+v, want [%+v]", stats, want)
 	}

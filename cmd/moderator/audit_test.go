@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -38,7 +39,8 @@ type auditFixture struct {
 func newAuditFixture(t *testing.T) *auditFixture {
 	t.Helper()
 	ctx := context.Background()
-	f := &auditFixture{env: map[string]string{"DATABASE_URL": storetest.NewDatabase(t), "USER": "tester"}}
+	f := &auditFixture{env: map[string]string{"DATABASE_URL": storetest.NewDatabase(t), "USER": "tester",
+		"MODERATOR_RULES_DIR": "../../rules"}}
 	var out bytes.Buffer
 	if err := run(ctx, []string{"migrate"}, f.getenv, strings.NewReader(""), &out, &out); err != nil {
 		t.Fatalf("migrate: %v\n%s", err, out.String())
@@ -59,32 +61,7 @@ func newAuditFixture(t *testing.T) *auditFixture {
 		{"carol", "msg-3", "welcome \x1b[31mnewbie\x1b[0m"}, // an escape sequence must not reach the terminal
 	}
 	for _, m := range messages {
-		js := func(s string) string { b, _ := json.Marshal(s); return string(b) }
-		body := fmt.Sprintf(`{"type":"message.new","cid":"messaging:general","channel_type":"messaging","channel_id":"general",
-			"created_at":"2026-11-24T12:00:00Z","message":{"id":%s,"text":%s,"user":{"id":%s}},"user":{"id":%s}}`,
-			js(m.id), js(m.text), js(m.user), js(m.user))
-		ev, err := policy.ParseEvent([]byte(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		d := rs.Evaluate(ev)
-		rec := store.EventRecord{WebhookID: m.id, BodySHA256: sha256.Sum256([]byte(body)), Attempt: 1, APIKey: "k",
-			Payload: []byte(body), Event: ev, Decision: &d}
-		var ids []int64
-		_, err = st.RecordEvents(ctx, []store.EventRecord{rec}, func(ctx context.Context, tx pgx.Tx, evs []store.NewEvent) error {
-			var rows []store.ActionRow
-			for i, a := range d.Actions {
-				params, _ := json.Marshal(a)
-				rows = append(rows, store.ActionRow{EventID: evs[0].EventID, Position: i, RuleID: a.RuleID, Type: string(a.Type),
-					TargetUserID: m.user, MessageID: m.id, ChannelCID: "messaging:general", Params: params,
-					Key: fmt.Sprintf("%d:%d", evs[0].EventID, i)})
-			}
-			ids, err = store.InsertActions(ctx, tx, rows)
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		d, ids := f.post(t, rs, m.user, m.id, m.text)
 		for i, a := range d.Actions {
 			if a.Type == policy.ActionBan {
 				f.banID = ids[i]
@@ -116,6 +93,42 @@ func newAuditFixture(t *testing.T) *auditFixture {
 	}
 	f.appealID = ap.ID
 	return f
+}
+
+// post records a new message in messaging:general judged by rs, with the
+// actions its decision asks for left pending, and returns the decision and
+// the actions' ids.
+func (f *auditFixture) post(t *testing.T, rs *policy.RuleSet, user, id, text string) (policy.Decision, []int64) {
+	t.Helper()
+	ctx := context.Background()
+	js := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	body := fmt.Sprintf(`{"type":"message.new","cid":"messaging:general","channel_type":"messaging","channel_id":"general",
+		"created_at":"2026-11-24T12:00:00Z","message":{"id":%s,"text":%s,"user":{"id":%s}},"user":{"id":%s}}`,
+		js(id), js(text), js(user), js(user))
+	ev, err := policy.ParseEvent([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := rs.Evaluate(ev)
+	rec := store.EventRecord{WebhookID: id, BodySHA256: sha256.Sum256([]byte(body)), Attempt: 1, APIKey: "k",
+		Payload: []byte(body), Event: ev, Decision: &d}
+	var ids []int64
+	_, err = f.st.RecordEvents(ctx, []store.EventRecord{rec}, func(ctx context.Context, tx pgx.Tx, evs []store.NewEvent) error {
+		var rows []store.ActionRow
+		for i, a := range d.Actions {
+			params, _ := json.Marshal(a)
+			rows = append(rows, store.ActionRow{EventID: evs[0].EventID, Position: i, RuleID: a.RuleID, Type: string(a.Type),
+				TargetUserID: user, MessageID: id, ChannelCID: "messaging:general", Params: params,
+				Key: fmt.Sprintf("%d:%d", evs[0].EventID, i)})
+		}
+		var err error
+		ids, err = store.InsertActions(ctx, tx, rows)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, ids
 }
 
 func (f *auditFixture) getenv(k string) string { return f.env[k] }
@@ -307,8 +320,8 @@ func TestAuditCommand(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !regexp.MustCompile(`(?m)^scam-domains\s+1\s+0\s+0\s+2\s+1\s+0\s+0\.0%\s+0\s+0\s+1\s+-$`).MatchString(out) {
-			t.Errorf("want scam-domains: 1 enforce match, no error, 2 actions, 1 taken, 1 pending:\n%s", out)
+		if !regexp.MustCompile(`(?m)^scam-domains\s+enforce\s+1\s+0\s+0\s+2\s+1\s+0\s+0\.0%\s+0\s+0\s+1\s+banned 1 user\s+-$`).MatchString(out) {
+			t.Errorf("want scam-domains: 1 enforce match, no error, 2 actions, 1 taken (the ban), 1 pending:\n%s", out)
 		}
 	})
 }
@@ -550,5 +563,71 @@ func TestAuditStatement(t *testing.T) {
 	_, errOut, err = f.run(t, "statement", "x")
 	if !errors.Is(err, errUsage) || !strings.Contains(errOut, "statement: the id must be a positive number") {
 		t.Errorf("bad id: %v, %q", err, errOut)
+	}
+}
+
+// A shadow rule's would-be action is marked as such in the decisions
+// list, and audit rules lists every rule of the rules folder, those that
+// never matched with zeros, with what each did or would have done.
+func TestAuditShadowAndIdleRules(t *testing.T) {
+	t.Parallel()
+	f := newAuditFixture(t)
+	rs, err := policy.Load(os.DirFS("../../rules"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := f.post(t, rs, "loud", "msg-4", "WHY DOES NOBODY EVER ANSWER MY QUESTION")
+	if len(d.Actions) != 0 || len(d.Matches) != 1 || d.Matches[0].RuleID != "caps-shouting" {
+		t.Fatalf("the shouting message: %+v, want only the shadow caps-shouting match", d)
+	}
+
+	out, _, err := f.run(t, "decisions", "--user", "loud")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^\S+\s+\d+\s+\d+\s+loud\s+messaging:general\s+msg-4\s+caps-shouting\s+-\s+warn \(shadow\)\s+\S+$`).MatchString(out) {
+		t.Errorf("want the would-be warning marked shadow, nothing enforced:\n%s", out)
+	}
+	out, _, err = f.run(t, "decisions", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page store.Page[store.DecisionSummary]
+	if err := json.Unmarshal([]byte(out), &page); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, d := range page.Items {
+		got[d.MessageID] = fmt.Sprint(d.ActionTypes, d.ShadowActionTypes)
+	}
+	if want := map[string]string{"msg-2": "[delete ban] []", "msg-4": "[] [warn]"}; !maps.Equal(got, want) {
+		t.Errorf("decisions' action types and shadow action types: got %v, want %v", got, want)
+	}
+
+	out, _, err = f.run(t, "rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{
+		`caps-shouting\s+shadow\s+0\s+1\s+0\s+0\s+0\s+0\s+0\.0%\s+0\s+0\s+0\s+-\s+would warn 1 user`,
+		`scam-domains\s+enforce\s+1\s+0\s+0\s+2\s+1\s+0\s+0\.0%\s+0\s+0\s+1\s+banned 1 user\s+-`,
+		`raid\s+shadow\s+0\s+0\s+0\s+0\s+0\s+0\s+0\.0%\s+0\s+0\s+0\s+-\s+-`, // never matched
+	} {
+		if !regexp.MustCompile(`(?m)^` + line + `$`).MatchString(out) {
+			t.Errorf("want a line %s:\n%s", line, out)
+		}
+	}
+	if n := strings.Count(out, "\n") - 1; n != len(rs.Rules()) {
+		t.Errorf("%d rules listed, want the folder's %d:\n%s", n, len(rs.Rules()), out)
+	}
+
+	// A folder that does not load: said, and the rules with figures still listed.
+	out, errOut, err := f.run(t, "rules", "--rules", t.TempDir()+"/missing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(errOut, "not loaded, so rules that never matched are not listed") ||
+		!regexp.MustCompile(`(?m)^scam-domains\s+-\s+1\s`).MatchString(out) || strings.Contains(out, "raid") {
+		t.Errorf("a missing folder: stderr %q, stdout:\n%s", errOut, out)
 	}
 }
