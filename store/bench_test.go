@@ -71,8 +71,27 @@ const benchRules = `rules:
 // BenchmarkBatcherCounting is BenchmarkBatcher with a rule set that reads
 // counters and strikes: each message is counted and judged in the batch's
 // transaction (advisory locks, counter marks, one history query).
-func BenchmarkBatcherCounting(b *testing.B) {
-	rs, err := policy.Load(fstest.MapFS{"r.yaml": {Data: []byte(benchRules)}})
+func BenchmarkBatcherCounting(b *testing.B) { benchmarkCounting(b, benchRules) }
+
+// raidAccountsRule reads counts.channel_users: every new message then
+// takes its channel's lock, so a channel's messages are judged one after
+// another (here 50 channels share the load).
+const raidAccountsRule = `  - id: raid-accounts
+    description: raid by accounts
+    mode: shadow
+    when: user.young && counts.channel_users("2m") > 25
+    actions: [flag]
+    examples:
+      - {history: {'counts.channel_users("2m")': 26}, event: {user: {created_at: "2026-01-15T11:00:00Z"}}, expect: {match: true}}
+      - {event: {}, expect: {match: false}}
+`
+
+// BenchmarkBatcherCountingChannelUsers is BenchmarkBatcherCounting with
+// a raid rule on distinct accounts: what serialising each channel costs.
+func BenchmarkBatcherCountingChannelUsers(b *testing.B) { benchmarkCounting(b, benchRules+raidAccountsRule) }
+
+func benchmarkCounting(b *testing.B, rules string) {
+	rs, err := policy.Load(fstest.MapFS{"r.yaml": {Data: []byte(rules)}})
 	if err != nil {
 		b.Fatal(err)
 	}
