@@ -25,7 +25,7 @@ type Batcher struct {
 	maxBatch int
 	flushers int
 	timeout  time.Duration
-	hook     TxHook
+	hooks    Hooks
 	// queuedAt is when (unix nanoseconds) a flusher last took a batch of
 	// busyBatch records or more; see Busy.
 	queuedAt atomic.Int64
@@ -64,6 +64,7 @@ type BatcherConfig struct {
 	Flushers int           // transactions in flight at once; default 2
 	Timeout  time.Duration // budget of one transaction; default 5 s
 	Hook     TxHook        // runs in each batch's transaction with its new events
+	Queue    QueueHook     // queues statements with each batch's decisions (see Hooks)
 }
 
 // NewBatcher returns a Batcher writing to s. Call Run to start it.
@@ -78,7 +79,7 @@ func NewBatcher(s *Store, cfg BatcherConfig) *Batcher {
 		cfg.Timeout = 5 * time.Second
 	}
 	b := &Batcher{store: s, queue: make(chan *pending, cfg.MaxBatch*cfg.Flushers), maxBatch: cfg.MaxBatch,
-		flushers: cfg.Flushers, timeout: cfg.Timeout, hook: cfg.Hook}
+		flushers: cfg.Flushers, timeout: cfg.Timeout, hooks: Hooks{Queue: cfg.Queue, Tx: cfg.Hook}}
 	for range cfg.Flushers {
 		b.keyed = append(b.keyed, make(chan *pending, cfg.MaxBatch))
 	}
@@ -167,13 +168,13 @@ func (b *Batcher) flush(batch []*pending) {
 	for i, p := range batch {
 		recs[i] = p.rec
 	}
-	results, err := b.store.RecordEvents(ctx, recs, b.hook)
+	results, err := b.store.RecordEventsWith(ctx, recs, b.hooks)
 	if IsTransient(err) && ctx.Err() == nil {
 		// The connection broke mid-batch (a restart, a failover): once
 		// more, on another, before the records queued behind these in this
 		// flusher get their turn, so that one user's events keep their
 		// order. (Had the commit gone through, the retry finds duplicates.)
-		results, err = b.store.RecordEvents(ctx, recs, b.hook)
+		results, err = b.store.RecordEventsWith(ctx, recs, b.hooks)
 	}
 	switch {
 	case err == nil:

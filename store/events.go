@@ -89,6 +89,15 @@ func (s *Store) RecordEvent(ctx context.Context, rec EventRecord) (RecordResult,
 // hook, when not nil, runs in the same transaction with the new events.
 // A nil error means every new row is committed.
 func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord, hook TxHook) ([]RecordResult, error) {
+	return s.RecordEventsWith(ctx, recs, Hooks{Tx: hook})
+}
+
+// RecordEventsWith is RecordEvents with both kinds of hook (see Hooks).
+//
+// Its round trips: BEGIN; the events INSERT pipelined with the history
+// read; the decisions and whatever hooks.Queue queued, pipelined (Writes);
+// hooks.Tx's own; COMMIT.
+func (s *Store) RecordEventsWith(ctx context.Context, recs []EventRecord, hooks Hooks) ([]RecordResult, error) {
 	recs = withSafeWebhookIDs(recs)
 	args, repaired := insertColumns(recs)
 
@@ -168,7 +177,7 @@ func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord, hook TxHoo
 		}
 	}
 
-	results, err := s.completeBatch(ctx, tx, recs, inserted, jd, repaired, hook)
+	results, err := s.completeBatch(ctx, tx, recs, inserted, jd, repaired, hooks)
 	if err != nil {
 		return nil, err
 	}
@@ -266,9 +275,54 @@ func scanInserted(rows pgx.Rows) (map[insertedKey]int64, error) {
 // events are inserted: it says of each record what became of it (new, or
 // the duplicate of which row), judges the records that wait for their
 // history (jd), writes the decisions and the raw bodies of repaired
-// payloads, and runs hook with the new events.
+// payloads with what hooks.Queue queues (one round trip), and runs
+// hooks.Tx with the new events.
 func (s *Store) completeBatch(ctx context.Context, tx pgx.Tx, recs []EventRecord, inserted map[insertedKey]int64,
-	jd *judging, repaired []bool, hook TxHook) ([]RecordResult, error) {
+	jd *judging, repaired []bool, hooks Hooks) ([]RecordResult, error) {
+	results, err := s.sortOut(ctx, tx, recs, inserted)
+	if err != nil {
+		return nil, err
+	}
+	if jd != nil {
+		if err := jd.judge(recs, results); err != nil {
+			return nil, err
+		}
+	}
+	for i := range recs {
+		if results[i].Duplicate == "" {
+			results[i].Decision = recs[i].Decision
+		}
+	}
+	var w Writes
+	if err := queueDecisions(&w, recs, results); err != nil {
+		return nil, err
+	}
+	queueRawBodies(&w, recs, results, repaired)
+	var fresh []NewEvent
+	for i := range recs {
+		if results[i].Duplicate == "" {
+			fresh = append(fresh, NewEvent{EventID: results[i].EventID, Record: &recs[i]})
+		}
+	}
+	if hooks.Queue != nil && len(fresh) > 0 {
+		if err := hooks.Queue(ctx, &w, fresh); err != nil {
+			return nil, fmt.Errorf("record events: hook: %w", err)
+		}
+	}
+	if err := w.send(ctx, tx); err != nil {
+		return nil, err
+	}
+	if hooks.Tx != nil && len(fresh) > 0 {
+		if err := hooks.Tx(ctx, tx, fresh); err != nil {
+			return nil, fmt.Errorf("record events: hook: %w", err)
+		}
+	}
+	return results, nil
+}
+
+// sortOut says of each record whether the insert kept it (its new row) or
+// found it a duplicate (of which row, and why).
+func (s *Store) sortOut(ctx context.Context, q querier, recs []EventRecord, inserted map[insertedKey]int64) ([]RecordResult, error) {
 	results := make([]RecordResult, len(recs))
 	var dupes []int
 	for i, r := range recs {
@@ -281,38 +335,8 @@ func (s *Store) completeBatch(ctx context.Context, tx pgx.Tx, recs []EventRecord
 		dupes = append(dupes, i)
 	}
 	if len(dupes) > 0 {
-		if err := s.classifyDuplicates(ctx, tx, recs, dupes, results); err != nil {
+		if err := s.classifyDuplicates(ctx, q, recs, dupes, results); err != nil {
 			return nil, err
-		}
-	}
-	if jd != nil {
-		if err := jd.judge(recs, results); err != nil {
-			return nil, err
-		}
-	}
-	for i := range recs {
-		if results[i].Duplicate == "" {
-			results[i].Decision = recs[i].Decision
-		}
-	}
-	if err := insertDecisions(ctx, tx, recs, results); err != nil {
-		return nil, err
-	}
-	if err := insertRawBodies(ctx, tx, recs, results, repaired); err != nil {
-		return nil, err
-	}
-	if hook == nil {
-		return results, nil
-	}
-	var fresh []NewEvent
-	for i := range recs {
-		if results[i].Duplicate == "" {
-			fresh = append(fresh, NewEvent{EventID: results[i].EventID, Record: &recs[i]})
-		}
-	}
-	if len(fresh) > 0 {
-		if err := hook(ctx, tx, fresh); err != nil {
-			return nil, fmt.Errorf("record events: hook: %w", err)
 		}
 	}
 	return results, nil
@@ -339,9 +363,10 @@ func withSafeWebhookIDs(recs []EventRecord) []EventRecord {
 	return out
 }
 
-// insertRawBodies keeps the exact bytes of the new events whose payload
-// repairJSON had to change, as evidence of what Stream signed.
-func insertRawBodies(ctx context.Context, q querier, recs []EventRecord, results []RecordResult, repaired []bool) error {
+// queueRawBodies queues the keeping of the exact bytes of the new events
+// whose payload repairJSON had to change, as evidence of what Stream
+// signed.
+func queueRawBodies(w *Writes, recs []EventRecord, results []RecordResult, repaired []bool) {
 	var ids []int64
 	var bodies [][]byte
 	for i := range recs {
@@ -351,13 +376,9 @@ func insertRawBodies(ctx context.Context, q querier, recs []EventRecord, results
 		}
 	}
 	if len(ids) == 0 {
-		return nil
+		return
 	}
-	if _, err := q.Exec(ctx, `INSERT INTO event_raw_bodies (event_id, body) SELECT * FROM unnest($1::bigint[], $2::bytea[])`,
-		ids, bodies); err != nil {
-		return fmt.Errorf("keep raw bodies: %w", err)
-	}
-	return nil
+	w.Queue(`INSERT INTO event_raw_bodies (event_id, body) SELECT * FROM unnest($1::bigint[], $2::bytea[])`, ids, bodies)
 }
 
 // classifyDuplicates fills in, for each duplicate, the event it repeats and
@@ -405,10 +426,10 @@ func (s *Store) classifyDuplicates(ctx context.Context, q querier, recs []EventR
 	return nil
 }
 
-// insertDecisions writes the decisions of the newly recorded events that
-// matched a rule or had a rule fail; an empty verdict is already recorded
-// by the event's rule_set_version.
-func insertDecisions(ctx context.Context, q querier, recs []EventRecord, results []RecordResult) error {
+// queueDecisions queues the writing of the decisions of the newly
+// recorded events that matched a rule or had a rule fail; an empty verdict
+// is already recorded by the event's rule_set_version.
+func queueDecisions(w *Writes, recs []EventRecord, results []RecordResult) error {
 	var (
 		eventIDs                       []int64
 		versions                       []string
@@ -452,7 +473,7 @@ func insertDecisions(ctx context.Context, q querier, recs []EventRecord, results
 		return nil
 	}
 	// unnest flattens nested arrays, so the rule id lists travel as JSON.
-	_, err := q.Exec(ctx, `
+	w.Queue(`
 		INSERT INTO decisions (event_id, rule_set_version, matched_rules, enforced_rules,
 			user_id, channel_cid, message_id, matches, actions, errors)
 		SELECT e, v, ARRAY(SELECT jsonb_array_elements_text(mr::jsonb)), ARRAY(SELECT jsonb_array_elements_text(er::jsonb)),
@@ -460,9 +481,6 @@ func insertDecisions(ctx context.Context, q querier, recs []EventRecord, results
 		FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
 			$8::text[], $9::text[], $10::text[]) AS r(e, v, mr, er, u, c, m, mj, aj, ej)`,
 		eventIDs, versions, jsonLists(matched), jsonLists(enforced), userIDs, channelCIDs, messages, matches, actions, errs)
-	if err != nil {
-		return fmt.Errorf("insert decisions: %w", err)
-	}
 	return nil
 }
 

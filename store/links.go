@@ -1,7 +1,6 @@
 package store
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -16,24 +15,20 @@ type BeforeSendKey struct {
 	Outcome string   // rewrite
 }
 
-// InsertBeforeSendKeys records keys in tx, the transaction that records
-// their before_send events.
-func InsertBeforeSendKeys(ctx context.Context, tx pgx.Tx, keys []BeforeSendKey) error {
+// QueueBeforeSendKeys queues the recording of keys on w, in the
+// transaction that records their before_send events.
+func QueueBeforeSendKeys(w *Writes, keys []BeforeSendKey) {
 	if len(keys) == 0 {
-		return nil
+		return
 	}
 	ids, hashes, outcomes := make([]int64, len(keys)), make([][]byte, len(keys)), make([]string, len(keys))
 	for i, k := range keys {
 		ids[i], hashes[i], outcomes[i] = k.EventID, k.Key[:], k.Outcome
 	}
-	_, err := tx.Exec(ctx, `
+	w.Queue(`
 		INSERT INTO before_send_keys (event_id, link_key, outcome)
 		SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::text[])
 		ON CONFLICT (event_id) DO NOTHING`, ids, hashes, outcomes)
-	if err != nil {
-		return fmt.Errorf("insert before-send keys: %w", err)
-	}
-	return nil
 }
 
 // MessageKey is a message.new event to link, with its policy.MessageKey.
@@ -50,19 +45,20 @@ type BeforeSendLink struct {
 	Outcome           string
 }
 
-// LinkMessages links each message in tx to the latest before-send decision
-// with its key recorded within window, records the links and returns
-// them. A message without such a decision (the hook is off, failed open
+// QueueLinks queues on w the linking of each message to the latest
+// before-send decision with its key recorded within window, and the
+// recording of the links; found gets the links made when the writes are
+// sent. A message without such a decision (the hook is off, failed open
 // without recording yet, or the text changed) is not linked.
-func LinkMessages(ctx context.Context, tx pgx.Tx, msgs []MessageKey, window time.Duration) ([]BeforeSendLink, error) {
+func QueueLinks(w *Writes, msgs []MessageKey, window time.Duration, found func([]BeforeSendLink)) {
 	if len(msgs) == 0 {
-		return nil, nil
+		return
 	}
 	ids, hashes := make([]int64, len(msgs)), make([][]byte, len(msgs))
 	for i, m := range msgs {
 		ids[i], hashes[i] = m.EventID, m.Key[:]
 	}
-	rows, err := tx.Query(ctx, `
+	w.Queue(`
 		INSERT INTO before_send_links (message_event_id, before_send_event_id, outcome)
 		SELECT m.id, k.event_id, k.outcome
 		FROM unnest($1::bigint[], $2::bytea[]) AS m(id, link_key)
@@ -71,13 +67,14 @@ func LinkMessages(ctx context.Context, tx pgx.Tx, msgs []MessageKey, window time
 			WHERE link_key = m.link_key AND received_at > now() - $3::interval
 			ORDER BY received_at DESC LIMIT 1) AS k
 		ON CONFLICT (message_event_id) DO NOTHING
-		RETURNING message_event_id, before_send_event_id, outcome`, ids, hashes, window)
-	if err != nil {
-		return nil, fmt.Errorf("link messages to before-send decisions: %w", err)
-	}
-	links, err := pgx.CollectRows(rows, pgx.RowToStructByPos[BeforeSendLink])
-	if err != nil {
-		return nil, fmt.Errorf("link messages to before-send decisions: %w", err)
-	}
-	return links, nil
+		RETURNING message_event_id, before_send_event_id, outcome`, ids, hashes, window).Query(func(rows pgx.Rows) error {
+		links, err := pgx.CollectRows(rows, pgx.RowToStructByPos[BeforeSendLink])
+		if err != nil {
+			return fmt.Errorf("link messages to before-send decisions: %w", err)
+		}
+		if found != nil {
+			found(links)
+		}
+		return nil
+	})
 }

@@ -6,18 +6,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"moderator/store"
 	"moderator/store/storetest"
 )
 
 // recordWithHook records one event and runs fn in its transaction.
-func recordWithHook(t *testing.T, st *store.Store, id string, fn func(ctx context.Context, tx pgx.Tx, eventID int64) error) {
+func recordWithHook(t *testing.T, st *store.Store, id string, fn func(w *store.Writes, eventID int64)) {
 	t.Helper()
 	body := fmt.Sprintf(`{"type":"message.new","cid":"messaging:c","message":{"id":%q,"text":"x","user":{"id":"u"}}}`, id)
-	_, err := st.RecordEvents(context.Background(), []store.EventRecord{record(t, id, body)},
-		func(ctx context.Context, tx pgx.Tx, evs []store.NewEvent) error { return fn(ctx, tx, evs[0].EventID) })
+	_, err := st.RecordEventsWith(context.Background(), []store.EventRecord{record(t, id, body)}, store.Hooks{
+		Queue: func(_ context.Context, w *store.Writes, evs []store.NewEvent) error {
+			fn(w, evs[0].EventID)
+			return nil
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,13 +30,13 @@ func TestLinkMessages(t *testing.T) {
 	key := func(s string) (k [32]byte) { copy(k[:], t.Name()+s); return k }
 
 	var first, latest int64
-	recordWithHook(t, st, t.Name()+"-bs1", func(ctx context.Context, tx pgx.Tx, id int64) error {
+	recordWithHook(t, st, t.Name()+"-bs1", func(w *store.Writes, id int64) {
 		first = id
-		return store.InsertBeforeSendKeys(ctx, tx, []store.BeforeSendKey{{EventID: id, Key: key("a"), Outcome: "accept"}})
+		store.QueueBeforeSendKeys(w, []store.BeforeSendKey{{EventID: id, Key: key("a"), Outcome: "accept"}})
 	})
-	recordWithHook(t, st, t.Name()+"-bs2", func(ctx context.Context, tx pgx.Tx, id int64) error {
+	recordWithHook(t, st, t.Name()+"-bs2", func(w *store.Writes, id int64) {
 		latest = id
-		return store.InsertBeforeSendKeys(ctx, tx, []store.BeforeSendKey{{EventID: id, Key: key("a"), Outcome: "rewrite"}})
+		store.QueueBeforeSendKeys(w, []store.BeforeSendKey{{EventID: id, Key: key("a"), Outcome: "rewrite"}})
 	})
 	tests := []struct {
 		name   string
@@ -55,11 +56,10 @@ func TestLinkMessages(t *testing.T) {
 			t.Parallel()
 			var got []store.BeforeSendLink
 			var msgID int64
-			recordWithHook(t, st, t.Name()+"-msg", func(ctx context.Context, tx pgx.Tx, id int64) error {
+			recordWithHook(t, st, t.Name()+"-msg", func(w *store.Writes, id int64) {
 				msgID = id
-				var err error
-				got, err = store.LinkMessages(ctx, tx, []store.MessageKey{{EventID: id, Key: tt.key}}, tt.window)
-				return err
+				store.QueueLinks(w, []store.MessageKey{{EventID: id, Key: tt.key}}, tt.window,
+					func(links []store.BeforeSendLink) { got = links })
 			})
 			for i := range tt.want {
 				tt.want[i].MessageEventID = msgID

@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"moderator/policy"
@@ -119,7 +118,7 @@ func (q *beforeSendQueue) write(ctx context.Context, d webhook.Delivery) {
 // seconds; the window allows for its retries.
 const linkWindow = 10 * time.Minute
 
-// linkBeforeSend is a batcher hook: it records the key of every message a
+// linkBeforeSend is a batcher hook (queued with the decisions): it records the key of every message a
 // before-send decision rewrote (keyed by the rewritten text, as Stream
 // saves it) and links every new message.new to the rewrite with the same
 // key, in the transaction that records them. A blocked message never
@@ -135,8 +134,8 @@ const linkWindow = 10 * time.Minute
 // is still judged in full. Two identical messages from one user in one
 // channel within the window link to the latest decision, which made the
 // same choice for the same text.
-func linkBeforeSend(logger *slog.Logger) store.TxHook {
-	return func(ctx context.Context, tx pgx.Tx, events []store.NewEvent) error {
+func linkBeforeSend(logger *slog.Logger) store.QueueHook {
+	return func(_ context.Context, w *store.Writes, events []store.NewEvent) error {
 		var keys []store.BeforeSendKey
 		var msgs []store.MessageKey
 		for _, e := range events {
@@ -159,29 +158,13 @@ func linkBeforeSend(logger *slog.Logger) store.TxHook {
 				}
 			}
 		}
-		if err := store.InsertBeforeSendKeys(ctx, tx, keys); err != nil {
-			return err
-		}
-		links, err := store.LinkMessages(ctx, tx, msgs, linkWindow)
-		if err != nil {
-			return err
-		}
-		for _, l := range links {
-			logger.Debug("message linked to its before-send decision", "event_id", l.MessageEventID,
-				"before_send_event_id", l.BeforeSendEventID, "before_send", l.Outcome)
-		}
-		return nil
-	}
-}
-
-// chainHooks runs hooks in order in the same transaction.
-func chainHooks(hooks ...store.TxHook) store.TxHook {
-	return func(ctx context.Context, tx pgx.Tx, events []store.NewEvent) error {
-		for _, h := range hooks {
-			if err := h(ctx, tx, events); err != nil {
-				return err
+		store.QueueBeforeSendKeys(w, keys)
+		store.QueueLinks(w, msgs, linkWindow, func(links []store.BeforeSendLink) {
+			for _, l := range links {
+				logger.Debug("message linked to its before-send decision", "event_id", l.MessageEventID,
+					"before_send_event_id", l.BeforeSendEventID, "before_send", l.Outcome)
 			}
-		}
+		})
 		return nil
 	}
 }

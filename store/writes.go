@@ -1,0 +1,55 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Writes are the statements of a recording transaction that nothing waits
+// for before the commit: the decisions, the raw bodies of repaired
+// payloads, the before-send keys and links. They are queued while the
+// batch is judged and sent together, in one round trip (a pipeline),
+// instead of one round trip each: a round trip is a wake-up of a backend
+// and of a flusher on two busy cores, and at a few hundred webhooks a
+// second, with a record or two per batch, each adds to every webhook's
+// wait. A statement that fails fails the batch as if it had run alone.
+type Writes struct {
+	b pgx.Batch
+}
+
+// Queue adds a statement. Set the returned query's Exec or Query callback
+// to read its answer: it runs when the writes are sent, before any TxHook.
+func (w *Writes) Queue(sql string, args ...any) *pgx.QueuedQuery { return w.b.Queue(sql, args...) }
+
+// Len is how many statements are queued.
+func (w *Writes) Len() int { return w.b.Len() }
+
+// send sends the queued statements in tx, runs their callbacks and empties
+// the queue.
+func (w *Writes) send(ctx context.Context, tx pgx.Tx) error {
+	if w.b.Len() == 0 {
+		return nil
+	}
+	err := tx.SendBatch(ctx, &w.b).Close()
+	w.b = pgx.Batch{}
+	if err != nil {
+		return fmt.Errorf("record events: write decisions and links: %w", err)
+	}
+	return nil
+}
+
+// QueueHook runs in the recording transaction once the new events are
+// judged and queues statements of its own on w, which go to Postgres with
+// the batch's decisions. An error rolls the whole transaction back.
+type QueueHook func(ctx context.Context, w *Writes, events []NewEvent) error
+
+// Hooks are the work a recording transaction does besides recording its
+// events: Queue first (its statements sent with the decisions), then Tx,
+// with the transaction itself, for work that needs answers in between
+// (such as the actions, whose ids their jobs carry). Either may be nil.
+type Hooks struct {
+	Queue QueueHook
+	Tx    TxHook
+}
