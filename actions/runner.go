@@ -398,6 +398,20 @@ func (r *Runner) EnqueueTx(ctx context.Context, tx pgx.Tx, events []EventActions
 	if err != nil {
 		return err
 	}
+	return r.EnqueueCheckedTx(ctx, tx, events, immune)
+}
+
+// ImmunityCheck returns the (rule, target user) pairs whose immunities
+// EnqueueTx would read for events, and the time they must be in force at,
+// for a caller that reads them itself (with other statements, in one
+// round trip) and then calls EnqueueCheckedTx.
+func (r *Runner) ImmunityCheck(events []EventActions) (pairs []RuleUser, at time.Time) {
+	return immunityPairs(events), r.now()
+}
+
+// EnqueueCheckedTx is EnqueueTx with the immunities already read (see
+// ImmunityCheck): immune holds those in force.
+func (r *Runner) EnqueueCheckedTx(ctx context.Context, tx pgx.Tx, events []EventActions, immune map[RuleUser]Immunity) error {
 	news := planEvents(events, immune)
 	if len(news) == 0 {
 		return nil
@@ -428,6 +442,16 @@ func (r *Runner) EnqueueTx(ctx context.Context, tx pgx.Tx, events []EventActions
 // immunitiesTx reads, in one query, the immunities that cover the events'
 // (rule, target user) pairs now.
 func (r *Runner) immunitiesTx(ctx context.Context, tx pgx.Tx, events []EventActions) (map[RuleUser]Immunity, error) {
+	pairs := immunityPairs(events)
+	if len(pairs) == 0 {
+		return nil, nil
+	}
+	return r.ledger.ImmunitiesTx(ctx, tx, pairs, r.now())
+}
+
+// immunityPairs returns the distinct (rule, target user) pairs of the
+// events' actions.
+func immunityPairs(events []EventActions) []RuleUser {
 	var pairs []RuleUser
 	seen := map[RuleUser]bool{}
 	for _, e := range events {
@@ -440,10 +464,7 @@ func (r *Runner) immunitiesTx(ctx context.Context, tx pgx.Tx, events []EventActi
 			}
 		}
 	}
-	if len(pairs) == 0 {
-		return nil, nil
-	}
-	return r.ledger.ImmunitiesTx(ctx, tx, pairs, r.now())
+	return pairs
 }
 
 // planEvents plans each event's actions (merging, immunities) and gives

@@ -304,16 +304,20 @@ func (s *Store) completeBatch(ctx context.Context, tx pgx.Tx, recs []EventRecord
 			fresh = append(fresh, NewEvent{EventID: results[i].EventID, Record: &recs[i]})
 		}
 	}
+	var then TxHook
 	if hooks.Queue != nil && len(fresh) > 0 {
-		if err := hooks.Queue(ctx, &w, fresh); err != nil {
+		if then, err = hooks.Queue(ctx, &w, fresh); err != nil {
 			return nil, fmt.Errorf("record events: hook: %w", err)
 		}
 	}
 	if err := w.send(ctx, tx); err != nil {
 		return nil, err
 	}
-	if hooks.Tx != nil && len(fresh) > 0 {
-		if err := hooks.Tx(ctx, tx, fresh); err != nil {
+	for _, h := range []TxHook{then, hooks.Tx} {
+		if h == nil || len(fresh) == 0 {
+			continue
+		}
+		if err := h(ctx, tx, fresh); err != nil {
 			return nil, fmt.Errorf("record events: hook: %w", err)
 		}
 	}

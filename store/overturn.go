@@ -213,6 +213,15 @@ type Immunity struct {
 	Until      time.Time
 }
 
+// immunitiesSQL reads the longest-lasting immunity in force at $3 of each
+// (rule $1[i], user $2[i]).
+const immunitiesSQL = `
+		SELECT DISTINCT ON (i.rule_id, i.user_id) i.rule_id, i.user_id, i.overturn_id, o.reviewer, i.until
+		FROM unnest($1::text[], $2::text[]) AS p(rule_id, user_id)
+		JOIN rule_immunities i ON i.user_id = p.user_id AND i.rule_id = p.rule_id AND i.until > $3
+		JOIN overturns o ON o.id = i.overturn_id
+		ORDER BY i.rule_id, i.user_id, i.until DESC`
+
 // ImmunitiesTx returns the immunities in force at at for any of pairs, the
 // longest-lasting one per pair, in one query (planning calls it once per
 // recording batch).
@@ -224,12 +233,7 @@ func ImmunitiesTx(ctx context.Context, tx pgx.Tx, pairs []RuleUser, at time.Time
 	for i, p := range pairs {
 		rules[i], users[i] = p.RuleID, p.UserID
 	}
-	rows, err := tx.Query(ctx, `
-		SELECT DISTINCT ON (i.rule_id, i.user_id) i.rule_id, i.user_id, i.overturn_id, o.reviewer, i.until
-		FROM unnest($1::text[], $2::text[]) AS p(rule_id, user_id)
-		JOIN rule_immunities i ON i.user_id = p.user_id AND i.rule_id = p.rule_id AND i.until > $3
-		JOIN overturns o ON o.id = i.overturn_id
-		ORDER BY i.rule_id, i.user_id, i.until DESC`, rules, users, at)
+	rows, err := tx.Query(ctx, immunitiesSQL, rules, users, at)
 	if err != nil {
 		return nil, fmt.Errorf("read rule immunities: %w", err)
 	}
@@ -238,6 +242,26 @@ func ImmunitiesTx(ctx context.Context, tx pgx.Tx, pairs []RuleUser, at time.Time
 		return nil, fmt.Errorf("read rule immunities: %w", err)
 	}
 	return out, nil
+}
+
+// QueueImmunities queues on w the read of ImmunitiesTx; found gets its
+// answer when the writes are sent.
+func QueueImmunities(w *Writes, pairs []RuleUser, at time.Time, found func([]Immunity)) {
+	if len(pairs) == 0 {
+		return
+	}
+	rules, users := make([]string, len(pairs)), make([]string, len(pairs))
+	for i, p := range pairs {
+		rules[i], users[i] = p.RuleID, p.UserID
+	}
+	w.Queue(immunitiesSQL, rules, users, at).Query(func(rows pgx.Rows) error {
+		out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Immunity])
+		if err != nil {
+			return fmt.Errorf("read rule immunities: %w", err)
+		}
+		found(out)
+		return nil
+	})
 }
 
 // OverturnRef names an overturn for the reversals it asks for.

@@ -42,13 +42,17 @@ func (w *Writes) send(ctx context.Context, tx pgx.Tx) error {
 
 // QueueHook runs in the recording transaction once the new events are
 // judged and queues statements of its own on w, which go to Postgres with
-// the batch's decisions. An error rolls the whole transaction back.
-type QueueHook func(ctx context.Context, w *Writes, events []NewEvent) error
+// the batch's decisions. It may return a TxHook, then to run with the
+// answers (which its callbacks keep) once the writes are sent: this
+// batch's continuation, so that the state it shares is the batch's own.
+// An error rolls the whole transaction back.
+type QueueHook func(ctx context.Context, w *Writes, events []NewEvent) (then TxHook, err error)
 
 // Hooks are the work a recording transaction does besides recording its
-// events: Queue first (its statements sent with the decisions), then Tx,
-// with the transaction itself, for work that needs answers in between
-// (such as the actions, whose ids their jobs carry). Either may be nil.
+// events: Queue first (its statements sent with the decisions) and its
+// continuation, then Tx, with the transaction itself, for work that needs
+// answers in between (such as the actions, whose ids their jobs carry).
+// Either may be nil.
 type Hooks struct {
 	Queue QueueHook
 	Tx    TxHook

@@ -24,9 +24,11 @@ import (
 // jobs in the transaction that records them. The service's own echoes are
 // never evaluated, so they carry no decision. Before-send decisions are
 // carried out by the hook's answer (block, rewrite), so they are audited
-// but never enqueued.
-func enqueueActions(r *actions.Runner) store.TxHook {
-	return func(ctx context.Context, tx pgx.Tx, events []store.NewEvent) error {
+// but never enqueued. The immunities that may suppress the actions are
+// read with the batch's decisions (one round trip), and the actions are
+// recorded once they are known.
+func enqueueActions(r *actions.Runner) store.QueueHook {
+	return func(_ context.Context, w *store.Writes, events []store.NewEvent) (store.TxHook, error) {
 		var todo []actions.EventActions
 		for _, e := range events {
 			d := e.Record.Decision
@@ -36,9 +38,46 @@ func enqueueActions(r *actions.Runner) store.TxHook {
 			todo = append(todo, actions.EventActions{EventID: e.EventID, Event: e.Record.Event, Actions: d.Actions})
 		}
 		if len(todo) == 0 {
-			return nil
+			return nil, nil
 		}
-		return r.EnqueueTx(ctx, tx, todo)
+		var immune map[actions.RuleUser]actions.Immunity
+		pairs, at := r.ImmunityCheck(todo)
+		in := make([]store.RuleUser, len(pairs))
+		for i, p := range pairs {
+			in[i] = store.RuleUser{RuleID: p.RuleID, UserID: p.UserID}
+		}
+		store.QueueImmunities(w, in, at, func(found []store.Immunity) { immune = immunityMap(found) })
+		return func(ctx context.Context, tx pgx.Tx, _ []store.NewEvent) error {
+			return r.EnqueueCheckedTx(ctx, tx, todo, immune)
+		}, nil
+	}
+}
+
+// chainQueueHooks runs hooks in order, and their continuations in the
+// same order.
+func chainQueueHooks(hooks ...store.QueueHook) store.QueueHook {
+	return func(ctx context.Context, w *store.Writes, events []store.NewEvent) (store.TxHook, error) {
+		var thens []store.TxHook
+		for _, h := range hooks {
+			then, err := h(ctx, w, events)
+			if err != nil {
+				return nil, err
+			}
+			if then != nil {
+				thens = append(thens, then)
+			}
+		}
+		if len(thens) == 0 {
+			return nil, nil
+		}
+		return func(ctx context.Context, tx pgx.Tx, events []store.NewEvent) error {
+			for _, then := range thens {
+				if err := then(ctx, tx, events); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, nil
 	}
 }
 
@@ -82,15 +121,24 @@ func (l storeLedger) ImmunitiesTx(ctx context.Context, tx pgx.Tx, pairs []action
 		in[i] = store.RuleUser{RuleID: p.RuleID, UserID: p.UserID}
 	}
 	found, err := store.ImmunitiesTx(ctx, tx, in, at)
-	if err != nil || len(found) == 0 {
+	if err != nil {
 		return nil, err
+	}
+	return immunityMap(found), nil
+}
+
+// immunityMap keys the store's immunities by rule and user; nil when
+// there are none.
+func immunityMap(found []store.Immunity) map[actions.RuleUser]actions.Immunity {
+	if len(found) == 0 {
+		return nil
 	}
 	out := make(map[actions.RuleUser]actions.Immunity, len(found))
 	for _, im := range found {
 		out[actions.RuleUser{RuleID: im.RuleID, UserID: im.UserID}] = actions.Immunity{
 			OverturnID: im.OverturnID, Reviewer: im.Reviewer, Until: im.Until}
 	}
-	return out, nil
+	return out
 }
 
 func (l storeLedger) RecordAttemptTx(ctx context.Context, tx pgx.Tx, a actions.Attempt) (int, error) {

@@ -135,7 +135,7 @@ const linkWindow = 10 * time.Minute
 // channel within the window link to the latest decision, which made the
 // same choice for the same text.
 func linkBeforeSend(logger *slog.Logger) store.QueueHook {
-	return func(_ context.Context, w *store.Writes, events []store.NewEvent) error {
+	return func(_ context.Context, w *store.Writes, events []store.NewEvent) (store.TxHook, error) {
 		var keys []store.BeforeSendKey
 		var msgs []store.MessageKey
 		for _, e := range events {
@@ -165,6 +165,6 @@ func linkBeforeSend(logger *slog.Logger) store.QueueHook {
 					"before_send_event_id", l.BeforeSendEventID, "before_send", l.Outcome)
 			}
 		})
-		return nil
+		return nil, nil
 	}
 }

@@ -140,10 +140,10 @@ func (e *overturnEnv) record(t testing.TB, user, messageID string, acts ...polic
 			d.Matches = append(d.Matches, policy.Match{RuleID: a.RuleID, Mode: policy.ModeEnforce, Evidence: map[string]any{}})
 		}
 	}
-	res, err := e.st.RecordEvents(ctx, []store.EventRecord{{
+	res, err := e.st.RecordEventsWith(ctx, []store.EventRecord{{
 		WebhookID: fmt.Sprintf("%s-%d", messageID, n), BodySHA256: sha256.Sum256(payload), Attempt: 1, APIKey: "k",
 		Payload: payload, Event: &ev, Decision: d,
-	}}, enqueueActions(e.runner))
+	}}, store.Hooks{Queue: enqueueActions(e.runner)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,7 +56,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	// drained, so in-flight webhooks can still commit; the action workers
 	// stop last, after the batcher has committed (and enqueued) the last
 	// events.
-	batcher := store.NewBatcher(st, store.BatcherConfig{Queue: linkBeforeSend(logger), Hook: enqueueActions(runner)})
+	batcher := store.NewBatcher(st, store.BatcherConfig{Queue: chainQueueHooks(linkBeforeSend(logger), enqueueActions(runner))})
 	audit := &storeAudit{batcher: batcher}
 	rules := newLiveRules(cfg.RulesDir, logger, reg)
 	_ = rules.reload("start") // a bad folder is logged; /readyz fails until a good one loads
