@@ -1,0 +1,116 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"moderator/store"
+	"moderator/store/storetest"
+)
+
+// roundTrips counts the round trips a pool makes: each statement sent on
+// its own, and each pipeline (pgx.Batch) once.
+type roundTrips struct {
+	mu   sync.Mutex
+	sent []string // the statements, or "batch" for a pipeline
+}
+
+func (r *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sent = append(r.sent, strings.Fields(d.SQL)[0])
+	return ctx
+}
+func (r *roundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (r *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sent = append(r.sent, "batch")
+	return ctx
+}
+func (r *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+
+func (r *roundTrips) take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.sent
+	r.sent = nil
+	return out
+}
+
+// TestRecordEventsRoundTrips: a batch costs BEGIN, the events INSERT (with
+// the history read when records are judged), one pipeline of the
+// decisions and the hooks' queued statements when there are any, and
+// COMMIT; a hook's continuation adds only its own statements.
+func TestRecordEventsRoundTrips(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(storetest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trace := &roundTrips{}
+	cfg.ConnConfig.Tracer = trace
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	st := store.New(pool)
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	j := newJudging(t, counterRules)
+	batch := func(name string, n int) []store.EventRecord {
+		var recs []store.EventRecord
+		for i := range n {
+			m := message{id: fmt.Sprintf("%s-%d", name, i), user: "u-" + name, channel: "messaging:c", text: "hello",
+				at: t0.Add(time.Duration(i) * time.Second)}
+			recs = append(recs, j.record(t, m.id, m.body()))
+		}
+		return recs
+	}
+	queued := func(_ context.Context, w *store.Writes, evs []store.NewEvent) (store.TxHook, error) {
+		store.QueueLinks(w, []store.MessageKey{{EventID: evs[0].EventID}}, time.Minute, func([]store.BeforeSendLink) {})
+		return func(ctx context.Context, tx pgx.Tx, _ []store.NewEvent) error {
+			_, err := tx.Exec(ctx, "SELECT 1")
+			return err
+		}, nil
+	}
+	tests := []struct {
+		name  string
+		recs  []store.EventRecord
+		hooks store.Hooks
+		want  []string
+	}{
+		// Five messages a minute trip flood: decisions to write.
+		{"judged with decisions and hooks", batch("flood", 6), store.Hooks{Queue: queued},
+			[]string{"begin", "batch", "batch", "SELECT", "commit"}},
+		{"judged, nothing to write", batch("calm", 1), store.Hooks{},
+			[]string{"begin", "batch", "commit"}},
+		{"not judged", []store.EventRecord{record(t, "plain", `{"type":"message.new","message":{"id":"plain","user":{"id":"p"}}}`)},
+			store.Hooks{}, []string{"begin", "WITH", "commit"}},
+	}
+	for _, tt := range tests {
+		trace.take()
+		res, err := st.RecordEventsWith(ctx, tt.recs, tt.hooks)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		got := trace.take()
+		if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			t.Errorf("%s: round trips %v, want %v", tt.name, got, tt.want)
+		}
+		if last := res[len(res)-1].Decision; len(tt.recs) == 6 && (last == nil || len(last.Matches) == 0) {
+			t.Errorf("%s: the sixth message's decision %+v, want flood matched", tt.name, last)
+		}
+	}
+}
