@@ -13,6 +13,11 @@
 // 64 in flight) and then open loop (-rate per second for -duration), stops
 // the server and drops the database. moderator runs in dry run, so actions
 // are decided, enqueued and recorded but nothing is sent.
+//
+// It also reports the CPU each subject's closed-loop run cost per webhook
+// (the server, its Postgres backends, the load tool; Linux, Postgres on the
+// same machine) and the floor's over the subject's: a ratio that other work
+// on the machine moves much less than the throughputs (see cpuUse).
 package main
 
 import (
@@ -72,15 +77,19 @@ func (p *policyList) Set(v string) error {
 	return nil
 }
 
-// result is one subject's two runs.
+// result is one subject's two runs, and the CPU of the closed-loop one.
 type result struct {
 	name         string
 	closed, open loadSummary
+	cpu          cpuUse
 }
 
 // loadSummary is the part of loadgen's -json report used here.
 type loadSummary struct {
-	Completed   int            `json:"completed"`
+	Completed int `json:"completed"`
+	Warmup    struct {
+		Completed int `json:"completed"`
+	} `json:"warmup"`
 	Status      map[string]int `json:"status"`
 	AchievedRPS float64        `json:"achieved_rps"`
 	LatencyMS   struct {
@@ -132,11 +141,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // measure runs one subject on a database of its own.
 func measure(ctx context.Context, c config, name, rulesDir string, stderr io.Writer) (result, error) {
-	dbURL, drop, err := freshDatabase(ctx, c.dbURL, "bench_intake_"+name)
+	dbName := "bench_intake_" + name
+	dbURL, drop, err := freshDatabase(ctx, c.dbURL, dbName)
 	if err != nil {
 		return result{}, err
 	}
 	defer drop()
+	admin, err := pgx.Connect(ctx, c.dbURL)
+	if err != nil {
+		return result{}, err
+	}
+	defer admin.Close(context.WithoutCancel(ctx))
 	addr, err := freeAddr()
 	if err != nil {
 		return result{}, err
@@ -174,20 +189,25 @@ func measure(ctx context.Context, c config, name, rulesDir string, stderr io.Wri
 	}
 	target := "http://" + addr + "/webhooks/stream"
 	r := result{name: name}
-	if r.closed, err = load(ctx, c, target, "-rate", "0", "-n", strconv.Itoa(c.n)); err != nil {
+	probe := startCPUProbe(ctx, admin, dbName, cmd.Process.Pid)
+	var loadCPU time.Duration
+	if r.closed, loadCPU, err = load(ctx, c, target, "-rate", "0", "-n", strconv.Itoa(c.n)); err != nil {
 		return r, err
 	}
+	r.cpu = probe.stop(ctx)
+	r.cpu.load, r.cpu.requests = loadCPU, r.closed.Completed+r.closed.Warmup.Completed
 	if r.closed.Completed == 0 {
 		return r, fmt.Errorf("the closed-loop run measured nothing: the 2 s warm-up took all %d requests; raise -n", c.n)
 	}
-	if r.open, err = load(ctx, c, target, "-rate", strconv.Itoa(c.rate), "-duration", c.duration.String()); err != nil {
+	if r.open, _, err = load(ctx, c, target, "-rate", strconv.Itoa(c.rate), "-duration", c.duration.String()); err != nil {
 		return r, err
 	}
 	return r, nil
 }
 
-// load runs loadgen with the shared settings and extra flags.
-func load(ctx context.Context, c config, target string, extra ...string) (loadSummary, error) {
+// load runs loadgen with the shared settings and extra flags, and returns
+// its report and the CPU time it used.
+func load(ctx context.Context, c config, target string, extra ...string) (loadSummary, time.Duration, error) {
 	args := append([]string{"-url", target, "-key", "dev-key", "-secret", "dev-secret",
 		"-concurrency", strconv.Itoa(c.conc), "-warmup", "2s", "-json"}, extra...)
 	var out, errOut bytes.Buffer
@@ -196,12 +216,12 @@ func load(ctx context.Context, c config, target string, extra ...string) (loadSu
 	runErr := cmd.Run()
 	var s loadSummary
 	if err := json.Unmarshal(out.Bytes(), &s); err != nil {
-		return s, fmt.Errorf("loadgen %v: %v (%v)\n%s", extra, err, runErr, errOut.String())
+		return s, 0, fmt.Errorf("loadgen %v: %v (%v)\n%s", extra, err, runErr, errOut.String())
 	}
 	if runErr != nil {
-		return s, fmt.Errorf("loadgen %v: %v: statuses %v\n%s", extra, runErr, s.Status, errOut.String())
+		return s, 0, fmt.Errorf("loadgen %v: %v: statuses %v\n%s", extra, runErr, s.Status, errOut.String())
 	}
-	return s, nil
+	return s, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
 }
 
 // waitReady polls the subject until it answers: moderator's /readyz, or any
@@ -307,5 +327,31 @@ func report(w io.Writer, c config, results []result) {
 			r.open.LatencyMS.P50/floor.open.LatencyMS.P50, r.open.LatencyMS.P99/floor.open.LatencyMS.P99)
 	}
 	tw.Flush()
+	reportCPU(w, results)
 	fmt.Fprintln(w, "\ntargets: starter pack throughput ratio >= 0.8, a counter-heavy policy >= 0.6; at the fixed rate p50 ratio <= 2, p99 ratio <= 1.5")
+}
+
+// reportCPU prints each subject's CPU per webhook in the closed loop, and
+// the floor's total over the subject's: the throughput ratio the machine
+// would give with nothing else running (see cpuUse).
+func reportCPU(w io.Writer, results []result) {
+	floor := results[0].cpu
+	if !floor.ok {
+		fmt.Fprintln(w, "\nCPU per webhook: not measured (needs Linux's /proc and Postgres on this machine)")
+		return
+	}
+	fmt.Fprintln(w, "\nCPU per webhook in the closed loop, µs (server, its Postgres backends, the load tool):")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "subject\tserver\tpostgres\tload tool\ttotal\tcpu ratio\t")
+	us := func(d time.Duration, n int) float64 { return float64(d.Nanoseconds()) / 1e3 / float64(n) }
+	for _, r := range results {
+		if !r.cpu.ok || r.cpu.requests == 0 {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t\n", r.name)
+			continue
+		}
+		n := r.cpu.requests
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.2f\t\n", r.name, us(r.cpu.server, n), us(r.cpu.postgres, n), us(r.cpu.load, n),
+			us(r.cpu.perRequest(), 1), float64(floor.perRequest())/float64(r.cpu.perRequest()))
+	}
+	tw.Flush()
 }
