@@ -74,6 +74,8 @@ BEGIN
     GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO moderator_auditor;
     GRANT EXECUTE ON FUNCTION moderator_ensure_partitions(timestamptz, integer),
         moderator_drop_partitions(timestamptz), moderator_prune_audit(timestamptz, integer) TO moderator_service;
+    -- Erasure: the one way a user's text leaves the audit tables.
+    GRANT EXECUTE ON FUNCTION moderator_erase_user(text, text, text, text, integer) TO moderator_service;
 END;
 $$`
 
