@@ -29,16 +29,50 @@ var redactKeep = map[string]bool{
 // of a payload, the same in Go as in SQL: compact JSON, without HTML
 // escaping.
 func RedactPayload(payload []byte) ([]byte, error) {
+	v, err := decodeForRedaction(payload)
+	if err != nil {
+		return nil, err
+	}
+	return encodeRedacted(redact(v, ""))
+}
+
+// RedactQuoted returns a Stream event (JSON) with the message it quotes
+// (message.quoted_message) redacted as RedactPayload would, and the rest
+// as it was: what an erasure makes of another user's message quoting the
+// erased user's. ok is false when the event quotes nothing.
+func RedactQuoted(payload []byte) (out []byte, ok bool, err error) {
+	v, err := decodeForRedaction(payload)
+	if err != nil {
+		return nil, false, err
+	}
+	obj, _ := v.(map[string]any)
+	msg, _ := obj["message"].(map[string]any)
+	quoted, found := msg["quoted_message"]
+	if !found || quoted == nil {
+		return nil, false, nil
+	}
+	msg["quoted_message"] = redact(quoted, "quoted_message")
+	out, err = encodeRedacted(v)
+	return out, err == nil, err
+}
+
+func decodeForRedaction(payload []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("redact payload: %w", err)
 	}
+	return v, nil
+}
+
+// encodeRedacted writes v as compact JSON, without HTML escaping (which
+// would make the marker's neighbours longer than the text they replace).
+func encodeRedacted(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(redact(v, "")); err != nil {
+	if err := enc.Encode(v); err != nil {
 		return nil, fmt.Errorf("redact payload: %w", err)
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil

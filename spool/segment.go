@@ -400,3 +400,134 @@ func (s *Spool) SetAside(e Entry) (string, error) {
 	}
 	return path, syncDir(dir)
 }
+
+// Rewrite passes the data of every record not yet acknowledged, and of
+// every record set aside, to fn, and replaces it with what fn returns when
+// fn reports a change: for erasing content the spool must not keep. A
+// record in a segment keeps its place and its length (fn must return as
+// many bytes as it was given, or Rewrite stops with an error); its frame's
+// CRC is updated and the segment fsync'd. A set-aside record may change
+// length: its file is replaced. It returns how many records it changed.
+//
+// Appends may go on meanwhile (they write past the records Rewrite
+// reads), but the caller must keep its reader from reading or
+// acknowledging records until Rewrite returns, or the reader may see a
+// record half rewritten (a CRC error) or keep the old data it read.
+func (s *Spool) Rewrite(fn func(data []byte) ([]byte, bool)) (int, error) {
+	s.mu.Lock()
+	segs, head := append([]segment(nil), s.segs...), s.head
+	s.mu.Unlock()
+	changed := 0
+	for _, sg := range segs {
+		if sg.id < head.Segment {
+			continue
+		}
+		from := int64(0)
+		if sg.id == head.Segment {
+			from = head.Offset
+		}
+		n, err := s.rewriteSegment(sg, from, fn)
+		changed += n
+		if err != nil {
+			return changed, err
+		}
+	}
+	n, err := s.rewriteSetAside(fn)
+	return changed + n, err
+}
+
+// rewriteSegment rewrites, in place, the records of sg from offset from on
+// that fn changes, and fsyncs the segment when it changed any.
+func (s *Spool) rewriteSegment(sg segment, from int64, fn func([]byte) ([]byte, bool)) (int, error) {
+	entries, err := s.readSegment(sg, from, int(^uint(0)>>1))
+	if err != nil {
+		return 0, err
+	}
+	f, err := os.OpenFile(filepath.Join(s.dir, segName(sg.id)), os.O_RDWR, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("rewrite spool: %w", err)
+	}
+	defer f.Close()
+	changed := 0
+	for _, e := range entries {
+		out, ok := fn(e.Data)
+		if !ok {
+			continue
+		}
+		if len(out) != len(e.Data) {
+			return changed, fmt.Errorf("rewrite spool %s at %d: the new record has %d bytes, want %d",
+				segName(sg.id), e.Pos.Offset, len(out), len(e.Data))
+		}
+		frame := appendFrame(nil, e.Time, out)
+		if _, err := f.WriteAt(frame[4:], e.Pos.Offset+4); err != nil { // the length stays
+			return changed, fmt.Errorf("rewrite spool %s at %d: %w", segName(sg.id), e.Pos.Offset, err)
+		}
+		changed++
+	}
+	if changed > 0 {
+		if err := f.Sync(); err != nil {
+			return changed, fmt.Errorf("rewrite spool %s: fsync: %w", segName(sg.id), err)
+		}
+	}
+	return changed, nil
+}
+
+// rewriteSetAside replaces the set-aside records that fn changes, each
+// through a new file renamed over the old one.
+func (s *Spool) rewriteSetAside(fn func([]byte) ([]byte, bool)) (int, error) {
+	dir := filepath.Join(s.dir, SetAsideDir)
+	des, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("rewrite set-aside records: %w", err)
+	}
+	changed := 0
+	for _, de := range des {
+		if !de.Type().IsRegular() || filepath.Ext(de.Name()) != ".rec" {
+			continue
+		}
+		path := filepath.Join(dir, de.Name())
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return changed, fmt.Errorf("rewrite set-aside record: %w", err)
+		}
+		out, ok := fn(data)
+		if !ok {
+			continue
+		}
+		if err := replaceFile(path, out); err != nil {
+			return changed, err
+		}
+		changed++
+	}
+	if changed > 0 {
+		return changed, syncDir(dir)
+	}
+	return 0, nil
+}
+
+// replaceFile writes data to path through a synced temporary file.
+func replaceFile(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("rewrite %s: %w", path, err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("rewrite %s: %w", path, err)
+	}
+	return nil
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -264,5 +265,79 @@ func TestOpenRefusesAFileForAFolder(t *testing.T) {
 	}
 	if _, _, err := spool.Open(file, spool.Options{}); err == nil {
 		t.Fatal("open on a regular file: got no error")
+	}
+}
+
+// TestRewrite rewrites some records in place, across segments, and the
+// set-aside copies: a reader (and a reopened spool, which checks every
+// CRC) sees the new data, acknowledged records are not offered, and a
+// rewrite that would change a record's length is refused.
+func TestRewrite(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, _ := open(t, dir, spool.Options{SegmentBytes: 100})
+	appendN(t, s, 0, 20)
+	first := readAll(t, s)[:4]
+	if err := s.Ack(first...); err != nil {
+		t.Fatal(err)
+	}
+	aside, err := s.SetAside(readAll(t, s)[0]) // record 4, copied aside (and still queued)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offered []string
+	odd := func(data []byte) ([]byte, bool) {
+		offered = append(offered, string(data))
+		if !bytes.HasPrefix(data, []byte("record")) || (data[len(data)-1]-'0')%2 == 0 {
+			return nil, false
+		}
+		return bytes.Replace(data, []byte("record"), []byte("ERASED"), 1), true
+	}
+	n, err := s.Rewrite(odd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 8; n != want { // 5, 7, … 19 (record 4, also set aside, is even)
+		t.Errorf("rewrote %d records, want %d", n, want)
+	}
+	if len(offered) != 17 {
+		t.Errorf("offered %d records, want the 16 queued and the one set aside", len(offered))
+	}
+	check := func(s *spool.Spool) {
+		t.Helper()
+		got := readAll(t, s)
+		if len(got) != 16 {
+			t.Fatalf("%d records after the rewrite, want 16", len(got))
+		}
+		for i, e := range got {
+			want := record(i + 4)
+			if i%2 == 1 {
+				want = bytes.Replace(want, []byte("record"), []byte("ERASED"), 1)
+			}
+			if !bytes.Equal(e.Data, want) {
+				t.Errorf("record %d: %q, want %q", i+4, e.Data, want)
+			}
+		}
+	}
+	check(s)
+	s.Close()
+	s2, rec := open(t, dir, spool.Options{SegmentBytes: 100})
+	if rec.CutBytes != 0 || rec.Records != 16 {
+		t.Errorf("reopened: %+v, want 16 records and nothing cut", rec)
+	}
+	check(s2)
+
+	if err := os.WriteFile(aside, []byte("record-000021"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s2.Rewrite(odd); err != nil || n != 1 {
+		t.Errorf("rewriting the set-aside record: %d, %v; want 1", n, err)
+	}
+	if b, err := os.ReadFile(aside); err != nil || string(b) != "ERASED-000021" {
+		t.Errorf("set-aside record: %q, %v", b, err)
+	}
+	_, err = s2.Rewrite(func(data []byte) ([]byte, bool) { return append(data, 'x'), true })
+	if err == nil || !strings.Contains(err.Error(), "bytes, want") {
+		t.Errorf("a rewrite changing the length: %v, want refused", err)
 	}
 }

@@ -77,6 +77,9 @@ type Config struct {
 	// database unreachable, read-only, out of disk or connections), so the
 	// delivery is worth spooling; nil: every failure is.
 	Transient func(error) bool
+	// Eraser, when set, erases the content of a user Stream reports
+	// deleted with hard_delete, once the event is recorded.
+	Eraser UserEraser
 }
 
 func (c *Config) setDefaults() {

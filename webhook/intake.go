@@ -30,13 +30,17 @@ type Intake struct {
 	m      *Metrics
 	health commitHealth
 	wake   chan struct{} // a delivery was spooled
+	// replaying is held (a one-slot semaphore) while a chunk of the spool
+	// is replayed, and while EraseSpooled rewrites the spool.
+	replaying chan struct{}
 }
 
 // NewIntake returns the intake of POST /webhooks/stream. sp may be nil
 // (no spool). Run Replay for as long as the intake takes deliveries.
 func NewIntake(logger *slog.Logger, cfg Config, rules Rules, audit AuditLog, sp *spool.Spool, m *Metrics) *Intake {
 	cfg.setDefaults()
-	in := &Intake{logger: logger, cfg: cfg, rules: rules, audit: audit, spool: sp, m: m, wake: make(chan struct{}, 1)}
+	in := &Intake{logger: logger, cfg: cfg, rules: rules, audit: audit, spool: sp, m: m, wake: make(chan struct{}, 1),
+		replaying: make(chan struct{}, 1)}
 	if sp != nil {
 		m.registerSpool(sp)
 	}
@@ -104,6 +108,12 @@ func (in *Intake) serve(r *http.Request, line *canonical) (int, any) {
 	in.noteRecorded(d, rec, line)
 	if rec.QuarantineID != 0 {
 		return http.StatusOK, quarantinedBody{Status: OutcomeQuarantined, QuarantineID: rec.QuarantineID}
+	}
+	// A retry of a hard user.deleted (a duplicate) erases again: the
+	// erasure is idempotent, and a 503 here brings the retry.
+	if err := in.eraseDeleted(r.Context(), d.Event); err != nil {
+		return line.fail(&Error{Status: http.StatusServiceUnavailable, Outcome: OutcomeUnavailable,
+			Msg: "recorded, but the deleted user's content is not erased yet; retry", Err: err})
 	}
 	return http.StatusOK, okBody{Status: line.outcome, EventID: rec.EventID}
 }

@@ -61,18 +61,11 @@ func (in *Intake) drain(ctx context.Context) {
 	pause, chunk := 100*time.Millisecond, 1
 	start, replayed := time.Now(), 0
 	for ctx.Err() == nil && in.spool.Len() > 0 {
-		entries, err := in.spool.Read(in.spool.Head(), chunk)
-		if err == nil && len(entries) == 0 {
+		done, read, err := in.replayChunk(ctx, chunk)
+		if !read {
 			// Appended but not yet durable: its fsync is under way.
 			sleep(ctx, 5*time.Millisecond)
 			continue
-		}
-		done := 0
-		if err == nil {
-			done, err = in.replay(ctx, entries)
-		}
-		if ackErr := in.spool.Ack(entries[:done]...); ackErr != nil && err == nil {
-			err = ackErr
 		}
 		replayed += done
 		if err != nil {
@@ -91,6 +84,33 @@ func (in *Intake) drain(ctx context.Context) {
 	}
 }
 
+// replayChunk replays up to chunk deliveries from the spool's head and
+// acknowledges those done (read is false when none was durable yet),
+// keeping EraseSpooled off the spool meanwhile; then it carries out the
+// erasures the replayed deliveries asked for (which rewrite the spool).
+func (in *Intake) replayChunk(ctx context.Context, chunk int) (done int, read bool, err error) {
+	select {
+	case in.replaying <- struct{}{}:
+	case <-ctx.Done():
+		return 0, true, ctx.Err()
+	}
+	entries, err := in.spool.Read(in.spool.Head(), chunk)
+	if err == nil && len(entries) == 0 {
+		<-in.replaying
+		return 0, false, nil
+	}
+	var erase []string
+	if err == nil {
+		done, erase, err = in.replay(ctx, entries)
+	}
+	if ackErr := in.spool.Ack(entries[:done]...); ackErr != nil && err == nil {
+		err = ackErr
+	}
+	<-in.replaying
+	in.eraseReplayed(ctx, erase)
+	return done, true, err
+}
+
 func sleep(ctx context.Context, d time.Duration) {
 	select {
 	case <-ctx.Done():
@@ -99,9 +119,10 @@ func sleep(ctx context.Context, d time.Duration) {
 }
 
 // replay records entries in order and returns how many, from the first,
-// are done (committed, or set aside); err is the transient failure that
-// stopped it.
-func (in *Intake) replay(ctx context.Context, entries []spool.Entry) (int, error) {
+// are done (committed, or set aside), and the users whose erasure the
+// recorded ones ask for (hard user.deleted); err is the transient failure
+// that stopped it.
+func (in *Intake) replay(ctx context.Context, entries []spool.Entry) (int, []string, error) {
 	type item struct {
 		d          Delivery
 		line       canonical
@@ -110,6 +131,7 @@ func (in *Intake) replay(ctx context.Context, entries []spool.Entry) (int, error
 		unreadable error // cannot be decoded: set aside, whatever the database says
 	}
 	items := make([]item, len(entries))
+	var erase []string
 	queue, _ := in.audit.(QueueingAuditLog)
 	for i, e := range entries {
 		it := &items[i]
@@ -144,14 +166,17 @@ func (in *Intake) replay(ctx context.Context, entries []spool.Entry) (int, error
 		case err == nil:
 			in.noteRecorded(it.d, rec, &it.line)
 			in.m.replayed.WithLabelValues(it.line.outcome).Inc()
+			if id := deletedUser(it.d.Event); id != "" && rec.QuarantineID == 0 {
+				erase = append(erase, id)
+			}
 		case in.transient(err):
-			return i, err
+			return i, erase, err
 		default:
 			in.setAside(entries[i], err, &it.line)
 		}
 		it.line.logReplayed(ctx, in.logger, entries[i], time.Since(it.start))
 	}
-	return len(items), nil
+	return len(items), erase, nil
 }
 
 func failed(err error) func(context.Context) (Recorded, error) {
@@ -210,8 +235,30 @@ var errSpoolRecord = errors.New("unreadable spooled delivery")
 // decode reads a spooled delivery back into a Delivery, parsing its body
 // as a live one's is parsed.
 func (in *Intake) decode(b []byte) (Delivery, error) {
+	h, body, err := splitDelivery(b)
+	if err != nil {
+		return Delivery{}, err
+	}
+	v, perr := parseVerified(h.apiKey, body, h.flags&1 != 0)
+	if perr != nil {
+		return Delivery{}, fmt.Errorf("%w: %w", errSpoolRecord, perr)
+	}
+	return in.delivery(h.webhookID, int(min(h.attempt, 1<<31)), *v, time.Unix(0, h.received)), nil
+}
+
+// spoolHeader is what a spooled delivery holds before its body.
+type spoolHeader struct {
+	webhookID, apiKey string
+	attempt           uint64
+	flags             byte
+	received          int64
+}
+
+// splitDelivery reads a spooled delivery's header and returns it with the
+// body (a subslice of b).
+func splitDelivery(b []byte) (spoolHeader, []byte, error) {
 	if len(b) == 0 || b[0] != spoolFormat {
-		return Delivery{}, fmt.Errorf("%w: unknown format", errSpoolRecord)
+		return spoolHeader{}, nil, fmt.Errorf("%w: unknown format", errSpoolRecord)
 	}
 	b = b[1:]
 	str := func() (string, bool) {
@@ -223,21 +270,20 @@ func (in *Intake) decode(b []byte) (Delivery, error) {
 		b = b[k+int(n):]
 		return s, true
 	}
-	webhookID, ok1 := str()
-	apiKey, ok2 := str()
+	var h spoolHeader
+	var ok1, ok2 bool
+	h.webhookID, ok1 = str()
+	h.apiKey, ok2 = str()
 	attempt, k := binary.Uvarint(b)
 	if !ok1 || !ok2 || k <= 0 || len(b) < k+1 {
-		return Delivery{}, fmt.Errorf("%w: truncated header", errSpoolRecord)
+		return spoolHeader{}, nil, fmt.Errorf("%w: truncated header", errSpoolRecord)
 	}
-	flags := b[k]
+	h.attempt, h.flags = attempt, b[k]
 	b = b[k+1:]
 	received, k := binary.Varint(b)
 	if k <= 0 {
-		return Delivery{}, fmt.Errorf("%w: truncated header", errSpoolRecord)
+		return spoolHeader{}, nil, fmt.Errorf("%w: truncated header", errSpoolRecord)
 	}
-	v, perr := parseVerified(apiKey, b[k:], flags&1 != 0)
-	if perr != nil {
-		return Delivery{}, fmt.Errorf("%w: %w", errSpoolRecord, perr)
-	}
-	return in.delivery(webhookID, int(min(attempt, 1<<31)), *v, time.Unix(0, received)), nil
+	h.received = received
+	return h, b[k:], nil
 }
