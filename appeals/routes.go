@@ -63,5 +63,6 @@ func (s *server) routes() []route {
 		{http.MethodGet, "/rules", RoleAdmin, nil, s.handle(s.ruleSet)},
 		{http.MethodGet, "/settings", RoleAdmin, nil, s.handle(s.settings)},
 		{http.MethodPost, "/rules/{rule_id}/restore", RoleAdmin, nil, s.handle(s.restoreRule)},
+		{http.MethodPost, "/users/{user_id}/erase", RoleAdmin, nil, s.handle(s.eraseUser)},
 	}
 }

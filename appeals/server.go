@@ -120,6 +120,12 @@ type RuleRestorer interface {
 	RestoreRule(ctx context.Context, ruleID, reason string, act store.StaffAct) error
 }
 
+// Eraser erases a user's content (cmd/moderator provides it, over package
+// erasure) and records the act; a bad user id is a *store.InputError.
+type Eraser interface {
+	Erase(ctx context.Context, userID string, act store.StaffAct) (store.Erasure, error)
+}
+
 // Setting is one configuration value.
 type Setting struct {
 	Name   string `json:"name"` // the environment variable
@@ -143,6 +149,9 @@ type ServerConfig struct {
 	// Restorer restores demoted rules; nil: POST /rules/{id}/restore
 	// answers 503.
 	Restorer RuleRestorer
+	// Eraser erases users' content; nil: POST /users/{id}/erase answers
+	// 503.
+	Eraser Eraser
 	// Timeout bounds each request's work (default 10s).
 	Timeout time.Duration
 	// Now is the clock for the default time ranges (default time.Now).
@@ -159,6 +168,7 @@ type server struct {
 	status     ServiceStatus
 	backtests  Backtests
 	restorer   RuleRestorer
+	eraser     Eraser
 	timeout    time.Duration
 	now        func() time.Time
 	count      func(route string, status int)
@@ -175,6 +185,7 @@ func NewServer(cfg ServerConfig) http.Handler {
 		status:     cfg.Status,
 		backtests:  cfg.Backtests,
 		restorer:   cfg.Restorer,
+		eraser:     cfg.Eraser,
 		timeout:    cfg.Timeout,
 		now:        cfg.Now,
 		count:      cfg.CountRequest,

@@ -47,7 +47,7 @@ const maxUserIDLen = 255
 // redacted on disk, recorded with the rest. It is the only way past the
 // audit tables' append-only trigger, and the service role may take it.
 func (s *Store) EraseUser(ctx context.Context, userID string, act StaffAct, spooled int) (Erasure, error) {
-	if err := checkUserID(userID); err != nil {
+	if err := CheckUserID(userID); err != nil {
 		return Erasure{}, err
 	}
 	if strings.TrimSpace(act.Actor) == "" {
@@ -66,9 +66,9 @@ func (s *Store) EraseUser(ctx context.Context, userID string, act StaffAct, spoo
 	return e, nil
 }
 
-// checkUserID refuses a user id no Stream user can have: empty, longer
+// CheckUserID refuses a user id no Stream user can have: empty, longer
 // than Stream allows, not UTF-8, or with control characters.
-func checkUserID(id string) error {
+func CheckUserID(id string) error {
 	switch {
 	case strings.TrimSpace(id) == "":
 		return &InputError{Field: "user_id", Msg: "is required"}

@@ -30,6 +30,7 @@ var allowedImports = map[string][]string{
 	"store/storetest":         {"store"},
 	"appeals":                 {"policy", "statement", "store"},
 	"console":                 {"appeals", "policy", "statement", "store"},
+	"erasure":                 {"policy", "store"},
 	"statement":               {"policy", "store"},
 	"cmd/loadgen":             {"policy"},
 	"cmd/loadgen/floor":       {},

@@ -18,6 +18,7 @@ import (
 
 	"moderator/actions"
 	"moderator/backtest"
+	"moderator/erasure"
 	"moderator/spool"
 	"moderator/store"
 	"moderator/webhook"
@@ -93,8 +94,13 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		MaxDecompressedBytes: cfg.MaxGunzipBytes,
 		Transient:            audit.transient,
 	}
+	// Erasures (the staff API's, and Stream's hard user.deleted) redact
+	// this replica's spool, then the database.
+	eraser := erasure.New(st, logger)
+	webhookCfg.Eraser = eraser
 	webhookMetrics := webhook.NewMetrics(reg)
 	intake := webhook.NewIntake(logger, webhookCfg, rules, audit, sp, webhookMetrics)
+	eraser.Spool = intake
 	wg.Go(func() { intake.Replay(bg) })
 	// The staff API; its overturns go through the action runner (reversal
 	// jobs, cancelled pending actions) and grant the immunity window.
@@ -103,7 +109,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	// one running (its row says so) before the pool closes.
 	backtests := backtest.NewRunner(st, logger)
 	defer backtests.Close()
-	api, ui, err := staffAPI(ctx, cfg, logger, reg, st, rules, newOverturner(st, runner, cfg.ImmunityWindow, logger, nil), backtests, ruleGuard)
+	api, ui, err := staffAPI(ctx, cfg, logger, reg, st, rules, newOverturner(st, runner, cfg.ImmunityWindow, logger, nil), backtests, ruleGuard, eraser)
 	if err != nil {
 		return err
 	}

@@ -25,9 +25,10 @@ import (
 // API and the reviewer console when a way to authenticate staff is
 // configured (MODERATOR_ADMIN_JWT_SECRET or MODERATOR_ADMIN_JWKS_URL),
 // else handlers that answer 404 to all. overturner carries out the
-// overturns (nil: they answer 503), backtests runs the backtests.
+// overturns (nil: they answer 503), backtests runs the backtests, eraser
+// the erasures.
 func staffAPI(ctx context.Context, cfg config, logger *slog.Logger, reg prometheus.Registerer, st *store.Store, rules *liveRules,
-	overturner *overturner, backtests *backtest.Runner, ruleGuard *ruleGuard) (api, ui http.Handler, err error) {
+	overturner *overturner, backtests *backtest.Runner, ruleGuard *ruleGuard, eraser appeals.Eraser) (api, ui http.Handler, err error) {
 	authCfg, ok := cfg.staffAuth(logger, reg)
 	if !ok {
 		logger.Info("staff API and console off: set MODERATOR_ADMIN_JWT_SECRET or MODERATOR_ADMIN_JWKS_URL to enable /api/v1 and /console")
@@ -55,6 +56,7 @@ func staffAPI(ctx context.Context, cfg config, logger *slog.Logger, reg promethe
 		Status:       serviceStatus{cfg: cfg, rules: rules},
 		Backtests:    backtests,
 		Restorer:     ruleGuard,
+		Eraser:       eraser,
 		CountRequest: count,
 	})
 	reasons := console.DefaultReasons()
