@@ -68,6 +68,14 @@ func TestSearchPlansUseIndexes(t *testing.T) {
 				store.ConversationSQL(thread, before), args, want})
 		}
 	}
+	// An erasure's lookups (moderator_erase_user, the same conditions).
+	plans = append(plans,
+		plan{"erase: the user's events", `SELECT id FROM events WHERE user_id = $1`, []any{"u7"}, "events_user_idx"},
+		plan{"erase: the events the user caused", `SELECT id FROM events WHERE actor_id = $1
+			AND actor_id IS NOT NULL AND actor_id IS DISTINCT FROM user_id`, []any{"u7"}, "events_actor_idx"},
+		plan{"erase: messages quoting the user", `SELECT id FROM events WHERE payload #>> '{message,quoted_message,user,id}' = $1
+			AND payload #> '{message,quoted_message}' IS NOT NULL`, []any{"u7"}, "events_quoted_user_idx"},
+		plan{"erase: their decisions", `SELECT id FROM decisions WHERE event_id = ANY ($1)`, []any{[]int64{7, 8}}, "decisions_event_idx"})
 	parents := partitionParents(t, st)
 	for _, p := range plans {
 		var out []byte
