@@ -20,6 +20,7 @@ import (
 
 	"moderator/appeals"
 	"moderator/backtest"
+	"moderator/erasure"
 	"moderator/policy"
 	"moderator/store"
 	"moderator/store/storetest"
@@ -55,7 +56,7 @@ func newAPI(t testing.TB, st *store.Store) *api {
 	runner := backtest.NewRunner(st, logger)
 	t.Cleanup(runner.Close)
 	a.h = appeals.NewServer(appeals.ServerConfig{Logger: logger, Auth: auth, Store: st, Overturner: a.over, Status: staticStatus{},
-		Backtests: runner, Restorer: storeRestorer{st}})
+		Backtests: runner, Restorer: storeRestorer{st}, Eraser: erasure.New(st, logger)})
 	return a
 }
 
