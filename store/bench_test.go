@@ -137,3 +137,36 @@ func benchmarkRecord(b *testing.B, record func(context.Context, store.EventRecor
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
+
+// BenchmarkBatcherErasureIndexes measures what the erasure's two partial
+// indexes on events (migration 0022: actor differing from subject, and
+// messages quoting another) cost the intake: BenchmarkBatcher on one
+// database without them, then with them, alternating; compare the two
+// events/s of one run.
+func BenchmarkBatcherErasureIndexes(b *testing.B) {
+	ctx := context.Background()
+	st := storetest.OwnStore(b)
+	const create = `CREATE INDEX IF NOT EXISTS events_actor_idx ON events (actor_id)
+			WHERE actor_id IS NOT NULL AND actor_id IS DISTINCT FROM user_id;
+		CREATE INDEX IF NOT EXISTS events_quoted_user_idx ON events ((payload #>> '{message,quoted_message,user,id}'))
+			WHERE payload #> '{message,quoted_message}' IS NOT NULL`
+	for _, c := range []struct{ name, sql string }{
+		{"without", `DROP INDEX IF EXISTS events_actor_idx; DROP INDEX IF EXISTS events_quoted_user_idx`},
+		{"with", create},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			if _, err := st.Pool().Exec(ctx, c.sql); err != nil {
+				b.Fatal(err)
+			}
+			bctx, cancel := context.WithCancel(ctx)
+			batcher := store.NewBatcher(st, store.BatcherConfig{})
+			stopped := make(chan struct{})
+			go func() { batcher.Run(bctx); close(stopped) }()
+			defer func() { cancel(); <-stopped }()
+			benchmarkRecord(b, batcher.RecordEvent)
+		})
+	}
+	if _, err := st.Pool().Exec(ctx, create); err != nil {
+		b.Fatal(err)
+	}
+}
