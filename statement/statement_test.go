@@ -158,7 +158,7 @@ func TestStatementOfWhatDidNotRestrict(t *testing.T) {
 		t.Error("Restricted = true for a flag and a dry-run ban")
 	}
 	for _, part := range []string{
-		"Nothing of yours was restricted",
+		"1. What we decided\nNo restriction of your messages or your account has taken effect.\n",
 		"- A report of your account to the platform's moderators for review. Carried out on 1 December 2026, 20:06 UTC.",
 		"for 7 days, with the deletion of your messages. Decided but not carried out: the service was running in a trial mode.",
 	} {
@@ -193,5 +193,48 @@ func TestNoStatementWithoutAction(t *testing.T) {
 	_, err := statement.New(ev)
 	if !errors.Is(err, statement.ErrNothingDecided) {
 		t.Errorf("statement of a shadow-only decision: %v, want ErrNothingDecided", err)
+	}
+}
+
+// TestRestrictionWords: each kind of action in plain words, with its
+// scope, length and shadow, and what became of it.
+func TestRestrictionWords(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		action policy.Action
+		status string
+		want   string
+	}{
+		{policy.Action{Type: policy.ActionMute, TimeoutMinutes: 15, Shadow: true}, "held",
+			"A shadow mute: you may not post anywhere in the app for 15 minutes (a shadow restriction: you can still post, but nobody else sees your messages). Decided but held back by a daily limit, and not carried out."},
+		{policy.Action{Type: policy.ActionMute, TimeoutMinutes: 120, ChannelOnly: true}, "failed",
+			"A mute: you may not post in messaging:general for 2 hours. Decided but it could not be carried out."},
+		{policy.Action{Type: policy.ActionBan, DeleteMessages: "hard"}, "superseded",
+			"A ban from posting anywhere in the app, with no end date, with the permanent deletion of your messages. Decided but not carried out: a stronger action of the same decision replaced it."},
+		{policy.Action{Type: policy.ActionDelete, Hard: true}, "suppressed",
+			"Permanent deletion of your message msg-2. Decided but not carried out: a person had overturned this rule's earlier action against you."},
+		{policy.Action{Type: policy.ActionFlag}, "pending",
+			"A report of your message msg-2 to the platform's moderators for review (it stays visible). Decided, and being carried out."},
+		{policy.Action{Type: policy.ActionWarn, Text: "be nice"}, "dry_run",
+			"A warning posted to you in messaging:general. Decided but not carried out: the service was running in a trial mode."},
+	} {
+		ev := evidence(t)
+		tt.action.RuleID = "r"
+		b, err := json.Marshal(tt.action)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev.Actions = []store.ActionDetail{{ID: 9, RuleID: "r", Type: string(tt.action.Type), MessageID: "msg-2", ChannelCID: "messaging:general",
+			Params: b, Status: tt.status}}
+		st, err := statement.New(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.Restrictions[0].Description; got != tt.want {
+			t.Errorf("%s %s:\n got %q\nwant %q", tt.action.Type, tt.status, got, tt.want)
+		}
+		if st.Restricted {
+			t.Errorf("%s %s: Restricted, though nothing took effect", tt.action.Type, tt.status)
+		}
 	}
 }

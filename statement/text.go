@@ -24,7 +24,7 @@ func Render(st Statement) string {
 
 	b.WriteString("\n1. What we decided\n")
 	if !st.Restricted {
-		b.WriteString("Nothing of yours was restricted: no action limiting your messages or your account took effect.\n")
+		b.WriteString("No restriction of your messages or your account has taken effect.\n")
 	}
 	for _, r := range st.Restrictions {
 		fmt.Fprintf(&b, "- %s\n", r.Description)
