@@ -144,3 +144,38 @@ func TestDecisionStatement(t *testing.T) {
 	var raw json.RawMessage
 	a.getJSON(t, path, viewer, &raw) // the document's schema holds the answer (conforms)
 }
+
+// TestStatementAfterErasure: once the user's content is erased, the
+// statement still says what was decided, on which rule, and how to seek
+// redress, and shows the redaction marker where their text was.
+func TestStatementAfterErasure(t *testing.T) {
+	t.Parallel()
+	st := ownStore(t)
+	a := newAPI(t, st)
+	ctx := context.Background()
+	ev := &seedEvent{typ: "message.new", user: "erin", channel: "messaging:general", msg: "msg-9", rule: "links", actionType: "mute", outcome: "applied"}
+	recordSeed(t, st, ev, 9)
+	if _, err := st.RecordOutcome(ctx, store.OutcomeRow{ActionID: ev.actionID, Outcome: "applied"}); err != nil {
+		t.Fatal(err)
+	}
+	var decisionID int64
+	if err := st.Pool().QueryRow(ctx, `SELECT id FROM decisions WHERE event_id = $1`, ev.id).Scan(&decisionID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.EraseUser(ctx, "erin", store.StaffAct{Actor: "ada", Role: "admin", Reason: "the user asked"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	var got statement.Statement
+	a.getJSON(t, fmt.Sprintf("/decisions/%d/statement", decisionID), token(t, "vera@example.com", appeals.RoleViewer), &got)
+	if got.Facts.Excerpt != store.Redacted {
+		t.Errorf("excerpt after erasure: %q, want the marker %q", got.Facts.Excerpt, store.Redacted)
+	}
+	if len(got.Restrictions) != 1 || got.Restrictions[0].Type != "mute" || got.Restrictions[0].Status != "applied" ||
+		len(got.Grounds) != 1 || got.Grounds[0].RuleID != "links" || !strings.Contains(got.Restrictions[0].Description, "A mute: you may not post anywhere in the app, with no end date.") {
+		t.Errorf("after erasure: restrictions %+v, grounds %+v; want the applied mute on rule links", got.Restrictions, got.Grounds)
+	}
+	if strings.Contains(got.Text, "seeded message") || !strings.Contains(got.Text, `"`+store.Redacted+`"`) ||
+		!strings.Contains(got.Text, "5. How you can seek redress") {
+		t.Errorf("text after erasure shows the erased text, or not the marker, or lacks the redress:\n%s", got.Text)
+	}
+}

@@ -124,7 +124,12 @@ func describe(r Restriction) string {
 			s = "Permanent deletion of " + msg
 		}
 	case "mute":
-		s = fmt.Sprintf("A %smute: you may not post %s for %s", shadow, where, span(r.DurationMinutes))
+		s = fmt.Sprintf("A %smute: you may not post %s", shadow, where)
+		if r.Permanent { // never from the rules, which require a timeout
+			s += ", with no end date"
+		} else {
+			s += " for " + span(r.DurationMinutes)
+		}
 	case "ban":
 		s = fmt.Sprintf("A %sban from posting %s", shadow, where)
 		if r.Permanent {
