@@ -58,11 +58,11 @@ func TestRecountEqualsLive(t *testing.T) {
 		key := ev.MessageIDOrEmpty() + " " + ev.Type
 		judge := rs.Defer(ev)
 		decide := judge.Decide
-		judge.Decide = func(h policy.History) policy.Decision {
+		judge.Decide = func(h, shadow policy.History) policy.Decision {
 			mu.Lock()
 			live[key] = h
 			mu.Unlock()
-			return decide(h)
+			return decide(h, shadow)
 		}
 		batch = append(batch, store.EventRecord{WebhookID: fmt.Sprintf("rc-%d", i), BodySHA256: sha256.Sum256(body), Attempt: 1,
 			APIKey: "k", Payload: body, Event: ev, Judge: judge})

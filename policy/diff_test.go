@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -109,5 +110,56 @@ func TestGuard(t *testing.T) {
 	ev := &Event{Type: "message.new", Message: &Message{Text: "x"}}
 	if d := shadowed.Evaluate(ev); len(d.Matches) != 1 || len(d.Actions) != 0 || d.Matches[0].Mode != ModeShadow {
 		t.Errorf("a demoted rule asked for actions: %+v", d)
+	}
+}
+
+// TestShadowReadsStrikes: a set asks for the shadow rules' history (its
+// Deferred says so) only when a shadow rule reads strikes, written in
+// shadow or demoted; the shadow history is what the shadow rules read.
+func TestShadowReadsStrikes(t *testing.T) {
+	t.Parallel()
+	rule := func(id, mode, when string) string {
+		hist := ""
+		if strings.Contains(when, "strikes") {
+			hist = `history: {'strikes.count("7d")': 1}, `
+		}
+		return "  - id: " + id + "\n    description: d\n    mode: " + mode + "\n    when: " + when +
+			"\n    actions: [flag]\n    examples:\n      - {" + hist + "event: {message: {text: x}}, expect: {match: true}}" +
+			"\n      - {event: {message: {text: y}}, expect: {match: false}}\n"
+	}
+	ladder := `message.text == "x" && strikes.count("7d") == 1`
+	tests := []struct {
+		name   string
+		src    string
+		demote map[string]bool
+		want   bool
+	}{
+		{name: "enforce only", src: rule("a", "enforce", ladder)},
+		{name: "shadow without strikes", src: rule("a", "enforce", ladder) + rule("b", "shadow", `message.text == "x"`)},
+		{name: "shadow reading strikes", src: rule("a", "shadow", ladder), want: true},
+		{name: "demoted", src: rule("a", "enforce", ladder), demote: map[string]bool{"a": true}, want: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rs, err := Load(fstest.MapFS{"rules.yaml": {Data: []byte("rules:\n" + tt.src)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs = rs.WithShadow(tt.demote)
+			ev := &Event{Type: "message.new", Message: &Message{Text: "x"}}
+			def := rs.Defer(ev)
+			if rs.ShadowReadsStrikes() != tt.want || def.ShadowStrikes != tt.want {
+				t.Errorf("ShadowReadsStrikes %t, Deferred.ShadowStrikes %t, want %t", rs.ShadowReadsStrikes(), def.ShadowStrikes, tt.want)
+			}
+			k := HistoryKey{Name: StrikesCount, Window: 7 * 24 * time.Hour}
+			d := def.Decide(History{k: 0}, History{k: 1})
+			// Only a shadow rule reads the shadow history, where its ladder
+			// is at 1; the enforce one reads 0.
+			matched := slices.ContainsFunc(d.Matches, func(m Match) bool { return m.RuleID == "a" })
+			if want := rs.Rules()[0].Mode == ModeShadow; matched != want {
+				t.Errorf("rule a (%s) matched: %t, want %t", rs.Rules()[0].Mode, matched, want)
+			}
+		})
 	}
 }

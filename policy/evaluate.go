@@ -108,17 +108,21 @@ type Deferred struct {
 	// YoungAccount is the rule set's young-account age, which
 	// counts.channel_young_messages reads with.
 	YoungAccount time.Duration
-	// Decide evaluates the event with its history. It runs inside the
-	// recording transaction, so it must be quick and pure; it may run
-	// again if the transaction is retried.
-	Decide func(h History) Decision
+	// ShadowStrikes: a shadow rule of the set reads strikes
+	// (RuleSet.ShadowReadsStrikes), so Decide wants a shadow history.
+	ShadowStrikes bool
+	// Decide evaluates the event with its history, and the shadow rules
+	// with theirs (see EvaluateSplit; nil: they read h too). It runs
+	// inside the recording transaction, so it must be quick and pure; it
+	// may run again if the transaction is retried.
+	Decide func(h, shadow History) Decision
 }
 
 // Defer returns ev's decision deferred until its history is known.
 func (rs *RuleSet) Defer(ev *Event) *Deferred {
 	// Not History(): its copy would cost an allocation per message.
 	return &Deferred{RuleSetVersion: rs.version, History: rs.history, CountsMessages: rs.CountsMessages(), YoungAccount: rs.young,
-		Decide: func(h History) Decision { return rs.EvaluateWith(ev, h) }}
+		ShadowStrikes: rs.shadowStrikes, Decide: func(h, shadow History) Decision { return rs.EvaluateSplit(ev, h, shadow) }}
 }
 
 // EvaluateOrDefer evaluates ev at once when its type needs no history

@@ -95,5 +95,6 @@ func (rs *RuleSet) WithShadow(ids map[string]bool) *RuleSet {
 		}
 		c.rules[i] = r
 	}
+	c.shadowStrikes = c.findShadowStrikes()
 	return &c
 }

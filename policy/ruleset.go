@@ -51,9 +51,11 @@ type RuleSet struct {
 	needs   needs
 	history []HistoryKey  // what the rules read of the past, sorted
 	young   time.Duration // settings: young_account
-	budget  time.Duration
-	vms     *sync.Pool // of *vm.VM
-	envs    *sync.Pool // of *Env
+	// shadowStrikes: a shadow rule reads strikes (ShadowReadsStrikes).
+	shadowStrikes bool
+	budget        time.Duration
+	vms           *sync.Pool // of *vm.VM
+	envs          *sync.Pool // of *Env
 }
 
 // rule is a compiled rule.
@@ -321,6 +323,7 @@ func (rs *RuleSet) linkHistory(ids map[string]*rule, raws []rawRule) (map[*rule]
 		}
 	}
 	slices.SortFunc(rs.history, compareHistoryKeys)
+	rs.shadowStrikes = rs.findShadowStrikes()
 	return broken, problems
 }
 
@@ -435,6 +438,21 @@ func (rs *RuleSet) History() []HistoryKey { return slices.Clone(rs.history) }
 // not a rule reading a counter applies to it.
 func (rs *RuleSet) CountsMessages() bool {
 	return slices.ContainsFunc(rs.history, func(k HistoryKey) bool { return !k.IsStrike() })
+}
+
+// ShadowReadsStrikes reports whether a shadow rule of the set (written in
+// shadow mode, or demoted by WithShadow) reads strikes: such a rule keeps
+// a would-be strike lineage of its own, and its events are judged with a
+// second history (EvaluateSplit). A set without one costs nothing extra.
+func (rs *RuleSet) ShadowReadsStrikes() bool { return rs.shadowStrikes }
+
+func (rs *RuleSet) findShadowStrikes() bool {
+	for _, r := range rs.rules {
+		if r.mode == ModeShadow && slices.ContainsFunc(r.history, func(u historyUse) bool { return u.key.IsStrike() }) {
+			return true
+		}
+	}
+	return false
 }
 
 // NeedsHistory reports whether an event of type t must be judged with

@@ -14,13 +14,6 @@ import (
 	"moderator/policy"
 )
 
-// strikeOutcomes are the outcomes that keep an action from being a
-// strike: it was merged into another, failed, held back by a daily cap,
-// or suppressed by an immunity. An action with no outcome yet (pending)
-// or a dry run counts: the rules treat it as done, and a dry run shows
-// the ladder as it would go.
-var strikeOutcomes = []string{OutcomeSuperseded, OutcomeFailed, OutcomeHeld, OutcomeSuppressed}
-
 // lockClass is the first key of the advisory locks that serialise the
 // counting of one user's (or channel's) events across transactions and
 // replicas; the two-key form keeps them apart from other advisory locks.
@@ -42,22 +35,34 @@ type judged struct {
 // needs nothing from the insert's answer, and it skips duplicates as the
 // insert did.
 type judging struct {
-	cands  []judged // the records with a Judge, in batch order; ord is the index
-	keys   []policy.HistoryKey
-	order  []policy.HistoryKey // the keys in the order the read's columns hold them
+	cands []judged // the records with a Judge, in batch order; ord is the index
+	keys  []policy.HistoryKey
+	// shadow: a record's rules have a shadow rule that reads strikes, so
+	// the read also computes the shadow rules' strike values, over the
+	// real strikes and the shadow rules' would-be ones.
+	shadow bool
+	order  []readColumn // the values in the order the read's columns hold them
 	sql    string
 	args   []any
-	values map[int]policy.History // by ord, for the records the read judged
-	// struck holds, by ord and strike key, the messages (strikeKey) whose
-	// strikes the read counted, so that the batch's own earlier events add
-	// only messages not counted yet.
-	struck map[int]map[policy.HistoryKey]map[string]bool
+	read   map[int]*readValues // by ord, for the records the read judged
 }
+
+// readValues is what the history read found for one record: its history,
+// and, for each strike value, the messages it counted (struck), so that
+// the batch's own earlier events add only messages not counted yet. The
+// shadow ones are the shadow rules' (nil unless judging.shadow).
+type readValues struct {
+	h, shadow            policy.History
+	struck, shadowStruck struckSet
+}
+
+// struckSet holds, by strike value, the messages (strikeKey) counted.
+type struckSet map[policy.HistoryKey]map[string]bool
 
 // prepareJudging returns the history read of recs, nil when no record has
 // a Judge.
 func prepareJudging(recs []EventRecord) (*judging, error) {
-	j := &judging{values: map[int]policy.History{}, struck: map[int]map[policy.HistoryKey]map[string]bool{}}
+	j := &judging{read: map[int]*readValues{}}
 	for i := range recs {
 		r := &recs[i]
 		if r.Judge == nil || r.Event == nil {
@@ -70,6 +75,7 @@ func prepareJudging(recs []EventRecord) (*judging, error) {
 			}
 		}
 		j.cands = append(j.cands, jr)
+		j.shadow = j.shadow || r.Judge.ShadowStrikes
 		for _, k := range r.Judge.History {
 			if !slices.Contains(j.keys, k) {
 				j.keys = append(j.keys, k)
@@ -87,14 +93,15 @@ func prepareJudging(recs []EventRecord) (*judging, error) {
 
 // judge decides the fresh records with a Judge, in the order of their
 // event ids (the batch's order, as the insert numbers them): each counts
-// the ones before it.
+// the ones before it. A record whose rules have a shadow rule reading
+// strikes is decided with the shadow rules' history too.
 func (j *judging) judge(recs []EventRecord, results []RecordResult) error {
 	var todo []judged
 	for n, jr := range j.cands {
 		if results[jr.i].Duplicate != "" {
 			continue
 		}
-		if _, ok := j.values[n]; !ok {
+		if _, ok := j.read[n]; !ok {
 			return fmt.Errorf("read history: no values for event %d", results[jr.i].EventID)
 		}
 		todo = append(todo, jr)
@@ -105,9 +112,14 @@ func (j *judging) judge(recs []EventRecord, results []RecordResult) error {
 		ords[jr.i] = n
 	}
 	for _, jr := range todo {
-		h := j.values[ords[jr.i]]
-		addBatchStrikes(h, j.struck[ords[jr.i]], recs, results, jr, j.keys)
-		d := recs[jr.i].Judge.Decide(h)
+		v := j.read[ords[jr.i]]
+		addBatchStrikes(v.h, v.struck, recs, results, jr, j.keys, false)
+		var shadow policy.History
+		if recs[jr.i].Judge.ShadowStrikes && v.shadow != nil {
+			shadow = v.shadow
+			addBatchStrikes(shadow, v.shadowStruck, recs, results, jr, j.keys, true)
+		}
+		d := recs[jr.i].Judge.Decide(v.h, shadow)
 		recs[jr.i].Decision = &d
 	}
 	return nil
@@ -178,10 +190,11 @@ func locksChannel(rec EventRecord) bool {
 // HistoryCap bounds the rows one history value is computed from: the most
 // recent HistoryCap counter marks of the user (or of the channel, or of
 // the young accounts in the channel) in the longest window read, and the
-// user's most recent HistoryCap actions. Counts are exact up to it and
-// stop near it, far above any threshold a rule needs, so that counting a
-// flood of messages costs a bounded amount per message however long the
-// flood goes on.
+// user's most recent HistoryCap strikes in the longest strike window (and
+// as many shadow ones for the shadow rules). Counts are exact up to it
+// and stop near it, far above any threshold a rule needs, so that
+// counting a flood of messages costs a bounded amount per message however
+// long the flood goes on.
 const HistoryCap = 1000
 
 // batchArgs are the columns of b, the records to judge (see build), one
@@ -239,9 +252,15 @@ func (j *judging) batchArgs(recs []EventRecord) []any {
 // lateral joins.
 type historyQuery struct {
 	args  []any
-	order []policy.HistoryKey
+	order []readColumn
 	sel   []string
 	joins []string
+}
+
+// readColumn is one value column of the history read.
+type readColumn struct {
+	key    policy.HistoryKey
+	shadow bool // the shadow rules' strike value
 }
 
 func (q *historyQuery) param(v any) string {
@@ -279,7 +298,9 @@ func (q *historyQuery) marks(alias string, keys []policy.HistoryKey, cols []stri
 	}
 	limit := q.param(HistoryCap)
 	in := where + " AND " + q.within("m.at", window)
-	q.order = append(q.order, keys...)
+	for _, k := range keys {
+		q.order = append(q.order, readColumn{key: k})
+	}
 	q.sel = append(q.sel, alias+".*")
 	q.joins = append(q.joins, `LEFT JOIN LATERAL (SELECT `+aliased(cols, alias)+`
 			FROM (SELECT * FROM (
@@ -287,6 +308,70 @@ func (q *historyQuery) marks(alias string, keys []policy.HistoryKey, cols []stri
 					UNION ALL
 					SELECT `+rowCols+` FROM bm m WHERE `+in+` AND m.event_id <= b.event_id) m
 				ORDER BY m.at DESC LIMIT `+limit+`) m) `+alias+` ON true`)
+}
+
+// strikeGroup is the strike values of the read, with the condition on a
+// strike row (a) of each.
+type strikeGroup struct {
+	keys    []policy.HistoryKey
+	filters []string
+	window  time.Duration // the longest
+}
+
+func (g *strikeGroup) add(k policy.HistoryKey, filter string) {
+	g.keys = append(g.keys, k)
+	g.filters = append(g.filters, filter)
+	g.window = max(g.window, k.Window)
+}
+
+// strikeFilter is the condition on a strike row (a) of strike value k.
+func (q *historyQuery) strikeFilter(k policy.HistoryKey) string {
+	switch k.Name {
+	case policy.StrikesOfType:
+		return "a.type = " + q.param(k.Arg) + " AND " + q.within("a.t", k.Window)
+	case policy.StrikesByRule:
+		return "a.rule_id = " + q.param(k.Arg) + " AND " + q.within("a.t", k.Window)
+	}
+	return q.within("a.t", k.Window)
+}
+
+// strikes adds the lateral join (s) that computes the strike values over
+// the user's most recent HistoryCap strikes in the longest strike window,
+// an index range scan of strikes, leaving out the judged message's own
+// (an edit is not judged against the strikes of the message it edits).
+// With shadow, each value has a second column, the shadow rules', over
+// the real strikes and the shadow rules' would-be ones, read apart so
+// that they never crowd real ones out of the cap.
+func (q *historyQuery) strikes(g strikeGroup, shadow bool) {
+	if len(g.keys) == 0 {
+		return
+	}
+	limit := q.param(HistoryCap)
+	rows := func(shadow string) string {
+		return `(SELECT s.strike_key AS mk, s.type, s.rule_id, s.at AS t, s.shadow FROM strikes s
+			WHERE s.user_id = b.user_id AND s.shadow = ` + shadow + ` AND ` + q.within("s.at", g.window) + `
+				AND (b.message_id IS NULL OR s.strike_key <> 'm:' || b.message_id)
+			ORDER BY s.at DESC LIMIT ` + limit + `)`
+	}
+	from := rows("false")
+	var cols []string
+	for i, k := range g.keys {
+		q.order = append(q.order, readColumn{key: k})
+		if shadow {
+			cols = append(cols, struckMessages("NOT a.shadow AND "+g.filters[i]))
+		} else {
+			cols = append(cols, struckMessages(g.filters[i]))
+		}
+	}
+	if shadow {
+		from += " UNION ALL " + rows("true")
+		for i, k := range g.keys {
+			q.order = append(q.order, readColumn{key: k, shadow: true})
+			cols = append(cols, struckMessages(g.filters[i]))
+		}
+	}
+	q.sel = append(q.sel, "s.*")
+	q.joins = append(q.joins, `LEFT JOIN LATERAL (SELECT `+aliased(cols, "s")+` FROM (`+from+`) a) s ON true`)
 }
 
 // markGroup is the values of one lateral join over counter marks.
@@ -314,9 +399,7 @@ func (g *markGroup) add(k policy.HistoryKey, col string) {
 func (j *judging) build(recs []EventRecord) error {
 	q := &historyQuery{args: j.batchArgs(recs)}
 	var user, young, chanUsers markGroup
-	var strikeKeys []policy.HistoryKey
-	var strike []string
-	var maxStrike time.Duration
+	var strikes strikeGroup
 	for _, k := range j.keys {
 		switch k.Name {
 		case policy.CountUserMessages:
@@ -335,18 +418,10 @@ func (j *judging) build(recs []EventRecord) error {
 			young.add(k, "count(*) FILTER (WHERE "+q.within("m.at", k.Window)+")")
 		case policy.CountChannelUsers:
 			chanUsers.add(k, "count(DISTINCT m.user_id) FILTER (WHERE "+q.within("m.at", k.Window)+")")
-		case policy.StrikesCount:
-			strike = append(strike, struckMessages(q.within("a.t", k.Window)))
-		case policy.StrikesOfType:
-			strike = append(strike, struckMessages("a.type = "+q.param(k.Arg)+" AND "+q.within("a.t", k.Window)))
-		case policy.StrikesByRule:
-			strike = append(strike, struckMessages("a.rule_id = "+q.param(k.Arg)+" AND "+q.within("a.t", k.Window)))
+		case policy.StrikesCount, policy.StrikesOfType, policy.StrikesByRule:
+			strikes.add(k, q.strikeFilter(k))
 		default:
 			return fmt.Errorf("read history: unknown history value %s", k)
-		}
-		if k.IsStrike() {
-			strikeKeys = append(strikeKeys, k)
-			maxStrike = max(maxStrike, k.Window)
 		}
 	}
 	q.marks("u", user.keys, user.cols, markCols, "m.user_id = b.user_id", user.window)
@@ -357,20 +432,7 @@ func (j *judging) build(recs []EventRecord) error {
 	q.marks("c", young.keys, young.cols, markCols, "m.channel_cid = b.channel_cid AND m.young AND "+
 		"(m.account_created IS NULL OR m.account_created > m.at - b.young_us * interval '1 microsecond')", young.window)
 	q.marks("cu", chanUsers.keys, chanUsers.cols, channelUserCols, "m.channel_cid = b.channel_cid", chanUsers.window)
-	if len(strike) > 0 {
-		q.order = append(q.order, strikeKeys...)
-		q.sel = append(q.sel, "s.*")
-		q.joins = append(q.joins, `LEFT JOIN LATERAL (SELECT `+aliased(strike, "s")+`
-			FROM (SELECT coalesce('m:' || a.message_id, 'e:' || a.event_id) AS mk, a.type, a.rule_id,
-					coalesce(e.created_at, e.received_at) AS t
-				FROM actions a JOIN events e ON e.id = a.event_id
-				WHERE a.target_user_id = b.user_id AND a.reverses_action_id IS NULL
-					AND (b.message_id IS NULL OR a.message_id IS DISTINCT FROM b.message_id)
-					AND NOT EXISTS (SELECT 1 FROM action_outcomes o WHERE o.action_id = a.id AND o.outcome = ANY(`+q.param(strikeOutcomes)+`))
-					AND NOT EXISTS (SELECT 1 FROM action_reversals r WHERE r.action_id = a.id)
-				ORDER BY a.created_at DESC LIMIT `+q.param(HistoryCap)+`) a
-			WHERE `+q.within("a.t", maxStrike)+`) s ON true`)
-	}
+	q.strikes(strikes, j.shadow)
 	j.sql = batchCTE + `SELECT b.ord, ` + strings.Join(q.sel, ", ") + ` FROM b ` + strings.Join(q.joins, " ") + ` ORDER BY b.ord`
 	j.args = q.args
 	j.order = q.order
@@ -403,7 +465,8 @@ const batchCTE = `WITH b AS (
 			SELECT * FROM bm ON CONFLICT (event_id) DO NOTHING)
 		`
 
-// scan reads the values of the history read.
+// scan reads the values of the history read. The shadow history has the
+// counter values of the other and its own strike values.
 func (j *judging) scan(rows pgx.Rows) error {
 	defer rows.Close()
 	order := j.order
@@ -412,8 +475,8 @@ func (j *judging) scan(rows pgx.Rows) error {
 	dest := make([]any, 1+len(order))
 	var ord int32
 	dest[0] = &ord
-	for i, k := range order {
-		if k.IsStrike() {
+	for i, c := range order {
+		if c.key.IsStrike() {
 			dest[i+1] = &struck[i]
 		} else {
 			dest[i+1] = &vals[i]
@@ -423,21 +486,29 @@ func (j *judging) scan(rows pgx.Rows) error {
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("read history: %w", err)
 		}
-		h := make(policy.History, len(order))
-		sets := map[policy.HistoryKey]map[string]bool{}
-		for i, k := range order {
-			if !k.IsStrike() {
-				h[k] = int(vals[i])
+		v := &readValues{h: make(policy.History, len(j.keys)), struck: struckSet{}}
+		if j.shadow {
+			v.shadow, v.shadowStruck = make(policy.History, len(j.keys)), struckSet{}
+		}
+		for i, c := range order {
+			if !c.key.IsStrike() {
+				v.h[c.key] = int(vals[i])
+				if v.shadow != nil {
+					v.shadow[c.key] = int(vals[i])
+				}
 				continue
 			}
-			h[k] = len(struck[i])
-			sets[k] = make(map[string]bool, len(struck[i]))
+			h, set := v.h, v.struck
+			if c.shadow {
+				h, set = v.shadow, v.shadowStruck
+			}
+			h[c.key] = len(struck[i])
+			set[c.key] = make(map[string]bool, len(struck[i]))
 			for _, m := range struck[i] {
-				sets[k][m] = true
+				set[c.key][m] = true
 			}
 		}
-		j.values[int(ord)] = h
-		j.struck[int(ord)] = sets
+		j.read[int(ord)] = v
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read history: %w", err)
@@ -458,83 +529,6 @@ func messageText(ev *policy.Event) string {
 		return ""
 	}
 	return ev.Message.Text
-}
-
-// struckMessages is the strike value over the actions that pass filter:
-// the distinct messages they acted on (an action without a message, on a
-// user event, counts its event). So one message is one strike however
-// many of its events (message.new, each message.updated) and actions were
-// acted on; scan counts them.
-func struckMessages(filter string) string {
-	return "coalesce(array_agg(DISTINCT a.mk) FILTER (WHERE " + filter + "), '{}')"
-}
-
-// strikeKey is what a strike counts of an event's actions: its message, or
-// the event when it has none; the same as the read's mk.
-func strikeKey(ev *policy.Event, eventID int64) string {
-	if m := ev.MessageIDOrEmpty(); m != "" {
-		return "m:" + m
-	}
-	return fmt.Sprintf("e:%d", eventID)
-}
-
-// addBatchStrikes adds to h the strikes of the user's earlier events (by
-// event id) in this batch: their actions are written after the whole batch is judged,
-// so the query cannot see them. Each counts as it would once recorded
-// with no outcome yet (pending), by the actions its decision requested,
-// unless its message is the judged one or was counted already (struck:
-// the messages the read counted, per key; updated here).
-func addBatchStrikes(h policy.History, struck map[policy.HistoryKey]map[string]bool, recs []EventRecord, results []RecordResult,
-	jr judged, keys []policy.HistoryKey) {
-	user := jr.ev.SubjectUserID()
-	if user == "" {
-		return
-	}
-	now := policyNow(jr.ev)
-	own := jr.ev.MessageIDOrEmpty()
-	for i := range recs {
-		if results[i].EventID >= results[jr.i].EventID {
-			continue
-		}
-		d, ev := recs[i].Decision, recs[i].Event
-		if results[i].Duplicate != "" || d == nil || len(d.Actions) == 0 || recs[i].Own || ev.SubjectUserID() != user ||
-			ev.Type == policy.EventBeforeSend || (own != "" && ev.MessageIDOrEmpty() == own) {
-			continue
-		}
-		mk := strikeKey(ev, results[i].EventID)
-		t := policyNow(ev)
-		for _, k := range keys {
-			if !k.IsStrike() || (!now.IsZero() && !t.IsZero() && (t.Sub(now) > k.Window || now.Sub(t) >= k.Window)) {
-				continue
-			}
-			hit := false
-			for _, a := range d.Actions {
-				switch k.Name {
-				case policy.StrikesCount:
-					hit = hit || isStrikeType(a.Type)
-				case policy.StrikesOfType:
-					hit = hit || string(a.Type) == k.Arg
-				case policy.StrikesByRule:
-					hit = hit || (a.RuleID == k.Arg && isStrikeType(a.Type))
-				}
-			}
-			if hit && !struck[k][mk] {
-				if struck[k] == nil {
-					struck[k] = map[string]bool{}
-				}
-				struck[k][mk] = true
-				h[k]++
-			}
-		}
-	}
-}
-
-func isStrikeType(t policy.ActionType) bool {
-	switch t {
-	case policy.ActionFlag, policy.ActionMute, policy.ActionBan, policy.ActionDelete, policy.ActionWarn:
-		return true
-	}
-	return false
 }
 
 // CounterRetention is how long counter marks are kept after their event

@@ -75,11 +75,11 @@ func (j *judging) record(t testing.TB, webhookID string, body []byte) store.Even
 	}
 	judge := j.rs.Defer(ev)
 	decide := judge.Decide
-	judge.Decide = func(h policy.History) policy.Decision {
+	judge.Decide = func(h, shadow policy.History) policy.Decision {
 		j.mu.Lock()
 		j.seen[webhookID] = h
 		j.mu.Unlock()
-		return decide(h)
+		return decide(h, shadow)
 	}
 	return store.EventRecord{WebhookID: webhookID, BodySHA256: sha256.Sum256(body), Attempt: 1, APIKey: "k",
 		Payload: body, Event: ev, Judge: judge}
@@ -636,7 +636,7 @@ func TestCountsStopAtTheCap(t *testing.T) {
 // fills the table and checks that later batches do not read it
 // sequentially: the read must find the batch's events by their body hash
 // whatever the table looked like when the plan was made, or every batch
-// costs a scan of the whole table.
+// costs a scan of the whole table. Strikes, too, are read by index.
 func TestHistoryReadFindsEventsByIndex(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -677,18 +677,32 @@ func TestHistoryReadFindsEventsByIndex(t *testing.T) {
 	if _, err := st.RecordEvents(ctx, filler, nil); err != nil {
 		t.Fatal(err)
 	}
+	// Strikes of other users, as a live table holds them (an empty one is
+	// best scanned whole).
+	if _, err := st.Pool().Exec(ctx, `INSERT INTO strikes (event_id, user_id, strike_key, rule_id, type, at, shadow)
+		SELECT i, 'f' || (i % 2000), 'e:' || i, 'flood', 'mute', $1::timestamptz - i * interval '1 second', i % 3 = 0
+		FROM generate_series(1, 20000) AS i`, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Pool().Exec(ctx, `ANALYZE strikes`); err != nil {
+		t.Fatal(err)
+	}
 	for batch := 8; batch < 12; batch++ {
 		// The view counts this backend's reads not yet reported, this
 		// transaction's included.
-		var read int64
+		var read, strikeScans int64
 		_, err := st.RecordEvents(ctx, judged(batch), func(ctx context.Context, tx pgx.Tx, _ []store.NewEvent) error {
-			return tx.QueryRow(ctx, `SELECT seq_tup_read FROM pg_stat_xact_user_tables WHERE relname = 'events'`).Scan(&read)
+			return tx.QueryRow(ctx, `SELECT (SELECT seq_tup_read FROM pg_stat_xact_user_tables WHERE relname = 'events'),
+				(SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'strikes')`).Scan(&read, &strikeScans)
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if read != 0 {
 			t.Errorf("batch %d: got %d events rows read sequentially, want 0", batch, read)
+		}
+		if strikeScans != 0 {
+			t.Errorf("batch %d: strikes scanned sequentially %d times, want 0 (an index range scan per user)", batch, strikeScans)
 		}
 	}
 }

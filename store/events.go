@@ -298,6 +298,7 @@ func (s *Store) completeBatch(ctx context.Context, tx pgx.Tx, recs []EventRecord
 		return nil, err
 	}
 	queueRawBodies(&w, recs, results, repaired)
+	queueShadowStrikes(&w, recs, results)
 	var fresh []NewEvent
 	for i := range recs {
 		if results[i].Duplicate == "" {

@@ -45,7 +45,7 @@ func (a *judgingAudit) RecordEvent(_ context.Context, d Delivery) (Recorded, err
 	rec := Recorded{EventID: int64(len(a.got))}
 	switch {
 	case d.Judge != nil:
-		dec := d.Judge.Decide(a.history)
+		dec := d.Judge.Decide(a.history, nil)
 		rec.Decision = &dec
 	case d.Decision != nil:
 		rec.Decision = d.Decision

@@ -159,10 +159,10 @@ func (in *Intake) judge(d *Delivery, line *canonical) {
 	case judge != nil:
 		// Timed when it runs, in the transaction.
 		j := *judge
-		j.Decide = func(h policy.History) policy.Decision {
+		j.Decide = func(h, shadow policy.History) policy.Decision {
 			start := time.Now()
 			defer func() { in.m.evaluation.Observe(time.Since(start).Seconds()) }()
-			return judge.Decide(h)
+			return judge.Decide(h, shadow)
 		}
 		d.Judge = &j
 	default:

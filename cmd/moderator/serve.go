@@ -321,34 +321,43 @@ func migrateUntilDone(ctx context.Context, logger *slog.Logger, st *store.Store,
 	})
 }
 
-// counterExpiry is how often serve deletes expired counter marks.
+// counterExpiry is how often serve deletes expired counter marks and
+// strikes.
 const counterExpiry = time.Hour
 
-// expireCounters deletes counter marks past store.CounterRetention, at
-// start (once migrated) and then every counterExpiry, in chunks, so that
-// counter data expires on its own. Every replica does it; the deletes are
-// idempotent.
+// expireCounters deletes counter marks and strikes past
+// store.CounterRetention, at start (once migrated) and then every
+// counterExpiry, in chunks, so that counter data expires on its own.
+// Every replica does it; the deletes are idempotent.
 func expireCounters(ctx context.Context, logger *slog.Logger, st *store.Store, migrated *atomic.Bool) {
 	everyOnceMigrated(ctx, counterExpiry, migrated, func() {
-		var total int64
-		for {
-			const chunk = 10_000
-			n, err := st.ExpireCounterMarks(ctx, store.CounterRetention, chunk)
-			total += n
-			if err != nil {
-				if ctx.Err() == nil {
-					logger.Error("expiring counter marks", "error", err, "deleted", total)
-				}
-				break
-			}
-			if n < chunk {
-				break
-			}
-		}
-		if total > 0 {
-			logger.Info("counter marks expired", "deleted", total)
-		}
+		expireInChunks(ctx, logger, "counter marks", st.ExpireCounterMarks)
+		expireInChunks(ctx, logger, "strikes", st.ExpireStrikes)
 	})
+}
+
+// expireInChunks calls expire until it deletes less than a chunk, and
+// logs what it deleted.
+func expireInChunks(ctx context.Context, logger *slog.Logger, what string,
+	expire func(ctx context.Context, retention time.Duration, limit int) (int64, error)) {
+	var total int64
+	for {
+		const chunk = 10_000
+		n, err := expire(ctx, store.CounterRetention, chunk)
+		total += n
+		if err != nil {
+			if ctx.Err() == nil {
+				logger.Error("expiring "+what, "error", err, "deleted", total)
+			}
+			break
+		}
+		if n < chunk {
+			break
+		}
+	}
+	if total > 0 {
+		logger.Info(what+" expired", "deleted", total)
+	}
 }
 
 // everyOnceMigrated calls fn a second after start once the migrations
