@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"moderator/appeals"
-	"moderator/store"
 )
 
 // overturnTarget is what an overturn form concerns: one action, or every
@@ -67,7 +66,3 @@ func (c *Console) overturnFrom(kind string) handlerFunc {
 		return nil
 	}
 }
-
-// overturnable reports whether an action may be offered for overturning:
-// an automatic action (not a reversal) not overturned before.
-func overturnable(a store.ActionDetail) bool { return a.ReversesActionID == 0 && a.Reversal == nil }
