@@ -7,6 +7,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/expr-lang/expr/parser"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -357,6 +358,23 @@ func TestFingerprint(t *testing.T) {
 	for _, s := range []string{"", "123 456", "!!!", "🎉🎉"} {
 		if fp := Fingerprint(s); fp != 0 {
 			t.Errorf("Fingerprint(%q) = %d, want 0 (no letters)", s, fp)
+		}
+	}
+}
+
+// TestHistoryCallCost: a history value is a number read before the rules
+// run, so comparing it costs a step, not the work of comparing an
+// unknown value of custom-field size.
+func TestHistoryCallCost(t *testing.T) {
+	t.Parallel()
+	for _, src := range []string{`counts.user_mentions("1m") > 10`, `counts.channel_users("5m") > 25`, `strikes.of_type("mute", "7d") >= 1`} {
+		tree, err := parser.Parse(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := &walker{scope: map[string]float64{}}
+		if cost, _ := w.estimate(tree.Node, estScope{}); cost > 10 {
+			t.Errorf("%s: estimated %.0f steps, want at most 10", src, cost)
 		}
 	}
 }
