@@ -85,6 +85,9 @@ type RuleSetStatus struct {
 	// StuckReloads counts reloads still running past their deadline; they
 	// were abandoned and the set in force stays.
 	StuckReloads int `json:"stuck_reloads,omitempty"`
+	// YoungAccount is the set's young-account age (settings:
+	// young_account), as rules write durations: "1d", "7d".
+	YoungAccount string `json:"young_account,omitempty"`
 	// Changes says which rules the last load added, removed or changed
 	// (and which fields), against the set it replaced.
 	Changes *policy.Changes `json:"changes,omitempty"`

@@ -126,6 +126,10 @@ func JoinHistoryKeys(keys []HistoryKey) string {
 	return strings.Join(names, ", ")
 }
 
+// FormatDuration writes d as rule files write durations, with days:
+// 90s, 10m, 1h30m, 7d.
+func FormatDuration(d time.Duration) string { return formatWindow(d) }
+
 // formatWindow writes a window in the rule files' syntax, with days.
 func formatWindow(d time.Duration) string {
 	day := 24 * time.Hour

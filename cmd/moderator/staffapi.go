@@ -115,6 +115,7 @@ func (s serviceStatus) RuleSet() appeals.RuleSetStatus {
 		return out
 	}
 	out.Version = rs.Version()
+	out.YoungAccount = policy.FormatDuration(rs.YoungAccount())
 	demoted := map[string]store.Demotion{}
 	for _, d := range s.rules.activeDemotions() {
 		demoted[d.RuleID] = d

@@ -98,6 +98,10 @@ func TestStaffAPIOn(t *testing.T) {
 	if rules, _ := body["rules"].([]any); len(rules) == 0 {
 		t.Errorf("rules: no rules listed: %v", body)
 	}
+	// The starter pack sets no young-account age: the default day.
+	if body["young_account"] != "1d" {
+		t.Errorf("rules: young_account %v, want 1d", body["young_account"])
+	}
 	// The first load added every rule, against nothing.
 	if ch, _ := body["changes"].(map[string]any); ch == nil || ch["from_version"] != "" || ch["to_version"] != body["version"] ||
 		len(ch["added"].([]any)) != len(body["rules"].([]any)) {
