@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -250,4 +254,113 @@ func TestFloodRule(t *testing.T) {
 	if evidence != "11" {
 		t.Errorf("evidence of the eleventh: counts.user_messages(\"1m\") = %s, want 11", evidence)
 	}
+}
+
+// startShadowed runs the service as startStarterPack does, with the
+// enforce rules of the starter pack's files switched to shadow, once the
+// bot user is set up; it returns how many calls the fake had then.
+func startShadowed(t *testing.T, files ...string) (*actionsEnv, int) {
+	t.Helper()
+	dir := copyDir(t, "../../rules")
+	for _, f := range files {
+		p := filepath.Join(dir, f)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, bytes.ReplaceAll(b, []byte("mode: enforce"), []byte("mode: shadow")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dbURL := storetest.NewDatabase(t)
+	fake := streamtest.New(t, streamtest.WithCredentials(e2eKey, e2eSecret))
+	s := startServer(t, serverOptions{stream: fake, dbURL: dbURL, rulesDir: dir})
+	pool, err := pgxpool.New(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	e := &actionsEnv{testServer: s, pool: pool, fake: fake}
+	if _, err := e.logs.waitFor(`"msg":"bot user ready"`, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return e, len(fake.Requests())
+}
+
+// shadowMatches returns the rules that matched the event of webhookID,
+// failing the test if one of them was enforced.
+func (e *actionsEnv) shadowMatches(t *testing.T, webhookID string) []string {
+	t.Helper()
+	var matched, enforced []string
+	err := e.pool.QueryRow(context.Background(), `SELECT coalesce(d.matched_rules, '{}'), coalesce(d.enforced_rules, '{}')
+		FROM events ev LEFT JOIN decisions d ON d.event_id = ev.id WHERE ev.webhook_id = $1`, webhookID).Scan(&matched, &enforced)
+	if err != nil {
+		t.Fatalf("decision of %s: %v", webhookID, err)
+	}
+	if len(enforced) > 0 {
+		t.Errorf("%s: enforced %v, want shadow matches only", webhookID, enforced)
+	}
+	return matched
+}
+
+// noStreamCalls fails the test if anything was recorded as an action or
+// sent to Stream after the first before calls.
+func (e *actionsEnv) noStreamCalls(t *testing.T, before int) {
+	t.Helper()
+	var actions int
+	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM actions`).Scan(&actions); err != nil {
+		t.Fatal(err)
+	}
+	if actions != 0 {
+		t.Errorf("%d actions recorded, want none", actions)
+	}
+	if calls := e.fake.Requests()[before:]; len(calls) != 0 {
+		t.Errorf("Stream got %d calls, want none: %+v", len(calls), calls)
+	}
+}
+
+// TestShadowLadderClimbs: with the starter pack's profanity rule and
+// ladder switched to shadow, three swears by one user climb the shadow
+// ladder warn, mute, ban, as they would enforced (each rung reads the
+// would-be strikes of the shadow profanity rule), and nothing reaches
+// Stream.
+func TestShadowLadderClimbs(t *testing.T) {
+	t.Parallel()
+	e, before := startShadowed(t, "ladder.yaml", "profanity.yaml")
+	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	var got [][]string
+	for i := range 3 {
+		id := fmt.Sprintf("sl-%d", i+1)
+		e.mustSend(t, id, swearAt(id, "shadowy", t0.Add(time.Duration(i)*time.Hour)))
+		got = append(got, e.shadowMatches(t, id))
+	}
+	want := [][]string{{"profanity-warn", "profanity"}, {"profanity-mute", "profanity"}, {"profanity-ban", "profanity"}}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("shadow matches of the three swears (-want +got):\n%s\nlogs:\n%s", d, e.logs)
+	}
+	e.noStreamCalls(t, before)
+}
+
+// TestShadowFloodOncePerBurst: the starter pack's flood rule in shadow
+// matches the eleventh message of a burst of fourteen and no other (its
+// would-be strike is its "once per burst" guard), and nothing reaches
+// Stream.
+func TestShadowFloodOncePerBurst(t *testing.T) {
+	t.Parallel()
+	e, before := startShadowed(t, "flood.yaml")
+	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	var got []int
+	for n := 1; n <= 14; n++ {
+		id := fmt.Sprintf("sf-%d", n)
+		e.mustSend(t, id, fmt.Appendf(nil, `{"type":"message.new","cid":"messaging:room-%d","created_at":%q,`+
+			`"message":{"id":%q,"text":"message %d","user":{"id":"flooder"}},"user":{"id":"flooder","created_at":"2026-01-01T00:00:00Z"}}`,
+			n%3, t0.Add(time.Duration(n)*3*time.Second).Format(time.RFC3339), id, n))
+		if slices.Contains(e.shadowMatches(t, id), "flood") {
+			got = append(got, n)
+		}
+	}
+	if d := cmp.Diff([]int{11}, got); d != "" {
+		t.Errorf("messages the shadow flood rule matched (-want +got):\n%s\nlogs:\n%s", d, e.logs)
+	}
+	e.noStreamCalls(t, before)
 }
