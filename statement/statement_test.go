@@ -172,6 +172,7 @@ func TestStatementOfABeforeSendBlock(t *testing.T) {
 	t.Parallel()
 	ev := evidence(t)
 	ev.Actions = nil
+	ev.Event.Type, ev.Event.MessageID, ev.Decision.MessageID = policy.EventBeforeSend, "", ""
 	ev.Requested = []policy.Action{{Type: policy.ActionBlock, RuleID: "slurs", Text: "not allowed here"}}
 	st, err := statement.New(ev)
 	if err != nil {
@@ -180,7 +181,8 @@ func TestStatementOfABeforeSendBlock(t *testing.T) {
 	if len(st.Restrictions) != 1 || st.Restrictions[0].Type != "block" || st.Restrictions[0].Status != "applied" || !st.Restricted {
 		t.Errorf("restrictions %+v, want one applied block", st.Restrictions)
 	}
-	if !strings.Contains(st.Text, "- Refusal of your message: it was not sent. Carried out on 1 December 2026, 20:06 UTC.") {
+	if !strings.Contains(st.Text, "- Refusal of your message: it was not sent. Carried out on 1 December 2026, 20:06 UTC.") ||
+		!strings.Contains(st.Text, "2. The facts we relied on\nThe message you tried to send in messaging:general, sent ") {
 		t.Errorf("text does not say the message was blocked:\n%s", st.Text)
 	}
 }

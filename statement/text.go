@@ -6,6 +6,7 @@ import (
 	"strings"
 	"unicode"
 
+	"moderator/policy"
 	"moderator/store"
 )
 
@@ -55,6 +56,8 @@ func Render(st Statement) string {
 // rules read.
 func writeFacts(b *strings.Builder, f Facts) {
 	switch {
+	case f.EventType == policy.EventBeforeSend:
+		b.WriteString("The message you tried to send")
 	case f.MessageID != "":
 		fmt.Fprintf(b, "Your message %s", clean(f.MessageID))
 	default:
