@@ -43,10 +43,9 @@ func ruleSet(t *testing.T, extra string) *policy.RuleSet {
 
 // history records the rule's actions, each applied, and overturns some.
 type history struct {
-	t   *testing.T
-	st  *store.Store
-	n   int
-	ids []int64
+	t  *testing.T
+	st *store.Store
+	n  int
 }
 
 func (h *history) take(overturn bool) {
