@@ -77,23 +77,14 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	beforeSendAudit := newBeforeSendQueue(audit, logger, reg, 4096, 8)
 	wg.Go(func() { beforeSendAudit.run(bg) })
 	wg.Go(func() { rules.watch(bg) })
-	wg.Go(func() { expireCounters(bg, logger, st, &audit.migrated) })
-	lifecycle := newLifecycleMetrics(reg)
-	wg.Go(func() { keepAuditTables(bg, logger, st, cfg.Retention, lifecycle, &audit.migrated) })
-	wg.Go(func() { indexWords(bg, logger, st, &audit.migrated, batcher.Busy) })
+	startUpkeep(bg, &wg, cfg, logger, reg, st, &audit.migrated, batcher.Busy)
 	ruleGuard := newRuleGuard(st, rules, cfg.Guard, logger, reg)
 	wg.Go(func() { ruleGuard.run(bg, &audit.migrated) })
 	if !cfg.DryRun {
 		wg.Go(func() { ensureBotUser(bg, logger, runner) })
 	}
 
-	webhookCfg := webhook.Config{
-		Keys:                 keys,
-		BotUserID:            cfg.BotUserID,
-		MaxBodyBytes:         cfg.MaxBodyBytes,
-		MaxDecompressedBytes: cfg.MaxGunzipBytes,
-		Transient:            audit.transient,
-	}
+	webhookCfg := webhookConfig(cfg, keys, audit)
 	// Erasures (the staff API's, and Stream's hard user.deleted) redact
 	// this replica's spool, then the database.
 	eraser := erasure.New(st, logger)
@@ -358,6 +349,30 @@ func expireInChunks(ctx context.Context, logger *slog.Logger, what string,
 	if total > 0 {
 		logger.Info(what+" expired", "deleted", total)
 	}
+}
+
+// webhookConfig is the webhook edge's configuration (the erasure's hook
+// is set once the intake exists).
+func webhookConfig(cfg config, keys webhook.Keyring, audit *storeAudit) webhook.Config {
+	return webhook.Config{
+		Keys:                 keys,
+		BotUserID:            cfg.BotUserID,
+		MaxBodyBytes:         cfg.MaxBodyBytes,
+		MaxDecompressedBytes: cfg.MaxGunzipBytes,
+		Transient:            audit.transient,
+	}
+}
+
+// startUpkeep starts, in wg, the database's background upkeep once the
+// migrations are applied: expiring counter marks, keeping the audit
+// tables (partitions, retention) and indexing words for the search, which
+// gives way while busy says the intake is queueing.
+func startUpkeep(ctx context.Context, wg *sync.WaitGroup, cfg config, logger *slog.Logger, reg prometheus.Registerer,
+	st *store.Store, migrated *atomic.Bool, busy func() bool) {
+	wg.Go(func() { expireCounters(ctx, logger, st, migrated) })
+	lifecycle := newLifecycleMetrics(reg)
+	wg.Go(func() { keepAuditTables(ctx, logger, st, cfg.Retention, lifecycle, migrated) })
+	wg.Go(func() { indexWords(ctx, logger, st, migrated, busy) })
 }
 
 // everyOnceMigrated calls fn a second after start once the migrations
