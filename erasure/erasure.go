@@ -37,6 +37,10 @@ type Eraser struct {
 	// the first erasure (the spool's intake is built after the Eraser it
 	// calls).
 	Spool Spool
+	// Recent, when set, learns each erasure at once, before it runs, so
+	// that this replica's intake redacts the user's deliveries from then
+	// on (the others learn it from the database within seconds).
+	Recent *Recent
 }
 
 // New returns an Eraser over st; set Spool when the service spools.
@@ -54,6 +58,9 @@ const systemReason = "Stream user.deleted with hard_delete"
 func (e *Eraser) Erase(ctx context.Context, userID string, act store.StaffAct) (store.Erasure, error) {
 	if err := store.CheckUserID(userID); err != nil {
 		return store.Erasure{}, err
+	}
+	if e.Recent != nil {
+		e.Recent.Add(userID)
 	}
 	spooled := 0
 	if e.Spool != nil {

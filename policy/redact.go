@@ -41,17 +41,35 @@ func RedactPayload(payload []byte) ([]byte, error) {
 // as it was: what an erasure makes of another user's message quoting the
 // erased user's. ok is false when the event quotes nothing.
 func RedactQuoted(payload []byte) (out []byte, ok bool, err error) {
+	return redactAt(payload, "message", "quoted_message")
+}
+
+// RedactMessage returns a Stream event (JSON) with its message redacted
+// as RedactPayload would, and the rest as it was: what an erasure makes
+// of another user's event about the erased user's message (a reaction
+// updated or deleted, whose user is the reactor). ok is false when the
+// event carries no message.
+func RedactMessage(payload []byte) (out []byte, ok bool, err error) {
+	return redactAt(payload, "message")
+}
+
+// redactAt redacts the value at path (object keys) in payload, leaving
+// the rest as it was; ok is false when there is nothing at path.
+func redactAt(payload []byte, path ...string) (out []byte, ok bool, err error) {
 	v, err := decodeForRedaction(payload)
 	if err != nil {
 		return nil, false, err
 	}
 	obj, _ := v.(map[string]any)
-	msg, _ := obj["message"].(map[string]any)
-	quoted, found := msg["quoted_message"]
-	if !found || quoted == nil {
+	for _, k := range path[:len(path)-1] {
+		obj, _ = obj[k].(map[string]any)
+	}
+	last := path[len(path)-1]
+	inner, found := obj[last]
+	if !found || inner == nil {
 		return nil, false, nil
 	}
-	msg["quoted_message"] = redact(quoted, "quoted_message")
+	obj[last] = redact(inner, last)
 	out, err = encodeRedacted(v)
 	return out, err == nil, err
 }

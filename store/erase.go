@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
 
 	"moderator/policy"
 )
@@ -25,7 +28,7 @@ const ActorSystem = "system"
 
 // The erasure kinds, keys of Erasure.Counts: the rows (or spool records)
 // an erasure changed, by where they are.
-var ErasureKinds = []string{"events", "quoting_events", "raw_bodies", "search_words", "decisions",
+var ErasureKinds = []string{"events", "quoting_events", "message_copies", "raw_bodies", "search_words", "decisions",
 	"actions", "action_outcomes", "before_send_keys", "quarantine", "appeals", "backtests", "spool"}
 
 // Erasure is what one erasure changed: a count per kind (ErasureKinds),
@@ -78,4 +81,30 @@ func CheckUserID(id string) error {
 		return &InputError{Field: "user_id", Msg: "holds characters a Stream user id cannot have"}
 	}
 	return nil
+}
+
+// ErasedSince returns the users erased (by an admin or by the system) at
+// or after since, each with the time of its latest erasure, from the
+// staff audit log (the erasure's own record: there is no other list).
+// Every replica loads it to redact the late events of those users before
+// they are recorded (erasure.Recent).
+func (s *Store) ErasedSince(ctx context.Context, since time.Time) (map[string]time.Time, error) {
+	rows, err := s.pool.Query(ctx, `SELECT target_user_id, max(at) FROM staff_audit
+		WHERE act = 'erase' AND at >= $1 AND target_user_id IS NOT NULL GROUP BY target_user_id`, since)
+	if err != nil {
+		return nil, fmt.Errorf("list erased users: %w", err)
+	}
+	users := make(map[string]time.Time)
+	var (
+		id string
+		at time.Time
+	)
+	_, err = pgx.ForEachRow(rows, []any{&id, &at}, func() error {
+		users[id] = at
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list erased users: %w", err)
+	}
+	return users, nil
 }

@@ -30,7 +30,7 @@ const (
 
 // erasureSeed is what seedErasure wrote: ids to check the skeleton by.
 type erasureSeed struct {
-	eveNew, eveOld, bobQuote, eveReacts, carol int64
+	eveNew, eveOld, bobQuote, eveReacts, bobReacts, carol int64
 }
 
 // seedErasure records, as the service would, the content of user "eve"
@@ -68,6 +68,9 @@ func seedErasure(t *testing.T, st *store.Store) erasureSeed {
 	s.eveOld = rec("e2", `{"type":"message.new","cid":"messaging:zoo","message":{"id":"m-eve-0","text":"old `+secret+`\u0000","user":`+eve+`},"user":`+eve+`}`, old, dec)
 	s.bobQuote = rec("b1", `{"type":"message.new","cid":"messaging:zoo","message":{"id":"m-bob-1","text":"`+otherText+`","user":{"id":"bob"},"quoted_message_id":"m-eve-1","quoted_message":{"id":"m-eve-1","text":"I love `+secret+`","user":`+eve+`}},"user":{"id":"bob"}}`, now, nil)
 	s.eveReacts = rec("e3", `{"type":"reaction.updated","cid":"messaging:zoo","reaction":{"type":"like","user":`+eve+`},"message":{"id":"m-bob-1","text":"`+otherText+`","user":{"id":"bob"}},"user":`+eve+`}`, now, nil)
+	// Bob's reaction to eve's message: its subject and actor are bob, yet
+	// it carries eve's message and text.
+	s.bobReacts = rec("b2", `{"type":"reaction.updated","cid":"messaging:zoo","reaction":{"type":"love","user":{"id":"bob"}},"message":{"id":"m-eve-1","text":"I love `+secret+`","user":`+eve+`},"user":{"id":"bob","name":"Bob"}}`, now, nil)
 	s.carol = rec("c1", `{"type":"message.new","cid":"messaging:zoo","message":{"id":"m-carol","text":"carol `+otherText+`","user":{"id":"carol"}},"user":{"id":"carol"}}`, old, nil)
 	bs := rec("e4", `{"type":"before_message_send","message":{"text":"`+secret+` again"},"user":`+eve+`}`, now, nil)
 
@@ -194,7 +197,7 @@ func TestEraseUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]int64{"events": 4, "quoting_events": 1, "raw_bodies": 1, "search_words": 4, "decisions": 2,
+	want := map[string]int64{"events": 4, "quoting_events": 1, "message_copies": 1, "raw_bodies": 1, "search_words": 5, "decisions": 2,
 		"actions": 1, "action_outcomes": 1, "before_send_keys": 1, "quarantine": 1, "appeals": 1, "backtests": 1, "spool": 2}
 	if diff := cmp.Diff(want, got.Counts); diff != "" {
 		t.Errorf("erased counts (-want +got):\n%s", diff)
@@ -260,9 +263,15 @@ func checkRedactedShape(t *testing.T, st *store.Store, seed erasureSeed) {
 		evidence != store.Redacted || reason != store.Redacted {
 		t.Errorf("eve's decision: evidence %q, reason %q (%v), want the marker", evidence, reason, err)
 	}
+	var reaction, reactor, copied string
+	if err := st.Pool().QueryRow(ctx, `SELECT payload #>> '{reaction,type}', payload #>> '{user,name}', payload #>> '{message,text}'
+		FROM events WHERE id = $1`, seed.bobReacts).Scan(&reaction, &reactor, &copied); err != nil ||
+		reaction != "love" || reactor != "Bob" || copied != store.Redacted {
+		t.Errorf("bob's reaction to eve's message: %q by %q on %q (%v), want love by Bob on the marker", reaction, reactor, copied, err)
+	}
 	var hits int
-	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM event_words WHERE words @@ to_tsquery('simple', 'redacted')`).Scan(&hits); err != nil || hits != 4 {
-		t.Errorf("search for the marker: %d events (%v), want eve's 4 texts", hits, err)
+	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM event_words WHERE words @@ to_tsquery('simple', 'redacted')`).Scan(&hits); err != nil || hits != 5 {
+		t.Errorf("search for the marker: %d events (%v), want eve's 4 texts and bob's copy of one", hits, err)
 	}
 }
 
@@ -359,5 +368,44 @@ func TestRedactPayloadMatchesSQL(t *testing.T) {
 		if strings.Contains(string(goRedacted), `"N"`) || !strings.Contains(string(goRedacted), fmt.Sprintf("%q", store.Redacted)) {
 			t.Errorf("%s: redacted to %s", f, goRedacted)
 		}
+	}
+}
+
+// TestErasedSince: the users erased since a time, each with its latest
+// erasure, from the erasures' records; other acts and older erasures are
+// not listed.
+func TestErasedSince(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.Store(t)
+	start := time.Now().Add(-time.Second)
+	for _, u := range []string{"since-ann", "since-bob", "since-ann"} {
+		if _, err := st.EraseUser(ctx, u, store.StaffAct{Actor: "ann", Role: "admin", Reason: "test"}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.RecordStaffAct(ctx, store.StaffAct{Actor: "ann", Role: "admin", Act: "timeline", TargetUserID: "since-carol"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.ErasedSince(ctx, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for id, at := range got {
+		if strings.HasPrefix(id, "since-") {
+			ids = append(ids, id)
+			if at.Before(start) {
+				t.Errorf("%s erased at %v, before the test started", id, at)
+			}
+		}
+	}
+	slices.Sort(ids)
+	if diff := cmp.Diff([]string{"since-ann", "since-bob"}, ids); diff != "" {
+		t.Errorf("erased users (-want +got):\n%s", diff)
+	}
+	later, err := st.ErasedSince(ctx, time.Now().Add(time.Hour))
+	if err != nil || len(later) != 0 {
+		t.Errorf("erased since an hour from now: %v (%v), want none", later, err)
 	}
 }

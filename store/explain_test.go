@@ -75,6 +75,8 @@ func TestSearchPlansUseIndexes(t *testing.T) {
 			AND actor_id IS NOT NULL AND actor_id IS DISTINCT FROM user_id`, []any{"u7"}, "events_actor_idx"},
 		plan{"erase: messages quoting the user", `SELECT id FROM events WHERE payload #>> '{message,quoted_message,user,id}' = $1
 			AND payload #> '{message,quoted_message}' IS NOT NULL`, []any{"u7"}, "events_quoted_user_idx"},
+		plan{"erase: others' events carrying the user's message", `SELECT id FROM events WHERE payload #>> '{message,user,id}' = $1
+			AND payload #>> '{message,user,id}' IS DISTINCT FROM user_id`, []any{"u7"}, "events_message_author_idx"},
 		plan{"erase: their decisions", `SELECT id FROM decisions WHERE event_id = ANY ($1)`, []any{[]int64{7, 8}}, "decisions_event_idx"})
 	parents := partitionParents(t, st)
 	for _, p := range plans {

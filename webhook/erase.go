@@ -101,7 +101,8 @@ func redactSpooled(data []byte, userID string) ([]byte, bool) {
 }
 
 // redactBody redacts a Stream event about userID: whole when the user is
-// its subject or actor, only the quoted message when it quotes theirs.
+// its subject or actor, only the message when it is theirs (another
+// user's reaction to it), only the quoted message when it quotes theirs.
 func redactBody(body []byte, userID string) ([]byte, bool) {
 	ev, err := policy.ParseEvent(body)
 	if err != nil {
@@ -111,6 +112,8 @@ func redactBody(body []byte, userID string) ([]byte, bool) {
 	switch {
 	case ev.SubjectUserID() == userID || ev.ActorID() == userID:
 		out, err = policy.RedactPayload(body)
+	case ev.Message != nil && ev.Message.User != nil && ev.Message.User.ID == userID:
+		out, _, err = policy.RedactMessage(body)
 	case quotedAuthor(body) == userID:
 		out, _, err = policy.RedactQuoted(body)
 	default:

@@ -80,6 +80,10 @@ type Config struct {
 	// Eraser, when set, erases the content of a user Stream reports
 	// deleted with hard_delete, once the event is recorded.
 	Eraser UserEraser
+	// Erased, when set, tells the users erased lately: their deliveries
+	// (a late retry, a spooled replay, any later event about them) are
+	// redacted before they are judged, spooled or recorded.
+	Erased ErasedUsers
 }
 
 func (c *Config) setDefaults() {

@@ -119,8 +119,10 @@ func (in *Intake) serve(r *http.Request, line *canonical) (int, any) {
 }
 
 // delivery makes a verified body a Delivery: its headers, its time, and
-// whether it is the service's own echo or of a type it ignores.
+// whether it is the service's own echo or of a type it ignores. An
+// erased user's content in it is redacted first (redactErased).
 func (in *Intake) delivery(webhookID string, attempt int, v Verified, received time.Time) Delivery {
+	in.redactErased(&v)
 	d := Delivery{WebhookID: webhookID, Attempt: attempt, Verified: v, ReceivedAt: received}
 	d.Own = v.Event.CausedBy(in.cfg.BotUserID)
 	d.Ignored = !d.Own && !handledTypes[v.Event.Type]

@@ -27,7 +27,9 @@ type Metrics struct {
 	spoolAppends *prometheus.CounterVec
 	replayed     *prometheus.CounterVec
 	replayErrors prometheus.Counter
-	reg          prometheus.Registerer
+	// erasedRedacted counts deliveries redacted for an erased user.
+	erasedRedacted prometheus.Counter
+	reg            prometheus.Registerer
 }
 
 // Results of a spool append, as the label of moderator_spool_appends_total.
@@ -99,6 +101,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "moderator_spool_replay_errors_total",
 			Help: "Replay attempts that failed (the records stay spooled and are retried).",
 		}),
+		erasedRedacted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "moderator_webhook_erased_redacted_total",
+			Help: "Deliveries about a user erased lately (a late retry, a replay, a reaction to their message) redacted before they were recorded.",
+		}),
 		reg: reg,
 	}
 	reg.MustRegister(m.spoolAppends, m.replayed, m.replayErrors)
@@ -109,7 +115,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.replayed.WithLabelValues(o)
 	}
 	reg.MustRegister(m.deliveries, m.signatureFailures, m.duration, m.dbErrors, m.ruleMatches, m.ruleErrors, m.evaluation,
-		m.beforeSend, m.beforeSendFailOpen, m.beforeSendDuration, m.beforeSendAuditDropped)
+		m.beforeSend, m.beforeSendFailOpen, m.beforeSendDuration, m.beforeSendAuditDropped, m.erasedRedacted)
 	for _, o := range []string{BeforeSendAccept, BeforeSendBlock, BeforeSendRewrite, BeforeSendOwn, BeforeSendFailOpen,
 		OutcomeUnauthorized, OutcomeTooLarge, OutcomeMalformed} {
 		m.beforeSend.WithLabelValues(o)

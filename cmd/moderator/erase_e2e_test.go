@@ -135,3 +135,48 @@ func TestUserDeletedWebhookErases(t *testing.T) {
 		t.Errorf("no log line for the erasure: %v", err)
 	}
 }
+
+// TestLateDeliveriesAfterAnErasure: after an admin erases a user on one
+// replica, a late first delivery of the user's earlier message (its
+// first attempt never recorded) is recorded redacted there, and a replica
+// started after the erasure redacts the user's later events and another
+// user's reaction to their message (the reactor's content stays).
+func TestLateDeliveriesAfterAnErasure(t *testing.T) {
+	t.Parallel()
+	one := startServer(t, serverOptions{env: map[string]string{"MODERATOR_ADMIN_JWT_SECRET": e2eAdminSecret}})
+	const user, text = "erase-e2e-late", "narwhalnote"
+	if code, body := one.send(t, delivery{body: userMessage("erase-e2e-late-1", user, text), webhookID: "erase-e2e-late-1"}); code != 200 {
+		t.Fatalf("webhook: %d %v", code, body)
+	}
+	if code, body := one.staffPost(t, "/api/v1/users/"+user+"/erase", mint(t, appeals.RoleAdmin), map[string]any{"reason": "ticket 10"}); code != 200 {
+		t.Fatalf("erase: %d %v", code, body)
+	}
+	if code, body := one.send(t, delivery{body: userMessage("erase-e2e-late-2", user, text), webhookID: "erase-e2e-late-2"}); code != 200 {
+		t.Fatalf("late delivery: %d %v", code, body)
+	}
+	marked := store.Redacted + "/" + store.Redacted
+	if got := eventTexts(t, user); len(got) != 2 || got[0] != marked || got[1] != marked {
+		t.Errorf("after the late delivery the events hold %v, want the marker twice", got)
+	}
+
+	two := startServer(t, serverOptions{})
+	if code, body := two.send(t, delivery{body: userMessage("erase-e2e-late-3", user, text), webhookID: "erase-e2e-late-3"}); code != 200 {
+		t.Fatalf("on the second replica: %d %v", code, body)
+	}
+	reaction, _ := json.Marshal(map[string]any{"type": "reaction.updated", "cid": "messaging:erase",
+		"reaction": map[string]any{"type": "love", "user": map[string]any{"id": "erase-e2e-bob"}},
+		"message":  map[string]any{"id": "erase-e2e-late-1", "text": text, "user": map[string]any{"id": user}},
+		"user":     map[string]any{"id": "erase-e2e-bob", "name": "Bob"}})
+	if code, body := two.send(t, delivery{body: reaction, webhookID: "erase-e2e-late-4"}); code != 200 {
+		t.Fatalf("reaction on the second replica: %d %v", code, body)
+	}
+	if got := eventTexts(t, user); len(got) != 3 || got[2] != marked {
+		t.Errorf("the second replica recorded %v, want the marker", got)
+	}
+	var copied, reactor, kind string
+	if err := storetest.Store(t).Pool().QueryRow(context.Background(), `SELECT payload #>> '{message,text}', payload #>> '{user,name}',
+		payload #>> '{reaction,type}' FROM events WHERE user_id = 'erase-e2e-bob'`).Scan(&copied, &reactor, &kind); err != nil ||
+		copied != store.Redacted || reactor != "Bob" || kind != "love" {
+		t.Errorf("bob's reaction: %q by %q on %q (%v), want love by Bob on the marker", kind, reactor, copied, err)
+	}
+}

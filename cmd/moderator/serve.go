@@ -85,10 +85,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}
 
 	webhookCfg := webhookConfig(cfg, keys, audit)
-	// Erasures (the staff API's, and Stream's hard user.deleted) redact
-	// this replica's spool, then the database.
-	eraser := erasure.New(st, logger)
-	webhookCfg.Eraser = eraser
+	eraser := newEraser(bg, &wg, st, logger, &webhookCfg)
 	webhookMetrics := webhook.NewMetrics(reg)
 	intake := webhook.NewIntake(logger, webhookCfg, rules, audit, sp, webhookMetrics)
 	eraser.Spool = intake
@@ -500,4 +497,24 @@ func retry(ctx context.Context, logger *slog.Logger, what string, first, most ti
 		}
 		backoff = min(backoff*2, most)
 	}
+}
+
+// newEraser returns the Eraser of the staff API and of Stream's hard
+// user.deleted (this replica's spool, then the database), sets it in the
+// intake's configuration, and starts keeping the set of users erased
+// lately (here or on another replica), whose late deliveries the intake
+// redacts before they are recorded.
+func newEraser(bg context.Context, wg *sync.WaitGroup, st *store.Store, logger *slog.Logger, webhookCfg *webhook.Config) *erasure.Eraser {
+	eraser := erasure.New(st, logger)
+	eraser.Recent = erasure.NewRecent(st, logger)
+	webhookCfg.Eraser, webhookCfg.Erased = eraser, eraser.Recent
+	// Loaded before the intake takes deliveries (a database not migrated
+	// yet leaves it empty until the first refresh that works).
+	ctx, cancel := context.WithTimeout(bg, 5*time.Second)
+	if err := eraser.Recent.Refresh(ctx); err != nil {
+		logger.Warn("loading the erased users failed; retrying in the background", "error", err.Error())
+	}
+	cancel()
+	wg.Go(func() { eraser.Recent.Run(bg) })
+	return eraser
 }
