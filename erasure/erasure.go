@@ -41,6 +41,11 @@ type Eraser struct {
 	// that this replica's intake redacts the user's deliveries from then
 	// on (the others learn it from the database within seconds).
 	Recent *Recent
+	// Later, when set, queues a system erasure that failed at once, to be
+	// retried until it succeeds (a *Queue).
+	Later interface {
+		EraseUserLater(ctx context.Context, userID string) error
+	}
 }
 
 // New returns an Eraser over st; set Spool when the service spools.
@@ -83,4 +88,14 @@ func (e *Eraser) Erase(ctx context.Context, userID string, act store.StaffAct) (
 func (e *Eraser) EraseUser(ctx context.Context, userID string) error {
 	_, err := e.Erase(ctx, userID, store.StaffAct{Actor: store.ActorSystem, Role: store.ActorSystem, Reason: systemReason})
 	return err
+}
+
+// EraseUserLater queues the system's erasure of the user, retried until
+// it succeeds (webhook.LaterEraser): for Stream's user.deleted whose
+// erasure failed at once.
+func (e *Eraser) EraseUserLater(ctx context.Context, userID string) error {
+	if e.Later == nil {
+		return fmt.Errorf("queue the erasure of %s: no durable queue", userID)
+	}
+	return e.Later.EraseUserLater(ctx, userID)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -33,28 +34,48 @@ func deletedUser(ev *policy.Event) string {
 	return ev.User.ID
 }
 
+// LaterEraser queues an erasure that failed at once, to be retried until
+// it succeeds (cmd/moderator's eraser provides it, over a River queue).
+type LaterEraser interface {
+	EraseUserLater(ctx context.Context, userID string) error
+}
+
 // eraseDeleted erases the content of the user a recorded (or duplicate)
-// hard user.deleted deletes, when an eraser is configured.
-func (in *Intake) eraseDeleted(ctx context.Context, ev *policy.Event) error {
+// hard user.deleted deletes, when an eraser is configured. When the
+// erasure fails and the eraser can queue it, it is queued (retried until
+// it succeeds) and queued is true; err is set only when it is neither
+// done nor queued.
+func (in *Intake) eraseDeleted(ctx context.Context, ev *policy.Event) (queued bool, err error) {
 	id := deletedUser(ev)
 	if id == "" || in.cfg.Eraser == nil {
-		return nil
+		return false, nil
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eraseTimeout)
 	defer cancel()
-	if err := in.cfg.Eraser.EraseUser(ctx, id); err != nil {
-		return fmt.Errorf("erase deleted user %s: %w", id, err)
+	err = in.cfg.Eraser.EraseUser(ctx, id)
+	if err == nil {
+		return false, nil
 	}
-	return nil
+	if later, ok := in.cfg.Eraser.(LaterEraser); ok {
+		qerr := later.EraseUserLater(ctx, id)
+		if qerr == nil {
+			in.logger.Warn("erasure of a deleted user failed; queued, retried until it succeeds",
+				"user_id", policy.SafeID(id), "error", err.Error())
+			return true, nil
+		}
+		err = errors.Join(err, qerr)
+	}
+	return false, fmt.Errorf("erase deleted user %s: %w", id, err)
 }
 
 // eraseReplayed carries out the erasures that replayed user.deleted
-// deliveries asked for. Their records are acknowledged: a failure is
-// logged at ERROR for an admin to erase the user through the staff API.
+// deliveries asked for. Their records are acknowledged: a failed erasure
+// is queued (eraseDeleted); one that cannot be queued either is logged at
+// ERROR for an admin to erase the user through the staff API.
 func (in *Intake) eraseReplayed(ctx context.Context, users []string) {
 	for _, id := range users {
-		if err := in.eraseDeleted(ctx, &policy.Event{Type: "user.deleted", HardDelete: true, User: &policy.User{ID: id}}); err != nil {
-			in.logger.Error("erasure of a deleted user failed; erase them through the staff API",
+		if _, err := in.eraseDeleted(ctx, &policy.Event{Type: "user.deleted", HardDelete: true, User: &policy.User{ID: id}}); err != nil {
+			in.logger.Error("erasure of a deleted user failed and could not be queued; erase them through the staff API",
 				"user_id", policy.SafeID(id), "error", err.Error())
 		}
 	}

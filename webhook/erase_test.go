@@ -185,3 +185,56 @@ func TestUserDeletedErases(t *testing.T) {
 		t.Errorf("erasures after the replay (-want +got):\n%s", diff)
 	}
 }
+
+// queueingEraser is a fakeEraser that can also queue an erasure (as the
+// River queue does), failing to while queueFail is set.
+type queueingEraser struct {
+	fakeEraser
+	queued    []string
+	queueFail error
+}
+
+func (e *queueingEraser) EraseUserLater(_ context.Context, userID string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.queueFail != nil {
+		return e.queueFail
+	}
+	e.queued = append(e.queued, userID)
+	return nil
+}
+
+// TestFailedErasureQueued: a hard user.deleted whose erasure fails is
+// queued (answered 200: the queue retries it until it succeeds), live or
+// replayed from the spool; answered 503 only when it cannot be queued
+// either, so that Stream's retry asks again.
+func TestFailedErasureQueued(t *testing.T) {
+	t.Parallel()
+	b := newIntakeBundle(t, 0)
+	eraser := &queueingEraser{}
+	eraser.fail = errors.New("database down")
+	b.in.cfg.Eraser = eraser
+	hard := func(id string) []byte {
+		return []byte(`{"type":"user.deleted","user":{"id":"` + id + `"},"hard_delete":true}`)
+	}
+	if code, body := b.send(t, "q1", hard("gus"), hard("gus")); code != 200 || !strings.Contains(body, "recorded") {
+		t.Errorf("erasure failing, queue working: %d %s; want 200 recorded", code, body)
+	}
+	eraser.queueFail = errors.New("database down too")
+	if code, body := b.send(t, "q2", hard("hal"), hard("hal")); code != 503 || !strings.Contains(body, "not erased yet") {
+		t.Errorf("erasure and queue failing: %d %s; want 503", code, body)
+	}
+	eraser.queueFail = nil
+	b.audit.setDown(true)
+	if code, body := b.send(t, "q3", hard("ida"), hard("ida")); code != 200 || !strings.Contains(body, "spooled") {
+		t.Fatalf("while down: %d %s; want spooled", code, body)
+	}
+	b.audit.setDown(false)
+	b.in.drain(context.Background())
+	if diff := cmp.Diff([]string{"gus", "ida"}, eraser.queued); diff != "" {
+		t.Errorf("queued erasures (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"gus", "hal", "ida"}, eraser.calls()); diff != "" {
+		t.Errorf("erasures tried at once (-want +got):\n%s", diff)
+	}
+}

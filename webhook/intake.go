@@ -110,8 +110,9 @@ func (in *Intake) serve(r *http.Request, line *canonical) (int, any) {
 		return http.StatusOK, quarantinedBody{Status: OutcomeQuarantined, QuarantineID: rec.QuarantineID}
 	}
 	// A retry of a hard user.deleted (a duplicate) erases again: the
-	// erasure is idempotent, and a 503 here brings the retry.
-	if err := in.eraseDeleted(r.Context(), d.Event); err != nil {
+	// erasure is idempotent. A failed one is queued; when it cannot be,
+	// a 503 brings Stream's retry.
+	if _, err := in.eraseDeleted(r.Context(), d.Event); err != nil {
 		return line.fail(&Error{Status: http.StatusServiceUnavailable, Outcome: OutcomeUnavailable,
 			Msg: "recorded, but the deleted user's content is not erased yet; retry", Err: err})
 	}

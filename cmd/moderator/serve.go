@@ -85,7 +85,10 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}
 
 	webhookCfg := webhookConfig(cfg, keys, audit)
-	eraser := newEraser(bg, &wg, st, logger, &webhookCfg)
+	eraser, err := newEraser(bg, &wg, st, logger, reg, &webhookCfg, &audit.migrated)
+	if err != nil {
+		return err
+	}
 	webhookMetrics := webhook.NewMetrics(reg)
 	intake := webhook.NewIntake(logger, webhookCfg, rules, audit, sp, webhookMetrics)
 	eraser.Spool = intake
@@ -501,10 +504,12 @@ func retry(ctx context.Context, logger *slog.Logger, what string, first, most ti
 
 // newEraser returns the Eraser of the staff API and of Stream's hard
 // user.deleted (this replica's spool, then the database), sets it in the
-// intake's configuration, and starts keeping the set of users erased
-// lately (here or on another replica), whose late deliveries the intake
-// redacts before they are recorded.
-func newEraser(bg context.Context, wg *sync.WaitGroup, st *store.Store, logger *slog.Logger, webhookCfg *webhook.Config) *erasure.Eraser {
+// intake's configuration, starts keeping the set of users erased lately
+// (here or on another replica), whose late deliveries the intake redacts
+// before they are recorded, and the durable queue of the erasures that
+// failed at once (started once the schema is migrated).
+func newEraser(bg context.Context, wg *sync.WaitGroup, st *store.Store, logger *slog.Logger, reg prometheus.Registerer,
+	webhookCfg *webhook.Config, migrated *atomic.Bool) (*erasure.Eraser, error) {
 	eraser := erasure.New(st, logger)
 	eraser.Recent = erasure.NewRecent(st, logger)
 	webhookCfg.Eraser, webhookCfg.Erased = eraser, eraser.Recent
@@ -516,5 +521,33 @@ func newEraser(bg context.Context, wg *sync.WaitGroup, st *store.Store, logger *
 	}
 	cancel()
 	wg.Go(func() { eraser.Recent.Run(bg) })
-	return eraser
+	queue, err := erasure.NewQueue(st.Pool(), eraser, erasure.QueueConfig{Logger: logger, Reg: reg})
+	if err != nil {
+		return nil, err
+	}
+	eraser.Later = queue
+	wg.Go(func() { runErasureQueue(bg, queue, migrated, logger) })
+	return eraser, nil
+}
+
+// runErasureQueue works the durable erasures from the time the schema is
+// migrated until bg ends.
+func runErasureQueue(bg context.Context, queue *erasure.Queue, migrated *atomic.Bool, logger *slog.Logger) {
+	for !migrated.Load() {
+		select {
+		case <-bg.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+	if err := queue.Start(context.WithoutCancel(bg)); err != nil {
+		logger.Error("the erasure queue did not start", "error", err.Error())
+		return
+	}
+	<-bg.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := queue.Stop(ctx); err != nil {
+		logger.Error("stopping the erasure queue", "error", err.Error())
+	}
 }

@@ -1,0 +1,121 @@
+package erasure_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+
+	"moderator/erasure"
+	"moderator/store"
+	"moderator/store/storetest"
+)
+
+// failingFirst is the real store, failing its first n erasures as a
+// database outage would.
+type failingFirst struct {
+	*store.Store
+	mu    sync.Mutex
+	fails int
+}
+
+func (f *failingFirst) EraseUser(ctx context.Context, userID string, act store.StaffAct, spooled int) (store.Erasure, error) {
+	f.mu.Lock()
+	fail := f.fails > 0
+	f.fails--
+	f.mu.Unlock()
+	if fail {
+		return store.Erasure{}, errors.New("connection refused")
+	}
+	return f.Store.EraseUser(ctx, userID, act, spooled)
+}
+
+func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name {
+			return f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+// TestQueuedErasureRetriedUntilItSucceeds: an erasure queued (as Stream's
+// user.deleted's is when it fails at once) fails twice, is counted twice
+// in moderator_erasure_failures_total, and is retried until it erases the
+// user as the system, once.
+func TestQueuedErasureRetriedUntilItSucceeds(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.Store(t)
+	recordMessage(t, st, "queued-dee", "dee text")
+	logger := slog.New(slog.NewTextHandler(t.Output(), nil))
+	e := erasure.New(&failingFirst{Store: st, fails: 2}, logger)
+	reg := prometheus.NewRegistry()
+	q, err := erasure.NewQueue(st.Pool(), e, erasure.QueueConfig{Logger: logger, Reg: reg, RetryBase: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Later = q
+	events, cancel := q.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed)
+	defer cancel()
+	if err := e.EraseUserLater(ctx, "queued-dee"); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = q.Stop(ctx) }()
+	failed := 0
+	for done := false; !done; {
+		select {
+		case ev := <-events:
+			if ev.Job.Kind != erasure.JobKind {
+				continue
+			}
+			if ev.Kind == river.EventKindJobFailed {
+				failed++
+				continue
+			}
+			done = true
+		case <-time.After(time.Minute):
+			t.Fatalf("the queued erasure did not complete (%d failed attempts seen)", failed)
+		}
+	}
+	if failed != 2 {
+		t.Errorf("%d failed attempts, want 2", failed)
+	}
+	if n := counterValue(t, reg, "moderator_erasure_failures_total"); n != 2 {
+		t.Errorf("moderator_erasure_failures_total = %v, want 2", n)
+	}
+	if n := counterValue(t, reg, "moderator_erasures_queued_total"); n != 1 {
+		t.Errorf("moderator_erasures_queued_total = %v, want 1", n)
+	}
+	if n, actor := erasures(t, st, "queued-dee"); n != 1 || actor != store.ActorSystem {
+		t.Errorf("staff audit: %d erasures by %q, want 1 by the system", n, actor)
+	}
+	var text string
+	if err := st.Pool().QueryRow(ctx, `SELECT payload #>> '{message,text}' FROM events WHERE user_id = 'queued-dee'`).Scan(&text); err != nil || text != store.Redacted {
+		t.Errorf("after the queued erasure the event holds %q (%v), want the marker", text, err)
+	}
+}
+
+// TestEraseUserLaterWithoutQueue: an Eraser with no queue says so rather
+// than dropping the erasure.
+func TestEraseUserLaterWithoutQueue(t *testing.T) {
+	t.Parallel()
+	e := erasure.New(storetest.Store(t), slog.New(slog.NewTextHandler(t.Output(), nil)))
+	if err := e.EraseUserLater(context.Background(), "nobody"); err == nil {
+		t.Error("queued without a queue: no error")
+	}
+}
