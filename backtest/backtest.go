@@ -139,6 +139,7 @@ func Run(ctx context.Context, src Source, cand *policy.RuleSet, opt Options) (*R
 		r.parts[i] = &partition{lineages: map[string]*lineage{}}
 	}
 	r.agg = newAggregate(cand, opt)
+	defer r.agg.ids.close() // also when the run fails
 	if err := r.warmStrikes(ctx); err != nil {
 		return nil, err
 	}
@@ -148,7 +149,10 @@ func Run(ctx context.Context, src Source, cand *policy.RuleSet, opt Options) (*R
 	if err := r.replay(ctx); err != nil {
 		return nil, err
 	}
-	rep := r.agg.report()
+	rep, err := r.agg.report()
+	if err != nil {
+		return nil, err
+	}
 	rep.Elapsed = time.Since(start).Seconds()
 	return rep, nil
 }

@@ -286,3 +286,35 @@ func TestBacktestShadowLineage(t *testing.T) {
 		t.Errorf("shadow matches (-want +got):\n%s", d)
 	}
 }
+
+// TestBacktestSpillsIDs: a report whose distinct users and messages spill
+// to disk at every new id is the report kept in memory, field for field.
+// Not parallel: it lowers the package's budget.
+func TestBacktestSpillsIDs(t *testing.T) {
+	st := storetest.OwnStore(t)
+	h := newHistory(t, st, loadDir(t, "testdata/live", false))
+	start := time.Now().Add(-time.Minute)
+	seed(t, h)
+	cand := loadDir(t, "testdata/candidate", true)
+	opt := backtest.Options{From: start, To: time.Now().Add(time.Minute), Samples: 5}
+	held, err := backtest.Run(context.Background(), st, cand, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backtest.SetIDBudget(backtest.SetIDBudget(1))
+	spilled, err := backtest.Run(context.Background(), st, cand, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held.Elapsed, spilled.Elapsed = 0, 0
+	if d := cmp.Diff(held, spilled); d != "" {
+		t.Errorf("the report changed when its ids spilled (-held +spilled):\n%s", d)
+	}
+	users := 0
+	for _, r := range spilled.Rules {
+		users += r.Added.Users + r.Removed.Users + r.Changed.Users
+	}
+	if users < 3 {
+		t.Errorf("%d affected users in all: the comparison proves little", users)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
-	"hash/maphash"
 	"slices"
 	"strings"
 	"time"
@@ -153,44 +152,35 @@ func describeAll(as []policy.Action) []string {
 	return out
 }
 
-// idSet is a set of user or message ids, kept as 64-bit hashes: a
-// report counts up to hundreds of thousands of distinct ones, and a hash
-// costs 8 bytes where the id's string and its map entry cost several
-// times more. Two of a million ids share a hash with a probability of
-// about 3·10⁻⁸ (n²/2⁶⁵), so the counts are exact in practice.
-type idSet map[uint64]struct{}
-
-// ids hashes the ids of one report, with a seed of its own.
-type ids struct{ seed maphash.Seed }
-
-func (h ids) add(s idSet, id string) {
-	if id != "" {
-		s[maphash.String(h.seed, id)] = struct{}{}
-	}
-}
-
 // change accumulates a Change.
 type change struct {
 	Change
-	users, messages idSet
+	users, messages *idSet
 }
 
-func (c *change) add(h ids, it *item, sample func() Sample, samples int) {
+func (c *change) add(h *ids, it *item, sample func() Sample, samples int) {
 	if c.users == nil {
-		c.users, c.messages = idSet{}, idSet{}
+		c.users, c.messages = h.set(), h.set()
 	}
 	c.Events++
-	h.add(c.users, it.ev.SubjectUserID())
-	h.add(c.messages, it.ev.MessageIDOrEmpty())
+	c.users.add(it.ev.SubjectUserID())
+	c.messages.add(it.ev.MessageIDOrEmpty())
 	if len(c.Samples) < samples {
 		c.Samples = append(c.Samples, sample())
 	}
 }
 
-func (c *change) done() Change {
+func (c *change) done() (Change, error) {
 	out := c.Change
-	out.Users, out.Messages = len(c.users), len(c.messages)
-	return out
+	if c.users == nil {
+		return out, nil
+	}
+	var err error
+	if out.Users, err = c.users.count(); err != nil {
+		return out, err
+	}
+	out.Messages, err = c.messages.count()
+	return out, err
 }
 
 type ruleAgg struct {
@@ -202,7 +192,7 @@ type ruleAgg struct {
 type effect struct {
 	action      policy.ActionType
 	unit        string
-	rec, cand   idSet
+	rec, cand   *idSet
 	verb, nouns string
 }
 
@@ -214,12 +204,12 @@ type aggregate struct {
 	rules    map[string]*ruleAgg
 	versions map[string]bool
 	effects  []*effect
-	ids      ids
+	ids      *ids
 	rep      Report
 }
 
 func newAggregate(cand *policy.RuleSet, opt Options) *aggregate {
-	a := &aggregate{opt: opt, cand: cand, rules: map[string]*ruleAgg{}, versions: map[string]bool{}, ids: ids{maphash.MakeSeed()}}
+	a := &aggregate{opt: opt, cand: cand, rules: map[string]*ruleAgg{}, versions: map[string]bool{}, ids: newIDs(hashIDs(), idBudget)}
 	a.rep.Candidate = Candidate{Version: cand.Version(), Rules: len(cand.Rules())}
 	failing := map[string]int{}
 	for _, p := range cand.FailingExamples() {
@@ -248,7 +238,7 @@ func newAggregate(cand *policy.RuleSet, opt Options) *aggregate {
 		{policy.ActionFlag, "messages", "flag", "messages", false},
 		{policy.ActionDelete, "messages", "delete", "messages", false},
 	} {
-		a.effects = append(a.effects, &effect{action: e.t, unit: e.unit, rec: idSet{}, cand: idSet{},
+		a.effects = append(a.effects, &effect{action: e.t, unit: e.unit, rec: a.ids.set(), cand: a.ids.set(),
 			verb: e.verb, nouns: e.nouns})
 	}
 	a.rep.From, a.rep.To = opt.From, opt.To
@@ -405,7 +395,7 @@ func excerpt(s string, n int) string {
 // to the totals.
 func (a *aggregate) countEffects(it *item, rec map[string]recordedMatch) {
 	user, msg := it.ev.SubjectUserID(), it.ev.MessageIDOrEmpty()
-	add := func(acts []policy.Action, side func(*effect) idSet) {
+	add := func(acts []policy.Action, side func(*effect) *idSet) {
 		for _, act := range acts {
 			for _, e := range a.effects {
 				if e.action != act.Type {
@@ -418,24 +408,28 @@ func (a *aggregate) countEffects(it *item, rec map[string]recordedMatch) {
 				if act.Type == policy.ActionFlag && (act.Target == "user") != (e.unit == "users") {
 					continue
 				}
-				a.ids.add(side(e), target)
+				side(e).add(target)
 			}
 		}
 	}
 	for _, m := range rec {
 		if m.Mode == policy.ModeEnforce {
-			add(m.Actions, func(e *effect) idSet { return e.rec })
+			add(m.Actions, func(e *effect) *idSet { return e.rec })
 		}
 	}
 	for _, act := range it.decision.Actions {
 		if a.wanted(act.RuleID) {
-			add([]policy.Action{act}, func(e *effect) idSet { return e.cand })
+			add([]policy.Action{act}, func(e *effect) *idSet { return e.cand })
 		}
 	}
 }
 
-// report finishes the sums.
-func (a *aggregate) report() *Report {
+// report finishes the sums and frees the spilled ids.
+func (a *aggregate) report() (*Report, error) {
+	defer a.ids.close()
+	if a.ids.err != nil {
+		return nil, a.ids.err
+	}
 	rep := a.rep
 	for v := range a.versions {
 		rep.RecordedVersions = append(rep.RecordedVersions, v)
@@ -447,7 +441,15 @@ func (a *aggregate) report() *Report {
 	rep.Rules = []RuleReport{}
 	for _, r := range a.rules {
 		rr := r.RuleReport
-		rr.Added, rr.Removed, rr.Changed = r.added.done(), r.removed.done(), r.changed.done()
+		for _, c := range []struct {
+			to   *Change
+			from *change
+		}{{&rr.Added, &r.added}, {&rr.Removed, &r.removed}, {&rr.Changed, &r.changed}} {
+			var err error
+			if *c.to, err = c.from.done(); err != nil {
+				return nil, err
+			}
+		}
 		rep.Rules = append(rep.Rules, rr)
 	}
 	// Rules with differences first, then by id.
@@ -456,7 +458,14 @@ func (a *aggregate) report() *Report {
 	})
 	var words []string
 	for _, e := range a.effects {
-		t := Total{Action: e.action, Unit: e.unit, Recorded: len(e.rec), Candidate: len(e.cand)}
+		t := Total{Action: e.action, Unit: e.unit}
+		var err error
+		if t.Recorded, err = e.rec.count(); err != nil {
+			return nil, err
+		}
+		if t.Candidate, err = e.cand.count(); err != nil {
+			return nil, err
+		}
 		rep.Totals = append(rep.Totals, t)
 		switch d := t.Candidate - t.Recorded; {
 		case d > 0:
@@ -469,7 +478,7 @@ func (a *aggregate) report() *Report {
 	if rep.Summary == "" {
 		rep.Summary = "no change in who or what would be acted on"
 	}
-	return &rep
+	return &rep, nil
 }
 
 // differences counts the events on which the rule differs.
