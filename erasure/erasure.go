@@ -42,9 +42,11 @@ type Eraser struct {
 	// on (the others learn it from the database within seconds).
 	Recent *Recent
 	// Later, when set, queues a system erasure that failed at once, to be
-	// retried until it succeeds (a *Queue).
+	// retried until it succeeds, and schedules each erasure's follow-up
+	// (a *Queue).
 	Later interface {
 		EraseUserLater(ctx context.Context, userID string) error
+		FollowUp(ctx context.Context, userID string) error
 	}
 }
 
@@ -53,14 +55,49 @@ func New(st Store, logger *slog.Logger) *Eraser {
 	return &Eraser{store: st, logger: logger}
 }
 
-// systemReason is the recorded reason of an erasure Stream asked for.
-const systemReason = "Stream user.deleted with hard_delete"
+// systemReason is the recorded reason of an erasure Stream asked for;
+// followUpReason that of an erasure's follow-up.
+const (
+	systemReason   = "Stream user.deleted with hard_delete"
+	followUpReason = "follow-up of an erasure: what arrived after it"
+)
 
 // Erase redacts the user's content in the spool, then in the database,
-// and returns what it changed per kind. act says who asks and why; the
-// act is recorded with the counts. A bad user id is a *store.InputError
-// and changes nothing.
+// and returns what it changed per kind; with a queue (Later), it
+// schedules the erasure's follow-up. act says who asks and why; the act
+// is recorded with the counts. A bad user id is a *store.InputError and
+// changes nothing.
 func (e *Eraser) Erase(ctx context.Context, userID string, act store.StaffAct) (store.Erasure, error) {
+	res, err := e.erase(ctx, userID, act)
+	if err != nil {
+		return res, err
+	}
+	if e.Later != nil {
+		if err := e.Later.FollowUp(ctx, userID); err != nil {
+			e.logger.Warn("the erasure's follow-up could not be scheduled", "user_id", userID, "error", err.Error())
+		}
+	}
+	return res, nil
+}
+
+// followUp runs an erasure again, as the system, and warns when it found
+// something to redact (a delivery that slipped past the replicas' sets).
+func (e *Eraser) followUp(ctx context.Context, userID string) error {
+	res, err := e.erase(ctx, userID, store.StaffAct{Actor: store.ActorSystem, Role: store.ActorSystem, Reason: followUpReason})
+	if err != nil {
+		return err
+	}
+	for kind, n := range res.Counts {
+		if n > 0 && kind != "spool" {
+			e.logger.Warn("an erasure's follow-up found content recorded after it", "user_id", userID, "erased", res.Counts)
+			break
+		}
+	}
+	return nil
+}
+
+// erase does the erasure: this replica's set, its spool, the database.
+func (e *Eraser) erase(ctx context.Context, userID string, act store.StaffAct) (store.Erasure, error) {
 	if err := store.CheckUserID(userID); err != nil {
 		return store.Erasure{}, err
 	}

@@ -31,11 +31,14 @@ const (
 )
 
 // JobArgs is a durable erasure, as the system: Stream's user.deleted with
-// hard_delete whose erasure failed when its spooled delivery was
-// replayed (the delivery itself was acknowledged, so nothing else would
-// ask again).
+// hard_delete whose erasure failed at once (when its spooled delivery
+// was replayed, the delivery itself was acknowledged, so nothing else
+// would ask again), or the follow-up of any erasure.
 type JobArgs struct {
 	UserID string `json:"user_id"`
+	// FollowUp marks the re-run of a done erasure (Queue.FollowUp), which
+	// schedules none of its own.
+	FollowUp bool `json:"follow_up,omitempty"`
 }
 
 // Kind implements river.JobArgs.
@@ -50,17 +53,29 @@ func (JobArgs) InsertOpts() river.InsertOpts {
 // queue, beside the action runner's.
 type Queue struct {
 	river    *river.Client[pgx.Tx]
+	followUp time.Duration
 	queued   prometheus.Counter
 	failures prometheus.Counter
 }
 
 // QueueConfig configures a Queue. RetryBase is the wait before the first
 // retry (default 5 s), doubled at each failed attempt up to an hour.
+// FollowUpAfter is when an erasure's follow-up runs (default
+// DefaultFollowUpAfter).
 type QueueConfig struct {
-	Logger    *slog.Logger
-	Reg       prometheus.Registerer
-	RetryBase time.Duration
+	Logger        *slog.Logger
+	Reg           prometheus.Registerer
+	RetryBase     time.Duration
+	FollowUpAfter time.Duration
 }
+
+// DefaultFollowUpAfter is when an erasure is run again, as the system: by
+// then every replica has known it for minutes (Recent refreshes every
+// few seconds) and Stream has stopped retrying what it sent before, so
+// the re-run catches what slipped between (a delivery another replica
+// recorded before it learned the erasure, one in a transaction that
+// committed after it). It usually changes nothing.
+const DefaultFollowUpAfter = 2 * time.Minute
 
 // NewQueue returns the queue of durable erasures carried out by e; Start
 // it once the schema is migrated.
@@ -91,7 +106,7 @@ func NewQueue(pool *pgxpool.Pool, e *Eraser, cfg QueueConfig) (*Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("erasure queue: %w", err)
 	}
-	q.river = rc
+	q.river, q.followUp = rc, cmpOr(cfg.FollowUpAfter, DefaultFollowUpAfter)
 	return q, nil
 }
 
@@ -109,6 +124,17 @@ func (q *Queue) EraseUserLater(ctx context.Context, userID string) error {
 		return fmt.Errorf("queue the erasure of %s: %w", userID, err)
 	}
 	q.queued.Inc()
+	return nil
+}
+
+// FollowUp schedules the re-run of a done erasure of userID, as the
+// system, after QueueConfig.FollowUpAfter.
+func (q *Queue) FollowUp(ctx context.Context, userID string) error {
+	opts := JobArgs{}.InsertOpts()
+	opts.ScheduledAt = time.Now().Add(q.followUp)
+	if _, err := q.river.Insert(ctx, JobArgs{UserID: userID, FollowUp: true}, &opts); err != nil {
+		return fmt.Errorf("schedule the follow-up of the erasure of %s: %w", userID, err)
+	}
 	return nil
 }
 
@@ -140,10 +166,16 @@ type worker struct {
 	failures prometheus.Counter
 }
 
-// Work erases the user as the system; a failure is counted and River
-// retries it.
+// Work erases the user as the system (again, for a follow-up); a failure
+// is counted and River retries it.
 func (w *worker) Work(ctx context.Context, job *river.Job[JobArgs]) error {
-	if err := w.e.EraseUser(ctx, job.Args.UserID); err != nil {
+	var err error
+	if job.Args.FollowUp {
+		err = w.e.followUp(ctx, job.Args.UserID)
+	} else {
+		err = w.e.EraseUser(ctx, job.Args.UserID)
+	}
+	if err != nil {
 		w.failures.Inc()
 		w.e.logger.Error("queued erasure failed; it will be retried", "user_id", job.Args.UserID,
 			"attempt", job.Attempt, "error", err.Error())

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 
@@ -55,7 +57,9 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 // in moderator_erasure_failures_total, and is retried until it erases the
 // user as the system, once.
 func TestQueuedErasureRetriedUntilItSucceeds(t *testing.T) {
-	t.Parallel()
+	// Not parallel: the River clients of one database elect one leader,
+	// whose scheduler promotes scheduled jobs; two tests would wait on a
+	// handover.
 	ctx := context.Background()
 	st := storetest.Store(t)
 	recordMessage(t, st, "queued-dee", "dee text")
@@ -117,5 +121,59 @@ func TestEraseUserLaterWithoutQueue(t *testing.T) {
 	e := erasure.New(storetest.Store(t), slog.New(slog.NewTextHandler(t.Output(), nil)))
 	if err := e.EraseUserLater(context.Background(), "nobody"); err == nil {
 		t.Error("queued without a queue: no error")
+	}
+}
+
+// TestErasureFollowUp: an erasure schedules its follow-up; a message
+// recorded after the erasure (as one another replica took before it
+// learned the erasure would be) is redacted when the follow-up runs, as
+// the system, and the follow-up schedules none of its own.
+func TestErasureFollowUp(t *testing.T) {
+	// Not parallel: the River clients of one database elect one leader,
+	// whose scheduler promotes scheduled jobs; two tests would wait on a
+	// handover.
+	ctx := context.Background()
+	st := storetest.Store(t)
+	logger := slog.New(slog.NewTextHandler(t.Output(), nil))
+	e := erasure.New(st, logger)
+	q, err := erasure.NewQueue(st.Pool(), e, erasure.QueueConfig{Logger: logger, Reg: prometheus.NewRegistry(),
+		FollowUpAfter: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Later = q
+	if _, err := e.Erase(ctx, "follow-eli", store.StaffAct{Actor: "ann", Role: "admin", Reason: "ticket 4"}); err != nil {
+		t.Fatal(err)
+	}
+	recordMessage(t, st, "follow-eli", "slipped text")
+	events, cancel := q.Subscribe(river.EventKindJobCompleted)
+	defer cancel()
+	if err := q.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = q.Stop(ctx) }()
+	for done := false; !done; {
+		select {
+		case ev := <-events:
+			done = ev.Job.Kind == erasure.JobKind && strings.Contains(string(ev.Job.EncodedArgs), `"follow-eli"`)
+		case <-time.After(time.Minute):
+			t.Fatal("the follow-up did not run")
+		}
+	}
+	var text string
+	if err := st.Pool().QueryRow(ctx, `SELECT payload #>> '{message,text}' FROM events WHERE user_id = 'follow-eli'`).Scan(&text); err != nil || text != store.Redacted {
+		t.Errorf("after the follow-up the slipped message holds %q (%v), want the marker", text, err)
+	}
+	rows, err := st.Pool().Query(ctx, `SELECT actor FROM staff_audit WHERE act = 'erase' AND target_user_id = 'follow-eli' ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acts, err := pgx.CollectRows(rows, pgx.RowTo[string]); err != nil || len(acts) != 2 || acts[0] != "ann" || acts[1] != store.ActorSystem {
+		t.Errorf("erasures recorded by %v (%v), want ann's then the system's", acts, err)
+	}
+	var jobs int
+	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = $1 AND args ->> 'user_id' = 'follow-eli'`,
+		erasure.JobKind).Scan(&jobs); err != nil || jobs != 1 {
+		t.Errorf("%d erasure jobs for the user (%v), want the one follow-up", jobs, err)
 	}
 }
