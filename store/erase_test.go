@@ -409,3 +409,34 @@ func TestErasedSince(t *testing.T) {
 		t.Errorf("erased since an hour from now: %v (%v), want none", later, err)
 	}
 }
+
+// TestRedactMessageMatchesSQL: the copy of a user's message in another's
+// event is redacted the same in Go (the spool, the intake) as in SQL
+// (moderator_erase_user), and the rest stays.
+func TestRedactMessageMatchesSQL(t *testing.T) {
+	t.Parallel()
+	body := []byte(`{"type":"reaction.updated","reaction":{"type":"love","user":{"id":"bob"}},` +
+		`"message":{"id":"m1","text":"eve's <b>words</b>","user":{"id":"eve","name":"Eve"},"reaction_counts":{"love":2}},"user":{"id":"bob","name":"Bob"}}`)
+	goRedacted, ok, err := policy.RedactMessage(body)
+	if err != nil || !ok {
+		t.Fatalf("RedactMessage: %v %v", ok, err)
+	}
+	var sqlRedacted string
+	if err := storetest.Store(t).Pool().QueryRow(context.Background(), `SELECT jsonb_set($1::jsonb, '{message}',
+		moderator_redact($1::jsonb -> 'message', moderator_payload_keep()))::text`, string(body)).Scan(&sqlRedacted); err != nil {
+		t.Fatal(err)
+	}
+	var a, b map[string]any
+	if err := errors.Join(json.Unmarshal(goRedacted, &a), json.Unmarshal([]byte(sqlRedacted), &b)); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(b, a); diff != "" {
+		t.Errorf("SQL (-) and Go (+) redactions differ:\n%s", diff)
+	}
+	if strings.Contains(string(goRedacted), "words") || !strings.Contains(string(goRedacted), `"Bob"`) {
+		t.Errorf("redacted to %s, want eve's message redacted and bob's name kept", goRedacted)
+	}
+	if _, ok, err := policy.RedactMessage([]byte(`{"type":"user.updated","user":{"id":"eve"}}`)); ok || err != nil {
+		t.Errorf("an event with no message: ok %v (%v), want false", ok, err)
+	}
+}

@@ -238,3 +238,18 @@ func TestFailedErasureQueued(t *testing.T) {
 		t.Errorf("erasures tried at once (-want +got):\n%s", diff)
 	}
 }
+
+// TestRedactSpooledReaction: in the spool, another user's reaction to the
+// erased user's message loses only the message; one about neither is
+// left as it is.
+func TestRedactSpooledReaction(t *testing.T) {
+	t.Parallel()
+	body := []byte(`{"type":"reaction.deleted","reaction":{"type":"love","user":{"id":"bob"}},"message":{"id":"m1","text":"eve words","user":{"id":"eve"}},"user":{"id":"bob","name":"Bob"}}`)
+	out, ok := redactBody(body, "eve")
+	if !ok || strings.Contains(string(out), "eve words") || !strings.Contains(string(out), `"Bob"`) || !strings.Contains(string(out), `"love"`) {
+		t.Errorf("redacted to %s (%v), want the message redacted, bob's name and the reaction kept", out, ok)
+	}
+	if _, ok := redactBody(body, "carol"); ok {
+		t.Error("a reaction about neither user was redacted")
+	}
+}
