@@ -35,6 +35,24 @@ func benchEvents() int {
 	return 50_000
 }
 
+// benchShape is the stream the benchmarks store: by default, for each
+// 50,000 events 2,000 users over an hour (a user posts about 25 messages
+// an hour however many events are stored). BACKTEST_BENCH_USERS fixes the
+// users and BACKTEST_BENCH_RATE their messages an hour, so that the span
+// grows with the events instead: the shape that shows memory flat, with a
+// population that does not grow with the window and, past 7 days (the
+// starter ladder's longest window), state that expires.
+func benchShape(n int) (users int, span time.Duration) {
+	scale := max(1, n/50_000)
+	users, span = 2000*scale, time.Duration(scale)*time.Hour
+	u, err1 := strconv.Atoi(os.Getenv("BACKTEST_BENCH_USERS"))
+	r, err2 := strconv.ParseFloat(os.Getenv("BACKTEST_BENCH_RATE"), 64)
+	if err1 == nil && err2 == nil && u > 0 && r > 0 {
+		users, span = u, time.Duration(float64(n)/(float64(u)*r)*float64(time.Hour))
+	}
+	return users, span
+}
+
 var benchDB struct {
 	sync.Once
 	st   *store.Store
@@ -43,10 +61,9 @@ var benchDB struct {
 	err  error
 }
 
-// benchStore is the package database holding benchEvents() messages:
-// for each 50,000 of them, 2,000 users in 20 channels over an hour (so
-// that a user posts about 25 messages an hour however many events are
-// stored), a sixth with links, a sixth shouting, a sixth swearing.
+// benchStore is the package database holding benchEvents() messages in
+// 20 channels, shaped by benchShape: a sixth with links, a sixth
+// shouting, a sixth swearing.
 func benchStore(b *testing.B) (*store.Store, time.Time, time.Time) {
 	benchDB.Do(func() {
 		ctx := context.Background()
@@ -62,8 +79,7 @@ func benchStore(b *testing.B) (*store.Store, time.Time, time.Time) {
 			return
 		}
 		n := benchEvents()
-		scale := max(1, n/50_000)
-		users, span := 2000*scale, time.Duration(scale)*time.Hour
+		users, span := benchShape(n)
 		now := time.Now()
 		start := now.Add(-span)
 		texts := []string{"hello all, how is everyone today?", "check https://example.com/deal it is great",

@@ -13,10 +13,10 @@ import (
 )
 
 // idBudget is how many distinct-id hashes a report keeps in memory, over
-// all its sets, before it spills them to disk: about 4 MiB of map
+// all its sets, before it spills them to disk: about 1 MiB of map
 // entries. A week of a busy app affects millions of users and messages;
 // counting them must not grow the backtest's memory with the window.
-var idBudget = 1 << 18 // a variable for the tests that force spills
+var idBudget = 1 << 16 // a variable for the tests that force spills
 
 // ids counts a report's distinct users and messages exactly in bounded
 // memory. Each set keeps 64-bit hashes of its ids (8 bytes where the id's
