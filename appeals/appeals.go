@@ -292,10 +292,20 @@ func reasonOf(reason *string) (string, error) {
 	return *reason, nil
 }
 
-// overturnRequest is the body of POST /actions/{id}/overturn and
-// /decisions/{id}/overturn.
-type overturnRequest struct {
+// reasonRequest is the body of the staff acts that take only a reason:
+// POST /actions/{id}/overturn, /decisions/{id}/overturn,
+// /rules/{id}/restore and /users/{user_id}/erase.
+type reasonRequest struct {
 	Reason *string `json:"reason"`
+}
+
+// decodeReason reads a reasonRequest and checks its reason.
+func decodeReason(w http.ResponseWriter, r *http.Request) (string, error) {
+	var body reasonRequest
+	if err := decodeBody(w, r, &body); err != nil {
+		return "", err
+	}
+	return reasonOf(body.Reason)
 }
 
 func (s *server) overturnAction(w http.ResponseWriter, r *http.Request) error {
@@ -311,11 +321,7 @@ func (s *server) overturn(w http.ResponseWriter, r *http.Request, kind string) e
 	if err != nil {
 		return err
 	}
-	var body overturnRequest
-	if err := decodeBody(w, r, &body); err != nil {
-		return err
-	}
-	reason, err := reasonOf(body.Reason)
+	reason, err := decodeReason(w, r)
 	if err != nil {
 		return err
 	}

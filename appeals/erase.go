@@ -7,11 +7,6 @@ import (
 	"moderator/store"
 )
 
-// eraseRequest is POST /users/{user_id}/erase's body.
-type eraseRequest struct {
-	Reason *string `json:"reason"`
-}
-
 // eraseUser redacts a user's content everywhere the service keeps it (the
 // database and this replica's spool), keeping the skeleton of the audit
 // trail, and answers what it changed per kind. The act, with its reason
@@ -22,15 +17,8 @@ func (s *server) eraseUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var req eraseRequest
-	if err := decodeBody(w, r, &req); err != nil {
-		return err
-	}
-	reason := ""
-	if req.Reason != nil {
-		reason = *req.Reason
-	}
-	if err := requiredText("reason", reason, maxReasonLen); err != nil {
+	reason, err := decodeReason(w, r)
+	if err != nil {
 		return err
 	}
 	if s.eraser == nil {

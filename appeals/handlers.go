@@ -253,11 +253,6 @@ func (s *server) settings(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// restoreRequest is POST /rules/{id}/restore's body.
-type restoreRequest struct {
-	Reason *string `json:"reason"`
-}
-
 // restoreRule ends a rule's demotion by its guard; the staff audit row is
 // written with it.
 func (s *server) restoreRule(w http.ResponseWriter, r *http.Request) error {
@@ -265,15 +260,8 @@ func (s *server) restoreRule(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var req restoreRequest
-	if err := decodeBody(w, r, &req); err != nil {
-		return err
-	}
-	reason := ""
-	if req.Reason != nil {
-		reason = *req.Reason
-	}
-	if err := requiredText("reason", reason, maxReasonLen); err != nil {
+	reason, err := decodeReason(w, r)
+	if err != nil {
 		return err
 	}
 	if s.restorer == nil {

@@ -541,14 +541,22 @@ const CounterRetention = policy.MaxHistoryWindow + 24*time.Hour
 // by event id (ids grow with the time of recording), so it needs no index
 // of its own.
 func (s *Store) ExpireCounterMarks(ctx context.Context, retention time.Duration, limit int) (int64, error) {
+	return s.expireByEvent(ctx, "counter_marks", "event_id", retention, limit)
+}
+
+// expireByEvent deletes the rows of table (a working table with an
+// event_id column, whose primary key is key) of events recorded more than
+// retention ago, at most limit of them, oldest first. table and key are
+// constants of the callers, never input.
+func (s *Store) expireByEvent(ctx context.Context, table, key string, retention time.Duration, limit int) (int64, error) {
 	tag, err := s.pool.Exec(ctx, `
-		DELETE FROM counter_marks WHERE event_id IN (
-			SELECT event_id FROM counter_marks
+		DELETE FROM `+table+` WHERE `+key+` IN (
+			SELECT `+key+` FROM `+table+`
 			WHERE event_id <= (SELECT id FROM events WHERE received_at < now() - $1::interval
 				ORDER BY received_at DESC LIMIT 1)
 			ORDER BY event_id LIMIT $2)`, retention, limit)
 	if err != nil {
-		return 0, fmt.Errorf("expire counter marks: %w", err)
+		return 0, fmt.Errorf("expire %s: %w", table, err)
 	}
 	return tag.RowsAffected(), nil
 }

@@ -182,14 +182,5 @@ func queueShadowStrikes(w *Writes, recs []EventRecord, results []RecordResult) {
 // many it deleted; call it until it returns less than limit. Like
 // ExpireCounterMarks, it finds them by event id.
 func (s *Store) ExpireStrikes(ctx context.Context, retention time.Duration, limit int) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `
-		DELETE FROM strikes WHERE id IN (
-			SELECT id FROM strikes
-			WHERE event_id <= (SELECT id FROM events WHERE received_at < now() - $1::interval
-				ORDER BY received_at DESC LIMIT 1)
-			ORDER BY event_id LIMIT $2)`, retention, limit)
-	if err != nil {
-		return 0, fmt.Errorf("expire strikes: %w", err)
-	}
-	return tag.RowsAffected(), nil
+	return s.expireByEvent(ctx, "strikes", "id", retention, limit)
 }
