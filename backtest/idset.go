@@ -2,6 +2,7 @@ package backtest
 
 import (
 	"bufio"
+	"container/heap"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -120,26 +121,50 @@ func (s *idSet) count() (int, error) {
 		heads = append(heads, rr)
 	}
 	heads = append(heads, &runReader{mem: slices.Sorted(maps.Keys(s.mem))})
-	n, last, started := 0, uint64(0), false
-	for {
-		var min *runReader
-		for _, h := range heads {
-			if err := h.fill(); err != nil {
-				return 0, err
-			}
-			if h.ok && (min == nil || h.cur < min.cur) {
-				min = h
-			}
+	// A min-heap of the runs by their next value: each id costs log(runs),
+	// not a scan of every run.
+	h := make(runHeap, 0, len(heads))
+	for _, r := range heads {
+		if err := r.fill(); err != nil {
+			return 0, err
 		}
-		if min == nil {
-			return n, nil
+		if r.ok {
+			h = append(h, r)
 		}
-		if !started || min.cur != last {
-			n++
-			last, started = min.cur, true
-		}
-		min.ok = false
 	}
+	heap.Init(&h)
+	n, last := 0, uint64(0)
+	for len(h) > 0 {
+		top := h[0]
+		if n == 0 || top.cur != last {
+			n++
+			last = top.cur
+		}
+		top.ok = false
+		if err := top.fill(); err != nil {
+			return 0, err
+		}
+		if top.ok {
+			heap.Fix(&h, 0)
+		} else {
+			heap.Pop(&h)
+		}
+	}
+	return n, nil
+}
+
+// runHeap orders runs by their next value.
+type runHeap []*runReader
+
+func (h runHeap) Len() int           { return len(h) }
+func (h runHeap) Less(i, j int) bool { return h[i].cur < h[j].cur }
+func (h runHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *runHeap) Push(x any)        { *h = append(*h, x.(*runReader)) }
+func (h *runHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 // close frees the spill file.
