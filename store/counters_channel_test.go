@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -203,58 +202,18 @@ func TestYoungAccountAgeChange(t *testing.T) {
 // counts.channel_users, or two could read the same count.
 func TestChannelUsersAcrossReplicas(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	j := newJudging(t, raidRules)
-	var batchers []*store.Batcher
-	var wg sync.WaitGroup
-	for range 2 {
-		st, err := store.Open(ctx, storetest.URL(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(st.Close)
-		b := store.NewBatcher(st, store.BatcherConfig{})
-		wg.Go(func() { b.Run(ctx) })
-		batchers = append(batchers, b)
-	}
-	defer wg.Wait()
-	defer cancel()
-
 	const n = 40
 	room := "messaging:" + t.Name()
-	var sends sync.WaitGroup
-	errs := make(chan error, 2*n)
+	ids, bodies := make([]string, n), make([][]byte, n)
 	for i := range n {
 		// Old accounts: only the channel_users rule makes them lock.
 		p := post{id: fmt.Sprintf("%s-%d", t.Name(), i), user: fmt.Sprintf("%s-u%d", t.Name(), i), channel: room,
 			at: t0.Add(time.Duration(i) * 100 * time.Millisecond)}
-		for copy := range 2 {
-			sends.Go(func() {
-				_, err := batchers[(i+copy)%2].RecordEvent(ctx, j.record(t, p.id, p.body()))
-				errs <- err
-			})
-		}
+		ids[i], bodies[i] = p.id, p.body()
 	}
-	sends.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	var counts []int
-	for i := range n {
-		counts = append(counts, j.saw(fmt.Sprintf("%s-%d", t.Name(), i), `counts.channel_users("10m")`))
-	}
-	slices.Sort(counts)
-	want := make([]int, n)
-	for i := range want {
-		want[i] = i + 1
-	}
-	if diff := cmp.Diff(want, counts); diff != "" {
-		t.Errorf("counts.channel_users seen by the messages, sorted (-want +got):\n%s", diff)
-	}
+	recordOnTwoReplicas(t, j, ids, bodies)
+	wantOneToN(t, j, ids, `counts.channel_users("10m")`)
 }
 
 // TestChannelUsersInOneBatch: a batch's own messages count for those

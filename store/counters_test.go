@@ -518,11 +518,30 @@ func TestStrikesCountMessages(t *testing.T) {
 // the counts must be exactly 1..n: no message counted twice or missed.
 func TestCountsAcrossReplicas(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	j := newJudging(t, counterRules)
-	var batchers []*store.Batcher
+	const n = 60
+	user := t.Name()
+	ids, bodies := make([]string, n), make([][]byte, n)
+	for i := range n {
+		m := message{id: fmt.Sprintf("%s-%d", user, i), user: user, channel: fmt.Sprintf("messaging:%s-%d", user, i%3),
+			text: "flood", at: t0.Add(time.Duration(i) * 100 * time.Millisecond)}
+		ids[i], bodies[i] = m.id, m.body()
+	}
+	recordOnTwoReplicas(t, j, ids, bodies)
+	wantOneToN(t, j, ids, `counts.user_duplicates("10m")`)
+}
+
+// recordOnTwoReplicas starts two batchers, each on a store of its own on
+// the package database, as two replicas would run, and records every
+// body through both at once (Stream's retries land on either replica),
+// the i-th as webhook ids[i]; it returns once all are recorded.
+func recordOnTwoReplicas(t *testing.T, j *judging, ids []string, bodies [][]byte) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	var batchers []*store.Batcher
 	for range 2 {
 		st, err := store.Open(ctx, storetest.URL(t))
 		if err != nil {
@@ -533,19 +552,12 @@ func TestCountsAcrossReplicas(t *testing.T) {
 		wg.Go(func() { b.Run(ctx) })
 		batchers = append(batchers, b)
 	}
-	defer wg.Wait()
-	defer cancel()
-
-	const n = 60
-	user := t.Name()
 	var sends sync.WaitGroup
-	errs := make(chan error, 2*n)
-	for i := range n {
-		m := message{id: fmt.Sprintf("%s-%d", user, i), user: user, channel: fmt.Sprintf("messaging:%s-%d", user, i%3),
-			text: "flood", at: t0.Add(time.Duration(i) * 100 * time.Millisecond)}
+	errs := make(chan error, 2*len(ids))
+	for i := range ids {
 		for copy := range 2 {
 			sends.Go(func() {
-				_, err := batchers[(i+copy)%2].RecordEvent(ctx, j.record(t, m.id, m.body()))
+				_, err := batchers[(i+copy)%2].RecordEvent(ctx, j.record(t, ids[i], bodies[i]))
 				errs <- err
 			})
 		}
@@ -557,17 +569,24 @@ func TestCountsAcrossReplicas(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// wantOneToN checks that the messages ids saw the history value key as
+// exactly 1, 2, …, len(ids), in some order: each counted once, none
+// twice, none missed.
+func wantOneToN(t *testing.T, j *judging, ids []string, key string) {
+	t.Helper()
 	var counts []int
-	for i := range n {
-		counts = append(counts, j.saw(fmt.Sprintf("%s-%d", user, i), `counts.user_duplicates("10m")`))
+	for _, id := range ids {
+		counts = append(counts, j.saw(id, key))
 	}
 	slices.Sort(counts)
-	want := make([]int, n)
+	want := make([]int, len(ids))
 	for i := range want {
 		want[i] = i + 1
 	}
 	if diff := cmp.Diff(want, counts); diff != "" {
-		t.Errorf("counts seen by the messages, sorted (-want +got):\n%s", diff)
+		t.Errorf("%s seen by the messages, sorted (-want +got):\n%s", key, diff)
 	}
 }
 
