@@ -25,6 +25,10 @@ type judged struct {
 	ev   *policy.Event
 	at   *time.Time // nil: unknown, the database's now() stands in
 	mark *policy.Mark
+	// The user, channel and fingerprint its values read: its mark's, or
+	// for a record not counted its own.
+	user, channel string
+	fp            int64
 }
 
 // judging is the history read of a batch, prepared before its events are
@@ -45,6 +49,10 @@ type judging struct {
 	sql    string
 	args   []any
 	read   map[int]*readValues // by ord, for the records the read judged
+	// users computes the user values from the replica's copies of the
+	// users' marks; nil when the rules read none.
+	users *userRead
+	cache *markCache
 }
 
 // readValues is what the history read found for one record: its history,
@@ -61,8 +69,8 @@ type struckSet map[policy.HistoryKey]map[string]bool
 
 // prepareJudging returns the history read of recs, nil when no record has
 // a Judge.
-func prepareJudging(recs []EventRecord) (*judging, error) {
-	j := &judging{read: map[int]*readValues{}}
+func prepareJudging(recs []EventRecord, cache *markCache) (*judging, error) {
+	j := &judging{read: map[int]*readValues{}, cache: cache}
 	for i := range recs {
 		r := &recs[i]
 		if r.Judge == nil || r.Event == nil {
@@ -74,6 +82,12 @@ func prepareJudging(recs []EventRecord) (*judging, error) {
 				jr.mark = &m
 			}
 		}
+		m := jr.mark
+		if m == nil {
+			// Not counted: it reads with its own user, channel and text.
+			m = &policy.Mark{UserID: r.Event.SubjectUserID(), ChannelCID: r.Event.ChannelCID(), Fingerprint: policy.Fingerprint(messageText(r.Event))}
+		}
+		jr.user, jr.channel, jr.fp = m.UserID, m.ChannelCID, m.Fingerprint
 		j.cands = append(j.cands, jr)
 		j.shadow = j.shadow || r.Judge.ShadowStrikes
 		for _, k := range r.Judge.History {
@@ -113,6 +127,16 @@ func (j *judging) judge(recs []EventRecord, results []RecordResult) error {
 	}
 	for _, jr := range todo {
 		v := j.read[ords[jr.i]]
+		if j.users != nil {
+			if err := j.users.values(v.h, ords[jr.i], jr, results[jr.i].EventID, jr.user, jr.channel, jr.fp); err != nil {
+				return err
+			}
+			for _, k := range j.users.keys {
+				if v.shadow != nil {
+					v.shadow[k] = v.h[k]
+				}
+			}
+		}
 		addBatchStrikes(v.h, v.struck, recs, results, jr, j.keys, false)
 		var shadow policy.History
 		if recs[jr.i].Judge.ShadowStrikes && v.shadow != nil {
@@ -224,18 +248,17 @@ func (j *judging) batchArgs(recs []EventRecord) []any {
 		msgs = append(msgs, nullString(jr.ev.MessageIDOrEmpty()))
 		youngUS = append(youngUS, recs[jr.i].Judge.YoungAccount.Microseconds())
 		marked = append(marked, jr.mark != nil)
-		m := jr.mark
-		if m == nil {
-			// Not counted: it reads with its own user, channel and text.
-			m = &policy.Mark{UserID: jr.ev.SubjectUserID(), ChannelCID: jr.ev.ChannelCID(), Fingerprint: policy.Fingerprint(messageText(jr.ev))}
-		}
 		var fp *int64
-		if m.Fingerprint != 0 {
-			fp = &m.Fingerprint
+		if jr.fp != 0 {
+			fp = &jr.fp
 		}
 		fps = append(fps, fp)
-		users = append(users, m.UserID)
-		chans = append(chans, nullString(m.ChannelCID))
+		users = append(users, jr.user)
+		chans = append(chans, nullString(jr.channel))
+		var m policy.Mark
+		if jr.mark != nil {
+			m = *jr.mark
+		}
 		links = append(links, int32(m.Links))
 		mentions = append(mentions, int32(m.Mentions))
 		created = append(created, nullTime(m.AccountCreated))
@@ -402,18 +425,9 @@ func (j *judging) build(recs []EventRecord) error {
 	var strikes strikeGroup
 	for _, k := range j.keys {
 		switch k.Name {
-		case policy.CountUserMessages:
-			user.add(k, "count(*) FILTER (WHERE "+q.within("m.at", k.Window)+")")
-		case policy.CountUserChannelMessages:
-			user.add(k, "count(*) FILTER (WHERE m.channel_cid = b.channel_cid AND "+q.within("m.at", k.Window)+")")
-		case policy.CountUserLinks:
-			user.add(k, "coalesce(sum(m.links) FILTER (WHERE "+q.within("m.at", k.Window)+"), 0)")
-		case policy.CountUserMentions:
-			user.add(k, "coalesce(sum(m.mentions) FILTER (WHERE "+q.within("m.at", k.Window)+"), 0)")
-		case policy.CountUserDuplicates:
-			user.add(k, "count(*) FILTER (WHERE m.fingerprint = b.fp AND "+q.within("m.at", k.Window)+")")
-		case policy.CountUserChannels:
-			user.add(k, "count(DISTINCT m.channel_cid) FILTER (WHERE "+q.within("m.at", k.Window)+")")
+		case policy.CountUserMessages, policy.CountUserChannelMessages, policy.CountUserLinks, policy.CountUserMentions,
+			policy.CountUserDuplicates, policy.CountUserChannels:
+			user.add(k, "") // counted from the marks in Go (userRead)
 		case policy.CountChannelYoungMessages:
 			young.add(k, "count(*) FILTER (WHERE "+q.within("m.at", k.Window)+")")
 		case policy.CountChannelUsers:
@@ -424,7 +438,15 @@ func (j *judging) build(recs []EventRecord) error {
 			return fmt.Errorf("read history: unknown history value %s", k)
 		}
 	}
-	q.marks("u", user.keys, user.cols, markCols, "m.user_id = b.user_id", user.window)
+	var userCTEs, userCols, userJoins string
+	if len(user.keys) > 0 {
+		users := make([]string, len(j.cands))
+		for n, jr := range j.cands {
+			users[n] = jr.user
+		}
+		j.users = newUserRead(j.cache, user.keys, j.cands, users)
+		userCTEs, userCols, userJoins = j.users.ctes(q), userColumns+", ", userJoin
+	}
 	// A young account's message: one younger than the record's age when
 	// it was posted. m.young (younger than the longest age) is what the
 	// partial index counter_marks_channel_young_idx holds; marks written
@@ -433,7 +455,11 @@ func (j *judging) build(recs []EventRecord) error {
 		"(m.account_created IS NULL OR m.account_created > m.at - b.young_us * interval '1 microsecond')", young.window)
 	q.marks("cu", chanUsers.keys, chanUsers.cols, channelUserCols, "m.channel_cid = b.channel_cid", chanUsers.window)
 	q.strikes(strikes, j.shadow)
-	j.sql = batchCTE + `SELECT b.ord, ` + strings.Join(q.sel, ", ") + ` FROM b ` + strings.Join(q.joins, " ") + ` ORDER BY b.ord`
+	sel := strings.Join(q.sel, ", ")
+	if sel == "" {
+		userCols = strings.TrimSuffix(userCols, ", ")
+	}
+	j.sql = batchCTE + userCTEs + ` SELECT b.ord, ` + userCols + sel + ` FROM b` + userJoins + ` ` + strings.Join(q.joins, " ") + ` ORDER BY b.ord`
 	j.args = q.args
 	j.order = q.order
 	return nil
@@ -472,14 +498,14 @@ func (j *judging) scan(rows pgx.Rows) error {
 	order := j.order
 	vals := make([]int64, len(order))
 	struck := make([][]string, len(order)) // strike values: the messages struck
-	dest := make([]any, 1+len(order))
 	var ord int32
-	dest[0] = &ord
+	var u userRow
+	dest := j.users.scanDest([]any{&ord}, &u)
 	for i, c := range order {
 		if c.key.IsStrike() {
-			dest[i+1] = &struck[i]
+			dest = append(dest, &struck[i])
 		} else {
-			dest[i+1] = &vals[i]
+			dest = append(dest, &vals[i])
 		}
 	}
 	for rows.Next() {
@@ -509,6 +535,11 @@ func (j *judging) scan(rows pgx.Rows) error {
 			}
 		}
 		j.read[int(ord)] = v
+		if j.users != nil {
+			if err := j.users.take(int(ord), j.cands[ord].user, &u); err != nil {
+				return err
+			}
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read history: %w", err)

@@ -139,9 +139,19 @@ func (s *Store) RecordEventsWith(ctx context.Context, recs []EventRecord, hooks 
 		RETURNING id, webhook_id, body_sha256`
 	// With records to judge, their history read follows in the same round
 	// trip (see judging).
-	jd, err := prepareJudging(recs)
+	jd, err := prepareJudging(recs, s.marks)
 	if err != nil {
 		return nil, err
+	}
+	committed := false
+	if jd != nil && jd.users != nil {
+		defer func() {
+			if committed {
+				jd.users.commit()
+			} else {
+				jd.users.abandon()
+			}
+		}()
 	}
 	var (
 		rows pgx.Rows
@@ -184,6 +194,7 @@ func (s *Store) RecordEventsWith(ctx context.Context, recs []EventRecord, hooks 
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("record events: commit: %w", err)
 	}
+	committed = true
 	return results, nil
 }
 

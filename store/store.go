@@ -25,6 +25,8 @@ type Store struct {
 	pool *pgxpool.Pool
 	// textProbe overrides defaultTextProbe (tests: 0 keeps it).
 	textProbe int
+	// marks are this replica's copies of users' recent counter marks.
+	marks *markCache
 }
 
 // Open connects a pool to the database at url. It does not wait for the
@@ -55,11 +57,11 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create pool: %w", err)
 	}
-	return &Store{pool: pool}, nil
+	return &Store{pool: pool, marks: newMarkCache()}, nil
 }
 
 // New wraps an existing pool; tests use it.
-func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool, marks: newMarkCache()} }
 
 // Pool returns the underlying pool, for packages (such as the job queue)
 // that need to share it.

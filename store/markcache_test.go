@@ -1,0 +1,229 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"moderator/store"
+	"moderator/store/storetest"
+)
+
+// userRules read only user values, so that the history read of a batch
+// touches counter_marks for nothing else.
+const userRules = `rules:
+  - id: flood
+    description: more than 4 messages a minute
+    mode: enforce
+    when: counts.user_messages("1m") > 4
+    actions: [{mute: {timeout: 10m}}]
+    examples:
+      - history: {'counts.user_messages("1m")': 5}
+        event: {}
+        expect: {match: true}
+      - event: {}
+        expect: {match: false}
+  - id: watch
+    description: reads the rest
+    mode: shadow
+    when: >
+      counts.user_channel_messages("1m") + counts.user_links("1h") + counts.user_duplicates("10m") +
+      counts.user_channels("1h") + counts.user_mentions("1h") > 1000
+    actions: [flag]
+    examples:
+      - history: {'counts.user_links("1h")': 1001}
+        event: {}
+        expect: {match: true}
+      - event: {}
+        expect: {match: false}
+`
+
+// markReads records recs in one transaction and returns how many rows of
+// counter_marks the backend has fetched by index so far (st's pool has one
+// connection: the count grows by what each batch fetched).
+func markReads(t *testing.T, st *store.Store, recs ...store.EventRecord) int64 {
+	t.Helper()
+	var n int64
+	_, err := st.RecordEvents(context.Background(), recs, func(ctx context.Context, tx pgx.Tx, _ []store.NewEvent) error {
+		return tx.QueryRow(ctx, `SELECT coalesce(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables WHERE relname = 'counter_marks'`).Scan(&n)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestUserCountsFromMemory: once a replica has read a user's marks, it
+// counts the user's next messages from its copy, without reading the
+// marks again, and the values are those the database read gives: each
+// message counts those before it, and a message delivered long after its
+// time (older than the copy holds) still counts the marks of its window.
+func TestUserCountsFromMemory(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := storetest.NewDatabase(t)
+	other, err := store.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 1
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	st := store.New(pool)
+	j := newJudging(t, userRules)
+	user := t.Name()
+	msg := func(i int, at time.Time) store.EventRecord {
+		m := message{id: fmt.Sprintf("%s-%d", user, i), user: user, channel: fmt.Sprintf("messaging:c%d", i%2),
+			text: "same words", at: at}
+		return j.record(t, m.id, m.body())
+	}
+	// The first on another replica: this one has no copy yet.
+	if _, err := other.RecordEvent(ctx, msg(0, t0)); err != nil {
+		t.Fatal(err)
+	}
+	read := markReads(t, st, msg(1, t0.Add(time.Second)))
+	if read == 0 {
+		t.Errorf("first message on this replica: no counter mark read, want the user's loaded")
+	}
+	for i := 2; i < 8; i++ {
+		n := markReads(t, st, msg(i, t0.Add(time.Duration(i)*time.Second)))
+		if n != read {
+			t.Errorf("message %d: %d counter marks read, want none (counted from the replica's copy)", i, n-read)
+		}
+		read = n
+	}
+	for i := range 8 {
+		id := fmt.Sprintf("%s-%d", user, i)
+		if got := j.saw(id, `counts.user_messages("1m")`); got != i+1 {
+			t.Errorf("message %d: counts.user_messages(\"1m\") = %d, want %d", i, got, i+1)
+		}
+		if got := j.saw(id, `counts.user_channel_messages("1m")`); got != i/2+1 {
+			t.Errorf("message %d: counts.user_channel_messages(\"1m\") = %d, want %d", i, got, i/2+1)
+		}
+		if got := j.saw(id, `counts.user_duplicates("10m")`); got != i+1 {
+			t.Errorf("message %d: counts.user_duplicates(\"10m\") = %d, want %d", i, got, i+1)
+		}
+		if got, want := j.saw(id, `counts.user_channels("1h")`), min(i+1, 2); got != want {
+			t.Errorf("message %d: counts.user_channels(\"1h\") = %d, want %d", i, got, want)
+		}
+	}
+	// Two hours later the copy keeps only the last hour and a minute.
+	later := t0.Add(2 * time.Hour)
+	read = markReads(t, st, msg(8, later))
+	if got := j.saw(user+"-8", `counts.user_channels("1h")`); got != 1 {
+		t.Errorf("two hours later: counts.user_channels(\"1h\") = %d, want 1", got)
+	}
+	// A message from before that, delivered now, is counted against the
+	// marks of its own hour, which the replica loads again.
+	if n := markReads(t, st, msg(9, t0.Add(30*time.Minute))); n < read+8 {
+		t.Errorf("late message: %d counter marks read, want the 8 of its window at least", n-read)
+	}
+	if got := j.saw(user+"-9", `counts.user_messages("1m")`); got != 1 {
+		t.Errorf("late message: counts.user_messages(\"1m\") = %d, want 1 (its own)", got)
+	}
+	if got := j.saw(user+"-9", `counts.user_channels("1h")`); got != 2 {
+		t.Errorf("late message: counts.user_channels(\"1h\") = %d, want 2 (the first eight and its own)", got)
+	}
+	if got := j.saw(user+"-9", `counts.user_duplicates("10m")`); got != 1 {
+		t.Errorf("late message: counts.user_duplicates(\"10m\") = %d, want 1 (its own)", got)
+	}
+}
+
+// TestUserCountsSeeOtherWriters: a replica's copy of a user's marks is
+// not used once another replica, or anything else, wrote marks of the
+// user: it loads them again and counts them.
+func TestUserCountsSeeOtherWriters(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := storetest.NewDatabase(t)
+	var replicas [2]*store.Store
+	for i := range replicas {
+		st, err := store.Open(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		replicas[i] = st
+	}
+	if _, err := replicas[0].Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	j := newJudging(t, userRules)
+	user := t.Name()
+	send := func(st *store.Store, i int) {
+		m := message{id: fmt.Sprintf("%s-%d", user, i), user: user, channel: "messaging:c", text: "hi",
+			at: t0.Add(time.Duration(i) * time.Second)}
+		if _, err := st.RecordEvent(ctx, j.record(t, m.id, m.body())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 0, 1 on the first; 2, 3 on the second; 4 on the first again.
+	for i, r := range []int{0, 0, 1, 1, 0} {
+		send(replicas[r], i)
+	}
+	// A mark written by hand (or by a replica of an older version).
+	if _, err := replicas[1].Pool().Exec(ctx, `INSERT INTO counter_marks (event_id, user_id, channel_cid, at, links, fingerprint, young, mentions)
+		VALUES (-1, $1, 'messaging:c', $2, 0, NULL, false, 0)`, user, t0.Add(4500*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	send(replicas[0], 5)
+	for i, want := range []int{1, 2, 3, 4, 5, 7} {
+		if got := j.saw(fmt.Sprintf("%s-%d", user, i), `counts.user_messages("1m")`); got != want {
+			t.Errorf("message %d: counts.user_messages(\"1m\") = %d, want %d", i, got, want)
+		}
+	}
+}
+
+// TestUserCountsAfterRollback: the marks of a batch whose transaction
+// rolled back are not counted by the replica's next batches, even once
+// the user's version is what that batch's commit would have made it.
+func TestUserCountsAfterRollback(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.Store(t)
+	j := newJudging(t, userRules)
+	user := t.Name()
+	msg := func(i int) store.EventRecord {
+		m := message{id: fmt.Sprintf("%s-%d", user, i), user: user, channel: "messaging:c", text: "hi",
+			at: t0.Add(time.Duration(i) * time.Second)}
+		return j.record(t, m.id, m.body())
+	}
+	if _, err := st.RecordEvent(ctx, msg(0)); err != nil {
+		t.Fatal(err)
+	}
+	fail := errors.New("refused")
+	_, err := st.RecordEvents(ctx, []store.EventRecord{msg(1), msg(2)}, func(context.Context, pgx.Tx, []store.NewEvent) error {
+		return fail
+	})
+	if !errors.Is(err, fail) {
+		t.Fatalf("RecordEvents with a failing hook: got %v, want %v", err, fail)
+	}
+	// Another writer then brings the user's version to what the rolled
+	// back batch would have made it.
+	if _, err := st.Pool().Exec(ctx, `INSERT INTO counter_marks (event_id, user_id, channel_cid, at, links, fingerprint, young, mentions)
+		VALUES (-1, $1, 'messaging:c', $2, 0, NULL, false, 0)`, user, t0.Add(1500*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.RecordEvent(ctx, msg(3)); err != nil {
+		t.Fatal(err)
+	}
+	if got := j.saw(user+"-3", `counts.user_messages("1m")`); got != 3 {
+		t.Errorf("after a rolled-back batch: counts.user_messages(\"1m\") = %d, want 3 (0, the other writer's and its own)", got)
+	}
+}
