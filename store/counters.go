@@ -29,6 +29,7 @@ type judged struct {
 	// for a record not counted its own.
 	user, channel string
 	fp            int64
+	youngAge      time.Duration // the record's young-account age
 }
 
 // judging is the history read of a batch, prepared before its events are
@@ -49,10 +50,11 @@ type judging struct {
 	sql    string
 	args   []any
 	read   map[int]*readValues // by ord, for the records the read judged
-	// users computes the user values from the replica's copies of the
-	// users' marks; nil when the rules read none.
-	users *userRead
-	cache *markCache
+	// copies compute the user values and the channels' young messages
+	// from the replica's copies of their marks (copyRead).
+	copies []*copyRead
+	ats    map[int]time.Time // the records' times (b.at), by ord
+	cache  *markCache
 }
 
 // readValues is what the history read found for one record: its history,
@@ -70,7 +72,7 @@ type struckSet map[policy.HistoryKey]map[string]bool
 // prepareJudging returns the history read of recs, nil when no record has
 // a Judge.
 func prepareJudging(recs []EventRecord, cache *markCache) (*judging, error) {
-	j := &judging{read: map[int]*readValues{}, cache: cache}
+	j := &judging{read: map[int]*readValues{}, ats: map[int]time.Time{}, cache: cache}
 	for i := range recs {
 		r := &recs[i]
 		if r.Judge == nil || r.Event == nil {
@@ -87,7 +89,7 @@ func prepareJudging(recs []EventRecord, cache *markCache) (*judging, error) {
 			// Not counted: it reads with its own user, channel and text.
 			m = &policy.Mark{UserID: r.Event.SubjectUserID(), ChannelCID: r.Event.ChannelCID(), Fingerprint: policy.Fingerprint(messageText(r.Event))}
 		}
-		jr.user, jr.channel, jr.fp = m.UserID, m.ChannelCID, m.Fingerprint
+		jr.user, jr.channel, jr.fp, jr.youngAge = m.UserID, m.ChannelCID, m.Fingerprint, r.Judge.YoungAccount
 		j.cands = append(j.cands, jr)
 		j.shadow = j.shadow || r.Judge.ShadowStrikes
 		for _, k := range r.Judge.History {
@@ -127,11 +129,11 @@ func (j *judging) judge(recs []EventRecord, results []RecordResult) error {
 	}
 	for _, jr := range todo {
 		v := j.read[ords[jr.i]]
-		if j.users != nil {
-			if err := j.users.values(v.h, ords[jr.i], jr, results[jr.i].EventID, jr.user, jr.channel, jr.fp); err != nil {
+		for _, c := range j.copies {
+			if err := c.values(v.h, j.ats[ords[jr.i]], jr, results[jr.i].EventID); err != nil {
 				return err
 			}
-			for _, k := range j.users.keys {
+			for _, k := range c.keys {
 				if v.shadow != nil {
 					v.shadow[k] = v.h[k]
 				}
@@ -298,9 +300,6 @@ func (q *historyQuery) within(col string, w time.Duration) string {
 	return fmt.Sprintf("%s > b.at - %s::interval AND %s <= b.at + %s::interval", col, p, col, p)
 }
 
-// markCols are the columns of a counter mark, in counter_marks and bm.
-const markCols = `m.user_id, m.channel_cid, m.at, m.links, m.fingerprint, m.mentions`
-
 // channelUserCols are the columns counts.channel_users reads: all that
 // counter_marks_channel_idx holds, so that its read is an index-only
 // scan that stops at HistoryCap rows. (A plan that fetched every row of
@@ -429,7 +428,7 @@ func (j *judging) build(recs []EventRecord) error {
 			policy.CountUserDuplicates, policy.CountUserChannels:
 			user.add(k, "") // counted from the marks in Go (userRead)
 		case policy.CountChannelYoungMessages:
-			young.add(k, "count(*) FILTER (WHERE "+q.within("m.at", k.Window)+")")
+			young.add(k, "") // counted from the marks in Go (copyRead)
 		case policy.CountChannelUsers:
 			chanUsers.add(k, "count(DISTINCT m.user_id) FILTER (WHERE "+q.within("m.at", k.Window)+")")
 		case policy.StrikesCount, policy.StrikesOfType, policy.StrikesByRule:
@@ -438,28 +437,29 @@ func (j *judging) build(recs []EventRecord) error {
 			return fmt.Errorf("read history: unknown history value %s", k)
 		}
 	}
-	var userCTEs, userCols, userJoins string
-	if len(user.keys) > 0 {
-		users := make([]string, len(j.cands))
-		for n, jr := range j.cands {
-			users[n] = jr.user
+	// The user values, and the young accounts' messages in a channel
+	// (those younger than the record's age when posted; m.young, younger
+	// than the longest age, is what counter_marks_channel_young_idx holds),
+	// are counted from the replica's copies of their marks.
+	var ctes, joins string
+	sel := []string{"b.at"}
+	for _, g := range []struct {
+		kind *copyKind
+		keys []policy.HistoryKey
+	}{{userCopies, user.keys}, {youngCopies, young.keys}} {
+		if len(g.keys) == 0 {
+			continue
 		}
-		j.users = newUserRead(j.cache, user.keys, j.cands, users)
-		userCTEs, userCols, userJoins = j.users.ctes(q), userColumns+", ", userJoin
+		c := newCopyRead(g.kind, j.cache, g.keys, j.cands)
+		j.copies = append(j.copies, c)
+		ctes += c.ctes(q)
+		sel = append(sel, c.columns())
+		joins += c.join()
 	}
-	// A young account's message: one younger than the record's age when
-	// it was posted. m.young (younger than the longest age) is what the
-	// partial index counter_marks_channel_young_idx holds; marks written
-	// before account_created was kept are young under a day.
-	q.marks("c", young.keys, young.cols, markCols, "m.channel_cid = b.channel_cid AND m.young AND "+
-		"(m.account_created IS NULL OR m.account_created > m.at - b.young_us * interval '1 microsecond')", young.window)
 	q.marks("cu", chanUsers.keys, chanUsers.cols, channelUserCols, "m.channel_cid = b.channel_cid", chanUsers.window)
 	q.strikes(strikes, j.shadow)
-	sel := strings.Join(q.sel, ", ")
-	if sel == "" {
-		userCols = strings.TrimSuffix(userCols, ", ")
-	}
-	j.sql = batchCTE + userCTEs + ` SELECT b.ord, ` + userCols + sel + ` FROM b` + userJoins + ` ` + strings.Join(q.joins, " ") + ` ORDER BY b.ord`
+	sel = append(sel, q.sel...)
+	j.sql = batchCTE + ctes + ` SELECT b.ord, ` + strings.Join(sel, ", ") + ` FROM b` + joins + ` ` + strings.Join(q.joins, " ") + ` ORDER BY b.ord`
 	j.args = q.args
 	j.order = q.order
 	return nil
@@ -498,9 +498,15 @@ func (j *judging) scan(rows pgx.Rows) error {
 	order := j.order
 	vals := make([]int64, len(order))
 	struck := make([][]string, len(order)) // strike values: the messages struck
-	var ord int32
-	var u userRow
-	dest := j.users.scanDest([]any{&ord}, &u)
+	var (
+		ord   int32
+		at    time.Time
+		crows = make([]copyRow, len(j.copies))
+	)
+	dest := []any{&ord, &at}
+	for i := range crows {
+		dest = append(dest, crows[i].dest()...)
+	}
 	for i, c := range order {
 		if c.key.IsStrike() {
 			dest = append(dest, &struck[i])
@@ -535,8 +541,10 @@ func (j *judging) scan(rows pgx.Rows) error {
 			}
 		}
 		j.read[int(ord)] = v
-		if j.users != nil {
-			if err := j.users.take(int(ord), j.cands[ord].user, &u); err != nil {
+		j.ats[int(ord)] = at
+		for i, c := range j.copies {
+			id, _ := c.kind.of(j.cands[ord])
+			if err := c.take(id, &crows[i]); err != nil {
 				return err
 			}
 		}

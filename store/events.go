@@ -144,12 +144,14 @@ func (s *Store) RecordEventsWith(ctx context.Context, recs []EventRecord, hooks 
 		return nil, err
 	}
 	committed := false
-	if jd != nil && jd.users != nil {
+	if jd != nil {
 		defer func() {
-			if committed {
-				jd.users.commit()
-			} else {
-				jd.users.abandon()
+			for _, c := range jd.copies {
+				if committed {
+					c.commit()
+				} else {
+					c.abandon()
+				}
 			}
 		}()
 	}

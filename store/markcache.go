@@ -8,7 +8,8 @@ import (
 	"moderator/policy"
 )
 
-// markCache keeps, per user, the counter marks of the user's recent
+// markCache keeps, per user (and per channel for the young accounts'
+// messages), the counter marks of the user's recent
 // messages as committed at one version of the user's counter_versions row
 // (migration 0025), so that the history read counts the user's values
 // from memory instead of scanning the user's marks for every judged
@@ -46,6 +47,7 @@ type cachedMark struct {
 	fp       int64  // 0 for none
 	links    int32
 	mentions int32
+	created  time.Time // the author's account creation; zero if unknown
 }
 
 const (
@@ -63,20 +65,20 @@ const (
 
 func newMarkCache() *markCache { return &markCache{users: map[string]*userMarks{}} }
 
-// lookup returns the copy of user's marks, nil if none.
-func (c *markCache) lookup(user string) *userMarks {
+// lookup returns the copy of the marks of a key of a kind, nil if none.
+func (c *markCache) lookup(kind, id string) *userMarks {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.users[user]
+	return c.users[kind+":"+id]
 }
 
-// forget drops users' copies: a transaction that wrote their marks ended
-// in doubt.
-func (c *markCache) forget(users []string) {
+// forget drops the copies of keys of a kind: a transaction that wrote
+// their marks ended in doubt.
+func (c *markCache) forget(kind string, ids []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, u := range users {
-		c.drop(u)
+	for _, id := range ids {
+		c.drop(kind + ":" + id)
 	}
 }
 
@@ -87,10 +89,11 @@ func (c *markCache) drop(user string) {
 	}
 }
 
-// store keeps e as user's copy unless a newer one is there (another
-// flusher of this replica committed after), trimming marks older than
-// keep before its newest.
-func (c *markCache) store(user string, e *userMarks, keep time.Duration) {
+// store keeps e as the copy of a key of a kind unless a newer one is
+// there (another flusher of this replica committed after), trimming marks
+// older than keep before its newest.
+func (c *markCache) store(kind, id string, e *userMarks, keep time.Duration) {
+	user := kind + ":" + id
 	if n := len(e.marks); n > 0 {
 		cut := e.marks[n-1].at.Add(-keep - keepSlack)
 		if cut.After(e.from) {
@@ -189,6 +192,37 @@ func userValues(h policy.History, keys []policy.HistoryKey, marks []cachedMark, 
 			}
 		}
 		h[k] = n
+	}
+}
+
+// youngValues computes the values of keys (counts.channel_young_messages)
+// for a record at time at whose young-account age is age, over the
+// channel's marks of accounts that may be young, sorted by time, as the
+// database read would: over the most recent HistoryCap of those young
+// under age within window (the longest of keys) of at. A mark whose
+// account's creation is unknown (written before it was kept) counts.
+func youngValues(h policy.History, keys []policy.HistoryKey, marks []cachedMark, at time.Time, age, window time.Duration) {
+	lo, hi := at.Add(-window), at.Add(window)
+	end, _ := slices.BinarySearchFunc(marks, hi, func(m cachedMark, t time.Time) int { return m.at.Compare(t) })
+	for end < len(marks) && !marks[end].at.After(hi) {
+		end++
+	}
+	counts := make([]int, len(keys))
+	taken := 0
+	for i := end - 1; i >= 0 && taken < HistoryCap && marks[i].at.After(lo); i-- {
+		m := &marks[i]
+		if !m.created.IsZero() && !m.created.After(m.at.Add(-age)) {
+			continue
+		}
+		taken++
+		for n, k := range keys {
+			if m.at.After(at.Add(-k.Window)) && !m.at.After(at.Add(k.Window)) {
+				counts[n]++
+			}
+		}
+	}
+	for n, k := range keys {
+		h[k] = counts[n]
 	}
 }
 

@@ -227,3 +227,84 @@ func TestUserCountsAfterRollback(t *testing.T) {
 		t.Errorf("after a rolled-back batch: counts.user_messages(\"1m\") = %d, want 3 (0, the other writer's and its own)", got)
 	}
 }
+
+// youngCopyRules read only the young accounts' messages in the channel.
+const youngCopyRules = `rules:
+  - id: raid
+    description: a raid of new accounts
+    mode: shadow
+    when: user.young && counts.channel_young_messages("5m") > 20
+    actions: [flag]
+    examples:
+      - history: {'counts.channel_young_messages("5m")': 21}
+        event: {user: {created_at: "2026-01-15T11:00:00Z"}}
+        expect: {match: true}
+      - event: {}
+        expect: {match: false}
+`
+
+// TestYoungCountsFromCopies: a replica counts a channel's young accounts'
+// messages from its copy of their marks, without reading them again, and
+// exactly while another replica writes some too; marks of accounts not
+// young under the folder's age (a day) are kept but not counted.
+func TestYoungCountsFromCopies(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := storetest.NewDatabase(t)
+	other, err := store.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 1
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	st := store.New(pool)
+	j := newJudging(t, youngCopyRules)
+	channel := "messaging:" + t.Name()
+	// Messages 0-9 by accounts an hour old, 10 by a three-day-old account,
+	// 11 by a year-old one, 12-14 by new accounts again.
+	msg := func(i int) store.EventRecord {
+		at := t0.Add(time.Duration(i) * time.Second)
+		created := at.Add(-time.Hour)
+		switch i {
+		case 10:
+			created = at.Add(-72 * time.Hour)
+		case 11:
+			created = at.AddDate(-1, 0, 0)
+		}
+		m := message{id: fmt.Sprintf("%s-%d", t.Name(), i), user: fmt.Sprintf("u%d", i), channel: channel, text: "hi",
+			at: at, userCreated: created}
+		return j.record(t, m.id, m.body())
+	}
+	var read int64
+	for i := range 15 {
+		if i%4 == 3 {
+			if _, err := other.RecordEvent(ctx, msg(i)); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		n := markReads(t, st, msg(i))
+		if prev := i - 1; i > 1 && prev%4 != 3 && n != read {
+			t.Errorf("message %d: %d counter marks read, want none (counted from the replica's copy)", i, n-read)
+		}
+		read = n
+	}
+	want := []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 10, 10, 11, 12, 13}
+	for i, w := range want {
+		if got := j.saw(fmt.Sprintf("%s-%d", t.Name(), i), `counts.channel_young_messages("5m")`); got != w {
+			t.Errorf("message %d: counts.channel_young_messages(\"5m\") = %d, want %d", i, got, w)
+		}
+	}
+}

@@ -8,32 +8,74 @@ import (
 	"moderator/policy"
 )
 
-// userRead is the part of the history read that computes the user values
-// (counts.user_*) from the replica's copies of the users' marks
-// (markCache): the statement checks each copy's version and loads the
-// marks of the users whose copy is missing, stale or too short, and the
-// values are then counted in Go, record by record, in the batch's order.
-type userRead struct {
+// copyKind is one kind of copy the history read counts from: a user's
+// marks (counts.user_*), or the young accounts' marks of a channel
+// (counts.channel_young_messages).
+type copyKind struct {
+	name     string // in errors and as the cache key's prefix
+	versions string // the table of their versions (migrations 0025, 0026)
+	column   string // the key's column in b, counter_marks and versions
+	where    string // which of the key's marks count ("true" for all)
+	alias    string // of the CTEs and columns
+	// of returns the key a record reads and, when it writes a mark that
+	// the copy holds, that mark.
+	of func(jr judged) (key string, mark *cachedMark)
+	// values computes the kind's values of a record at time at over
+	// marks, sorted by time.
+	values func(h policy.History, keys []policy.HistoryKey, marks []cachedMark, at time.Time, jr judged, window time.Duration)
+}
+
+var userCopies = &copyKind{name: "user", versions: "counter_versions", column: "user_id", where: "true", alias: "u",
+	of: func(jr judged) (string, *cachedMark) {
+		if jr.mark == nil {
+			return jr.user, nil
+		}
+		return jr.user, &cachedMark{channel: jr.channel, fp: jr.fp, links: int32(jr.mark.Links), mentions: int32(jr.mark.Mentions)}
+	},
+	values: func(h policy.History, keys []policy.HistoryKey, marks []cachedMark, at time.Time, jr judged, window time.Duration) {
+		userValues(h, keys, marks, at, jr.channel, jr.fp, window)
+	},
+}
+
+// youngCopies hold the marks of accounts young under the longest age a
+// folder may set (m.young); the values keep those young under the
+// record's own age.
+var youngCopies = &copyKind{name: "channel", versions: "counter_channel_versions", column: "channel_cid", where: "m.young", alias: "y",
+	of: func(jr judged) (string, *cachedMark) {
+		if jr.mark == nil || !jr.mark.YoungUnder(policy.MaxYoungAccount) {
+			return jr.channel, nil
+		}
+		return jr.channel, &cachedMark{created: jr.mark.AccountCreated}
+	},
+	values: func(h policy.History, keys []policy.HistoryKey, marks []cachedMark, at time.Time, jr judged, window time.Duration) {
+		youngValues(h, keys, marks, at, jr.youngAge, window)
+	},
+}
+
+// copyRead is the part of the history read that computes one kind of
+// values from the replica's copies of the keys' marks (markCache): the
+// statement checks each copy's version and loads the marks of the keys
+// whose copy is missing, stale or too short, and the values are then
+// counted in Go, record by record, in the batch's order.
+type copyRead struct {
+	kind   *copyKind
 	cache  *markCache
 	keys   []policy.HistoryKey
 	window time.Duration // the longest of keys
-	users  []string      // the batch's users with a subject, once each
+	ids    []string      // the batch's keys, once each
 	copies map[string]*userMarks
-	// What the read found, by user.
+	// loaded is what the read found, by key.
 	loaded map[string]*loadedMarks
-	// ats are the records' times (the database's now() for those with
-	// none), by ord.
-	ats map[int]time.Time
-	// work are the users' marks as the records judged so far see them
-	// (their copy or what was loaded, then the batch's own), by user.
+	// work are the keys' marks as the records judged so far see them
+	// (their copy or what was loaded, then the batch's own), by key.
 	work map[string][]cachedMark
-	// wrote says which users this batch wrote marks of.
+	// wrote says of which keys this batch wrote marks.
 	wrote map[string]bool
 }
 
-// loadedMarks is one user's part of the read: the version of the user's
-// marks in the read's snapshot, and, when the copy could not be used,
-// the marks after from.
+// loadedMarks is one key's part of the read: the version of its marks in
+// the read's snapshot, and, when the copy could not be used, the marks
+// after from.
 type loadedMarks struct {
 	version int64
 	stale   bool
@@ -41,73 +83,80 @@ type loadedMarks struct {
 	marks   []cachedMark
 }
 
-// loadCap bounds the marks loaded for one user: a user with more in the
+// loadCap bounds the marks loaded for one key: a key with more in the
 // window (a flood of thousands of messages) is counted from the most
 // recent loadCap, which is exact for any message but one delivered after
-// thousands of the same user's newer ones (HistoryCap's limit, further).
+// thousands of the same key's newer ones (HistoryCap's limit, further).
 const loadCap = userMaxMarks
 
-func newUserRead(cache *markCache, keys []policy.HistoryKey, cands []judged, users []string) *userRead {
-	r := &userRead{cache: cache, keys: keys, copies: map[string]*userMarks{}, loaded: map[string]*loadedMarks{},
-		ats: map[int]time.Time{}, work: map[string][]cachedMark{}, wrote: map[string]bool{}}
+func newCopyRead(kind *copyKind, cache *markCache, keys []policy.HistoryKey, cands []judged) *copyRead {
+	r := &copyRead{kind: kind, cache: cache, keys: keys, copies: map[string]*userMarks{}, loaded: map[string]*loadedMarks{},
+		work: map[string][]cachedMark{}, wrote: map[string]bool{}}
 	for _, k := range keys {
 		r.window = max(r.window, k.Window)
 	}
-	for n := range cands {
-		u := users[n]
-		if u == "" || slices.Contains(r.users, u) {
+	for _, jr := range cands {
+		id, _ := kind.of(jr)
+		if id == "" || slices.Contains(r.ids, id) {
 			continue
 		}
-		r.users = append(r.users, u)
-		if c := cache.lookup(u); c != nil {
-			r.copies[u] = c
+		r.ids = append(r.ids, id)
+		if c := cache.lookup(kind.name, id); c != nil {
+			r.copies[id] = c
 		}
 	}
 	return r
 }
 
-// ctes are the read's common table expressions for the user values: uk,
-// each user's version now and the earliest time the batch's records need
-// (lo); ul, the marks of the users whose copy will not do. A copy will do
-// when its version is the user's and it holds every mark after lo.
-func (r *userRead) ctes(q *historyQuery) string {
-	versions := make([]int64, len(r.users))
-	froms := make([]*time.Time, len(r.users))
-	for i, u := range r.users {
+// ctes are the read's common table expressions for the kind: <alias>k,
+// each key's version now and the earliest time the batch's records need
+// (lo); <alias>l, the marks of the keys whose copy will not do. A copy
+// will do when its version is the key's and it holds every mark after lo.
+func (r *copyRead) ctes(q *historyQuery) string {
+	versions := make([]int64, len(r.ids))
+	froms := make([]*time.Time, len(r.ids))
+	for i, id := range r.ids {
 		versions[i] = -1
-		if c := r.copies[u]; c != nil {
+		if c := r.copies[id]; c != nil {
 			versions[i], froms[i] = c.version, &c.from
 		}
 	}
-	users, cached, cfrom := q.param(r.users), q.param(versions), q.param(froms)
+	ids, cached, cfrom := q.param(r.ids), q.param(versions), q.param(froms)
 	window, limit := q.param(r.window), q.param(loadCap)
+	a, col := r.kind.alias, r.kind.column
 	return `,
-		uk AS (
-			SELECT k.user_id, coalesce(v.version, 0) AS cur, f.ord, f.lo,
+		` + a + `k AS (
+			SELECT k.id, coalesce(v.version, 0) AS cur, f.ord, f.lo,
 				(coalesce(v.version, 0) <> k.cached OR k.cfrom IS NULL OR k.cfrom > f.lo) AS stale
-			FROM unnest(` + users + `::text[], ` + cached + `::bigint[], ` + cfrom + `::timestamptz[]) AS k(user_id, cached, cfrom)
-			JOIN LATERAL (SELECT min(b.ord) AS ord, min(b.at) - ` + window + `::interval AS lo FROM b WHERE b.user_id = k.user_id) f ON true
-			LEFT JOIN counter_versions v ON v.user_id = k.user_id
+			FROM unnest(` + ids + `::text[], ` + cached + `::bigint[], ` + cfrom + `::timestamptz[]) AS k(id, cached, cfrom)
+			JOIN LATERAL (SELECT min(b.ord) AS ord, min(b.at) - ` + window + `::interval AS lo FROM b WHERE b.` + col + ` = k.id) f ON true
+			LEFT JOIN ` + r.kind.versions + ` v ON v.` + col + ` = k.id
 			WHERE f.ord IS NOT NULL),
-		ul AS (
-			SELECT uk.ord, uk.cur, uk.stale, uk.lo, l.* FROM uk LEFT JOIN LATERAL (
+		` + a + `l AS (
+			SELECT k.ord, k.cur, k.stale, k.lo, l.* FROM ` + a + `k k LEFT JOIN LATERAL (
 				SELECT array_agg(m.event_id) AS ids, array_agg(m.at) AS ats, array_agg(m.channel_cid) AS chans,
-					array_agg(m.fingerprint) AS fps, array_agg(m.links) AS links, array_agg(m.mentions) AS mentions
-				FROM (SELECT m.event_id, m.at, m.channel_cid, m.fingerprint, m.links, m.mentions FROM counter_marks m
-					WHERE uk.stale AND m.user_id = uk.user_id AND m.at > uk.lo
+					array_agg(m.fingerprint) AS fps, array_agg(m.links) AS links, array_agg(m.mentions) AS mentions,
+					array_agg(m.account_created) AS created
+				FROM (SELECT m.event_id, m.at, m.channel_cid, m.fingerprint, m.links, m.mentions, m.account_created FROM counter_marks m
+					WHERE k.stale AND m.` + col + ` = k.id AND ` + r.kind.where + ` AND m.at > k.lo
 					ORDER BY m.at DESC LIMIT ` + limit + `) m) l ON true)
 		`
 }
 
-// columns are the read's columns of the user values, after b.ord.
-const userColumns = `b.at, ul.cur, ul.stale, ul.lo, ul.ids, ul.ats, ul.chans, ul.fps, ul.links, ul.mentions`
+// columns are the read's columns of the kind.
+func (r *copyRead) columns() string {
+	a := r.kind.alias + "l."
+	return a + "cur, " + a + "stale, " + a + "lo, " + a + "ids, " + a + "ats, " + a + "chans, " + a + "fps, " +
+		a + "links, " + a + "mentions, " + a + "created"
+}
 
-// userJoin joins ul to the first record of each user.
-const userJoin = ` LEFT JOIN ul ON ul.ord = b.ord`
+// join joins the kind's loads to the first record of each key.
+func (r *copyRead) join() string {
+	return ` LEFT JOIN ` + r.kind.alias + `l ON ` + r.kind.alias + `l.ord = b.ord`
+}
 
-// userRow is where a row's user columns are scanned.
-type userRow struct {
-	at       time.Time
+// copyRow is where a row's columns of one kind are scanned.
+type copyRow struct {
 	cur      *int64
 	stale    *bool
 	lo       *time.Time
@@ -117,126 +166,125 @@ type userRow struct {
 	fps      []*int64
 	links    []int32
 	mentions []int32
+	created  []*time.Time
 }
 
-func (u *userRow) dest() []any {
-	return []any{&u.at, &u.cur, &u.stale, &u.lo, &u.ids, &u.ats, &u.chans, &u.fps, &u.links, &u.mentions}
+func (u *copyRow) dest() []any {
+	return []any{&u.cur, &u.stale, &u.lo, &u.ids, &u.ats, &u.chans, &u.fps, &u.links, &u.mentions, &u.created}
 }
 
-// take keeps what one row of the read says: its record's time and, on
-// the first record of a user, the user's version and loaded marks.
-func (r *userRead) take(ord int, user string, u *userRow) error {
-	r.ats[ord] = u.at
+// take keeps what one row of the read says: on the first record of a
+// key, the key's version and loaded marks.
+func (r *copyRead) take(id string, u *copyRow) error {
 	if u.cur == nil {
 		return nil
 	}
 	l := &loadedMarks{version: *u.cur, stale: u.stale != nil && *u.stale}
 	if l.stale {
 		if u.lo == nil {
-			return fmt.Errorf("read history: no time for user %q", user)
+			return fmt.Errorf("read history: no time for %s %q", r.kind.name, id)
 		}
-		l.from = *u.lo
-		n := len(u.ids)
-		if len(u.ats) != n || len(u.chans) != n || len(u.fps) != n || len(u.links) != n || len(u.mentions) != n {
-			return fmt.Errorf("read history: marks of user %q: columns of different lengths", user)
+		marks, err := u.marks()
+		if err != nil {
+			return fmt.Errorf("read history: marks of %s %q: %w", r.kind.name, id, err)
 		}
-		l.marks = make([]cachedMark, n)
-		for i := range n {
-			m := cachedMark{eventID: u.ids[i], at: u.ats[i], links: u.links[i], mentions: u.mentions[i]}
-			if u.chans[i] != nil {
-				m.channel = *u.chans[i]
-			}
-			if u.fps[i] != nil {
-				m.fp = *u.fps[i]
-			}
-			l.marks[n-1-i] = m // loaded newest first
-		}
-		if n == loadCap {
+		l.from, l.marks = *u.lo, marks
+		if len(marks) == loadCap {
 			// Truncated: the copy holds the marks after the oldest loaded
 			// one's time, not those at it.
-			l.from = l.marks[0].at
+			l.from = marks[0].at
 			i := 0
-			for i < n && !l.marks[i].at.After(l.from) {
+			for i < len(marks) && !marks[i].at.After(l.from) {
 				i++
 			}
-			l.marks = l.marks[i:]
+			l.marks = marks[i:]
 		}
 	}
-	r.loaded[user] = l
+	r.loaded[id] = l
 	return nil
 }
 
-// values computes the user values of the record jr (ord, its event id,
-// its user, channel and fingerprint) into h, after adding its own mark to
-// what the records judged before it see.
-func (r *userRead) values(h policy.History, ord int, jr judged, eventID int64, user, channel string, fp int64) error {
-	if user == "" {
+// marks are the loaded marks, oldest first.
+func (u *copyRow) marks() ([]cachedMark, error) {
+	n := len(u.ids)
+	if len(u.ats) != n || len(u.chans) != n || len(u.fps) != n || len(u.links) != n || len(u.mentions) != n || len(u.created) != n {
+		return nil, fmt.Errorf("columns of different lengths")
+	}
+	marks := make([]cachedMark, n)
+	for i := range n {
+		m := cachedMark{eventID: u.ids[i], at: u.ats[i], links: u.links[i], mentions: u.mentions[i]}
+		if u.chans[i] != nil {
+			m.channel = *u.chans[i]
+		}
+		if u.fps[i] != nil {
+			m.fp = *u.fps[i]
+		}
+		if u.created[i] != nil {
+			m.created = *u.created[i]
+		}
+		marks[n-1-i] = m // loaded newest first
+	}
+	return marks, nil
+}
+
+// values computes the kind's values of the record jr at time at (with
+// event id eventID) into h, after adding its own mark to what the
+// records judged before it see.
+func (r *copyRead) values(h policy.History, at time.Time, jr judged, eventID int64) error {
+	id, own := r.kind.of(jr)
+	if id == "" {
 		for _, k := range r.keys {
 			h[k] = 0
 		}
 		return nil
 	}
-	at, ok := r.ats[ord]
+	marks, ok := r.work[id]
 	if !ok {
-		return fmt.Errorf("read history: no time for event %d", eventID)
-	}
-	marks, ok := r.work[user]
-	if !ok {
-		l := r.loaded[user]
+		l := r.loaded[id]
 		switch {
 		case l == nil:
-			return fmt.Errorf("read history: no marks of user %q", user)
+			return fmt.Errorf("read history: no marks of %s %q", r.kind.name, id)
 		case l.stale:
 			marks = l.marks
 		default:
-			marks = r.copies[user].marks
+			marks = r.copies[id].marks
 		}
 	}
-	if jr.mark != nil {
-		m := cachedMark{eventID: eventID, at: at, channel: jr.mark.ChannelCID, fp: jr.mark.Fingerprint,
-			links: int32(jr.mark.Links), mentions: int32(jr.mark.Mentions)}
-		marks = insertMark(marks, m)
-		r.wrote[user] = true
+	if own != nil {
+		own.eventID, own.at = eventID, at
+		marks = insertMark(marks, *own)
+		r.wrote[id] = true
 	}
-	r.work[user] = marks
-	userValues(h, r.keys, marks, at, channel, fp, r.window)
+	r.work[id] = marks
+	r.kind.values(h, r.keys, marks, at, jr, r.window)
 	return nil
 }
 
-// commit keeps the users' marks as this batch leaves them, at the
-// versions its commit made: call it once the commit has succeeded.
-func (r *userRead) commit() {
-	for u, l := range r.loaded {
-		marks, ok := r.work[u]
+// commit keeps the keys' marks as this batch leaves them, at the versions
+// its commit made: call it once the commit has succeeded.
+func (r *copyRead) commit() {
+	for id, l := range r.loaded {
+		marks, ok := r.work[id]
 		if !ok {
 			continue
 		}
-		e := &userMarks{version: l.version, from: l.from}
+		e := &userMarks{version: l.version, from: l.from, marks: marks}
 		if !l.stale {
-			e.from = r.copies[u].from
+			e.from = r.copies[id].from
 		}
-		if r.wrote[u] {
-			e.version++ // the trigger's bump (migration 0025)
+		if r.wrote[id] {
+			e.version++ // the trigger's bump (migrations 0025, 0026)
 		}
-		e.marks = marks
-		r.cache.store(u, e, r.window)
+		r.cache.store(r.kind.name, id, e, r.window)
 	}
 }
 
-// abandon drops the copies of the users this batch wrote marks of: its
+// abandon drops the copies of the keys this batch wrote marks of: its
 // transaction failed, or its commit's fate is unknown.
-func (r *userRead) abandon() {
-	var users []string
-	for u := range r.wrote {
-		users = append(users, u)
+func (r *copyRead) abandon() {
+	var ids []string
+	for id := range r.wrote {
+		ids = append(ids, id)
 	}
-	r.cache.forget(users)
-}
-
-// scanDest adds the user columns to dest when r is not nil.
-func (r *userRead) scanDest(dest []any, u *userRow) []any {
-	if r == nil {
-		return dest
-	}
-	return append(dest, u.dest()...)
+	r.cache.forget(r.kind.name, ids)
 }
