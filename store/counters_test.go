@@ -655,7 +655,8 @@ func TestCountsStopAtTheCap(t *testing.T) {
 // fills the table and checks that later batches do not read it
 // sequentially: the read must find the batch's events by their body hash
 // whatever the table looked like when the plan was made, or every batch
-// costs a scan of the whole table. Strikes, too, are read by index.
+// costs a scan of the whole table. Strikes and the versions of the
+// counter marks' copies, too, are read by index.
 func TestHistoryReadFindsEventsByIndex(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -703,17 +704,28 @@ func TestHistoryReadFindsEventsByIndex(t *testing.T) {
 		FROM generate_series(1, 20000) AS i`, t0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Pool().Exec(ctx, `ANALYZE strikes`); err != nil {
+	// The versions of other users' and channels' marks.
+	if _, err := st.Pool().Exec(ctx, `INSERT INTO counter_versions (user_id, version)
+		SELECT 'f' || i, 1 FROM generate_series(1, 20000) AS i`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Pool().Exec(ctx, `INSERT INTO counter_channel_versions (channel_cid, version)
+		SELECT 'messaging:f' || i, 1 FROM generate_series(1, 20000) AS i`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Pool().Exec(ctx, `ANALYZE strikes, counter_versions, counter_channel_versions`); err != nil {
 		t.Fatal(err)
 	}
 	reportPendingStats(t, st)
 	for batch := 8; batch < 12; batch++ {
 		// The view counts this backend's reads not yet reported, this
 		// transaction's included.
-		var read, strikeScans int64
+		var read, strikeScans, versionRows int64
 		_, err := st.RecordEvents(ctx, judged(batch), func(ctx context.Context, tx pgx.Tx, _ []store.NewEvent) error {
 			return tx.QueryRow(ctx, `SELECT (SELECT seq_tup_read FROM pg_stat_xact_user_tables WHERE relname = 'events'),
-				(SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'strikes')`).Scan(&read, &strikeScans)
+				(SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'strikes'),
+				(SELECT sum(seq_tup_read) FROM pg_stat_xact_user_tables
+					WHERE relname IN ('counter_versions', 'counter_channel_versions'))`).Scan(&read, &strikeScans, &versionRows)
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -723,6 +735,9 @@ func TestHistoryReadFindsEventsByIndex(t *testing.T) {
 		}
 		if strikeScans != 0 {
 			t.Errorf("batch %d: strikes scanned sequentially %d times, want 0 (an index range scan per user)", batch, strikeScans)
+		}
+		if versionRows != 0 {
+			t.Errorf("batch %d: %d rows of the counter versions read sequentially, want 0 (a key lookup each)", batch, versionRows)
 		}
 	}
 }

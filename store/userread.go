@@ -126,12 +126,13 @@ func (r *copyRead) ctes(q *historyQuery) string {
 	a, col := r.kind.alias, r.kind.column
 	return `,
 		` + a + `k AS (
-			SELECT k.id, coalesce(v.version, 0) AS cur, f.ord, f.lo,
-				(coalesce(v.version, 0) <> k.cached OR k.cfrom IS NULL OR k.cfrom > f.lo) AS stale
-			FROM unnest(` + ids + `::text[], ` + cached + `::bigint[], ` + cfrom + `::timestamptz[]) AS k(id, cached, cfrom)
-			JOIN LATERAL (SELECT min(b.ord) AS ord, min(b.at) - ` + window + `::interval AS lo FROM b WHERE b.` + col + ` = k.id) f ON true
-			LEFT JOIN ` + r.kind.versions + ` v ON v.` + col + ` = k.id
-			WHERE f.ord IS NOT NULL),
+			SELECT x.id, x.cur, x.ord, x.lo, (x.cur <> x.cached OR x.cfrom IS NULL OR x.cfrom > x.lo) AS stale
+			FROM (SELECT k.id, k.cached, k.cfrom, f.ord, f.lo,
+					coalesce((SELECT v.version FROM ` + r.kind.versions + ` v WHERE v.` + col + ` = k.id), 0) AS cur
+				FROM unnest(` + ids + `::text[], ` + cached + `::bigint[], ` + cfrom + `::timestamptz[]) AS k(id, cached, cfrom)
+				JOIN LATERAL (SELECT min(b.ord) AS ord, min(b.at) - ` + window + `::interval AS lo FROM b WHERE b.` + col + ` = k.id) f ON true
+				) x
+			WHERE x.ord IS NOT NULL),
 		` + a + `l AS (
 			SELECT k.ord, k.cur, k.stale, k.lo, l.* FROM ` + a + `k k LEFT JOIN LATERAL (
 				SELECT array_agg(m.event_id) AS ids, array_agg(m.at) AS ats, array_agg(m.channel_cid) AS chans,
