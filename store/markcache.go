@@ -3,6 +3,7 @@ package store
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"moderator/policy"
@@ -28,7 +29,17 @@ type markCache struct {
 	users map[string]*userMarks
 	// marks is the number of marks held, bounded by maxMarks.
 	marks int
+	// loads counts the keys whose marks a read loaded because their copy
+	// would not do (missing, stale, too short).
+	loads atomic.Int64
 }
+
+// CopyLoads returns how many times a history read has loaded a user's (or
+// a channel's young accounts') marks because this replica's copy would
+// not do: once per key and replica, then again after another replica
+// wrote for it. Many loads a batch mean the copies do not help (replicas
+// sharing every user, or copies evicted).
+func (s *Store) CopyLoads() int64 { return s.marks.loads.Load() }
 
 // userMarks is a user's marks with at after from (all of them), as
 // committed at version, sorted by time.
@@ -54,10 +65,10 @@ const (
 	// cacheMaxMarks bounds the marks held (about 100 bytes each): past it,
 	// the least recently used users are dropped.
 	cacheMaxMarks = 500_000
-	// userMaxMarks bounds one user's: a user with more marks in the
-	// window than this is counted from the database's most recent ones
-	// (loadCap) and not kept.
+	// userMaxMarks bounds one copy's: past it, the copy keeps only the
+	// most recent keepMarks (a user's flood, a raid in a channel).
 	userMaxMarks = 5 * HistoryCap
+	keepMarks    = 4 * HistoryCap
 	// keepSlack is how far before the longest window a copy keeps marks,
 	// for messages delivered a little out of order.
 	keepSlack = time.Minute
@@ -95,15 +106,16 @@ func (c *markCache) drop(user string) {
 func (c *markCache) store(kind, id string, e *userMarks, keep time.Duration) {
 	user := kind + ":" + id
 	if n := len(e.marks); n > 0 {
-		cut := e.marks[n-1].at.Add(-keep - keepSlack)
-		if cut.After(e.from) {
-			i, _ := slices.BinarySearchFunc(e.marks, cut, func(m cachedMark, t time.Time) int { return m.at.Compare(t) })
+		if cut := e.marks[n-1].at.Add(-keep - keepSlack); cut.After(e.from) {
 			// Marks at cut itself go too: the copy holds those after from.
-			for i < n && !e.marks[i].at.After(cut) {
-				i++
-			}
-			e.marks, e.from = e.marks[i:], cut
+			e.marks, e.from = e.marks[after(e.marks, cut):], cut
 		}
+	}
+	if n := len(e.marks); n > userMaxMarks {
+		// A flood: the copy keeps the most recent keepMarks, enough for
+		// the values of any message but a late one (see covers).
+		cut := e.marks[n-keepMarks-1].at
+		e.marks, e.from = e.marks[after(e.marks, cut):], cut
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -111,9 +123,6 @@ func (c *markCache) store(kind, id string, e *userMarks, keep time.Duration) {
 		return
 	}
 	c.drop(user)
-	if len(e.marks) > userMaxMarks {
-		return
-	}
 	e.used = time.Now()
 	c.users[user] = e
 	c.marks += len(e.marks)
@@ -143,56 +152,64 @@ func (c *markCache) evict() {
 // recent HistoryCap of them within window (the longest of keys) of at.
 func userValues(h policy.History, keys []policy.HistoryKey, marks []cachedMark, at time.Time, channel string, fp int64,
 	window time.Duration) {
-	lo, hi := at.Add(-window), at.Add(window)
-	// marks within (lo, hi]
-	start, _ := slices.BinarySearchFunc(marks, lo, func(m cachedMark, t time.Time) int { return m.at.Compare(t) })
-	for start < len(marks) && !marks[start].at.After(lo) {
-		start++
-	}
-	end, _ := slices.BinarySearchFunc(marks, hi, func(m cachedMark, t time.Time) int { return m.at.Compare(t) })
-	for end < len(marks) && !marks[end].at.After(hi) {
-		end++
-	}
+	start, end := after(marks, at.Add(-window)), after(marks, at.Add(window))
 	if end-start > HistoryCap {
 		start = end - HistoryCap
 	}
 	in := marks[start:end]
 	for _, k := range keys {
-		klo, khi := at.Add(-k.Window), at.Add(k.Window)
-		var n int
-		var seen map[string]bool
-		for i := range in {
-			m := &in[i]
-			if !m.at.After(klo) || m.at.After(khi) {
-				continue
-			}
-			switch k.Name {
-			case policy.CountUserMessages:
-				n++
-			case policy.CountUserChannelMessages:
-				if channel != "" && m.channel == channel {
-					n++
-				}
-			case policy.CountUserLinks:
-				n += int(m.links)
-			case policy.CountUserMentions:
-				n += int(m.mentions)
-			case policy.CountUserDuplicates:
-				if fp != 0 && m.fp == fp {
-					n++
-				}
-			case policy.CountUserChannels:
-				if m.channel != "" && !seen[m.channel] {
-					if seen == nil {
-						seen = map[string]bool{}
-					}
-					seen[m.channel] = true
+		// The key's own window, within in: a count of messages is the
+		// length of that range.
+		kin := in[after(in, at.Add(-k.Window)):after(in, at.Add(k.Window))]
+		n := 0
+		switch k.Name {
+		case policy.CountUserMessages:
+			n = len(kin)
+		case policy.CountUserChannelMessages:
+			for i := range kin {
+				if channel != "" && kin[i].channel == channel {
 					n++
 				}
 			}
+		case policy.CountUserLinks:
+			for i := range kin {
+				n += int(kin[i].links)
+			}
+		case policy.CountUserMentions:
+			for i := range kin {
+				n += int(kin[i].mentions)
+			}
+		case policy.CountUserDuplicates:
+			for i := range kin {
+				if fp != 0 && kin[i].fp == fp {
+					n++
+				}
+			}
+		case policy.CountUserChannels:
+			n = distinctChannels(kin)
 		}
 		h[k] = n
 	}
+}
+
+// distinctChannels counts the channels of marks (none for "").
+func distinctChannels(marks []cachedMark) int {
+	var seen []string // few: a linear search beats a map
+	for i := range marks {
+		if c := marks[i].channel; c != "" && !slices.Contains(seen, c) {
+			seen = append(seen, c)
+		}
+	}
+	return len(seen)
+}
+
+// after is the index of the first of marks (sorted by time) after t.
+func after(marks []cachedMark, t time.Time) int {
+	i, _ := slices.BinarySearchFunc(marks, t, func(m cachedMark, t time.Time) int { return m.at.Compare(t) })
+	for i < len(marks) && !marks[i].at.After(t) {
+		i++
+	}
+	return i
 }
 
 // youngValues computes the values of keys (counts.channel_young_messages)
@@ -202,11 +219,7 @@ func userValues(h policy.History, keys []policy.HistoryKey, marks []cachedMark, 
 // under age within window (the longest of keys) of at. A mark whose
 // account's creation is unknown (written before it was kept) counts.
 func youngValues(h policy.History, keys []policy.HistoryKey, marks []cachedMark, at time.Time, age, window time.Duration) {
-	lo, hi := at.Add(-window), at.Add(window)
-	end, _ := slices.BinarySearchFunc(marks, hi, func(m cachedMark, t time.Time) int { return m.at.Compare(t) })
-	for end < len(marks) && !marks[end].at.After(hi) {
-		end++
-	}
+	lo, end := at.Add(-window), after(marks, at.Add(window))
 	counts := make([]int, len(keys))
 	taken := 0
 	for i := end - 1; i >= 0 && taken < HistoryCap && marks[i].at.After(lo); i-- {
@@ -226,15 +239,10 @@ func youngValues(h policy.History, keys []policy.HistoryKey, marks []cachedMark,
 	}
 }
 
-// insertMark returns marks with m added in time order (after those of
-// the same time), as a new slice.
+// insertMark adds m to marks in time order (after those of the same
+// time) and returns the slice, which it may change in place: marks must
+// be the caller's own.
 func insertMark(marks []cachedMark, m cachedMark) []cachedMark {
-	i, _ := slices.BinarySearchFunc(marks, m.at, func(c cachedMark, t time.Time) int { return c.at.Compare(t) })
-	for i < len(marks) && !marks[i].at.After(m.at) {
-		i++
-	}
-	out := make([]cachedMark, 0, len(marks)+1)
-	out = append(out, marks[:i]...)
-	out = append(out, m)
-	return append(out, marks[i:]...)
+	i := after(marks, m.at)
+	return slices.Insert(marks, i, m)
 }

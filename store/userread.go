@@ -17,6 +17,11 @@ type copyKind struct {
 	column   string // the key's column in b, counter_marks and versions
 	where    string // which of the key's marks count ("true" for all)
 	alias    string // of the CTEs and columns
+	// capped: the values read every mark in the window up to HistoryCap,
+	// so a copy short of the window still does when it holds HistoryCap
+	// marks in it (see covers). Not so for the young accounts' messages,
+	// whose cap applies to those young under each record's age.
+	capped bool
 	// of returns the key a record reads and, when it writes a mark that
 	// the copy holds, that mark.
 	of func(jr judged) (key string, mark *cachedMark)
@@ -25,7 +30,7 @@ type copyKind struct {
 	values func(h policy.History, keys []policy.HistoryKey, marks []cachedMark, at time.Time, jr judged, window time.Duration)
 }
 
-var userCopies = &copyKind{name: "user", versions: "counter_versions", column: "user_id", where: "true", alias: "u",
+var userCopies = &copyKind{name: "user", versions: "counter_versions", column: "user_id", where: "true", alias: "u", capped: true,
 	of: func(jr judged) (string, *cachedMark) {
 		if jr.mark == nil {
 			return jr.user, nil
@@ -64,13 +69,17 @@ type copyRead struct {
 	window time.Duration // the longest of keys
 	ids    []string      // the batch's keys, once each
 	copies map[string]*userMarks
+	// covered says of which keys the copy holds what every record of the
+	// batch reads, as far as the records' times say (see covers).
+	covered map[string]bool
 	// loaded is what the read found, by key.
 	loaded map[string]*loadedMarks
 	// work are the keys' marks as the records judged so far see them
 	// (their copy or what was loaded, then the batch's own), by key.
 	work map[string][]cachedMark
-	// wrote says of which keys this batch wrote marks.
-	wrote map[string]bool
+	// wrote says of which keys this batch wrote marks; owned, of which
+	// work is this read's own slice (not a copy's).
+	wrote, owned map[string]bool
 }
 
 // loadedMarks is one key's part of the read: the version of its marks in
@@ -90,8 +99,8 @@ type loadedMarks struct {
 const loadCap = userMaxMarks
 
 func newCopyRead(kind *copyKind, cache *markCache, keys []policy.HistoryKey, cands []judged) *copyRead {
-	r := &copyRead{kind: kind, cache: cache, keys: keys, copies: map[string]*userMarks{}, loaded: map[string]*loadedMarks{},
-		work: map[string][]cachedMark{}, wrote: map[string]bool{}}
+	r := &copyRead{kind: kind, cache: cache, keys: keys, copies: map[string]*userMarks{}, covered: map[string]bool{},
+		loaded: map[string]*loadedMarks{}, work: map[string][]cachedMark{}, wrote: map[string]bool{}, owned: map[string]bool{}}
 	for _, k := range keys {
 		r.window = max(r.window, k.Window)
 	}
@@ -105,31 +114,62 @@ func newCopyRead(kind *copyKind, cache *markCache, keys []policy.HistoryKey, can
 			r.copies[id] = c
 		}
 	}
+	for id, c := range r.copies {
+		r.covered[id] = kind.capped && r.covers(c, id, cands)
+	}
 	return r
+}
+
+// covers reports whether c holds what the values of the records of key id
+// read: the marks of each record's window, or, short of it, HistoryCap
+// marks of the window after c.from, the most recent of which are all the
+// values read (in a flood, the copy keeps only the most recent marks). A
+// record without a time (the database's now() stands in) is left to the
+// read's check of the first kind.
+func (r *copyRead) covers(c *userMarks, id string, cands []judged) bool {
+	for _, jr := range cands {
+		if key, _ := r.kind.of(jr); key != id {
+			continue
+		}
+		if jr.at == nil {
+			return false
+		}
+		if !jr.at.Add(-r.window).Before(c.from) {
+			continue
+		}
+		if after(c.marks, jr.at.Add(r.window))-after(c.marks, c.from) < HistoryCap {
+			return false
+		}
+	}
+	return true
 }
 
 // ctes are the read's common table expressions for the kind: <alias>k,
 // each key's version now and the earliest time the batch's records need
 // (lo); <alias>l, the marks of the keys whose copy will not do. A copy
-// will do when its version is the key's and it holds every mark after lo.
+// will do when its version is the key's and it covers the records (as
+// covers found, or holding every mark after lo).
 func (r *copyRead) ctes(q *historyQuery) string {
 	versions := make([]int64, len(r.ids))
 	froms := make([]*time.Time, len(r.ids))
+	covered := make([]bool, len(r.ids))
 	for i, id := range r.ids {
 		versions[i] = -1
 		if c := r.copies[id]; c != nil {
-			versions[i], froms[i] = c.version, &c.from
+			versions[i], froms[i], covered[i] = c.version, &c.from, r.covered[id]
 		}
 	}
-	ids, cached, cfrom := q.param(r.ids), q.param(versions), q.param(froms)
+	ids, cached, cfrom, cov := q.param(r.ids), q.param(versions), q.param(froms), q.param(covered)
 	window, limit := q.param(r.window), q.param(loadCap)
 	a, col := r.kind.alias, r.kind.column
 	return `,
 		` + a + `k AS (
-			SELECT x.id, x.cur, x.ord, x.lo, (x.cur <> x.cached OR x.cfrom IS NULL OR x.cfrom > x.lo) AS stale
-			FROM (SELECT k.id, k.cached, k.cfrom, f.ord, f.lo,
+			SELECT x.id, x.cur, x.ord, x.lo,
+				(x.cur <> x.cached OR NOT x.covered AND (x.cfrom IS NULL OR x.cfrom > x.lo)) AS stale
+			FROM (SELECT k.id, k.cached, k.cfrom, k.covered, f.ord, f.lo,
 					coalesce((SELECT v.version FROM ` + r.kind.versions + ` v WHERE v.` + col + ` = k.id), 0) AS cur
-				FROM unnest(` + ids + `::text[], ` + cached + `::bigint[], ` + cfrom + `::timestamptz[]) AS k(id, cached, cfrom)
+				FROM unnest(` + ids + `::text[], ` + cached + `::bigint[], ` + cfrom + `::timestamptz[], ` + cov + `::bool[])
+					AS k(id, cached, cfrom, covered)
 				JOIN LATERAL (SELECT min(b.ord) AS ord, min(b.at) - ` + window + `::interval AS lo FROM b WHERE b.` + col + ` = k.id) f ON true
 				) x
 			WHERE x.ord IS NOT NULL),
@@ -189,6 +229,7 @@ func (r *copyRead) take(id string, u *copyRow) error {
 		if err != nil {
 			return fmt.Errorf("read history: marks of %s %q: %w", r.kind.name, id, err)
 		}
+		r.cache.loads.Add(1)
 		l.from, l.marks = *u.lo, marks
 		if len(marks) == loadCap {
 			// Truncated: the copy holds the marks after the oldest loaded
@@ -252,6 +293,11 @@ func (r *copyRead) values(h policy.History, at time.Time, jr judged, eventID int
 		}
 	}
 	if own != nil {
+		if !r.owned[id] {
+			// The copy's slice is shared: this batch's marks go to its own.
+			marks = append(make([]cachedMark, 0, len(marks)+8), marks...)
+			r.owned[id] = true
+		}
 		own.eventID, own.at = eventID, at
 		marks = insertMark(marks, *own)
 		r.wrote[id] = true
