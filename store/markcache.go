@@ -46,8 +46,12 @@ func (s *Store) CopyLoads() int64 { return s.marks.loads.Load() }
 type userMarks struct {
 	version int64
 	from    time.Time
-	marks   []cachedMark // never changed in place: a new slice replaces it
+	marks   []cachedMark // never changed in place, only appended to past its end
 	used    time.Time
+	// grown is taken by the one batch that may append to marks in place
+	// (see copyRead.values): readers of the copy never look past its
+	// length, so the batch's marks need no copy of the copy's.
+	grown atomic.Bool
 }
 
 // cachedMark is what the user values read of a mark.

@@ -288,23 +288,41 @@ func (r *copyRead) values(h policy.History, at time.Time, jr judged, eventID int
 			return fmt.Errorf("read history: no marks of %s %q", r.kind.name, id)
 		case l.stale:
 			marks = l.marks
+			r.owned[id] = true // loaded for this batch alone
 		default:
 			marks = r.copies[id].marks
 		}
 	}
 	if own != nil {
-		if !r.owned[id] {
+		own.eventID, own.at = eventID, at
+		if !r.owned[id] && !r.appendsInPlace(id, marks, at) {
 			// The copy's slice is shared: this batch's marks go to its own.
 			marks = append(make([]cachedMark, 0, len(marks)+8), marks...)
 			r.owned[id] = true
 		}
-		own.eventID, own.at = eventID, at
 		marks = insertMark(marks, *own)
 		r.wrote[id] = true
 	}
 	r.work[id] = marks
 	r.kind.values(h, r.keys, marks, at, jr, r.window)
 	return nil
+}
+
+// appendsInPlace reports whether this batch may add a mark at time at to
+// marks, the copy of id, by appending to its slice: the mark goes last,
+// and the batch is the first to append to this copy (a copy is appended
+// to once: after that, its slice's tail is another batch's). It then owns
+// the slice for the rest of its marks.
+func (r *copyRead) appendsInPlace(id string, marks []cachedMark, at time.Time) bool {
+	c := r.copies[id]
+	if c == nil || len(marks) != len(c.marks) || (len(marks) > 0 && at.Before(marks[len(marks)-1].at)) {
+		return false
+	}
+	if !c.grown.CompareAndSwap(false, true) {
+		return false
+	}
+	r.owned[id] = true
+	return true
 }
 
 // commit keeps the keys' marks as this batch leaves them, at the versions
