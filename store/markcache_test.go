@@ -61,26 +61,7 @@ func markReads(t *testing.T, st *store.Store, recs ...store.EventRecord) int64 {
 func TestUserCountsFromMemory(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	url := storetest.NewDatabase(t)
-	other, err := store.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	if _, err := other.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.MaxConns = 1
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	st := store.New(pool)
+	other, st := twoReplicas(t)
 	j := newJudging(t, userRules)
 	user := t.Name()
 	msg := func(i int, at time.Time) store.EventRecord {
@@ -245,26 +226,7 @@ const youngCopyRules = `rules:
 func TestYoungCountsFromCopies(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	url := storetest.NewDatabase(t)
-	other, err := store.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	if _, err := other.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.MaxConns = 1
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	st := store.New(pool)
+	other, st := twoReplicas(t)
 	j := newJudging(t, youngCopyRules)
 	channel := "messaging:" + t.Name()
 	// Messages 0-9 by accounts an hour old, 10 by a three-day-old account,
@@ -341,17 +303,25 @@ func TestUserCountsOfAFlood(t *testing.T) {
 }
 
 // oneConnStore is a store on a new migrated database whose pool has one
-// connection, so that a backend's statistics grow with each batch only.
+// connection.
 func oneConnStore(t *testing.T) *store.Store {
+	t.Helper()
+	_, st := twoReplicas(t)
+	return st
+}
+
+// twoReplicas returns two stores on one new migrated database, as two
+// replicas have: other with a pool of its own, st with one connection.
+func twoReplicas(t *testing.T) (other, st *store.Store) {
 	t.Helper()
 	ctx := context.Background()
 	url := storetest.NewDatabase(t)
-	migrator, err := store.Open(ctx, url)
+	other, err := store.Open(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer migrator.Close()
-	if _, err := migrator.Migrate(ctx); err != nil {
+	t.Cleanup(other.Close)
+	if _, err := other.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := pgxpool.ParseConfig(url)
@@ -364,5 +334,5 @@ func oneConnStore(t *testing.T) *store.Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	return store.New(pool)
+	return other, store.New(pool)
 }
