@@ -151,6 +151,22 @@ func (j *judging) judge(recs []EventRecord, results []RecordResult) error {
 	return nil
 }
 
+// settle keeps the marks the batch leaves in the replica's copies once
+// its transaction has committed, or drops the copies it wrote marks to
+// otherwise. A nil j does nothing.
+func (j *judging) settle(committed bool) {
+	if j == nil {
+		return
+	}
+	for _, c := range j.copies {
+		if committed {
+			c.commit()
+		} else {
+			c.abandon()
+		}
+	}
+}
+
 // policyNow is the rules' "now" of ev (its time, or its message's).
 func policyNow(ev *policy.Event) time.Time {
 	t := ev.CreatedAt.Time

@@ -118,7 +118,35 @@ func (s *Store) RecordEventsWith(ctx context.Context, recs []EventRecord, hooks 
 		lock = "WHERE (SELECT count(pg_advisory_xact_lock($18, k)) FROM unnest($19::int[]) AS k) >= 0"
 		args = append(args, lockClass, locks)
 	}
-	insertSQL := `
+	insertSQL := insertEventsSQL(lock)
+	// With records to judge, their history read follows in the same round
+	// trip (see judging).
+	jd, err := prepareJudging(recs, s.marks)
+	if err != nil {
+		return nil, err
+	}
+	committed := false
+	defer func() { jd.settle(committed) }()
+	inserted, err := insertAndRead(ctx, tx, insertSQL, args, jd)
+	if err != nil {
+		return nil, err
+	}
+
+	results, err := s.completeBatch(ctx, tx, recs, inserted, jd, repaired, hooks)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("record events: commit: %w", err)
+	}
+	committed = true
+	return results, nil
+}
+
+// insertEventsSQL is the events INSERT, lock the condition that takes the
+// batch's counter locks first ("" for none).
+func insertEventsSQL(lock string) string {
+	return `
 		WITH r AS MATERIALIZED (
 			SELECT nextval('event_ids') AS id, coalesce(ra, now()) AS at, *
 			FROM (SELECT * FROM unnest($1::text[], $2::bytea[], $3::int[], $4::text[], $5::bool[], $6::int[], $7::text[],
@@ -137,38 +165,25 @@ func (s *Store) RecordEventsWith(ctx context.Context, recs []EventRecord, hooks 
 		SELECT id, w, h, a, k, c, b, t, ca, u, ac, ch, m, o, ig, p::jsonb, v, at
 		FROM r WHERE id IN (SELECT event_id FROM keys)
 		RETURNING id, webhook_id, body_sha256`
-	// With records to judge, their history read follows in the same round
-	// trip (see judging).
-	jd, err := prepareJudging(recs, s.marks)
-	if err != nil {
-		return nil, err
-	}
-	committed := false
-	if jd != nil {
-		defer func() {
-			for _, c := range jd.copies {
-				if committed {
-					c.commit()
-				} else {
-					c.abandon()
-				}
-			}
-		}()
-	}
-	var (
-		rows pgx.Rows
-		br   pgx.BatchResults
-	)
+}
+
+// insertAndRead runs the events INSERT and, with records to judge (jd), the
+// history read in the same round trip (a pipeline), and returns the
+// inserted rows' ids.
+func insertAndRead(ctx context.Context, tx pgx.Tx, insertSQL string, args []any, jd *judging) (map[insertedKey]int64, error) {
 	if jd == nil {
-		rows, err = tx.Query(ctx, insertSQL, args...)
-	} else {
-		pipeline := &pgx.Batch{}
-		pipeline.Queue(insertSQL, args...)
-		pipeline.Queue(jd.sql, jd.args...)
-		br = tx.SendBatch(ctx, pipeline)
-		defer br.Close()
-		rows, err = br.Query()
+		rows, err := tx.Query(ctx, insertSQL, args...)
+		if err != nil {
+			return nil, fmt.Errorf("insert events: %w", err)
+		}
+		return scanInserted(rows)
 	}
+	pipeline := &pgx.Batch{}
+	pipeline.Queue(insertSQL, args...)
+	pipeline.Queue(jd.sql, jd.args...)
+	br := tx.SendBatch(ctx, pipeline)
+	defer br.Close()
+	rows, err := br.Query()
 	if err != nil {
 		return nil, fmt.Errorf("insert events: %w", err)
 	}
@@ -176,28 +191,17 @@ func (s *Store) RecordEventsWith(ctx context.Context, recs []EventRecord, hooks 
 	if err != nil {
 		return nil, err
 	}
-	if br != nil {
-		hrows, err := br.Query()
-		if err != nil {
-			return nil, fmt.Errorf("read history: %w", err)
-		}
-		if err := jd.scan(hrows); err != nil {
-			return nil, err
-		}
-		if err := br.Close(); err != nil {
-			return nil, fmt.Errorf("read history: %w", err)
-		}
-	}
-
-	results, err := s.completeBatch(ctx, tx, recs, inserted, jd, repaired, hooks)
+	hrows, err := br.Query()
 	if err != nil {
+		return nil, fmt.Errorf("read history: %w", err)
+	}
+	if err := jd.scan(hrows); err != nil {
 		return nil, err
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("record events: commit: %w", err)
+	if err := br.Close(); err != nil {
+		return nil, fmt.Errorf("read history: %w", err)
 	}
-	committed = true
-	return results, nil
+	return inserted, nil
 }
 
 // insertColumns returns the columns of the events INSERT as arrays, one
