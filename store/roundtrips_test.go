@@ -46,10 +46,11 @@ func (r *roundTrips) take() []string {
 	return out
 }
 
-// TestRecordEventsRoundTrips: a batch costs BEGIN, the events INSERT (with
-// the history read when records are judged), one pipeline of the
-// decisions and the hooks' queued statements when there are any, and
-// COMMIT; a hook's continuation adds only its own statements.
+// TestRecordEventsRoundTrips: a batch costs two round trips: BEGIN with the
+// events INSERT (and the history read when records are judged), then the
+// decisions, the hooks' queued statements and COMMIT; a hook's
+// continuation adds its own statements and a COMMIT of its own. Each
+// batch's events are committed when it returns.
 func TestRecordEventsRoundTrips(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -93,11 +94,11 @@ func TestRecordEventsRoundTrips(t *testing.T) {
 	}{
 		// Five messages a minute trip flood: decisions to write.
 		{"judged with decisions and hooks", batch("flood", 6), store.Hooks{Queue: queued},
-			[]string{"begin", "batch", "batch", "SELECT", "commit"}},
+			[]string{"batch", "batch", "SELECT", "commit"}},
 		{"judged, nothing to write", batch("calm", 1), store.Hooks{},
-			[]string{"begin", "batch", "commit"}},
+			[]string{"batch", "batch"}},
 		{"not judged", []store.EventRecord{record(t, "plain", `{"type":"message.new","message":{"id":"plain","user":{"id":"p"}}}`)},
-			store.Hooks{}, []string{"begin", "WITH", "commit"}},
+			store.Hooks{}, []string{"batch", "batch"}},
 	}
 	for _, tt := range tests {
 		trace.take()
@@ -106,6 +107,13 @@ func TestRecordEventsRoundTrips(t *testing.T) {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
 		got := trace.take()
+		var visible int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE id = ANY($1)`, eventIDs(res)).Scan(&visible); err != nil {
+			t.Fatal(err)
+		}
+		if visible != len(tt.recs) {
+			t.Errorf("%s: %d of %d events committed", tt.name, visible, len(tt.recs))
+		}
 		if fmt.Sprint(got) != fmt.Sprint(tt.want) {
 			t.Errorf("%s: round trips %v, want %v", tt.name, got, tt.want)
 		}
@@ -113,4 +121,12 @@ func TestRecordEventsRoundTrips(t *testing.T) {
 			t.Errorf("%s: the sixth message's decision %+v, want flood matched", tt.name, last)
 		}
 	}
+}
+
+func eventIDs(res []store.RecordResult) []int64 {
+	ids := make([]int64, len(res))
+	for i, r := range res {
+		ids[i] = r.EventID
+	}
+	return ids
 }

@@ -84,21 +84,6 @@ func (s *Store) Ping(ctx context.Context) error {
 // fails: a moment's refusal should not fail a whole batch.
 const acquireWait = time.Second
 
-// begin starts a transaction on a connection of its own; release returns
-// the connection to the pool once the transaction is over.
-func (s *Store) begin(ctx context.Context) (tx pgx.Tx, release func(), err error) {
-	conn, err := s.acquire(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	tx, err = conn.Begin(ctx)
-	if err != nil {
-		conn.Release()
-		return nil, nil, err
-	}
-	return tx, conn.Release, nil
-}
-
 // acquire takes a connection from the pool, retrying refused connections
 // for up to acquireWait. (A pool at its size already waits for a
 // connection to be released, up to ctx's deadline.)

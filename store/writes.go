@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Writes are the statements of a recording transaction that nothing waits
@@ -36,6 +37,25 @@ func (w *Writes) send(ctx context.Context, tx pgx.Tx) error {
 	w.b = pgx.Batch{}
 	if err != nil {
 		return fmt.Errorf("record events: write decisions and links: %w", err)
+	}
+	return nil
+}
+
+// sendAndCommit sends the queued statements and COMMIT in tx, in one round
+// trip, and runs their callbacks. A nil error means tx is committed.
+func (w *Writes) sendAndCommit(ctx context.Context, tx pgx.Tx) error {
+	w.b.Queue("COMMIT").Exec(func(tag pgconn.CommandTag) error {
+		// Postgres answers the COMMIT of a failed transaction with
+		// ROLLBACK, not with an error.
+		if tag.String() != "COMMIT" {
+			return pgx.ErrTxCommitRollback
+		}
+		return nil
+	})
+	err := tx.SendBatch(ctx, &w.b).Close()
+	w.b = pgx.Batch{}
+	if err != nil {
+		return fmt.Errorf("record events: write decisions and links, commit: %w", err)
 	}
 	return nil
 }
