@@ -5,7 +5,12 @@
 // noisy, only the ratios of one run are meant to be compared with targets.
 // `make bench/intake` builds the binaries and runs it.
 //
-//	benchintake -bin bin -database-url postgres://… [-policy NAME=DIR]… [-n 30000] [-rate 500] [-duration 30s]
+//	benchintake -bin bin -database-url postgres://… [-policy NAME=DIR]… [-n 30000] [-rate 500] [-duration 30s] [-rounds 1]
+//
+// With -rounds N it measures every subject N times, a round after the
+// other (so that a slow spell of the machine falls on all subjects of a
+// round), and reports the median of each figure and, for the ratios, their
+// range: each round's ratios are to that round's floor.
 //
 // For each subject (the floor, then moderator with each -policy, the
 // starter pack by default) it creates a fresh database, starts the server,
@@ -38,7 +43,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -61,6 +65,7 @@ type config struct {
 	rate       int
 	duration   time.Duration
 	conc       int
+	rounds     int
 }
 
 // policyList is the repeatable -policy NAME=DIR[+DIR…] flag: folders
@@ -109,8 +114,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.IntVar(&c.rate, "rate", 500, "requests per second of the open-loop run")
 	fs.DurationVar(&c.duration, "duration", 30*time.Second, "length of the open-loop run")
 	fs.IntVar(&c.conc, "concurrency", 64, "requests in flight")
+	fs.IntVar(&c.rounds, "rounds", 1, "measure every subject this many times, interleaved, and report the medians and ranges")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if c.rounds < 1 {
+		return errors.New("-rounds must be at least 1")
 	}
 	if c.dbURL == "" {
 		return errors.New("DATABASE_URL (or -database-url) is required")
@@ -122,20 +131,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	for _, p := range c.policies {
 		subjects = append(subjects, p[0])
 	}
-	var results []result
-	for i, name := range subjects {
-		fmt.Fprintf(stderr, "benchintake: %s …\n", name)
-		var dir string
-		if i > 0 {
-			dir = c.policies[i-1][1]
+	var rounds [][]result
+	for round := range c.rounds {
+		var results []result
+		for i, name := range subjects {
+			fmt.Fprintf(stderr, "benchintake: round %d of %d: %s …\n", round+1, c.rounds, name)
+			var dir string
+			if i > 0 {
+				dir = c.policies[i-1][1]
+			}
+			r, err := measure(ctx, c, name, dir, stderr)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			results = append(results, r)
 		}
-		r, err := measure(ctx, c, name, dir, stderr)
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		results = append(results, r)
+		rounds = append(rounds, results)
 	}
-	report(stdout, c, results)
+	report(stdout, c, rounds)
 	return nil
 }
 
@@ -312,46 +325,4 @@ func freeAddr() (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
-}
-
-// report prints one line per subject and its ratios to the floor.
-func report(w io.Writer, c config, results []result) {
-	floor := results[0]
-	fmt.Fprintf(w, "intake, %s, closed loop (%d requests, %d in flight) then %d/s for %s\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04 UTC"), c.n, c.conc, c.rate, c.duration)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "subject\tthroughput/s\tratio\tp50 ms\tp99 ms\tp50 ratio\tp99 ratio\t")
-	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", r.name, r.closed.AchievedRPS,
-			r.closed.AchievedRPS/floor.closed.AchievedRPS, r.open.LatencyMS.P50, r.open.LatencyMS.P99,
-			r.open.LatencyMS.P50/floor.open.LatencyMS.P50, r.open.LatencyMS.P99/floor.open.LatencyMS.P99)
-	}
-	tw.Flush()
-	reportCPU(w, results)
-	fmt.Fprintln(w, "\ntargets: starter pack throughput ratio >= 0.8, a counter-heavy policy >= 0.6; at the fixed rate p50 ratio <= 2, p99 ratio <= 1.5")
-}
-
-// reportCPU prints each subject's CPU per webhook in the closed loop, and
-// the floor's total over the subject's: the throughput ratio the machine
-// would give with nothing else running (see cpuUse).
-func reportCPU(w io.Writer, results []result) {
-	floor := results[0].cpu
-	if !floor.ok {
-		fmt.Fprintln(w, "\nCPU per webhook: not measured (needs Linux's /proc and Postgres on this machine)")
-		return
-	}
-	fmt.Fprintln(w, "\nCPU per webhook in the closed loop, µs (server, its Postgres backends, the load tool):")
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "subject\tserver\tpostgres\tload tool\ttotal\tcpu ratio\t")
-	us := func(d time.Duration, n int) float64 { return float64(d.Nanoseconds()) / 1e3 / float64(n) }
-	for _, r := range results {
-		if !r.cpu.ok || r.cpu.requests == 0 {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t\n", r.name)
-			continue
-		}
-		n := r.cpu.requests
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.2f\t\n", r.name, us(r.cpu.server, n), us(r.cpu.postgres, n), us(r.cpu.load, n),
-			us(r.cpu.perRequest(), 1), float64(floor.perRequest())/float64(r.cpu.perRequest()))
-	}
-	tw.Flush()
 }

@@ -4,7 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
+	"time"
 
 	"moderator/policy"
 )
@@ -60,5 +62,42 @@ func TestParseStat(t *testing.T) {
 	}
 	if got, err := procCPU(os.Getpid()); err != nil || got < 0 {
 		t.Errorf("procCPU(self) = %s, %v", got, err)
+	}
+}
+
+// TestReportRounds: with several rounds the report gives each figure's
+// median and each ratio's range, every round's ratios being to its own
+// floor.
+func TestReportRounds(t *testing.T) {
+	t.Parallel()
+	sub := func(name string, rps, p50 float64, cpu time.Duration) result {
+		r := result{name: name, cpu: cpuUse{server: cpu, requests: 1000, ok: true}}
+		r.closed.AchievedRPS, r.open.LatencyMS.P50, r.open.LatencyMS.P99 = rps, p50, 2*p50
+		return r
+	}
+	rounds := [][]result{
+		{sub("floor", 1000, 1, 100*time.Millisecond), sub("starter", 500, 2, 200*time.Millisecond)},
+		{sub("floor", 2000, 1, 100*time.Millisecond), sub("starter", 1400, 4, 125*time.Millisecond)},
+		{sub("floor", 1000, 2, 100*time.Millisecond), sub("starter", 600, 6, 160*time.Millisecond)},
+	}
+	var out strings.Builder
+	report(&out, config{n: 30000, conc: 64, rate: 500, duration: time.Second}, rounds)
+	got := strings.Join(strings.Fields(out.String()), " ")
+	for _, want := range []string{
+		"3 rounds: medians",
+		// throughput median 600; ratios 0.5, 0.7, 0.6; p50 4 ms; p50 ratios 2, 4, 3.
+		"starter 600 0.60 (0.50–0.70) 4.00 8.00 3.00 (2.00–4.00) 3.00 (2.00–4.00)",
+		// CPU 200, 125, 160 µs; cpu ratios 0.5, 0.8, 0.625.
+		"starter 160 0 0 160 0.62 (0.50–0.80)",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("report lacks %q:\n%s", want, got)
+		}
+	}
+	out.Reset()
+	report(&out, config{n: 30000, conc: 64, rate: 500, duration: time.Second}, rounds[:1])
+	if got := strings.Join(strings.Fields(out.String()), " "); strings.Contains(got, "rounds") ||
+		!strings.Contains(got, "starter 500 0.50 2.00 4.00 2.00 2.00") {
+		t.Errorf("one round's report:\n%s", got)
 	}
 }

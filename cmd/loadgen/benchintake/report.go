@@ -1,0 +1,124 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"text/tabwriter"
+	"time"
+)
+
+// row is one subject's figures in one round, the ratios to that round's
+// floor.
+type row struct {
+	name                          string
+	rps, ratio                    float64
+	p50, p99, p50Ratio, p99Ratio  float64
+	cpuOK                         bool
+	server, postgres, load, total float64 // µs per webhook
+	cpuRatio                      float64
+}
+
+// rowsOf turns one round's results (the floor first) into rows.
+func rowsOf(results []result) []row {
+	floor := results[0]
+	us := func(d time.Duration, n int) float64 { return float64(d.Nanoseconds()) / 1e3 / float64(n) }
+	rows := make([]row, len(results))
+	for i, r := range results {
+		rows[i] = row{name: r.name, rps: r.closed.AchievedRPS, ratio: r.closed.AchievedRPS / floor.closed.AchievedRPS,
+			p50: r.open.LatencyMS.P50, p99: r.open.LatencyMS.P99,
+			p50Ratio: r.open.LatencyMS.P50 / floor.open.LatencyMS.P50, p99Ratio: r.open.LatencyMS.P99 / floor.open.LatencyMS.P99}
+		if floor.cpu.ok && r.cpu.ok && r.cpu.requests > 0 {
+			n := r.cpu.requests
+			rows[i].cpuOK = true
+			rows[i].server, rows[i].postgres, rows[i].load = us(r.cpu.server, n), us(r.cpu.postgres, n), us(r.cpu.load, n)
+			rows[i].total = us(r.cpu.perRequest(), 1)
+			rows[i].cpuRatio = float64(floor.cpu.perRequest()) / float64(r.cpu.perRequest())
+		}
+	}
+	return rows
+}
+
+// spread is a figure's median over the rounds and its range.
+type spread struct{ med, lo, hi float64 }
+
+func spreadOf(rounds [][]row, subject int, f func(row) float64) spread {
+	vals := make([]float64, len(rounds))
+	for i, rows := range rounds {
+		vals[i] = f(rows[subject])
+	}
+	slices.Sort(vals)
+	med := vals[len(vals)/2]
+	if len(vals)%2 == 0 {
+		med = (vals[len(vals)/2-1] + vals[len(vals)/2]) / 2
+	}
+	return spread{med: med, lo: vals[0], hi: vals[len(vals)-1]}
+}
+
+// ratio prints a ratio's median, and its range when there are several
+// rounds.
+func (s spread) ratio(rounds int) string {
+	if rounds == 1 {
+		return fmt.Sprintf("%.2f", s.med)
+	}
+	return fmt.Sprintf("%.2f (%.2f–%.2f)", s.med, s.lo, s.hi)
+}
+
+// report prints one line per subject and its ratios to the floor: with
+// several rounds, the medians, and the ranges of the ratios.
+func report(w io.Writer, c config, results [][]result) {
+	rounds := make([][]row, len(results))
+	for i, r := range results {
+		rounds[i] = rowsOf(r)
+	}
+	n := len(rounds)
+	fmt.Fprintf(w, "intake, %s, closed loop (%d requests, %d in flight) then %d/s for %s",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), c.n, c.conc, c.rate, c.duration)
+	if n > 1 {
+		fmt.Fprintf(w, "; %d rounds: medians, and the ratios' ranges", n)
+	}
+	fmt.Fprint(w, "\n\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "subject\tthroughput/s\tratio\tp50 ms\tp99 ms\tp50 ratio\tp99 ratio\t")
+	for i, r := range rounds[0] {
+		get := func(f func(row) float64) spread { return spreadOf(rounds, i, f) }
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%.2f\t%.2f\t%s\t%s\t\n", r.name,
+			get(func(r row) float64 { return r.rps }).med,
+			get(func(r row) float64 { return r.ratio }).ratio(n),
+			get(func(r row) float64 { return r.p50 }).med,
+			get(func(r row) float64 { return r.p99 }).med,
+			get(func(r row) float64 { return r.p50Ratio }).ratio(n),
+			get(func(r row) float64 { return r.p99Ratio }).ratio(n))
+	}
+	tw.Flush()
+	reportCPU(w, rounds)
+	fmt.Fprintln(w, "\ntargets: starter pack throughput ratio >= 0.8, a counter-heavy policy >= 0.6; at the fixed rate p50 ratio <= 2, p99 ratio <= 1.5")
+}
+
+// reportCPU prints each subject's CPU per webhook in the closed loop, and
+// the floor's total over the subject's: the throughput ratio the machine
+// would give with nothing else running (see cpuUse).
+func reportCPU(w io.Writer, rounds [][]row) {
+	for _, rows := range rounds {
+		for _, r := range rows {
+			if !r.cpuOK {
+				fmt.Fprintln(w, "\nCPU per webhook: not measured (needs Linux's /proc and Postgres on this machine)")
+				return
+			}
+		}
+	}
+	n := len(rounds)
+	fmt.Fprintln(w, "\nCPU per webhook in the closed loop, µs (server, its Postgres backends, the load tool):")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "subject\tserver\tpostgres\tload tool\ttotal\tcpu ratio\t")
+	for i, r := range rounds[0] {
+		get := func(f func(row) float64) spread { return spreadOf(rounds, i, f) }
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t%.0f\t%s\t\n", r.name,
+			get(func(r row) float64 { return r.server }).med,
+			get(func(r row) float64 { return r.postgres }).med,
+			get(func(r row) float64 { return r.load }).med,
+			get(func(r row) float64 { return r.total }).med,
+			get(func(r row) float64 { return r.cpuRatio }).ratio(n))
+	}
+	tw.Flush()
+}
