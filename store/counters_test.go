@@ -650,12 +650,12 @@ func TestCountsStopAtTheCap(t *testing.T) {
 }
 
 // TestHistoryReadFindsEventsByIndex records judged batches on one
-// connection while the events table is nearly empty, past the five custom
-// plans after which the prepared history read keeps a generic one, then
-// fills the table and checks that later batches do not read it
-// sequentially: the read must find the batch's events by their body hash
-// whatever the table looked like when the plan was made, or every batch
-// costs a scan of the whole table. Strikes and the versions of the
+// connection while the events table is nearly empty (the recording
+// transaction runs generic plans, made at its first batch; and Postgres
+// would keep one after five custom plans anyway), then fills the table and
+// checks that later batches do not read it sequentially: the read must find
+// the batch's events by their body hash whatever the table looked like
+// when the plan was made, or every batch costs a scan of the whole table. Strikes and the versions of the
 // counter marks' copies, too, are read by index.
 func TestHistoryReadFindsEventsByIndex(t *testing.T) {
 	t.Parallel()
