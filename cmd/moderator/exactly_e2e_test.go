@@ -10,9 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"moderator/actions/streamtest"
 	"moderator/store/storetest"
@@ -398,7 +401,7 @@ func TestActionsSurviveKill(t *testing.T) {
 		deadline := time.Now().Add(3 * time.Minute)
 		for len(fake.Calls(f.route)) < 2 {
 			if time.Now().After(deadline) {
-				t.Fatalf("%s: never attempted again after the kill; logs:\n%s", f.typ, second.logs)
+				t.Fatalf("%s: never attempted again after the kill; database:\n%s\nlogs:\n%s", f.typ, riverState(second.pool), second.logs)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -407,4 +410,33 @@ func TestActionsSurviveKill(t *testing.T) {
 	for _, f := range faultRoutes {
 		t.Logf("%s attempted again %.0f s after the kill", f.typ, fake.Calls(f.route)[1].At.Sub(killed).Seconds())
 	}
+}
+
+// riverState describes River's leader and the database's sessions, for a
+// failure that waits on River's rescue.
+func riverState(pool *pgxpool.Pool) string {
+	var b strings.Builder
+	ctx := context.Background()
+	dump := func(title, sql string) {
+		rows, err := pool.Query(ctx, sql)
+		if err != nil {
+			fmt.Fprintf(&b, "%s: %v\n", title, err)
+			return
+		}
+		defer rows.Close()
+		fmt.Fprintf(&b, "%s:\n", title)
+		for rows.Next() {
+			vals, _ := rows.Values()
+			fmt.Fprintf(&b, "  %v\n", vals)
+		}
+	}
+	dump("now", `SELECT now()`)
+	dump("river_leader", `SELECT * FROM river_leader`)
+	dump("river_job", `SELECT id, state, attempt, attempted_at, attempted_by, queue FROM river_job ORDER BY id`)
+	dump("sessions", `SELECT pid, application_name, state, backend_start, xact_start, query_start, wait_event_type, wait_event,
+		left(query, 120) FROM pg_stat_activity WHERE datname = current_database() ORDER BY pid`)
+	dump("locks", `SELECT l.pid, l.locktype, l.relation::regclass, l.mode, l.granted FROM pg_locks l
+		JOIN pg_stat_activity a ON a.pid = l.pid WHERE a.datname = current_database() AND l.locktype <> 'virtualxid'
+		ORDER BY l.pid`)
+	return b.String()
 }
