@@ -184,8 +184,16 @@ func measure(ctx context.Context, c config, name, rulesDir string, stderr io.Wri
 	if name == "floor" {
 		cmd = exec.CommandContext(ctx, filepath.Join(c.bin, "floor"), "-addr", addr, "-database-url", dbURL, "-secret", "dev-secret")
 	} else {
+		// A spool of its own: the default (.data/spool in the working
+		// directory) would replay what an earlier run left there.
+		spool, err := os.MkdirTemp("", "benchintake-spool-")
+		if err != nil {
+			return result{}, err
+		}
+		defer os.RemoveAll(spool)
 		cmd = exec.CommandContext(ctx, filepath.Join(c.bin, "moderator"), "serve")
 		cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "MODERATOR_ADDR="+addr, "MODERATOR_RULES_DIR="+rulesDir,
+			"MODERATOR_SPOOL_DIR="+spool,
 			"MODERATOR_DRY_RUN=true", "STREAM_API_KEY=dev-key", "STREAM_API_SECRET=dev-secret", "MODERATOR_LOG_LEVEL=warn")
 	}
 	var logs bytes.Buffer
