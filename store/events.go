@@ -129,9 +129,7 @@ func (s *Store) RecordEventsWith(ctx context.Context, recs []EventRecord, hooks 
 	}
 	defer conn.Release()
 	tx, inserted, err := insertAndRead(ctx, conn.Conn(), insertSQL, args, jd)
-	if tx != nil {
-		defer rollback(context.WithoutCancel(ctx), tx)
-	}
+	defer rollback(context.WithoutCancel(ctx), tx)
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +145,7 @@ func (s *Store) RecordEventsWith(ctx context.Context, recs []EventRecord, hooks 
 // that ended it (see Writes.sendAndCommit), which pgx's transaction does
 // not know of, or never begun.
 func rollback(ctx context.Context, tx pgx.Tx) {
-	if tx.Conn().PgConn().TxStatus() == 'I' {
+	if c := tx.Conn(); c == nil || c.PgConn().TxStatus() == 'I' {
 		return
 	}
 	_ = tx.Rollback(ctx)
@@ -179,8 +177,8 @@ func insertEventsSQL(lock string) string {
 
 // insertAndRead begins the recording transaction and, in the same round
 // trip (a pipeline), runs the events INSERT and, with records to judge
-// (jd), the history read. It returns the transaction, nil when it could
-// not be sent, and the inserted rows' ids.
+// (jd), the history read. It returns the transaction (closed when BEGIN
+// did not run) and the inserted rows' ids.
 func insertAndRead(ctx context.Context, conn *pgx.Conn, insertSQL string, args []any, jd *judging) (
 	pgx.Tx, map[insertedKey]int64, error) {
 	pipeline := &pgx.Batch{}

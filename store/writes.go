@@ -33,12 +33,7 @@ func (w *Writes) send(ctx context.Context, tx pgx.Tx) error {
 	if w.b.Len() == 0 {
 		return nil
 	}
-	err := tx.SendBatch(ctx, &w.b).Close()
-	w.b = pgx.Batch{}
-	if err != nil {
-		return fmt.Errorf("record events: write decisions and links: %w", err)
-	}
-	return nil
+	return w.flush(ctx, tx, "write decisions and links")
 }
 
 // sendAndCommit sends the queued statements and COMMIT in tx, in one round
@@ -52,10 +47,16 @@ func (w *Writes) sendAndCommit(ctx context.Context, tx pgx.Tx) error {
 		}
 		return nil
 	})
+	return w.flush(ctx, tx, "write decisions and links, commit")
+}
+
+// flush sends the queue as one pipeline and empties it; what names its
+// statements in the error.
+func (w *Writes) flush(ctx context.Context, tx pgx.Tx, what string) error {
 	err := tx.SendBatch(ctx, &w.b).Close()
 	w.b = pgx.Batch{}
 	if err != nil {
-		return fmt.Errorf("record events: write decisions and links, commit: %w", err)
+		return fmt.Errorf("record events: %s: %w", what, err)
 	}
 	return nil
 }
