@@ -95,6 +95,12 @@ func TestReportRounds(t *testing.T) {
 		}
 	}
 	out.Reset()
+	report(&out, config{n: 30000, conc: 64, rate: 500, duration: time.Second}, rounds[:2])
+	// Two rounds: the median is the mean of the two, 950/s and 0.6.
+	if got := strings.Join(strings.Fields(out.String()), " "); !strings.Contains(got, "starter 950 0.60 (0.50–0.70)") {
+		t.Errorf("two rounds' report:\n%s", got)
+	}
+	out.Reset()
 	report(&out, config{n: 30000, conc: 64, rate: 500, duration: time.Second}, rounds[:1])
 	if got := strings.Join(strings.Fields(out.String()), " "); strings.Contains(got, "rounds") ||
 		!strings.Contains(got, "starter 500 0.50 2.00 4.00 2.00 2.00") {

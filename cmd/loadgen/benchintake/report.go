@@ -42,17 +42,23 @@ func rowsOf(results []result) []row {
 // spread is a figure's median over the rounds and its range.
 type spread struct{ med, lo, hi float64 }
 
-func spreadOf(rounds [][]row, subject int, f func(row) float64) spread {
-	vals := make([]float64, len(rounds))
-	for i, rows := range rounds {
-		vals[i] = f(rows[subject])
+// spreads returns the spread over the rounds of each of subject's figures
+// (figs lists them from one round's row).
+func spreads(rounds [][]row, subject int, figs func(row) []float64) []spread {
+	var out []spread
+	for k := range figs(rounds[0][subject]) {
+		vals := make([]float64, len(rounds))
+		for i, rows := range rounds {
+			vals[i] = figs(rows[subject])[k]
+		}
+		slices.Sort(vals)
+		med := vals[len(vals)/2]
+		if len(vals)%2 == 0 {
+			med = (vals[len(vals)/2-1] + vals[len(vals)/2]) / 2
+		}
+		out = append(out, spread{med: med, lo: vals[0], hi: vals[len(vals)-1]})
 	}
-	slices.Sort(vals)
-	med := vals[len(vals)/2]
-	if len(vals)%2 == 0 {
-		med = (vals[len(vals)/2-1] + vals[len(vals)/2]) / 2
-	}
-	return spread{med: med, lo: vals[0], hi: vals[len(vals)-1]}
+	return out
 }
 
 // ratio prints a ratio's median, and its range when there are several
@@ -81,14 +87,9 @@ func report(w io.Writer, c config, results [][]result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "subject\tthroughput/s\tratio\tp50 ms\tp99 ms\tp50 ratio\tp99 ratio\t")
 	for i, r := range rounds[0] {
-		get := func(f func(row) float64) spread { return spreadOf(rounds, i, f) }
+		s := spreads(rounds, i, func(r row) []float64 { return []float64{r.rps, r.ratio, r.p50, r.p99, r.p50Ratio, r.p99Ratio} })
 		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%.2f\t%.2f\t%s\t%s\t\n", r.name,
-			get(func(r row) float64 { return r.rps }).med,
-			get(func(r row) float64 { return r.ratio }).ratio(n),
-			get(func(r row) float64 { return r.p50 }).med,
-			get(func(r row) float64 { return r.p99 }).med,
-			get(func(r row) float64 { return r.p50Ratio }).ratio(n),
-			get(func(r row) float64 { return r.p99Ratio }).ratio(n))
+			s[0].med, s[1].ratio(n), s[2].med, s[3].med, s[4].ratio(n), s[5].ratio(n))
 	}
 	tw.Flush()
 	reportCPU(w, rounds)
@@ -112,13 +113,8 @@ func reportCPU(w io.Writer, rounds [][]row) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "subject\tserver\tpostgres\tload tool\ttotal\tcpu ratio\t")
 	for i, r := range rounds[0] {
-		get := func(f func(row) float64) spread { return spreadOf(rounds, i, f) }
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t%.0f\t%s\t\n", r.name,
-			get(func(r row) float64 { return r.server }).med,
-			get(func(r row) float64 { return r.postgres }).med,
-			get(func(r row) float64 { return r.load }).med,
-			get(func(r row) float64 { return r.total }).med,
-			get(func(r row) float64 { return r.cpuRatio }).ratio(n))
+		s := spreads(rounds, i, func(r row) []float64 { return []float64{r.server, r.postgres, r.load, r.total, r.cpuRatio} })
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t%.0f\t%s\t\n", r.name, s[0].med, s[1].med, s[2].med, s[3].med, s[4].ratio(n))
 	}
 	tw.Flush()
 }
