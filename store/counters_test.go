@@ -655,8 +655,9 @@ func TestCountsStopAtTheCap(t *testing.T) {
 // would keep one after five custom plans anyway), then fills the table and
 // checks that later batches do not read it sequentially: the read must find
 // the batch's events by their body hash whatever the table looked like
-// when the plan was made, or every batch costs a scan of the whole table. Strikes and the versions of the
-// counter marks' copies, too, are read by index.
+// when the plan was made, or every batch costs a scan of the whole table.
+// Strikes and the versions of the counter marks' copies, too, are read by
+// index.
 func TestHistoryReadFindsEventsByIndex(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

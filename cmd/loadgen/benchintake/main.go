@@ -133,23 +133,32 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	var rounds [][]result
 	for round := range c.rounds {
-		var results []result
-		for i, name := range subjects {
-			fmt.Fprintf(stderr, "benchintake: round %d of %d: %s …\n", round+1, c.rounds, name)
-			var dir string
-			if i > 0 {
-				dir = c.policies[i-1][1]
-			}
-			r, err := measure(ctx, c, name, dir, stderr)
-			if err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			results = append(results, r)
+		results, err := measureRound(ctx, c, subjects, round, stderr)
+		if err != nil {
+			return err
 		}
 		rounds = append(rounds, results)
 	}
 	report(stdout, c, rounds)
 	return nil
+}
+
+// measureRound measures each subject once, the floor first.
+func measureRound(ctx context.Context, c config, subjects []string, round int, stderr io.Writer) ([]result, error) {
+	var results []result
+	for i, name := range subjects {
+		fmt.Fprintf(stderr, "benchintake: round %d of %d: %s …\n", round+1, c.rounds, name)
+		var dir string
+		if i > 0 {
+			dir = c.policies[i-1][1]
+		}
+		r, err := measure(ctx, c, name, dir, stderr)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		results = append(results, r)
+	}
+	return results, nil
 }
 
 // measure runs one subject on a database of its own.

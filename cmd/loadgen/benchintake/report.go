@@ -45,18 +45,22 @@ type spread struct{ med, lo, hi float64 }
 // spreads returns the spread over the rounds of each of subject's figures
 // (figs lists them from one round's row).
 func spreads(rounds [][]row, subject int, figs func(row) []float64) []spread {
-	var out []spread
-	for k := range figs(rounds[0][subject]) {
+	byRound := make([][]float64, len(rounds))
+	for i, rows := range rounds {
+		byRound[i] = figs(rows[subject])
+	}
+	out := make([]spread, len(byRound[0]))
+	for k := range out {
 		vals := make([]float64, len(rounds))
-		for i, rows := range rounds {
-			vals[i] = figs(rows[subject])[k]
+		for i := range byRound {
+			vals[i] = byRound[i][k]
 		}
 		slices.Sort(vals)
 		med := vals[len(vals)/2]
 		if len(vals)%2 == 0 {
 			med = (vals[len(vals)/2-1] + vals[len(vals)/2]) / 2
 		}
-		out = append(out, spread{med: med, lo: vals[0], hi: vals[len(vals)-1]})
+		out[k] = spread{med: med, lo: vals[0], hi: vals[len(vals)-1]}
 	}
 	return out
 }
