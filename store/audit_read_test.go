@@ -664,6 +664,8 @@ func TestIndexEventWords(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st := newSeedStore(t)
+	// The look-back for late events on every call, not every few seconds.
+	store.SetWordsSweepEvery(st, -1)
 	insert := func(q interface {
 		Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
 	}, id string) {

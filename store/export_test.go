@@ -59,3 +59,11 @@ func (b *Batcher) BusyAt() time.Time {
 	}
 	return time.Time{}
 }
+
+// SetWordsSweepEvery sets how often IndexEventWords looks back for late
+// events (<0: on every call).
+func SetWordsSweepEvery(s *Store, d time.Duration) {
+	s.words.mu.Lock()
+	defer s.words.mu.Unlock()
+	s.words.every = d
+}

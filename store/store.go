@@ -27,6 +27,8 @@ type Store struct {
 	textProbe int
 	// marks are this replica's copies of users' recent counter marks.
 	marks *markCache
+	// words is where the words indexer's look-back for late events stands.
+	words wordsState
 }
 
 // Open connects a pool to the database at url. It does not wait for the
