@@ -166,10 +166,11 @@ func BenchmarkIndexEventWordsLive(b *testing.B) {
 			b.Run(fmt.Sprintf("indexed=%d/sweep=%v", size, sweep), func(b *testing.B) {
 				st := newSeedStore(b)
 				seedText(b, st, size, true)
-				store.SetWordsSweepEvery(st, time.Hour)
+				every := time.Hour
 				if sweep {
-					store.SetWordsSweepEvery(st, -1)
+					every = -1
 				}
+				store.SetWordsSweepEvery(st, every)
 				next, total := size, int64(0)
 				for b.Loop() {
 					b.StopTimer()

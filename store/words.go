@@ -55,11 +55,12 @@ func (w *wordsState) window(top int64, now time.Time) (lo int64, ok bool) {
 	if every == 0 {
 		every = wordsSweepEvery
 	}
-	if since := now.Sub(w.at); every > 0 && since < every {
+	since := now.Sub(w.at)
+	if every > 0 && since < every {
 		return 0, false
 	}
 	lo = top - wordsSlack
-	if now.Sub(w.at) < wordsSweepStale && w.done < lo {
+	if since < wordsSweepStale && w.done < lo {
 		lo = w.done
 	}
 	return max(lo, 0), true
@@ -72,29 +73,26 @@ func (w *wordsState) swept(top int64, now time.Time) {
 	w.done, w.at = max(top-wordsSlack, 0), now
 }
 
-// wordsNew indexes the events above the newest indexed one, oldest first,
-// and returns that id and how many it wrote.
-const wordsNew = `WITH top AS (SELECT coalesce(max(event_id), 0) AS id FROM event_words),
-	ins AS (
-		INSERT INTO event_words (event_id, received_at, words)
-		SELECT e.id, e.received_at, to_tsvector('simple', coalesce(e.payload #>> '{message,text}', ''))
-		FROM events e
-		WHERE e.id > (SELECT id FROM top)
-		ORDER BY e.id LIMIT $1
-		ON CONFLICT (event_id) DO NOTHING
-		RETURNING 1)
+// wordsInsert writes the words of the events its WHERE clause picks, oldest
+// first: the one place the indexed text is defined.
+const wordsInsert = `INSERT INTO event_words (event_id, received_at, words)
+	SELECT e.id, e.received_at, to_tsvector('simple', coalesce(e.payload #>> '{message,text}', ''))
+	FROM events e
+	WHERE %s
+	ORDER BY e.id LIMIT %s
+	ON CONFLICT (event_id) DO NOTHING`
+
+// wordsNew indexes the events above the newest indexed one and returns
+// that id and how many it wrote.
+var wordsNew = `WITH top AS (SELECT coalesce(max(event_id), 0) AS id FROM event_words),
+	ins AS (` + fmt.Sprintf(wordsInsert, "e.id > (SELECT id FROM top)", "$1") + ` RETURNING 1)
 	SELECT (SELECT id FROM top), (SELECT count(*) FROM ins)`
 
 // wordsLate indexes the events above $1 that have no words yet: both
 // sides of the anti-join are bounded, so a sweep reads its window of ids
 // and not the whole table.
-const wordsLate = `INSERT INTO event_words (event_id, received_at, words)
-	SELECT e.id, e.received_at, to_tsvector('simple', coalesce(e.payload #>> '{message,text}', ''))
-	FROM events e
-	WHERE e.id > $1
-		AND NOT EXISTS (SELECT 1 FROM event_words w WHERE w.event_id = e.id AND w.event_id > $1)
-	ORDER BY e.id LIMIT $2
-	ON CONFLICT (event_id) DO NOTHING`
+var wordsLate = fmt.Sprintf(wordsInsert,
+	"e.id > $1 AND NOT EXISTS (SELECT 1 FROM event_words w WHERE w.event_id = e.id AND w.event_id > $1)", "$2")
 
 // IndexEventWords writes the words of up to max recorded events that have
 // none yet into event_words (an event without a message gets an empty
