@@ -291,7 +291,7 @@ func (r *Runner) insertReversalsTx(ctx context.Context, tx pgx.Tx, ov Overturn, 
 		}
 	}
 	if len(jobs) > 0 {
-		if _, err := r.river.InsertManyTx(ctx, tx, jobs); err != nil {
+		if err := r.insertJobsTx(ctx, tx, jobs); err != nil {
 			return nil, fmt.Errorf("enqueue %d reversals: %w", len(jobs), err)
 		}
 	}
@@ -303,6 +303,9 @@ func (r *Runner) insertReversalsTx(ctx context.Context, tx pgx.Tx, ov Overturn, 
 // context); the worker then finds the outcome superseded and, if its call
 // may have reached Stream anyway, reverses it (see recordAttempt).
 func (r *Runner) cancelJobsTx(ctx context.Context, tx pgx.Tx, actionIDs []int64) error {
+	if r.river == nil {
+		return errNoJobs
+	}
 	// River's table has a GIN index on args: one containment probe per
 	// action.
 	rows, err := tx.Query(ctx, `

@@ -17,11 +17,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 
+	"moderator/jobs"
 	"moderator/policy"
 )
 
@@ -191,15 +190,6 @@ func (JobArgs) InsertOpts() river.InsertOpts {
 const (
 	DefaultMaxAttempts = 12
 	DefaultMaxWorkers  = 50
-	// DefaultFetchCooldown and DefaultFetchPollInterval are River's fetch
-	// settings. A commit notifies the workers (LISTEN/NOTIFY), and River
-	// then fetches at most once per cooldown: River's 100 ms default
-	// alone would put the p99 from enqueue to first attempt near 100 ms;
-	// 5 ms keeps it well under the 50 ms target for the cost of a fetch
-	// query per 5 ms while jobs arrive. The poll interval is the fallback
-	// when a notification is missed.
-	DefaultFetchCooldown     = 5 * time.Millisecond
-	DefaultFetchPollInterval = 200 * time.Millisecond
 	// maxLimiterWait is how long a worker waits for its endpoint's budget
 	// before snoozing the job instead of holding a worker slot.
 	maxLimiterWait = 5 * time.Second
@@ -238,9 +228,6 @@ type Config struct {
 	DailyCaps map[policy.ActionType]int
 	// MaxWorkers is how many actions run at once; DefaultMaxWorkers.
 	MaxWorkers int
-	// FetchCooldown, FetchPollInterval: River's; the defaults above.
-	FetchCooldown     time.Duration
-	FetchPollInterval time.Duration
 	// RetryBase is the first retry's delay, doubled per attempt up to ten
 	// minutes; 1 s when zero.
 	RetryBase time.Duration
@@ -249,17 +236,20 @@ type Config struct {
 }
 
 // Runner enqueues actions as durable River jobs in the recording
-// transaction and runs them against Stream.
+// transaction and runs them against Stream. It is the queue of actions of
+// the process's jobs.Client, which runs it.
 type Runner struct {
-	river     *river.Client[pgx.Tx]
-	client    *Client
-	dryClient *Client
-	dryRun    bool
-	ledger    Ledger
-	logger    *slog.Logger
-	metrics   *Metrics
-	limiters  *limiters
-	budget    Budget
+	river      *river.Client[pgx.Tx] // set by Attach
+	maxWorkers int
+	retry      retryPolicy
+	client     *Client
+	dryClient  *Client
+	dryRun     bool
+	ledger     Ledger
+	logger     *slog.Logger
+	metrics    *Metrics
+	limiters   *limiters
+	budget     Budget
 	// lateBudget is lateRecordBudget; tests shorten it.
 	lateBudget time.Duration
 	caps       map[policy.ActionType]int
@@ -284,12 +274,11 @@ func (r *Runner) EnsureBotUser(ctx context.Context) error {
 // BotUserID is the acting user of every action.
 func (r *Runner) BotUserID() string { return r.client.BotUserID() }
 
-// NewRunner builds a Runner whose jobs live in pool's database (which must
-// have River's tables: store.Migrate applies them), calling Stream with a
-// client built from clientCfg. In dry run a second client from the same
-// configuration, whose network only records, builds the exact request
-// that would have been sent.
-func NewRunner(pool *pgxpool.Pool, clientCfg ClientConfig, cfg Config) (*Runner, error) {
+// NewRunner builds a Runner calling Stream with a client built from
+// clientCfg; its jobs are run by the jobs.Client it is given to. In dry
+// run a second client from the same configuration, whose network only
+// records, builds the exact request that would have been sent.
+func NewRunner(clientCfg ClientConfig, cfg Config) (*Runner, error) {
 	if cfg.Ledger == nil || cfg.Metrics == nil {
 		return nil, errors.New("actions runner: Ledger and Metrics are required")
 	}
@@ -317,39 +306,40 @@ func NewRunner(pool *pgxpool.Pool, clientCfg ClientConfig, cfg Config) (*Runner,
 	if err != nil {
 		return nil, err
 	}
-	r := &Runner{client: client, dryClient: dryClient, dryRun: cfg.DryRun, ledger: cfg.Ledger, logger: cfg.Logger,
-		metrics: cfg.Metrics, limiters: lims, budget: cfg.Budget, lateBudget: lateRecordBudget, caps: caps, now: cfg.Now}
+	return &Runner{client: client, dryClient: dryClient, dryRun: cfg.DryRun, ledger: cfg.Ledger, logger: cfg.Logger,
+		metrics: cfg.Metrics, limiters: lims, budget: cfg.Budget, lateBudget: lateRecordBudget, caps: caps, now: cfg.Now,
+		maxWorkers: cmpOr(cfg.MaxWorkers, DefaultMaxWorkers),
+		retry:      retryPolicy{base: cmpOr(cfg.RetryBase, time.Second), now: cfg.Now}}, nil
+}
 
-	workers := river.NewWorkers()
+// Register implements jobs.Queue: the action worker, on QueueName. A live
+// run lasts at most jobTimeout, then up to lateRecordBudget recording the
+// answer; a job running longer was left by a process that died, and its
+// rescued rerun settles the calls that run left unanswered
+// (settleUnanswered).
+func (r *Runner) Register(workers *river.Workers) (jobs.Spec, error) {
 	if err := river.AddWorkerSafely(workers, &worker{r: r}); err != nil {
-		return nil, fmt.Errorf("actions runner: %w", err)
+		return jobs.Spec{}, fmt.Errorf("actions runner: %w", err)
 	}
-	retryBase := cfg.RetryBase
-	if retryBase <= 0 {
-		retryBase = time.Second
-	}
-	rc, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Queues:            map[string]river.QueueConfig{QueueName: {MaxWorkers: cmpOr(cfg.MaxWorkers, DefaultMaxWorkers)}},
-		Workers:           workers,
-		FetchCooldown:     cmpOr(cfg.FetchCooldown, DefaultFetchCooldown),
-		FetchPollInterval: cmpOr(cfg.FetchPollInterval, DefaultFetchPollInterval),
-		RetryPolicy:       retryPolicy{base: retryBase, now: cfg.Now},
-		// A job still running this long after it started belongs to a
-		// process that died (a kill, a crash): River's default waits an
-		// hour. The worker's own limit plus the time it may spend
-		// recording an answer late bounds a live run, so a rescued job
-		// never runs beside its first run; its rerun settles the calls
-		// that run left unanswered (settleUnanswered).
-		RescueStuckJobsAfter: rescueAfter,
-		JobTimeout:           jobTimeout, // the worker's Timeout says the same
+	return jobs.Spec{Name: QueueName, Config: river.QueueConfig{MaxWorkers: r.maxWorkers},
+		LongestRun: jobTimeout + lateRecordBudget}, nil
+}
 
-		Logger: cfg.Logger.With("component", "river"),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("actions runner: %w", err)
+// Attach implements jobs.Queue.
+func (r *Runner) Attach(client *river.Client[pgx.Tx]) { r.river = client }
+
+// errNoJobs is the error of a runner that no jobs.Client runs.
+var errNoJobs = errors.New("the action runner is in no jobs client: its jobs would never run")
+
+// insertJobsTx inserts action jobs in tx, or fails (and with it the
+// transaction) when no jobs.Client runs the runner: the actions would
+// never be sent.
+func (r *Runner) insertJobsTx(ctx context.Context, tx pgx.Tx, params []river.InsertManyParams) error {
+	if r.river == nil {
+		return errNoJobs
 	}
-	r.river = rc
-	return r, nil
+	_, err := r.river.InsertManyTx(ctx, tx, params)
+	return err
 }
 
 func cmpOr[T comparable](v, def T) T {
@@ -358,30 +348,6 @@ func cmpOr[T comparable](v, def T) T {
 		return def
 	}
 	return v
-}
-
-// Start starts the workers. Jobs inserted before (even by another replica)
-// are picked up; claiming uses SKIP LOCKED, so replicas share the queue.
-func (r *Runner) Start(ctx context.Context) error {
-	if err := r.river.Start(ctx); err != nil {
-		return fmt.Errorf("start action workers: %w", err)
-	}
-	return nil
-}
-
-// Stop lets running actions finish (until ctx ends, when they are
-// cancelled and will be retried) and stops the workers.
-func (r *Runner) Stop(ctx context.Context) error {
-	err := r.river.Stop(ctx)
-	if err != nil && ctx.Err() != nil {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		err = r.river.StopAndCancel(cctx)
-	}
-	if err != nil {
-		return fmt.Errorf("stop action workers: %w", err)
-	}
-	return nil
 }
 
 // EnqueueTx plans the events' actions, records them and either ends them
@@ -431,7 +397,7 @@ func (r *Runner) EnqueueCheckedTx(ctx context.Context, tx pgx.Tx, events []Event
 		}
 	}
 	if len(d.jobs) > 0 {
-		if _, err := r.river.InsertManyTx(ctx, tx, d.jobs); err != nil {
+		if err := r.insertJobsTx(ctx, tx, d.jobs); err != nil {
 			return fmt.Errorf("enqueue %d actions: %w", len(d.jobs), err)
 		}
 	}
@@ -598,14 +564,11 @@ type worker struct {
 // jobTimeout bounds one run: the limiter wait plus one Stream call.
 const jobTimeout = maxLimiterWait + DefaultTimeout + 5*time.Second
 
-// rescueAfter is when River rescues a job still marked running: past any
-// live run (jobTimeout, then up to lateRecordBudget recording the answer).
-// River's rescuer looks every 30 s, so a job left running by a killed
-// process is run again within about 75 s of its start.
-const rescueAfter = jobTimeout + lateRecordBudget + 5*time.Second
-
 // Timeout bounds one run (jobTimeout).
 func (w *worker) Timeout(*river.Job[JobArgs]) time.Duration { return jobTimeout }
+
+// NextRetry is the retry policy of actions (retryPolicy).
+func (w *worker) NextRetry(job *river.Job[JobArgs]) time.Time { return w.r.retry.NextRetry(job.JobRow) }
 
 func (w *worker) Work(ctx context.Context, job *river.Job[JobArgs]) error {
 	return w.r.work(ctx, job.JobRow, job.Args)

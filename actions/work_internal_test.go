@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
@@ -140,17 +139,12 @@ func (l *memLedger) RecordOutcome(_ context.Context, o OutcomeRecord) (bool, err
 	return true, nil
 }
 
-// newTestRunner is a Runner on a pool that never connects (work does not
-// touch River's tables) calling fake.
+// newTestRunner is a Runner in no jobs client (work does not touch River)
+// calling fake.
 func newTestRunner(t *testing.T, fake *streamtest.Server, dryRun bool) (*Runner, *memLedger) {
 	t.Helper()
-	pool, err := pgxpool.New(context.Background(), "postgres://nobody@127.0.0.1:1/none")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
 	ledger := &memLedger{outcomes: map[int64]OutcomeRecord{}}
-	r, err := NewRunner(pool, ClientConfig{BaseURL: fake.URL, APIKey: fake.Key, APISecret: fake.Secret, BotUserID: "bot"},
+	r, err := NewRunner(ClientConfig{BaseURL: fake.URL, APIKey: fake.Key, APISecret: fake.Secret, BotUserID: "bot"},
 		Config{DryRun: dryRun, Ledger: ledger, Metrics: NewMetrics(prometheus.NewRegistry(), nil)})
 	if err != nil {
 		t.Fatal(err)

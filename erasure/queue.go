@@ -4,15 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
-	"github.com/riverqueue/river/rivertype"
+
+	"moderator/jobs"
 )
 
 // JobKind and QueueName are the River job of a durable erasure and its
@@ -49,13 +47,15 @@ func (JobArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueName, MaxAttempts: maxAttempts}
 }
 
-// Queue runs durable erasures: a River client of its own, on the erasure
-// queue, beside the action runner's.
+// Queue runs durable erasures, on the erasure queue of the process's
+// jobs.Client.
 type Queue struct {
-	river    *river.Client[pgx.Tx]
-	followUp time.Duration
-	queued   prometheus.Counter
-	failures prometheus.Counter
+	river     *river.Client[pgx.Tx] // set by Attach
+	e         *Eraser
+	retryBase time.Duration
+	followUp  time.Duration
+	queued    prometheus.Counter
+	failures  prometheus.Counter
 }
 
 // QueueConfig configures a Queue. RetryBase is the wait before the first
@@ -63,7 +63,6 @@ type Queue struct {
 // FollowUpAfter is when an erasure's follow-up runs (default
 // DefaultFollowUpAfter).
 type QueueConfig struct {
-	Logger        *slog.Logger
 	Reg           prometheus.Registerer
 	RetryBase     time.Duration
 	FollowUpAfter time.Duration
@@ -77,10 +76,20 @@ type QueueConfig struct {
 // committed after it). It usually changes nothing.
 const DefaultFollowUpAfter = 2 * time.Minute
 
-// NewQueue returns the queue of durable erasures carried out by e; Start
-// it once the schema is migrated.
-func NewQueue(pool *pgxpool.Pool, e *Eraser, cfg QueueConfig) (*Queue, error) {
+// jobTimeout bounds one run of an erasure (its transaction); a failed run
+// is retried. recordBudget is the time then allowed to record its end.
+const (
+	jobTimeout   = 35 * time.Second
+	recordBudget = 5 * time.Second
+)
+
+// NewQueue returns the queue of durable erasures carried out by e; give it
+// to jobs.New, which runs it.
+func NewQueue(e *Eraser, cfg QueueConfig) *Queue {
 	q := &Queue{
+		e:         e,
+		retryBase: cmpOr(cfg.RetryBase, 5*time.Second),
+		followUp:  cmpOr(cfg.FollowUpAfter, DefaultFollowUpAfter),
 		queued: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "moderator_erasures_queued_total",
 			Help: "Erasures of users Stream deleted put in the durable queue because they failed at once.",
@@ -93,22 +102,19 @@ func NewQueue(pool *pgxpool.Pool, e *Eraser, cfg QueueConfig) (*Queue, error) {
 	if cfg.Reg != nil {
 		cfg.Reg.MustRegister(q.queued, q.failures)
 	}
-	workers := river.NewWorkers()
-	if err := river.AddWorkerSafely(workers, &worker{e: e, failures: q.failures}); err != nil {
-		return nil, fmt.Errorf("erasure queue: %w", err)
-	}
-	rc, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Queues:      map[string]river.QueueConfig{QueueName: {MaxWorkers: 1}},
-		Workers:     workers,
-		RetryPolicy: retryPolicy{base: cmpOr(cfg.RetryBase, 5*time.Second)},
-		Logger:      cfg.Logger.With("component", "river", "queue", QueueName),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("erasure queue: %w", err)
-	}
-	q.river, q.followUp = rc, cmpOr(cfg.FollowUpAfter, DefaultFollowUpAfter)
-	return q, nil
+	return q
 }
+
+// Register implements jobs.Queue: one erasure at a time per replica.
+func (q *Queue) Register(workers *river.Workers) (jobs.Spec, error) {
+	if err := river.AddWorkerSafely(workers, &worker{q: q}); err != nil {
+		return jobs.Spec{}, fmt.Errorf("erasure queue: %w", err)
+	}
+	return jobs.Spec{Name: QueueName, Config: river.QueueConfig{MaxWorkers: 1}, LongestRun: jobTimeout + recordBudget}, nil
+}
+
+// Attach implements jobs.Queue.
+func (q *Queue) Attach(client *river.Client[pgx.Tx]) { q.river = client }
 
 func cmpOr(v, def time.Duration) time.Duration {
 	if v <= 0 {
@@ -117,10 +123,19 @@ func cmpOr(v, def time.Duration) time.Duration {
 	return v
 }
 
+// insert queues an erasure job.
+func (q *Queue) insert(ctx context.Context, args JobArgs, opts *river.InsertOpts) error {
+	if q.river == nil {
+		return errors.New("the erasure queue is in no jobs client")
+	}
+	_, err := q.river.Insert(ctx, args, opts)
+	return err
+}
+
 // EraseUserLater queues the system's erasure of a user, to be retried
 // until it succeeds.
 func (q *Queue) EraseUserLater(ctx context.Context, userID string) error {
-	if _, err := q.river.Insert(ctx, JobArgs{UserID: userID}, nil); err != nil {
+	if err := q.insert(ctx, JobArgs{UserID: userID}, nil); err != nil {
 		return fmt.Errorf("queue the erasure of %s: %w", userID, err)
 	}
 	q.queued.Inc()
@@ -132,38 +147,28 @@ func (q *Queue) EraseUserLater(ctx context.Context, userID string) error {
 func (q *Queue) FollowUp(ctx context.Context, userID string) error {
 	opts := JobArgs{}.InsertOpts()
 	opts.ScheduledAt = time.Now().Add(q.followUp)
-	if _, err := q.river.Insert(ctx, JobArgs{UserID: userID, FollowUp: true}, &opts); err != nil {
+	if err := q.insert(ctx, JobArgs{UserID: userID, FollowUp: true}, &opts); err != nil {
 		return fmt.Errorf("schedule the follow-up of the erasure of %s: %w", userID, err)
 	}
 	return nil
 }
 
-// Start starts working the queue (jobs queued before, by any replica,
-// included).
-func (q *Queue) Start(ctx context.Context) error {
-	if err := q.river.Start(ctx); err != nil {
-		return fmt.Errorf("start the erasure queue: %w", err)
-	}
-	return nil
-}
-
-// Stop lets a running erasure finish (until ctx ends) and stops.
-func (q *Queue) Stop(ctx context.Context) error {
-	if err := q.river.Stop(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("stop the erasure queue: %w", err)
-	}
-	return nil
-}
-
-// Subscribe passes River's job events through, for tests to wait on.
-func (q *Queue) Subscribe(kinds ...river.EventKind) (<-chan *river.Event, func()) {
-	return q.river.Subscribe(kinds...)
-}
-
 type worker struct {
 	river.WorkerDefaults[JobArgs]
-	e        *Eraser
-	failures prometheus.Counter
+	q *Queue
+}
+
+// Timeout bounds one run (jobTimeout).
+func (w *worker) Timeout(*river.Job[JobArgs]) time.Duration { return jobTimeout }
+
+// NextRetry waits RetryBase, then twice as long at each failed attempt,
+// up to maxBackoff.
+func (w *worker) NextRetry(job *river.Job[JobArgs]) time.Time {
+	wait := w.q.retryBase
+	for i := 1; i < job.Attempt && wait < maxBackoff; i++ {
+		wait *= 2
+	}
+	return time.Now().Add(min(wait, maxBackoff))
 }
 
 // Work erases the user as the system (again, for a follow-up); a failure
@@ -171,27 +176,15 @@ type worker struct {
 func (w *worker) Work(ctx context.Context, job *river.Job[JobArgs]) error {
 	var err error
 	if job.Args.FollowUp {
-		err = w.e.followUp(ctx, job.Args.UserID)
+		err = w.q.e.followUp(ctx, job.Args.UserID)
 	} else {
-		err = w.e.EraseUser(ctx, job.Args.UserID)
+		err = w.q.e.EraseUser(ctx, job.Args.UserID)
 	}
 	if err != nil {
-		w.failures.Inc()
-		w.e.logger.Error("queued erasure failed; it will be retried", "user_id", job.Args.UserID,
+		w.q.failures.Inc()
+		w.q.e.logger.Error("queued erasure failed; it will be retried", "user_id", job.Args.UserID,
 			"attempt", job.Attempt, "error", err.Error())
 		return err
 	}
 	return nil
-}
-
-// retryPolicy waits base, then twice as long at each failed attempt, up
-// to maxBackoff.
-type retryPolicy struct{ base time.Duration }
-
-func (p retryPolicy) NextRetry(job *rivertype.JobRow) time.Time {
-	wait := p.base
-	for i := 1; i < job.Attempt && wait < maxBackoff; i++ {
-		wait *= 2
-	}
-	return time.Now().Add(min(wait, maxBackoff))
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"moderator/erasure"
+	"moderator/jobs"
 	"moderator/store"
 	"moderator/store/storetest"
 )
@@ -35,6 +36,16 @@ func (f *failingFirst) EraseUser(ctx context.Context, userID string, act store.S
 		return store.Erasure{}, errors.New("connection refused")
 	}
 	return f.Store.EraseUser(ctx, userID, act, spooled)
+}
+
+// newWorkers is the jobs client running q on st's database.
+func newWorkers(t *testing.T, st *store.Store, logger *slog.Logger, q *erasure.Queue) *jobs.Client {
+	t.Helper()
+	workers, err := jobs.New(st.Pool(), jobs.Config{Logger: logger}, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return workers
 }
 
 func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
@@ -66,20 +77,18 @@ func TestQueuedErasureRetriedUntilItSucceeds(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(t.Output(), nil))
 	e := erasure.New(&failingFirst{Store: st, fails: 2}, logger)
 	reg := prometheus.NewRegistry()
-	q, err := erasure.NewQueue(st.Pool(), e, erasure.QueueConfig{Logger: logger, Reg: reg, RetryBase: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	q := erasure.NewQueue(e, erasure.QueueConfig{Reg: reg, RetryBase: time.Millisecond})
 	e.Later = q
-	events, cancel := q.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed)
+	workers := newWorkers(t, st, logger, q)
+	events, cancel := workers.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed)
 	defer cancel()
 	if err := e.EraseUserLater(ctx, "queued-dee"); err != nil {
 		t.Fatal(err)
 	}
-	if err := q.Start(ctx); err != nil {
+	if err := workers.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = q.Stop(ctx) }()
+	defer func() { _ = workers.Stop(ctx) }()
 	failed := 0
 	for done := false; !done; {
 		select {
@@ -136,22 +145,19 @@ func TestErasureFollowUp(t *testing.T) {
 	st := storetest.Store(t)
 	logger := slog.New(slog.NewTextHandler(t.Output(), nil))
 	e := erasure.New(st, logger)
-	q, err := erasure.NewQueue(st.Pool(), e, erasure.QueueConfig{Logger: logger, Reg: prometheus.NewRegistry(),
-		FollowUpAfter: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	q := erasure.NewQueue(e, erasure.QueueConfig{Reg: prometheus.NewRegistry(), FollowUpAfter: time.Millisecond})
 	e.Later = q
+	workers := newWorkers(t, st, logger, q)
 	if _, err := e.Erase(ctx, "follow-eli", store.StaffAct{Actor: "ann", Role: "admin", Reason: "ticket 4"}); err != nil {
 		t.Fatal(err)
 	}
 	recordMessage(t, st, "follow-eli", "slipped text")
-	events, cancel := q.Subscribe(river.EventKindJobCompleted)
+	events, cancel := workers.Subscribe(river.EventKindJobCompleted)
 	defer cancel()
-	if err := q.Start(ctx); err != nil {
+	if err := workers.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = q.Stop(ctx) }()
+	defer func() { _ = workers.Stop(ctx) }()
 	for done := false; !done; {
 		select {
 		case ev := <-events:

@@ -22,6 +22,7 @@ import (
 	"moderator/actions"
 	"moderator/actions/streamtest"
 	"moderator/appeals"
+	"moderator/jobs"
 	"moderator/policy"
 	"moderator/store"
 	"moderator/store/storetest"
@@ -35,6 +36,7 @@ type overturnEnv struct {
 	st      *store.Store
 	fake    *streamtest.Server
 	runner  *actions.Runner
+	workers *jobs.Client
 	ov      *overturner
 	metrics *prometheus.Registry
 	logs    *logBuffer
@@ -78,10 +80,10 @@ func newOverturnEnvOn(t testing.TB, st *store.Store, fake *streamtest.Server, op
 	if opts.transport != nil {
 		hc = &http.Client{Transport: opts.transport, Timeout: 10 * time.Second}
 	}
-	runner, err := actions.NewRunner(st.Pool(),
+	runner, err := actions.NewRunner(
 		actions.ClientConfig{BaseURL: fake.URL, APIKey: fake.Key, APISecret: fake.Secret, BotUserID: e2eBot, HTTPClient: hc},
 		actions.Config{DryRun: opts.dryRun, Ledger: storeLedger{st: st}, Logger: logger, Metrics: actions.NewMetrics(e.metrics, nil),
-			RetryBase: stdcmp.Or(opts.retryBase, 50*time.Millisecond), FetchPollInterval: 50 * time.Millisecond,
+			RetryBase: stdcmp.Or(opts.retryBase, 50*time.Millisecond),
 			Now: func() time.Time {
 				if c := e.clock.Load(); c != nil {
 					return *c
@@ -92,6 +94,9 @@ func newOverturnEnvOn(t testing.TB, st *store.Store, fake *streamtest.Server, op
 		t.Fatal(err)
 	}
 	e.runner = runner
+	if e.workers, err = jobs.New(st.Pool(), jobs.Config{Logger: logger, FetchPollInterval: 50 * time.Millisecond}, runner); err != nil {
+		t.Fatal(err)
+	}
 	e.ov = newOverturner(st, runner, time.Hour, logger, nil)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -104,13 +109,13 @@ func newOverturnEnvOn(t testing.TB, st *store.Store, fake *streamtest.Server, op
 // start starts the workers until the test ends.
 func (e *overturnEnv) start(t *testing.T) {
 	t.Helper()
-	if err := e.runner.Start(context.Background()); err != nil {
+	if err := e.workers.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := e.runner.Stop(ctx); err != nil {
+		if err := e.workers.Stop(ctx); err != nil {
 			t.Errorf("stop workers: %v", err)
 		}
 	})

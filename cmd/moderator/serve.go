@@ -19,6 +19,7 @@ import (
 	"moderator/actions"
 	"moderator/backtest"
 	"moderator/erasure"
+	"moderator/jobs"
 	"moderator/spool"
 	"moderator/store"
 	"moderator/webhook"
@@ -52,6 +53,12 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	eraser, erasures := newEraser(st, logger, reg)
+	// One River client runs every queue (see package jobs).
+	workers, err := jobs.New(st.Pool(), jobs.Config{Logger: logger}, runner, erasures)
+	if err != nil {
+		return err
+	}
 
 	// Background work is owned here and stopped after the HTTP server has
 	// drained, so in-flight webhooks can still commit; the action workers
@@ -69,7 +76,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	defer sp.Close()
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	stopWorkers := startActionWorkers(bg, &wg, cfg, logger, st, migrator, runner, &audit.migrated)
+	stopWorkers := startWorkers(bg, &wg, cfg, logger, st, migrator, workers, &audit.migrated)
 	defer stopWorkers()
 	defer wg.Wait()
 	defer stopBG()
@@ -85,10 +92,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}
 
 	webhookCfg := webhookConfig(cfg, keys, audit)
-	eraser, err := newEraser(bg, &wg, st, logger, reg, &webhookCfg, &audit.migrated)
-	if err != nil {
-		return err
-	}
+	keepErased(bg, &wg, eraser, &webhookCfg, logger)
 	webhookMetrics := webhook.NewMetrics(reg)
 	intake := webhook.NewIntake(logger, webhookCfg, rules, audit, sp, webhookMetrics)
 	eraser.Spool = intake
@@ -123,14 +127,14 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	return serveHTTP(ctx, cfg, h, logger, len(keys))
 }
 
-// startActionWorkers applies the migrations in the background (retrying
-// while the database is unreachable), then starts the action workers:
-// River's tables exist once migrations are applied. stop lets running
-// actions finish within the shutdown timeout. The workers' context is not
-// bg: cancelling it would cancel running actions, while shutdown wants
-// them to finish.
-func startActionWorkers(bg context.Context, wg *sync.WaitGroup, cfg config, logger *slog.Logger,
-	st, migrator *store.Store, runner *actions.Runner, migrated *atomic.Bool) (stop func()) {
+// startWorkers applies the migrations in the background (retrying while
+// the database is unreachable), then starts the job workers (actions,
+// erasures): River's tables exist once migrations are applied. stop lets
+// running jobs finish within the shutdown timeout. The workers' context
+// is not bg: cancelling it would cancel running actions, while shutdown
+// wants them to finish.
+func startWorkers(bg context.Context, wg *sync.WaitGroup, cfg config, logger *slog.Logger,
+	st, migrator *store.Store, workers *jobs.Client, migrated *atomic.Bool) (stop func()) {
 	started := make(chan struct{})
 	wg.Go(func() {
 		migrateUntilDone(bg, logger, migrator, migrated)
@@ -140,8 +144,8 @@ func startActionWorkers(bg context.Context, wg *sync.WaitGroup, cfg config, logg
 		if bg.Err() != nil {
 			return
 		}
-		if err := runner.Start(context.WithoutCancel(bg)); err != nil {
-			logger.Error("action workers did not start", "error", err)
+		if err := workers.Start(context.WithoutCancel(bg)); err != nil {
+			logger.Error("job workers did not start", "error", err)
 			return
 		}
 		close(started)
@@ -154,8 +158,8 @@ func startActionWorkers(bg context.Context, wg *sync.WaitGroup, cfg config, logg
 		}
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		defer cancel()
-		if err := runner.Stop(sctx); err != nil {
-			logger.Error("stopping action workers", "error", err)
+		if err := workers.Stop(sctx); err != nil {
+			logger.Error("stopping job workers", "error", err)
 		}
 	}
 }
@@ -226,7 +230,7 @@ func newActionRunner(cfg config, st *store.Store, logger *slog.Logger, reg *prom
 		BotUserID: cfg.BotUserID,
 		UserAgent: "moderator/" + buildVersion(),
 	}
-	return actions.NewRunner(st.Pool(), clientCfg, actions.Config{
+	return actions.NewRunner(clientCfg, actions.Config{
 		DryRun:     cfg.DryRun,
 		Ledger:     storeLedger{st: st},
 		Budget:     st, // one call budget per endpoint for every replica
@@ -503,15 +507,20 @@ func retry(ctx context.Context, logger *slog.Logger, what string, first, most ti
 }
 
 // newEraser returns the Eraser of the staff API and of Stream's hard
-// user.deleted (this replica's spool, then the database), sets it in the
-// intake's configuration, starts keeping the set of users erased lately
-// (here or on another replica), whose late deliveries the intake redacts
-// before they are recorded, and the durable queue of the erasures that
-// failed at once (started once the schema is migrated).
-func newEraser(bg context.Context, wg *sync.WaitGroup, st *store.Store, logger *slog.Logger, reg prometheus.Registerer,
-	webhookCfg *webhook.Config, migrated *atomic.Bool) (*erasure.Eraser, error) {
+// user.deleted (this replica's spool, then the database) and its durable
+// queue of the erasures that failed at once, which the job workers run.
+func newEraser(st *store.Store, logger *slog.Logger, reg prometheus.Registerer) (*erasure.Eraser, *erasure.Queue) {
 	eraser := erasure.New(st, logger)
 	eraser.Recent = erasure.NewRecent(st, logger)
+	queue := erasure.NewQueue(eraser, erasure.QueueConfig{Reg: reg})
+	eraser.Later = queue
+	return eraser, queue
+}
+
+// keepErased sets the eraser in the intake's configuration and keeps the
+// set of users erased lately (here or on another replica), whose late
+// deliveries the intake redacts before they are recorded.
+func keepErased(bg context.Context, wg *sync.WaitGroup, eraser *erasure.Eraser, webhookCfg *webhook.Config, logger *slog.Logger) {
 	webhookCfg.Eraser, webhookCfg.Erased = eraser, eraser.Recent
 	// Loaded before the intake takes deliveries (a database not migrated
 	// yet leaves it empty until the first refresh that works).
@@ -521,33 +530,4 @@ func newEraser(bg context.Context, wg *sync.WaitGroup, st *store.Store, logger *
 	}
 	cancel()
 	wg.Go(func() { eraser.Recent.Run(bg) })
-	queue, err := erasure.NewQueue(st.Pool(), eraser, erasure.QueueConfig{Logger: logger, Reg: reg})
-	if err != nil {
-		return nil, err
-	}
-	eraser.Later = queue
-	wg.Go(func() { runErasureQueue(bg, queue, migrated, logger) })
-	return eraser, nil
-}
-
-// runErasureQueue works the durable erasures from the time the schema is
-// migrated until bg ends.
-func runErasureQueue(bg context.Context, queue *erasure.Queue, migrated *atomic.Bool, logger *slog.Logger) {
-	for !migrated.Load() {
-		select {
-		case <-bg.Done():
-			return
-		case <-time.After(time.Second):
-		}
-	}
-	if err := queue.Start(context.WithoutCancel(bg)); err != nil {
-		logger.Error("the erasure queue did not start", "error", err.Error())
-		return
-	}
-	<-bg.Done()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := queue.Stop(ctx); err != nil {
-		logger.Error("stopping the erasure queue", "error", err.Error())
-	}
 }
