@@ -111,6 +111,11 @@ type Deferred struct {
 	// ShadowStrikes: a shadow rule of the set reads strikes
 	// (RuleSet.ShadowReadsStrikes), so Decide wants a shadow history.
 	ShadowStrikes bool
+	// Mark is what the recording transaction needs of the event (see
+	// MarkToJudge), computed when it is deferred, off that transaction,
+	// when Marked; Counted says it is the event's own mark.
+	Mark            Mark
+	Counted, Marked bool
 	// Decide evaluates the event with its history, and the shadow rules
 	// with theirs (see EvaluateSplit; nil: they read h too). It runs
 	// inside the recording transaction, so it must be quick and pure; it
@@ -121,8 +126,26 @@ type Deferred struct {
 // Defer returns ev's decision deferred until its history is known.
 func (rs *RuleSet) Defer(ev *Event) *Deferred {
 	// Not History(): its copy would cost an allocation per message.
-	return &Deferred{RuleSetVersion: rs.version, History: rs.history, CountsMessages: rs.CountsMessages(), YoungAccount: rs.young,
-		ShadowStrikes: rs.shadowStrikes, Decide: func(h, shadow History) Decision { return rs.EvaluateSplit(ev, h, shadow) }}
+	d := &Deferred{RuleSetVersion: rs.version, History: rs.history, CountsMessages: rs.CountsMessages(), YoungAccount: rs.young,
+		ShadowStrikes: rs.shadowStrikes, Marked: true, Decide: func(h, shadow History) Decision { return rs.EvaluateSplit(ev, h, shadow) }}
+	d.Mark, d.Counted = MarkToJudge(ev, d.CountsMessages)
+	return d
+}
+
+// MarkToJudge is what judging ev in the recording transaction needs: its
+// mark, when counts (the rules count messages) and ev is counted (MarkOf);
+// else the user, channel and text fingerprint it reads its history with.
+func MarkToJudge(ev *Event, counts bool) (m Mark, counted bool) {
+	if counts {
+		if m, ok := MarkOf(ev); ok {
+			return m, true
+		}
+	}
+	text := ""
+	if ev.Message != nil {
+		text = ev.Message.Text
+	}
+	return Mark{UserID: ev.SubjectUserID(), ChannelCID: ev.ChannelCID(), Fingerprint: Fingerprint(text)}, false
 }
 
 // EvaluateOrDefer evaluates ev at once when its type needs no history

@@ -378,3 +378,35 @@ func TestHistoryCallCost(t *testing.T) {
 		}
 	}
 }
+
+// TestDeferMarks: a deferred event carries the mark its recording
+// transaction needs, computed when it is deferred: a counted message its
+// own mark (MarkOf), any other event the user, channel and fingerprint it
+// reads with.
+func TestDeferMarks(t *testing.T) {
+	t.Parallel()
+	rs, err := Load(fstest.MapFS{"r.yaml": {Data: []byte(historyRule("r1", "[message.new, message.updated]",
+		`message.text == "a" && counts.user_messages("1m") >= 0`))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := ExampleEvent(map[string]any{"message": map[string]any{"text": "see https://x.example and https://y.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := rs.Defer(msg)
+	want, ok := MarkOf(msg)
+	if !ok || !d.Marked || !d.Counted || d.Mark != want {
+		t.Errorf("new message: Defer's mark %+v (counted %v, marked %v), want MarkOf's %+v", d.Mark, d.Counted, d.Marked, want)
+	}
+	if want.Links != 2 || want.UserID == "" {
+		t.Errorf("MarkOf = %+v, want the author and 2 links", want)
+	}
+	upd := *msg
+	upd.Type = "message.updated"
+	d = rs.Defer(&upd)
+	if d.Counted || d.Mark.UserID != msg.SubjectUserID() || d.Mark.ChannelCID != msg.ChannelCID() ||
+		d.Mark.Fingerprint != Fingerprint(msg.Message.Text) || d.Mark.Links != 0 {
+		t.Errorf("update: Defer's mark %+v (counted %v), want only its user, channel and fingerprint", d.Mark, d.Counted)
+	}
+}

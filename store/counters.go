@@ -79,15 +79,14 @@ func prepareJudging(recs []EventRecord, cache *markCache) (*judging, error) {
 			continue
 		}
 		jr := judged{i: i, ev: r.Event, at: nullTime(policyNow(r.Event))}
-		if r.Judge.CountsMessages {
-			if m, ok := policy.MarkOf(r.Event); ok {
-				jr.mark = &m
-			}
+		// Computed when the event was deferred, off this transaction's
+		// path, unless the Judge was built by hand.
+		m, counted := r.Judge.Mark, r.Judge.Counted
+		if !r.Judge.Marked {
+			m, counted = policy.MarkToJudge(r.Event, r.Judge.CountsMessages)
 		}
-		m := jr.mark
-		if m == nil {
-			// Not counted: it reads with its own user, channel and text.
-			m = &policy.Mark{UserID: r.Event.SubjectUserID(), ChannelCID: r.Event.ChannelCID(), Fingerprint: policy.Fingerprint(messageText(r.Event))}
+		if counted {
+			jr.mark = &m
 		}
 		jr.user, jr.channel, jr.fp, jr.youngAge = m.UserID, m.ChannelCID, m.Fingerprint, r.Judge.YoungAccount
 		j.cands = append(j.cands, jr)
@@ -577,13 +576,6 @@ func aliased(cols []string, prefix string) string {
 		out[i] = fmt.Sprintf("%s AS %s%d", c, prefix, i)
 	}
 	return strings.Join(out, ", ")
-}
-
-func messageText(ev *policy.Event) string {
-	if ev.Message == nil {
-		return ""
-	}
-	return ev.Message.Text
 }
 
 // CounterRetention is how long counter marks are kept after their event
