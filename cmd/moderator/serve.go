@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +30,7 @@ import (
 // in-flight requests and closes the pool.
 func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	tuneGC(os.LookupEnv)
 	st, migrator, closeStores, err := openStores(ctx, cfg)
 	if err != nil {
 		return err
@@ -161,6 +163,20 @@ func startWorkers(bg context.Context, wg *sync.WaitGroup, cfg config, logger *sl
 		if err := workers.Stop(sctx); err != nil {
 			logger.Error("stopping job workers", "error", err)
 		}
+	}
+}
+
+// defaultGCPercent is the garbage collector's target unless GOGC is set.
+// The live heap is small (the mark cache's at most 50 MB, pools), and the
+// collector took 13 % of the service's CPU at Go's default of 100; 200
+// cut the server's CPU per webhook by 5–13 % in four alternating
+// closed-loop pairs (2026-12-05), for a heap at most twice as large.
+const defaultGCPercent = 200
+
+// tuneGC sets defaultGCPercent unless the operator set GOGC.
+func tuneGC(lookupEnv func(string) (string, bool)) {
+	if _, set := lookupEnv("GOGC"); !set {
+		debug.SetGCPercent(defaultGCPercent)
 	}
 }
 
