@@ -66,6 +66,8 @@ type config struct {
 	duration   time.Duration
 	conc       int
 	rounds     int
+	// beforeSend is the body template of the before-send run ("" skips it).
+	beforeSend string
 }
 
 // policyList is the repeatable -policy NAME=DIR[+DIR…] flag: folders
@@ -82,10 +84,12 @@ func (p *policyList) Set(v string) error {
 	return nil
 }
 
-// result is one subject's two runs, and the CPU of the closed-loop one.
+// result is one subject's runs, and the CPU of the closed-loop one:
+// moderator's also have a before-send run at the fixed rate.
 type result struct {
 	name         string
 	closed, open loadSummary
+	beforeSend   *loadSummary
 	cpu          cpuUse
 }
 
@@ -115,6 +119,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.DurationVar(&c.duration, "duration", 30*time.Second, "length of the open-loop run")
 	fs.IntVar(&c.conc, "concurrency", 64, "requests in flight")
 	fs.IntVar(&c.rounds, "rounds", 1, "measure every subject this many times, interleaved, and report the medians and ranges")
+	fs.StringVar(&c.beforeSend, "before-send", beforeSendBody, "body template of the before-send run at -rate after each moderator subject's runs (\"\": none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -232,8 +237,21 @@ func measure(ctx context.Context, c config, name, rulesDir string, stderr io.Wri
 	if r.open, _, err = load(ctx, c, target, "-rate", strconv.Itoa(c.rate), "-duration", c.duration.String()); err != nil {
 		return r, err
 	}
+	if name != "floor" && c.beforeSend != "" {
+		bs, _, err := load(ctx, c, target+"/before-send", "-rate", strconv.Itoa(c.rate), "-duration", c.duration.String(),
+			"-body", c.beforeSend)
+		if err != nil {
+			return r, fmt.Errorf("before-send: %w", err)
+		}
+		r.beforeSend = &bs
+	}
 	return r, nil
 }
+
+// beforeSendBody is the default body of the before-send run: a plain
+// message the starter pack lets through, which is what nearly every
+// message is.
+const beforeSendBody = "cmd/loadgen/bodies/before_send_accept.json"
 
 // load runs loadgen with the shared settings and extra flags, and returns
 // its report and the CPU time it used.

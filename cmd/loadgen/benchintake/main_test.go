@@ -73,6 +73,10 @@ func TestReportRounds(t *testing.T) {
 	sub := func(name string, rps, p50 float64, cpu time.Duration) result {
 		r := result{name: name, cpu: cpuUse{server: cpu, requests: 1000, ok: true}}
 		r.closed.AchievedRPS, r.open.LatencyMS.P50, r.open.LatencyMS.P99 = rps, p50, 2*p50
+		if name != "floor" {
+			r.beforeSend = &loadSummary{}
+			r.beforeSend.LatencyMS.P50, r.beforeSend.LatencyMS.P99 = p50/4, p50
+		}
 		return r
 	}
 	rounds := [][]result{
@@ -81,9 +85,11 @@ func TestReportRounds(t *testing.T) {
 		{sub("floor", 1000, 2, 100*time.Millisecond), sub("starter", 600, 6, 160*time.Millisecond)},
 	}
 	var out strings.Builder
-	report(&out, config{n: 30000, conc: 64, rate: 500, duration: time.Second}, rounds)
+	report(&out, config{n: 30000, conc: 64, rate: 500, duration: time.Second, beforeSend: "b.json"}, rounds)
 	got := strings.Join(strings.Fields(out.String()), " ")
 	for _, want := range []string{
+		// before-send p50 0.5, 1, 1.5 ms; p99 2, 4, 6 ms: medians, worst.
+		"before-send at 500/s for 1s, ms: subject p50 p99 worst p99 starter 1.00 4.00 6.00",
 		"3 rounds: medians",
 		// throughput median 600; ratios 0.5, 0.7, 0.6; p50 4 ms; p50 ratios 2, 4, 3.
 		"starter 600 0.60 (0.50–0.70) 4.00 8.00 3.00 (2.00–4.00) 3.00 (2.00–4.00)",
@@ -102,7 +108,7 @@ func TestReportRounds(t *testing.T) {
 	}
 	out.Reset()
 	report(&out, config{n: 30000, conc: 64, rate: 500, duration: time.Second}, rounds[:1])
-	if got := strings.Join(strings.Fields(out.String()), " "); strings.Contains(got, "rounds") ||
+	if got := strings.Join(strings.Fields(out.String()), " "); strings.Contains(got, "rounds") || strings.Contains(got, "before-send at") ||
 		!strings.Contains(got, "starter 500 0.50 2.00 4.00 2.00 2.00") {
 		t.Errorf("one round's report:\n%s", got)
 	}
