@@ -12,6 +12,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -109,8 +110,8 @@ func New(pool *pgxpool.Pool, cfg Config, queues ...Queue) (*Client, error) {
 	rc, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Queues:               configs,
 		Workers:              workers,
-		FetchCooldown:        or(cfg.FetchCooldown, DefaultFetchCooldown),
-		FetchPollInterval:    or(cfg.FetchPollInterval, DefaultFetchPollInterval),
+		FetchCooldown:        cmp.Or(cfg.FetchCooldown, DefaultFetchCooldown),
+		FetchPollInterval:    cmp.Or(cfg.FetchPollInterval, DefaultFetchPollInterval),
 		RescueStuckJobsAfter: c.RescueAfter,
 		// Every worker here sets its own Timeout; River wants its default
 		// no longer than the rescue.
@@ -125,13 +126,6 @@ func New(pool *pgxpool.Pool, cfg Config, queues ...Queue) (*Client, error) {
 		q.Attach(rc)
 	}
 	return c, nil
-}
-
-func or(v, def time.Duration) time.Duration {
-	if v <= 0 {
-		return def
-	}
-	return v
 }
 
 // Start starts the workers of every queue. Jobs inserted before (even by

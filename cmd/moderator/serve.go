@@ -63,9 +63,9 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}
 
 	// Background work is owned here and stopped after the HTTP server has
-	// drained, so in-flight webhooks can still commit; the action workers
-	// stop last, after the batcher has committed (and enqueued) the last
-	// events.
+	// drained, so in-flight webhooks can still commit; the job workers
+	// (actions, erasures) stop last, after the batcher has committed (and
+	// enqueued) the last events.
 	batcher := store.NewBatcher(st, store.BatcherConfig{Queue: chainQueueHooks(linkBeforeSend(logger), enqueueActions(runner))})
 	audit := &storeAudit{batcher: batcher}
 	rules := newLiveRules(cfg.RulesDir, logger, reg)
