@@ -303,8 +303,9 @@ func (r *Runner) insertReversalsTx(ctx context.Context, tx pgx.Tx, ov Overturn, 
 // context); the worker then finds the outcome superseded and, if its call
 // may have reached Stream anyway, reverses it (see recordAttempt).
 func (r *Runner) cancelJobsTx(ctx context.Context, tx pgx.Tx, actionIDs []int64) error {
-	if r.river == nil {
-		return errNoJobs
+	client, err := r.Client()
+	if err != nil {
+		return err
 	}
 	// River's table has a GIN index on args: one containment probe per
 	// action.
@@ -321,7 +322,7 @@ func (r *Runner) cancelJobsTx(ctx context.Context, tx pgx.Tx, actionIDs []int64)
 		return fmt.Errorf("find the jobs of actions %v: %w", actionIDs, err)
 	}
 	for _, id := range jobIDs {
-		if _, err := r.river.JobCancelTx(ctx, tx, id); err != nil {
+		if _, err := client.JobCancelTx(ctx, tx, id); err != nil {
 			return fmt.Errorf("cancel job %d: %w", id, err)
 		}
 	}

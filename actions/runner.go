@@ -239,7 +239,7 @@ type Config struct {
 // transaction and runs them against Stream. It is the queue of actions of
 // the process's jobs.Client, which runs it.
 type Runner struct {
-	river      *river.Client[pgx.Tx] // set by Attach
+	jobs.Attachment
 	maxWorkers int
 	retry      retryPolicy
 	client     *Client
@@ -325,20 +325,15 @@ func (r *Runner) Register(workers *river.Workers) (jobs.Spec, error) {
 		LongestRun: jobTimeout + lateRecordBudget}, nil
 }
 
-// Attach implements jobs.Queue.
-func (r *Runner) Attach(client *river.Client[pgx.Tx]) { r.river = client }
-
-// errNoJobs is the error of a runner that no jobs.Client runs.
-var errNoJobs = errors.New("the action runner is in no jobs client: its jobs would never run")
-
 // insertJobsTx inserts action jobs in tx, or fails (and with it the
 // transaction) when no jobs.Client runs the runner: the actions would
 // never be sent.
 func (r *Runner) insertJobsTx(ctx context.Context, tx pgx.Tx, params []river.InsertManyParams) error {
-	if r.river == nil {
-		return errNoJobs
+	client, err := r.Client()
+	if err != nil {
+		return err
 	}
-	_, err := r.river.InsertManyTx(ctx, tx, params)
+	_, err = client.InsertManyTx(ctx, tx, params)
 	return err
 }
 

@@ -1,12 +1,11 @@
 package erasure
 
 import (
+	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 
@@ -50,7 +49,7 @@ func (JobArgs) InsertOpts() river.InsertOpts {
 // Queue runs durable erasures, on the erasure queue of the process's
 // jobs.Client.
 type Queue struct {
-	river     *river.Client[pgx.Tx] // set by Attach
+	jobs.Attachment
 	e         *Eraser
 	retryBase time.Duration
 	followUp  time.Duration
@@ -88,8 +87,8 @@ const (
 func NewQueue(e *Eraser, cfg QueueConfig) *Queue {
 	q := &Queue{
 		e:         e,
-		retryBase: cmpOr(cfg.RetryBase, 5*time.Second),
-		followUp:  cmpOr(cfg.FollowUpAfter, DefaultFollowUpAfter),
+		retryBase: cmp.Or(cfg.RetryBase, 5*time.Second),
+		followUp:  cmp.Or(cfg.FollowUpAfter, DefaultFollowUpAfter),
 		queued: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "moderator_erasures_queued_total",
 			Help: "Erasures of users Stream deleted put in the durable queue because they failed at once.",
@@ -113,22 +112,13 @@ func (q *Queue) Register(workers *river.Workers) (jobs.Spec, error) {
 	return jobs.Spec{Name: QueueName, Config: river.QueueConfig{MaxWorkers: 1}, LongestRun: jobTimeout + recordBudget}, nil
 }
 
-// Attach implements jobs.Queue.
-func (q *Queue) Attach(client *river.Client[pgx.Tx]) { q.river = client }
-
-func cmpOr(v, def time.Duration) time.Duration {
-	if v <= 0 {
-		return def
-	}
-	return v
-}
-
 // insert queues an erasure job.
 func (q *Queue) insert(ctx context.Context, args JobArgs, opts *river.InsertOpts) error {
-	if q.river == nil {
-		return errors.New("the erasure queue is in no jobs client")
+	client, err := q.Client()
+	if err != nil {
+		return err
 	}
-	_, err := q.river.Insert(ctx, args, opts)
+	_, err = client.Insert(ctx, args, opts)
 	return err
 }
 

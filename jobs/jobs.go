@@ -35,6 +35,27 @@ type Queue interface {
 	Attach(client *river.Client[pgx.Tx])
 }
 
+// Attachment is the client a queue is attached to: a queue embeds it,
+// which implements Attach, and inserts its jobs through Client.
+type Attachment struct {
+	client *river.Client[pgx.Tx]
+}
+
+// Attach implements Queue.
+func (a *Attachment) Attach(client *river.Client[pgx.Tx]) { a.client = client }
+
+// ErrNotAttached is Client's error for a queue in no jobs client: its jobs
+// would never run, so they are not inserted.
+var ErrNotAttached = errors.New("the queue is in no jobs client: its jobs would never run")
+
+// Client is the client to insert the queue's jobs with.
+func (a *Attachment) Client() (*river.Client[pgx.Tx], error) {
+	if a.client == nil {
+		return nil, ErrNotAttached
+	}
+	return a.client, nil
+}
+
 // Spec is how a queue is run.
 type Spec struct {
 	Name   string

@@ -2,11 +2,11 @@ package jobs_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
 	"moderator/jobs"
@@ -42,7 +42,7 @@ type toyQueue[T toyJob] struct {
 	name    string
 	longest time.Duration
 	ran     chan int
-	client  *river.Client[pgx.Tx]
+	jobs.Attachment
 }
 
 func (q *toyQueue[T]) Register(workers *river.Workers) (jobs.Spec, error) {
@@ -51,8 +51,6 @@ func (q *toyQueue[T]) Register(workers *river.Workers) (jobs.Spec, error) {
 	}
 	return jobs.Spec{Name: q.name, Config: river.QueueConfig{MaxWorkers: 2}, LongestRun: q.longest}, nil
 }
-
-func (q *toyQueue[T]) Attach(c *river.Client[pgx.Tx]) { q.client = c }
 
 type toyWorker[T toyJob] struct {
 	river.WorkerDefaults[T]
@@ -77,6 +75,9 @@ func TestOneClientRescuesEveryQueue(t *testing.T) {
 	pool := storetest.OwnStore(t).Pool()
 	a := &toyQueue[jobA]{name: "a", longest: 20 * time.Second, ran: make(chan int, 8)}
 	b := &toyQueue[jobB]{name: "b", longest: 10 * time.Second, ran: make(chan int, 8)}
+	if _, err := a.Client(); !errors.Is(err, jobs.ErrNotAttached) {
+		t.Fatalf("a queue in no client: Client() error %v, want ErrNotAttached", err)
+	}
 	client, err := jobs.New(pool, jobs.Config{Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}, a, b)
 	if err != nil {
 		t.Fatal(err)
@@ -84,14 +85,15 @@ func TestOneClientRescuesEveryQueue(t *testing.T) {
 	if want := 25 * time.Second; client.RescueAfter != want {
 		t.Errorf("RescueAfter = %v, want the longest run plus 5 s, %v", client.RescueAfter, want)
 	}
-	if a.client == nil || b.client == nil {
-		t.Fatal("a queue was not attached to the client")
+	inserter, err := a.Client()
+	if _, errB := b.Client(); err != nil || errB != nil {
+		t.Fatalf("a queue was not attached to the client: %v, %v", err, errB)
 	}
 	// Three jobs marked running by a process that is gone: one of each
 	// queue for ten minutes (stuck), one of a just now (its run may be
 	// live).
 	for _, job := range []toyJob{jobA{Age: 600}, jobB{Age: 600}, jobA{Age: 0}} {
-		res, err := a.client.Insert(ctx, job, nil)
+		res, err := inserter.Insert(ctx, job, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

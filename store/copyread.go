@@ -35,10 +35,10 @@ var userCopies = &copyKind{name: "user", versions: "counter_versions", column: "
 		if jr.mark == nil {
 			return jr.user, nil
 		}
-		return jr.user, &cachedMark{channel: channelOf(jr.channel), fp: jr.fp, links: int32(jr.mark.Links), mentions: int32(jr.mark.Mentions)}
+		return jr.user, &cachedMark{channel: jr.channelID, fp: jr.fp, links: int32(jr.mark.Links), mentions: int32(jr.mark.Mentions)}
 	},
 	values: func(h policy.History, keys []policy.HistoryKey, marks []cachedMark, at time.Time, jr judged, window time.Duration) {
-		userValues(h, keys, marks, at, channelOf(jr.channel), jr.fp, window)
+		userValues(h, keys, marks, at, jr.channelID, jr.fp, window)
 	},
 }
 

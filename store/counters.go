@@ -28,6 +28,7 @@ type judged struct {
 	// The user, channel and fingerprint its values read: its mark's, or
 	// for a record not counted its own.
 	user, channel string
+	channelID     channelID // channel, interned once for the copies
 	fp            int64
 	youngAge      time.Duration // the record's young-account age
 }
@@ -89,6 +90,7 @@ func prepareJudging(recs []EventRecord, cache *markCache) (*judging, error) {
 			jr.mark = &m
 		}
 		jr.user, jr.channel, jr.fp, jr.youngAge = m.UserID, m.ChannelCID, m.Fingerprint, r.Judge.YoungAccount
+		jr.channelID = channelOf(m.ChannelCID)
 		j.cands = append(j.cands, jr)
 		j.shadow = j.shadow || r.Judge.ShadowStrikes
 		for _, k := range r.Judge.History {
