@@ -95,9 +95,10 @@ type Ledger interface {
 	// InsertActionsTx records actions and returns their ids in order; 0 for
 	// an action whose key is already recorded.
 	InsertActionsTx(ctx context.Context, tx pgx.Tx, acts []NewAction) ([]int64, error)
-	// TakeDailySlotsTx counts up to want more actions of typ on day
-	// without passing limit, and returns how many it counted.
-	TakeDailySlotsTx(ctx context.Context, tx pgx.Tx, day time.Time, typ policy.ActionType, want, limit int) (int, error)
+	// TakeDailySlotsTx counts, for each of wants (each type once), up to
+	// Want more actions of its type on day without passing its Limit, and
+	// returns how many it counted, in the order of wants.
+	TakeDailySlotsTx(ctx context.Context, tx pgx.Tx, day time.Time, wants []DailyWant) ([]int, error)
 	RecordOutcomesTx(ctx context.Context, tx pgx.Tx, outs []OutcomeRecord) error
 	// ImmunitiesTx returns, for each pair that an overturn made immune at
 	// at, the immunity lasting longest. One query for a whole batch.
@@ -453,9 +454,8 @@ func planEvents(events []EventActions, immune map[RuleUser]Immunity) []NewAction
 
 // takeDailySlotsTx takes, per action type, slots under the daily caps for
 // the newly recorded actions that will be sent: one counter update per
-// type per call, not per action, since the counter row stays locked until
-// the commit. In a fixed order, so concurrent batches lock the counter
-// rows alike and cannot deadlock.
+// capped type per call, not per action, all in one call to the ledger,
+// since the counter rows stay locked until the commit.
 func (r *Runner) takeDailySlotsTx(ctx context.Context, tx pgx.Tx, news []NewAction, ids []int64) (map[policy.ActionType]int, error) {
 	want := map[policy.ActionType]int{}
 	if !r.dryRun {
@@ -466,21 +466,36 @@ func (r *Runner) takeDailySlotsTx(ctx context.Context, tx pgx.Tx, news []NewActi
 		}
 	}
 	slots := make(map[policy.ActionType]int, len(want))
-	day := r.now().UTC()
+	var capped []DailyWant
 	for _, typ := range slices.Sorted(maps.Keys(want)) {
-		k := want[typ]
-		limit, capped := r.caps[typ]
-		if !capped || limit < 0 {
-			slots[typ] = k
+		limit, ok := r.caps[typ]
+		if !ok || limit < 0 {
+			slots[typ] = want[typ]
 			continue
 		}
-		granted, err := r.ledger.TakeDailySlotsTx(ctx, tx, day, typ, k, limit)
-		if err != nil {
-			return nil, err
-		}
-		slots[typ] = granted
+		capped = append(capped, DailyWant{Type: typ, Want: want[typ], Limit: limit})
+	}
+	if len(capped) == 0 {
+		return slots, nil
+	}
+	granted, err := r.ledger.TakeDailySlotsTx(ctx, tx, r.now().UTC(), capped)
+	if err != nil {
+		return nil, err
+	}
+	if len(granted) != len(capped) {
+		return nil, fmt.Errorf("daily slots: %d answers for %d types", len(granted), len(capped))
+	}
+	for i, c := range capped {
+		slots[c.Type] = granted[i]
 	}
 	return slots, nil
+}
+
+// DailyWant is how many more actions of one type a batch wants counted
+// against the type's daily cap (Limit).
+type DailyWant struct {
+	Type        policy.ActionType
+	Want, Limit int
 }
 
 // disposal is what becomes of a batch's newly recorded actions: outcomes

@@ -82,8 +82,8 @@ func (l *memLedger) InsertActionsTx(context.Context, pgx.Tx, []NewAction) ([]int
 	return nil, errors.New("not in memory")
 }
 
-func (l *memLedger) TakeDailySlotsTx(context.Context, pgx.Tx, time.Time, policy.ActionType, int, int) (int, error) {
-	return 0, errors.New("not in memory")
+func (l *memLedger) TakeDailySlotsTx(context.Context, pgx.Tx, time.Time, []DailyWant) ([]int, error) {
+	return nil, errors.New("not in memory")
 }
 
 func (l *memLedger) RecordOutcomesTx(context.Context, pgx.Tx, []OutcomeRecord) error {

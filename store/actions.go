@@ -1,9 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -90,32 +92,60 @@ func InsertActions(ctx context.Context, tx pgx.Tx, rows []ActionRow) ([]int64, e
 	return ids, nil
 }
 
-// TakeDailySlots counts up to want more actions of typ on day (UTC)
-// without passing limit, and returns how many it counted: the first that
-// many of the caller's actions may go, the rest are over the cap. Run inside
-// the recording transaction, it is exact across replicas: the counter row
-// stays locked until the commit, and a rollback returns the slots.
-func TakeDailySlots(ctx context.Context, tx pgx.Tx, day time.Time, typ string, want, limit int) (int, error) {
-	if want <= 0 {
-		return 0, nil
-	}
+// DailyWant is how many more actions of one type a batch wants counted
+// against the type's daily cap (Limit).
+type DailyWant struct {
+	Type        string
+	Want, Limit int
+}
+
+// TakeDailySlots counts, for each of wants (types in any order, each once),
+// up to Want more actions of its type on day (UTC) without passing Limit,
+// and returns how many it counted, in the order of wants: the first that
+// many of the caller's actions of the type may go, the rest are over the
+// cap. Run inside the recording transaction, it is exact across replicas:
+// each counter row stays locked until the commit, and a rollback returns
+// the slots.
+//
+// Its statements go in one round trip (a pipeline) whatever the number of
+// types, where they took three each: the counter rows, which every batch
+// with actions of a capped type on every replica needs, stay locked for
+// the rest of the transaction, so the round trips before its commit are
+// what the other batches wait for. For each type, in a fixed order (so
+// that concurrent batches lock the rows alike and cannot deadlock): the
+// day's row is made if missing, locked and read (the count before), then
+// raised by what fits under the cap (the count after); the difference is
+// what was granted.
+func TakeDailySlots(ctx context.Context, tx pgx.Tx, day time.Time, wants []DailyWant) ([]int, error) {
 	d := day.UTC().Format(time.DateOnly)
-	if _, err := tx.Exec(ctx, `INSERT INTO action_daily_counts (day, type, n) VALUES ($1::date, $2, 0)
-		ON CONFLICT (day, type) DO NOTHING`, d, typ); err != nil {
-		return 0, fmt.Errorf("count daily %s actions: %w", typ, err)
+	order := make([]int, 0, len(wants))
+	for i, w := range wants {
+		if w.Want > 0 {
+			order = append(order, i)
+		}
 	}
-	var n int
-	if err := tx.QueryRow(ctx, `SELECT n FROM action_daily_counts WHERE day = $1::date AND type = $2 FOR UPDATE`,
-		d, typ).Scan(&n); err != nil {
-		return 0, fmt.Errorf("count daily %s actions: %w", typ, err)
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(wants[a].Type, wants[b].Type) })
+	granted := make([]int, len(wants))
+	if len(order) == 0 {
+		return granted, nil
 	}
-	granted := max(min(want, limit-n), 0)
-	if granted == 0 {
-		return 0, nil
+	before, after := make([]int, len(wants)), make([]int, len(wants))
+	batch := &pgx.Batch{}
+	for _, i := range order {
+		w := wants[i]
+		batch.Queue(`INSERT INTO action_daily_counts (day, type, n) VALUES ($1::date, $2, 0) ON CONFLICT (day, type) DO NOTHING`,
+			d, w.Type)
+		batch.Queue(`SELECT n FROM action_daily_counts WHERE day = $1::date AND type = $2 FOR UPDATE`, d, w.Type).
+			QueryRow(func(row pgx.Row) error { return row.Scan(&before[i]) })
+		batch.Queue(`UPDATE action_daily_counts SET n = greatest(n, least(n + $3, $4)) WHERE day = $1::date AND type = $2 RETURNING n`,
+			d, w.Type, w.Want, max(w.Limit, 0)).
+			QueryRow(func(row pgx.Row) error { return row.Scan(&after[i]) })
 	}
-	if _, err := tx.Exec(ctx, `UPDATE action_daily_counts SET n = n + $3 WHERE day = $1::date AND type = $2`,
-		d, typ, granted); err != nil {
-		return 0, fmt.Errorf("count daily %s actions: %w", typ, err)
+	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+		return nil, fmt.Errorf("count daily actions (%d types): %w", len(order), err)
+	}
+	for _, i := range order {
+		granted[i] = after[i] - before[i]
 	}
 	return granted, nil
 }

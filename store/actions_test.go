@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -123,16 +125,16 @@ func TestTakeDailySlots(t *testing.T) {
 	typ := t.Name() // a type of its own, so parallel tests do not share the counter
 	day := time.Date(2026, 11, 24, 23, 59, 0, 0, time.UTC)
 	take := func(day time.Time, want int) int {
-		var got int
+		var got []int
 		err := pgx.BeginFunc(ctx, st.Pool(), func(tx pgx.Tx) error {
 			var err error
-			got, err = store.TakeDailySlots(ctx, tx, day, typ, want, 5)
+			got, err = store.TakeDailySlots(ctx, tx, day, []store.DailyWant{{Type: typ, Want: want, Limit: 5}})
 			return err
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		return got
+		return got[0]
 	}
 	for i, tt := range []struct{ want, got int }{{2, 2}, {0, 0}, {2, 2}, {3, 1}, {1, 0}} {
 		if got := take(day, tt.want); got != tt.got {
@@ -144,7 +146,7 @@ func TestTakeDailySlots(t *testing.T) {
 	}
 	// A rollback returns the slots.
 	err := pgx.BeginFunc(ctx, st.Pool(), func(tx pgx.Tx) error {
-		if _, err := store.TakeDailySlots(ctx, tx, day.Add(48*time.Hour), typ, 5, 5); err != nil {
+		if _, err := store.TakeDailySlots(ctx, tx, day.Add(48*time.Hour), []store.DailyWant{{Type: typ, Want: 5, Limit: 5}}); err != nil {
 			return err
 		}
 		return errors.New("roll back")
@@ -154,5 +156,95 @@ func TestTakeDailySlots(t *testing.T) {
 	}
 	if got := take(day.Add(48*time.Hour), 5); got != 5 {
 		t.Fatalf("after a rollback: got %d slots, want 5", got)
+	}
+}
+
+// TestTakeDailySlotsOfSeveralTypes: one call counts each type against its
+// own cap, answering in the caller's order (not the order the rows are
+// locked in); a cap of 0 grants nothing, and a type wanting nothing is not
+// counted. Batches racing for the same caps from many connections, each
+// with the types in a different order, never deadlock and are granted
+// exactly the caps between them.
+func TestTakeDailySlotsOfSeveralTypes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.Store(t)
+	day := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	a, b, c, d := t.Name()+"-a", t.Name()+"-b", t.Name()+"-c", t.Name()+"-d"
+	var got []int
+	err := pgx.BeginFunc(ctx, st.Pool(), func(tx pgx.Tx) error {
+		var err error
+		got, err = store.TakeDailySlots(ctx, tx, day, []store.DailyWant{
+			{Type: c, Want: 4, Limit: 3}, {Type: a, Want: 2, Limit: 10}, {Type: d, Want: 0, Limit: 10}, {Type: b, Want: 1, Limit: 0}})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{3, 2, 0, 0}; !slices.Equal(got, want) {
+		t.Fatalf("granted %v, want %v", got, want)
+	}
+	var rows int
+	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM action_daily_counts WHERE type = $1`, d).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 0 {
+		t.Errorf("a type wanting nothing got %d counter rows, want none", rows)
+	}
+
+	const batches, limit = 40, 25
+	race := day.Add(24 * time.Hour)
+	var wg sync.WaitGroup
+	total := make([]int, batches*2)
+	errs := make(chan error, batches)
+	for i := range batches {
+		wg.Go(func() {
+			wants := []store.DailyWant{{Type: a, Want: 1 + i%3, Limit: limit}, {Type: b, Want: 1 + i%2, Limit: limit}}
+			if i%2 == 1 {
+				wants[0], wants[1] = wants[1], wants[0]
+			}
+			err := pgx.BeginFunc(ctx, st.Pool(), func(tx pgx.Tx) error {
+				g, err := store.TakeDailySlots(ctx, tx, race, wants)
+				if err != nil {
+					return err
+				}
+				for j, w := range wants {
+					if g[j] < 0 || g[j] > w.Want {
+						return fmt.Errorf("granted %d of %s, asked %d", g[j], w.Type, w.Want)
+					}
+					if w.Type == a {
+						total[2*i] = g[j]
+					} else {
+						total[2*i+1] = g[j]
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	var sumA, sumB int
+	for i := range batches {
+		sumA, sumB = sumA+total[2*i], sumB+total[2*i+1]
+	}
+	if sumA != limit || sumB != limit {
+		t.Fatalf("granted %d of %s and %d of %s between %d batches, want %d each", sumA, a, sumB, b, batches, limit)
+	}
+	for _, typ := range []string{a, b} {
+		var n int
+		if err := st.Pool().QueryRow(ctx, `SELECT n FROM action_daily_counts WHERE day = $1::date AND type = $2`,
+			race.Format(time.DateOnly), typ).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != limit {
+			t.Errorf("%s's counter = %d, want the cap %d", typ, n, limit)
+		}
 	}
 }

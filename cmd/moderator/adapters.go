@@ -170,8 +170,12 @@ func (l storeLedger) OverturnOfTx(ctx context.Context, tx pgx.Tx, actionID int64
 	return actions.Overturn{ID: o.ID, Reviewer: o.Reviewer, Reason: o.Reason, Disposition: actions.Disposition(o.Disposition)}, ok, err
 }
 
-func (l storeLedger) TakeDailySlotsTx(ctx context.Context, tx pgx.Tx, day time.Time, typ policy.ActionType, want, limit int) (int, error) {
-	return store.TakeDailySlots(ctx, tx, day, string(typ), want, limit)
+func (l storeLedger) TakeDailySlotsTx(ctx context.Context, tx pgx.Tx, day time.Time, wants []actions.DailyWant) ([]int, error) {
+	in := make([]store.DailyWant, len(wants))
+	for i, w := range wants {
+		in[i] = store.DailyWant{Type: string(w.Type), Want: w.Want, Limit: w.Limit}
+	}
+	return store.TakeDailySlots(ctx, tx, day, in)
 }
 
 func (l storeLedger) RecordOutcomesTx(ctx context.Context, tx pgx.Tx, outs []actions.OutcomeRecord) error {
