@@ -360,7 +360,7 @@ func (r *Runner) EnqueueTx(ctx context.Context, tx pgx.Tx, events []EventActions
 	if err != nil {
 		return err
 	}
-	return r.EnqueueCheckedTx(ctx, tx, events, immune)
+	return r.EnqueueCheckedTx(ctx, tx, events, immune, nil)
 }
 
 // ImmunityCheck returns the (rule, target user) pairs whose immunities
@@ -372,8 +372,12 @@ func (r *Runner) ImmunityCheck(events []EventActions) (pairs []RuleUser, at time
 }
 
 // EnqueueCheckedTx is EnqueueTx with the immunities already read (see
-// ImmunityCheck): immune holds those in force.
-func (r *Runner) EnqueueCheckedTx(ctx context.Context, tx pgx.Tx, events []EventActions, immune map[RuleUser]Immunity) error {
+// ImmunityCheck): immune holds those in force. end, when not nil, takes
+// the outcomes of the actions that end at once, for the caller to record
+// in tx before it commits (with the COMMIT, in one round trip); nil
+// records them at once.
+func (r *Runner) EnqueueCheckedTx(ctx context.Context, tx pgx.Tx, events []EventActions, immune map[RuleUser]Immunity,
+	end func([]OutcomeRecord)) error {
 	news := planEvents(events, immune)
 	if len(news) == 0 {
 		return nil
@@ -387,7 +391,11 @@ func (r *Runner) EnqueueCheckedTx(ctx context.Context, tx pgx.Tx, events []Event
 		return err
 	}
 	d := r.dispose(ctx, news, ids, slots)
-	if len(d.outs) > 0 {
+	switch {
+	case len(d.outs) == 0:
+	case end != nil:
+		end(d.outs)
+	default:
 		if err := r.ledger.RecordOutcomesTx(ctx, tx, d.outs); err != nil {
 			return err
 		}

@@ -175,6 +175,29 @@ func RecordOutcomesTx(ctx context.Context, tx pgx.Tx, rows []OutcomeRow) error {
 	if len(rows) == 0 {
 		return nil
 	}
+	if _, err := tx.Exec(ctx, recordOutcomesSQL, outcomeColumns(rows)...); err != nil {
+		return fmt.Errorf("record outcomes of %d actions (first %d): %w", len(rows), rows[0].ActionID, err)
+	}
+	return nil
+}
+
+// QueueOutcomes queues on w the recording of outcomes, as RecordOutcomesTx
+// records them: with the recording transaction's COMMIT when w is a
+// Continuation's last writes, so that a batch of dry-run (or superseded,
+// held, suppressed) actions ends them without a round trip of its own.
+func QueueOutcomes(w *Writes, rows []OutcomeRow) {
+	if len(rows) > 0 {
+		w.Queue(recordOutcomesSQL, outcomeColumns(rows)...)
+	}
+}
+
+// recordOutcomesSQL records outcomes, one a row of outcomeColumns; an
+// action that has one already keeps it.
+const recordOutcomesSQL = `INSERT INTO action_outcomes (action_id, outcome, reason, request)
+	SELECT a, o, r, q::jsonb FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS x(a, o, r, q)
+	ON CONFLICT (action_id) DO NOTHING`
+
+func outcomeColumns(rows []OutcomeRow) []any {
 	ids := make([]int64, len(rows))
 	outcomes, reasons := make([]string, len(rows)), make([]string, len(rows))
 	requests := make([]*string, len(rows))
@@ -185,12 +208,7 @@ func RecordOutcomesTx(ctx context.Context, tx pgx.Tx, rows []OutcomeRow) error {
 			requests[i] = &s
 		}
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO action_outcomes (action_id, outcome, reason, request)
-		SELECT a, o, r, q::jsonb FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS x(a, o, r, q)
-		ON CONFLICT (action_id) DO NOTHING`, ids, outcomes, reasons, requests); err != nil {
-		return fmt.Errorf("record outcomes of %d actions (first %d): %w", len(rows), rows[0].ActionID, err)
-	}
-	return nil
+	return []any{ids, outcomes, reasons, requests}
 }
 
 // RecordOutcome records how an action ended and reports whether this call

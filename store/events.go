@@ -97,8 +97,8 @@ func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord, hook TxHoo
 // Its round trips, two when no hook has work of its own: BEGIN, the
 // events INSERT and the history read, pipelined; the decisions, whatever
 // hooks.Queue queued and COMMIT, pipelined (Writes). When a hook runs in
-// the transaction, its statements come between the decisions and a COMMIT
-// of its own.
+// the transaction, its statements come between the decisions and the
+// COMMIT, which goes with what its continuation queued last.
 func (s *Store) RecordEventsWith(ctx context.Context, recs []EventRecord, hooks Hooks) ([]RecordResult, error) {
 	recs = withSafeWebhookIDs(recs)
 	args, repaired := insertColumns(recs)
@@ -350,14 +350,14 @@ func (s *Store) completeBatch(ctx context.Context, tx pgx.Tx, recs []EventRecord
 			fresh = append(fresh, NewEvent{EventID: results[i].EventID, Record: &recs[i]})
 		}
 	}
-	var then TxHook
+	var then Continuation
 	if hooks.Queue != nil && len(fresh) > 0 {
 		if then, err = hooks.Queue(ctx, &w, fresh); err != nil {
 			return nil, fmt.Errorf("record events: hook: %w", err)
 		}
 	}
 	if len(fresh) == 0 || then == nil && hooks.Tx == nil {
-		if err := w.sendAndCommit(ctx, tx); err != nil {
+		if err := w.sendAndCommit(ctx, tx, "write decisions and links, commit"); err != nil {
 			return nil, err
 		}
 		return results, nil
@@ -365,16 +365,19 @@ func (s *Store) completeBatch(ctx context.Context, tx pgx.Tx, recs []EventRecord
 	if err := w.send(ctx, tx); err != nil {
 		return nil, err
 	}
-	for _, h := range []TxHook{then, hooks.Tx} {
-		if h == nil {
-			continue
-		}
-		if err := h(ctx, tx, fresh); err != nil {
+	var last Writes
+	if then != nil {
+		if err := then(ctx, tx, &last, fresh); err != nil {
 			return nil, fmt.Errorf("record events: hook: %w", err)
 		}
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("record events: commit: %w", err)
+	if hooks.Tx != nil {
+		if err := hooks.Tx(ctx, tx, fresh); err != nil {
+			return nil, fmt.Errorf("record events: hook: %w", err)
+		}
+	}
+	if err := last.sendAndCommit(ctx, tx, "write the hooks' last statements, commit"); err != nil {
+		return nil, err
 	}
 	return results, nil
 }

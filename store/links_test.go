@@ -15,7 +15,7 @@ func recordWithHook(t *testing.T, st *store.Store, id string, fn func(w *store.W
 	t.Helper()
 	body := fmt.Sprintf(`{"type":"message.new","cid":"messaging:c","message":{"id":%q,"text":"x","user":{"id":"u"}}}`, id)
 	_, err := st.RecordEventsWith(context.Background(), []store.EventRecord{record(t, id, body)}, store.Hooks{
-		Queue: func(_ context.Context, w *store.Writes, evs []store.NewEvent) (store.TxHook, error) {
+		Queue: func(_ context.Context, w *store.Writes, evs []store.NewEvent) (store.Continuation, error) {
 			fn(w, evs[0].EventID)
 			return nil, nil
 		}})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"moderator/store"
@@ -49,8 +50,9 @@ func (r *roundTrips) take() []string {
 // TestRecordEventsRoundTrips: a batch costs two round trips: BEGIN with the
 // events INSERT (and the history read when records are judged), then the
 // decisions, the hooks' queued statements and COMMIT; a hook's
-// continuation adds its own statements and a COMMIT of its own. Each
-// batch's events are committed when it returns.
+// continuation adds the statements it runs, and sends what it queued last
+// with the COMMIT, in one more. Each batch's events are committed when it
+// returns.
 func TestRecordEventsRoundTrips(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -79,9 +81,11 @@ func TestRecordEventsRoundTrips(t *testing.T) {
 		}
 		return recs
 	}
-	queued := func(_ context.Context, w *store.Writes, evs []store.NewEvent) (store.TxHook, error) {
+	lastRan := 0
+	queued := func(_ context.Context, w *store.Writes, evs []store.NewEvent) (store.Continuation, error) {
 		store.QueueLinks(w, []store.MessageKey{{EventID: evs[0].EventID}}, time.Minute, func([]store.BeforeSendLink) {})
-		return func(ctx context.Context, tx pgx.Tx, _ []store.NewEvent) error {
+		return func(ctx context.Context, tx pgx.Tx, last *store.Writes, _ []store.NewEvent) error {
+			last.Queue("SELECT 2").Exec(func(pgconn.CommandTag) error { lastRan++; return nil })
 			_, err := tx.Exec(ctx, "SELECT 1")
 			return err
 		}, nil
@@ -94,7 +98,7 @@ func TestRecordEventsRoundTrips(t *testing.T) {
 	}{
 		// Five messages a minute trip flood: decisions to write.
 		{"judged with decisions and hooks", batch("flood", 6), store.Hooks{Queue: queued},
-			[]string{"batch", "batch", "SELECT", "commit"}},
+			[]string{"batch", "batch", "SELECT", "batch"}},
 		{"judged, nothing to write", batch("calm", 1), store.Hooks{},
 			[]string{"batch", "batch"}},
 		{"not judged", []store.EventRecord{record(t, "plain", `{"type":"message.new","message":{"id":"plain","user":{"id":"p"}}}`)},
@@ -120,6 +124,9 @@ func TestRecordEventsRoundTrips(t *testing.T) {
 		if last := res[len(res)-1].Decision; len(tt.recs) == 6 && (last == nil || len(last.Matches) == 0) {
 			t.Errorf("%s: the sixth message's decision %+v, want flood matched", tt.name, last)
 		}
+	}
+	if lastRan != 1 {
+		t.Errorf("the continuation's last statement ran %d times, want once", lastRan)
 	}
 }
 

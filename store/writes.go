@@ -37,8 +37,9 @@ func (w *Writes) send(ctx context.Context, tx pgx.Tx) error {
 }
 
 // sendAndCommit sends the queued statements and COMMIT in tx, in one round
-// trip, and runs their callbacks. A nil error means tx is committed.
-func (w *Writes) sendAndCommit(ctx context.Context, tx pgx.Tx) error {
+// trip, and runs their callbacks; what names the statements in an error.
+// A nil error means tx is committed.
+func (w *Writes) sendAndCommit(ctx context.Context, tx pgx.Tx, what string) error {
 	w.b.Queue("COMMIT").Exec(func(tag pgconn.CommandTag) error {
 		// Postgres answers the COMMIT of a failed transaction with
 		// ROLLBACK, not with an error.
@@ -47,7 +48,7 @@ func (w *Writes) sendAndCommit(ctx context.Context, tx pgx.Tx) error {
 		}
 		return nil
 	})
-	return w.flush(ctx, tx, "write decisions and links, commit")
+	return w.flush(ctx, tx, what)
 }
 
 // flush sends the queue as one pipeline and empties it; what names its
@@ -63,17 +64,24 @@ func (w *Writes) flush(ctx context.Context, tx pgx.Tx, what string) error {
 
 // QueueHook runs in the recording transaction once the new events are
 // judged and queues statements of its own on w, which go to Postgres with
-// the batch's decisions. It may return a TxHook, then to run with the
-// answers (which its callbacks keep) once the writes are sent: this
+// the batch's decisions. It may return a Continuation, then to run with
+// the answers (which its callbacks keep) once the writes are sent: this
 // batch's continuation, so that the state it shares is the batch's own.
 // An error rolls the whole transaction back.
-type QueueHook func(ctx context.Context, w *Writes, events []NewEvent) (then TxHook, err error)
+type QueueHook func(ctx context.Context, w *Writes, events []NewEvent) (then Continuation, err error)
+
+// Continuation is a QueueHook's work once its queued statements are
+// answered. It runs in the recording transaction: with tx, the statements
+// whose answers it needs (such as the actions, whose ids their jobs
+// carry); on last, the ones nothing waits for (such as the outcomes of
+// actions that end at once), which go to Postgres with the COMMIT, in
+// one round trip. An error rolls the whole transaction back.
+type Continuation func(ctx context.Context, tx pgx.Tx, last *Writes, events []NewEvent) error
 
 // Hooks are the work a recording transaction does besides recording its
 // events: Queue first (its statements sent with the decisions) and its
 // continuation, then Tx, with the transaction itself, for work that needs
-// answers in between (such as the actions, whose ids their jobs carry).
-// Either may be nil.
+// answers in between. Either may be nil.
 type Hooks struct {
 	Queue QueueHook
 	Tx    TxHook

@@ -26,9 +26,10 @@ import (
 // carried out by the hook's answer (block, rewrite), so they are audited
 // but never enqueued. The immunities that may suppress the actions are
 // read with the batch's decisions (one round trip), and the actions are
-// recorded once they are known.
+// recorded once they are known; the outcomes of those that end at once
+// (dry run, superseded, held, suppressed) go with the COMMIT.
 func enqueueActions(r *actions.Runner) store.QueueHook {
-	return func(_ context.Context, w *store.Writes, events []store.NewEvent) (store.TxHook, error) {
+	return func(_ context.Context, w *store.Writes, events []store.NewEvent) (store.Continuation, error) {
 		var todo []actions.EventActions
 		for _, e := range events {
 			d := e.Record.Decision
@@ -47,8 +48,14 @@ func enqueueActions(r *actions.Runner) store.QueueHook {
 			in[i] = store.RuleUser{RuleID: p.RuleID, UserID: p.UserID}
 		}
 		store.QueueImmunities(w, in, at, func(found []store.Immunity) { immune = immunityMap(found) })
-		return func(ctx context.Context, tx pgx.Tx, _ []store.NewEvent) error {
-			return r.EnqueueCheckedTx(ctx, tx, todo, immune)
+		return func(ctx context.Context, tx pgx.Tx, last *store.Writes, _ []store.NewEvent) error {
+			return r.EnqueueCheckedTx(ctx, tx, todo, immune, func(outs []actions.OutcomeRecord) {
+				rows := make([]store.OutcomeRow, len(outs))
+				for i, o := range outs {
+					rows[i] = outcomeRow(o)
+				}
+				store.QueueOutcomes(last, rows)
+			})
 		}, nil
 	}
 }
@@ -56,8 +63,8 @@ func enqueueActions(r *actions.Runner) store.QueueHook {
 // chainQueueHooks runs hooks in order, and their continuations in the
 // same order.
 func chainQueueHooks(hooks ...store.QueueHook) store.QueueHook {
-	return func(ctx context.Context, w *store.Writes, events []store.NewEvent) (store.TxHook, error) {
-		var thens []store.TxHook
+	return func(ctx context.Context, w *store.Writes, events []store.NewEvent) (store.Continuation, error) {
+		var thens []store.Continuation
 		for _, h := range hooks {
 			then, err := h(ctx, w, events)
 			if err != nil {
@@ -70,9 +77,9 @@ func chainQueueHooks(hooks ...store.QueueHook) store.QueueHook {
 		if len(thens) == 0 {
 			return nil, nil
 		}
-		return func(ctx context.Context, tx pgx.Tx, events []store.NewEvent) error {
+		return func(ctx context.Context, tx pgx.Tx, last *store.Writes, events []store.NewEvent) error {
 			for _, then := range thens {
-				if err := then(ctx, tx, events); err != nil {
+				if err := then(ctx, tx, last, events); err != nil {
 					return err
 				}
 			}

@@ -135,7 +135,7 @@ const linkWindow = 10 * time.Minute
 // channel within the window link to the latest decision, which made the
 // same choice for the same text.
 func linkBeforeSend(logger *slog.Logger) store.QueueHook {
-	return func(_ context.Context, w *store.Writes, events []store.NewEvent) (store.TxHook, error) {
+	return func(_ context.Context, w *store.Writes, events []store.NewEvent) (store.Continuation, error) {
 		var keys []store.BeforeSendKey
 		var msgs []store.MessageKey
 		for _, e := range events {
