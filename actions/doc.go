@@ -17,10 +17,11 @@
 // longer mute wins; duplicates collapse). Before a mute or an unmute is
 // sent, the worker reads the user's bans and mutes from the audit trail
 // (Restriction), so that neither weakens a stronger ban in force.
-// EnqueueTx, called in the transaction that records the decision, records
-// every action under an idempotency key and inserts a River job for each
-// one to carry out, so the jobs commit with the decision or not at all;
-// superseded, held (past a daily cap) and dry-run actions end there. The
+// In the transaction that records the decision, every action is recorded
+// under an idempotency key (PlanActions gives the rows) and
+// EnqueueRecordedTx inserts a River job for each one to carry out, so the
+// jobs commit with the decision or not at all; superseded, held (past a
+// daily cap) and dry-run actions end there. The
 // workers pace each endpoint within Stream's budget, record every attempt,
 // retry transient failures with backoff, wait for the reset after a 429,
 // give up at once on permanent errors, and record one outcome per action,

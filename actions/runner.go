@@ -100,9 +100,6 @@ type Ledger interface {
 	// returns how many it counted, in the order of wants.
 	TakeDailySlotsTx(ctx context.Context, tx pgx.Tx, day time.Time, wants []DailyWant) ([]int, error)
 	RecordOutcomesTx(ctx context.Context, tx pgx.Tx, outs []OutcomeRecord) error
-	// ImmunitiesTx returns, for each pair that an overturn made immune at
-	// at, the immunity lasting longest. One query for a whole batch.
-	ImmunitiesTx(ctx context.Context, tx pgx.Tx, pairs []RuleUser, at time.Time) (map[RuleUser]Immunity, error)
 	// StartCall records, before a call is made, that it is about to be,
 	// and returns the number its attempt will carry. It commits on its own.
 	StartCall(ctx context.Context, actionID int64, endpoint string) (int, error)
@@ -346,46 +343,57 @@ func cmpOr[T comparable](v, def T) T {
 	return v
 }
 
-// EnqueueTx plans the events' actions, records them and either ends them
-// at once (superseded, suppressed, held, dry run) or inserts their jobs,
-// all in tx: the actions commit with the decision that asked for them, or
-// not at all. It does nothing without actions.
-//
-// An action whose rule an overturn made immune against its target user
-// (until the immunity window ends) is suppressed: recorded, not sent, with
-// a reason naming the overturn, the reviewer and the window's end. The
-// immunities of a whole batch are read in one query.
-func (r *Runner) EnqueueTx(ctx context.Context, tx pgx.Tx, events []EventActions) error {
-	immune, err := r.immunitiesTx(ctx, tx, events)
-	if err != nil {
-		return err
-	}
-	return r.EnqueueCheckedTx(ctx, tx, events, immune, nil)
-}
-
 // ImmunityCheck returns the (rule, target user) pairs whose immunities
-// EnqueueTx would read for events, and the time they must be in force at,
-// for a caller that reads them itself (with other statements, in one
-// round trip) and then calls EnqueueCheckedTx.
+// cover the events' actions, and the time they must be in force at, for
+// the caller to read with other statements, in one round trip, before it
+// calls EnqueueRecordedTx.
 func (r *Runner) ImmunityCheck(events []EventActions) (pairs []RuleUser, at time.Time) {
 	return immunityPairs(events), r.now()
 }
 
-// EnqueueCheckedTx is EnqueueTx with the immunities already read (see
-// ImmunityCheck): immune holds those in force. end, when not nil, takes
-// the outcomes of the actions that end at once, for the caller to record
-// in tx before it commits (with the COMMIT, in one round trip); nil
-// records them at once.
-func (r *Runner) EnqueueCheckedTx(ctx context.Context, tx pgx.Tx, events []EventActions, immune map[RuleUser]Immunity,
-	end func([]OutcomeRecord)) error {
+// PlanActions returns the events' actions as they are recorded, for the
+// caller to insert (InsertActionsTx's rows, which no immunity changes)
+// with other statements, in one round trip, before it calls
+// EnqueueRecordedTx.
+func (r *Runner) PlanActions(events []EventActions) []NewAction { return planEvents(events, nil) }
+
+// EnqueueRecordedTx ends at once (superseded, suppressed, held, dry run)
+// or inserts the jobs of the events' actions, which the caller recorded in
+// tx: planned are PlanActions(events), and ids their ids (0 for an action
+// whose key was recorded before, which is not enqueued again). So the
+// actions commit with the decision that asked for them, or not at all.
+//
+// immune holds the immunities in force (see ImmunityCheck): an action
+// whose rule an overturn made immune against its target user (until the
+// immunity window ends) is suppressed: recorded, not sent, with a reason
+// naming the overturn, the reviewer and the window's end. The actions are
+// planned again with them, keeping each warning's message id.
+//
+// end, when not nil, takes the outcomes of the actions that end at once,
+// for the caller to record in tx before it commits (with the COMMIT, in
+// one round trip); nil records them at once.
+func (r *Runner) EnqueueRecordedTx(ctx context.Context, tx pgx.Tx, events []EventActions, planned []NewAction, ids []int64,
+	immune map[RuleUser]Immunity, end func([]OutcomeRecord)) error {
 	news := planEvents(events, immune)
+	if len(news) != len(planned) || len(ids) != len(planned) {
+		return fmt.Errorf("enqueue actions: %d planned, %d recorded, %d now", len(planned), len(ids), len(news))
+	}
+	for i := range news {
+		if news[i].Key != planned[i].Key {
+			return fmt.Errorf("enqueue actions: action %d is %s, recorded as %s", i, news[i].Key, planned[i].Key)
+		}
+		news[i].WarningID = planned[i].WarningID
+	}
 	if len(news) == 0 {
 		return nil
 	}
-	ids, err := r.ledger.InsertActionsTx(ctx, tx, news)
-	if err != nil {
-		return err
-	}
+	return r.disposeTx(ctx, tx, news, ids, end)
+}
+
+// disposeTx takes the daily slots of the recorded actions news (with ids)
+// and ends each at once or inserts its job, in tx; end, when not nil,
+// takes the outcomes (see EnqueueRecordedTx).
+func (r *Runner) disposeTx(ctx context.Context, tx pgx.Tx, news []NewAction, ids []int64, end func([]OutcomeRecord)) error {
 	slots, err := r.takeDailySlotsTx(ctx, tx, news, ids)
 	if err != nil {
 		return err
@@ -407,16 +415,6 @@ func (r *Runner) EnqueueCheckedTx(ctx context.Context, tx pgx.Tx, events []Event
 	}
 	r.report(d)
 	return nil
-}
-
-// immunitiesTx reads, in one query, the immunities that cover the events'
-// (rule, target user) pairs now.
-func (r *Runner) immunitiesTx(ctx context.Context, tx pgx.Tx, events []EventActions) (map[RuleUser]Immunity, error) {
-	pairs := immunityPairs(events)
-	if len(pairs) == 0 {
-		return nil, nil
-	}
-	return r.ledger.ImmunitiesTx(ctx, tx, pairs, r.now())
 }
 
 // immunityPairs returns the distinct (rule, target user) pairs of the

@@ -103,10 +103,6 @@ func (l *memLedger) Outcome(_ context.Context, id int64) (Outcome, error) {
 // InTx runs fn without a transaction: the in-memory methods ignore it.
 func (l *memLedger) InTx(_ context.Context, fn func(pgx.Tx) error) error { return fn(nil) }
 
-func (l *memLedger) ImmunitiesTx(context.Context, pgx.Tx, []RuleUser, time.Time) (map[RuleUser]Immunity, error) {
-	return nil, errors.New("not in memory")
-}
-
 func (l *memLedger) RecordAttemptTx(_ context.Context, _ pgx.Tx, a Attempt) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -39,6 +39,46 @@ func InsertActions(ctx context.Context, tx pgx.Tx, rows []ActionRow) ([]int64, e
 	if len(rows) == 0 {
 		return nil, nil
 	}
+	q, err := tx.Query(ctx, insertActionsSQL, actionColumns(rows)...)
+	if err != nil {
+		return nil, fmt.Errorf("insert actions: %w", err)
+	}
+	return actionIDs(q, rows)
+}
+
+// QueueInsertActions queues on w the writing of rows, as InsertActions
+// writes them, and calls done with their ids once w is sent: with the
+// batch's decisions, so that recording the actions costs no round trip of
+// its own.
+func QueueInsertActions(w *Writes, rows []ActionRow, done func(ids []int64)) {
+	if len(rows) == 0 {
+		done(nil)
+		return
+	}
+	w.Queue(insertActionsSQL, actionColumns(rows)...).Query(func(q pgx.Rows) error {
+		ids, err := actionIDs(q, rows)
+		if err != nil {
+			return err
+		}
+		done(ids)
+		return nil
+	})
+}
+
+// insertActionsSQL writes actions, one a row of actionColumns, and
+// returns the id and key of each it wrote.
+const insertActionsSQL = `
+	INSERT INTO actions (event_id, position, rule_id, type, target_user_id, message_id, channel_cid, params, idempotency_key,
+		reverses_action_id, overturn_id, stream_message_id)
+	SELECT e, p, r, t, u, m, c, pa::jsonb, k, rv, ov, sm
+	FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+		$10::bigint[], $11::bigint[], $12::text[])
+		WITH ORDINALITY AS x(e, p, r, t, u, m, c, pa, k, rv, ov, sm, ord)
+	ORDER BY ord
+	ON CONFLICT (idempotency_key) DO NOTHING
+	RETURNING id, idempotency_key`
+
+func actionColumns(rows []ActionRow) []any {
 	var (
 		events                 = make([]int64, len(rows))
 		positions              = make([]int32, len(rows))
@@ -56,20 +96,13 @@ func InsertActions(ctx context.Context, tx pgx.Tx, rows []ActionRow) ([]int64, e
 		reverses[i], overturns[i] = nullID(r.ReversesActionID), nullID(r.OverturnID)
 		streamIDs[i] = nullString(r.StreamMessageID)
 	}
-	q, err := tx.Query(ctx, `
-		INSERT INTO actions (event_id, position, rule_id, type, target_user_id, message_id, channel_cid, params, idempotency_key,
-			reverses_action_id, overturn_id, stream_message_id)
-		SELECT e, p, r, t, u, m, c, pa::jsonb, k, rv, ov, sm
-		FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-			$10::bigint[], $11::bigint[], $12::text[])
-			WITH ORDINALITY AS x(e, p, r, t, u, m, c, pa, k, rv, ov, sm, ord)
-		ORDER BY ord
-		ON CONFLICT (idempotency_key) DO NOTHING
-		RETURNING id, idempotency_key`,
-		events, positions, rules, types, users, messages, chans, params, keys, reverses, overturns, streamIDs)
-	if err != nil {
-		return nil, fmt.Errorf("insert actions: %w", err)
-	}
+	return []any{events, positions, rules, types, users, messages, chans, params, keys, reverses, overturns, streamIDs}
+}
+
+// actionIDs reads the answer of insertActionsSQL: the ids of rows in
+// order, 0 for one whose key was recorded before. It closes q.
+func actionIDs(q pgx.Rows, rows []ActionRow) ([]int64, error) {
+	defer q.Close()
 	byKey := make(map[string]int64, len(rows))
 	for q.Next() {
 		var (
@@ -77,7 +110,6 @@ func InsertActions(ctx context.Context, tx pgx.Tx, rows []ActionRow) ([]int64, e
 			key string
 		)
 		if err := q.Scan(&id, &key); err != nil {
-			q.Close()
 			return nil, fmt.Errorf("insert actions: scan: %w", err)
 		}
 		byKey[key] = id

@@ -24,10 +24,11 @@ import (
 // jobs in the transaction that records them. The service's own echoes are
 // never evaluated, so they carry no decision. Before-send decisions are
 // carried out by the hook's answer (block, rewrite), so they are audited
-// but never enqueued. The immunities that may suppress the actions are
-// read with the batch's decisions (one round trip), and the actions are
-// recorded once they are known; the outcomes of those that end at once
-// (dry run, superseded, held, suppressed) go with the COMMIT.
+// but never enqueued. The actions are recorded, and the immunities that
+// may suppress them read, with the batch's decisions (one round trip);
+// then their daily slots are taken and their jobs inserted, and the
+// outcomes of those that end at once (dry run, superseded, held,
+// suppressed) go with the COMMIT.
 func enqueueActions(r *actions.Runner) store.QueueHook {
 	return func(_ context.Context, w *store.Writes, events []store.NewEvent) (store.Continuation, error) {
 		var todo []actions.EventActions
@@ -41,6 +42,13 @@ func enqueueActions(r *actions.Runner) store.QueueHook {
 		if len(todo) == 0 {
 			return nil, nil
 		}
+		planned := r.PlanActions(todo)
+		rows, err := actionRows(planned)
+		if err != nil {
+			return nil, err
+		}
+		var ids []int64
+		store.QueueInsertActions(w, rows, func(got []int64) { ids = got })
 		var immune map[actions.RuleUser]actions.Immunity
 		pairs, at := r.ImmunityCheck(todo)
 		in := make([]store.RuleUser, len(pairs))
@@ -49,7 +57,7 @@ func enqueueActions(r *actions.Runner) store.QueueHook {
 		}
 		store.QueueImmunities(w, in, at, func(found []store.Immunity) { immune = immunityMap(found) })
 		return func(ctx context.Context, tx pgx.Tx, last *store.Writes, _ []store.NewEvent) error {
-			return r.EnqueueCheckedTx(ctx, tx, todo, immune, func(outs []actions.OutcomeRecord) {
+			return r.EnqueueRecordedTx(ctx, tx, todo, planned, ids, immune, func(outs []actions.OutcomeRecord) {
 				rows := make([]store.OutcomeRow, len(outs))
 				for i, o := range outs {
 					rows[i] = outcomeRow(o)
@@ -92,6 +100,15 @@ func chainQueueHooks(hooks ...store.QueueHook) store.QueueHook {
 type storeLedger struct{ st *store.Store }
 
 func (l storeLedger) InsertActionsTx(ctx context.Context, tx pgx.Tx, acts []actions.NewAction) ([]int64, error) {
+	rows, err := actionRows(acts)
+	if err != nil {
+		return nil, err
+	}
+	return store.InsertActions(ctx, tx, rows)
+}
+
+// actionRows are the rows of the actions table that record acts.
+func actionRows(acts []actions.NewAction) ([]store.ActionRow, error) {
 	rows := make([]store.ActionRow, len(acts))
 	for i, a := range acts {
 		params, err := json.Marshal(a.Action)
@@ -115,23 +132,11 @@ func (l storeLedger) InsertActionsTx(ctx context.Context, tx pgx.Tx, acts []acti
 			OverturnID:       a.OverturnID,
 		}
 	}
-	return store.InsertActions(ctx, tx, rows)
+	return rows, nil
 }
 
 func (l storeLedger) InTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, l.st.Pool(), fn)
-}
-
-func (l storeLedger) ImmunitiesTx(ctx context.Context, tx pgx.Tx, pairs []actions.RuleUser, at time.Time) (map[actions.RuleUser]actions.Immunity, error) {
-	in := make([]store.RuleUser, len(pairs))
-	for i, p := range pairs {
-		in[i] = store.RuleUser{RuleID: p.RuleID, UserID: p.UserID}
-	}
-	found, err := store.ImmunitiesTx(ctx, tx, in, at)
-	if err != nil {
-		return nil, err
-	}
-	return immunityMap(found), nil
 }
 
 // immunityMap keys the store's immunities by rule and user; nil when
