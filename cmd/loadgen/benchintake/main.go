@@ -14,10 +14,18 @@
 //
 // For each subject (the floor, then moderator with each -policy, the
 // starter pack by default) it creates a fresh database, starts the server,
-// waits until it answers, runs loadgen closed loop (-rate 0, -n requests,
-// 64 in flight) and then open loop (-rate per second for -duration), stops
-// the server and drops the database. moderator runs in dry run, so actions
-// are decided, enqueued and recorded but nothing is sent.
+// waits until it answers, runs loadgen open loop (-rate per second for
+// -duration; for moderator, then the before-send path at the same rate)
+// and then closed loop (-rate 0, -n requests, 64 in flight), stops the
+// server and drops the database. moderator runs in dry run, so actions are
+// decided, enqueued and recorded but nothing is sent.
+//
+// The fixed-rate runs come first so that they measure the latency at a
+// steady rate, not the aftermath of the closed loop's burst: after it,
+// moderator's word indexer works through its backlog and autovacuum
+// through a dozen tables, where the floor has one table and nothing in
+// the background (docs/performance.md, 2026-12-05 night). -after-burst
+// runs them after the closed loop instead, to measure that aftermath.
 //
 // It also reports the CPU each subject's closed-loop run cost per webhook
 // (the server, its Postgres backends, the load tool; Linux, Postgres on the
@@ -68,6 +76,8 @@ type config struct {
 	rounds     int
 	// beforeSend is the body template of the before-send run ("" skips it).
 	beforeSend string
+	// afterBurst runs the fixed-rate runs after the closed loop.
+	afterBurst bool
 }
 
 // policyList is the repeatable -policy NAME=DIR[+DIR…] flag: folders
@@ -119,7 +129,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.DurationVar(&c.duration, "duration", 30*time.Second, "length of the open-loop run")
 	fs.IntVar(&c.conc, "concurrency", 64, "requests in flight")
 	fs.IntVar(&c.rounds, "rounds", 1, "measure every subject this many times, interleaved, and report the medians and ranges")
-	fs.StringVar(&c.beforeSend, "before-send", beforeSendBody, "body template of the before-send run at -rate after each moderator subject's runs (\"\": none)")
+	fs.StringVar(&c.beforeSend, "before-send", beforeSendBody, "body template of the before-send run at -rate after each moderator subject's webhook run at -rate (\"\": none)")
+	fs.BoolVar(&c.afterBurst, "after-burst", false, "run the fixed-rate runs right after the closed loop instead of before it (the latency while the subject recovers from the burst)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -224,28 +235,57 @@ func measure(ctx context.Context, c config, name, rulesDir string, stderr io.Wri
 	}
 	target := "http://" + addr + "/webhooks/stream"
 	r := result{name: name}
-	probe := startCPUProbe(ctx, admin, dbName, cmd.Process.Pid)
-	var loadCPU time.Duration
-	if r.closed, loadCPU, err = load(ctx, c, target, "-rate", "0", "-n", strconv.Itoa(c.n)); err != nil {
-		return r, err
+	runs := []func() error{
+		func() error { return measureFixedRate(ctx, c, &r, target) },
+		func() error { return measureClosed(ctx, c, &r, target, admin, dbName, cmd.Process.Pid) },
 	}
-	r.cpu = probe.stop(ctx)
-	r.cpu.load, r.cpu.requests = loadCPU, r.closed.Completed+r.closed.Warmup.Completed
-	if r.closed.Completed == 0 {
-		return r, fmt.Errorf("the closed-loop run measured nothing: the 2 s warm-up took all %d requests; raise -n", c.n)
+	if c.afterBurst {
+		runs[0], runs[1] = runs[1], runs[0]
 	}
-	if r.open, _, err = load(ctx, c, target, "-rate", strconv.Itoa(c.rate), "-duration", c.duration.String()); err != nil {
-		return r, err
-	}
-	if name != "floor" && c.beforeSend != "" {
-		bs, _, err := load(ctx, c, target+"/before-send", "-rate", strconv.Itoa(c.rate), "-duration", c.duration.String(),
-			"-body", c.beforeSend)
-		if err != nil {
-			return r, fmt.Errorf("before-send: %w", err)
+	for _, run := range runs {
+		if err := run(); err != nil {
+			return r, err
 		}
-		r.beforeSend = &bs
 	}
 	return r, nil
+}
+
+// measureClosed runs the closed loop against target and keeps its figures
+// and the CPU it cost (the server of pid, the database's backends, the
+// load tool) in r.
+func measureClosed(ctx context.Context, c config, r *result, target string, admin *pgx.Conn, dbName string, pid int) error {
+	probe := startCPUProbe(ctx, admin, dbName, pid)
+	closed, loadCPU, err := load(ctx, c, target, "-rate", "0", "-n", strconv.Itoa(c.n))
+	if err != nil {
+		return err
+	}
+	r.closed, r.cpu = closed, probe.stop(ctx)
+	r.cpu.load, r.cpu.requests = loadCPU, closed.Completed+closed.Warmup.Completed
+	if closed.Completed == 0 {
+		return fmt.Errorf("the closed-loop run measured nothing: the 2 s warm-up took all %d requests; raise -n", c.n)
+	}
+	return nil
+}
+
+// measureFixedRate runs the open loop at -rate against target and, for
+// moderator, the before-send path at the same rate, and keeps their
+// figures in r.
+func measureFixedRate(ctx context.Context, c config, r *result, target string) error {
+	open, _, err := load(ctx, c, target, "-rate", strconv.Itoa(c.rate), "-duration", c.duration.String())
+	if err != nil {
+		return err
+	}
+	r.open = open
+	if r.name == "floor" || c.beforeSend == "" {
+		return nil
+	}
+	bs, _, err := load(ctx, c, target+"/before-send", "-rate", strconv.Itoa(c.rate), "-duration", c.duration.String(),
+		"-body", c.beforeSend)
+	if err != nil {
+		return fmt.Errorf("before-send: %w", err)
+	}
+	r.beforeSend = &bs
+	return nil
 }
 
 // beforeSendBody is the default body of the before-send run: a plain

@@ -91,6 +91,8 @@ func TestReportRounds(t *testing.T) {
 		// before-send p50 0.5, 1, 1.5 ms; p99 2, 4, 6 ms: medians, worst.
 		"before-send at 500/s for 1s, ms: subject p50 p99 worst p99 starter 1.00 4.00 6.00",
 		"3 rounds: medians",
+		// The fixed rate first, on the fresh database.
+		"500/s for 1s, then a closed loop (30000 requests, 64 in flight);",
 		// throughput median 600; ratios 0.5, 0.7, 0.6; p50 4 ms; p50 ratios 2, 4, 3.
 		"starter 600 0.60 (0.50–0.70) 4.00 8.00 3.00 (2.00–4.00) 3.00 (2.00–4.00)",
 		// CPU 200, 125, 160 µs; cpu ratios 0.5, 0.8, 0.625.
@@ -105,6 +107,11 @@ func TestReportRounds(t *testing.T) {
 	// Two rounds: the median is the mean of the two, 950/s and 0.6.
 	if got := strings.Join(strings.Fields(out.String()), " "); !strings.Contains(got, "starter 950 0.60 (0.50–0.70)") {
 		t.Errorf("two rounds' report:\n%s", got)
+	}
+	out.Reset()
+	report(&out, config{n: 30000, conc: 64, rate: 500, duration: time.Second, afterBurst: true}, rounds[:2])
+	if got := out.String(); !strings.Contains(got, "closed loop (30000 requests, 64 in flight), then 500/s for 1s right after it;") {
+		t.Errorf("-after-burst report's heading:\n%s", got)
 	}
 	out.Reset()
 	report(&out, config{n: 30000, conc: 64, rate: 500, duration: time.Second}, rounds[:1])

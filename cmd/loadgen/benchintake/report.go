@@ -77,8 +77,13 @@ func report(w io.Writer, c config, results [][]result) {
 		rounds[i] = rowsOf(r)
 	}
 	n := len(rounds)
-	fmt.Fprintf(w, "intake, %s, closed loop (%d requests, %d in flight) then %d/s for %s",
-		time.Now().UTC().Format("2006-01-02 15:04 UTC"), c.n, c.conc, c.rate, c.duration)
+	fixed := fmt.Sprintf("%d/s for %s", c.rate, c.duration)
+	closed := fmt.Sprintf("closed loop (%d requests, %d in flight)", c.n, c.conc)
+	order := fixed + ", then a " + closed
+	if c.afterBurst {
+		order = closed + ", then " + fixed + " right after it"
+	}
+	fmt.Fprintf(w, "intake, %s, %s", time.Now().UTC().Format("2006-01-02 15:04 UTC"), order)
 	if n > 1 {
 		fmt.Fprintf(w, "; %d rounds: medians, and the ratios' ranges", n)
 	}
