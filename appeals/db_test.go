@@ -72,24 +72,9 @@ func (r storeRestorer) RestoreRule(ctx context.Context, ruleID, reason string, a
 // that row counts and full lists see only what the test wrote.
 func ownStore(t testing.TB) *store.Store {
 	t.Helper()
-	ctx := context.Background()
-	cfg, err := pgxpool.ParseConfig(storetest.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Each test sends one request at a time; a small pool keeps the
 	// parallel tests well inside the server's max_connections.
-	cfg.MaxConns = 2
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	st := store.New(pool)
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return st
+	return storetest.OwnStoreWith(t, func(cfg *pgxpool.Config) { cfg.MaxConns = 2 })
 }
 
 // staticStatus is a ServiceStatus with one rule and one secret.

@@ -3,49 +3,15 @@ package store_test
 import (
 	"context"
 	"fmt"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"moderator/store"
 	"moderator/store/storetest"
 )
-
-// roundTrips counts the round trips a pool makes: each statement sent on
-// its own, and each pipeline (pgx.Batch) once.
-type roundTrips struct {
-	mu   sync.Mutex
-	sent []string // the statements, or "batch" for a pipeline
-}
-
-func (r *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.sent = append(r.sent, strings.Fields(d.SQL)[0])
-	return ctx
-}
-func (r *roundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-func (r *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.sent = append(r.sent, "batch")
-	return ctx
-}
-func (r *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
-func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
-
-func (r *roundTrips) take() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := r.sent
-	r.sent = nil
-	return out
-}
 
 // TestRecordEventsRoundTrips: a batch costs two round trips: BEGIN with the
 // events INSERT (and the history read when records are judged), then the
@@ -56,21 +22,8 @@ func (r *roundTrips) take() []string {
 func TestRecordEventsRoundTrips(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	cfg, err := pgxpool.ParseConfig(storetest.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	trace := &roundTrips{}
-	cfg.ConnConfig.Tracer = trace
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	st := store.New(pool)
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st, trace := storetest.TracedStore(t)
+	pool := st.Pool()
 	j := newJudging(t, counterRules)
 	batch := func(name string, n int) []store.EventRecord {
 		var recs []store.EventRecord
@@ -105,12 +58,12 @@ func TestRecordEventsRoundTrips(t *testing.T) {
 			store.Hooks{}, []string{"batch", "batch"}},
 	}
 	for _, tt := range tests {
-		trace.take()
+		trace.Take()
 		res, err := st.RecordEventsWith(ctx, tt.recs, tt.hooks)
 		if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
-		got := trace.take()
+		got := trace.Take()
 		var visible int
 		if err := pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE id = ANY($1)`, eventIDs(res)).Scan(&visible); err != nil {
 			t.Fatal(err)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"moderator/policy"
 	"moderator/store"
@@ -73,17 +72,7 @@ type seed struct {
 // so that counts and full-list comparisons see only what the test wrote.
 func newSeedStore(t testing.TB) *store.Store {
 	t.Helper()
-	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, storetest.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	st := store.New(pool)
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return st
+	return storetest.OwnStore(t)
 }
 
 var (

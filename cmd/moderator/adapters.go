@@ -58,11 +58,7 @@ func enqueueActions(r *actions.Runner) store.QueueHook {
 		store.QueueImmunities(w, in, at, func(found []store.Immunity) { immune = immunityMap(found) })
 		return func(ctx context.Context, tx pgx.Tx, last *store.Writes, _ []store.NewEvent) error {
 			return r.EnqueueRecordedTx(ctx, tx, todo, planned, ids, immune, func(outs []actions.OutcomeRecord) {
-				rows := make([]store.OutcomeRow, len(outs))
-				for i, o := range outs {
-					rows[i] = outcomeRow(o)
-				}
-				store.QueueOutcomes(last, rows)
+				store.QueueOutcomes(last, outcomeRows(outs))
 			})
 		}, nil
 	}
@@ -191,11 +187,15 @@ func (l storeLedger) TakeDailySlotsTx(ctx context.Context, tx pgx.Tx, day time.T
 }
 
 func (l storeLedger) RecordOutcomesTx(ctx context.Context, tx pgx.Tx, outs []actions.OutcomeRecord) error {
+	return store.RecordOutcomesTx(ctx, tx, outcomeRows(outs))
+}
+
+func outcomeRows(outs []actions.OutcomeRecord) []store.OutcomeRow {
 	rows := make([]store.OutcomeRow, len(outs))
 	for i, o := range outs {
 		rows[i] = outcomeRow(o)
 	}
-	return store.RecordOutcomesTx(ctx, tx, rows)
+	return rows
 }
 
 func (l storeLedger) Outcome(ctx context.Context, actionID int64) (actions.Outcome, error) {

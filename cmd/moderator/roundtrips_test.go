@@ -5,12 +5,8 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"log/slog"
-	"strings"
-	"sync"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"moderator/actions"
@@ -18,37 +14,6 @@ import (
 	"moderator/store"
 	"moderator/store/storetest"
 )
-
-// tripCounter counts a pool's round trips: each statement sent on its own
-// (by its first word), and each pipeline once ("batch").
-type tripCounter struct {
-	mu   sync.Mutex
-	sent []string
-}
-
-func (c *tripCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.sent = append(c.sent, strings.ToLower(strings.Fields(d.SQL)[0]))
-	return ctx
-}
-func (c *tripCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-func (c *tripCounter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.sent = append(c.sent, "batch")
-	return ctx
-}
-func (c *tripCounter) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
-func (c *tripCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
-
-func (c *tripCounter) take() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := c.sent
-	c.sent = nil
-	return out
-}
 
 // TestDryRunActionsRoundTrips: in dry run, a batch whose decision asks for
 // actions costs three round trips through the intake's hooks: BEGIN with
@@ -58,21 +23,8 @@ func (c *tripCounter) take() []string {
 func TestDryRunActionsRoundTrips(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	cfg, err := pgxpool.ParseConfig(storetest.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	trips := &tripCounter{}
-	cfg.ConnConfig.Tracer = trips
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	st := store.New(pool)
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st, trips := storetest.TracedStore(t)
+	pool := st.Pool()
 	runner, err := actions.NewRunner(actions.ClientConfig{APIKey: "k", APISecret: "s", BaseURL: "http://127.0.0.1:1", BotUserID: "bot"},
 		actions.Config{DryRun: true, Ledger: storeLedger{st: st}, Logger: slog.New(slog.DiscardHandler),
 			Metrics: actions.NewMetrics(prometheus.NewRegistry(), pool)})
@@ -92,12 +44,12 @@ func TestDryRunActionsRoundTrips(t *testing.T) {
 	rec := store.EventRecord{WebhookID: "rt-1", BodySHA256: sha256.Sum256(body), Attempt: 1, APIKey: "k", Payload: body, Event: ev,
 		Decision: &policy.Decision{RuleSetVersion: "v1", Actions: acts,
 			Matches: []policy.Match{{RuleID: "spam", Mode: policy.ModeEnforce, Actions: acts}}}}
-	trips.take()
+	trips.Take()
 	res, err := st.RecordEventsWith(ctx, []store.EventRecord{rec}, hooks)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := trips.take(); fmt.Sprint(got) != fmt.Sprint([]string{"batch", "batch", "batch"}) {
+	if got := trips.Take(); fmt.Sprint(got) != fmt.Sprint([]string{"batch", "batch", "batch"}) {
 		t.Errorf("round trips %v, want three pipelines", got)
 	}
 	rows, err := pool.Query(ctx, `SELECT a.type, a.rule_id, o.outcome FROM actions a JOIN action_outcomes o ON o.action_id = a.id

@@ -99,8 +99,22 @@ func Store(t testing.TB) *store.Store {
 // what the test wrote.
 func OwnStore(t testing.TB) *store.Store {
 	t.Helper()
+	return OwnStoreWith(t, nil)
+}
+
+// OwnStoreWith is OwnStore whose pool's configuration configure adjusts
+// first (nil: none).
+func OwnStoreWith(t testing.TB, configure func(*pgxpool.Config)) *store.Store {
+	t.Helper()
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, NewDatabase(t))
+	cfg, err := pgxpool.ParseConfig(NewDatabase(t))
+	if err != nil {
+		t.Fatalf("storetest: %v", err)
+	}
+	if configure != nil {
+		configure(cfg)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		t.Fatalf("storetest: %v", err)
 	}
