@@ -445,3 +445,42 @@ func TestWorkRechecksAfterWaiting(t *testing.T) {
 		t.Fatalf("got %d requests and %d attempts for a superseded action, want none", n, len(ledger.attempts))
 	}
 }
+
+// TestEnqueueRecordedRefusesOtherActions: the actions a batch enqueues
+// must be the ones it recorded, each with an id; recorded with other keys
+// (other events) or with ids missing, nothing is enqueued or ended and
+// the transaction fails. With immunities the plan keeps its keys and each
+// warning's message id.
+func TestEnqueueRecordedRefusesOtherActions(t *testing.T) {
+	t.Parallel()
+	r, _ := newTestRunner(t, streamtest.New(t), true)
+	ev := func(id string) *policy.Event {
+		return &policy.Event{Type: "message.new", Message: &policy.Message{ID: id, User: &policy.User{ID: "u"}}}
+	}
+	acts := []policy.Action{{Type: policy.ActionWarn, RuleID: "w"}, {Type: policy.ActionFlag, RuleID: "f"}}
+	events := []EventActions{{EventID: 1, Event: ev("m-1"), Actions: acts}}
+	planned := r.PlanActions(events)
+	other := r.PlanActions([]EventActions{{EventID: 2, Event: ev("m-2"), Actions: acts}})
+	ctx := context.Background()
+	if err := r.EnqueueRecordedTx(ctx, nil, events, other, []int64{7, 8}, nil, nil); err == nil {
+		t.Error("actions recorded for another event: no error")
+	}
+	if err := r.EnqueueRecordedTx(ctx, nil, events, planned, []int64{7}, nil, nil); err == nil {
+		t.Error("an id missing: no error")
+	}
+	var ended []OutcomeRecord
+	im := map[RuleUser]Immunity{{RuleID: "f", UserID: "u"}: {OverturnID: 3, Reviewer: "alice"}}
+	if err := r.EnqueueRecordedTx(ctx, nil, events, planned, []int64{7, 8}, im, func(outs []OutcomeRecord) { ended = outs }); err != nil {
+		t.Fatal(err)
+	}
+	got := map[int64]string{}
+	for _, o := range ended {
+		got[o.ActionID] = string(o.Outcome)
+	}
+	if got[7] != string(DryRun) || got[8] != string(Suppressed) {
+		t.Errorf("outcomes %v, want the warning a dry run and the immune flag suppressed", got)
+	}
+	if planned[0].WarningID == "" {
+		t.Error("the planned warning has no message id")
+	}
+}
