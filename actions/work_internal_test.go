@@ -462,10 +462,11 @@ func TestEnqueueRecordedRefusesOtherActions(t *testing.T) {
 	planned := r.PlanActions(events)
 	other := r.PlanActions([]EventActions{{EventID: 2, Event: ev("m-2"), Actions: acts}})
 	ctx := context.Background()
-	if err := r.EnqueueRecordedTx(ctx, nil, events, other, []int64{7, 8}, nil, nil); err == nil {
+	endNone := func(outs []OutcomeRecord) { t.Errorf("ended %d actions of a refused batch", len(outs)) }
+	if err := r.EnqueueRecordedTx(ctx, nil, events, other, []int64{7, 8}, nil, endNone); err == nil {
 		t.Error("actions recorded for another event: no error")
 	}
-	if err := r.EnqueueRecordedTx(ctx, nil, events, planned, []int64{7}, nil, nil); err == nil {
+	if err := r.EnqueueRecordedTx(ctx, nil, events, planned, []int64{7}, nil, endNone); err == nil {
 		t.Error("an id missing: no error")
 	}
 	var ended []OutcomeRecord
