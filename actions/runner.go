@@ -355,7 +355,15 @@ func (r *Runner) ImmunityCheck(events []EventActions) (pairs []RuleUser, at time
 // caller to insert (InsertActionsTx's rows, which no immunity changes)
 // with other statements, in one round trip, before it calls
 // EnqueueRecordedTx.
-func (r *Runner) PlanActions(events []EventActions) []NewAction { return planEvents(events, nil) }
+func (r *Runner) PlanActions(events []EventActions) []NewAction {
+	news := planEvents(events, nil)
+	for i := range news {
+		if news[i].Action.Type == policy.ActionWarn {
+			news[i].WarningID = newWarningID()
+		}
+	}
+	return news
+}
 
 // EnqueueRecordedTx ends at once (superseded, suppressed, held, dry run)
 // or inserts the jobs of the events' actions, which the caller recorded in
@@ -435,8 +443,8 @@ func immunityPairs(events []EventActions) []RuleUser {
 	return pairs
 }
 
-// planEvents plans each event's actions (merging, immunities) and gives
-// each warning its message id.
+// planEvents plans each event's actions (merging, immunities); a
+// warning's message id is PlanActions' to give, once.
 func planEvents(events []EventActions, immune map[RuleUser]Immunity) []NewAction {
 	var news []NewAction
 	for _, e := range events {
@@ -448,11 +456,7 @@ func planEvents(events []EventActions, immune map[RuleUser]Immunity) []NewAction
 			return nil
 		}
 		for _, p := range plan(target, e.Actions, check) {
-			n := NewAction{EventID: e.EventID, Key: p.Key(e.EventID), Planned: p}
-			if p.Action.Type == policy.ActionWarn {
-				n.WarningID = newWarningID()
-			}
-			news = append(news, n)
+			news = append(news, NewAction{EventID: e.EventID, Key: p.Key(e.EventID), Planned: p})
 		}
 	}
 	return news
