@@ -17,11 +17,13 @@ import (
 type Batcher struct {
 	store *Store
 	queue chan *pending
-	// keyed holds a queue per flusher for records with a Judge, by their
-	// user: one user's events always share a flusher, so the flushers of
-	// one replica never wait for each other's counter locks (a busy user
-	// is in almost every batch), and a batch judges them in order.
+	// keyed holds a queue per flusher for records with a Judge, which
+	// route assigns by their key (see routeKey): one user's events in
+	// flight share a flusher, so the flushers of one replica never wait
+	// for each other's counter locks (a busy user is in almost every
+	// batch), and a batch judges them in order.
 	keyed    []chan *pending
+	route    *router
 	maxBatch int
 	flushers int
 	timeout  time.Duration
@@ -51,6 +53,11 @@ func (b *Batcher) Busy() bool {
 type pending struct {
 	rec  EventRecord
 	done chan batchResult // buffered: the flusher never blocks on a caller
+	// routed says that the router counts the record in flight on
+	// flusher under key, until its result is sent.
+	routed  bool
+	key     int32
+	flusher int
 }
 
 type batchResult struct {
@@ -79,7 +86,8 @@ func NewBatcher(s *Store, cfg BatcherConfig) *Batcher {
 		cfg.Timeout = 5 * time.Second
 	}
 	b := &Batcher{store: s, queue: make(chan *pending, cfg.MaxBatch*cfg.Flushers), maxBatch: cfg.MaxBatch,
-		flushers: cfg.Flushers, timeout: cfg.Timeout, hooks: Hooks{Queue: cfg.Queue, Tx: cfg.Hook}}
+		flushers: cfg.Flushers, timeout: cfg.Timeout, hooks: Hooks{Queue: cfg.Queue, Tx: cfg.Hook},
+		route: newRouter(cfg.Flushers)}
 	for range cfg.Flushers {
 		b.keyed = append(b.keyed, make(chan *pending, cfg.MaxBatch))
 	}
@@ -179,19 +187,28 @@ func (b *Batcher) flush(batch []*pending) {
 	switch {
 	case err == nil:
 		for i, p := range batch {
-			p.done <- batchResult{res: results[i]}
+			b.answer(p, batchResult{res: results[i]})
 		}
 	case !IsPermanent(err):
 		for _, p := range batch {
-			p.done <- batchResult{err: err}
+			b.answer(p, batchResult{err: err})
 		}
 	case len(batch) == 1:
 		res, qerr := b.store.quarantine(ctx, recs[0], err)
-		batch[0].done <- batchResult{res: res, err: qerr}
+		b.answer(batch[0], batchResult{res: res, err: qerr})
 	default:
 		mid := len(batch) / 2
 		b.flush(batch[:mid])
 		b.flush(batch[mid:])
+	}
+}
+
+// answer gives p its result and lets its key go to any flusher again
+// when nothing else of it is in flight.
+func (b *Batcher) answer(p *pending, r batchResult) {
+	p.done <- r
+	if p.routed {
+		b.route.release(p.key, p.flusher)
 	}
 }
 
@@ -215,11 +232,16 @@ func (b *Batcher) Submit(ctx context.Context, rec EventRecord) (wait func(contex
 	p := &pending{rec: rec, done: make(chan batchResult, 1)}
 	q := b.queue
 	if rec.Judge != nil && rec.Event != nil {
-		q = b.keyed[int(uint32(routeKey(rec)))%len(b.keyed)]
+		p.routed, p.key = true, routeKey(rec)
+		p.flusher = b.route.assign(p.key)
+		q = b.keyed[p.flusher]
 	}
 	select {
 	case q <- p:
 	case <-ctx.Done():
+		if p.routed {
+			b.route.release(p.key, p.flusher)
+		}
 		return nil, fmt.Errorf("queue event: %w", ctx.Err())
 	}
 	return func(ctx context.Context) (RecordResult, error) {
@@ -234,11 +256,12 @@ func (b *Batcher) Submit(ctx context.Context, rec EventRecord) (wait func(contex
 	}, nil
 }
 
-// routeKey picks the flusher of a record to judge: by its user, so that
-// one user's events never wait for each other's counter locks across this
-// replica's flushers; or, for a message that takes its channel's lock
-// (locksChannel), by its channel (a raid is many accounts in one channel,
-// and they then share a flusher instead of taking turns between two).
+// routeKey is the key by which a record to judge is routed (see router):
+// its user, so that one user's events never wait for each other's counter
+// locks across this replica's flushers; or, for a message that takes its
+// channel's lock (locksChannel), its channel (a raid is many accounts in
+// one channel, and they then share a flusher instead of taking turns
+// between two).
 func routeKey(rec EventRecord) int32 {
 	if locksChannel(rec) {
 		return lockKey("channel", rec.Event.ChannelCID())

@@ -67,3 +67,7 @@ func SetWordsSweepEvery(s *Store, d time.Duration) {
 	defer s.words.mu.Unlock()
 	s.words.every = d
 }
+
+// UserLockForTest is the advisory lock (class, key) that judging a record
+// of user takes.
+func UserLockForTest(user string) (int32, int32) { return lockClass, lockKey("user", user) }
