@@ -15,7 +15,8 @@
 // For each subject (the floor, then moderator with each -policy, the
 // starter pack by default) it creates a fresh database, starts the server,
 // waits until it answers, runs loadgen open loop (-rate per second for
-// -duration; for moderator, then the before-send path at the same rate)
+// -duration, then the before-send path at the same rate: the floor's is
+// the minimal hook, answered without its database)
 // and then closed loop (-rate 0, -n requests, 64 in flight), stops the
 // server and drops the database. moderator runs in dry run, so actions are
 // decided, enqueued and recorded but nothing is sent.
@@ -95,7 +96,7 @@ func (p *policyList) Set(v string) error {
 }
 
 // result is one subject's runs, and the CPU of the closed-loop one:
-// moderator's also have a before-send run at the fixed rate.
+// each also has a before-send run at the fixed rate.
 type result struct {
 	name         string
 	closed, open loadSummary
@@ -129,7 +130,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.DurationVar(&c.duration, "duration", 30*time.Second, "length of the open-loop run")
 	fs.IntVar(&c.conc, "concurrency", 64, "requests in flight")
 	fs.IntVar(&c.rounds, "rounds", 1, "measure every subject this many times, interleaved, and report the medians and ranges")
-	fs.StringVar(&c.beforeSend, "before-send", beforeSendBody, "body template of the before-send run at -rate after each moderator subject's webhook run at -rate (\"\": none)")
+	fs.StringVar(&c.beforeSend, "before-send", beforeSendBody, "body template of the before-send run at -rate after each subject's webhook run at -rate (\"\": none)")
 	fs.BoolVar(&c.afterBurst, "after-burst", false, "run the fixed-rate runs right after the closed loop instead of before it (the latency while the subject recovers from the burst)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -267,16 +268,16 @@ func measureClosed(ctx context.Context, c config, r *result, target string, admi
 	return nil
 }
 
-// measureFixedRate runs the open loop at -rate against target and, for
-// moderator, the before-send path at the same rate, and keeps their
-// figures in r.
+// measureFixedRate runs the open loop at -rate against target and the
+// before-send path at the same rate (the floor's is the minimal hook, see
+// cmd/loadgen/floor), and keeps their figures in r.
 func measureFixedRate(ctx context.Context, c config, r *result, target string) error {
 	open, _, err := load(ctx, c, target, "-rate", strconv.Itoa(c.rate), "-duration", c.duration.String())
 	if err != nil {
 		return err
 	}
 	r.open = open
-	if r.name == "floor" || c.beforeSend == "" {
+	if c.beforeSend == "" {
 		return nil
 	}
 	bs, _, err := load(ctx, c, target+"/before-send", "-rate", strconv.Itoa(c.rate), "-duration", c.duration.String(),

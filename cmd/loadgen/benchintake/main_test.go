@@ -73,10 +73,8 @@ func TestReportRounds(t *testing.T) {
 	sub := func(name string, rps, p50 float64, cpu time.Duration) result {
 		r := result{name: name, cpu: cpuUse{server: cpu, requests: 1000, ok: true}}
 		r.closed.AchievedRPS, r.open.LatencyMS.P50, r.open.LatencyMS.P99 = rps, p50, 2*p50
-		if name != "floor" {
-			r.beforeSend = &loadSummary{}
-			r.beforeSend.LatencyMS.P50, r.beforeSend.LatencyMS.P99 = p50/4, p50
-		}
+		r.beforeSend = &loadSummary{}
+		r.beforeSend.LatencyMS.P50, r.beforeSend.LatencyMS.P99 = p50/4, p50
 		return r
 	}
 	rounds := [][]result{
@@ -88,8 +86,9 @@ func TestReportRounds(t *testing.T) {
 	report(&out, config{n: 30000, conc: 64, rate: 500, duration: time.Second, beforeSend: "b.json"}, rounds)
 	got := strings.Join(strings.Fields(out.String()), " ")
 	for _, want := range []string{
-		// before-send p50 0.5, 1, 1.5 ms; p99 2, 4, 6 ms: medians, worst.
-		"before-send at 500/s for 1s, ms: subject p50 p99 worst p99 starter 1.00 4.00 6.00",
+		// before-send p50 0.5, 1, 1.5 ms; p99 2, 4, 6 ms: medians, worst;
+		// the floor's p99 1, 1, 2 ms: ratios 2, 4, 3.
+		"before-send at 500/s for 1s, ms: subject p50 p99 worst p99 p99 ratio floor 0.25 1.00 2.00 1.00 (1.00–1.00) starter 1.00 4.00 6.00 3.00 (2.00–4.00)",
 		"3 rounds: medians",
 		// The fixed rate first, on the fresh database.
 		"500/s for 1s, then a closed loop (30000 requests, 64 in flight);",

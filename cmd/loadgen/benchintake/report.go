@@ -102,27 +102,40 @@ func report(w io.Writer, c config, results [][]result) {
 		" before-send p99 <= 5 ms")
 }
 
-// reportBeforeSend prints each moderator subject's before-send latency at
-// the fixed rate: the medians over the rounds, and the worst p99, which
-// is what Stream's before-send timeout meets.
+// reportBeforeSend prints the before-send latency at the fixed rate of
+// each subject that ran it: the medians over the rounds, the worst p99
+// (what Stream's before-send timeout meets), and the p99 over the
+// floor's in the same round. The floor's row is the minimal hook
+// (signature, JSON, an empty answer, no database): what this machine
+// itself gives a hook at this rate, against which moderator's absolute
+// target (5 ms) can be read.
 func reportBeforeSend(w io.Writer, c config, results [][]result) {
 	if len(results) == 0 || c.beforeSend == "" {
 		return
 	}
 	fmt.Fprintf(w, "\nbefore-send at %d/s for %s, ms:\n", c.rate, c.duration)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "subject	p50	p99	worst p99	")
+	fmt.Fprintln(tw, "subject\tp50\tp99\tworst p99\tp99 ratio\t")
 	for i, r := range results[0] {
 		if r.beforeSend == nil {
 			continue
 		}
-		var p50s, p99s []float64
+		var p50s, p99s, ratios []float64
 		for _, round := range results {
-			if bs := round[i].beforeSend; bs != nil {
-				p50s, p99s = append(p50s, bs.LatencyMS.P50), append(p99s, bs.LatencyMS.P99)
+			bs, floor := round[i].beforeSend, round[0].beforeSend
+			if bs == nil {
+				continue
+			}
+			p50s, p99s = append(p50s, bs.LatencyMS.P50), append(p99s, bs.LatencyMS.P99)
+			if floor != nil && floor.LatencyMS.P99 > 0 {
+				ratios = append(ratios, bs.LatencyMS.P99/floor.LatencyMS.P99)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.2f\t\n", r.name, median(p50s), median(p99s), slices.Max(p99s))
+		ratio := "-"
+		if len(ratios) > 0 {
+			ratio = spread{med: median(ratios), lo: slices.Min(ratios), hi: slices.Max(ratios)}.ratio(len(ratios))
+		}
+		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.2f\t%s\t\n", r.name, median(p50s), median(p99s), slices.Max(p99s), ratio)
 	}
 	tw.Flush()
 }

@@ -3,7 +3,8 @@
 // decodes the JSON, group-commits the body into a table with one unique
 // index (the webhook id) and answers 200 only after the commit. It has no
 // rules, counters, decisions or actions, so whatever moderator costs beyond
-// it is the price of moderation. `make bench/intake` runs both under the same
+// it is the price of moderation. Its /before-send path is the minimal
+// before-send hook: the same checks, answered without the database. `make bench/intake` runs both under the same
 // load, one after the other, and prints the ratios.
 //
 //	go run ./cmd/loadgen/floor -addr 127.0.0.1:8090 -database-url "$DATABASE_URL" -secret dev-secret
@@ -28,6 +29,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -90,7 +92,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	return nil
 }
 
-// handler verifies, decodes and commits one webhook.
+// handler verifies, decodes and commits one webhook. A path ending in
+// /before-send is the minimal before-send hook instead: verified and
+// decoded, answered {} (accept) without the database, as moderator's
+// answer never waits for it; its latency is what the machine itself
+// gives such a hook (moderator's before-send target is an absolute 5 ms).
 func handler(secret []byte, c *committer) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
@@ -117,6 +123,11 @@ func handler(secret []byte, c *committer) http.Handler {
 		}
 		if err := json.Unmarshal(body, &ev); err != nil {
 			http.Error(w, "malformed", http.StatusBadRequest)
+			return
+		}
+		if strings.HasSuffix(r.URL.Path, "/before-send") {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{}`)
 			return
 		}
 		if err := c.commit(r.Context(), r.Header.Get("X-Webhook-Id"), body); err != nil {

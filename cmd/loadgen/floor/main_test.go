@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -48,16 +49,7 @@ func TestFloorCommitsOnceBeforeAnswering(t *testing.T) {
 	defer srv.Close()
 
 	post := func(id string, body []byte, sig string) int {
-		req, _ := http.NewRequest(http.MethodPost, srv.URL, bytes.NewReader(body))
-		req.Header.Set("X-Signature", sig)
-		req.Header.Set("X-Webhook-Id", id)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Error(err)
-			return 0
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return postTo(t, srv.URL, id, body, sig)
 	}
 	const n = 200
 	var wg sync.WaitGroup
@@ -83,4 +75,41 @@ func TestFloorCommitsOnceBeforeAnswering(t *testing.T) {
 	if rows != n {
 		t.Errorf("got %d rows, want %d (one per webhook id, none for the forged one)", rows, n)
 	}
+
+	// The before-send path answers {} to a signed body and writes nothing;
+	// a forged one is refused.
+	body = []byte(`{"message":{"id":"bs","text":"hi"},"user":{"id":"u"}}`)
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/webhooks/stream/before-send", bytes.NewReader(body))
+	req.Header.Set("X-Signature", sign(secret, body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(answer) != "{}" {
+		t.Errorf("before-send: %d %q, want 200 {}", resp.StatusCode, answer)
+	}
+	if got := postTo(t, srv.URL+"/webhooks/stream/before-send", "bs-forged", body, sign([]byte("other"), body)); got != http.StatusUnauthorized {
+		t.Errorf("forged before-send: got %d, want 401", got)
+	}
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM floor_events").Scan(&rows); err != nil || rows != n {
+		t.Errorf("rows after the before-send requests: %d (%v), want %d", rows, err, n)
+	}
+}
+
+// postTo posts body to url signed sig under webhook id, and returns the
+// status.
+func postTo(t *testing.T, url, id string, body []byte, sig string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	req.Header.Set("X-Signature", sig)
+	req.Header.Set("X-Webhook-Id", id)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Error(err)
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
