@@ -28,6 +28,7 @@ type Batcher struct {
 	flushers int
 	timeout  time.Duration
 	hooks    Hooks
+	observe  func(BatchStats)
 	// queuedAt is when (unix nanoseconds) a flusher last took a batch of
 	// busyBatch records or more; see Busy.
 	queuedAt atomic.Int64
@@ -51,8 +52,9 @@ func (b *Batcher) Busy() bool {
 }
 
 type pending struct {
-	rec  EventRecord
-	done chan batchResult // buffered: the flusher never blocks on a caller
+	rec    EventRecord
+	done   chan batchResult // buffered: the flusher never blocks on a caller
+	queued time.Time        // when it was submitted (see BatchStats.Waits)
 	// routed says that the router counts the record in flight on
 	// flusher under key, until its result is sent.
 	routed  bool
@@ -72,6 +74,21 @@ type BatcherConfig struct {
 	Timeout  time.Duration // budget of one transaction; default 5 s
 	Hook     TxHook        // runs in each batch's transaction with its new events
 	Queue    QueueHook     // queues statements with each batch's decisions (see Hooks)
+	// Observe, when set, is told what each batch cost, by the flusher
+	// that wrote it, after its records have their answers: keep it quick.
+	Observe func(BatchStats)
+}
+
+// BatchStats is what one batch cost: where a webhook's time goes between
+// its verification and its answer, for the intake's metrics.
+type BatchStats struct {
+	Records int
+	// Waits is how long each record waited for a flusher, from Submit to
+	// its batch being taken: the intake's queue for the database.
+	Waits []time.Duration
+	// Took is from the batch being taken to its records' answers: the
+	// transaction's round trips, the judging, the commit.
+	Took time.Duration
 }
 
 // NewBatcher returns a Batcher writing to s. Call Run to start it.
@@ -87,7 +104,7 @@ func NewBatcher(s *Store, cfg BatcherConfig) *Batcher {
 	}
 	b := &Batcher{store: s, queue: make(chan *pending, cfg.MaxBatch*cfg.Flushers), maxBatch: cfg.MaxBatch,
 		flushers: cfg.Flushers, timeout: cfg.Timeout, hooks: Hooks{Queue: cfg.Queue, Tx: cfg.Hook},
-		route: newRouter(cfg.Flushers)}
+		route: newRouter(cfg.Flushers), observe: cfg.Observe}
 	for range cfg.Flushers {
 		b.keyed = append(b.keyed, make(chan *pending, cfg.MaxBatch))
 	}
@@ -113,7 +130,7 @@ func (b *Batcher) Run(ctx context.Context) {
 			if len(batch) == 0 {
 				break
 			}
-			b.flush(batch)
+			b.flushTimed(batch)
 		}
 	}
 }
@@ -124,9 +141,9 @@ func (b *Batcher) flushLoop(ctx context.Context, own chan *pending) {
 		case <-ctx.Done():
 			return
 		case p := <-own:
-			b.flush(b.take(p, own))
+			b.flushTimed(b.take(p, own))
 		case p := <-b.queue:
-			b.flush(b.take(p, own))
+			b.flushTimed(b.take(p, own))
 		}
 	}
 }
@@ -162,6 +179,21 @@ func (b *Batcher) noteSize(n int) {
 	if n >= busyBatch {
 		b.queuedAt.Store(time.Now().UnixNano())
 	}
+}
+
+// flushTimed flushes batch and tells Observe what it cost.
+func (b *Batcher) flushTimed(batch []*pending) {
+	if b.observe == nil {
+		b.flush(batch)
+		return
+	}
+	taken := time.Now()
+	b.flush(batch)
+	st := BatchStats{Records: len(batch), Took: time.Since(taken), Waits: make([]time.Duration, len(batch))}
+	for i, p := range batch {
+		st.Waits[i] = taken.Sub(p.queued)
+	}
+	b.observe(st)
 }
 
 // flush records a batch in one transaction. When Postgres refuses it for
@@ -229,7 +261,7 @@ func (b *Batcher) RecordEvent(ctx context.Context, rec EventRecord) (RecordResul
 // caller replaying a backlog keeps its order while many records share
 // each commit.
 func (b *Batcher) Submit(ctx context.Context, rec EventRecord) (wait func(context.Context) (RecordResult, error), err error) {
-	p := &pending{rec: rec, done: make(chan batchResult, 1)}
+	p := &pending{rec: rec, done: make(chan batchResult, 1), queued: time.Now()}
 	q := b.queue
 	if rec.Judge != nil && rec.Event != nil {
 		p.routed, p.key = true, routeKey(rec)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -429,5 +430,62 @@ func TestBatcherBusy(t *testing.T) {
 				t.Fatalf("busy after a batch of %d = %v, want %v", tc.records, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestBatcherObserves: Observe hears of every batch, with each record's
+// wait for a flusher (here at least the time the records were queued
+// before the flusher started) and the time the batch took.
+func TestBatcherObserves(t *testing.T) {
+	t.Parallel()
+	st := storetest.Store(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var (
+		mu    sync.Mutex
+		stats []store.BatchStats
+	)
+	// The shared queue holds MaxBatch×Flushers records: four, all queued
+	// before the flushers start.
+	b := store.NewBatcher(st, store.BatcherConfig{MaxBatch: 2, Flushers: 2, Observe: func(s store.BatchStats) {
+		mu.Lock()
+		defer mu.Unlock()
+		stats = append(stats, s)
+	}})
+	var waits []func(context.Context) (store.RecordResult, error)
+	for i := range 4 {
+		id := fmt.Sprintf("%s-%d", t.Name(), i)
+		wait, err := b.Submit(ctx, record(t, id, fmt.Sprintf(`{"type":"message.new","message":{"id":%q}}`, id)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waits = append(waits, wait)
+	}
+	const held = 50 * time.Millisecond
+	time.Sleep(held)
+	stopped := make(chan struct{})
+	go func() { b.Run(ctx); close(stopped) }()
+	for _, wait := range waits {
+		if _, err := wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	<-stopped
+	mu.Lock()
+	defer mu.Unlock()
+	records := 0
+	for _, s := range stats {
+		if s.Records != len(s.Waits) || s.Records > 2 || s.Took <= 0 {
+			t.Errorf("batch stats %+v: want 1 or 2 records, a wait for each, a positive time", s)
+		}
+		for _, w := range s.Waits {
+			if w < held {
+				t.Errorf("a record queued %v before its flusher started waited %v", held, w)
+			}
+		}
+		records += s.Records
+	}
+	if records != 4 {
+		t.Errorf("observed %d records in %d batches, want 4", records, len(stats))
 	}
 }

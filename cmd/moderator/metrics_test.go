@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -74,4 +75,37 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "")
+}
+
+// TestIntakeMetrics: each recorded webhook is counted in the intake's
+// histograms (its wait for a flusher, its batch), which are fed after the
+// answers, so the test waits for them.
+func TestIntakeMetrics(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverOptions{})
+	for i := range 3 {
+		id := fmt.Sprintf("intake-metrics-%d", i)
+		if status, resp := s.send(t, delivery{body: messageEvent(id, "hello"), webhookID: id}); status != http.StatusOK {
+			t.Fatalf("webhook %d: %d %v", i, status, resp)
+		}
+	}
+	count := regexp.MustCompile(`(?m)^moderator_intake_wait_seconds_count (\d+)$`)
+	batches := regexp.MustCompile(`(?m)^moderator_intake_batch_seconds_count (\d+)$`)
+	records := regexp.MustCompile(`(?m)^moderator_intake_batch_records_sum (\d+)$`)
+	var body string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		body = s.get(t, "/metrics")
+		if m := count.FindStringSubmatch(body); m != nil && m[1] == "3" {
+			break
+		}
+	}
+	if m := count.FindStringSubmatch(body); m == nil || m[1] != "3" {
+		t.Fatalf("want 3 waits observed:\n%s", grepLines(body, "moderator_intake_"))
+	}
+	if m := records.FindStringSubmatch(body); m == nil || m[1] != "3" {
+		t.Errorf("want 3 records in the batches:\n%s", grepLines(body, "moderator_intake_batch_records"))
+	}
+	if m := batches.FindStringSubmatch(body); m == nil || m[1] == "0" {
+		t.Errorf("want the batches timed:\n%s", grepLines(body, "moderator_intake_batch_seconds"))
+	}
 }

@@ -1,0 +1,38 @@
+package main
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"moderator/store"
+)
+
+// newIntakeMetrics registers the batcher's histograms with reg and returns
+// the function that feeds them (store.BatcherConfig.Observe). With
+// moderator_webhook_duration_seconds they say where a webhook's time goes:
+// waiting for a flusher (the database is the bottleneck: a slow commit, a
+// burst), or in its batch's transaction (round trips, judging, commit).
+func newIntakeMetrics(reg prometheus.Registerer) func(store.BatchStats) {
+	wait := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "moderator_intake_wait_seconds",
+		Help:    "Time a webhook waited for a flusher, from its verification to its batch being taken: the intake's queue for the database.",
+		Buckets: []float64{.0001, .0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 6},
+	})
+	took := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "moderator_intake_batch_seconds",
+		Help:    "Time a batch of webhooks took, from being taken to its answers: its transaction's round trips, the judging, the commit.",
+		Buckets: []float64{.0005, .001, .002, .003, .005, .0075, .01, .015, .025, .05, .1, .25, .5, 1, 2.5, 6},
+	})
+	records := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "moderator_intake_batch_records",
+		Help:    "Webhooks per batch (one transaction, one commit): one or two at a few hundred a second, more while they queue.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 9), // 1 … 256, the largest batch
+	})
+	reg.MustRegister(wait, took, records)
+	return func(st store.BatchStats) {
+		for _, w := range st.Waits {
+			wait.Observe(w.Seconds())
+		}
+		took.Observe(st.Took.Seconds())
+		records.Observe(float64(st.Records))
+	}
+}
