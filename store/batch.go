@@ -54,7 +54,7 @@ func (b *Batcher) Busy() bool {
 type pending struct {
 	rec    EventRecord
 	done   chan batchResult // buffered: the flusher never blocks on a caller
-	queued time.Time        // when it was submitted (see BatchStats.Waits)
+	queued time.Time        // when it was submitted, when Observe is set (BatchStats.Waits)
 	// routed says that the router counts the record in flight on
 	// flusher under key, until its result is sent.
 	routed  bool
@@ -261,7 +261,10 @@ func (b *Batcher) RecordEvent(ctx context.Context, rec EventRecord) (RecordResul
 // caller replaying a backlog keeps its order while many records share
 // each commit.
 func (b *Batcher) Submit(ctx context.Context, rec EventRecord) (wait func(context.Context) (RecordResult, error), err error) {
-	p := &pending{rec: rec, done: make(chan batchResult, 1), queued: time.Now()}
+	p := &pending{rec: rec, done: make(chan batchResult, 1)}
+	if b.observe != nil {
+		p.queued = time.Now()
+	}
 	q := b.queue
 	if rec.Judge != nil && rec.Event != nil {
 		p.routed, p.key = true, routeKey(rec)

@@ -18,14 +18,10 @@ import (
 // flusher was fixed by the hash of its id, and half of them waited.
 func TestBatcherRoutesAroundABusyFlusher(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := context.Background()
 	st := storetest.Store(t)
 	j := newJudging(t, counterRules)
-	b := store.NewBatcher(st, store.BatcherConfig{Flushers: 2, Timeout: time.Minute})
-	stopped := make(chan struct{})
-	go func() { b.Run(ctx); close(stopped) }()
-	defer func() { cancel(); <-stopped }()
+	b := runBatcher(t, st, store.BatcherConfig{Flushers: 2, Timeout: time.Minute})
 
 	slow := t.Name() + "-slow"
 	tx, err := st.Pool().Begin(ctx)
@@ -62,6 +58,17 @@ func TestBatcherRoutesAroundABusyFlusher(t *testing.T) {
 	}
 }
 
+// runBatcher starts a Batcher on st with cfg, stopped when the test ends.
+func runBatcher(t *testing.T, st *store.Store, cfg store.BatcherConfig) *store.Batcher {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	b := store.NewBatcher(st, cfg)
+	stopped := make(chan struct{})
+	go func() { b.Run(ctx); close(stopped) }()
+	t.Cleanup(func() { cancel(); <-stopped })
+	return b
+}
+
 // waitForLockWait returns once a backend waits for the advisory lock key.
 func waitForLockWait(t *testing.T, st *store.Store, key int32) {
 	t.Helper()
@@ -84,14 +91,10 @@ func waitForLockWait(t *testing.T, st *store.Store, key int32) {
 // users out: each user's events take ids in the order submitted.
 func TestBatcherKeepsEachUsersOrder(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := context.Background()
 	st := storetest.Store(t)
 	j := newJudging(t, counterRules)
-	b := store.NewBatcher(st, store.BatcherConfig{MaxBatch: 4, Flushers: 2})
-	stopped := make(chan struct{})
-	go func() { b.Run(ctx); close(stopped) }()
-	defer func() { cancel(); <-stopped }()
+	b := runBatcher(t, st, store.BatcherConfig{MaxBatch: 4, Flushers: 2})
 
 	const users, each = 6, 30
 	ids := make([][]int64, users)
