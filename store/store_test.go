@@ -402,30 +402,12 @@ func TestBatcherBusy(t *testing.T) {
 		want    bool
 	}{{1, false}, {7, false}, {8, true}} {
 		t.Run(fmt.Sprint(tc.records), func(t *testing.T) {
-			ctx, cancel := context.WithCancel(context.Background())
 			b := store.NewBatcher(st, store.BatcherConfig{MaxBatch: 16, Flushers: 1})
-			var waits []func(context.Context) (store.RecordResult, error)
-			for i := range tc.records {
-				id := fmt.Sprintf("%s-%d", t.Name(), i)
-				body := fmt.Sprintf(`{"type":"message.new","message":{"id":%q,"user":{"id":"u"}}}`, id)
-				wait, err := b.Submit(ctx, record(t, id, body))
-				if err != nil {
-					t.Fatal(err)
-				}
-				waits = append(waits, wait)
-			}
+			waits := submitMessages(t, b, tc.records)
 			if !b.BusyAt().IsZero() {
 				t.Fatal("busy before any batch was taken")
 			}
-			stopped := make(chan struct{})
-			go func() { b.Run(ctx); close(stopped) }()
-			for _, wait := range waits {
-				if _, err := wait(ctx); err != nil {
-					t.Fatal(err)
-				}
-			}
-			cancel()
-			<-stopped
+			runUntilAnswered(t, b, waits)
 			if got := !b.BusyAt().IsZero(); got != tc.want {
 				t.Fatalf("busy after a batch of %d = %v, want %v", tc.records, got, tc.want)
 			}
@@ -439,7 +421,6 @@ func TestBatcherBusy(t *testing.T) {
 func TestBatcherObserves(t *testing.T) {
 	t.Parallel()
 	st := storetest.Store(t)
-	ctx, cancel := context.WithCancel(context.Background())
 	var (
 		mu    sync.Mutex
 		stats []store.BatchStats
@@ -451,26 +432,10 @@ func TestBatcherObserves(t *testing.T) {
 		defer mu.Unlock()
 		stats = append(stats, s)
 	}})
-	var waits []func(context.Context) (store.RecordResult, error)
-	for i := range 4 {
-		id := fmt.Sprintf("%s-%d", t.Name(), i)
-		wait, err := b.Submit(ctx, record(t, id, fmt.Sprintf(`{"type":"message.new","message":{"id":%q}}`, id)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		waits = append(waits, wait)
-	}
+	waits := submitMessages(t, b, 4)
 	const held = 50 * time.Millisecond
 	time.Sleep(held)
-	stopped := make(chan struct{})
-	go func() { b.Run(ctx); close(stopped) }()
-	for _, wait := range waits {
-		if _, err := wait(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cancel()
-	<-stopped
+	runUntilAnswered(t, b, waits)
 	mu.Lock()
 	defer mu.Unlock()
 	records := 0
@@ -487,5 +452,36 @@ func TestBatcherObserves(t *testing.T) {
 	}
 	if records != 4 {
 		t.Errorf("observed %d records in %d batches, want 4", records, len(stats))
+	}
+}
+
+// submitMessages queues n messages of the test's own in b (not yet
+// running) and returns their waits.
+func submitMessages(t *testing.T, b *store.Batcher, n int) []func(context.Context) (store.RecordResult, error) {
+	t.Helper()
+	var waits []func(context.Context) (store.RecordResult, error)
+	for i := range n {
+		id := fmt.Sprintf("%s-%d", t.Name(), i)
+		body := fmt.Sprintf(`{"type":"message.new","message":{"id":%q,"user":{"id":"u"}}}`, id)
+		wait, err := b.Submit(context.Background(), record(t, id, body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waits = append(waits, wait)
+	}
+	return waits
+}
+
+// runUntilAnswered runs b until every wait has its answer, then stops it.
+func runUntilAnswered(t *testing.T, b *store.Batcher, waits []func(context.Context) (store.RecordResult, error)) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { b.Run(ctx); close(stopped) }()
+	defer func() { cancel(); <-stopped }()
+	for _, wait := range waits {
+		if _, err := wait(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
