@@ -378,14 +378,17 @@ func (q *historyQuery) strikeFilter(k policy.HistoryKey) string {
 // the user's most recent HistoryCap strikes in the longest strike window,
 // an index range scan of strikes, leaving out the judged message's own
 // (an edit is not judged against the strikes of the message it edits).
-// With shadow, each value has a second column, the shadow rules', over
+// Each value is two columns (struckMessages): its count, and which of
+// batchKeys, the strike keys of the batch's own messages, it counted.
+// With shadow, each value has a second pair, the shadow rules', over
 // the real strikes and the shadow rules' would-be ones, read apart so
 // that they never crowd real ones out of the cap.
-func (q *historyQuery) strikes(g strikeGroup, shadow bool) {
+func (q *historyQuery) strikes(g strikeGroup, shadow bool, batchKeys []string) {
 	if len(g.keys) == 0 {
 		return
 	}
 	limit := q.param(HistoryCap)
+	keys := q.param(batchKeys) + "::text[]"
 	rows := func(shadow string) string {
 		return `(SELECT s.strike_key AS mk, s.type, s.rule_id, s.at AS t, s.shadow FROM strikes s
 			WHERE s.user_id = b.user_id AND s.shadow = ` + shadow + ` AND ` + q.within("s.at", g.window) + `
@@ -394,23 +397,44 @@ func (q *historyQuery) strikes(g strikeGroup, shadow bool) {
 	}
 	from := rows("false")
 	var cols []string
+	value := func(k policy.HistoryKey, shadowCol bool, filter string) {
+		q.order = append(q.order, readColumn{key: k, shadow: shadowCol})
+		count, ofBatch := struckMessages(filter, keys)
+		cols = append(cols, count, ofBatch)
+	}
 	for i, k := range g.keys {
-		q.order = append(q.order, readColumn{key: k})
 		if shadow {
-			cols = append(cols, struckMessages("NOT a.shadow AND "+g.filters[i]))
+			value(k, false, "NOT a.shadow AND "+g.filters[i])
 		} else {
-			cols = append(cols, struckMessages(g.filters[i]))
+			value(k, false, g.filters[i])
 		}
 	}
 	if shadow {
 		from += " UNION ALL " + rows("true")
 		for i, k := range g.keys {
-			q.order = append(q.order, readColumn{key: k, shadow: true})
-			cols = append(cols, struckMessages(g.filters[i]))
+			value(k, true, g.filters[i])
 		}
 	}
 	q.sel = append(q.sel, "s.*")
 	q.joins = append(q.joins, `LEFT JOIN LATERAL (SELECT `+aliased(cols, "s")+` FROM (`+from+`) a) s ON true`)
+}
+
+// batchStrikeKeys is the strike keys the batch's records may add
+// (addBatchStrikes), judged or decided at once: their messages'. A record
+// without a message strikes its new event, which no committed strike can
+// hold.
+func batchStrikeKeys(recs []EventRecord) []string {
+	keys := make([]string, 0, len(recs))
+	for _, r := range recs {
+		if r.Event == nil {
+			continue
+		}
+		if m := r.Event.MessageIDOrEmpty(); m != "" {
+			keys = append(keys, "m:"+m)
+		}
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
 }
 
 // markGroup is the values of one lateral join over counter marks.
@@ -474,7 +498,7 @@ func (j *judging) build(recs []EventRecord) error {
 		joins += c.join()
 	}
 	q.marks("cu", chanUsers.keys, chanUsers.cols, channelUserCols, "m.channel_cid = b.channel_cid", chanUsers.window)
-	q.strikes(strikes, j.shadow)
+	q.strikes(strikes, j.shadow, batchStrikeKeys(recs))
 	sel = append(sel, q.sel...)
 	j.sql = batchCTE + ctes + ` SELECT b.ord, ` + strings.Join(sel, ", ") + ` FROM b` + joins + ` ` + strings.Join(q.joins, " ") + ` ORDER BY b.ord`
 	j.args = q.args
@@ -514,7 +538,7 @@ func (j *judging) scan(rows pgx.Rows) error {
 	defer rows.Close()
 	order := j.order
 	vals := make([]int64, len(order))
-	struck := make([][]string, len(order)) // strike values: the messages struck
+	struck := make([][]string, len(order)) // strike values: the batch's messages among those struck
 	var (
 		ord   int32
 		at    time.Time
@@ -525,10 +549,9 @@ func (j *judging) scan(rows pgx.Rows) error {
 		dest = append(dest, crows[i].dest()...)
 	}
 	for i, c := range order {
+		dest = append(dest, &vals[i])
 		if c.key.IsStrike() {
 			dest = append(dest, &struck[i])
-		} else {
-			dest = append(dest, &vals[i])
 		}
 	}
 	for rows.Next() {
@@ -551,10 +574,12 @@ func (j *judging) scan(rows pgx.Rows) error {
 			if c.shadow {
 				h, set = v.shadow, v.shadowStruck
 			}
-			h[c.key] = len(struck[i])
-			set[c.key] = make(map[string]bool, len(struck[i]))
-			for _, m := range struck[i] {
-				set[c.key][m] = true
+			h[c.key] = int(vals[i])
+			if len(struck[i]) > 0 {
+				set[c.key] = make(map[string]bool, len(struck[i]))
+				for _, m := range struck[i] {
+					set[c.key][m] = true
+				}
 			}
 		}
 		j.read[int(ord)] = v

@@ -23,12 +23,17 @@ import (
 var strikeOutcomes = []string{OutcomeSuperseded, OutcomeFailed, OutcomeHeld, OutcomeSuppressed}
 
 // struckMessages is the strike value over the strike rows that pass
-// filter: the distinct messages they struck (a row without a message, of
-// a user event, counts its event). So one message is one strike however
-// many of its events (message.new, each message.updated) and actions were
-// acted on; scan counts them.
-func struckMessages(filter string) string {
-	return "coalesce(array_agg(DISTINCT a.mk) FILTER (WHERE " + filter + "), '{}')"
+// filter, as two columns: the number of distinct messages they struck (a
+// row without a message, of a user event, counts its event), so that one
+// message is one strike however many of its events (message.new, each
+// message.updated) and actions were acted on; and which of the batch's
+// own messages (batchKeys, a text[] parameter) are among them, the only
+// ones addBatchStrikes asks about. Returning every message struck instead
+// cost more than the count: a user with a hundred strikes sent a hundred
+// keys per value and judged record, decoded into maps.
+func struckMessages(filter, batchKeys string) (count, ofBatch string) {
+	return "count(DISTINCT a.mk) FILTER (WHERE " + filter + ")",
+		"coalesce(array_agg(DISTINCT a.mk) FILTER (WHERE " + filter + " AND a.mk = ANY(" + batchKeys + ")), '{}')"
 }
 
 // strikeKey is what a strike counts of an event's actions: its message, or
