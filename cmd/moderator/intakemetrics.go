@@ -11,7 +11,9 @@ import (
 // moderator_webhook_duration_seconds they say where a webhook's time goes:
 // waiting for a flusher (the database is the bottleneck: a slow commit, a
 // burst), or in its batch's transaction (round trips, judging, commit).
-func newIntakeMetrics(reg prometheus.Registerer) func(store.BatchStats) {
+// copyLoads (store.Store.CopyLoads) says whether the replica's copies of
+// the counter marks spare the history read its loads.
+func newIntakeMetrics(reg prometheus.Registerer, copyLoads func() int64) func(store.BatchStats) {
 	wait := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "moderator_intake_wait_seconds",
 		Help:    "Time a webhook waited for a flusher, from its verification to its batch being taken: the intake's queue for the database.",
@@ -27,7 +29,12 @@ func newIntakeMetrics(reg prometheus.Registerer) func(store.BatchStats) {
 		Help:    "Webhooks per batch (one transaction, one commit): one or two at a few hundred a second, more while they queue.",
 		Buckets: prometheus.ExponentialBuckets(1, 2, 9), // 1 … 256, the largest batch
 	})
-	reg.MustRegister(wait, took, records)
+	loads := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "moderator_intake_copy_loads_total",
+		Help: "Times a history read loaded a user's (or a channel's young accounts') counter marks because this replica's copy was missing, stale or too short: " +
+			"about once per key, and again after another replica wrote for it. A rate near the webhooks' means the copies do not help.",
+	}, func() float64 { return float64(copyLoads()) })
+	reg.MustRegister(wait, took, records, loads)
 	return func(st store.BatchStats) {
 		for _, w := range st.Waits {
 			wait.Observe(w.Seconds())

@@ -79,13 +79,19 @@ func grepLines(s, sub string) string {
 
 // TestIntakeMetrics: each recorded webhook is counted in the intake's
 // histograms (its wait for a flusher, its batch), which are fed after the
-// answers, so the test waits for them.
+// answers, so the test waits for them; and the loads of counter marks
+// the replica's copies could not spare are counted.
 func TestIntakeMetrics(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, serverOptions{})
+	// A user and channel of this run's own, so that the counts of copy
+	// loads are this server's first.
+	run := fmt.Sprintf("intake-metrics-%d", time.Now().UnixNano())
 	for i := range 3 {
-		id := fmt.Sprintf("intake-metrics-%d", i)
-		if status, resp := s.send(t, delivery{body: messageEvent(id, "hello"), webhookID: id}); status != http.StatusOK {
+		id := fmt.Sprintf("%s-%d", run, i)
+		body := fmt.Appendf(nil, `{"type":"message.new","cid":"messaging:%s","created_at":"2026-11-24T10:00:0%dZ",`+
+			`"message":{"id":%q,"text":"hello","user":{"id":%q}},"user":{"id":%q,"created_at":"2026-01-01T00:00:00Z"}}`, run, i, id, run, run)
+		if status, resp := s.send(t, delivery{body: body, webhookID: id}); status != http.StatusOK {
 			t.Fatalf("webhook %d: %d %v", i, status, resp)
 		}
 	}
@@ -107,5 +113,10 @@ func TestIntakeMetrics(t *testing.T) {
 	}
 	if m := batches.FindStringSubmatch(body); m == nil || m[1] == "0" {
 		t.Errorf("want the batches timed:\n%s", grepLines(body, "moderator_intake_batch_seconds"))
+	}
+	// One load of alice's marks and one of the channel's young ones; the
+	// next two messages count from the copies.
+	if loads := regexp.MustCompile(`(?m)^moderator_intake_copy_loads_total (\d+)$`).FindStringSubmatch(body); loads == nil || loads[1] != "2" {
+		t.Errorf("want 2 copy loads (the user's, the channel's):\n%s", grepLines(body, "moderator_intake_copy"))
 	}
 }
