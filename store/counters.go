@@ -233,7 +233,8 @@ func locksChannel(rec EventRecord) bool {
 // HistoryCap bounds the rows one history value is computed from: the most
 // recent HistoryCap counter marks of the user (or of the channel, or of
 // the young accounts in the channel) in the longest window read, and the
-// user's most recent HistoryCap strikes in the longest strike window (and
+// user's most recent HistoryCap strikes of each kind (all of them, an
+// action type's, a rule's) in the longest window read of that kind (and
 // as many shadow ones for the shadow rules). Counts are exact up to it
 // and stop near it, far above any threshold a rule needs, so that
 // counting a flood of messages costs a bounded amount per message however
@@ -349,74 +350,100 @@ func (q *historyQuery) marks(alias string, keys []policy.HistoryKey, cols []stri
 				ORDER BY m.at DESC LIMIT `+limit+`) m) `+alias+` ON true`)
 }
 
-// strikeGroup is the strike values of the read, with the condition on a
-// strike row (a) of each.
-type strikeGroup struct {
-	keys    []policy.HistoryKey
-	filters []string
-	window  time.Duration // the longest
+// strikeScan is the strike values of the read that count one kind of
+// strike row (policy.HistoryKey without its window: all strikes, those of
+// an action type, or those of a rule), read by one index range scan of
+// the user's rows of that kind in the longest of their windows.
+type strikeScan struct {
+	name, arg string
+	keys      []policy.HistoryKey
+	window    time.Duration // the longest
 }
 
-func (g *strikeGroup) add(k policy.HistoryKey, filter string) {
-	g.keys = append(g.keys, k)
-	g.filters = append(g.filters, filter)
-	g.window = max(g.window, k.Window)
-}
-
-// strikeFilter is the condition on a strike row (a) of strike value k.
-func (q *historyQuery) strikeFilter(k policy.HistoryKey) string {
-	switch k.Name {
-	case policy.StrikesOfType:
-		return "a.type = " + q.param(k.Arg) + " AND " + q.within("a.t", k.Window)
-	case policy.StrikesByRule:
-		return "a.rule_id = " + q.param(k.Arg) + " AND " + q.within("a.t", k.Window)
+// strikeScans groups the strike values of keys by the rows they count, in
+// the order first read.
+func strikeScans(keys []policy.HistoryKey) []*strikeScan {
+	var scans []*strikeScan
+	for _, k := range keys {
+		if !k.IsStrike() {
+			continue
+		}
+		i := slices.IndexFunc(scans, func(s *strikeScan) bool { return s.name == k.Name && s.arg == k.Arg })
+		if i < 0 {
+			scans = append(scans, &strikeScan{name: k.Name, arg: k.Arg})
+			i = len(scans) - 1
+		}
+		scans[i].keys = append(scans[i].keys, k)
+		scans[i].window = max(scans[i].window, k.Window)
 	}
-	return q.within("a.t", k.Window)
+	return scans
 }
 
-// strikes adds the lateral join (s) that computes the strike values over
-// the user's most recent HistoryCap strikes in the longest strike window,
-// an index range scan of strikes, leaving out the judged message's own
-// (an edit is not judged against the strikes of the message it edits).
-// Each value is two columns (struckMessages): its count, and which of
-// batchKeys, the strike keys of the batch's own messages, it counted.
-// With shadow, each value has a second pair, the shadow rules', over
-// the real strikes and the shadow rules' would-be ones, read apart so
-// that they never crowd real ones out of the cap.
-func (q *historyQuery) strikes(g strikeGroup, shadow bool, batchKeys []string) {
-	if len(g.keys) == 0 {
+// rowsOf is the condition on a strike row (s) that sc counts: its rule
+// or its action type, each the head of an index after the user
+// (migration 0027), or none.
+func (q *historyQuery) rowsOf(sc *strikeScan) string {
+	switch sc.name {
+	case policy.StrikesOfType:
+		return " AND s.type = " + q.param(sc.arg)
+	case policy.StrikesByRule:
+		return " AND s.rule_id = " + q.param(sc.arg)
+	}
+	return ""
+}
+
+// strikes adds a lateral join per strikeScan that computes its values
+// over the user's most recent HistoryCap rows of its kind in its longest
+// window, leaving out the judged message's own (an edit is not judged
+// against the strikes of the message it edits). Each kind is capped on
+// its own, so a flood of one rule's strikes (a spammer's thousand
+// deletes) never crowds another rule's out of a ladder's count, and each
+// scan reads only the rows it counts. Each value is two columns
+// (struckMessages): its count, and which of batchKeys, the strike keys of
+// the batch's own messages, it counted. With shadow, each value has a
+// second pair, the shadow rules', over the real strikes and the shadow
+// rules' would-be ones, read apart so that they never crowd real ones out
+// of the cap.
+func (q *historyQuery) strikes(keys []policy.HistoryKey, shadow bool, batchKeys []string) {
+	scans := strikeScans(keys)
+	if len(scans) == 0 {
 		return
 	}
 	limit := q.param(HistoryCap)
-	keys := q.param(batchKeys) + "::text[]"
-	rows := func(shadow string) string {
-		return `(SELECT s.strike_key AS mk, s.type, s.rule_id, s.at AS t, s.shadow FROM strikes s
-			WHERE s.user_id = b.user_id AND s.shadow = ` + shadow + ` AND ` + q.within("s.at", g.window) + `
-				AND (b.message_id IS NULL OR s.strike_key <> 'm:' || b.message_id)
-			ORDER BY s.at DESC LIMIT ` + limit + `)`
-	}
-	from := rows("false")
-	var cols []string
-	value := func(k policy.HistoryKey, shadowCol bool, filter string) {
-		q.order = append(q.order, readColumn{key: k, shadow: shadowCol})
-		count, ofBatch := struckMessages(filter, keys)
-		cols = append(cols, count, ofBatch)
-	}
-	for i, k := range g.keys {
+	batch := q.param(batchKeys) + "::text[]"
+	for n, sc := range scans {
+		of := q.rowsOf(sc)
+		within := q.within("s.at", sc.window)
+		rows := func(shadow string) string {
+			return `(SELECT s.strike_key AS mk, s.at AS t, s.shadow FROM strikes s
+				WHERE s.user_id = b.user_id AND s.shadow = ` + shadow + of + ` AND ` + within + `
+					AND (b.message_id IS NULL OR s.strike_key <> 'm:' || b.message_id)
+				ORDER BY s.at DESC LIMIT ` + limit + `)`
+		}
+		from := rows("false")
+		var cols []string
+		value := func(k policy.HistoryKey, shadowCol bool, filter string) {
+			q.order = append(q.order, readColumn{key: k, shadow: shadowCol})
+			count, ofBatch := struckMessages(filter, batch)
+			cols = append(cols, count, ofBatch)
+		}
+		for _, k := range sc.keys {
+			if shadow {
+				value(k, false, "NOT a.shadow AND "+q.within("a.t", k.Window))
+			} else {
+				value(k, false, q.within("a.t", k.Window))
+			}
+		}
 		if shadow {
-			value(k, false, "NOT a.shadow AND "+g.filters[i])
-		} else {
-			value(k, false, g.filters[i])
+			from += " UNION ALL " + rows("true")
+			for _, k := range sc.keys {
+				value(k, true, q.within("a.t", k.Window))
+			}
 		}
+		alias := fmt.Sprintf("s%d", n)
+		q.sel = append(q.sel, alias+".*")
+		q.joins = append(q.joins, `LEFT JOIN LATERAL (SELECT `+aliased(cols, alias+"_")+` FROM (`+from+`) a) `+alias+` ON true`)
 	}
-	if shadow {
-		from += " UNION ALL " + rows("true")
-		for i, k := range g.keys {
-			value(k, true, g.filters[i])
-		}
-	}
-	q.sel = append(q.sel, "s.*")
-	q.joins = append(q.joins, `LEFT JOIN LATERAL (SELECT `+aliased(cols, "s")+` FROM (`+from+`) a) s ON true`)
 }
 
 // batchStrikeKeys is the strike keys the batch's records may add
@@ -462,7 +489,6 @@ func (g *markGroup) add(k policy.HistoryKey, col string) {
 func (j *judging) build(recs []EventRecord) error {
 	q := &historyQuery{args: j.batchArgs(recs)}
 	var user, young, chanUsers markGroup
-	var strikes strikeGroup
 	for _, k := range j.keys {
 		switch k.Name {
 		case policy.CountUserMessages, policy.CountUserChannelMessages, policy.CountUserLinks, policy.CountUserMentions,
@@ -473,7 +499,7 @@ func (j *judging) build(recs []EventRecord) error {
 		case policy.CountChannelUsers:
 			chanUsers.add(k, "count(DISTINCT m.user_id) FILTER (WHERE "+q.within("m.at", k.Window)+")")
 		case policy.StrikesCount, policy.StrikesOfType, policy.StrikesByRule:
-			strikes.add(k, q.strikeFilter(k))
+			// read by strikes, below
 		default:
 			return fmt.Errorf("read history: unknown history value %s", k)
 		}
@@ -498,7 +524,7 @@ func (j *judging) build(recs []EventRecord) error {
 		joins += c.join()
 	}
 	q.marks("cu", chanUsers.keys, chanUsers.cols, channelUserCols, "m.channel_cid = b.channel_cid", chanUsers.window)
-	q.strikes(strikes, j.shadow, batchStrikeKeys(recs))
+	q.strikes(j.keys, j.shadow, batchStrikeKeys(recs))
 	sel = append(sel, q.sel...)
 	j.sql = batchCTE + ctes + ` SELECT b.ord, ` + strings.Join(sel, ", ") + ` FROM b` + joins + ` ` + strings.Join(q.joins, " ") + ` ORDER BY b.ord`
 	j.args = q.args

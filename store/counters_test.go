@@ -508,6 +508,74 @@ func TestStrikesCountMessages(t *testing.T) {
 	}
 }
 
+// ladderRules read one rule's strikes and one action type's, as a
+// ladder does, and no count of every strike.
+const ladderRules = `rules:
+  - id: swearing
+    description: swear words
+    mode: enforce
+    when: message.text contains "darn"
+    actions: [{warn: {text: "language"}}]
+    examples:
+      - event: {message: {text: "darn"}}
+        expect: {match: true}
+      - event: {}
+        expect: {match: false}
+  - id: ladder
+    description: reads one rule's strikes and one type's
+    mode: shadow
+    when: strikes.of_type("warn", "7d") + strikes.by_rule("swearing", "1d") > 1000
+    actions: [flag]
+    examples:
+      - history: {'strikes.of_type("warn", "7d")': 1001}
+        event: {}
+        expect: {match: true}
+      - event: {message: {text: "x"}}
+        expect: {match: false}
+`
+
+// TestStrikesOfOneKindAreNotCrowdedOut: a user with more strikes of one
+// rule than a value counts (a spammer's flood of deletes, newer than
+// anything else) still has the rest counted: each rule's and each action
+// type's strikes are read on their own, by their own index range scan,
+// so a ladder on another rule climbs as it should and the read does not
+// wade through the flood. Reading the user's most recent HistoryCap
+// strikes of every kind and filtering them counted none, after reading
+// HistoryCap rows.
+func TestStrikesOfOneKindAreNotCrowdedOut(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.Store(t)
+	j := newJudging(t, ladderRules)
+	user := t.Name()
+	next := message{id: user + "-next", user: user, channel: "messaging:s", text: "hello", at: t0}
+	// Two warnings for swearing three hours before, then a flood of
+	// deletes by another rule, one a second over the last half hour.
+	if _, err := st.Pool().Exec(ctx, `
+		INSERT INTO strikes (event_id, user_id, strike_key, rule_id, type, at, shadow)
+		SELECT 0, $1, 'm:swear-' || i, 'swearing', 'warn', $2::timestamptz - interval '3 hours' + i * interval '1 minute', false
+		FROM generate_series(1, 2) i
+		UNION ALL
+		SELECT 0, $1, 'm:spam-' || i, 'spam', 'delete', $2::timestamptz - interval '30 minutes' + i * interval '1 second', false
+		FROM generate_series(1, $3::int) i`, user, t0, store.HistoryCap+200); err != nil {
+		t.Fatal(err)
+	}
+	var fetched int64 // strike rows the transaction read through an index
+	_, err := st.RecordEvents(ctx, []store.EventRecord{j.record(t, next.id, next.body())}, func(ctx context.Context, tx pgx.Tx, _ []store.NewEvent) error {
+		return tx.QueryRow(ctx, `SELECT idx_tup_fetch FROM pg_stat_xact_user_tables WHERE relname = 'strikes'`).Scan(&fetched)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := [2]int{j.saw(next.id, `strikes.of_type("warn", "7d")`), j.saw(next.id, `strikes.by_rule("swearing", "1d")`)}
+	if want := [2]int{2, 2}; got != want {
+		t.Errorf("strikes.of_type(warn), by_rule(swearing) = %v, want %v (the warnings, not crowded out by the deletes)", got, want)
+	}
+	if fetched > 4 {
+		t.Errorf("%d strike rows read, want at most 4 (the warnings, once for each value)", fetched)
+	}
+}
+
 // TestCountsAcrossReplicas runs two stores (two pools, as two replicas
 // would have) with a batcher each on one database, and delivers one
 // user's burst to both at once, every message twice (Stream's retries
