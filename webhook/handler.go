@@ -198,8 +198,7 @@ func readVerified(r *http.Request, cfg Config) (*Verified, int, *Error) {
 	if _, err := cfg.Keys.checkHeaders(r.Header.Get("X-Api-Key"), r.Header.Get("X-Signature")); err != nil {
 		return nil, 0, err
 	}
-	// Read at most limit+1 bytes: enough to know the body is too large.
-	raw, err := io.ReadAll(io.LimitReader(r.Body, cfg.MaxBodyBytes+1))
+	raw, err := readBody(r, cfg.MaxBodyBytes)
 	if err != nil {
 		return nil, len(raw), &Error{Status: http.StatusBadRequest, Outcome: OutcomeMalformed, Msg: "body: read failed", Err: err}
 	}
@@ -211,6 +210,28 @@ func readVerified(r *http.Request, cfg Config) (*Verified, int, *Error) {
 		return nil, len(raw), err.(*Error)
 	}
 	return v, len(raw), nil
+}
+
+// readBody reads at most limit+1 bytes of r's body: enough to know it is
+// too large. With a Content-Length it reads into a buffer of that size
+// (one byte more, for the end), where io.ReadAll would grow one from 512
+// bytes and copy it at each step: four allocations and three copies for
+// a typical 1.7 KB event, on every webhook.
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	body := io.LimitReader(r.Body, limit+1)
+	if r.ContentLength <= 0 || r.ContentLength > limit {
+		return io.ReadAll(body)
+	}
+	buf := make([]byte, r.ContentLength+1)
+	n, err := io.ReadFull(body, buf)
+	switch err {
+	case io.ErrUnexpectedEOF, io.EOF:
+		return buf[:n], nil // the whole body, as its length said
+	case nil: // longer than its Content-Length said: the rest too
+		rest, err := io.ReadAll(body)
+		return append(buf, rest...), err
+	}
+	return buf[:n], err
 }
 
 func tooLarge(limit int64) *Error {
