@@ -428,11 +428,11 @@ func (q *historyQuery) strikes(keys []policy.HistoryKey, shadow bool, batchKeys 
 			cols = append(cols, count, ofBatch)
 		}
 		for _, k := range sc.keys {
+			real := q.within("a.t", k.Window)
 			if shadow {
-				value(k, false, "NOT a.shadow AND "+q.within("a.t", k.Window))
-			} else {
-				value(k, false, q.within("a.t", k.Window))
+				real = "NOT a.shadow AND " + real
 			}
+			value(k, false, real)
 		}
 		if shadow {
 			from += " UNION ALL " + rows("true")

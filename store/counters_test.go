@@ -317,7 +317,8 @@ func (a *actionHook) hook(ctx context.Context, tx pgx.Tx, evs []store.NewEvent) 
 	return nil
 }
 
-const strikeRules = `rules:
+// swearingRule warns for every "darn": the strikes the strike rules read.
+const swearingRule = `
   - id: swearing
     description: swear words
     mode: enforce
@@ -327,7 +328,9 @@ const strikeRules = `rules:
       - event: {message: {text: "darn"}}
         expect: {match: true}
       - event: {}
-        expect: {match: false}
+        expect: {match: false}`
+
+const strikeRules = `rules:` + swearingRule + `
   - id: strikes
     description: reads strikes
     mode: shadow
@@ -510,17 +513,7 @@ func TestStrikesCountMessages(t *testing.T) {
 
 // ladderRules read one rule's strikes and one action type's, as a
 // ladder does, and no count of every strike.
-const ladderRules = `rules:
-  - id: swearing
-    description: swear words
-    mode: enforce
-    when: message.text contains "darn"
-    actions: [{warn: {text: "language"}}]
-    examples:
-      - event: {message: {text: "darn"}}
-        expect: {match: true}
-      - event: {}
-        expect: {match: false}
+const ladderRules = `rules:` + swearingRule + `
   - id: ladder
     description: reads one rule's strikes and one type's
     mode: shadow
