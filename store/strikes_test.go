@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 
 	"moderator/policy"
 	"moderator/store"
@@ -301,5 +302,75 @@ func TestShadowStrikeLineage(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestStrikeTakesItsEventsTime: an action's strike takes its event's time,
+// found in the month's partition without probing the older months (a
+// year of them made each strike a dozen index probes), and in an older
+// month's when the event is older.
+func TestStrikeTakesItsEventsTime(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.OwnStore(t)
+	if _, err := st.Pool().Exec(ctx, `SELECT moderator_ensure_partitions(now() - interval '3 months', 3)`); err != nil {
+		t.Fatal(err)
+	}
+	// An event of this month and one of two months ago, each with an
+	// action against alice, each in a transaction of its own; the first
+	// also counts the scans of the partitions before this month's.
+	record := func(ago string) (eventTime time.Time, olderScans int64) {
+		t.Helper()
+		tx, err := st.Pool().Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx)
+		var id int64
+		err = tx.QueryRow(ctx, `INSERT INTO events (id, webhook_id, body_sha256, attempt, api_key, compressed, body_bytes, type,
+				created_at, user_id, payload, own, ignored, received_at)
+			SELECT nextval('event_ids'), 'w-' || $1::text, sha256(convert_to($1::text, 'UTF8')), 0, 'k', false, 2, 'message.new',
+				now() - $1::text::interval - interval '1 minute', 'alice', '{}', false, false, now() - $1::text::interval
+			RETURNING id, created_at`, ago).Scan(&id, &eventTime)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// pg_stat_xact_user_tables also counts what the backend has not
+		// reported yet (the migrations' scans, say): count the difference.
+		scans := func() int64 {
+			var n int64
+			err := tx.QueryRow(ctx, `SELECT coalesce(sum(seq_scan + coalesce(idx_scan, 0)), 0) FROM pg_stat_xact_user_tables
+				WHERE relname LIKE 'events\_2%' AND relname < 'events_' || to_char(now() AT TIME ZONE 'UTC', 'YYYY_MM')`).Scan(&n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		before := scans()
+		if _, err := tx.Exec(ctx, `INSERT INTO actions (event_id, position, rule_id, type, target_user_id, params, idempotency_key)
+			VALUES ($1, 0, 'r', 'flag', 'alice', '{}', $2)`, id, fmt.Sprintf("%d-0", id)); err != nil {
+			t.Fatal(err)
+		}
+		olderScans = scans() - before
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return eventTime, olderScans
+	}
+	now, scans := record("0 days")
+	if scans != 0 {
+		t.Errorf("this month's event: %d scans of older months' partitions, want 0", scans)
+	}
+	old, _ := record("2 months")
+	rows, err := st.Pool().Query(ctx, `SELECT at FROM strikes WHERE user_id = 'alice' ORDER BY at`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ats, err := pgx.CollectRows(rows, pgx.RowTo[time.Time])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []time.Time{old, now}; !cmp.Equal(ats, want) {
+		t.Errorf("strike times %v, want the events' %v", ats, want)
 	}
 }
