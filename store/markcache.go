@@ -37,9 +37,12 @@ type markCache struct {
 
 // CopyLoads returns how many times a history read has loaded a user's (or
 // a channel's young accounts') marks because this replica's copy would
-// not do: once per key and replica, then again after another replica
-// wrote for it. Many loads a batch mean the copies do not help (replicas
-// sharing every user, or copies evicted).
+// not do: once per key and replica, then again whenever another writer
+// committed for the key between the batch's lookup of its copy and its
+// read: another replica, or this replica's other flusher (a channel's
+// young marks, read without the channel's lock by older accounts'
+// messages, were most of the loads in the bench's closed loop). Many
+// loads a batch mean the copies do not help.
 func (s *Store) CopyLoads() int64 { return s.marks.loads.Load() }
 
 // userMarks is a user's marks with at after from (all of them), as

@@ -32,7 +32,8 @@ func newIntakeMetrics(reg prometheus.Registerer, copyLoads func() int64) func(st
 	loads := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "moderator_intake_copy_loads_total",
 		Help: "Times a history read loaded a user's (or a channel's young accounts') counter marks because this replica's copy was missing, stale or too short: " +
-			"about once per key, and again after another replica wrote for it. A rate near the webhooks' means the copies do not help.",
+			"about once per key, and again whenever this replica's other flusher, or another replica, wrote for the key while a read was in flight. " +
+			"A rate near the webhooks' means the copies do not help.",
 	}, func() float64 { return float64(copyLoads()) })
 	reg.MustRegister(wait, took, records, loads)
 	return func(st store.BatchStats) {
