@@ -48,6 +48,9 @@ type program struct {
 	needs    needs
 	evidence []probe
 	history  []historyUse // the history functions it calls
+	// gate is a condition's leading operands that read no history (see
+	// gateOf); nil for none.
+	gate *vm.Program
 }
 
 // probe computes one evidence value: the value of a member chain or call
@@ -176,6 +179,12 @@ func (c *exprCompiler) compile(src string, kind exprKind, withEvidence bool) (*p
 		return nil, []exprError{fromExprError(err)}
 	}
 	p := &program{src: src, prog: prog, needs: w.needs, history: w.history}
+	if kind == kindCondition {
+		p.gate = prog // reads no history: its rule's reason may
+		if len(w.history) > 0 {
+			p.gate = gateOf(tree, cfg)
+		}
+	}
 	if withEvidence {
 		for _, e := range w.evidence {
 			ep, errs := c.compile(e.src, kindValue, false)

@@ -99,9 +99,14 @@ func (rs *RuleSet) Evaluate(ev *Event) (d Decision) { return rs.EvaluateWith(ev,
 type Deferred struct {
 	// RuleSetVersion is recorded with the event, as for a Decision.
 	RuleSetVersion string
-	// History lists the values Decide needs (RuleSet.History). It is the
-	// rule set's own list, shared by every Deferred it makes: read only.
+	// History lists the values the rule set reads (RuleSet.History). It
+	// is the rule set's own list, shared by every Deferred it makes: read
+	// only.
 	History []HistoryKey
+	// Reads lists those of History that Decide may read for this event
+	// (see gateOf): a value left out is never read, and need not be
+	// computed. Shared, read only; nil means all of History.
+	Reads []HistoryKey
 	// CountsMessages: the event, when it is a new message, is counted
 	// (RuleSet.CountsMessages).
 	CountsMessages bool
@@ -123,12 +128,29 @@ type Deferred struct {
 	Decide func(h, shadow History) Decision
 }
 
-// Defer returns ev's decision deferred until its history is known.
-func (rs *RuleSet) Defer(ev *Event) *Deferred {
+// Defer returns ev's decision deferred until its history is known. It
+// fills ev's environment once, to find the values Decide may read
+// (Reads), and Decide evaluates the rules in it.
+func (rs *RuleSet) Defer(ev *Event) (d *Deferred) {
 	// Not History(): its copy would cost an allocation per message.
-	d := &Deferred{RuleSetVersion: rs.version, History: rs.history, CountsMessages: rs.CountsMessages(), YoungAccount: rs.young,
-		ShadowStrikes: rs.shadowStrikes, Marked: true, Decide: func(h, shadow History) Decision { return rs.EvaluateSplit(ev, h, shadow) }}
+	d = &Deferred{RuleSetVersion: rs.version, History: rs.history, CountsMessages: rs.CountsMessages(), YoungAccount: rs.young,
+		ShadowStrikes: rs.shadowStrikes, Marked: true}
 	d.Mark, d.Counted = MarkToJudge(ev, d.CountsMessages)
+	d.Decide = func(h, shadow History) Decision { return rs.EvaluateSplit(ev, h, shadow) }
+	if ev == nil {
+		return d
+	}
+	defer func() {
+		if recover() != nil { // Decide then fills its own, and reports it
+			d.Reads, d.Decide = nil, func(h, shadow History) Decision { return rs.EvaluateSplit(ev, h, shadow) }
+		}
+	}()
+	// Not returned to the pool: Decide may run again (a retried
+	// transaction), and nothing says when it has run for the last time.
+	env := rs.envs.Get().(*Env)
+	env.fill(ev, rs.needs, rs.young)
+	d.Reads = rs.readsOf(ev, env)
+	d.Decide = func(h, shadow History) Decision { return rs.evaluateIn(ev, env, h, shadow) }
 	return d
 }
 
@@ -186,6 +208,17 @@ func (rs *RuleSet) EvaluateSplit(ev *Event, h, shadow History) (d Decision) {
 		rs.envs.Put(env)
 	}()
 	env.fill(ev, rs.needs, rs.young)
+	return rs.evaluateIn(ev, env, h, shadow)
+}
+
+// evaluateIn is EvaluateSplit in ev's environment, filled.
+func (rs *RuleSet) evaluateIn(ev *Event, env *Env, h, shadow History) (d Decision) {
+	d.RuleSetVersion = rs.version
+	defer func() {
+		if p := recover(); p != nil {
+			d.Errors = append(d.Errors, RuleError{Error: fmt.Sprintf("panic: %v", p)})
+		}
+	}()
 	env.history = h
 	m := rs.vms.Get().(*vm.VM)
 	defer rs.vms.Put(m)

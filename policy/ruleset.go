@@ -56,6 +56,7 @@ type RuleSet struct {
 	budget        time.Duration
 	vms           *sync.Pool // of *vm.VM
 	envs          *sync.Pool // of *Env
+	reads         *readSets  // see readsOf
 }
 
 // rule is a compiled rule.
@@ -208,6 +209,7 @@ func loadWith(fsys fs.FS, lim worstCaseLimits, draft bool) (*RuleSet, error) {
 		budget:  DefaultBudget,
 		vms:     newVMPool(),
 		envs:    &sync.Pool{New: func() any { return new(Env) }},
+		reads:   &readSets{},
 	}
 	ids, ps := rs.compileRules(c, parsed.rules)
 	problems = append(problems, ps...)

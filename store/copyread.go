@@ -105,7 +105,7 @@ func newCopyRead(kind *copyKind, cache *markCache, keys []policy.HistoryKey, can
 		r.window = max(r.window, k.Window)
 	}
 	for _, jr := range cands {
-		id, _ := kind.of(jr)
+		id, _ := r.keyOf(jr)
 		if id == "" || slices.Contains(r.ids, id) {
 			continue
 		}
@@ -120,6 +120,19 @@ func newCopyRead(kind *copyKind, cache *markCache, keys []policy.HistoryKey, can
 	return r
 }
 
+// keyOf is kind.of for a record that reads the kind's values or writes a
+// mark its copy holds (which the records after it count), and "" for
+// one that does neither: an older account's message, whose rules read no
+// young-account count, reads no channel's copy, and so neither loads it
+// nor finds it stale while the other flusher commits young marks.
+func (r *copyRead) keyOf(jr judged) (string, *cachedMark) {
+	id, mark := r.kind.of(jr)
+	if mark == nil && !jr.readsAny(r.keys) {
+		return "", nil
+	}
+	return id, mark
+}
+
 // covers reports whether c holds what the values of the records of key id
 // read: the marks of each record's window, or, short of it, HistoryCap
 // marks of the window after c.from, the most recent of which are all the
@@ -128,7 +141,7 @@ func newCopyRead(kind *copyKind, cache *markCache, keys []policy.HistoryKey, can
 // read's check of the first kind.
 func (r *copyRead) covers(c *userMarks, id string, cands []judged) bool {
 	for _, jr := range cands {
-		if key, _ := r.kind.of(jr); key != id {
+		if key, _ := r.keyOf(jr); key != id {
 			continue
 		}
 		if jr.at == nil {
@@ -273,7 +286,7 @@ func (u *copyRow) marks() ([]cachedMark, error) {
 // event id eventID) into h, after adding its own mark to what the
 // records judged before it see.
 func (r *copyRead) values(h policy.History, at time.Time, jr judged, eventID int64) error {
-	id, own := r.kind.of(jr)
+	id, own := r.keyOf(jr)
 	if id == "" {
 		for _, k := range r.keys {
 			h[k] = 0

@@ -31,6 +31,14 @@ type judged struct {
 	channelID     channelID // channel, interned once for the copies
 	fp            int64
 	youngAge      time.Duration // the record's young-account age
+	// reads are the values its rules may read (policy.Deferred.Reads):
+	// the read computes no other for it.
+	reads []policy.HistoryKey
+}
+
+// readsAny reports whether jr's rules may read any of keys.
+func (jr judged) readsAny(keys []policy.HistoryKey) bool {
+	return slices.ContainsFunc(keys, func(k policy.HistoryKey) bool { return slices.Contains(jr.reads, k) })
 }
 
 // judging is the history read of a batch, prepared before its events are
@@ -74,6 +82,7 @@ type struckSet map[policy.HistoryKey]map[string]bool
 // a Judge.
 func prepareJudging(recs []EventRecord, cache *markCache) (*judging, error) {
 	j := &judging{read: map[int]*readValues{}, ats: map[int]time.Time{}, cache: cache}
+	history := false
 	for i := range recs {
 		r := &recs[i]
 		if r.Judge == nil || r.Event == nil {
@@ -91,15 +100,21 @@ func prepareJudging(recs []EventRecord, cache *markCache) (*judging, error) {
 		}
 		jr.user, jr.channel, jr.fp, jr.youngAge = m.UserID, m.ChannelCID, m.Fingerprint, r.Judge.YoungAccount
 		jr.channelID = channelOf(m.ChannelCID)
+		jr.reads = r.Judge.Reads
+		if jr.reads == nil {
+			jr.reads = r.Judge.History
+		}
 		j.cands = append(j.cands, jr)
 		j.shadow = j.shadow || r.Judge.ShadowStrikes
-		for _, k := range r.Judge.History {
+		history = history || len(r.Judge.History) > 0
+		for _, k := range jr.reads {
 			if !slices.Contains(j.keys, k) {
 				j.keys = append(j.keys, k)
 			}
 		}
 	}
-	if len(j.cands) == 0 || len(j.keys) == 0 {
+	// With no value to read, the read still writes the batch's marks.
+	if !history {
 		return nil, nil
 	}
 	if err := j.build(recs); err != nil {
@@ -379,6 +394,23 @@ func strikeScans(keys []policy.HistoryKey) []*strikeScan {
 	return scans
 }
 
+// needs is the condition that the record (b) may read sc's values (see
+// judged.reads), "" when every record may: a record that may not reads
+// no row (the condition, on b alone, is the scan's one-time filter), and
+// its values are 0.
+func (q *historyQuery) needs(sc *strikeScan, cands []judged) string {
+	need := make([]bool, len(cands))
+	all := true
+	for i, jr := range cands {
+		need[i] = jr.readsAny(sc.keys)
+		all = all && need[i]
+	}
+	if all {
+		return ""
+	}
+	return " AND (" + q.param(need) + "::bool[])[b.ord + 1]"
+}
+
 // rowsOf is the condition on a strike row (s) that sc counts: its rule
 // or its action type, each the head of an index after the user
 // (migration 0027), or none.
@@ -404,7 +436,7 @@ func (q *historyQuery) rowsOf(sc *strikeScan) string {
 // second pair, the shadow rules', over the real strikes and the shadow
 // rules' would-be ones, read apart so that they never crowd real ones out
 // of the cap.
-func (q *historyQuery) strikes(keys []policy.HistoryKey, shadow bool, batchKeys []string) {
+func (q *historyQuery) strikes(keys []policy.HistoryKey, shadow bool, batchKeys []string, cands []judged) {
 	scans := strikeScans(keys)
 	if len(scans) == 0 {
 		return
@@ -412,7 +444,7 @@ func (q *historyQuery) strikes(keys []policy.HistoryKey, shadow bool, batchKeys 
 	limit := q.param(HistoryCap)
 	batch := q.param(batchKeys) + "::text[]"
 	for n, sc := range scans {
-		of := q.rowsOf(sc)
+		of := q.needs(sc, cands) + q.rowsOf(sc)
 		within := q.within("s.at", sc.window)
 		rows := func(shadow string) string {
 			return `(SELECT s.strike_key AS mk, s.at AS t, s.shadow FROM strikes s
@@ -524,7 +556,7 @@ func (j *judging) build(recs []EventRecord) error {
 		joins += c.join()
 	}
 	q.marks("cu", chanUsers.keys, chanUsers.cols, channelUserCols, "m.channel_cid = b.channel_cid", chanUsers.window)
-	q.strikes(j.keys, j.shadow, batchStrikeKeys(recs))
+	q.strikes(j.keys, j.shadow, batchStrikeKeys(recs), j.cands)
 	sel = append(sel, q.sel...)
 	j.sql = batchCTE + ctes + ` SELECT b.ord, ` + strings.Join(sel, ", ") + ` FROM b` + joins + ` ` + strings.Join(q.joins, " ") + ` ORDER BY b.ord`
 	j.args = q.args
@@ -611,6 +643,8 @@ func (j *judging) scan(rows pgx.Rows) error {
 		j.read[int(ord)] = v
 		j.ats[int(ord)] = at
 		for i, c := range j.copies {
+			// The key's loads join its first record in b, which may be
+			// one that does not read it (keyOf): the kind's own key.
 			id, _ := c.kind.of(j.cands[ord])
 			if err := c.take(id, &crows[i]); err != nil {
 				return err

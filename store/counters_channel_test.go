@@ -18,14 +18,15 @@ import (
 
 // raidRules reads the mention and channel counters, with accounts young
 // under two hours; raid flags a young account's message in a channel
-// where more than three users posted in a minute.
+// where more than three users posted in a minute. Its condition reads the
+// count first, so that every message reads it (see policy.gateOf).
 const raidRules = `settings:
   young_account: 2h
 rules:
   - id: raid
     description: a young account in a channel many accounts just posted in
     mode: enforce
-    when: user.young && counts.channel_users("1m") > 3
+    when: counts.channel_users("1m") > 3 && user.young
     actions: [flag]
     examples:
       - history: {'counts.channel_users("1m")': 4}

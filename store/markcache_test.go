@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -204,12 +205,13 @@ func TestUserCountsAfterRollback(t *testing.T) {
 	}
 }
 
-// youngCopyRules read only the young accounts' messages in the channel.
+// youngCopyRules read only the young accounts' messages in the channel,
+// for every message (the count comes first: see policy.gateOf).
 const youngCopyRules = `rules:
   - id: raid
     description: a raid of new accounts
     mode: shadow
-    when: user.young && counts.channel_young_messages("5m") > 20
+    when: counts.channel_young_messages("5m") > 20 && user.young
     actions: [flag]
     examples:
       - history: {'counts.channel_young_messages("5m")': 21}
@@ -218,6 +220,44 @@ const youngCopyRules = `rules:
       - event: {}
         expect: {match: false}
 `
+
+// TestOlderAccountsReadNoYoungCount: where the young accounts' count is
+// read only for young accounts (user.young && …, as the starter pack's
+// raid rule does), an older account's message reads no channel copy. It
+// loads nothing although another replica has written young marks since
+// this one's copy, and sees no count; a young account's message, alone
+// or in the same batch, still counts every young mark exactly.
+func TestOlderAccountsReadNoYoungCount(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	other, st := twoReplicas(t)
+	j := newJudging(t, strings.Replace(youngCopyRules, `counts.channel_young_messages("5m") > 20 && user.young`,
+		`user.young && counts.channel_young_messages("5m") > 20`, 1))
+	channel := "messaging:" + t.Name()
+	msg := func(i int, age time.Duration) store.EventRecord {
+		at := t0.Add(time.Duration(i) * time.Second)
+		m := message{id: fmt.Sprintf("%s-%d", t.Name(), i), user: fmt.Sprintf("u%d", i), channel: channel, text: "hi",
+			at: at, userCreated: at.Add(-age)}
+		return j.record(t, m.id, m.body())
+	}
+	const young, old = time.Hour, 365 * 24 * time.Hour
+	loads := markReads(t, st, msg(0, young))
+	if _, err := other.RecordEvent(ctx, msg(1, young)); err != nil {
+		t.Fatal(err)
+	}
+	if n := markReads(t, st, msg(2, old)); n != loads {
+		t.Errorf("an older account's message: %d loads, want none (its rules read no young count)", n-loads)
+	}
+	if n := markReads(t, st, msg(3, old), msg(4, young), msg(5, old), msg(6, young)); n != loads+1 {
+		t.Errorf("a batch of older and young accounts: %d loads, want 1 (the other replica's mark)", n-loads)
+	}
+	want := map[int]int{0: 1, 1: 2, 2: 0, 3: 0, 4: 3, 5: 0, 6: 4}
+	for i, w := range want {
+		if got := j.saw(fmt.Sprintf("%s-%d", t.Name(), i), `counts.channel_young_messages("5m")`); got != w {
+			t.Errorf("message %d: counts.channel_young_messages(\"5m\") = %d, want %d", i, got, w)
+		}
+	}
+}
 
 // TestYoungCountsFromCopies: a replica counts a channel's young accounts'
 // messages from its copy of their marks, without reading them again, and

@@ -85,12 +85,13 @@ func TestIntakeMetrics(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, serverOptions{})
 	// A user and channel of this run's own, so that the counts of copy
-	// loads are this server's first.
+	// loads are this server's first; the account is an hour old, so that
+	// the starter pack's raid rule reads the channel's young count.
 	run := fmt.Sprintf("intake-metrics-%d", time.Now().UnixNano())
 	for i := range 3 {
 		id := fmt.Sprintf("%s-%d", run, i)
 		body := fmt.Appendf(nil, `{"type":"message.new","cid":"messaging:%s","created_at":"2026-11-24T10:00:0%dZ",`+
-			`"message":{"id":%q,"text":"hello","user":{"id":%q}},"user":{"id":%q,"created_at":"2026-01-01T00:00:00Z"}}`, run, i, id, run, run)
+			`"message":{"id":%q,"text":"hello","user":{"id":%q,"created_at":"2026-11-24T09:00:00Z"}},"user":{"id":%q,"created_at":"2026-11-24T09:00:00Z"}}`, run, i, id, run, run)
 		if status, resp := s.send(t, delivery{body: body, webhookID: id}); status != http.StatusOK {
 			t.Fatalf("webhook %d: %d %v", i, status, resp)
 		}

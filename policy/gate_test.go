@@ -1,0 +1,134 @@
+package policy
+
+import (
+	"slices"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// gatedRules has a rule of each shape: a raid rule gated by the account's
+// age, a ladder rung gated by a named condition, a flood rule whose first
+// operand reads history (never gated), and a rule that reads history only
+// in its reason (gated by its whole condition).
+const gatedRules = `conditions:
+  swore: message.text contains "darn"
+rules:
+  - id: raid
+    description: raid
+    when: user.young && counts.channel_young_messages("5m") > 2
+    mode: enforce
+    actions: [flag]
+    examples:
+      - history:
+          counts.channel_young_messages("5m"): 3
+        event: {user: {created_at: "2026-01-15T11:00:00Z"}}
+        expect: {match: true}
+      - history:
+          counts.channel_young_messages("5m"): 3
+        event: {}
+        expect: {match: false}
+  - id: ladder
+    description: ladder
+    when: swore && message.text != "" && strikes.by_rule("ladder", "7d") == 0
+    mode: enforce
+    actions: [flag]
+    examples:
+      - {event: {message: {text: "darn"}}, expect: {match: true}}
+      - history:
+          strikes.by_rule("ladder", "7d"): 1
+        event: {message: {text: "darn"}}
+        expect: {match: false}
+  - id: flood
+    description: flood
+    when: counts.user_messages("1m") > 3 && user.young
+    mode: enforce
+    actions: [flag]
+    examples:
+      - history:
+          counts.user_messages("1m"): 4
+        event: {user: {created_at: "2026-01-15T11:00:00Z"}}
+        expect: {match: true}
+      - history:
+          counts.user_messages("1m"): 3
+        event: {user: {created_at: "2026-01-15T11:00:00Z"}}
+        expect: {match: false}
+  - id: loud
+    description: loud
+    reason: '{{counts.user_links("1h")}} links'
+    when: message.text == "LOUD"
+    mode: enforce
+    actions: [flag]
+    examples:
+      - {event: {message: {text: "LOUD"}}, expect: {match: true}}
+      - {event: {message: {text: "quiet"}}, expect: {match: false}}
+`
+
+func TestDeferReadsWhatTheGatesAllow(t *testing.T) {
+	t.Parallel()
+	rs, err := Load(fstest.MapFS{"r.yaml": {Data: []byte(gatedRules)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raid := HistoryKey{Name: CountChannelYoungMessages, Window: 5 * time.Minute}
+	ladder := HistoryKey{Name: StrikesByRule, Arg: "ladder", Window: 7 * 24 * time.Hour}
+	flood := HistoryKey{Name: CountUserMessages, Window: time.Minute}
+	links := HistoryKey{Name: CountUserLinks, Window: time.Hour}
+	now := time.Now().UTC()
+	for _, tc := range []struct {
+		name  string
+		text  string
+		young bool
+		want  []HistoryKey
+	}{
+		{"an older account's clean message", "hello", false, []HistoryKey{flood}},
+		{"a young account's clean message", "hello", true, []HistoryKey{raid, flood}},
+		{"an older account swearing", "oh darn", false, []HistoryKey{ladder, flood}},
+		{"a loud young account swearing", "LOUD", true, []HistoryKey{raid, flood, links}},
+	} {
+		created := now.Add(-5 * 365 * 24 * time.Hour)
+		if tc.young {
+			created = now.Add(-time.Hour)
+		}
+		ev, err := ExampleEvent(map[string]any{"created_at": now.Format(time.RFC3339),
+			"message": map[string]any{"text": tc.text}, "user": map[string]any{"created_at": created.Format(time.RFC3339)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := rs.Defer(ev)
+		got := slices.Clone(d.Reads)
+		slices.SortFunc(got, compareHistoryKeys)
+		want := slices.Clone(tc.want)
+		slices.SortFunc(want, compareHistoryKeys)
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s: Reads (-want +got):\n%s", tc.name, diff)
+		}
+		// Deciding with only the values read gives the decision the full
+		// history gives, whatever the values left out hold.
+		full := History{raid: 50, ladder: 0, flood: 50, links: 7}
+		part := History{}
+		for _, k := range d.Reads {
+			part[k] = full[k]
+		}
+		if diff := cmp.Diff(rs.EvaluateWith(ev, full), d.Decide(part, nil)); diff != "" {
+			t.Errorf("%s: the decision from Reads differs from the full history's (-full +reads):\n%s", tc.name, diff)
+		}
+	}
+}
+
+// TestGateOfShapes: which leading operands make a gate.
+func TestGateOfShapes(t *testing.T) {
+	t.Parallel()
+	rs, err := Load(fstest.MapFS{"r.yaml": {Data: []byte(gatedRules)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs.rules {
+		gated := r.when.gate != nil
+		if want := r.id != "flood"; gated != want {
+			t.Errorf("rule %s: gated %v, want %v", r.id, gated, want)
+		}
+	}
+}
