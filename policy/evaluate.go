@@ -135,13 +135,14 @@ func (rs *RuleSet) Defer(ev *Event) (d *Deferred) {
 	// Not History(): its copy would cost an allocation per message.
 	d = &Deferred{RuleSetVersion: rs.version, History: rs.history, CountsMessages: rs.CountsMessages(), YoungAccount: rs.young,
 		ShadowStrikes: rs.shadowStrikes, Marked: true}
-	d.Mark, d.Counted = MarkToJudge(ev, d.CountsMessages)
 	d.Decide = func(h, shadow History) Decision { return rs.EvaluateSplit(ev, h, shadow) }
 	if ev == nil {
+		d.Mark, d.Counted = MarkToJudge(ev, d.CountsMessages)
 		return d
 	}
 	defer func() {
 		if recover() != nil { // Decide then fills its own, and reports it
+			d.Mark, d.Counted = MarkToJudge(ev, d.CountsMessages)
 			d.Reads, d.Decide = nil, func(h, shadow History) Decision { return rs.EvaluateSplit(ev, h, shadow) }
 		}
 	}()
@@ -149,6 +150,7 @@ func (rs *RuleSet) Defer(ev *Event) (d *Deferred) {
 	// transaction), and nothing says when it has run for the last time.
 	env := rs.envs.Get().(*Env)
 	env.fill(ev, rs.needs, rs.young)
+	d.Mark, d.Counted = markIn(ev, env, rs.needs, d.CountsMessages)
 	d.Reads = rs.readsOf(ev, env)
 	d.Decide = func(h, shadow History) Decision { return rs.evaluateIn(ev, env, h, shadow) }
 	return d

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -129,6 +130,46 @@ func TestGateOfShapes(t *testing.T) {
 		gated := r.when.gate != nil
 		if want := r.id != "flood"; gated != want {
 			t.Errorf("rule %s: gated %v, want %v", r.id, gated, want)
+		}
+	}
+}
+
+// TestDeferMarkFromTheEnvironment: where the rules read the text's links
+// and normalised form, Defer takes the mark's links and fingerprint from
+// the environment it filled; the mark is MarkOf's.
+func TestDeferMarkFromTheEnvironment(t *testing.T) {
+	t.Parallel()
+	rs, err := Load(fstest.MapFS{"r.yaml": {Data: []byte(`rules:
+  - id: spam
+    description: links and a word
+    when: counts.user_messages("1m") > 1 && (len(text.links) > 1 || text.normalized contains "free")
+    mode: enforce
+    actions: [flag]
+    examples:
+      - history:
+          counts.user_messages("1m"): 2
+        event: {message: {text: "FR33 stuff"}}
+        expect: {match: true}
+      - event: {message: {text: "free"}}
+        expect: {match: false}
+`)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs.needs&needLinks == 0 || rs.needs&needNormalized == 0 {
+		t.Fatalf("the rule set's needs %b lack links or the normalised text: the test would not take the path", rs.needs)
+	}
+	for _, text := range []string{"", "hello", "F R E E   m0ney at https://a.example and https://b.example/x",
+		"sееe https://xn--80ak6aa92e.com ÀÁÂ " + strings.Repeat("ha", 3000)} {
+		ev, err := ExampleEvent(map[string]any{"message": map[string]any{"text": text,
+			"attachments": []any{map[string]any{"type": "image", "title_link": "https://c.example/p"}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := rs.Defer(ev)
+		want, ok := MarkOf(ev)
+		if !ok || !d.Counted || d.Mark != want {
+			t.Errorf("%.40q: Defer's mark %+v (counted %v), want MarkOf's %+v", text, d.Mark, d.Counted, want)
 		}
 	}
 }
