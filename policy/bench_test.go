@@ -241,3 +241,23 @@ func legalFolder(size int) fstest.MapFS {
 	}
 	return fsys
 }
+
+// BenchmarkDeferStarterPack is the intake's policy work for one message
+// with the starter pack, which reads history: Defer (its mark, and since
+// f3d5d4a the environment and the values its rules may read), then
+// Decide with the history values.
+func BenchmarkDeferStarterPack(b *testing.B) {
+	rs, err := Load(os.DirFS("../rules"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ev := benchEvent(b)
+	h := History{}
+	for _, k := range rs.History() {
+		h[k] = 1
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		rs.Defer(ev).Decide(h, nil)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/expr-lang/expr/file"
@@ -146,13 +147,26 @@ func (rs *RuleSet) Defer(ev *Event) (d *Deferred) {
 			d.Reads, d.Decide = nil, func(h, shadow History) Decision { return rs.EvaluateSplit(ev, h, shadow) }
 		}
 	}()
-	// Not returned to the pool: Decide may run again (a retried
-	// transaction), and nothing says when it has run for the last time.
 	env := rs.envs.Get().(*Env)
 	env.fill(ev, rs.needs, rs.young)
 	d.Mark, d.Counted = markIn(ev, env, rs.needs, d.CountsMessages)
-	d.Reads = rs.readsOf(ev, env)
-	d.Decide = func(h, shadow History) Decision { return rs.evaluateIn(ev, env, h, shadow) }
+	var closed []int
+	d.Reads, closed = rs.readsOf(ev, env)
+	// The first Decide takes the environment and returns it to the pool;
+	// a second (a retried transaction) fills its own.
+	var held atomic.Pointer[Env]
+	held.Store(env)
+	d.Decide = func(h, shadow History) Decision {
+		env := held.Swap(nil)
+		if env == nil {
+			return rs.EvaluateSplit(ev, h, shadow)
+		}
+		defer func() {
+			env.reset()
+			rs.envs.Put(env)
+		}()
+		return rs.evaluateIn(ev, env, h, shadow, closed)
+	}
 	return d
 }
 
@@ -210,11 +224,13 @@ func (rs *RuleSet) EvaluateSplit(ev *Event, h, shadow History) (d Decision) {
 		rs.envs.Put(env)
 	}()
 	env.fill(ev, rs.needs, rs.young)
-	return rs.evaluateIn(ev, env, h, shadow)
+	return rs.evaluateIn(ev, env, h, shadow, nil)
 }
 
-// evaluateIn is EvaluateSplit in ev's environment, filled.
-func (rs *RuleSet) evaluateIn(ev *Event, env *Env, h, shadow History) (d Decision) {
+// evaluateIn is EvaluateSplit in ev's environment, filled. The rules of
+// closed (indices, ascending) are skipped: their gates were found false
+// in env, so they cannot match (see gateOf).
+func (rs *RuleSet) evaluateIn(ev *Event, env *Env, h, shadow History, closed []int) (d Decision) {
 	d.RuleSetVersion = rs.version
 	defer func() {
 		if p := recover(); p != nil {
@@ -233,6 +249,10 @@ func (rs *RuleSet) evaluateIn(ev *Event, env *Env, h, shadow History) (d Decisio
 	checked := 0
 	for i, r := range rs.rules {
 		if !r.appliesTo(ev.Type) {
+			continue
+		}
+		if len(closed) > 0 && closed[0] == i {
+			closed = closed[1:]
 			continue
 		}
 		// Reading the clock costs as much as a simple rule, so it is read

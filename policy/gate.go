@@ -120,19 +120,26 @@ func gateHolds(m *vm.VM, gate *vm.Program, env *Env) (holds bool) {
 // gate holds, in rs.history's order. It is rs.history itself when every
 // rule's values may be read, and shares one slice among the events that
 // leave out the same rules.
-func (rs *RuleSet) readsOf(ev *Event, env *Env) []HistoryKey {
+// closed lists (ascending) the rules that apply to ev but whose gate is
+// false: they cannot match, and Decide skips them.
+func (rs *RuleSet) readsOf(ev *Event, env *Env) (reads []HistoryKey, closed []int) {
 	m := rs.vms.Get().(*vm.VM)
 	defer rs.vms.Put(m)
 	var skipped []int
 	for i, r := range rs.rules {
-		if len(r.history) > 0 && (!r.appliesTo(ev.Type) || !r.mayRead(m, env)) {
+		if len(r.history) == 0 {
+			continue
+		}
+		if !r.appliesTo(ev.Type) {
 			skipped = append(skipped, i)
+		} else if !r.mayRead(m, env) {
+			skipped, closed = append(skipped, i), append(closed, i)
 		}
 	}
 	if len(skipped) == 0 {
-		return rs.history
+		return rs.history, nil
 	}
-	return rs.reads.of(rs, skipped)
+	return rs.reads.of(rs, skipped), closed
 }
 
 // readSets caches the history lists of readsOf by the rules left out (a
