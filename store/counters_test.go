@@ -395,6 +395,62 @@ func TestStrikes(t *testing.T) {
 	}
 }
 
+// gatedStrikeRules read a rule's strikes only for messages that say
+// "again" (the condition's first operand, its gate: see policy.gateOf).
+const gatedStrikeRules = `rules:` + swearingRule + `
+  - id: again
+    description: reads strikes for repeat offenders
+    mode: shadow
+    when: message.text contains "again" && strikes.by_rule("swearing", "1d") > 1000
+    actions: [flag]
+    examples:
+      - history: {'strikes.by_rule("swearing", "1d")': 1001}
+        event: {message: {text: "again"}}
+        expect: {match: true}
+      - event: {message: {text: "again"}}
+        expect: {match: false}
+`
+
+// TestStrikesReadOnlyWhereGatesHold: in one batch, the records whose
+// rules can read a strike value get it, and those whose gate is false
+// read no strike row (their value is not computed), whatever their order
+// in the batch.
+func TestStrikesReadOnlyWhereGatesHold(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.Store(t)
+	j := newJudging(t, gatedStrikeRules)
+	hooks := &actionHook{outcome: map[string]string{}, ids: map[int64][]int64{}}
+	ann, bob := t.Name()+"-ann", t.Name()+"-bob"
+	var earlier []store.EventRecord
+	for _, u := range []string{ann, bob} {
+		m := message{id: u + "-0", user: u, channel: "messaging:s", text: "darn", at: t0.Add(-time.Hour)}
+		earlier = append(earlier, j.record(t, m.id, m.body()))
+	}
+	if _, err := st.RecordEvents(ctx, earlier, hooks.hook); err != nil {
+		t.Fatal(err)
+	}
+	batch := []message{
+		{id: bob + "-1", user: bob, channel: "messaging:s", text: "hello", at: t0},
+		{id: ann + "-1", user: ann, channel: "messaging:s", text: "again", at: t0.Add(time.Second)},
+		{id: bob + "-2", user: bob, channel: "messaging:s", text: "hello again", at: t0.Add(2 * time.Second)},
+		{id: ann + "-2", user: ann, channel: "messaging:s", text: "bye", at: t0.Add(3 * time.Second)},
+	}
+	var recs []store.EventRecord
+	for _, m := range batch {
+		recs = append(recs, j.record(t, m.id, m.body()))
+	}
+	if _, err := st.RecordEvents(ctx, recs, hooks.hook); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{bob + "-1": 0, ann + "-1": 1, bob + "-2": 1, ann + "-2": 0}
+	for id, w := range want {
+		if got := j.saw(id, `strikes.by_rule("swearing", "1d")`); got != w {
+			t.Errorf("%s: strikes.by_rule(\"swearing\", \"1d\") = %d, want %d", id, got, w)
+		}
+	}
+}
+
 // overturn records a staff overturn of an action, as the overturn
 // pipeline does: the overturn, the reversal action (which never counts
 // as a strike itself) and the action_reversals row.
