@@ -3,6 +3,7 @@ package policy
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/compiler"
@@ -143,10 +144,12 @@ func (rs *RuleSet) readsOf(ev *Event, env *Env) (reads []HistoryKey, closed []in
 }
 
 // readSets caches the history lists of readsOf by the rules left out (a
-// bit per rule, for the first 64 rules).
+// bit per rule, for the first 64 rules). Every deferred message looks its
+// list up, from as many goroutines as webhooks in flight: a sync.Map
+// reads without a lock.
 type readSets struct {
-	mu   sync.Mutex
-	sets map[uint64][]HistoryKey
+	sets sync.Map // uint64 -> []HistoryKey
+	n    atomic.Int32
 }
 
 func (c *readSets) of(rs *RuleSet, skipped []int) []HistoryKey {
@@ -156,10 +159,8 @@ func (c *readSets) of(rs *RuleSet, skipped []int) []HistoryKey {
 		for _, i := range skipped {
 			key |= 1 << i
 		}
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if keys, ok := c.sets[key]; ok {
-			return keys
+		if keys, ok := c.sets.Load(key); ok {
+			return keys.([]HistoryKey)
 		}
 	}
 	keys := []HistoryKey{}
@@ -174,14 +175,10 @@ func (c *readSets) of(rs *RuleSet, skipped []int) []HistoryKey {
 		}
 	}
 	slices.SortFunc(keys, compareHistoryKeys)
-	if !cached {
-		return keys
-	}
-	if c.sets == nil {
-		c.sets = map[uint64][]HistoryKey{}
-	}
-	if len(c.sets) < maxReadSets {
-		c.sets[key] = keys
+	if cached && c.n.Load() < maxReadSets {
+		if _, loaded := c.sets.LoadOrStore(key, keys); !loaded {
+			c.n.Add(1)
+		}
 	}
 	return keys
 }

@@ -3,6 +3,7 @@ package policy
 import (
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -178,4 +179,39 @@ func TestDeferMarkFromTheEnvironment(t *testing.T) {
 			t.Errorf("%.40q: Defer's mark %+v (counted %v), want MarkOf's %+v", text, d.Mark, d.Counted, want)
 		}
 	}
+}
+
+// TestDeferConcurrently: webhooks are deferred from many goroutines at
+// once, sharing the rule set's cache of read lists (run it with -race).
+func TestDeferConcurrently(t *testing.T) {
+	t.Parallel()
+	rs, err := Load(fstest.MapFS{"r.yaml": {Data: []byte(gatedRules)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	evs := make([]*Event, 4)
+	wants := make([]int, 4)
+	for i, text := range []string{"hello", "oh darn", "LOUD", "darn LOUD"} {
+		ev, err := ExampleEvent(map[string]any{"created_at": now.Format(time.RFC3339), "message": map[string]any{"text": text}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs[i], wants[i] = ev, len(rs.Defer(ev).Reads)
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for n := range 200 {
+				i := (g + n) % len(evs)
+				d := rs.Defer(evs[i])
+				if got := len(d.Reads); got != wants[i] {
+					t.Errorf("event %d: %d values to read, want %d", i, got, wants[i])
+					return
+				}
+				d.Decide(History{}, nil)
+			}
+		})
+	}
+	wg.Wait()
 }
