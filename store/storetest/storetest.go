@@ -39,10 +39,45 @@ func AdminURL() string {
 	return DefaultAdminURL
 }
 
+// pkg is the package's shared databases: one per run of its tests. With
+// go test -count=N each test runs N times in one process, and a test's
+// second run would find its first run's rows (its ids are its name), so
+// the n-th run of each test gets the n-th database (see generation).
 var pkg struct {
 	sync.Mutex
+	label string
+	gens  []*shared
+	runs  map[string]int     // test name -> times a test of that name asked
+	of    map[testing.TB]int // test -> its generation
+}
+
+// shared is one generation's database and the store on it.
+type shared struct {
 	url   string
+	drop  func() error
 	store *store.Store
+}
+
+// generation returns the shared database of t's run, creating it for a
+// second or later run; call it with pkg locked.
+func generation(t testing.TB) *shared {
+	g, ok := pkg.of[t]
+	if !ok {
+		if pkg.runs == nil {
+			pkg.runs, pkg.of = map[string]int{}, map[testing.TB]int{}
+		}
+		g = pkg.runs[t.Name()]
+		pkg.runs[t.Name()]++
+		pkg.of[t] = g
+	}
+	for len(pkg.gens) <= g {
+		u, drop, err := createDatabase(context.Background(), fmt.Sprintf("%s_run%d", pkg.label, len(pkg.gens)+1), true)
+		if err != nil {
+			t.Fatalf("storetest: %v", err)
+		}
+		pkg.gens = append(pkg.gens, &shared{url: u, drop: drop})
+	}
+	return pkg.gens[g]
 }
 
 // Main creates and migrates a database for the calling test package, runs
@@ -55,43 +90,50 @@ func Main(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "storetest: %v\n(make test finds or starts a server; or set DATABASE_URL)\n", err)
 		os.Exit(1)
 	}
-	pkg.url = dbURL
+	pkg.label = filepath.Base(wd)
+	pkg.gens = []*shared{{url: dbURL, drop: drop}}
 	code := m.Run()
 	pkg.Lock()
-	if pkg.store != nil {
-		pkg.store.Close()
+	for _, g := range pkg.gens {
+		if g.store != nil {
+			g.store.Close()
+		}
+		if err := g.drop(); err != nil {
+			fmt.Fprintf(os.Stderr, "storetest: %v\n", err)
+		}
 	}
 	pkg.Unlock()
-	if err := drop(); err != nil {
-		fmt.Fprintf(os.Stderr, "storetest: %v\n", err)
-	}
 	os.Exit(code)
 }
 
 // URL returns the package database's connection string (migrated).
 func URL(t testing.TB) string {
 	t.Helper()
-	if pkg.url == "" {
+	pkg.Lock()
+	defer pkg.Unlock()
+	if len(pkg.gens) == 0 {
 		t.Fatal("storetest: call storetest.Main from TestMain")
 	}
-	return pkg.url
+	return generation(t).url
 }
 
 // Store returns a store on the package database, shared by the package's
-// tests (each test should use its own ids).
+// tests (each test should use its own ids), a database of its own for
+// each run of the tests (go test -count).
 func Store(t testing.TB) *store.Store {
 	t.Helper()
 	u := URL(t)
 	pkg.Lock()
 	defer pkg.Unlock()
-	if pkg.store == nil {
+	g := generation(t)
+	if g.store == nil {
 		s, err := store.Open(context.Background(), u)
 		if err != nil {
 			t.Fatalf("storetest: open: %v", err)
 		}
-		pkg.store = s
+		g.store = s
 	}
-	return pkg.store
+	return g.store
 }
 
 // OwnStore returns a store on a migrated database of the test's own,
