@@ -341,25 +341,25 @@ func MarkOf(ev *Event) (Mark, bool) {
 	if !ok {
 		return Mark{}, false
 	}
-	now := eventNow(ev)
 	var attachments []AttachmentEnv
 	for _, a := range ev.Message.Attachments[:min(len(ev.Message.Attachments), maxAttachments)] {
 		attachments = append(attachments, AttachmentEnv{TitleLink: a.TitleLink, OGScrapeURL: a.OGScrapeURL})
 	}
 	text := capText(ev.Message.Text)
 	links, _ := collectLinks(text, attachments)
-	m := Mark{
-		UserID:      u.ID,
-		ChannelCID:  ev.ChannelCID(),
-		At:          now,
-		Links:       len(links),
-		Mentions:    len(ev.Message.MentionedUsers),
-		Fingerprint: Fingerprint(text),
-	}
+	return newMark(ev, u, len(links), Fingerprint(text)), true
+}
+
+// newMark is the mark of ev, a counted message by u, with its links and
+// fingerprint.
+func newMark(ev *Event, u *User, links int, fingerprint int64) Mark {
+	now := eventNow(ev)
+	m := Mark{UserID: u.ID, ChannelCID: ev.ChannelCID(), At: now, Links: links, Mentions: len(ev.Message.MentionedUsers),
+		Fingerprint: fingerprint}
 	if !now.IsZero() {
 		m.AccountCreated = u.CreatedAt.Time
 	}
-	return m, true
+	return m
 }
 
 // markIn is MarkToJudge for ev, whose environment env is filled with
@@ -371,19 +371,7 @@ func markIn(ev *Event, env *Env, nd needs, counts bool) (Mark, bool) {
 	if !counts || !ok || nd&needNormalized == 0 || nd&needLinks == 0 {
 		return MarkToJudge(ev, counts)
 	}
-	now := eventNow(ev)
-	m := Mark{
-		UserID:      u.ID,
-		ChannelCID:  ev.ChannelCID(),
-		At:          now,
-		Links:       len(env.Text.Links),
-		Mentions:    len(ev.Message.MentionedUsers),
-		Fingerprint: fingerprintNormalized(env.Text.Normalized),
-	}
-	if !now.IsZero() {
-		m.AccountCreated = u.CreatedAt.Time
-	}
-	return m, true
+	return newMark(ev, u, len(env.Text.Links), fingerprintNormalized(env.Text.Normalized)), true
 }
 
 // countedAuthor returns the author of ev when ev is counted: a new
