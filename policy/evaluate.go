@@ -136,15 +136,17 @@ func (rs *RuleSet) Defer(ev *Event) (d *Deferred) {
 	// Not History(): its copy would cost an allocation per message.
 	d = &Deferred{RuleSetVersion: rs.version, History: rs.history, CountsMessages: rs.CountsMessages(), YoungAccount: rs.young,
 		ShadowStrikes: rs.shadowStrikes, Marked: true}
-	d.Decide = func(h, shadow History) Decision { return rs.EvaluateSplit(ev, h, shadow) }
+	// own decides in an environment of its own.
+	own := func(h, shadow History) Decision { return rs.EvaluateSplit(ev, h, shadow) }
 	if ev == nil {
 		d.Mark, d.Counted = MarkToJudge(ev, d.CountsMessages)
+		d.Decide = own
 		return d
 	}
 	defer func() {
-		if recover() != nil { // Decide then fills its own, and reports it
+		if recover() != nil { // own then reports it
 			d.Mark, d.Counted = MarkToJudge(ev, d.CountsMessages)
-			d.Reads, d.Decide = nil, func(h, shadow History) Decision { return rs.EvaluateSplit(ev, h, shadow) }
+			d.Reads, d.Decide = nil, own
 		}
 	}()
 	env := rs.envs.Get().(*Env)
@@ -159,7 +161,7 @@ func (rs *RuleSet) Defer(ev *Event) (d *Deferred) {
 	d.Decide = func(h, shadow History) Decision {
 		env := held.Swap(nil)
 		if env == nil {
-			return rs.EvaluateSplit(ev, h, shadow)
+			return own(h, shadow)
 		}
 		defer func() {
 			env.reset()
