@@ -61,7 +61,7 @@ func openReplicas(t testing.TB, n int) []*store.Store {
 	t.Helper()
 	out := make([]*store.Store, n)
 	for i := range out {
-		s, err := store.Open(context.Background(), storetest.URL(t))
+		s, err := store.Open(context.Background(), storetest.Bounded(storetest.URL(t)))
 		if err != nil {
 			t.Fatal(err)
 		}

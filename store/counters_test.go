@@ -659,7 +659,7 @@ func recordOnTwoReplicas(t *testing.T, j *judging, ids []string, bodies [][]byte
 	defer cancel()
 	var batchers []*store.Batcher
 	for range 2 {
-		st, err := store.Open(ctx, storetest.URL(t))
+		st, err := store.Open(ctx, storetest.Bounded(storetest.URL(t)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -710,7 +710,7 @@ func TestExpireCounterMarks(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	url := storetest.NewDatabase(t)
-	st, err := store.Open(ctx, url)
+	st, err := store.Open(ctx, storetest.Bounded(url))
 	if err != nil {
 		t.Fatal(err)
 	}

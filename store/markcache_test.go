@@ -131,7 +131,7 @@ func TestUserCountsSeeOtherWriters(t *testing.T) {
 	url := storetest.NewDatabase(t)
 	var replicas [2]*store.Store
 	for i := range replicas {
-		st, err := store.Open(ctx, url)
+		st, err := store.Open(ctx, storetest.Bounded(url))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -356,7 +356,7 @@ func twoReplicas(t *testing.T) (other, st *store.Store) {
 	t.Helper()
 	ctx := context.Background()
 	url := storetest.NewDatabase(t)
-	other, err := store.Open(ctx, url)
+	other, err := store.Open(ctx, storetest.Bounded(url))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,7 +45,7 @@ func newAuditFixture(t *testing.T) *auditFixture {
 	if err := run(ctx, []string{"migrate"}, f.getenv, strings.NewReader(""), &out, &out); err != nil {
 		t.Fatalf("migrate: %v\n%s", err, out.String())
 	}
-	st, err := store.Open(ctx, f.env["DATABASE_URL"])
+	st, err := store.Open(ctx, storetest.Bounded(f.env["DATABASE_URL"]))
 	if err != nil {
 		t.Fatal(err)
 	}

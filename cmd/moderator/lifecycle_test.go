@@ -21,7 +21,7 @@ import (
 func TestUpkeepDropsMonthsPastRetention(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, err := store.Open(ctx, storetest.NewDatabase(t))
+	st, err := store.Open(ctx, storetest.Bounded(storetest.NewDatabase(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -108,7 +108,7 @@ func startServerOpts(t testing.TB, opts serverOptions, waitReady bool) *testServ
 	}
 	env := map[string]string{
 		"STREAM_BASE_URL":       fake.URL,
-		"DATABASE_URL":          dbURL.String(),
+		"DATABASE_URL":          storetest.Bounded(dbURL.String()),
 		"STREAM_API_KEY":        e2eKey,
 		"STREAM_API_SECRET":     e2eSecret,
 		"STREAM_API_KEYS":       "old-key:old-secret",

@@ -62,7 +62,7 @@ func newOverturnEnvOn(t testing.TB, st *store.Store, fake *streamtest.Server, op
 	ctx := context.Background()
 	if st == nil {
 		var err error
-		st, err = store.Open(ctx, storetest.NewDatabase(t))
+		st, err = store.Open(ctx, storetest.Bounded(storetest.NewDatabase(t)))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -375,6 +375,9 @@ func startChild(t *testing.T, env map[string]string) (*testServer, *exec.Cmd) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), serveChildEnv+"=1")
 	for k, v := range env {
+		if k == "DATABASE_URL" {
+			v = storetest.Bounded(v)
+		}
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	logs := newLogBuffer()

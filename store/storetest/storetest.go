@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"moderator/store"
@@ -127,7 +129,7 @@ func Store(t testing.TB) *store.Store {
 	defer pkg.Unlock()
 	g := generation(t)
 	if g.store == nil {
-		s, err := store.Open(context.Background(), u)
+		s, err := store.Open(context.Background(), Bounded(u))
 		if err != nil {
 			t.Fatalf("storetest: open: %v", err)
 		}
@@ -186,13 +188,36 @@ func NewDatabase(t testing.TB) string {
 	return u
 }
 
+// PoolMaxConns bounds the pools tests open through Bounded. The server's
+// max_connections (100 by default, 97 for tests) is shared by every test
+// package go test runs at once, and a service's own default of 16 made two
+// replicas of one test hold 35 connections: CI once ran out ("sorry, too
+// many clients already"). Eight is more than the tests need at once.
+const PoolMaxConns = 8
+
+// Bounded returns the connection string rawURL with pool_max_conns set to
+// PoolMaxConns, unless it names one already.
+func Bounded(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return rawURL
+	}
+	q := u.Query()
+	if q.Has("pool_max_conns") {
+		return rawURL
+	}
+	q.Set("pool_max_conns", fmt.Sprint(PoolMaxConns))
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
 var unsafeChars = regexp.MustCompile(`[^a-z0-9_]+`)
 
 func createDatabase(ctx context.Context, label string, migrated bool) (dbURL string, drop func() error, err error) {
 	admin := AdminURL()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, admin)
+	conn, err := connectAdmin(ctx, admin)
 	if err != nil {
 		return "", nil, fmt.Errorf("connect to %s: %w", redact(admin), err)
 	}
@@ -223,7 +248,7 @@ func createDatabase(ctx context.Context, label string, migrated bool) (dbURL str
 	drop = func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		conn, err := pgx.Connect(ctx, admin)
+		conn, err := connectAdmin(ctx, admin)
 		if err != nil {
 			return fmt.Errorf("drop database %s: %w", name, err)
 		}
@@ -234,6 +259,24 @@ func createDatabase(ctx context.Context, label string, migrated bool) (dbURL str
 		return nil
 	}
 	return dbURL, drop, nil
+}
+
+// connectAdmin connects to the admin database, waiting while the server has
+// no connection to spare (SQLSTATE 53300): another test package's tests
+// end and give theirs back, so a moment's peak fails no test.
+func connectAdmin(ctx context.Context, admin string) (*pgx.Conn, error) {
+	for {
+		conn, err := pgx.Connect(ctx, admin)
+		var pgErr *pgconn.PgError
+		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "53300" {
+			return conn, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func migrate(ctx context.Context, dbURL string) error {
