@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +23,19 @@ type cpuUse struct {
 	server, postgres, load time.Duration
 	requests               int  // answered, warm-up included
 	ok                     bool // /proc was readable (Linux)
+	// machine is what the whole machine's CPU did meanwhile (see other).
+	machine machineTimes
+	// busiest are the processes other than the subject's that used the
+	// most CPU during the run, most first (see busiestOthers).
+	busiest []procUse
+}
+
+// other is the CPU the rest of the machine used during the run: Postgres's
+// background processes (the WAL writer, the checkpointer) and anything
+// else running. Whatever is not the subject's own work adds noise to its
+// figures; a stray process can halve a closed loop's throughput.
+func (c cpuUse) other() time.Duration {
+	return max(c.machine.busy-c.server-c.postgres-c.load, 0)
 }
 
 // perRequest is the total CPU per request.
@@ -87,6 +102,105 @@ func backendsCPU(ctx context.Context, conn *pgx.Conn, db string) (map[int]time.D
 	return out, nil
 }
 
+// machineTimes are CPU times summed over the machine's cores.
+type machineTimes struct {
+	busy  time.Duration // running anything: user, nice, system, irq, softirq
+	steal time.Duration // a virtual machine's cores taken by its host
+	all   time.Duration // busy, steal, idle and iowait: the cores times the wall time
+}
+
+func (m machineTimes) sub(o machineTimes) machineTimes {
+	return machineTimes{busy: m.busy - o.busy, steal: m.steal - o.steal, all: m.all - o.all}
+}
+
+// readMachine returns the machine's CPU times so far, from /proc/stat.
+func readMachine() (machineTimes, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return machineTimes{}, err
+	}
+	return parseProcStat(string(b))
+}
+
+// parseProcStat reads /proc/stat's first line, "cpu  user nice system idle
+// iowait irq softirq steal …", in clock ticks (guest time is part of user).
+func parseProcStat(s string) (machineTimes, error) {
+	line, _, _ := strings.Cut(s, "\n")
+	fields := strings.Fields(line)
+	if len(fields) < 9 || fields[0] != "cpu" {
+		return machineTimes{}, fmt.Errorf("/proc/stat: want \"cpu\" and 8 times, got %q", line)
+	}
+	var t [8]time.Duration
+	for i := range t {
+		n, err := strconv.ParseInt(fields[i+1], 10, 64)
+		if err != nil {
+			return machineTimes{}, fmt.Errorf("/proc/stat: time %q: %w", fields[i+1], err)
+		}
+		t[i] = time.Duration(n) * clockTick
+	}
+	user, nice, system, idle, iowait, irq, softirq, steal := t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]
+	busy := user + nice + system + irq + softirq
+	return machineTimes{busy: busy, steal: steal, all: busy + steal + idle + iowait}, nil
+}
+
+// procUse is a process's CPU time over a run.
+type procUse struct {
+	pid  int
+	name string
+	cpu  time.Duration
+}
+
+// processTimes returns the CPU time so far of every process on the
+// machine, by pid, with its name.
+func processTimes() map[int]procUse {
+	out := map[int]procUse{}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return out
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // gone meanwhile
+		}
+		t, err := parseStat(string(b))
+		if err != nil {
+			continue
+		}
+		name := string(b)
+		if i, j := strings.IndexByte(name, '('), strings.LastIndexByte(name, ')'); i >= 0 && j > i {
+			name = name[i+1 : j]
+		}
+		out[pid] = procUse{pid: pid, name: name, cpu: t}
+	}
+	return out
+}
+
+// busiestOthers returns the three processes, other than those in skip,
+// that used the most CPU between before and after (a process started
+// meanwhile had none before; one that ended is not seen).
+func busiestOthers(before, after map[int]procUse, skip map[int]bool) []procUse {
+	var out []procUse
+	for pid, a := range after {
+		if skip[pid] {
+			continue
+		}
+		used := a.cpu
+		if b, ok := before[pid]; ok { // by pid: a kernel worker's name changes with its work
+			used -= b.cpu
+		}
+		if used > 0 {
+			out = append(out, procUse{pid: pid, name: a.name, cpu: used})
+		}
+	}
+	slices.SortFunc(out, func(x, y procUse) int { return cmp.Compare(y.cpu, x.cpu) })
+	return out[:min(len(out), 3)]
+}
+
 // cpuProbe samples the CPU of a subject's server and Postgres backends
 // before and after a run.
 type cpuProbe struct {
@@ -95,6 +209,8 @@ type cpuProbe struct {
 	serverPID int
 	server    time.Duration
 	backends  map[int]time.Duration
+	machine   machineTimes
+	procs     map[int]procUse
 	err       error
 }
 
@@ -103,6 +219,10 @@ func startCPUProbe(ctx context.Context, conn *pgx.Conn, db string, serverPID int
 	p.server, p.err = procCPU(serverPID)
 	if p.err == nil {
 		p.backends, p.err = backendsCPU(ctx, conn, db)
+	}
+	if p.err == nil {
+		p.machine, p.err = readMachine()
+		p.procs = processTimes()
 	}
 	return p
 }
@@ -121,9 +241,55 @@ func (p *cpuProbe) stop(ctx context.Context) cpuUse {
 	if err != nil || len(backends) == 0 {
 		return cpuUse{}
 	}
-	u := cpuUse{server: server - p.server, ok: true}
+	machine, err := readMachine()
+	if err != nil {
+		return cpuUse{}
+	}
+	u := cpuUse{server: server - p.server, machine: machine.sub(p.machine), ok: true}
+	skip := map[int]bool{p.serverPID: true, os.Getpid(): true}
 	for pid, t := range backends {
 		u.postgres += t - p.backends[pid] // a backend started during the run had 0 before
+		skip[pid] = true
 	}
+	u.busiest = busiestOthers(p.procs, processTimes(), skip)
 	return u
 }
+
+// settle waits until the machine is quiet: until less than quietShare of
+// its CPU is busy over a half-second window, for at most settleFor. The
+// run before leaves work behind that is not the next one's: the kernel
+// reclaiming a dropped database's and an ended process's memory took
+// 0.86 s of CPU at the start of the floor's fixed-rate run (2026-12-06).
+// It reports how busy the last window was, and whether it settled.
+func settle(ctx context.Context) (busy float64, settled bool) {
+	deadline := time.Now().Add(settleFor)
+	for {
+		before, err := readMachine()
+		if err != nil {
+			return 0, false
+		}
+		select {
+		case <-ctx.Done():
+			return 0, false
+		case <-time.After(settleWindow):
+		}
+		after, err := readMachine()
+		if err != nil {
+			return 0, false
+		}
+		d := after.sub(before)
+		busy = share(d.busy, d.all)
+		if d.all > 0 && busy < quietShare {
+			return busy, true
+		}
+		if time.Now().After(deadline) {
+			return busy, false
+		}
+	}
+}
+
+const (
+	quietShare   = 3.0 // % of the machine's CPU
+	settleWindow = 500 * time.Millisecond
+	settleFor    = 20 * time.Second
+)

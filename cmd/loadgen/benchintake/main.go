@@ -32,6 +32,14 @@
 // (the server, its Postgres backends, the load tool; Linux, Postgres on the
 // same machine) and the floor's over the subject's: a ratio that other work
 // on the machine moves much less than the throughputs (see cpuUse).
+//
+// Before each run it waits for the machine to be quiet (see settle), and
+// after them it reports what the rest of the machine used meanwhile, with
+// a warning naming the busiest other processes when they took more than a
+// few percent of the CPU during a fixed-rate run: a forgotten shell loop
+// starting psql five times a second, 15 % of the CPU, made the starter
+// pack's p99 at 500/s half again as long and its closed loop a fifth
+// slower (docs/performance.md, 2026-12-06 session 13).
 package main
 
 import (
@@ -102,6 +110,7 @@ type result struct {
 	closed, open loadSummary
 	beforeSend   *loadSummary
 	cpu          cpuUse
+	openCPU      cpuUse // of the fixed-rate run (webhooks, not before-send)
 }
 
 // loadSummary is the part of loadgen's -json report used here.
@@ -237,13 +246,16 @@ func measure(ctx context.Context, c config, name, rulesDir string, stderr io.Wri
 	target := "http://" + addr + "/webhooks/stream"
 	r := result{name: name}
 	runs := []func() error{
-		func() error { return measureFixedRate(ctx, c, &r, target) },
+		func() error { return measureFixedRate(ctx, c, &r, target, admin, dbName, cmd.Process.Pid) },
 		func() error { return measureClosed(ctx, c, &r, target, admin, dbName, cmd.Process.Pid) },
 	}
 	if c.afterBurst {
 		runs[0], runs[1] = runs[1], runs[0]
 	}
 	for _, run := range runs {
+		if busy, ok := settle(ctx); !ok && ctx.Err() == nil {
+			fmt.Fprintf(os.Stderr, "benchintake: %s: the machine is still %.1f %% busy after %s; measuring anyway\n", name, busy, settleFor)
+		}
 		if err := run(); err != nil {
 			return r, err
 		}
@@ -270,13 +282,16 @@ func measureClosed(ctx context.Context, c config, r *result, target string, admi
 
 // measureFixedRate runs the open loop at -rate against target and the
 // before-send path at the same rate (the floor's is the minimal hook, see
-// cmd/loadgen/floor), and keeps their figures in r.
-func measureFixedRate(ctx context.Context, c config, r *result, target string) error {
-	open, _, err := load(ctx, c, target, "-rate", strconv.Itoa(c.rate), "-duration", c.duration.String())
+// cmd/loadgen/floor), and keeps their figures in r, with the CPU the
+// webhooks' run cost (as measureClosed).
+func measureFixedRate(ctx context.Context, c config, r *result, target string, admin *pgx.Conn, dbName string, pid int) error {
+	probe := startCPUProbe(ctx, admin, dbName, pid)
+	open, loadCPU, err := load(ctx, c, target, "-rate", strconv.Itoa(c.rate), "-duration", c.duration.String())
 	if err != nil {
 		return err
 	}
-	r.open = open
+	r.open, r.openCPU = open, probe.stop(ctx)
+	r.openCPU.load, r.openCPU.requests = loadCPU, open.Completed+open.Warmup.Completed
 	if c.beforeSend == "" {
 		return nil
 	}

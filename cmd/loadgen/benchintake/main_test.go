@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -117,5 +118,84 @@ func TestReportRounds(t *testing.T) {
 	if got := strings.Join(strings.Fields(out.String()), " "); strings.Contains(got, "rounds") || strings.Contains(got, "before-send at") ||
 		!strings.Contains(got, "starter 500 0.50 2.00 4.00 2.00 2.00") {
 		t.Errorf("one round's report:\n%s", got)
+	}
+}
+
+// TestParseProcStat: the machine's busy time leaves idle, iowait and
+// steal out; all is every core's time; a line without the times is
+// refused.
+func TestParseProcStat(t *testing.T) {
+	t.Parallel()
+	got, err := parseProcStat("cpu  100 5 40 800 20 3 2 30 7 0\ncpu0 50 2 20 400 10 1 1 15 3 0\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := machineTimes{busy: 150 * clockTick, steal: 30 * clockTick, all: 1000 * clockTick}
+	if got != want {
+		t.Errorf("parseProcStat = %+v, want %+v", got, want)
+	}
+	for _, bad := range []string{"", "cpu0 1 2 3 4 5 6 7 8", "cpu 1 2 3", "cpu 1 2 x 4 5 6 7 8"} {
+		if _, err := parseProcStat(bad); err == nil {
+			t.Errorf("parseProcStat(%q) accepted", bad)
+		}
+	}
+	if runtime.GOOS != "linux" {
+		return
+	}
+	if m, err := readMachine(); err != nil || m.all <= 0 || m.busy > m.all {
+		t.Errorf("readMachine() = %+v, %v", m, err)
+	}
+}
+
+// TestOtherWork: what the subject, its backends and the load tool did not
+// use is the rest of the machine's; the busiest other processes are
+// named, the subject's own and the ones that ended left out.
+func TestOtherWork(t *testing.T) {
+	t.Parallel()
+	u := cpuUse{server: 300 * time.Millisecond, postgres: 400 * time.Millisecond, load: 100 * time.Millisecond,
+		machine: machineTimes{busy: time.Second}}
+	if got := u.other(); got != 200*time.Millisecond {
+		t.Errorf("other = %s, want 200ms", got)
+	}
+	u.machine.busy = 500 * time.Millisecond // the ticks' rounding
+	if got := u.other(); got != 0 {
+		t.Errorf("other = %s, want 0 when the parts add up to more", got)
+	}
+	before := map[int]procUse{
+		1: {1, "kworker/0:1-events", 2 * time.Second}, 2: {2, "moderator", time.Second}, 3: {3, "psql", 0},
+		4: {4, "bash", time.Second},
+	}
+	after := map[int]procUse{
+		1: {1, "kworker/0:1-mm_percpu_wq", 2500 * time.Millisecond}, 2: {2, "moderator", 5 * time.Second},
+		4: {4, "bash", time.Second}, 5: {5, "stray", 800 * time.Millisecond}, 6: {6, "a", 10 * time.Millisecond},
+		7: {7, "b", 20 * time.Millisecond},
+	}
+	got := busiestOthers(before, after, map[int]bool{2: true})
+	want := []procUse{{5, "stray", 800 * time.Millisecond}, {1, "kworker/0:1-mm_percpu_wq", 500 * time.Millisecond},
+		{7, "b", 20 * time.Millisecond}}
+	if !slices.Equal(got, want) {
+		t.Errorf("busiestOthers = %v, want %v", got, want)
+	}
+
+	mk := func(name string, other float64) row {
+		return row{name: name, openOther: other, closedOther: 3, steal: 0.1,
+			busiest: []procUse{{5, "stray", 800 * time.Millisecond}}}
+	}
+	var out strings.Builder
+	reportMachine(&out, config{rate: 500}, [][]row{{mk("floor", 1.5), mk("starter", 9.25)}})
+	text := strings.Join(strings.Fields(out.String()), " ")
+	for _, want := range []string{"floor 1.5 3 0.1", "starter 9.2 3 0.1",
+		"warning: round 1, starter: other work took 9.2 % of the CPU at 500/s (more than 4 %); the busiest others: stray (pid 5) 0.80 s"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(text, "round 1, floor") {
+		t.Errorf("a quiet run was warned of:\n%s", out.String())
+	}
+	out.Reset()
+	reportMachine(&out, config{rate: 500}, [][]row{{mk("floor", -1), mk("starter", 2)}})
+	if out.Len() != 0 {
+		t.Errorf("reported without measuring:\n%s", out.String())
 	}
 }

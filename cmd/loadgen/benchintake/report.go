@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -17,6 +18,11 @@ type row struct {
 	cpuOK                         bool
 	server, postgres, load, total float64 // µs per webhook
 	cpuRatio                      float64
+	// The rest of the machine (cpuUse.other): in the closed loop, µs per
+	// webhook; at the fixed rate, a share of the machine's CPU; and the
+	// larger share of either run that the host stole. -1: not measured.
+	closedOther, openOther, steal float64
+	busiest                       []procUse // at the fixed rate
 }
 
 // rowsOf turns one round's results (the floor first) into rows.
@@ -28,6 +34,16 @@ func rowsOf(results []result) []row {
 		rows[i] = row{name: r.name, rps: r.closed.AchievedRPS, ratio: r.closed.AchievedRPS / floor.closed.AchievedRPS,
 			p50: r.open.LatencyMS.P50, p99: r.open.LatencyMS.P99,
 			p50Ratio: r.open.LatencyMS.P50 / floor.open.LatencyMS.P50, p99Ratio: r.open.LatencyMS.P99 / floor.open.LatencyMS.P99}
+		rows[i].closedOther, rows[i].openOther, rows[i].steal = -1, -1, -1
+		if r.cpu.ok && r.cpu.requests > 0 && r.cpu.machine.all > 0 {
+			rows[i].closedOther = us(r.cpu.other(), r.cpu.requests)
+			rows[i].steal = share(r.cpu.machine.steal, r.cpu.machine.all)
+		}
+		if r.openCPU.ok && r.openCPU.machine.all > 0 {
+			rows[i].openOther = share(r.openCPU.other(), r.openCPU.machine.all)
+			rows[i].busiest = r.openCPU.busiest
+			rows[i].steal = max(rows[i].steal, share(r.openCPU.machine.steal, r.openCPU.machine.all))
+		}
 		if floor.cpu.ok && r.cpu.ok && r.cpu.requests > 0 {
 			n := r.cpu.requests
 			rows[i].cpuOK = true
@@ -38,6 +54,9 @@ func rowsOf(results []result) []row {
 	}
 	return rows
 }
+
+// share is part as a percentage of whole.
+func share(part, whole time.Duration) float64 { return 100 * float64(part) / float64(whole) }
 
 // spread is a figure's median over the rounds and its range.
 type spread struct{ med, lo, hi float64 }
@@ -97,6 +116,7 @@ func report(w io.Writer, c config, results [][]result) {
 	}
 	tw.Flush()
 	reportCPU(w, rounds)
+	reportMachine(w, c, rounds)
 	reportBeforeSend(w, c, results)
 	fmt.Fprintln(w, "\ntargets: starter pack throughput ratio >= 0.8, a counter-heavy policy >= 0.6; at the fixed rate p50 ratio <= 2, p99 ratio <= 1.5;"+
 		" before-send p99 <= 5 ms")
@@ -170,4 +190,53 @@ func reportCPU(w io.Writer, rounds [][]row) {
 		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t%.0f\t%s\t\n", r.name, s[0].med, s[1].med, s[2].med, s[3].med, s[4].ratio(n))
 	}
 	tw.Flush()
+}
+
+// busyMachine is the share of the machine's CPU that other work may take
+// during a fixed-rate run before the report warns. On a quiet machine the
+// rest is Postgres's WAL writer and checkpointer, 1-2 %; a shell loop
+// starting psql five times a second took 6 % on 2026-12-06 and made the
+// starter pack's p99 at 500/s 5.5-8 ms instead of 3.8 ms.
+const busyMachine = 4.0
+
+// reportMachine prints what the rest of the machine did during each
+// subject's runs (see cpuUse.other), and a warning naming the runs where
+// other work took more than busyMachine of the CPU: their figures carry
+// it, and the ratios move by more than any change being measured.
+func reportMachine(w io.Writer, c config, rounds [][]row) {
+	for _, rows := range rounds {
+		for _, r := range rows {
+			if r.openOther < 0 || r.closedOther < 0 {
+				return
+			}
+		}
+	}
+	fmt.Fprintln(w, "\nthe rest of the machine (Postgres's background writers, and anything else running):")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "subject\tat %d/s, %% of the CPU\tclosed loop, µs per webhook\tstolen by the host, %%\t\n", c.rate)
+	for i, r := range rounds[0] {
+		s := spreads(rounds, i, func(r row) []float64 { return []float64{r.openOther, r.closedOther, r.steal} })
+		fmt.Fprintf(tw, "%s\t%.1f\t%.0f\t%.1f\t\n", r.name, s[0].med, s[1].med, s[2].hi)
+	}
+	tw.Flush()
+	for k, rows := range rounds {
+		for _, r := range rows {
+			if r.openOther > busyMachine {
+				fmt.Fprintf(w, "warning: round %d, %s: other work took %.1f %% of the CPU at %d/s (more than %.0f %%)%s: "+
+					"its latencies carry that work; stop it and measure again\n", k+1, r.name, r.openOther, c.rate, busyMachine, busiestList(r.busiest))
+			}
+		}
+	}
+}
+
+// busiestList names the busiest other processes of a run, for a warning.
+func busiestList(procs []procUse) string {
+	if len(procs) == 0 {
+		return ""
+	}
+	names := make([]string, len(procs))
+	for i, p := range procs {
+		names[i] = fmt.Sprintf("%s (pid %d) %.2f s", p.name, p.pid, p.cpu.Seconds())
+	}
+	return "; the busiest others: " + strings.Join(names, ", ") + ", the rest in processes that ended"
 }
