@@ -34,9 +34,9 @@
 // on the machine moves much less than the throughputs (see cpuUse).
 //
 // Before each run it waits for the machine to be quiet (see settle), and
-// after them it reports what the rest of the machine used meanwhile, with
-// a warning naming the busiest other processes when they took more than a
-// few percent of the CPU during a fixed-rate run: a forgotten shell loop
+// after them it reports what the rest of the machine used during the
+// closed loops, with a warning naming the busiest other processes when
+// they added more than a few percent to a subject's CPU: a forgotten shell loop
 // starting psql five times a second, 15 % of the CPU, made the starter
 // pack's p99 at 500/s half again as long and its closed loop a fifth
 // slower (docs/performance.md, 2026-12-06 session 13).

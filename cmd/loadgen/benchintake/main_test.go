@@ -178,23 +178,22 @@ func TestOtherWork(t *testing.T) {
 	}
 
 	mk := func(name string, other float64) row {
-		return row{name: name, openOther: other, closedOther: 3, steal: 0.1,
-			busiest: []procUse{{5, "stray", 800 * time.Millisecond}}}
+		return row{name: name, other: other, total: 200, steal: 0.1, busiest: []procUse{{5, "stray", 800 * time.Millisecond}}}
 	}
 	var out strings.Builder
-	reportMachine(&out, config{rate: 500}, [][]row{{mk("floor", 1.5), mk("starter", 9.25)}})
+	reportMachine(&out, [][]row{{mk("floor", 3), mk("starter", 2)}, {mk("floor", 2), mk("starter", 12.5)}})
 	text := strings.Join(strings.Fields(out.String()), " ")
-	for _, want := range []string{"floor 1.5 3 0.1", "starter 9.2 3 0.1",
-		"warning: round 1, starter: other work took 9.2 % of the CPU at 500/s (more than 4 %); the busiest others: stray (pid 5) 0.80 s"} {
+	for _, want := range []string{"floor 2 0.1", "starter 7 0.1",
+		"warning: round 2, starter: other work added 12 µs to the 200 µs of CPU per webhook (more than 5 %); the busiest others: stray (pid 5) 0.80 s"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
 	}
-	if strings.Contains(text, "round 1, floor") {
+	if strings.Count(text, "warning") != 1 {
 		t.Errorf("a quiet run was warned of:\n%s", out.String())
 	}
 	out.Reset()
-	reportMachine(&out, config{rate: 500}, [][]row{{mk("floor", -1), mk("starter", 2)}})
+	reportMachine(&out, [][]row{{mk("floor", -1), mk("starter", 2)}})
 	if out.Len() != 0 {
 		t.Errorf("reported without measuring:\n%s", out.String())
 	}
