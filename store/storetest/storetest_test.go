@@ -43,7 +43,7 @@ func TestConnectAdminWaitsForASlot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer admin.Close(ctx)
+	t.Cleanup(func() { _ = admin.Close(context.Background()) }) // after the role's drop below
 	role := fmt.Sprintf("storetest_one_slot_%d", time.Now().UnixNano()%1e9)
 	if _, err := admin.Exec(ctx, "DROP ROLE IF EXISTS "+role); err != nil {
 		t.Fatal(err)
@@ -51,7 +51,16 @@ func TestConnectAdminWaitsForASlot(t *testing.T) {
 	if _, err := admin.Exec(ctx, "CREATE ROLE "+role+" LOGIN CONNECTION LIMIT 1"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = admin.Exec(context.Background(), "DROP ROLE IF EXISTS "+role) })
+	t.Cleanup(func() {
+		// The role's sessions end a moment after their connections close.
+		for range 50 {
+			if _, err = admin.Exec(context.Background(), "DROP ROLE IF EXISTS "+role); err == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Errorf("drop role %s: %v", role, err)
+	})
 	u, err := url.Parse(AdminURL())
 	if err != nil {
 		t.Fatal(err)
