@@ -109,7 +109,7 @@ func actionIDs(q pgx.Rows, rows []ActionRow) ([]int64, error) {
 			id  int64
 			key string
 		)
-		if err := q.Scan(&id, &key); err != nil {
+		if err := scanRow(q, &id, &key); err != nil {
 			return nil, fmt.Errorf("insert actions: scan: %w", err)
 		}
 		byKey[key] = id

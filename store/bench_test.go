@@ -93,7 +93,17 @@ func BenchmarkBatcherCountingChannelUsers(b *testing.B) {
 	benchmarkCounting(b, benchRules+raidAccountsRule)
 }
 
-func benchmarkCounting(b *testing.B, rules string) {
+// BenchmarkBatcherCountingSerial is BenchmarkBatcherCounting with one
+// writer, so that every batch holds one event: what a webhook costs at a
+// few hundred a second, where a batch's fixed cost is all of it (its
+// ns/op is the latency of one recording, judged).
+func BenchmarkBatcherCountingSerial(b *testing.B) { benchmarkCountingWith(b, benchRules, 1) }
+
+func benchmarkCounting(b *testing.B, rules string) { benchmarkCountingWith(b, rules, 16) }
+
+// benchmarkCountingWith runs benchmarkRecord with rules judged in the
+// batch's transaction, writers × GOMAXPROCS at once (1: one at a time).
+func benchmarkCountingWith(b *testing.B, rules string, writers int) {
 	rs, err := policy.Load(fstest.MapFS{"r.yaml": {Data: []byte(rules)}})
 	if err != nil {
 		b.Fatal(err)
@@ -103,10 +113,15 @@ func benchmarkCounting(b *testing.B, rules string) {
 	stopped := make(chan struct{})
 	go func() { batcher.Run(ctx); close(stopped) }()
 	defer func() { cancel(); <-stopped }()
-	benchmarkRecord(b, func(ctx context.Context, rec store.EventRecord) (store.RecordResult, error) {
+	record := func(ctx context.Context, rec store.EventRecord) (store.RecordResult, error) {
 		rec.Judge = rs.Defer(rec.Event)
 		return batcher.RecordEvent(ctx, rec)
-	})
+	}
+	if writers == 1 {
+		benchmarkRecordSerial(b, record)
+		return
+	}
+	benchmarkRecord(b, record)
 }
 
 func benchmarkRecord(b *testing.B, record func(context.Context, store.EventRecord) (store.RecordResult, error)) {
@@ -117,25 +132,40 @@ func benchmarkRecord(b *testing.B, record func(context.Context, store.EventRecor
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			n := seq.Add(1)
-			// 5,000 users in 50 channels, at 5,000 messages a second of
-			// event time.
-			at := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC).Add(time.Duration(n) * 200 * time.Microsecond).Format(time.RFC3339Nano)
-			body := fmt.Appendf(nil, `{"type":"message.new","cid":"messaging:bench-%d","created_at":%q,`+
-				`"message":{"id":"bench-%d-%d","text":"a typical message of about this length, give or take a few words","user":{"id":"u%d-%d"}},"user":{"id":"u%d-%d"}}`,
-				n%50, at, run, n, run, n%5000, run, n%5000)
-			ev, err := policy.ParseEvent(body)
-			if err != nil {
-				b.Fatal(err)
-			}
-			_, err = record(ctx, store.EventRecord{WebhookID: fmt.Sprintf("bench-%d-%d", run, n),
-				BodySHA256: sha256.Sum256(body), Attempt: 1, APIKey: "k", Payload: body, Event: ev})
-			if err != nil {
+			if _, err := record(ctx, benchRecord(b, run, seq.Add(1))); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// benchmarkRecordSerial records b.N events one after another.
+func benchmarkRecordSerial(b *testing.B, record func(context.Context, store.EventRecord) (store.RecordResult, error)) {
+	ctx := context.Background()
+	run := time.Now().UnixNano()
+	b.ReportAllocs()
+	for n := range int64(b.N) {
+		if _, err := record(ctx, benchRecord(b, run, n+1)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// benchRecord is the benchmarks' message number n of the run: 5,000 users
+// in 50 channels, at 5,000 messages a second of event time.
+func benchRecord(b *testing.B, run, n int64) store.EventRecord {
+	at := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC).Add(time.Duration(n) * 200 * time.Microsecond).Format(time.RFC3339Nano)
+	body := fmt.Appendf(nil, `{"type":"message.new","cid":"messaging:bench-%d","created_at":%q,`+
+		`"message":{"id":"bench-%d-%d","text":"a typical message of about this length, give or take a few words","user":{"id":"u%d-%d"}},"user":{"id":"u%d-%d"}}`,
+		n%50, at, run, n, run, n%5000, run, n%5000)
+	ev, err := policy.ParseEvent(body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return store.EventRecord{WebhookID: fmt.Sprintf("bench-%d-%d", run, n),
+		BodySHA256: sha256.Sum256(body), Attempt: 1, APIKey: "k", Payload: body, Event: ev}
 }
 
 // BenchmarkBatcherErasureIndexes measures what the erasure's three partial

@@ -613,7 +613,7 @@ func (j *judging) scan(rows pgx.Rows) error {
 		}
 	}
 	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
+		if err := scanRow(rows, dest...); err != nil {
 			return fmt.Errorf("read history: %w", err)
 		}
 		v := &readValues{h: make(policy.History, len(j.keys)), struck: struckSet{}}

@@ -300,7 +300,7 @@ func scanInserted(rows pgx.Rows) (map[insertedKey]int64, error) {
 			wid *string
 			sum []byte
 		)
-		if err := rows.Scan(&id, &wid, &sum); err != nil {
+		if err := scanRow(rows, &id, &wid, &sum); err != nil {
 			return nil, fmt.Errorf("insert events: scan: %w", err)
 		}
 		k := insertedKey{sum: [32]byte(sum)}
@@ -467,7 +467,7 @@ func (s *Store) classifyDuplicates(ctx context.Context, q querier, recs []EventR
 			wid string
 			sum []byte
 		)
-		if err := rows.Scan(&id, &wid, &sum); err != nil {
+		if err := scanRow(rows, &id, &wid, &sum); err != nil {
 			return fmt.Errorf("find duplicate events: %w", err)
 		}
 		if wid != "" {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"io/fs"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Test hooks: the statements the searches run, for the EXPLAIN checks.
@@ -71,3 +73,12 @@ func SetWordsSweepEvery(s *Store, d time.Duration) {
 // UserLockForTest is the advisory lock (class, key) that judging a record
 // of user takes.
 func UserLockForTest(user string) (int32, int32) { return lockClass, lockKey("user", user) }
+
+// ScanRow is scanRow, for its tests.
+func ScanRow(rows pgx.Rows, dest ...any) error { return scanRow(rows, dest...) }
+
+// ScanPlansKept is how many scan plans conn keeps.
+func ScanPlansKept(conn *pgx.Conn) int {
+	plans, _ := conn.PgConn().CustomData()[scanPlansKey].(scanPlans)
+	return len(plans)
+}
