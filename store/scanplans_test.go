@@ -88,46 +88,39 @@ func TestScanRowScansAsPgxDoes(t *testing.T) {
 	}
 }
 
-func TestScanRowRefusesAsPgxDoes(t *testing.T) {
-	ctx := context.Background()
-	c := connect(t)
-
-	// NULL into a string: the error names the column, as pgx's does.
-	rows, err := c.Query(ctx, `SELECT 1::bigint AS n, NULL::text AS name`)
+// scanFirst scans the first row of query into dest with store.ScanRow.
+func scanFirst(t *testing.T, c *pgx.Conn, query string, dest ...any) error {
+	t.Helper()
+	rows, err := c.Query(context.Background(), query)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer rows.Close()
+	if !rows.Next() {
+		t.Fatalf("%s: no row (%v)", query, rows.Err())
+	}
+	return store.ScanRow(rows, dest...)
+}
+
+func TestScanRowRefusesAsPgxDoes(t *testing.T) {
+	c := connect(t)
 	var n int64
 	var name string
-	rows.Next()
-	err = store.ScanRow(rows, &n, &name)
-	rows.Close()
+
+	// NULL into a string: the error names the column, as pgx's does.
+	err := scanFirst(t, c, `SELECT 1::bigint AS n, NULL::text AS name`, &n, &name)
 	var argErr pgx.ScanArgError
 	if !errors.As(err, &argErr) || argErr.ColumnIndex != 1 || argErr.FieldName != "name" {
 		t.Errorf("NULL into a string: %v, want a ScanArgError for column 1 (name)", err)
 	}
 
 	// Too few destinations: an error, not a partial row.
-	rows, err = c.Query(ctx, `SELECT 1::bigint, 2::bigint`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows.Next()
-	err = store.ScanRow(rows, &n)
-	rows.Close()
-	if err == nil {
+	if err := scanFirst(t, c, `SELECT 1::bigint, 2::bigint`, &n); err == nil {
 		t.Error("two columns into one destination: no error")
 	}
 
 	// A nil destination skips its column.
-	rows, err = c.Query(ctx, `SELECT 7::bigint, 'skipped'`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows.Next()
-	err = store.ScanRow(rows, &n, nil)
-	rows.Close()
-	if err != nil || n != 7 {
+	if err := scanFirst(t, c, `SELECT 7::bigint, 'skipped'`, &n, nil); err != nil || n != 7 {
 		t.Errorf("a nil destination: %v, n = %d; want nil and 7", err, n)
 	}
 }
