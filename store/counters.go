@@ -645,7 +645,7 @@ func (j *judging) scan(rows pgx.Rows) error {
 		for i, c := range j.copies {
 			// The key's loads join its first record in b, which may be
 			// one that does not read it (keyOf): the kind's own key.
-			id, _ := c.kind.of(j.cands[ord])
+			id, _, _ := c.kind.of(j.cands[ord])
 			if err := c.take(id, &crows[i]); err != nil {
 				return err
 			}
