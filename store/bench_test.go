@@ -97,13 +97,13 @@ func BenchmarkBatcherCountingChannelUsers(b *testing.B) {
 // writer, so that every batch holds one event: what a webhook costs at a
 // few hundred a second, where a batch's fixed cost is all of it (its
 // ns/op is the latency of one recording, judged).
-func BenchmarkBatcherCountingSerial(b *testing.B) { benchmarkCountingWith(b, benchRules, 1) }
+func BenchmarkBatcherCountingSerial(b *testing.B) { benchmarkCountingWith(b, benchRules, true) }
 
-func benchmarkCounting(b *testing.B, rules string) { benchmarkCountingWith(b, rules, 16) }
+func benchmarkCounting(b *testing.B, rules string) { benchmarkCountingWith(b, rules, false) }
 
-// benchmarkCountingWith runs benchmarkRecord with rules judged in the
-// batch's transaction, writers × GOMAXPROCS at once (1: one at a time).
-func benchmarkCountingWith(b *testing.B, rules string, writers int) {
+// benchmarkCountingWith records events with rules judged in the batch's
+// transaction: one at a time when serial, else as benchmarkRecord does.
+func benchmarkCountingWith(b *testing.B, rules string, serial bool) {
 	rs, err := policy.Load(fstest.MapFS{"r.yaml": {Data: []byte(rules)}})
 	if err != nil {
 		b.Fatal(err)
@@ -117,7 +117,7 @@ func benchmarkCountingWith(b *testing.B, rules string, writers int) {
 		rec.Judge = rs.Defer(rec.Event)
 		return batcher.RecordEvent(ctx, rec)
 	}
-	if writers == 1 {
+	if serial {
 		benchmarkRecordSerial(b, record)
 		return
 	}
