@@ -261,3 +261,28 @@ func BenchmarkDeferStarterPack(b *testing.B) {
 		rs.Defer(ev).Decide(h, nil)
 	}
 }
+
+// BenchmarkParseEvent decodes a message.new as Stream sends it (the
+// sample), and one carrying its channel with the channel's config, as the
+// load tool's bodies do: most of such a body is Stream fields the rules
+// never read.
+func BenchmarkParseEvent(b *testing.B) {
+	for _, name := range []string{"message.new-1.json", "message.new-channel.json"} {
+		body, err := os.ReadFile("../testdata/samples/" + name)
+		if err != nil {
+			body, err = os.ReadFile("testdata/" + name)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := ParseEvent(body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

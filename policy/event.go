@@ -304,8 +304,9 @@ func (u *User) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	if err := json.UnmarshalDecode(dec, &w); err != nil {
 		return err
 	}
-	u.Custom = mergeCustom(u.Custom, w.Extra, userKnown)
-	return nil
+	var err error
+	u.Custom, err = mergeCustom(u.Custom, w.Extra, userKnown)
+	return err
 }
 
 // UnmarshalJSONFrom implements json.UnmarshalerFrom, collecting custom fields.
@@ -315,8 +316,9 @@ func (m *Message) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	if err := json.UnmarshalDecode(dec, &w); err != nil {
 		return err
 	}
-	m.Custom = mergeCustom(m.Custom, w.Extra, messageKnown)
-	return nil
+	var err error
+	m.Custom, err = mergeCustom(m.Custom, w.Extra, messageKnown)
+	return err
 }
 
 // UnmarshalJSONFrom implements json.UnmarshalerFrom, collecting custom fields.
@@ -326,8 +328,9 @@ func (c *Channel) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	if err := json.UnmarshalDecode(dec, &w); err != nil {
 		return err
 	}
-	c.Custom = mergeCustom(c.Custom, w.Extra, channelKnown)
-	return nil
+	var err error
+	c.Custom, err = mergeCustom(c.Custom, w.Extra, channelKnown)
+	return err
 }
 
 // UnmarshalJSON implements json.Unmarshaler for encoding/json callers.
@@ -339,10 +342,15 @@ func (m *Message) UnmarshalJSON(b []byte) error { return json.Unmarshal(b, m, de
 // UnmarshalJSON implements json.Unmarshaler for encoding/json callers.
 func (c *Channel) UnmarshalJSON(b []byte) error { return json.Unmarshal(b, c, decodeOptions) }
 
-// withExtra decodes the fields of T by name and keeps the other keys.
+// withExtra decodes the fields of T by name and keeps the other keys as
+// raw JSON: most of them are Stream fields no rule reads (a channel's
+// config, a message's reactions), which mergeCustom drops without
+// decoding; only custom fields are decoded. Decoding them all into
+// values cost half of ParseEvent's time on a body carrying its channel
+// (BenchmarkParseEvent).
 type withExtra[T any] struct {
-	Known *T             `json:",inline"`
-	Extra map[string]any `json:",unknown"`
+	Known *T                        `json:",inline"`
+	Extra map[string]jsontext.Value `json:",unknown"`
 }
 
 // Standard Stream fields that the types above do not model; they are not
@@ -382,13 +390,17 @@ func knownKeys(v any, extra ...string) map[string]bool {
 // "custom" object (nested), and its keys that are neither modelled nor
 // known Stream fields (extra); a nested value wins over a flattened one of
 // the same name. It returns nil when there are none.
-func mergeCustom(nested, extra map[string]any, known map[string]bool) map[string]any {
-	for k, v := range extra {
+func mergeCustom(nested map[string]any, extra map[string]jsontext.Value, known map[string]bool) (map[string]any, error) {
+	for k, raw := range extra {
 		if known[k] {
 			continue
 		}
 		if _, dup := nested[k]; dup {
 			continue
+		}
+		var v any
+		if err := json.Unmarshal(raw, &v, decodeOptions); err != nil {
+			return nil, fmt.Errorf("custom field %q: %w", k, err)
 		}
 		if nested == nil {
 			nested = make(map[string]any, len(extra))
@@ -396,7 +408,7 @@ func mergeCustom(nested, extra map[string]any, known map[string]bool) map[string
 		nested[k] = v
 	}
 	if len(nested) == 0 {
-		return nil
+		return nil, nil
 	}
-	return nested
+	return nested, nil
 }
