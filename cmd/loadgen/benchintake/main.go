@@ -133,7 +133,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.bin, "bin", "bin", "folder holding the moderator, floor and loadgen binaries")
 	fs.StringVar(&c.dbURL, "database-url", getenv("DATABASE_URL"), "a Postgres server's URL; a database per subject is created and dropped")
-	fs.Var(&c.policies, "policy", "NAME=DIR[+DIR…]: measure moderator with this rules folder, or folders laid over each other (repeatable; default: starter=rules and heavy=rules+"+heavyDir+")")
+	fs.Var(&c.policies, "policy", "NAME=DIR[+DIR…]: measure moderator with this rules folder, or folders laid over each other (repeatable; default: bare="+bareDir+", starter=rules and heavy=rules+"+heavyDir+")")
 	fs.IntVar(&c.n, "n", 30000, "requests of the closed-loop run")
 	fs.IntVar(&c.rate, "rate", 500, "requests per second of the open-loop run")
 	fs.DurationVar(&c.duration, "duration", 30*time.Second, "length of the open-loop run")
@@ -151,7 +151,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return errors.New("DATABASE_URL (or -database-url) is required")
 	}
 	if len(c.policies) == 0 {
-		c.policies = policyList{{"starter", "rules"}, {"heavy", "rules+" + heavyDir}}
+		c.policies = policyList{{"bare", bareDir}, {"starter", "rules"}, {"heavy", "rules+" + heavyDir}}
 	}
 	subjects := []string{"floor"}
 	for _, p := range c.policies {
@@ -384,6 +384,11 @@ func freshDatabase(ctx context.Context, serverURL, name string) (string, func(),
 
 // heavyDir holds the counter-heavy policy's rules, laid over the starter pack.
 const heavyDir = "cmd/loadgen/benchintake/heavy"
+
+// bareDir is a rules folder with no rules: the bare subject records every
+// webhook and judges none, the ceiling of any policy's ratio (what
+// recording costs beyond the floor's one-index insert).
+const bareDir = "cmd/loadgen/benchintake/bare"
 
 // layFolders copies the files of each folder (one level deep) into dst, in
 // order, so a later folder's file replaces an earlier one of the same name.

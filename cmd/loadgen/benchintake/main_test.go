@@ -43,6 +43,19 @@ func TestHeavyPolicy(t *testing.T) {
 	}
 }
 
+// TestBarePolicy: the bare subject's folder loads as a rule set with no
+// rules, so the service starts, records and judges nothing.
+func TestBarePolicy(t *testing.T) {
+	t.Parallel()
+	rs, err := policy.Load(os.DirFS("bare"))
+	if err != nil {
+		t.Fatalf("the bare folder does not load: %v", err)
+	}
+	if n := len(rs.Rules()); n != 0 {
+		t.Errorf("%d rules in the bare folder, want none", n)
+	}
+}
+
 // TestParseStat: the CPU times are read after the command name, which may
 // hold spaces and parentheses, and a line without them is refused.
 func TestParseStat(t *testing.T) {
