@@ -58,6 +58,14 @@ func TestParseEventCustomFields(t *testing.T) {
 		{"both, nested wins", `{"type":"x","user":{"id":"u","tier":"flat","custom":{"tier":"gold"},"vip":true}}`, map[string]any{"tier": "gold", "vip": true}},
 		{"known stream fields are not custom", `{"type":"x","user":{"id":"u","online":true,"unread_count":2,"image":"i"}}`, nil},
 		{"custom null", `{"type":"x","user":{"id":"u","custom":null}}`, nil},
+		// Unknown members are kept raw and only custom ones decoded: a
+		// custom object or list keeps its shape, invalid UTF-8 in it
+		// becomes U+FFFD as in Stream's own fields, a repeated custom key
+		// keeps its last value, and a known Stream field is dropped
+		// however deep it is.
+		{"custom values of every shape", "{\"type\":\"x\",\"user\":{\"id\":\"u\",\"prefs\":{\"a\":[1,{\"b\":null}]},\"bad\":\"x\xffy\"," +
+			`"mood":"sad","mood":"glad","devices":[{"id":"d","push_provider":{"name":"p"}}]}}`,
+			map[string]any{"prefs": map[string]any{"a": []any{1.0, map[string]any{"b": nil}}}, "bad": "x\ufffdy", "mood": "glad"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
