@@ -69,11 +69,12 @@ type batchResult struct {
 
 // BatcherConfig tunes a Batcher; zero values take the defaults.
 type BatcherConfig struct {
-	MaxBatch int           // events per transaction; default 256
-	Flushers int           // transactions in flight at once; default 2
-	Timeout  time.Duration // budget of one transaction; default 5 s
-	Hook     TxHook        // runs in each batch's transaction with its new events
-	Queue    QueueHook     // queues statements with each batch's decisions (see Hooks)
+	MaxBatch int                      // events per transaction; default 256
+	Flushers int                      // transactions in flight at once; default 2
+	Timeout  time.Duration            // budget of one transaction; default 5 s
+	Hook     TxHook                   // runs in each batch's transaction with its new events
+	Queue    QueueHook                // queues statements with each batch's decisions (see Hooks)
+	Quiet    func([]EventRecord) bool // tells ahead when Queue has nothing to do (see Hooks)
 	// Observe, when set, is told what each batch cost, by the flusher
 	// that wrote it, after its records have their answers: keep it quick.
 	Observe func(BatchStats)
@@ -103,7 +104,7 @@ func NewBatcher(s *Store, cfg BatcherConfig) *Batcher {
 		cfg.Timeout = 5 * time.Second
 	}
 	b := &Batcher{store: s, queue: make(chan *pending, cfg.MaxBatch*cfg.Flushers), maxBatch: cfg.MaxBatch,
-		flushers: cfg.Flushers, timeout: cfg.Timeout, hooks: Hooks{Queue: cfg.Queue, Tx: cfg.Hook},
+		flushers: cfg.Flushers, timeout: cfg.Timeout, hooks: Hooks{Queue: cfg.Queue, Tx: cfg.Hook, Quiet: cfg.Quiet},
 		route: newRouter(cfg.Flushers), observe: cfg.Observe}
 	for range cfg.Flushers {
 		b.keyed = append(b.keyed, make(chan *pending, cfg.MaxBatch))

@@ -128,10 +128,16 @@ func (s *Store) RecordEventsWith(ctx context.Context, recs []EventRecord, hooks 
 		return nil, fmt.Errorf("record events: begin: %w", err)
 	}
 	defer conn.Release()
-	tx, inserted, err := insertAndRead(ctx, conn.Conn(), insertSQL, args, jd)
+	alone := jd == nil && writesNothing(recs, repaired, hooks)
+	tx, inserted, err := insertAndRead(ctx, conn.Conn(), insertSQL, args, jd, alone)
 	defer rollback(context.WithoutCancel(ctx), tx)
 	if err != nil {
 		return nil, err
+	}
+	if alone {
+		// Committed with the insert: what is left is to say which records
+		// were duplicates, from the committed rows.
+		return s.sortOutCommitted(ctx, conn.Conn(), recs, inserted)
 	}
 	results, err := s.completeBatch(ctx, tx, recs, inserted, jd, repaired, hooks)
 	if err != nil {
@@ -177,9 +183,10 @@ func insertEventsSQL(lock string) string {
 
 // insertAndRead begins the recording transaction and, in the same round
 // trip (a pipeline), runs the events INSERT and, with records to judge
-// (jd), the history read. It returns the transaction (closed when BEGIN
-// did not run) and the inserted rows' ids.
-func insertAndRead(ctx context.Context, conn *pgx.Conn, insertSQL string, args []any, jd *judging) (
+// (jd), the history read; with commit (and no jd), the COMMIT too. It
+// returns the transaction (closed when BEGIN did not run, or committed)
+// and the inserted rows' ids.
+func insertAndRead(ctx context.Context, conn *pgx.Conn, insertSQL string, args []any, jd *judging, commit bool) (
 	pgx.Tx, map[insertedKey]int64, error) {
 	pipeline := &pgx.Batch{}
 	pipeline.BeginTx(pgx.TxOptions{})
@@ -187,6 +194,9 @@ func insertAndRead(ctx context.Context, conn *pgx.Conn, insertSQL string, args [
 	pipeline.Queue(insertSQL, args...)
 	if jd != nil {
 		pipeline.Queue(jd.sql, jd.args...)
+	}
+	if commit {
+		pipeline.Queue("COMMIT")
 	}
 	br := conn.SendBatch(ctx, pipeline)
 	defer br.Close()
@@ -214,10 +224,38 @@ func insertAndRead(ctx context.Context, conn *pgx.Conn, insertSQL string, args [
 			return tx, nil, err
 		}
 	}
+	if commit {
+		// Postgres answers the COMMIT of a failed transaction with
+		// ROLLBACK, not with an error.
+		tag, err := br.Exec()
+		if err != nil {
+			return tx, nil, fmt.Errorf("record events: commit: %w", err)
+		}
+		if tag.String() != "COMMIT" {
+			return tx, nil, fmt.Errorf("record events: commit: %w", pgx.ErrTxCommitRollback)
+		}
+	}
 	if err := br.Close(); err != nil {
 		return tx, nil, fmt.Errorf("insert events: %w", err)
 	}
 	return tx, inserted, nil
+}
+
+// sortOutCommitted is sortOut for a batch committed with its insert (see
+// writesNothing), with each new record's decision, which has nothing to
+// write (no rule matched), as completeBatch gives it.
+func (s *Store) sortOutCommitted(ctx context.Context, conn *pgx.Conn, recs []EventRecord, inserted map[insertedKey]int64) (
+	[]RecordResult, error) {
+	results, err := s.sortOut(ctx, conn, recs, inserted)
+	if err != nil {
+		return nil, err
+	}
+	for i := range recs {
+		if results[i].Duplicate == "" {
+			results[i].Decision = recs[i].Decision
+		}
+	}
+	return results, nil
 }
 
 // genericPlans makes the rest of the recording transaction run the

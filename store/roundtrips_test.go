@@ -2,13 +2,16 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"moderator/policy"
 	"moderator/store"
 	"moderator/store/storetest"
 )
@@ -17,8 +20,10 @@ import (
 // events INSERT (and the history read when records are judged), then the
 // decisions, the hooks' queued statements and COMMIT; a hook's
 // continuation adds the statements it runs, and sends what it queued last
-// with the COMMIT, in one more. Each batch's events are committed when it
-// returns.
+// with the COMMIT, in one more. A batch with nothing to write after its
+// events (none judged, no decision to write, hooks that say they are
+// quiet) commits with its insert, in one. Each batch's events are
+// committed when it returns.
 func TestRecordEventsRoundTrips(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -55,7 +60,14 @@ func TestRecordEventsRoundTrips(t *testing.T) {
 		{"judged, nothing to write", batch("calm", 1), store.Hooks{},
 			[]string{"batch", "batch"}},
 		{"not judged", []store.EventRecord{record(t, "plain", `{"type":"message.new","message":{"id":"plain","user":{"id":"p"}}}`)},
-			store.Hooks{}, []string{"batch", "batch"}},
+			store.Hooks{}, []string{"batch"}},
+		{"not judged, quiet hooks", []store.EventRecord{record(t, "quiet", `{"type":"reaction.new","message":{"id":"quiet"}}`)},
+			store.Hooks{Queue: mustNotRun, Quiet: func([]store.EventRecord) bool { return true }}, []string{"batch"}},
+		{"not judged, hooks that do not say", []store.EventRecord{record(t, "unsaid", `{"type":"reaction.new","message":{"id":"unsaid"}}`)},
+			store.Hooks{Queue: queued}, []string{"batch", "batch", "SELECT", "batch"}},
+		{"not judged, hooks with work", []store.EventRecord{record(t, "busy", `{"type":"reaction.new","message":{"id":"busy"}}`)},
+			store.Hooks{Queue: queued, Quiet: func([]store.EventRecord) bool { return false }}, []string{"batch", "batch", "SELECT", "batch"}},
+		{"not judged, a decision to write", []store.EventRecord{decided(t, "decided")}, store.Hooks{}, []string{"batch", "batch"}},
 	}
 	for _, tt := range tests {
 		trace.Take()
@@ -78,9 +90,65 @@ func TestRecordEventsRoundTrips(t *testing.T) {
 			t.Errorf("%s: the sixth message's decision %+v, want flood matched", tt.name, last)
 		}
 	}
-	if lastRan != 1 {
-		t.Errorf("the continuation's last statement ran %d times, want once", lastRan)
+	if lastRan != 3 {
+		t.Errorf("the continuation's last statement ran %d times, want once in each of the three batches with hooks at work", lastRan)
 	}
+	var decisions int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM decisions d JOIN events e ON e.id = d.event_id
+		WHERE e.webhook_id = 'decided'`).Scan(&decisions); err != nil {
+		t.Fatal(err)
+	}
+	if decisions != 1 {
+		t.Errorf("%d decisions recorded for the decided event, want 1", decisions)
+	}
+}
+
+// TestRecordEventsAloneDuplicates: a batch committed with its insert still
+// says which records repeat an event, and of which one.
+func TestRecordEventsAloneDuplicates(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, trace := storetest.TracedStore(t)
+	body := `{"type":"reaction.new","message":{"id":"again"}}`
+	first, err := st.RecordEventsWith(ctx, []store.EventRecord{record(t, "again-1", body)}, store.Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	trace.Take()
+	res, err := st.RecordEventsWith(ctx, []store.EventRecord{record(t, "again-1", body), record(t, "again-2", body),
+		record(t, "fresh", `{"type":"reaction.new","message":{"id":"fresh"}}`)}, store.Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := trace.Take(); len(got) == 0 || got[0] != "batch" || slices.Contains(got[1:], "batch") {
+		t.Errorf("round trips %v, want one pipeline (and the duplicates' lookup)", got)
+	}
+	want := []string{store.DuplicateWebhookID, store.DuplicateBody, ""}
+	for i, r := range res {
+		if r.Duplicate != want[i] {
+			t.Errorf("record %d: duplicate %q, want %q", i, r.Duplicate, want[i])
+		}
+		if i < 2 && r.EventID != first[0].EventID {
+			t.Errorf("record %d: event %d, want the first one's %d", i, r.EventID, first[0].EventID)
+		}
+	}
+	if res[2].EventID == 0 || res[2].EventID == first[0].EventID {
+		t.Errorf("the fresh record's event id %d", res[2].EventID)
+	}
+}
+
+// mustNotRun is a queue hook for batches whose hooks said they were quiet.
+func mustNotRun(context.Context, *store.Writes, []store.NewEvent) (store.Continuation, error) {
+	return nil, errors.New("a quiet hook ran")
+}
+
+// decided is a record not judged but decided ahead: a rule matched, with
+// no action.
+func decided(t *testing.T, id string) store.EventRecord {
+	t.Helper()
+	rec := record(t, id, `{"type":"message.updated","message":{"id":"`+id+`","user":{"id":"d"}}}`)
+	rec.Decision = &policy.Decision{RuleSetVersion: "v1", Matches: []policy.Match{{RuleID: "edit", Mode: policy.ModeShadow}}}
+	return rec
 }
 
 func eventIDs(res []store.RecordResult) []int64 {

@@ -85,4 +85,26 @@ type Continuation func(ctx context.Context, tx pgx.Tx, last *Writes, events []Ne
 type Hooks struct {
 	Queue QueueHook
 	Tx    TxHook
+	// Quiet, when set, tells before a batch is recorded that Queue will
+	// queue nothing for its records (nor return a continuation): a batch
+	// with nothing else to write then commits with its insert, in one
+	// round trip instead of two. Without it, Queue is taken to have work.
+	Quiet func(recs []EventRecord) bool
+}
+
+// writesNothing reports whether recording recs writes nothing after their
+// events: no record is judged, has a decision to write or a payload kept
+// raw (repaired), and the hooks have no work for them. Such a batch, a
+// reaction or a read receipt say, commits with its insert.
+func writesNothing(recs []EventRecord, repaired []bool, hooks Hooks) bool {
+	if hooks.Tx != nil || hooks.Queue != nil && (hooks.Quiet == nil || !hooks.Quiet(recs)) {
+		return false
+	}
+	for i, r := range recs {
+		d := r.Decision
+		if repaired[i] || r.Judge != nil || d != nil && (len(d.Matches) > 0 || len(d.Errors) > 0) {
+			return false
+		}
+	}
+	return true
 }

@@ -290,3 +290,48 @@ func BenchmarkBuild(b *testing.B) {
 		}
 	}
 }
+
+// TestShippedBodies: every template in bodies/ builds distinct bodies that
+// moderator parses, of the event type the file names (none for the
+// before-send bodies, whose calls carry no type).
+func TestShippedBodies(t *testing.T) {
+	t.Parallel()
+	files, err := filepath.Glob("bodies/*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no bodies found: %v", err)
+	}
+	for _, file := range files {
+		g, err := newGenerator(config{secret: "s", seed: 3, bodyFile: file}, io.Discard)
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		p, err := g.build(20, 0)
+		if err != nil {
+			t.Fatalf("%s: build: %v", file, err)
+		}
+		var want struct {
+			Type string `json:"type"`
+		}
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(raw, &want); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		seen := make(map[string]bool)
+		for i, s := range p.slots {
+			ev, err := policy.ParseEvent(s.req.body)
+			if err != nil {
+				t.Fatalf("%s: body %d: %v", file, i, err)
+			}
+			if ev.Type != want.Type || ev.Message == nil || ev.Message.ID == "" {
+				t.Errorf("%s: body %d: type %q, message %+v", file, i, ev.Type, ev.Message)
+			}
+			if seen[string(s.req.body)] {
+				t.Fatalf("%s: body %d repeated", file, i)
+			}
+			seen[string(s.req.body)] = true
+		}
+	}
+}

@@ -33,11 +33,10 @@ func enqueueActions(r *actions.Runner) store.QueueHook {
 	return func(_ context.Context, w *store.Writes, events []store.NewEvent) (store.Continuation, error) {
 		var todo []actions.EventActions
 		for _, e := range events {
-			d := e.Record.Decision
-			if d == nil || len(d.Actions) == 0 || e.Record.Own || e.Record.Event == nil || e.Record.Event.Type == policy.EventBeforeSend {
+			if !hasActions(e.Record) {
 				continue
 			}
-			todo = append(todo, actions.EventActions{EventID: e.EventID, Event: e.Record.Event, Actions: d.Actions})
+			todo = append(todo, actions.EventActions{EventID: e.EventID, Event: e.Record.Event, Actions: e.Record.Decision.Actions})
 		}
 		if len(todo) == 0 {
 			return nil, nil
@@ -62,6 +61,27 @@ func enqueueActions(r *actions.Runner) store.QueueHook {
 			})
 		}, nil
 	}
+}
+
+// hasActions reports whether enqueueActions has actions to enqueue for
+// rec: its decision asks for some, and it is neither the service's own
+// echo nor a before-send call (whose answer is the action).
+func hasActions(rec *store.EventRecord) bool {
+	d := rec.Decision
+	return d != nil && len(d.Actions) > 0 && !rec.Own && rec.Event != nil && rec.Event.Type != policy.EventBeforeSend
+}
+
+// intakeHooksQuiet is the Quiet of the intake's hooks (linkBeforeSend and
+// enqueueActions): true when neither has anything to queue for recs, so
+// that a batch of such records (reactions, read receipts, channel and
+// member events) commits with its insert in one round trip.
+func intakeHooksQuiet(recs []store.EventRecord) bool {
+	for i := range recs {
+		if mayLink(&recs[i]) || hasActions(&recs[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // chainQueueHooks runs hooks in order, and their continuations in the

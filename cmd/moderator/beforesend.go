@@ -118,6 +118,23 @@ func (q *beforeSendQueue) write(ctx context.Context, d webhook.Delivery) {
 // seconds; the window allows for its retries.
 const linkWindow = 10 * time.Minute
 
+// mayLink reports whether linkBeforeSend may queue something for rec: a
+// message.new, to link to its before-send decision, or a before-send call
+// that rewrote the message, to keep the key its message will have.
+func mayLink(rec *store.EventRecord) bool {
+	ev := rec.Event
+	if ev == nil || rec.Own {
+		return false
+	}
+	switch ev.Type {
+	case "message.new":
+		return true
+	case policy.EventBeforeSend:
+		return rec.Decision != nil && rec.Decision.Rewrite != nil
+	}
+	return false
+}
+
 // linkBeforeSend is a batcher hook (queued with the decisions): it records the key of every message a
 // before-send decision rewrote (keyed by the rewritten text, as Stream
 // saves it) and links every new message.new to the rewrite with the same
@@ -139,17 +156,13 @@ func linkBeforeSend(logger *slog.Logger) store.QueueHook {
 		var keys []store.BeforeSendKey
 		var msgs []store.MessageKey
 		for _, e := range events {
-			ev := e.Record.Event
-			if ev == nil || e.Record.Own {
+			if !mayLink(e.Record) {
 				continue
 			}
+			ev := e.Record.Event
 			switch ev.Type {
 			case policy.EventBeforeSend:
-				d := e.Record.Decision
-				if d == nil || d.Rewrite == nil {
-					continue
-				}
-				if k, ok := policy.MessageKeyOf(ev, d.Rewrite.Text); ok {
+				if k, ok := policy.MessageKeyOf(ev, e.Record.Decision.Rewrite.Text); ok {
 					keys = append(keys, store.BeforeSendKey{EventID: e.EventID, Key: k, Outcome: webhook.BeforeSendRewrite})
 				}
 			case "message.new":

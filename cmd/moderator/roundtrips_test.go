@@ -73,3 +73,62 @@ func TestDryRunActionsRoundTrips(t *testing.T) {
 		t.Errorf("actions and outcomes %q, want %q", got, want)
 	}
 }
+
+// TestIntakeHooksQuiet: the intake's hooks say they are quiet exactly for
+// the records they queue nothing for, so a batch committed with its
+// insert never skips a link or an action (store.Hooks.Quiet).
+func TestIntakeHooksQuiet(t *testing.T) {
+	t.Parallel()
+	st, _ := storetest.TracedStore(t)
+	runner, err := actions.NewRunner(actions.ClientConfig{APIKey: "k", APISecret: "s", BaseURL: "http://127.0.0.1:1", BotUserID: "bot"},
+		actions.Config{DryRun: true, Ledger: storeLedger{st: st}, Logger: slog.New(slog.DiscardHandler),
+			Metrics: actions.NewMetrics(prometheus.NewRegistry(), st.Pool())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := chainQueueHooks(linkBeforeSend(slog.New(slog.DiscardHandler)), enqueueActions(runner))
+	rec := func(body string, d *policy.Decision, own bool) store.EventRecord {
+		ev, err := policy.ParseEvent([]byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return store.EventRecord{WebhookID: body, BodySHA256: sha256.Sum256([]byte(body)), Payload: []byte(body), Event: ev, Decision: d, Own: own}
+	}
+	msg := `{"type":"message.new","cid":"messaging:q","message":{"id":"q-1","text":"hi","user":{"id":"u"}},"user":{"id":"u"}}`
+	bs := `{"type":"before_send","cid":"messaging:q","message":{"id":"q-2","text":"darn","user":{"id":"u"}},"user":{"id":"u"}}`
+	flag := []policy.Action{{Type: policy.ActionFlag, RuleID: "r"}}
+	tests := []struct {
+		name  string
+		rec   store.EventRecord
+		quiet bool
+	}{
+		{"a reaction", rec(`{"type":"reaction.new","message":{"id":"q-1"},"user":{"id":"u"}}`, nil, false), true},
+		{"a channel event", rec(`{"type":"channel.created","cid":"messaging:q"}`, nil, false), true},
+		{"a message, to link", rec(msg, nil, false), false},
+		{"the service's own message", rec(msg, nil, true), true},
+		{"a before-send call let through", rec(bs, &policy.Decision{RuleSetVersion: "v"}, false), true},
+		{"a before-send call rewritten", rec(bs, &policy.Decision{RuleSetVersion: "v", Rewrite: &policy.Rewrite{Text: "****"}}, false), false},
+		{"an edit with actions", rec(`{"type":"message.updated","message":{"id":"q-3","user":{"id":"u"}},"user":{"id":"u"}}`,
+			&policy.Decision{RuleSetVersion: "v", Actions: flag, Matches: []policy.Match{{RuleID: "r", Mode: policy.ModeEnforce, Actions: flag}}}, false), false},
+	}
+	for _, tt := range tests {
+		if got := intakeHooksQuiet([]store.EventRecord{tt.rec}); got != tt.quiet {
+			t.Errorf("%s: quiet %v, want %v", tt.name, got, tt.quiet)
+		}
+		var w store.Writes
+		then, err := hook(context.Background(), &w, []store.NewEvent{{EventID: 1, Record: &tt.rec}})
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if queued := w.Len() > 0 || then != nil; queued == tt.quiet {
+			t.Errorf("%s: the hooks queued %d statements (a continuation: %v), yet quiet is %v", tt.name, w.Len(), then != nil, tt.quiet)
+		}
+	}
+	all := make([]store.EventRecord, 0, len(tests))
+	for _, tt := range tests {
+		all = append(all, tt.rec)
+	}
+	if intakeHooksQuiet(all) {
+		t.Error("a batch with a message to link says it is quiet")
+	}
+}
