@@ -75,6 +75,7 @@ type BatcherConfig struct {
 	Hook     TxHook                   // runs in each batch's transaction with its new events
 	Queue    QueueHook                // queues statements with each batch's decisions (see Hooks)
 	Quiet    func([]EventRecord) bool // tells ahead when Queue has nothing to do (see Hooks)
+	Early    EarlyHook                // queues statements with each batch's insert
 	// Observe, when set, is told what each batch cost, by the flusher
 	// that wrote it, after its records have their answers: keep it quick.
 	Observe func(BatchStats)
@@ -104,7 +105,7 @@ func NewBatcher(s *Store, cfg BatcherConfig) *Batcher {
 		cfg.Timeout = 5 * time.Second
 	}
 	b := &Batcher{store: s, queue: make(chan *pending, cfg.MaxBatch*cfg.Flushers), maxBatch: cfg.MaxBatch,
-		flushers: cfg.Flushers, timeout: cfg.Timeout, hooks: Hooks{Queue: cfg.Queue, Tx: cfg.Hook, Quiet: cfg.Quiet},
+		flushers: cfg.Flushers, timeout: cfg.Timeout, hooks: Hooks{Queue: cfg.Queue, Tx: cfg.Hook, Quiet: cfg.Quiet, Early: cfg.Early},
 		route: newRouter(cfg.Flushers), observe: cfg.Observe}
 	for range cfg.Flushers {
 		b.keyed = append(b.keyed, make(chan *pending, cfg.MaxBatch))

@@ -128,8 +128,12 @@ func (s *Store) RecordEventsWith(ctx context.Context, recs []EventRecord, hooks 
 		return nil, fmt.Errorf("record events: begin: %w", err)
 	}
 	defer conn.Release()
+	var early Writes
+	if hooks.Early != nil {
+		hooks.Early(&early, recs)
+	}
 	alone := jd == nil && writesNothing(recs, repaired, hooks)
-	tx, inserted, err := insertAndRead(ctx, conn.Conn(), insertSQL, args, jd, alone)
+	tx, inserted, err := insertAndRead(ctx, conn.Conn(), insertSQL, args, jd, &early, alone)
 	defer rollback(context.WithoutCancel(ctx), tx)
 	if err != nil {
 		return nil, err
@@ -182,11 +186,11 @@ func insertEventsSQL(lock string) string {
 }
 
 // insertAndRead begins the recording transaction and, in the same round
-// trip (a pipeline), runs the events INSERT and, with records to judge
-// (jd), the history read; with commit (and no jd), the COMMIT too. It
-// returns the transaction (closed when BEGIN did not run, or committed)
-// and the inserted rows' ids.
-func insertAndRead(ctx context.Context, conn *pgx.Conn, insertSQL string, args []any, jd *judging, commit bool) (
+// trip (a pipeline), runs the events INSERT, with records to judge (jd)
+// the history read, then the early hooks' statements (early), and with
+// commit (and no jd) the COMMIT too. It returns the transaction (closed
+// when BEGIN did not run, or committed) and the inserted rows' ids.
+func insertAndRead(ctx context.Context, conn *pgx.Conn, insertSQL string, args []any, jd *judging, early *Writes, commit bool) (
 	pgx.Tx, map[insertedKey]int64, error) {
 	pipeline := &pgx.Batch{}
 	pipeline.BeginTx(pgx.TxOptions{})
@@ -195,8 +199,11 @@ func insertAndRead(ctx context.Context, conn *pgx.Conn, insertSQL string, args [
 	if jd != nil {
 		pipeline.Queue(jd.sql, jd.args...)
 	}
+	// Their answers go to their callbacks, and the COMMIT's to its own,
+	// when the pipeline is closed below.
+	pipeline.QueuedQueries = append(pipeline.QueuedQueries, early.b.QueuedQueries...)
 	if commit {
-		pipeline.Queue("COMMIT")
+		queueCommit(pipeline)
 	}
 	br := conn.SendBatch(ctx, pipeline)
 	defer br.Close()
@@ -222,17 +229,6 @@ func insertAndRead(ctx context.Context, conn *pgx.Conn, insertSQL string, args [
 		}
 		if err := jd.scan(hrows); err != nil {
 			return tx, nil, err
-		}
-	}
-	if commit {
-		// Postgres answers the COMMIT of a failed transaction with
-		// ROLLBACK, not with an error.
-		tag, err := br.Exec()
-		if err != nil {
-			return tx, nil, fmt.Errorf("record events: commit: %w", err)
-		}
-		if tag.String() != "COMMIT" {
-			return tx, nil, fmt.Errorf("record events: commit: %w", pgx.ErrTxCommitRollback)
 		}
 	}
 	if err := br.Close(); err != nil {

@@ -10,18 +10,17 @@ import (
 	"moderator/store/storetest"
 )
 
-// recordWithHook records one event and runs fn in its transaction.
-func recordWithHook(t *testing.T, st *store.Store, id string, fn func(w *store.Writes, eventID int64)) {
+// recordWithHook records one event, with what fn queues early (an
+// EarlyHook, given the record's body hash), and returns its id.
+func recordWithHook(t *testing.T, st *store.Store, id string, fn func(w *store.Writes, body [32]byte)) int64 {
 	t.Helper()
 	body := fmt.Sprintf(`{"type":"message.new","cid":"messaging:c","message":{"id":%q,"text":"x","user":{"id":"u"}}}`, id)
-	_, err := st.RecordEventsWith(context.Background(), []store.EventRecord{record(t, id, body)}, store.Hooks{
-		Queue: func(_ context.Context, w *store.Writes, evs []store.NewEvent) (store.Continuation, error) {
-			fn(w, evs[0].EventID)
-			return nil, nil
-		}})
+	res, err := st.RecordEventsWith(context.Background(), []store.EventRecord{record(t, id, body)}, store.Hooks{
+		Early: func(w *store.Writes, recs []store.EventRecord) { fn(w, recs[0].BodySHA256) }})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return res[0].EventID
 }
 
 func TestLinkMessages(t *testing.T) {
@@ -29,14 +28,11 @@ func TestLinkMessages(t *testing.T) {
 	st := storetest.Store(t)
 	key := func(s string) (k [32]byte) { copy(k[:], t.Name()+s); return k }
 
-	var first, latest int64
-	recordWithHook(t, st, t.Name()+"-bs1", func(w *store.Writes, id int64) {
-		first = id
-		store.QueueBeforeSendKeys(w, []store.BeforeSendKey{{EventID: id, Key: key("a"), Outcome: "accept"}})
+	first := recordWithHook(t, st, t.Name()+"-bs1", func(w *store.Writes, body [32]byte) {
+		store.QueueBeforeSendKeys(w, []store.BeforeSendKey{{Body: body, Key: key("a"), Outcome: "accept"}})
 	})
-	recordWithHook(t, st, t.Name()+"-bs2", func(w *store.Writes, id int64) {
-		latest = id
-		store.QueueBeforeSendKeys(w, []store.BeforeSendKey{{EventID: id, Key: key("a"), Outcome: "rewrite"}})
+	latest := recordWithHook(t, st, t.Name()+"-bs2", func(w *store.Writes, body [32]byte) {
+		store.QueueBeforeSendKeys(w, []store.BeforeSendKey{{Body: body, Key: key("a"), Outcome: "rewrite"}})
 	})
 	tests := []struct {
 		name   string
@@ -55,10 +51,8 @@ func TestLinkMessages(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var got []store.BeforeSendLink
-			var msgID int64
-			recordWithHook(t, st, t.Name()+"-msg", func(w *store.Writes, id int64) {
-				msgID = id
-				store.QueueLinks(w, []store.MessageKey{{EventID: id, Key: tt.key}}, tt.window,
+			msgID := recordWithHook(t, st, t.Name()+"-msg", func(w *store.Writes, body [32]byte) {
+				store.QueueLinks(w, []store.MessageKey{{Body: body, Key: tt.key}}, tt.window,
 					func(links []store.BeforeSendLink) { got = links })
 			})
 			for i := range tt.want {
@@ -68,5 +62,55 @@ func TestLinkMessages(t *testing.T) {
 				t.Errorf("links %v, want %v (first decision %d)", got, tt.want, first)
 			}
 		})
+	}
+}
+
+// TestLinkInTheSameBatch: a message recorded in the same batch as the
+// before-send decision that rewrote it is linked to it (the early hook
+// queues the key before the link), and a duplicate of the message, in a
+// later batch, is neither linked again nor an error.
+func TestLinkInTheSameBatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.Store(t)
+	var k [32]byte
+	copy(k[:], t.Name())
+	bs := record(t, "same-bs", `{"type":"before_send","cid":"messaging:s","message":{"text":"darn","user":{"id":"u"}}}`)
+	msg := record(t, "same-msg", `{"type":"message.new","cid":"messaging:s","message":{"id":"same","text":"****","user":{"id":"u"}}}`)
+	var got [][]store.BeforeSendLink
+	hooks := store.Hooks{Early: func(w *store.Writes, recs []store.EventRecord) {
+		var keys []store.BeforeSendKey
+		var msgs []store.MessageKey
+		for _, r := range recs {
+			if r.Event.Type == "before_send" {
+				keys = append(keys, store.BeforeSendKey{Body: r.BodySHA256, Key: k, Outcome: "rewrite"})
+			} else {
+				msgs = append(msgs, store.MessageKey{Body: r.BodySHA256, Key: k})
+			}
+		}
+		store.QueueBeforeSendKeys(w, keys)
+		store.QueueLinks(w, msgs, time.Hour, func(links []store.BeforeSendLink) { got = append(got, links) })
+	}}
+	res, err := st.RecordEventsWith(ctx, []store.EventRecord{bs, msg}, hooks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []store.BeforeSendLink{{MessageEventID: res[1].EventID, BeforeSendEventID: res[0].EventID, Outcome: "rewrite"}}
+	if len(got) != 1 || fmt.Sprint(got[0]) != fmt.Sprint(want) {
+		t.Fatalf("links %v, want %v", got, want)
+	}
+	again, err := st.RecordEventsWith(ctx, []store.EventRecord{msg}, hooks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again[0].Duplicate == "" || len(got) != 2 || len(got[1]) != 0 {
+		t.Errorf("the duplicate: %+v, links %v; want a duplicate and no new link", again[0], got)
+	}
+	var n int
+	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM before_send_links WHERE message_event_id = $1`, res[1].EventID).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("%d links recorded for the message, want 1", n)
 	}
 }

@@ -41,12 +41,27 @@ func TestRecordEventsRoundTrips(t *testing.T) {
 	}
 	lastRan := 0
 	queued := func(_ context.Context, w *store.Writes, evs []store.NewEvent) (store.Continuation, error) {
-		store.QueueLinks(w, []store.MessageKey{{EventID: evs[0].EventID}}, time.Minute, func([]store.BeforeSendLink) {})
+		w.Queue("SELECT $1::bigint", evs[0].EventID)
 		return func(ctx context.Context, tx pgx.Tx, last *store.Writes, _ []store.NewEvent) error {
 			last.Queue("SELECT 2").Exec(func(pgconn.CommandTag) error { lastRan++; return nil })
 			_, err := tx.Exec(ctx, "SELECT 1")
 			return err
 		}, nil
+	}
+	// An early statement sees the batch's events, found by body hash.
+	earlyRan := 0
+	early := func(w *store.Writes, recs []store.EventRecord) {
+		w.Queue(`SELECT count(*) FROM event_keys WHERE body_sha256 = $1 AND xmin = pg_current_xact_id()::xid`,
+			recs[0].BodySHA256[:]).QueryRow(func(row pgx.Row) error {
+			var n int
+			if err := row.Scan(&n); err != nil {
+				return err
+			}
+			if n == 1 {
+				earlyRan++
+			}
+			return nil
+		})
 	}
 	tests := []struct {
 		name  string
@@ -68,6 +83,9 @@ func TestRecordEventsRoundTrips(t *testing.T) {
 		{"not judged, hooks with work", []store.EventRecord{record(t, "busy", `{"type":"reaction.new","message":{"id":"busy"}}`)},
 			store.Hooks{Queue: queued, Quiet: func([]store.EventRecord) bool { return false }}, []string{"batch", "batch", "SELECT", "batch"}},
 		{"not judged, a decision to write", []store.EventRecord{decided(t, "decided")}, store.Hooks{}, []string{"batch", "batch"}},
+		{"not judged, early statements", []store.EventRecord{record(t, "early", `{"type":"message.new","message":{"id":"early","user":{"id":"e"}}}`)},
+			store.Hooks{Early: early}, []string{"batch"}},
+		{"judged, early statements", batch("early", 2), store.Hooks{Early: early}, []string{"batch", "batch"}},
 	}
 	for _, tt := range tests {
 		trace.Take()
@@ -89,6 +107,9 @@ func TestRecordEventsRoundTrips(t *testing.T) {
 		if last := res[len(res)-1].Decision; len(tt.recs) == 6 && (last == nil || len(last.Matches) == 0) {
 			t.Errorf("%s: the sixth message's decision %+v, want flood matched", tt.name, last)
 		}
+	}
+	if earlyRan != 2 {
+		t.Errorf("the early hooks' statement ran %d times, want once in each of two batches", earlyRan)
 	}
 	if lastRan != 3 {
 		t.Errorf("the continuation's last statement ran %d times, want once in each of the three batches with hooks at work", lastRan)

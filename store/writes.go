@@ -40,15 +40,20 @@ func (w *Writes) send(ctx context.Context, tx pgx.Tx) error {
 // trip, and runs their callbacks; what names the statements in an error.
 // A nil error means tx is committed.
 func (w *Writes) sendAndCommit(ctx context.Context, tx pgx.Tx, what string) error {
-	w.b.Queue("COMMIT").Exec(func(tag pgconn.CommandTag) error {
-		// Postgres answers the COMMIT of a failed transaction with
-		// ROLLBACK, not with an error.
+	queueCommit(&w.b)
+	return w.flush(ctx, tx, what)
+}
+
+// queueCommit queues COMMIT on b, failing b when the transaction did not
+// commit: Postgres answers the COMMIT of a failed transaction with
+// ROLLBACK, not with an error.
+func queueCommit(b *pgx.Batch) {
+	b.Queue("COMMIT").Exec(func(tag pgconn.CommandTag) error {
 		if tag.String() != "COMMIT" {
 			return pgx.ErrTxCommitRollback
 		}
 		return nil
 	})
-	return w.flush(ctx, tx, what)
 }
 
 // flush sends the queue as one pipeline and empties it; what names its
@@ -90,7 +95,18 @@ type Hooks struct {
 	// with nothing else to write then commits with its insert, in one
 	// round trip instead of two. Without it, Queue is taken to have work.
 	Quiet func(recs []EventRecord) bool
+	// Early queues statements that go with the events' insert, in the
+	// batch's first round trip (see EarlyHook).
+	Early EarlyHook
 }
+
+// EarlyHook queues on w, before a batch's events are inserted, statements
+// that go to Postgres right after the insert, in the same round trip, and
+// commit with it. They cannot know the new events' ids: they find the
+// events by body hash among those this transaction inserted (as
+// QueueLinks does), which also skips duplicates. Work that needs no
+// judging belongs here, so that it costs no round trip of its own.
+type EarlyHook func(w *Writes, recs []EventRecord)
 
 // writesNothing reports whether recording recs writes nothing after their
 // events: no record is judged, has a decision to write or a payload kept

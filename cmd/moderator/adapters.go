@@ -71,45 +71,17 @@ func hasActions(rec *store.EventRecord) bool {
 	return d != nil && len(d.Actions) > 0 && !rec.Own && rec.Event != nil && rec.Event.Type != policy.EventBeforeSend
 }
 
-// intakeHooksQuiet is the Quiet of the intake's hooks (linkBeforeSend and
-// enqueueActions): true when neither has anything to queue for recs, so
-// that a batch of such records (reactions, read receipts, channel and
-// member events) commits with its insert in one round trip.
-func intakeHooksQuiet(recs []store.EventRecord) bool {
+// actionsQuiet is the Quiet of enqueueActions: true when it has nothing to
+// enqueue for recs, so that a batch of them with nothing else to write
+// (most batches no rule matched) commits with its insert, in one round
+// trip.
+func actionsQuiet(recs []store.EventRecord) bool {
 	for i := range recs {
-		if mayLink(&recs[i]) || hasActions(&recs[i]) {
+		if hasActions(&recs[i]) {
 			return false
 		}
 	}
 	return true
-}
-
-// chainQueueHooks runs hooks in order, and their continuations in the
-// same order.
-func chainQueueHooks(hooks ...store.QueueHook) store.QueueHook {
-	return func(ctx context.Context, w *store.Writes, events []store.NewEvent) (store.Continuation, error) {
-		var thens []store.Continuation
-		for _, h := range hooks {
-			then, err := h(ctx, w, events)
-			if err != nil {
-				return nil, err
-			}
-			if then != nil {
-				thens = append(thens, then)
-			}
-		}
-		if len(thens) == 0 {
-			return nil, nil
-		}
-		return func(ctx context.Context, tx pgx.Tx, last *store.Writes, events []store.NewEvent) error {
-			for _, then := range thens {
-				if err := then(ctx, tx, last, events); err != nil {
-					return err
-				}
-			}
-			return nil
-		}, nil
-	}
 }
 
 // storeLedger adapts the store to the action runner's Ledger.

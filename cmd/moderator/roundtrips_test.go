@@ -31,7 +31,7 @@ func TestDryRunActionsRoundTrips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hooks := store.Hooks{Queue: chainQueueHooks(linkBeforeSend(slog.New(slog.DiscardHandler)), enqueueActions(runner))}
+	hooks := store.Hooks{Early: linkBeforeSend(slog.New(slog.DiscardHandler)), Queue: enqueueActions(runner), Quiet: actionsQuiet}
 
 	body := []byte(`{"type":"message.new","cid":"messaging:rt","channel_type":"messaging","channel_id":"rt",
 		"message":{"id":"rt-1","text":"spam","user":{"id":"mallory"}},"user":{"id":"mallory"}}`)
@@ -74,10 +74,12 @@ func TestDryRunActionsRoundTrips(t *testing.T) {
 	}
 }
 
-// TestIntakeHooksQuiet: the intake's hooks say they are quiet exactly for
-// the records they queue nothing for, so a batch committed with its
-// insert never skips a link or an action (store.Hooks.Quiet).
-func TestIntakeHooksQuiet(t *testing.T) {
+// TestActionsQuiet: the intake's queue hook says it is quiet exactly for
+// the records it queues nothing for, so a batch committed with its insert
+// never skips an action (store.Hooks.Quiet). Links to before-send
+// decisions go with the insert (linkBeforeSend, an early hook), so they
+// keep no batch from committing early.
+func TestActionsQuiet(t *testing.T) {
 	t.Parallel()
 	st, _ := storetest.TracedStore(t)
 	runner, err := actions.NewRunner(actions.ClientConfig{APIKey: "k", APISecret: "s", BaseURL: "http://127.0.0.1:1", BotUserID: "bot"},
@@ -86,7 +88,7 @@ func TestIntakeHooksQuiet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hook := chainQueueHooks(linkBeforeSend(slog.New(slog.DiscardHandler)), enqueueActions(runner))
+	hook := enqueueActions(runner)
 	rec := func(body string, d *policy.Decision, own bool) store.EventRecord {
 		ev, err := policy.ParseEvent([]byte(body))
 		if err != nil {
@@ -104,15 +106,14 @@ func TestIntakeHooksQuiet(t *testing.T) {
 	}{
 		{"a reaction", rec(`{"type":"reaction.new","message":{"id":"q-1"},"user":{"id":"u"}}`, nil, false), true},
 		{"a channel event", rec(`{"type":"channel.created","cid":"messaging:q"}`, nil, false), true},
-		{"a message, to link", rec(msg, nil, false), false},
-		{"the service's own message", rec(msg, nil, true), true},
-		{"a before-send call let through", rec(bs, &policy.Decision{RuleSetVersion: "v"}, false), true},
-		{"a before-send call rewritten", rec(bs, &policy.Decision{RuleSetVersion: "v", Rewrite: &policy.Rewrite{Text: "****"}}, false), false},
+		{"a message no rule matched", rec(msg, nil, false), true},
+		{"the service's own message, with actions", rec(msg, &policy.Decision{RuleSetVersion: "v", Actions: flag}, true), true},
+		{"a before-send call rewritten", rec(bs, &policy.Decision{RuleSetVersion: "v", Actions: flag, Rewrite: &policy.Rewrite{Text: "****"}}, false), true},
 		{"an edit with actions", rec(`{"type":"message.updated","message":{"id":"q-3","user":{"id":"u"}},"user":{"id":"u"}}`,
 			&policy.Decision{RuleSetVersion: "v", Actions: flag, Matches: []policy.Match{{RuleID: "r", Mode: policy.ModeEnforce, Actions: flag}}}, false), false},
 	}
 	for _, tt := range tests {
-		if got := intakeHooksQuiet([]store.EventRecord{tt.rec}); got != tt.quiet {
+		if got := actionsQuiet([]store.EventRecord{tt.rec}); got != tt.quiet {
 			t.Errorf("%s: quiet %v, want %v", tt.name, got, tt.quiet)
 		}
 		var w store.Writes
@@ -128,7 +129,7 @@ func TestIntakeHooksQuiet(t *testing.T) {
 	for _, tt := range tests {
 		all = append(all, tt.rec)
 	}
-	if intakeHooksQuiet(all) {
-		t.Error("a batch with a message to link says it is quiet")
+	if actionsQuiet(all) {
+		t.Error("a batch with an edit to act on says it is quiet")
 	}
 }

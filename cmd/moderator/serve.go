@@ -66,8 +66,8 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	// drained, so in-flight webhooks can still commit; the job workers
 	// (actions, erasures) stop last, after the batcher has committed (and
 	// enqueued) the last events.
-	batcher := store.NewBatcher(st, store.BatcherConfig{Queue: chainQueueHooks(linkBeforeSend(logger), enqueueActions(runner)),
-		Quiet: intakeHooksQuiet, Observe: newIntakeMetrics(reg, st.CopyLoads)})
+	batcher := store.NewBatcher(st, store.BatcherConfig{Early: linkBeforeSend(logger), Queue: enqueueActions(runner),
+		Quiet: actionsQuiet, Observe: newIntakeMetrics(reg, st.CopyLoads)})
 	audit := &storeAudit{batcher: batcher}
 	rules := newLiveRules(cfg.RulesDir, logger, reg)
 	_ = rules.reload("start") // a bad folder is logged; /readyz fails until a good one loads
