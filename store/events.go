@@ -95,10 +95,13 @@ func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord, hook TxHoo
 // RecordEventsWith is RecordEvents with both kinds of hook (see Hooks).
 //
 // Its round trips, two when no hook has work of its own: BEGIN, the
-// events INSERT and the history read, pipelined; the decisions, whatever
-// hooks.Queue queued and COMMIT, pipelined (Writes). When a hook runs in
-// the transaction, its statements come between the decisions and the
-// COMMIT, which goes with what its continuation queued last.
+// events INSERT, the history read and what hooks.Early queued, pipelined;
+// the decisions, whatever hooks.Queue queued and COMMIT, pipelined
+// (Writes). A batch with nothing to write after its events
+// (writesNothing) has COMMIT in the first pipeline, and that one round
+// trip only. When a hook runs in the transaction, its statements come
+// between the decisions and the COMMIT, which goes with what its
+// continuation queued last.
 func (s *Store) RecordEventsWith(ctx context.Context, recs []EventRecord, hooks Hooks) ([]RecordResult, error) {
 	recs = withSafeWebhookIDs(recs)
 	args, repaired := insertColumns(recs)
@@ -123,16 +126,17 @@ func (s *Store) RecordEventsWith(ctx context.Context, recs []EventRecord, hooks 
 	committed := false
 	defer func() { jd.settle(committed) }()
 
-	conn, err := s.acquire(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("record events: begin: %w", err)
-	}
-	defer conn.Release()
 	var early Writes
 	if hooks.Early != nil {
 		hooks.Early(&early, recs)
 	}
 	alone := jd == nil && writesNothing(recs, repaired, hooks)
+
+	conn, err := s.acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("record events: begin: %w", err)
+	}
+	defer conn.Release()
 	tx, inserted, err := insertAndRead(ctx, conn.Conn(), insertSQL, args, jd, &early, alone)
 	defer rollback(context.WithoutCancel(ctx), tx)
 	if err != nil {
@@ -237,6 +241,16 @@ func insertAndRead(ctx context.Context, conn *pgx.Conn, insertSQL string, args [
 	return tx, inserted, nil
 }
 
+// giveDecisions puts each new record's decision in its result; a
+// duplicate's stays nil (it was decided when first recorded).
+func giveDecisions(recs []EventRecord, results []RecordResult) {
+	for i := range recs {
+		if results[i].Duplicate == "" {
+			results[i].Decision = recs[i].Decision
+		}
+	}
+}
+
 // sortOutCommitted is sortOut for a batch committed with its insert (see
 // writesNothing), with each new record's decision, which has nothing to
 // write (no rule matched), as completeBatch gives it.
@@ -246,11 +260,7 @@ func (s *Store) sortOutCommitted(ctx context.Context, conn *pgx.Conn, recs []Eve
 	if err != nil {
 		return nil, err
 	}
-	for i := range recs {
-		if results[i].Duplicate == "" {
-			results[i].Decision = recs[i].Decision
-		}
-	}
+	giveDecisions(recs, results)
 	return results, nil
 }
 
@@ -367,11 +377,7 @@ func (s *Store) completeBatch(ctx context.Context, tx pgx.Tx, recs []EventRecord
 			return nil, err
 		}
 	}
-	for i := range recs {
-		if results[i].Duplicate == "" {
-			results[i].Decision = recs[i].Decision
-		}
-	}
+	giveDecisions(recs, results)
 	var w Writes
 	if err := queueDecisions(&w, recs, results); err != nil {
 		return nil, err
