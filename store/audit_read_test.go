@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"moderator/policy"
@@ -664,8 +665,6 @@ func TestIndexEventWords(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st := newSeedStore(t)
-	// The look-back for late events on every call, not every few seconds.
-	store.SetWordsSweepEvery(st, -1)
 	insert := func(q interface {
 		Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
 	}, id string) {
@@ -730,5 +729,75 @@ func TestIndexEventWords(t *testing.T) {
 	}
 	if rows != 5 || late2 != 1 || total.Load() != 1 {
 		t.Fatalf("event_words has %d rows (%d for the late event), the second round wrote %d; want 5, 1, 1", rows, late2, total.Load())
+	}
+}
+
+// TestIndexEventWordsLateFarBelow: an event whose recording transaction
+// commits after far more events than any fixed look-back were recorded and
+// indexed (here 50,000 ids; the indexer looked back 10,000 until
+// 2026-12-06) is indexed all the same once it commits, and no event is
+// indexed twice.
+func TestIndexEventWordsLateFarBelow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := newSeedStore(t)
+	msg := func(id string) store.EventRecord {
+		body, _ := json.Marshal(map[string]any{"type": "message.new", "cid": "messaging:x",
+			"message": map[string]any{"id": id, "text": "word " + id, "user": map[string]any{"id": "ann"}}})
+		return record(t, "far-"+id, string(body))
+	}
+	indexAll := func() int64 {
+		t.Helper()
+		var total int64
+		for {
+			n, err := st.IndexEventWords(ctx, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if total += n; n == 0 {
+				return total
+			}
+		}
+	}
+	if _, err := st.RecordEvent(ctx, msg("before")); err != nil {
+		t.Fatal(err)
+	}
+	// The late event's recording transaction: its hook holds it open
+	// after the insert until released.
+	inserted, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := st.RecordEventsWith(ctx, []store.EventRecord{msg("late")}, store.Hooks{
+			Tx: func(context.Context, pgx.Tx, []store.NewEvent) error {
+				close(inserted)
+				<-release
+				return nil
+			}})
+		done <- err
+	}()
+	<-inserted
+	// As if 50,000 events were recorded meanwhile, then one more.
+	if _, err := st.Pool().Exec(ctx, `SELECT setval('event_ids', nextval('event_ids') + 50000)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.RecordEvent(ctx, msg("after")); err != nil {
+		t.Fatal(err)
+	}
+	if n := indexAll(); n != 2 {
+		t.Fatalf("with the late event uncommitted, indexed %d events; want 2", n)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := indexAll(); n != 1 {
+		t.Fatalf("after the late event committed, indexed %d events; want 1", n)
+	}
+	var rows, late int
+	if err := st.Pool().QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE words @@ 'late'::tsquery) FROM event_words`).Scan(&rows, &late); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 3 || late != 1 {
+		t.Fatalf("event_words has %d rows, %d of them the late event's; want 3, 1", rows, late)
 	}
 }

@@ -113,7 +113,7 @@ func (s *Store) RecordEventsWith(ctx context.Context, recs []EventRecord, hooks 
 	lock := ""
 	if locks := judgeLocks(recs); len(locks) > 0 {
 		// unnest yields the keys in array order, so they are taken sorted.
-		lock = "WHERE (SELECT count(pg_advisory_xact_lock($18, k)) FROM unnest($19::int[]) AS k) >= 0"
+		lock = "AND (SELECT count(pg_advisory_xact_lock($18, k)) FROM unnest($19::int[]) AS k) >= 0"
 		args = append(args, lockClass, locks)
 	}
 	insertSQL := insertEventsSQL(lock)
@@ -166,7 +166,9 @@ func rollback(ctx context.Context, tx pgx.Tx) {
 }
 
 // insertEventsSQL is the events INSERT, lock the condition that takes the
-// batch's counter locks first ("" for none).
+// batch's counter locks first ("" for none). The transaction takes its id
+// (pg_current_xact_id) before the events take theirs: the word indexer
+// relies on it (wordsMark).
 func insertEventsSQL(lock string) string {
 	return `
 		WITH r AS MATERIALIZED (
@@ -175,7 +177,7 @@ func insertEventsSQL(lock string) string {
 				$8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bool[], $14::bool[], $15::text[], $16::text[],
 				$17::timestamptz[])
 				WITH ORDINALITY AS r(w, h, a, k, c, b, t, ca, u, ac, ch, m, o, ig, p, v, ra, ord)
-			` + lock + `
+			WHERE pg_current_xact_id() IS NOT NULL ` + lock + `
 			ORDER BY ord) ordered),
 		keys AS (
 			INSERT INTO event_keys (body_sha256, webhook_id, event_id, received_at)

@@ -62,14 +62,6 @@ func (b *Batcher) BusyAt() time.Time {
 	return time.Time{}
 }
 
-// SetWordsSweepEvery sets how often IndexEventWords looks back for late
-// events (<0: on every call).
-func SetWordsSweepEvery(s *Store, d time.Duration) {
-	s.words.mu.Lock()
-	defer s.words.mu.Unlock()
-	s.words.every = d
-}
-
 // UserLockForTest is the advisory lock (class, key) that judging a record
 // of user takes.
 func UserLockForTest(user string) (int32, int32) { return lockClass, lockKey("user", user) }

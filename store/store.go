@@ -27,7 +27,7 @@ type Store struct {
 	textProbe int
 	// marks are this replica's copies of users' recent counter marks.
 	marks *markCache
-	// words is where the words indexer's look-back for late events stands.
+	// words holds the word indexer's marks (see wordsMark).
 	words wordsState
 }
 

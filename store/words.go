@@ -3,8 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -13,131 +13,144 @@ import (
 // replica at a time index events' words (the others skip their turn).
 const wordsLockClass = 0x6d6f6477 // "modw"
 
-// wordsSlack is how far below the newest indexed event an event may still
-// be missing: ids are taken when an event is inserted, but transactions
-// commit in their own order, so an event may become visible after a later
-// one was indexed. It is far more ids than the recording transactions of
-// all replicas hold at once.
-const wordsSlack = 10_000
+// wordsMarksKept bounds the marks a replica keeps while none can be
+// settled (a long write transaction in the database holds them all): the
+// newest is then replaced, which only delays the frontier.
+const wordsMarksKept = 32
 
-// wordsSweepEvery is how often the indexer looks back for such late
-// events; wordsSweepStale how old its own last sweep may be before it no
-// longer trusts it (another replica held the lock meanwhile).
-//
-// The look-back costs a read of every id in its window, about 2 µs each:
-// done on every pass, as it was until 2026-12-05, it read 10,000 ids (and,
-// unbounded on event_words' side, every indexed id since the first) to
-// find 250 new events, 52 ms a pass at 30,000 events and growing with the
-// table. New events are found from the newest indexed one instead, and
-// the late ones every few seconds; a late event is searchable within
-// wordsSweepEvery.
-const (
-	wordsSweepEvery = 5 * time.Second
-	wordsSweepStale = time.Minute
-)
-
-// wordsState is what this replica knows of the look-back: every event up
-// to done was indexed (or never committed) as of at.
-type wordsState struct {
-	mu   sync.Mutex
-	done int64
-	at   time.Time
-	// every overrides wordsSweepEvery (tests: 0 keeps it, <0 sweeps always).
-	every time.Duration
+// A wordsMark is a frontier the indexer may move to once the transactions
+// running when it was made have ended: every event id up to seq had been
+// taken by then, each by a transaction that had ended or was among
+// running. A recording transaction has its id before it takes event ids
+// (insertEventsSQL), and the mark reads the sequence before the snapshot
+// that lists running, so no transaction holding such an id is missed.
+type wordsMark struct {
+	seq     int64
+	running []int64 // xids of the write transactions in progress
 }
 
-// window is where a sweep now must look, from the newest indexed id; ok
-// is false when the last sweep is too recent to need another.
-func (w *wordsState) window(top int64, now time.Time) (lo int64, ok bool) {
+// wordsState holds a replica's marks, oldest first. They are facts about
+// the database, not about this replica: any replica's marks are valid
+// against the shared frontier in event_words_frontier.
+type wordsState struct {
+	mu    sync.Mutex
+	marks []wordsMark
+}
+
+// settle adds now (the mark just made) and returns the newest mark's seq
+// whose transactions have all ended as of now, if one has and it is above
+// the frontier lo. Older marks go; that one stays until the frontier
+// passes it (a sweep may take several passes).
+func (w *wordsState) settle(now wordsMark, lo int64) (int64, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	every := w.every
-	if every == 0 {
-		every = wordsSweepEvery
+	w.marks = slices.DeleteFunc(w.marks, func(m wordsMark) bool { return m.seq <= lo })
+	if len(w.marks) < wordsMarksKept {
+		w.marks = append(w.marks, now)
+	} else {
+		w.marks[len(w.marks)-1] = now
 	}
-	since := now.Sub(w.at)
-	if every > 0 && since < every {
+	settled := -1
+	for i, m := range w.marks {
+		if m.seq > lo && !slices.ContainsFunc(m.running, func(x int64) bool { return slices.Contains(now.running, x) }) {
+			settled = i
+		}
+	}
+	if settled < 0 {
 		return 0, false
 	}
-	lo = top - wordsSlack
-	if since < wordsSweepStale && w.done < lo {
-		lo = w.done
-	}
-	return max(lo, 0), true
+	w.marks = w.marks[settled:]
+	return w.marks[0].seq, true
 }
 
-// swept records a complete sweep made when top was the newest indexed id.
-func (w *wordsState) swept(top int64, now time.Time) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.done, w.at = max(top-wordsSlack, 0), now
-}
+// wordsSeqSQL reads the sequence, and wordsSnapSQL, a second statement
+// with a later snapshot, the write transactions then in progress and the
+// frontier.
+const (
+	wordsSeqSQL  = `SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM event_ids`
+	wordsSnapSQL = `SELECT ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(pg_current_snapshot()) AS x),
+		coalesce((SELECT id FROM event_words_frontier), 0)`
+)
 
 // wordsInsert writes the words of the events its WHERE clause picks, oldest
-// first: the one place the indexed text is defined.
-const wordsInsert = `INSERT INTO event_words (event_id, received_at, words)
-	SELECT e.id, e.received_at, to_tsvector('simple', coalesce(e.payload #>> '{message,text}', ''))
-	FROM events e
-	WHERE %s
-	ORDER BY e.id LIMIT %s
-	ON CONFLICT (event_id) DO NOTHING`
+// first, and returns how many and the last one's id: the one place the
+// indexed text is defined.
+const wordsInsert = `WITH ins AS (
+		INSERT INTO event_words (event_id, received_at, words)
+		SELECT e.id, e.received_at, to_tsvector('simple', coalesce(e.payload #>> '{message,text}', ''))
+		FROM events e
+		WHERE %s
+		ORDER BY e.id LIMIT $%d
+		ON CONFLICT (event_id) DO NOTHING
+		RETURNING event_id)
+	SELECT count(*), coalesce(max(event_id), 0) FROM ins`
 
-// wordsNew indexes the events above the newest indexed one and returns
-// that id and how many it wrote.
-var wordsNew = `WITH top AS (SELECT coalesce(max(event_id), 0) AS id FROM event_words),
-	ins AS (` + fmt.Sprintf(wordsInsert, "e.id > (SELECT id FROM top)", "$1") + ` RETURNING 1)
-	SELECT (SELECT id FROM top), (SELECT count(*) FROM ins)`
+// wordsNew indexes the events above the newest indexed one: most events,
+// a second or so after they are recorded.
+var wordsNew = fmt.Sprintf(wordsInsert, "e.id > (SELECT coalesce(max(event_id), 0) FROM event_words)", 1)
 
-// wordsLate indexes the events above $1 that have no words yet: both
-// sides of the anti-join are bounded, so a sweep reads its window of ids
-// and not the whole table.
-var wordsLate = fmt.Sprintf(wordsInsert,
-	"e.id > $1 AND NOT EXISTS (SELECT 1 FROM event_words w WHERE w.event_id = e.id AND w.event_id > $1)", "$2")
+// wordsSweep indexes the events between the frontier ($1) and a settled
+// mark ($2) that have no words yet: those that committed after later ones
+// were indexed. Each id is read here once, when its mark settles.
+var wordsSweep = fmt.Sprintf(wordsInsert,
+	"e.id > $1 AND e.id <= $2 AND NOT EXISTS (SELECT 1 FROM event_words w WHERE w.event_id = e.id)", 3)
+
+const wordsFrontierSQL = `INSERT INTO event_words_frontier (id) VALUES ($1)
+	ON CONFLICT (one) DO UPDATE SET id = excluded.id`
 
 // IndexEventWords writes the words of up to max recorded events that have
 // none yet into event_words (an event without a message gets an empty
-// row), and returns how many it wrote: the events after the newest
-// indexed one, oldest first, and every wordsSweepEvery those that
-// committed late. The full-text search reads that table; the service
-// calls this every second, and again at once while it finds a full batch
-// (a backlog after an upgrade, or a burst). Of replicas running it at
-// once one works and the others return 0.
+// row), oldest first, and returns how many it wrote. The full-text search
+// reads that table; the service calls this every second, and again at
+// once while it finds a full batch (a backlog after an upgrade, or a
+// burst). Of replicas running it at once one works and the others return
+// 0.
+//
+// It indexes only events whose ids are settled: below a mark made when
+// every transaction that could still add an event under it has since
+// ended. So an event is searchable a pass or two after it is recorded,
+// and one whose transaction commits late is indexed all the same, however
+// many events were recorded meanwhile.
 func (s *Store) IndexEventWords(ctx context.Context, max int) (int64, error) {
 	var n int64
-	var top int64
-	complete := false
-	now := time.Now()
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var mine bool
-		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1, 0)`, wordsLockClass).Scan(&mine); err != nil {
-			return err
+		var (
+			mine bool
+			mark wordsMark
+			lo   int64
+		)
+		b := &pgx.Batch{}
+		b.Queue(`SELECT pg_try_advisory_xact_lock($1, 0)`, wordsLockClass).QueryRow(func(r pgx.Row) error { return r.Scan(&mine) })
+		b.Queue(wordsSeqSQL).QueryRow(func(r pgx.Row) error { return r.Scan(&mark.seq) })
+		b.Queue(wordsSnapSQL).QueryRow(func(r pgx.Row) error { return r.Scan(&mark.running, &lo) })
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("mark: %w", err)
 		}
 		if !mine {
 			return nil
 		}
-		if err := tx.QueryRow(ctx, wordsNew, max).Scan(&top, &n); err != nil {
+		var last int64
+		if err := tx.QueryRow(ctx, wordsNew, max).Scan(&n, &last); err != nil {
 			return fmt.Errorf("new events: %w", err)
 		}
-		if n >= int64(max) {
+		hi, settled := s.words.settle(mark, lo)
+		if n >= int64(max) || !settled {
 			return nil
 		}
-		lo, due := s.words.window(top, now)
-		if !due {
-			return nil
-		}
-		tag, err := tx.Exec(ctx, wordsLate, lo, int64(max)-n)
-		if err != nil {
+		var swept int64
+		if err := tx.QueryRow(ctx, wordsSweep, lo, hi, int64(max)-n).Scan(&swept, &last); err != nil {
 			return fmt.Errorf("late events above %d: %w", lo, err)
 		}
-		complete = tag.RowsAffected() < int64(max)-n
-		n += tag.RowsAffected()
+		if n += swept; n >= int64(max) {
+			hi = last // the rest of the sweep next time
+		}
+		if _, err := tx.Exec(ctx, wordsFrontierSQL, hi); err != nil {
+			return fmt.Errorf("frontier %d: %w", hi, err)
+		}
 		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("index event words: %w", err)
-	}
-	if complete {
-		s.words.swept(top, now)
 	}
 	return n, nil
 }

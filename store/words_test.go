@@ -1,34 +1,46 @@
 package store
 
-import (
-	"testing"
-	"time"
-)
+import "testing"
 
-// TestWordsWindow: the look-back for late events runs every
-// wordsSweepEvery, from where this replica's last complete sweep left
-// every event final, or wordsSlack below the newest indexed event when
-// that sweep is stale (another replica worked meanwhile) or further.
-func TestWordsWindow(t *testing.T) {
+// TestWordsSettle: a mark settles once none of the transactions running
+// when it was made is still running; the newest settled mark above the
+// frontier is the one returned, and stays until the frontier passes it.
+func TestWordsSettle(t *testing.T) {
 	var w wordsState
-	t0 := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
-	if lo, ok := w.window(4_000, t0); !ok || lo != 0 {
-		t.Fatalf("first sweep: %d, %v; want 0 (never below 0), true", lo, ok)
+	steps := []struct {
+		now    wordsMark
+		lo     int64
+		want   int64
+		wantOK bool
+	}{
+		{wordsMark{10, []int64{5}}, 0, 0, false},    // 5 still runs
+		{wordsMark{20, []int64{5, 6}}, 0, 0, false}, // 5 still runs
+		{wordsMark{30, []int64{6, 7}}, 0, 10, true}, // 5 ended: 10 settles, not 20 (6 runs)
+		{wordsMark{35, []int64{6, 7}}, 0, 10, true}, // the frontier did not move: 10 again
+		{wordsMark{40, nil}, 10, 40, true},          // all ended: the newest
+		{wordsMark{50, []int64{9}}, 40, 0, false},   // 40 is the frontier now
+		{wordsMark{60, []int64{9}}, 40, 0, false},   // 9 still runs
 	}
-	w.swept(50_000, t0)
-	if _, ok := w.window(50_000, t0.Add(wordsSweepEvery-time.Millisecond)); ok {
-		t.Fatal("a sweep was due before wordsSweepEvery had passed")
+	for i, s := range steps {
+		got, ok := w.settle(s.now, s.lo)
+		if got != s.want || ok != s.wantOK {
+			t.Fatalf("step %d: settle(%v, %d) = %d, %v; want %d, %v", i, s.now, s.lo, got, ok, s.want, s.wantOK)
+		}
 	}
-	// 30,000 events indexed since: the window reaches back to where the
-	// last sweep left off, not only wordsSlack below the newest.
-	if lo, ok := w.window(80_000, t0.Add(wordsSweepEvery)); !ok || lo != 40_000 {
-		t.Fatalf("sweep after %v: %d, %v; want 40000, true", wordsSweepEvery, lo, ok)
+	if got, ok := w.settle(wordsMark{70, nil}, 40); !ok || got != 70 || len(w.marks) != 1 {
+		t.Fatalf("after 9 ended: %d, %v, %d marks kept; want 70, true, 1", got, ok, len(w.marks))
 	}
-	if lo, ok := w.window(80_000, t0.Add(wordsSweepStale)); !ok || lo != 70_000 {
-		t.Fatalf("sweep after a stale one: %d, %v; want 70000, true", lo, ok)
+	// A transaction that never ends while marks keep coming: the marks
+	// kept stay bounded, and settle all at once when it ends.
+	for i := range 3 * wordsMarksKept {
+		if _, ok := w.settle(wordsMark{int64(100 + i), []int64{77}}, 70); ok {
+			t.Fatalf("mark %d settled while 77 runs", i)
+		}
 	}
-	w.every = -1
-	if lo, ok := w.window(50_000, t0); !ok || lo != 40_000 {
-		t.Fatalf("every < 0: %d, %v; want 40000, true", lo, ok)
+	if len(w.marks) > wordsMarksKept {
+		t.Fatalf("%d marks kept, want at most %d", len(w.marks), wordsMarksKept)
+	}
+	if got, ok := w.settle(wordsMark{1000, []int64{78}}, 70); !ok || got < 100 || got >= 1000 {
+		t.Fatalf("after 77 ended: %d, %v; want one of the marks it held back", got, ok)
 	}
 }
