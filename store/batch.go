@@ -237,13 +237,16 @@ func (b *Batcher) flush(batch []*pending) {
 	}
 }
 
-// answer gives p its result and lets its key go to any flusher again
-// when nothing else of it is in flight.
+// answer lets p's key go to any flusher again when nothing else of it is
+// in flight, then gives p its result. In that order: a caller that
+// submits its next record the moment it has this one's result must find
+// this flusher's load already lowered, or a tie with a flusher stuck on a
+// lock could send the next record to wait behind it.
 func (b *Batcher) answer(p *pending, r batchResult) {
-	p.done <- r
 	if p.routed {
 		b.route.release(p.key, p.flusher)
 	}
+	p.done <- r
 }
 
 // RecordEvent queues rec for the next batch and waits for its commit. It
