@@ -65,10 +65,16 @@ func (w *wordsState) settle(now wordsMark, lo int64) (int64, bool) {
 
 // wordsSeqSQL reads the sequence, and wordsSnapSQL, a second statement
 // with a later snapshot, the write transactions then in progress and the
-// frontier.
+// frontier. The snapshot lists the whole cluster's transactions; those
+// that pg_stat_activity shows in another database cannot hold an event id
+// and are left out, so that another application's long transaction does
+// not hold the marks back (where this role may not see them, they stay:
+// the marks then only settle later).
 const (
 	wordsSeqSQL  = `SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM event_ids`
-	wordsSnapSQL = `SELECT ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(pg_current_snapshot()) AS x),
+	wordsSnapSQL = `SELECT ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+			WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a
+				WHERE a.backend_xid = x::xid AND a.datname IS DISTINCT FROM current_database())),
 		coalesce((SELECT id FROM event_words_frontier), 0)`
 )
 
@@ -106,11 +112,11 @@ const wordsFrontierSQL = `INSERT INTO event_words_frontier (id) VALUES ($1)
 // burst). Of replicas running it at once one works and the others return
 // 0.
 //
-// It indexes only events whose ids are settled: below a mark made when
-// every transaction that could still add an event under it has since
-// ended. So an event is searchable a pass or two after it is recorded,
-// and one whose transaction commits late is indexed all the same, however
-// many events were recorded meanwhile.
+// The events above the newest indexed one are indexed at once. Those
+// that committed after later ones were indexed are found by a sweep
+// between the frontier and the newest settled mark (see wordsMark), a
+// pass or so after they commit, however many events were recorded
+// meanwhile.
 func (s *Store) IndexEventWords(ctx context.Context, max int) (int64, error) {
 	var n int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
