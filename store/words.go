@@ -119,7 +119,10 @@ const wordsFrontierSQL = `INSERT INTO event_words_frontier (id) VALUES ($1)
 // meanwhile.
 func (s *Store) IndexEventWords(ctx context.Context, max int) (int64, error) {
 	var n int64
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	// Read committed whatever the server's default: the snapshot that
+	// lists the running transactions must be taken after the sequence is
+	// read, by a statement of its own (see wordsMark).
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 		var (
 			mine bool
 			mark wordsMark
