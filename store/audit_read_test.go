@@ -736,11 +736,13 @@ func TestIndexEventWords(t *testing.T) {
 // commits after far more events than any fixed look-back were recorded and
 // indexed (here 50,000 ids; the indexer looked back 10,000 until
 // 2026-12-06) is indexed all the same once it commits, and no event is
-// indexed twice.
+// indexed twice, with two replicas taking turns at indexing.
 func TestIndexEventWordsLateFarBelow(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st := newSeedStore(t)
+	replicas := []*store.Store{st, store.New(st.Pool())} // each with marks of its own
+	turn := 0
 	msg := func(id string) store.EventRecord {
 		body, _ := json.Marshal(map[string]any{"type": "message.new", "cid": "messaging:x",
 			"message": map[string]any{"id": id, "text": "word " + id, "user": map[string]any{"id": "ann"}}})
@@ -750,7 +752,8 @@ func TestIndexEventWordsLateFarBelow(t *testing.T) {
 		t.Helper()
 		var total int64
 		for {
-			n, err := st.IndexEventWords(ctx, 100)
+			turn++
+			n, err := replicas[turn%2].IndexEventWords(ctx, 100)
 			if err != nil {
 				t.Fatal(err)
 			}
