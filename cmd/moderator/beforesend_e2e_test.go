@@ -176,7 +176,7 @@ func TestBeforeSendFailsOpen(t *testing.T) {
 	if _, err := s.logs.waitFor(`recording a before-send decision failed`, 10*time.Second); err != nil {
 		t.Fatalf("the failed audit write was not logged: %v", err)
 	}
-	s.proxy.Start(t)
+	s.proxy.Start()
 	waitRows(t, 1, "type = 'before_send' AND user_id = 'bs-db-down'")
 	if m := s.get(t, "/metrics"); !regexp.MustCompile(`moderator_before_send_audit_errors_total [1-9]`).MatchString(m) {
 		t.Fatalf("database outage not counted:\n%s", grep(m, "moderator_before_send"))

@@ -184,15 +184,15 @@ func checkExactlyOnce(t *testing.T, e *actionsEnv, prefix string, wantCalls int)
 // recorded (late, with the call's real times) and ends applied.
 func TestExactlyOnceDatabaseFaultAfterAnswer(t *testing.T) {
 	t.Parallel()
-	faults := map[string]func(p *tcpProxy, t *testing.T, done *sync.WaitGroup){
-		"cut": func(p *tcpProxy, t *testing.T, done *sync.WaitGroup) {
+	faults := map[string]func(p *tcpProxy, done *sync.WaitGroup){
+		"cut": func(p *tcpProxy, done *sync.WaitGroup) {
 			p.Stop()
 			done.Go(func() {
 				time.Sleep(2 * time.Second)
-				p.Start(t)
+				p.Start()
 			})
 		},
-		"starved": func(p *tcpProxy, _ *testing.T, _ *sync.WaitGroup) { p.Stall(3 * time.Second) },
+		"starved": func(p *tcpProxy, _ *sync.WaitGroup) { p.Stall(3 * time.Second) },
 	}
 	for name, fault := range faults {
 		t.Run(name, func(t *testing.T) {
@@ -200,7 +200,7 @@ func TestExactlyOnceDatabaseFaultAfterAnswer(t *testing.T) {
 			fake := streamtest.New(t, streamtest.WithCredentials(e2eKey, e2eSecret))
 			var e *actionsEnv
 			var restored sync.WaitGroup
-			ip := newInterposer(t, fake, func(string) { fault(e.proxy, t, &restored) })
+			ip := newInterposer(t, fake, func(string) { fault(e.proxy, &restored) })
 			e = startActions(t, fake, map[string]string{"STREAM_BASE_URL": ip.URL})
 			for _, f := range faultRoutes {
 				id := name + "-" + f.typ

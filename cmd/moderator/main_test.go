@@ -565,11 +565,18 @@ func (l *logBuffer) waitFor(pattern string, timeout time.Duration) (string, erro
 
 // tcpProxy sits between the service and Postgres so a test can cut the
 // database off and bring it back without touching the shared server.
+//
+// Its listener stays open from start to cleanup; while the database is
+// cut, each connection is closed as soon as it is accepted. Closing the
+// listener instead let the kernel give its port to an outgoing connection
+// meanwhile, and bringing the database back then failed with "address
+// already in use" (seen once in CI).
 type tcpProxy struct {
 	target string
 	addr   string
-	mu     sync.Mutex
 	ln     net.Listener
+	mu     sync.Mutex
+	down   bool // cut off (Stop): connections are closed at once
 	conns  map[net.Conn]bool
 	// gate is held for writing while the proxy is stalled (Stall): every
 	// copy waits on it, so nothing the database or the service sends goes
@@ -578,42 +585,41 @@ type tcpProxy struct {
 }
 
 func newTCPProxy(t testing.TB, target string) *tcpProxy {
-	p := &tcpProxy{target: target, conns: map[net.Conn]bool{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.addr = ln.Addr().String()
-	p.serve(ln)
-	t.Cleanup(p.Stop)
+	p := &tcpProxy{target: target, addr: ln.Addr().String(), ln: ln, conns: map[net.Conn]bool{}}
+	go p.serve()
+	t.Cleanup(func() { ln.Close(); p.Stop() })
 	return p
 }
 
 func (p *tcpProxy) Addr() string { return p.addr }
 
-func (p *tcpProxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go p.pipe(c)
+// serve accepts connections until the listener is closed at cleanup.
+func (p *tcpProxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
 		}
-	}()
+		go p.pipe(c)
+	}
 }
 
 func (p *tcpProxy) pipe(c net.Conn) {
+	if p.isDown() {
+		c.Close()
+		return
+	}
 	up, err := net.Dial("tcp", p.target)
 	if err != nil {
 		c.Close()
 		return
 	}
 	p.mu.Lock()
-	if p.ln == nil { // stopped meanwhile
+	if p.down { // cut off meanwhile
 		p.mu.Unlock()
 		c.Close()
 		up.Close()
@@ -625,6 +631,12 @@ func (p *tcpProxy) pipe(c net.Conn) {
 	p.copy(c, up)
 	c.Close()
 	up.Close()
+}
+
+func (p *tcpProxy) isDown() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.down
 }
 
 // copy copies src to dst, each chunk waiting while the proxy is stalled.
@@ -659,10 +671,7 @@ func (p *tcpProxy) Stall(d time.Duration) {
 func (p *tcpProxy) Stop() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
+	p.down = true
 	for c := range p.conns {
 		c.Close()
 		delete(p.conns, c)
@@ -670,11 +679,8 @@ func (p *tcpProxy) Stop() {
 }
 
 // Start accepts connections again on the same address.
-func (p *tcpProxy) Start(t testing.TB) {
-	t.Helper()
-	ln, err := net.Listen("tcp", p.addr)
-	if err != nil {
-		t.Fatalf("restart proxy: %v", err)
-	}
-	p.serve(ln)
+func (p *tcpProxy) Start() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = false
 }

@@ -127,7 +127,7 @@ func TestWebhookDatabaseOutageSpools(t *testing.T) {
 		t.Fatalf("rows during the outage = %d, want 0", n)
 	}
 	back := time.Now()
-	s.proxy.Start(t)
+	s.proxy.Start()
 	s.waitDrained(t, 30*time.Second)
 
 	rows, err := storetest.Store(t).Pool().Query(context.Background(),
@@ -206,7 +206,7 @@ func TestSpoolFullAnswers503(t *testing.T) {
 		t.Errorf("no log line says the spool is full: %v", err)
 	}
 
-	s.proxy.Start(t)
+	s.proxy.Start()
 	s.waitDrained(t, 30*time.Second)
 	if status, resp := s.send(t, delivery{body: messageEvent(refused, "x"), webhookID: refused}); status != 200 || resp["status"] != "recorded" {
 		t.Fatalf("Stream's retry of %s: %d %v, want 200 recorded", refused, status, resp)
@@ -295,7 +295,7 @@ func TestDatabaseCutUnderLoad(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	s.proxy.Stop()
 	time.Sleep(20 * time.Second)
-	s.proxy.Start(t)
+	s.proxy.Start()
 	wg.Wait()
 	t.Logf("traffic over in %s", time.Since(start).Round(time.Millisecond))
 	s.waitDrained(t, 60*time.Second)
@@ -463,7 +463,7 @@ func TestSpoolSurvivesKill(t *testing.T) {
 	_ = cmd.Wait()
 	wg.Wait()
 
-	proxy.Start(t)
+	proxy.Start()
 	second, _ := startChild(t, env)
 	second.waitDrained(t, 30*time.Second)
 	if _, err := second.logs.waitFor(`"msg":"spool opened".*"records":[1-9]`, time.Second); err != nil {
