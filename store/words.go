@@ -123,30 +123,18 @@ func (s *Store) IndexEventWords(ctx context.Context, max int) (int64, error) {
 	// lists the running transactions must be taken after the sequence is
 	// read, by a statement of its own (see wordsMark).
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
-		var (
-			mine bool
-			mark wordsMark
-			lo   int64
-		)
-		b := &pgx.Batch{}
-		b.Queue(`SELECT pg_try_advisory_xact_lock($1, 0)`, wordsLockClass).QueryRow(func(r pgx.Row) error { return r.Scan(&mine) })
-		b.Queue(wordsSeqSQL).QueryRow(func(r pgx.Row) error { return r.Scan(&mark.seq) })
-		b.Queue(wordsSnapSQL).QueryRow(func(r pgx.Row) error { return r.Scan(&mark.running, &lo) })
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return fmt.Errorf("mark: %w", err)
+		mine, mark, lo, err := takeWordsMark(ctx, tx)
+		if err != nil || !mine {
+			return err
 		}
-		if !mine {
-			return nil
-		}
-		var last int64
-		if err := tx.QueryRow(ctx, wordsNew, max).Scan(&n, &last); err != nil {
+		if err := tx.QueryRow(ctx, wordsNew, max).Scan(&n, nil); err != nil {
 			return fmt.Errorf("new events: %w", err)
 		}
 		hi, settled := s.words.settle(mark, lo)
 		if n >= int64(max) || !settled {
 			return nil
 		}
-		var swept int64
+		var swept, last int64
 		if err := tx.QueryRow(ctx, wordsSweep, lo, hi, int64(max)-n).Scan(&swept, &last); err != nil {
 			return fmt.Errorf("late events above %d: %w", lo, err)
 		}
@@ -162,4 +150,18 @@ func (s *Store) IndexEventWords(ctx context.Context, max int) (int64, error) {
 		return 0, fmt.Errorf("index event words: %w", err)
 	}
 	return n, nil
+}
+
+// takeWordsMark takes the indexers' lock (mine is false when another
+// replica holds it) and makes a mark, in one round trip, and reads the
+// frontier lo.
+func takeWordsMark(ctx context.Context, tx pgx.Tx) (mine bool, mark wordsMark, lo int64, err error) {
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_try_advisory_xact_lock($1, 0)`, wordsLockClass).QueryRow(func(r pgx.Row) error { return r.Scan(&mine) })
+	b.Queue(wordsSeqSQL).QueryRow(func(r pgx.Row) error { return r.Scan(&mark.seq) })
+	b.Queue(wordsSnapSQL).QueryRow(func(r pgx.Row) error { return r.Scan(&mark.running, &lo) })
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return false, wordsMark{}, 0, fmt.Errorf("mark: %w", err)
+	}
+	return mine, mark, lo, nil
 }
