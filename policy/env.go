@@ -41,6 +41,9 @@ type Env struct {
 	Strikes StrikesEnv `expr:"strikes"`
 
 	history History
+	// partial: history may lack values the rules read (Deferred.
+	// DecideKnown); missed says one was read.
+	partial, missed bool
 }
 
 // EventEnv describes the event itself.

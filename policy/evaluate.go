@@ -127,6 +127,14 @@ type Deferred struct {
 	// inside the recording transaction, so it must be quick and pure; it
 	// may run again if the transaction is retried.
 	Decide func(h, shadow History) Decision
+	// DecideKnown is Decide with histories that may lack some of the
+	// values Reads lists (those its caller could count without reading
+	// the database): known is false, and the decision void, when the rules
+	// read one they lack; call Decide with them all then. A rule that
+	// cannot match whatever the lacking value (`count > 10 && strikes…`
+	// with a count of 3) does not read it. Like Decide, it may be called
+	// more than once.
+	DecideKnown func(h, shadow History) (d Decision, known bool)
 }
 
 // Defer returns ev's decision deferred until its history is known. It
@@ -137,16 +145,19 @@ func (rs *RuleSet) Defer(ev *Event) (d *Deferred) {
 	d = &Deferred{RuleSetVersion: rs.version, History: rs.history, CountsMessages: rs.CountsMessages(), YoungAccount: rs.young,
 		ShadowStrikes: rs.shadowStrikes, Marked: true}
 	// own decides in an environment of its own.
-	own := func(h, shadow History) Decision { return rs.EvaluateSplit(ev, h, shadow) }
+	own := func(h, shadow History, partial bool) (Decision, bool) {
+		return rs.evaluateSplit(ev, h, shadow, partial)
+	}
+	d.Decide, d.DecideKnown = deciders(own)
 	if ev == nil {
 		d.Mark, d.Counted = MarkToJudge(ev, d.CountsMessages)
-		d.Decide = own
 		return d
 	}
 	defer func() {
 		if recover() != nil { // own then reports it
 			d.Mark, d.Counted = MarkToJudge(ev, d.CountsMessages)
-			d.Reads, d.Decide = nil, own
+			d.Reads = nil
+			d.Decide, d.DecideKnown = deciders(own)
 		}
 	}()
 	env := rs.envs.Get().(*Env)
@@ -154,22 +165,36 @@ func (rs *RuleSet) Defer(ev *Event) (d *Deferred) {
 	d.Mark, d.Counted = markIn(ev, env, rs.needs, d.CountsMessages)
 	var closed []int
 	d.Reads, closed = rs.readsOf(ev, env)
-	// The first Decide takes the environment and returns it to the pool;
-	// a second (a retried transaction) fills its own.
+	// The first decision takes the environment and returns it to the
+	// pool; a second (a retried transaction) fills its own.
 	var held atomic.Pointer[Env]
 	held.Store(env)
-	d.Decide = func(h, shadow History) Decision {
+	d.Decide, d.DecideKnown = deciders(func(h, shadow History, partial bool) (Decision, bool) {
 		env := held.Swap(nil)
 		if env == nil {
-			return own(h, shadow)
+			return own(h, shadow, partial)
 		}
 		defer func() {
 			env.reset()
 			rs.envs.Put(env)
 		}()
-		return rs.evaluateIn(ev, env, h, shadow, closed)
-	}
+		env.partial = partial
+		dec := rs.evaluateIn(ev, env, h, shadow, closed)
+		return dec, !env.missed
+	})
 	return d
+}
+
+// deciders are Deferred.Decide and DecideKnown over decide, which says
+// with partial whether the histories may lack values.
+func deciders(decide func(h, shadow History, partial bool) (Decision, bool)) (
+	func(h, shadow History) Decision, func(h, shadow History) (Decision, bool)) {
+	return func(h, shadow History) Decision {
+			d, _ := decide(h, shadow, false)
+			return d
+		}, func(h, shadow History) (Decision, bool) {
+			return decide(h, shadow, true)
+		}
 }
 
 // MarkToJudge is what judging ev in the recording transaction needs: its
@@ -210,10 +235,18 @@ func (rs *RuleSet) EvaluateWith(ev *Event, h History) (d Decision) {
 // would have done (their would-be strikes), so that a shadow ladder climbs
 // as it would enforced and a shadow "once per burst" guard fires once.
 // A nil shadow history means the shadow rules read h, as enforce ones do.
-func (rs *RuleSet) EvaluateSplit(ev *Event, h, shadow History) (d Decision) {
+func (rs *RuleSet) EvaluateSplit(ev *Event, h, shadow History) Decision {
+	d, _ := rs.evaluateSplit(ev, h, shadow, false)
+	return d
+}
+
+// evaluateSplit is EvaluateSplit; with partial, the histories may lack
+// values, and known is false when the rules read one (see
+// Deferred.DecideKnown).
+func (rs *RuleSet) evaluateSplit(ev *Event, h, shadow History, partial bool) (d Decision, known bool) {
 	d.RuleSetVersion = rs.version
 	if ev == nil {
-		return d
+		return d, true
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -226,7 +259,9 @@ func (rs *RuleSet) EvaluateSplit(ev *Event, h, shadow History) (d Decision) {
 		rs.envs.Put(env)
 	}()
 	env.fill(ev, rs.needs, rs.young)
-	return rs.evaluateIn(ev, env, h, shadow, nil)
+	env.partial = partial
+	d = rs.evaluateIn(ev, env, h, shadow, nil)
+	return d, !env.missed
 }
 
 // evaluateIn is EvaluateSplit in ev's environment, filled. The rules of

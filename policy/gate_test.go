@@ -215,3 +215,71 @@ func TestDeferConcurrently(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestDecideKnown: deciding with a history that lacks some values is
+// known exactly when the rules read none of those lacking, and is then
+// the decision of the full history; first and second calls alike (the
+// second fills an environment of its own).
+func TestDecideKnown(t *testing.T) {
+	t.Parallel()
+	rs, err := Load(fstest.MapFS{"r.yaml": {Data: []byte(`rules:
+  - id: flood
+    description: more than 10 a minute, once per 10 minutes
+    when: counts.user_messages("1m") > 10 && strikes.by_rule("flood", "10m") == 0
+    mode: enforce
+    actions: [flag]
+    examples:
+      - history: {counts.user_messages("1m"): 11}
+        event: {}
+        expect: {match: true}
+      - event: {}
+        expect: {match: false}
+  - id: noisy
+    description: a reason that reads links
+    reason: '{{counts.user_links("1h")}} links'
+    when: message.text == "LOUD"
+    mode: enforce
+    actions: [flag]
+    examples:
+      - {event: {message: {text: "LOUD"}}, expect: {match: true}}
+      - {event: {message: {text: "quiet"}}, expect: {match: false}}
+`)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := HistoryKey{Name: CountUserMessages, Window: time.Minute}
+	strikes := HistoryKey{Name: StrikesByRule, Arg: "flood", Window: 10 * time.Minute}
+	links := HistoryKey{Name: CountUserLinks, Window: time.Hour}
+	for _, tc := range []struct {
+		name  string
+		text  string
+		count int
+		known bool
+	}{
+		{"few messages: the strikes are not read", "hi", 3, true},
+		{"a flood: the strikes are read", "hi", 11, false},
+		{"a matched rule's reason reads a value lacking", "LOUD", 3, false},
+	} {
+		ev, err := ExampleEvent(map[string]any{"message": map[string]any{"text": tc.text}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		full := History{msgs: tc.count, strikes: 0, links: 2}
+		want := rs.EvaluateWith(ev, full)
+		d := rs.Defer(ev)
+		for call := range 2 {
+			dec, known := d.DecideKnown(History{msgs: tc.count}, nil)
+			if known != tc.known {
+				t.Errorf("%s, call %d: known %v, want %v", tc.name, call+1, known, tc.known)
+			}
+			if known {
+				if diff := cmp.Diff(want, dec); diff != "" {
+					t.Errorf("%s, call %d: decision differs from the full history's (-want +got):\n%s", tc.name, call+1, diff)
+				}
+			}
+		}
+		if diff := cmp.Diff(want, d.Decide(full, nil)); diff != "" {
+			t.Errorf("%s: Decide with the full history after DecideKnown (-want +got):\n%s", tc.name, diff)
+		}
+	}
+}

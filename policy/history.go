@@ -284,7 +284,11 @@ func (env *Env) bindHistory() {
 		if err != nil {
 			return 0 // cannot happen: windows are literals checked at load
 		}
-		return env.history[HistoryKey{Name: name, Arg: arg, Window: w}]
+		v, ok := env.history[HistoryKey{Name: name, Arg: arg, Window: w}]
+		if !ok && env.partial {
+			env.missed = true
+		}
+		return v
 	}
 	env.Counts = CountsEnv{
 		UserMessages:         func(w string) int { return read(CountUserMessages, "", w) },

@@ -44,6 +44,19 @@ var userCopies = &copyKind{name: "user", versions: "counter_versions", column: "
 	},
 }
 
+// copyKindOf is the kind of copy from which the value k is counted, nil
+// for a value the history read computes in the database.
+func copyKindOf(k policy.HistoryKey) *copyKind {
+	switch k.Name {
+	case policy.CountUserMessages, policy.CountUserChannelMessages, policy.CountUserLinks, policy.CountUserMentions,
+		policy.CountUserDuplicates, policy.CountUserChannels:
+		return userCopies
+	case policy.CountChannelYoungMessages:
+		return youngCopies
+	}
+	return nil
+}
+
 // youngCopies hold the marks of accounts young under the longest age a
 // folder may set (m.young); the values keep those young under the
 // record's own age.
@@ -80,8 +93,9 @@ type copyRead struct {
 	// (their copy or what was loaded, then the batch's own), by key.
 	work map[string][]cachedMark
 	// wrote says of which keys this batch wrote marks; owned, of which
-	// work is this read's own slice (not a copy's).
-	wrote, owned map[string]bool
+	// work is this read's own slice (not a copy's); took, of which it
+	// appends to the copy's slice in place (appendsInPlace).
+	wrote, owned, took map[string]bool
 }
 
 // loadedMarks is one key's part of the read: the version of its marks in
@@ -102,7 +116,8 @@ const loadCap = userMaxMarks
 
 func newCopyRead(kind *copyKind, cache *markCache, keys []policy.HistoryKey, cands []judged) *copyRead {
 	r := &copyRead{kind: kind, cache: cache, keys: keys, copies: map[string]*userMarks{}, covered: map[string]bool{},
-		loaded: map[string]*loadedMarks{}, work: map[string][]cachedMark{}, wrote: map[string]bool{}, owned: map[string]bool{}}
+		loaded: map[string]*loadedMarks{}, work: map[string][]cachedMark{}, wrote: map[string]bool{}, owned: map[string]bool{},
+		took: map[string]bool{}}
 	for _, k := range keys {
 		r.window = max(r.window, k.Window)
 	}
@@ -269,7 +284,7 @@ func (u *copyRow) marks() ([]cachedMark, error) {
 	}
 	marks := make([]cachedMark, n)
 	for i := range n {
-		m := cachedMark{eventID: u.ids[i], at: u.ats[i], links: u.links[i], mentions: u.mentions[i]}
+		m := cachedMark{at: u.ats[i], links: u.links[i], mentions: u.mentions[i]}
 		if u.chans[i] != nil {
 			m.channel = channelOf(*u.chans[i])
 		}
@@ -284,10 +299,9 @@ func (u *copyRow) marks() ([]cachedMark, error) {
 	return marks, nil
 }
 
-// values computes the kind's values of the record jr at time at (with
-// event id eventID) into h, after adding its own mark to what the
-// records judged before it see.
-func (r *copyRead) values(h policy.History, at time.Time, jr judged, eventID int64) error {
+// values computes the kind's values of the record jr at time at into h,
+// after adding its own mark to what the records judged before it see.
+func (r *copyRead) values(h policy.History, at time.Time, jr judged) error {
 	id, own, marked := r.keyOf(jr)
 	if id == "" {
 		for _, k := range r.keys {
@@ -309,7 +323,7 @@ func (r *copyRead) values(h policy.History, at time.Time, jr judged, eventID int
 		}
 	}
 	if marked {
-		own.eventID, own.at = eventID, at
+		own.at = at
 		if !r.owned[id] && !r.appendsInPlace(id, marks, at) {
 			// The copy's slice is shared: this batch's marks go to its own.
 			marks = append(make([]cachedMark, 0, len(marks)+8), marks...)
@@ -336,7 +350,7 @@ func (r *copyRead) appendsInPlace(id string, marks []cachedMark, at time.Time) b
 	if !c.grown.CompareAndSwap(false, true) {
 		return false
 	}
-	r.owned[id] = true
+	r.owned[id], r.took[id] = true, true
 	return true
 }
 

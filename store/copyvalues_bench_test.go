@@ -13,7 +13,7 @@ import (
 func benchMarks(n int, now time.Time) []cachedMark {
 	marks := make([]cachedMark, n)
 	for i := range marks {
-		marks[i] = cachedMark{eventID: int64(i + 1), at: now.Add(-10*time.Minute + time.Duration(i)*10*time.Minute/time.Duration(n)),
+		marks[i] = cachedMark{at: now.Add(-10*time.Minute + time.Duration(i)*10*time.Minute/time.Duration(n)),
 			channel: channelOf(fmt.Sprintf("messaging:channel-%d", i%12)), fp: int64(i % 50), links: int32(i % 3), mentions: int32(i % 2),
 			created: now.Add(-time.Duration(i%5) * 24 * time.Hour)}
 	}

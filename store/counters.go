@@ -64,6 +64,9 @@ type judging struct {
 	copies []*copyRead
 	ats    map[int]time.Time // the records' times (b.at), by ord
 	cache  *markCache
+	// ahead: the records were judged from the copies before the insert
+	// (prejudge), and sql is the check that replaces the read.
+	ahead bool
 }
 
 // readValues is what the history read found for one record: its history,
@@ -79,8 +82,9 @@ type readValues struct {
 type struckSet map[policy.HistoryKey]map[string]bool
 
 // prepareJudging returns the history read of recs, nil when no record has
-// a Judge.
-func prepareJudging(recs []EventRecord, cache *markCache) (*judging, error) {
+// a Judge; with ahead, the records judged ahead from the replica's copies
+// when they can be (see prejudge), and the check that replaces the read.
+func prepareJudging(recs []EventRecord, cache *markCache, ahead bool) (*judging, error) {
 	j := &judging{read: map[int]*readValues{}, ats: map[int]time.Time{}, cache: cache}
 	history := false
 	for i := range recs {
@@ -117,6 +121,9 @@ func prepareJudging(recs []EventRecord, cache *markCache) (*judging, error) {
 	if !history {
 		return nil, nil
 	}
+	if ahead && j.prejudge(recs) {
+		return j, nil
+	}
 	if err := j.build(recs); err != nil {
 		return nil, err
 	}
@@ -146,7 +153,7 @@ func (j *judging) judge(recs []EventRecord, results []RecordResult) error {
 	for _, jr := range todo {
 		v := j.read[ords[jr.i]]
 		for _, c := range j.copies {
-			if err := c.values(v.h, j.ats[ords[jr.i]], jr, results[jr.i].EventID); err != nil {
+			if err := c.values(v.h, j.ats[ords[jr.i]], jr); err != nil {
 				return err
 			}
 			for _, k := range c.keys {
@@ -522,12 +529,15 @@ func (j *judging) build(recs []EventRecord) error {
 	q := &historyQuery{args: j.batchArgs(recs)}
 	var user, young, chanUsers markGroup
 	for _, k := range j.keys {
-		switch k.Name {
-		case policy.CountUserMessages, policy.CountUserChannelMessages, policy.CountUserLinks, policy.CountUserMentions,
-			policy.CountUserDuplicates, policy.CountUserChannels:
-			user.add(k, "") // counted from the marks in Go (userRead)
-		case policy.CountChannelYoungMessages:
+		switch copyKindOf(k) {
+		case userCopies:
+			user.add(k, "") // counted from the marks in Go (copyRead)
+			continue
+		case youngCopies:
 			young.add(k, "") // counted from the marks in Go (copyRead)
+			continue
+		}
+		switch k.Name {
 		case policy.CountChannelUsers:
 			chanUsers.add(k, "count(DISTINCT m.user_id) FILTER (WHERE "+q.within("m.at", k.Window)+")")
 		case policy.StrikesCount, policy.StrikesOfType, policy.StrikesByRule:

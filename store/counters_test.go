@@ -54,6 +54,12 @@ type judging struct {
 	rs   *policy.RuleSet
 	mu   sync.Mutex
 	seen map[string]policy.History
+	// last is what each record's judge saw last, and final what the
+	// judge of the record that recorded a webhook id saw (see confirm):
+	// a record judged ahead of its insert may turn out a duplicate, and
+	// its judge has then seen a history that was never recorded.
+	last  map[*policy.Deferred]policy.History
+	final map[string]policy.History
 }
 
 func newJudging(t testing.TB, src string) *judging {
@@ -62,7 +68,8 @@ func newJudging(t testing.TB, src string) *judging {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &judging{rs: rs, seen: map[string]policy.History{}}
+	return &judging{rs: rs, seen: map[string]policy.History{}, last: map[*policy.Deferred]policy.History{},
+		final: map[string]policy.History{}}
 }
 
 // record is an EventRecord of body whose decision is made in the
@@ -78,13 +85,35 @@ func (j *judging) record(t testing.TB, webhookID string, body []byte) store.Even
 	judge.Decide = func(h, shadow policy.History) policy.Decision {
 		j.mu.Lock()
 		j.seen[webhookID] = h
+		j.last[judge] = h
 		j.mu.Unlock()
 		return decide(h, shadow)
+	}
+	known := judge.DecideKnown
+	judge.DecideKnown = func(h, shadow policy.History) (policy.Decision, bool) {
+		d, ok := known(h, shadow)
+		if ok {
+			j.mu.Lock()
+			j.seen[webhookID] = h
+			j.last[judge] = h
+			j.mu.Unlock()
+		}
+		return d, ok
 	}
 	return store.EventRecord{WebhookID: webhookID, BodySHA256: sha256.Sum256(body), Attempt: 1, APIKey: "k",
 		Payload: body, Event: ev, Judge: judge}
 }
 
+// confirm says that rec, of webhook id webhookID, recorded its event
+// (was not a duplicate): saw then answers with what its judge saw.
+func (j *judging) confirm(webhookID string, rec store.EventRecord) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.final[webhookID] = j.last[rec.Judge]
+}
+
+// saw is the value key that the judge of webhookID saw: of the record
+// confirmed to have recorded it, or else of the last judged.
 func (j *judging) saw(webhookID, key string) int {
 	k, err := policy.ParseHistoryKey(key)
 	if err != nil {
@@ -92,7 +121,10 @@ func (j *judging) saw(webhookID, key string) int {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	h, ok := j.seen[webhookID]
+	h, ok := j.final[webhookID]
+	if !ok {
+		h, ok = j.seen[webhookID]
+	}
 	if !ok {
 		return -1
 	}
@@ -673,7 +705,11 @@ func recordOnTwoReplicas(t *testing.T, j *judging, ids []string, bodies [][]byte
 	for i := range ids {
 		for copy := range 2 {
 			sends.Go(func() {
-				_, err := batchers[(i+copy)%2].RecordEvent(ctx, j.record(t, ids[i], bodies[i]))
+				rec := j.record(t, ids[i], bodies[i])
+				res, err := batchers[(i+copy)%2].RecordEvent(ctx, rec)
+				if err == nil && res.Duplicate == "" {
+					j.confirm(ids[i], rec)
+				}
 				errs <- err
 			})
 		}

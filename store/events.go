@@ -99,11 +99,25 @@ func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord, hook TxHoo
 // the decisions, whatever hooks.Queue queued and COMMIT, pipelined
 // (Writes). A batch with nothing to write after its events
 // (writesNothing) has COMMIT in the first pipeline, and that one round
-// trip only. When a hook runs in the transaction, its statements come
-// between the decisions and the COMMIT, which goes with what its
-// continuation queued last.
+// trip only: so has a batch judged ahead from the replica's copies of its
+// marks (prejudge) whose decisions write nothing. When a hook runs in the
+// transaction, its statements come between the decisions and the COMMIT,
+// which goes with what its continuation queued last.
 func (s *Store) RecordEventsWith(ctx context.Context, recs []EventRecord, hooks Hooks) ([]RecordResult, error) {
 	recs = withSafeWebhookIDs(recs)
+	results, err := s.recordBatch(ctx, recs, hooks, true)
+	if isCopiesMoved(err) {
+		// Judged ahead from copies that another writer had made stale, or
+		// with a retry among the records: the transaction rolled back.
+		s.marks.moved.Add(1)
+		results, err = s.recordBatch(ctx, recs, hooks, false)
+	}
+	return results, err
+}
+
+// recordBatch records recs in one transaction (see RecordEventsWith),
+// judging them ahead when ahead allows and the copies do.
+func (s *Store) recordBatch(ctx context.Context, recs []EventRecord, hooks Hooks, ahead bool) ([]RecordResult, error) {
 	args, repaired := insertColumns(recs)
 
 	// One statement for the whole batch; WITH ORDINALITY keeps the
@@ -117,9 +131,9 @@ func (s *Store) RecordEventsWith(ctx context.Context, recs []EventRecord, hooks 
 		args = append(args, lockClass, locks)
 	}
 	insertSQL := insertEventsSQL(lock)
-	// With records to judge, their history read follows in the same round
-	// trip (see judging).
-	jd, err := prepareJudging(recs, s.marks)
+	// With records to judge, their history read (or, judged ahead, its
+	// check) follows in the same round trip (see judging).
+	jd, err := prepareJudging(recs, s.marks, ahead)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +144,7 @@ func (s *Store) RecordEventsWith(ctx context.Context, recs []EventRecord, hooks 
 	if hooks.Early != nil {
 		hooks.Early(&early, recs)
 	}
-	alone := jd == nil && writesNothing(recs, repaired, hooks)
+	alone := (jd == nil || jd.ahead) && writesNothing(recs, repaired, hooks, jd != nil)
 
 	conn, err := s.acquire(ctx)
 	if err != nil {
@@ -140,11 +154,15 @@ func (s *Store) RecordEventsWith(ctx context.Context, recs []EventRecord, hooks 
 	tx, inserted, err := insertAndRead(ctx, conn.Conn(), insertSQL, args, jd, &early, alone)
 	defer rollback(context.WithoutCancel(ctx), tx)
 	if err != nil {
+		if jd != nil && jd.ahead {
+			jd.undo(recs)
+		}
 		return nil, err
 	}
 	if alone {
 		// Committed with the insert: what is left is to say which records
 		// were duplicates, from the committed rows.
+		committed = true
 		return s.sortOutCommitted(ctx, conn.Conn(), recs, inserted)
 	}
 	results, err := s.completeBatch(ctx, tx, recs, inserted, jd, repaired, hooks)
@@ -228,7 +246,12 @@ func insertAndRead(ctx context.Context, conn *pgx.Conn, insertSQL string, args [
 	if err != nil {
 		return tx, nil, err
 	}
-	if jd != nil {
+	switch {
+	case jd != nil && jd.ahead:
+		if _, err := br.Exec(); err != nil {
+			return tx, nil, fmt.Errorf("check the copies of counter marks: %w", err)
+		}
+	case jd != nil:
 		hrows, err := br.Query()
 		if err != nil {
 			return tx, nil, fmt.Errorf("read history: %w", err)
@@ -374,7 +397,7 @@ func (s *Store) completeBatch(ctx context.Context, tx pgx.Tx, recs []EventRecord
 	if err != nil {
 		return nil, err
 	}
-	if jd != nil {
+	if jd != nil && !jd.ahead {
 		if err := jd.judge(recs, results); err != nil {
 			return nil, err
 		}

@@ -33,6 +33,10 @@ type markCache struct {
 	// loads counts the keys whose marks a read loaded because their copy
 	// would not do (missing, stale, too short).
 	loads atomic.Int64
+	// ahead counts the batches judged ahead from the copies (prejudge);
+	// moved, those of them that the check found stale (or with a retry
+	// among their records), recorded again.
+	ahead, moved atomic.Int64
 }
 
 // CopyLoads returns how many times a history read has loaded a user's (or
@@ -44,6 +48,18 @@ type markCache struct {
 // messages, were most of the loads in the bench's closed loop). Many
 // loads a batch mean the copies do not help.
 func (s *Store) CopyLoads() int64 { return s.marks.loads.Load() }
+
+// JudgedAhead returns how many batches this replica judged from its copies
+// of marks before their insert (see prejudge), sparing them the history
+// read: those with nothing else to write commit in one round trip.
+func (s *Store) JudgedAhead() int64 { return s.marks.ahead.Load() }
+
+// CopyMisses returns how many batches this replica judged ahead from its
+// copies of marks (see prejudge) and then recorded again the usual way,
+// because another writer had written marks of one of their keys or a
+// record was a retry. Each costs a round trip; a steady rate of them
+// means replicas share users' messages, and judging ahead rarely helps.
+func (s *Store) CopyMisses() int64 { return s.marks.moved.Load() }
 
 // userMarks is a user's marks with at after from (all of them), as
 // committed at version, sorted by time.
@@ -60,7 +76,6 @@ type userMarks struct {
 
 // cachedMark is what the user values read of a mark.
 type cachedMark struct {
-	eventID  int64
 	at       time.Time
 	channel  channelID // noChannel for none
 	fp       int64     // 0 for none

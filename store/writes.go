@@ -109,16 +109,18 @@ type Hooks struct {
 type EarlyHook func(w *Writes, recs []EventRecord)
 
 // writesNothing reports whether recording recs writes nothing after their
-// events: no record is judged, has a decision to write or a payload kept
-// raw (repaired), and the hooks have no work for them. Such a batch, a
-// reaction or a read receipt say, commits with its insert.
-func writesNothing(recs []EventRecord, repaired []bool, hooks Hooks) bool {
+// events: no record is judged (or, with judged, the records with a Judge
+// were judged ahead, and their Decisions are final), has a decision to
+// write or a payload kept raw (repaired), and the hooks have no work for
+// them. Such a batch, a reaction or a read receipt say, or messages no
+// rule matched judged ahead, commits with its insert.
+func writesNothing(recs []EventRecord, repaired []bool, hooks Hooks, judged bool) bool {
 	if hooks.Tx != nil || hooks.Queue != nil && (hooks.Quiet == nil || !hooks.Quiet(recs)) {
 		return false
 	}
 	for i, r := range recs {
 		d := r.Decision
-		if repaired[i] || r.Judge != nil || d != nil && (len(d.Matches) > 0 || len(d.Errors) > 0) {
+		if repaired[i] || r.Judge != nil && !judged || d != nil && (len(d.Matches) > 0 || len(d.Errors) > 0) {
 			return false
 		}
 	}

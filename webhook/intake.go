@@ -167,6 +167,11 @@ func (in *Intake) judge(d *Delivery, line *canonical) {
 			defer func() { in.m.evaluation.Observe(time.Since(start).Seconds()) }()
 			return judge.Decide(h, shadow)
 		}
+		j.DecideKnown = func(h, shadow policy.History) (policy.Decision, bool) {
+			start := time.Now()
+			defer func() { in.m.evaluation.Observe(time.Since(start).Seconds()) }()
+			return judge.DecideKnown(h, shadow)
+		}
 		d.Judge = &j
 	default:
 		d.Decision = &dec

@@ -11,9 +11,17 @@ import (
 // moderator_webhook_duration_seconds they say where a webhook's time goes:
 // waiting for a flusher (the database is the bottleneck: a slow commit, a
 // burst), or in its batch's transaction (round trips, judging, commit).
-// copyLoads (store.Store.CopyLoads) says whether the replica's copies of
-// the counter marks spare the history read its loads.
-func newIntakeMetrics(reg prometheus.Registerer, copyLoads func() int64) func(store.BatchStats) {
+// copies (the store) says whether the replica's copies of the counter
+// marks spare the history read its loads, and how many batches they let
+// it judge ahead.
+// copyCounts are the store's counters of its copies of counter marks.
+type copyCounts interface {
+	CopyLoads() int64
+	JudgedAhead() int64
+	CopyMisses() int64
+}
+
+func newIntakeMetrics(reg prometheus.Registerer, copies copyCounts) func(store.BatchStats) {
 	wait := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "moderator_intake_wait_seconds",
 		Help:    "Time a webhook waited for a flusher, from its verification to its batch being taken: the intake's queue for the database.",
@@ -34,8 +42,18 @@ func newIntakeMetrics(reg prometheus.Registerer, copyLoads func() int64) func(st
 		Help: "Times a history read loaded a user's (or a channel's young accounts') counter marks because this replica's copy was missing, stale or too short: " +
 			"about once per key, and again whenever this replica's other flusher, or another replica, wrote for the key while a read was in flight. " +
 			"A rate near the webhooks' means the copies do not help.",
-	}, func() float64 { return float64(copyLoads()) })
-	reg.MustRegister(wait, took, records, loads)
+	}, func() float64 { return float64(copies.CopyLoads()) })
+	ahead := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "moderator_intake_judged_ahead_total",
+		Help: "Batches judged from this replica's copies of counter marks before their insert, sparing the history read: " +
+			"those no rule matched commit in one round trip instead of two.",
+	}, func() float64 { return float64(copies.JudgedAhead()) })
+	misses := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "moderator_intake_copy_misses_total",
+		Help: "Batches judged ahead whose check found a copy stale (another replica wrote marks of the user or channel) or a retry among them, " +
+			"and that were recorded again the usual way, at the cost of a round trip. A rate near moderator_intake_judged_ahead_total's means replicas share users.",
+	}, func() float64 { return float64(copies.CopyMisses()) })
+	reg.MustRegister(wait, took, records, loads, ahead, misses)
 	return func(st store.BatchStats) {
 		for _, w := range st.Waits {
 			wait.Observe(w.Seconds())

@@ -80,7 +80,8 @@ func grepLines(s, sub string) string {
 // TestIntakeMetrics: each recorded webhook is counted in the intake's
 // histograms (its wait for a flusher, its batch), which are fed after the
 // answers, so the test waits for them; and the loads of counter marks
-// the replica's copies could not spare are counted.
+// the replica's copies could not spare, and the batches they let it judge
+// ahead, are counted.
 func TestIntakeMetrics(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, serverOptions{})
@@ -119,5 +120,12 @@ func TestIntakeMetrics(t *testing.T) {
 	// next two messages count from the copies.
 	if loads := regexp.MustCompile(`(?m)^moderator_intake_copy_loads_total (\d+)$`).FindStringSubmatch(body); loads == nil || loads[1] != "2" {
 		t.Errorf("want 2 copy loads (the user's, the channel's):\n%s", grepLines(body, "moderator_intake_copy"))
+	}
+	// Those two are judged ahead, and commit in one round trip.
+	if ahead := regexp.MustCompile(`(?m)^moderator_intake_judged_ahead_total (\d+)$`).FindStringSubmatch(body); ahead == nil || ahead[1] != "2" {
+		t.Errorf("want 2 batches judged ahead:\n%s", grepLines(body, "moderator_intake_"))
+	}
+	if misses := regexp.MustCompile(`(?m)^moderator_intake_copy_misses_total (\d+)$`).FindStringSubmatch(body); misses == nil || misses[1] != "0" {
+		t.Errorf("want no copy misses:\n%s", grepLines(body, "moderator_intake_copy"))
 	}
 }

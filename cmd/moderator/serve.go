@@ -67,7 +67,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	// (actions, erasures) stop last, after the batcher has committed (and
 	// enqueued) the last events.
 	batcher := store.NewBatcher(st, store.BatcherConfig{Early: linkBeforeSend(logger), Queue: enqueueActions(runner),
-		Quiet: actionsQuiet, Observe: newIntakeMetrics(reg, st.CopyLoads)})
+		Quiet: actionsQuiet, Observe: newIntakeMetrics(reg, st)})
 	audit := &storeAudit{batcher: batcher}
 	rules := newLiveRules(cfg.RulesDir, logger, reg)
 	_ = rules.reload("start") // a bad folder is logged; /readyz fails until a good one loads
