@@ -65,8 +65,9 @@ type judging struct {
 	ats    map[int]time.Time // the records' times (b.at), by ord
 	cache  *markCache
 	// ahead: the records were judged from the copies before the insert
-	// (prejudge), and sql is the check that replaces the read.
-	ahead bool
+	// (prejudge), and sql is the check that replaces the read;
+	// rolledBack, the check failed.
+	ahead, rolledBack bool
 }
 
 // readValues is what the history read found for one record: its history,
@@ -175,16 +176,21 @@ func (j *judging) judge(recs []EventRecord, results []RecordResult) error {
 }
 
 // settle keeps the marks the batch leaves in the replica's copies once
-// its transaction has committed, or drops the copies it wrote marks to
-// otherwise. A nil j does nothing.
+// its transaction has committed. Otherwise it drops the copies it wrote
+// marks to, unless the transaction is known to have rolled back (its
+// check failed: see prejudge), which left them as they were. A nil j
+// does nothing.
 func (j *judging) settle(committed bool) {
 	if j == nil {
 		return
 	}
 	for _, c := range j.copies {
-		if committed {
+		switch {
+		case committed:
 			c.commit()
-		} else {
+		case j.rolledBack:
+			c.release()
+		default:
 			c.abandon()
 		}
 	}

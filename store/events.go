@@ -156,6 +156,8 @@ func (s *Store) recordBatch(ctx context.Context, recs []EventRecord, hooks Hooks
 	if err != nil {
 		if jd != nil && jd.ahead {
 			jd.undo(recs)
+			// The check aborted the transaction: nothing of it was kept.
+			jd.rolledBack = isCopiesMoved(err)
 		}
 		return nil, err
 	}

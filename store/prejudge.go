@@ -183,9 +183,10 @@ func (r *copyRead) usable(cands []judged) bool {
 }
 
 // release gives back the copies' slices this read took to append to in
-// place (appendsInPlace), for a batch not judged ahead after all: the
-// marks it appended lie past their copies' ends, where nothing reads, and
-// the next batch may write over them.
+// place (appendsInPlace), for a batch not judged ahead after all, or whose
+// check failed: the marks it appended lie past their copies' ends, where
+// nothing reads, and the next batch may write over them. The copies stay:
+// a stale one is found so by the next read's check.
 func (r *copyRead) release() {
 	for id := range r.took {
 		r.copies[id].grown.Store(false)

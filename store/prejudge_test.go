@@ -49,7 +49,7 @@ func TestJudgedAhead(t *testing.T) {
 		{"the second: from the copy, nothing to write", msg(1), []string{"batch"}, 0, 2},
 		{"the third", msg(2), []string{"batch"}, 0, 3},
 		{"a retry of the third: the check fails", msg(2), []string{"batch", "rollback", "batch", "SELECT", "batch"}, 1, 0},
-		{"the fourth: loads the copy again", msg(3), []string{"batch", "batch"}, 1, 4},
+		{"the fourth: the copy is still good", msg(3), []string{"batch"}, 1, 4},
 		{"the fifth: flood matches, the decision is written", msg(4), []string{"batch", "batch"}, 1, 5},
 	}
 	for _, s := range steps {
