@@ -119,28 +119,18 @@ func TestCountsAcrossReplicasJudgedAhead(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	j := newJudging(t, userRules)
-	url := storetest.NewDatabase(t)
+	other, st := twoReplicas(t)
+	replicas := []*store.Store{other, st}
 	var (
-		replicas []*store.Store
 		batchers []*store.Batcher
 		wg       sync.WaitGroup
 	)
 	defer wg.Wait()
 	defer cancel()
-	for i := range 2 {
-		st, err := store.Open(ctx, storetest.Bounded(url))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(st.Close)
-		if i == 0 {
-			if _, err := st.Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
-		}
+	for _, st := range replicas {
 		b := store.NewBatcher(st, store.BatcherConfig{})
 		wg.Go(func() { b.Run(ctx) })
-		replicas, batchers = append(replicas, st), append(batchers, b)
+		batchers = append(batchers, b)
 	}
 	const n = 60
 	user := t.Name()
