@@ -111,6 +111,9 @@ type result struct {
 	beforeSend   *loadSummary
 	cpu          cpuUse
 	openCPU      cpuUse // of the fixed-rate run (webhooks, not before-send)
+	// intake is moderator's count of its batches in the fixed-rate run
+	// (nil for the floor).
+	intake *intakeCounts
 }
 
 // loadSummary is the part of loadgen's -json report used here.
@@ -246,7 +249,7 @@ func measure(ctx context.Context, c config, name, rulesDir string, stderr io.Wri
 	target := "http://" + addr + "/webhooks/stream"
 	r := result{name: name}
 	runs := []func() error{
-		func() error { return measureFixedRate(ctx, c, &r, target, admin, dbName, cmd.Process.Pid) },
+		func() error { return measureFixedRate(ctx, c, &r, addr, admin, dbName, cmd.Process.Pid) },
 		func() error { return measureClosed(ctx, c, &r, target, admin, dbName, cmd.Process.Pid) },
 	}
 	if c.afterBurst {
@@ -280,17 +283,34 @@ func measureClosed(ctx context.Context, c config, r *result, target string, admi
 	return nil
 }
 
-// measureFixedRate runs the open loop at -rate against target and the
-// before-send path at the same rate (the floor's is the minimal hook, see
-// cmd/loadgen/floor), and keeps their figures in r, with the CPU the
-// webhooks' run cost (as measureClosed).
-func measureFixedRate(ctx context.Context, c config, r *result, target string, admin *pgx.Conn, dbName string, pid int) error {
+// measureFixedRate runs the open loop at -rate against the subject at addr
+// and the before-send path at the same rate (the floor's is the minimal
+// hook, see cmd/loadgen/floor), and keeps their figures in r, with the CPU
+// the webhooks' run cost (as measureClosed) and, for moderator, its own
+// count of that run's batches (intakeCounts).
+func measureFixedRate(ctx context.Context, c config, r *result, addr string, admin *pgx.Conn, dbName string, pid int) error {
+	target := "http://" + addr + "/webhooks/stream"
+	var before intakeCounts
+	if r.name != "floor" {
+		var err error
+		if before, err = scrapeIntake(ctx, addr); err != nil {
+			return err
+		}
+	}
 	probe := startCPUProbe(ctx, admin, dbName, pid)
 	open, loadCPU, err := load(ctx, c, target, "-rate", strconv.Itoa(c.rate), "-duration", c.duration.String())
 	if err != nil {
 		return err
 	}
 	r.open, r.openCPU = open, probe.stop(ctx)
+	if r.name != "floor" {
+		after, err := scrapeIntake(ctx, addr)
+		if err != nil {
+			return err
+		}
+		counts := after.since(before)
+		r.intake = &counts
+	}
 	r.openCPU.load, r.openCPU.requests = loadCPU, open.Completed+open.Warmup.Completed
 	if c.beforeSend == "" {
 		return nil

@@ -211,3 +211,48 @@ func TestOtherWork(t *testing.T) {
 		t.Errorf("reported without measuring:\n%s", out.String())
 	}
 }
+
+// TestIntakeCounts: the intake's counters are read from moderator's
+// metrics text (other lines, labelled ones and comments ignored), a run's
+// are the difference of two readings, and the report gives each
+// subject's median batch size and shares of batches judged ahead and
+// recorded again; the floor, which has no such metrics, has no line.
+func TestIntakeCounts(t *testing.T) {
+	t.Parallel()
+	read := func(text string) intakeCounts {
+		t.Helper()
+		c, err := parseIntake(strings.NewReader(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	before := read("# HELP moderator_intake_judged_ahead_total Batches judged ahead.\n" +
+		"moderator_intake_batch_records_count 10\nmoderator_intake_batch_records_sum 12\n" +
+		"moderator_intake_judged_ahead_total 4\nmoderator_intake_copy_misses_total 0\n")
+	after := read("moderator_intake_batch_records_bucket{le=\"1\"} 900\n" +
+		"moderator_intake_batch_records_count 1010\nmoderator_intake_batch_records_sum 1262\n" +
+		"moderator_intake_judged_ahead_total 604\nmoderator_intake_copy_misses_total 12\nmoderator_other_total 7\n")
+	run := after.since(before)
+	if want := (intakeCounts{batches: 1000, records: 1250, ahead: 600, misses: 12}); run != want {
+		t.Errorf("a run's counts %+v, want %+v", run, want)
+	}
+	if _, err := parseIntake(strings.NewReader("moderator_intake_judged_ahead_total many\n")); err == nil {
+		t.Error("a value that is not a number was accepted")
+	}
+	other := run
+	other.ahead, other.misses = 500, 0
+	rounds := [][]result{
+		{{name: "floor"}, {name: "starter", intake: &run}},
+		{{name: "floor"}, {name: "starter", intake: &other}},
+	}
+	var out strings.Builder
+	reportIntake(&out, config{rate: 500, duration: 10 * time.Second}, rounds)
+	got := strings.Join(strings.Fields(out.String()), " ")
+	// 1,000 batches of 1.25 webhooks; 60 % and 50 % ahead, 2 % and 0 % of
+	// those again: medians 55 % and 1 %.
+	want := "moderator's batches at 500/s for 10s (its metrics): subject batches webhooks a batch judged ahead, % recorded again, % starter 1000 1.25 55.0 1.0"
+	if got != want {
+		t.Errorf("reportIntake:\n%s\nwant\n%s", got, want)
+	}
+}

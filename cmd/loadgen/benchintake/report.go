@@ -113,6 +113,7 @@ func report(w io.Writer, c config, results [][]result) {
 			s[0].med, s[1].ratio(n), s[2].med, s[3].med, s[4].ratio(n), s[5].ratio(n))
 	}
 	tw.Flush()
+	reportIntake(w, c, results)
 	reportCPU(w, rounds)
 	reportMachine(w, rounds)
 	reportBeforeSend(w, c, results)

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+// intakeCounts are moderator's own counts of its batches over a run (from
+// its /metrics): how many batches the webhooks made, and how many of
+// those were judged ahead from the copies of counter marks and then
+// recorded again. They say how much of a policy's traffic takes the one
+// round trip path, which the latencies alone cannot tell.
+type intakeCounts struct {
+	batches, records, ahead, misses float64
+}
+
+// intakeMetrics are the counters read, by name: unlabelled, so that one
+// line each holds them.
+var intakeMetrics = map[string]func(*intakeCounts) *float64{
+	"moderator_intake_batch_records_count": func(c *intakeCounts) *float64 { return &c.batches },
+	"moderator_intake_batch_records_sum":   func(c *intakeCounts) *float64 { return &c.records },
+	"moderator_intake_judged_ahead_total":  func(c *intakeCounts) *float64 { return &c.ahead },
+	"moderator_intake_copy_misses_total":   func(c *intakeCounts) *float64 { return &c.misses },
+}
+
+// scrapeIntake reads the intake's counts from moderator at addr.
+func scrapeIntake(ctx context.Context, addr string) (intakeCounts, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return intakeCounts{}, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return intakeCounts{}, fmt.Errorf("read the intake's metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return intakeCounts{}, fmt.Errorf("read the intake's metrics: %s", resp.Status)
+	}
+	return parseIntake(resp.Body)
+}
+
+// parseIntake reads the counts from Prometheus's text format; a counter
+// missing from it (an older moderator) reads 0.
+func parseIntake(r io.Reader) (intakeCounts, error) {
+	var c intakeCounts
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		field, known := intakeMetrics[name]
+		if !ok || !known {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			return c, fmt.Errorf("read the intake's metrics: %s: %w", name, err)
+		}
+		*field(&c) = v
+	}
+	if err := sc.Err(); err != nil {
+		return c, fmt.Errorf("read the intake's metrics: %w", err)
+	}
+	return c, nil
+}
+
+// since is what was counted between before and c.
+func (c intakeCounts) since(before intakeCounts) intakeCounts {
+	return intakeCounts{batches: c.batches - before.batches, records: c.records - before.records,
+		ahead: c.ahead - before.ahead, misses: c.misses - before.misses}
+}
+
+// reportIntake prints, for each moderator subject, its batches at the
+// fixed rate: how many webhooks each held, the share judged ahead from
+// the copies (one round trip when no rule matched) and the share of those
+// recorded again. Medians over the rounds.
+func reportIntake(w io.Writer, c config, results [][]result) {
+	if len(results) == 0 || !slices.ContainsFunc(results[0], func(r result) bool { return r.intake != nil }) {
+		return
+	}
+	fmt.Fprintf(w, "\nmoderator's batches at %d/s for %s (its metrics):\n", c.rate, c.duration)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "subject\tbatches\twebhooks a batch\tjudged ahead, %\trecorded again, %\t")
+	for i, r := range results[0] {
+		if r.intake == nil {
+			continue
+		}
+		var batches, size, ahead, again []float64
+		for _, round := range results {
+			in := round[i].intake
+			if in == nil || in.batches == 0 {
+				continue
+			}
+			batches, size = append(batches, in.batches), append(size, in.records/in.batches)
+			ahead = append(ahead, 100*in.ahead/in.batches)
+			if in.ahead > 0 {
+				again = append(again, 100*in.misses/in.ahead)
+			} else {
+				again = append(again, 0)
+			}
+		}
+		if len(batches) == 0 {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.1f\t%.1f\t\n", r.name, median(batches), median(size), median(ahead), median(again))
+	}
+	tw.Flush()
+}
