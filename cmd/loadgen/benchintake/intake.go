@@ -85,7 +85,7 @@ func reportIntake(w io.Writer, c config, results [][]result) {
 	if len(results) == 0 || !slices.ContainsFunc(results[0], func(r result) bool { return r.intake != nil }) {
 		return
 	}
-	fmt.Fprintf(w, "\nmoderator's batches at %d/s for %s (its metrics):\n", c.rate, c.duration)
+	fmt.Fprintf(w, "\nmoderator's batches at %d/s for %s, the warm-up included (its metrics):\n", c.rate, c.duration)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "subject\tbatches\twebhooks a batch\tjudged ahead, %\trecorded again, %\t")
 	for i, r := range results[0] {

@@ -251,7 +251,7 @@ func TestIntakeCounts(t *testing.T) {
 	got := strings.Join(strings.Fields(out.String()), " ")
 	// 1,000 batches of 1.25 webhooks; 60 % and 50 % ahead, 2 % and 0 % of
 	// those again: medians 55 % and 1 %.
-	want := "moderator's batches at 500/s for 10s (its metrics): subject batches webhooks a batch judged ahead, % recorded again, % starter 1000 1.25 55.0 1.0"
+	want := "moderator's batches at 500/s for 10s, the warm-up included (its metrics): subject batches webhooks a batch judged ahead, % recorded again, % starter 1000 1.25 55.0 1.0"
 	if got != want {
 		t.Errorf("reportIntake:\n%s\nwant\n%s", got, want)
 	}
