@@ -22,6 +22,8 @@ import (
 // A copy is used only when the read finds, in its own snapshot and under
 // the user's advisory lock, that the user's version is still the copy's;
 // otherwise the read loads the user's marks again in the same statement.
+// A batch judged ahead from the copies (prejudge) has the same check in
+// place of the read, and is recorded again the usual way when it fails.
 // A batch's own marks join the copy after its commit, at the version its
 // insert made. So a replica alone counts from memory, and replicas
 // writing for the same user load what the others wrote: exact either way.
