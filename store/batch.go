@@ -18,7 +18,7 @@ type Batcher struct {
 	store *Store
 	queue chan *pending
 	// keyed holds a queue per flusher for records with a Judge, which
-	// route assigns by their key (see routeKey): one user's events in
+	// route assigns by their keys (see routeKeysOf): one user's events in
 	// flight share a flusher, so the flushers of one replica never wait
 	// for each other's counter locks (a busy user is in almost every
 	// batch), and a batch judges them in order.
@@ -56,9 +56,9 @@ type pending struct {
 	done   chan batchResult // buffered: the flusher never blocks on a caller
 	queued time.Time        // when it was submitted, when Observe is set (BatchStats.Waits)
 	// routed says that the router counts the record in flight on
-	// flusher under key, until its result is sent.
+	// flusher under keys, until its result is sent.
 	routed  bool
-	key     int32
+	keys    routeKeys
 	flusher int
 }
 
@@ -244,7 +244,7 @@ func (b *Batcher) flush(batch []*pending) {
 // lock could send the next record to wait behind it.
 func (b *Batcher) answer(p *pending, r batchResult) {
 	if p.routed {
-		b.route.release(p.key, p.flusher)
+		b.route.release(p.keys, p.flusher)
 	}
 	p.done <- r
 }
@@ -262,7 +262,7 @@ func (b *Batcher) RecordEvent(ctx context.Context, rec EventRecord) (RecordResul
 // Submit queues rec for the next batch and returns once it is queued,
 // with a function that waits for its commit. Records submitted one after
 // another by one goroutine are committed in that order wherever order
-// matters (one user's judged records share a flusher; see routeKey), so a
+// matters (one user's judged records share a flusher; see routeKeysOf), so a
 // caller replaying a backlog keeps its order while many records share
 // each commit.
 func (b *Batcher) Submit(ctx context.Context, rec EventRecord) (wait func(context.Context) (RecordResult, error), err error) {
@@ -272,15 +272,15 @@ func (b *Batcher) Submit(ctx context.Context, rec EventRecord) (wait func(contex
 	}
 	q := b.queue
 	if rec.Judge != nil && rec.Event != nil {
-		p.routed, p.key = true, routeKey(rec)
-		p.flusher = b.route.assign(p.key)
+		p.routed = true
+		p.flusher, p.keys = b.route.assign(routeKeysOf(rec))
 		q = b.keyed[p.flusher]
 	}
 	select {
 	case q <- p:
 	case <-ctx.Done():
 		if p.routed {
-			b.route.release(p.key, p.flusher)
+			b.route.release(p.keys, p.flusher)
 		}
 		return nil, fmt.Errorf("queue event: %w", ctx.Err())
 	}
@@ -296,15 +296,19 @@ func (b *Batcher) Submit(ctx context.Context, rec EventRecord) (wait func(contex
 	}, nil
 }
 
-// routeKey is the key by which a record to judge is routed (see router):
-// its user, so that one user's events never wait for each other's counter
-// locks across this replica's flushers; or, for a message that takes its
-// channel's lock (locksChannel), its channel (a raid is many accounts in
-// one channel, and they then share a flusher instead of taking turns
-// between two).
-func routeKey(rec EventRecord) int32 {
+// routeKeysOf are the keys by which a record to judge is routed (see
+// router): its user, so that one user's events never wait for each other's
+// counter locks across this replica's flushers; and first, for a message
+// that takes its channel's lock (locksChannel), its channel (a raid is
+// many accounts in one channel, and they then share a flusher instead of
+// taking turns between two). A young account posting in two channels
+// then still finds its own messages in flight: it used to be routed by
+// each channel alone, and its messages on both flushers made each
+// other's copies of its marks stale (copy loads and misses).
+func routeKeysOf(rec EventRecord) routeKeys {
+	user := lockKey("user", rec.Event.SubjectUserID())
 	if locksChannel(rec) {
-		return lockKey("channel", rec.Event.ChannelCID())
+		return routeKeys{k: [2]int32{lockKey("channel", rec.Event.ChannelCID()), user}, n: 2}
 	}
-	return lockKey("user", rec.Event.SubjectUserID())
+	return routeKeys{k: [2]int32{user}, n: 1}
 }

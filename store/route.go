@@ -30,19 +30,49 @@ func newRouter(flushers int) *router {
 	return &router{keys: make(map[int32]*route), load: make([]int, flushers)}
 }
 
-// assign returns the flusher of a record with key, and counts it in
-// flight until release.
-func (r *router) assign(key int32) int {
+// routeKeys are the keys of a record to judge (see routeKeysOf): at most
+// two, the first deciding where the record goes when both are in flight
+// on different flushers. Held in place: a slice would cost an allocation
+// per webhook.
+type routeKeys struct {
+	k [2]int32
+	n int
+}
+
+func (ks routeKeys) all() []int32 { return ks.k[:ks.n] }
+
+// assign returns the flusher of a record with keys: where the first of
+// them in flight is, else the least loaded. It counts the record in
+// flight there until release, under the keys it holds (held): those not
+// in flight on another flusher.
+func (r *router) assign(keys routeKeys) (flusher int, held routeKeys) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rt, ok := r.keys[key]
-	if !ok {
-		rt = &route{flusher: r.leastLoaded()}
-		r.keys[key] = rt
+	flusher = -1
+	for _, k := range keys.all() {
+		if rt, ok := r.keys[k]; ok {
+			flusher = rt.flusher
+			break
+		}
 	}
-	rt.n++
-	r.load[rt.flusher]++
-	return rt.flusher
+	if flusher < 0 {
+		flusher = r.leastLoaded()
+	}
+	for _, k := range keys.all() {
+		rt, ok := r.keys[k]
+		if !ok {
+			rt = &route{flusher: flusher}
+			r.keys[k] = rt
+		}
+		if rt.flusher != flusher {
+			continue
+		}
+		rt.n++
+		held.k[held.n] = k
+		held.n++
+	}
+	r.load[flusher]++
+	return flusher, held
 }
 
 // leastLoaded is the flusher with the fewest records in flight; of equals,
@@ -59,17 +89,19 @@ func (r *router) leastLoaded() int {
 	return best
 }
 
-// release says that a record with key, assigned to flusher, has its
-// result: committed, refused or failed.
-func (r *router) release(key int32, flusher int) {
+// release says that a record assigned to flusher, holding keys there, has
+// its result: committed, refused or failed.
+func (r *router) release(held routeKeys, flusher int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.load[flusher]--
-	rt := r.keys[key]
-	if rt == nil {
-		return
-	}
-	if rt.n--; rt.n == 0 {
-		delete(r.keys, key)
+	for _, k := range held.all() {
+		rt := r.keys[k]
+		if rt == nil {
+			continue
+		}
+		if rt.n--; rt.n == 0 {
+			delete(r.keys, k)
+		}
 	}
 }
