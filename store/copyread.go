@@ -205,10 +205,10 @@ func (r *copyRead) ctes(q *historyQuery) string {
 			WHERE x.ord IS NOT NULL),
 		` + a + `l AS (
 			SELECT k.ord, k.cur, k.stale, k.lo, l.* FROM ` + a + `k k LEFT JOIN LATERAL (
-				SELECT array_agg(m.event_id) AS ids, array_agg(m.at) AS ats, array_agg(m.channel_cid) AS chans,
+				SELECT array_agg(m.at) AS ats, array_agg(m.channel_cid) AS chans,
 					array_agg(m.fingerprint) AS fps, array_agg(m.links) AS links, array_agg(m.mentions) AS mentions,
 					array_agg(m.account_created) AS created
-				FROM (SELECT m.event_id, m.at, m.channel_cid, m.fingerprint, m.links, m.mentions, m.account_created FROM counter_marks m
+				FROM (SELECT m.at, m.channel_cid, m.fingerprint, m.links, m.mentions, m.account_created FROM counter_marks m
 					WHERE k.stale AND m.` + col + ` = k.id AND ` + r.kind.where + ` AND m.at > k.lo
 					ORDER BY m.at DESC LIMIT ` + limit + `) m) l ON true)
 		`
@@ -217,7 +217,7 @@ func (r *copyRead) ctes(q *historyQuery) string {
 // columns are the read's columns of the kind.
 func (r *copyRead) columns() string {
 	a := r.kind.alias + "l."
-	return a + "cur, " + a + "stale, " + a + "lo, " + a + "ids, " + a + "ats, " + a + "chans, " + a + "fps, " +
+	return a + "cur, " + a + "stale, " + a + "lo, " + a + "ats, " + a + "chans, " + a + "fps, " +
 		a + "links, " + a + "mentions, " + a + "created"
 }
 
@@ -231,7 +231,6 @@ type copyRow struct {
 	cur      *int64
 	stale    *bool
 	lo       *time.Time
-	ids      []int64
 	ats      []time.Time
 	chans    []*string
 	fps      []*int64
@@ -241,7 +240,7 @@ type copyRow struct {
 }
 
 func (u *copyRow) dest() []any {
-	return []any{&u.cur, &u.stale, &u.lo, &u.ids, &u.ats, &u.chans, &u.fps, &u.links, &u.mentions, &u.created}
+	return []any{&u.cur, &u.stale, &u.lo, &u.ats, &u.chans, &u.fps, &u.links, &u.mentions, &u.created}
 }
 
 // take keeps what one row of the read says: on the first record of a
@@ -278,8 +277,8 @@ func (r *copyRead) take(id string, u *copyRow) error {
 
 // marks are the loaded marks, oldest first.
 func (u *copyRow) marks() ([]cachedMark, error) {
-	n := len(u.ids)
-	if len(u.ats) != n || len(u.chans) != n || len(u.fps) != n || len(u.links) != n || len(u.mentions) != n || len(u.created) != n {
+	n := len(u.ats)
+	if len(u.chans) != n || len(u.fps) != n || len(u.links) != n || len(u.mentions) != n || len(u.created) != n {
 		return nil, fmt.Errorf("columns of different lengths")
 	}
 	marks := make([]cachedMark, n)

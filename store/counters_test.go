@@ -83,25 +83,27 @@ func (j *judging) record(t testing.TB, webhookID string, body []byte) store.Even
 	judge := j.rs.Defer(ev)
 	decide := judge.Decide
 	judge.Decide = func(h, shadow policy.History) policy.Decision {
-		j.mu.Lock()
-		j.seen[webhookID] = h
-		j.last[judge] = h
-		j.mu.Unlock()
+		j.note(webhookID, judge, h)
 		return decide(h, shadow)
 	}
 	known := judge.DecideKnown
 	judge.DecideKnown = func(h, shadow policy.History) (policy.Decision, bool) {
 		d, ok := known(h, shadow)
-		if ok {
-			j.mu.Lock()
-			j.seen[webhookID] = h
-			j.last[judge] = h
-			j.mu.Unlock()
+		if ok { // a void decision saw nothing that counts
+			j.note(webhookID, judge, h)
 		}
 		return d, ok
 	}
 	return store.EventRecord{WebhookID: webhookID, BodySHA256: sha256.Sum256(body), Attempt: 1, APIKey: "k",
 		Payload: body, Event: ev, Judge: judge}
+}
+
+// note keeps h as what the judge of webhookID (judge) saw.
+func (j *judging) note(webhookID string, judge *policy.Deferred, h policy.History) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.seen[webhookID] = h
+	j.last[judge] = h
 }
 
 // confirm says that rec, of webhook id webhookID, recorded its event
