@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -240,5 +241,62 @@ func TestPruneEventKeys(t *testing.T) {
 	res, err := st.RecordEvent(ctx, record(t, "recent", `{"type":"message.new","message":{"id":"recent","text":"hi","user":{"id":"u1"}}}`))
 	if err != nil || res.Duplicate != store.DuplicateWebhookID {
 		t.Errorf("retry within the horizon after pruning: %+v, %v; want a duplicate", res, err)
+	}
+}
+
+// TestPayloadsCompressedWithLZ4 migrates a database holding a payload
+// compressed with pglz and checks that it reads back whole, that a
+// webhook recorded afterwards is compressed with lz4 (migration 0031), and
+// that so is one in a month's partition created after the migration.
+func TestPayloadsCompressedWithLZ4(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openEmpty(t)
+	if err := st.MigrateTo(ctx, 30); err != nil {
+		t.Fatal(err)
+	}
+	// A body long and repetitive enough to be compressed (rows past 2 KB).
+	body := func(id string) string {
+		return `{"type":"message.new","message":{"id":"` + id + `","text":"` + strings.Repeat("spam and eggs ", 300) +
+			`","user":{"id":"u1"}}}`
+	}
+	old, err := st.RecordEvent(ctx, record(t, "wh-pglz", body("wh-pglz")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := st.RecordEvent(ctx, record(t, "wh-lz4", body("wh-lz4")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A month far ahead gets its partition now, after the migration.
+	later := time.Now().AddDate(0, 40, 0)
+	if _, err := st.Pool().Exec(ctx, `SELECT moderator_ensure_partitions($1, 40)`, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	laterRec := record(t, "wh-later", body("wh-later"))
+	laterRec.ReceivedAt = later
+	laterRes, err := st.RecordEvent(ctx, laterRec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		id   int64
+		want string
+	}{{old.EventID, "pglz"}, {fresh.EventID, "lz4"}, {laterRes.EventID, "lz4"}} {
+		var method, part string
+		var text string
+		if err := st.Pool().QueryRow(ctx, `SELECT pg_column_compression(payload), tableoid::regclass::text,
+				payload #>> '{message,text}' FROM events WHERE id = $1`, c.id).Scan(&method, &part, &text); err != nil {
+			t.Fatalf("event %d: %v", c.id, err)
+		}
+		if method != c.want {
+			t.Errorf("event %d (in %s): payload compressed with %q, want %q", c.id, part, method, c.want)
+		}
+		if text != strings.Repeat("spam and eggs ", 300) {
+			t.Errorf("event %d: the payload's text reads back as %d bytes, want the %d sent", c.id, len(text), 300*14)
+		}
 	}
 }
