@@ -300,3 +300,46 @@ func TestPayloadsCompressedWithLZ4(t *testing.T) {
 		}
 	}
 }
+
+// TestPayloadsLZ4WaitsForABusyTable: migration 0031 does not hold
+// recording behind a query on events in flight for more than a moment; it
+// leaves pglz and the migrations go on.
+func TestPayloadsLZ4WaitsForABusyTable(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openEmpty(t)
+	if err := st.MigrateTo(ctx, 30); err != nil {
+		t.Fatal(err)
+	}
+	// A long read of events (an export) holds its share lock meanwhile.
+	reader, err := st.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Rollback(ctx)
+	if _, err := reader.Exec(ctx, `SELECT count(*) FROM events`); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatalf("migrate beside a reader of events: %v", err)
+	}
+	if waited := time.Since(start); waited > 20*time.Second {
+		t.Errorf("the migrations took %v beside a reader of events, want about 2 s", waited)
+	}
+	var methods []string
+	if err := st.Pool().QueryRow(ctx, `SELECT array_agg(DISTINCT attcompression::text) FROM pg_attribute
+		WHERE attname = 'payload' AND attrelid::regclass::text LIKE 'events%'`).Scan(&methods); err != nil {
+		t.Fatal(err)
+	}
+	if len(methods) != 1 || methods[0] != "" {
+		t.Errorf("payload compression beside a busy table: %q, want pglz (the default) left everywhere", methods)
+	}
+	if err := reader.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err := st.RecordEvent(ctx, record(t, "wh-after", `{"type":"message.new","message":{"id":"wh-after","text":"hi","user":{"id":"u1"}}}`))
+	if err != nil || res.Duplicate != "" {
+		t.Fatalf("record after the migrations: %+v, %v", res, err)
+	}
+}
