@@ -22,6 +22,21 @@ func openEmpty(t *testing.T) *store.Store {
 	return openURL(t, storetest.NewDatabase(t))
 }
 
+// openAt returns a store on a database of the test's own migrated up to
+// version v: as an older release left it.
+func openAt(t *testing.T, v int) *store.Store {
+	t.Helper()
+	st := openEmpty(t)
+	if err := st.MigrateTo(context.Background(), v); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// beforeLZ4 is the last migration before events' payloads were compressed
+// with lz4 (0031).
+const beforeLZ4 = 30
+
 // insertOldEvent writes an event (and a decision on it) received at at,
 // as the service would have, straight in SQL; it returns the event's and
 // the decision's ids.
@@ -72,10 +87,7 @@ func decideAppeal(t *testing.T, st *store.Store, appealID int64) {
 func TestPartitionMigrationKeepsHistory(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st := openEmpty(t)
-	if err := st.MigrateTo(ctx, 16); err != nil {
-		t.Fatal(err)
-	}
+	st := openAt(t, 16)
 	old := time.Date(2025, 3, 14, 9, 0, 0, 0, time.UTC)
 	oldEvent, oldDecision := insertOldEvent(t, st, "wh-old", old)
 	newEvent, _ := insertOldEvent(t, st, "wh-new", time.Now())
@@ -251,10 +263,7 @@ func TestPruneEventKeys(t *testing.T) {
 func TestPayloadsCompressedWithLZ4(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st := openEmpty(t)
-	if err := st.MigrateTo(ctx, 30); err != nil {
-		t.Fatal(err)
-	}
+	st := openAt(t, beforeLZ4)
 	// A body long and repetitive enough to be compressed (rows past 2 KB).
 	body := func(id string) string {
 		return `{"type":"message.new","message":{"id":"` + id + `","text":"` + strings.Repeat("spam and eggs ", 300) +
@@ -306,10 +315,7 @@ func TestPayloadsCompressedWithLZ4(t *testing.T) {
 func TestPayloadsLZ4WaitsForABusyTable(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st := openEmpty(t)
-	if err := st.MigrateTo(ctx, 30); err != nil {
-		t.Fatal(err)
-	}
+	st := openAt(t, beforeLZ4)
 	// A long read of events (an export) holds its share lock meanwhile.
 	reader, err := st.Pool().Begin(ctx)
 	if err != nil {
