@@ -376,3 +376,111 @@ func twoReplicas(t *testing.T) (other, st *store.Store) {
 	t.Cleanup(pool.Close)
 	return other, store.New(pool)
 }
+
+// gatedYoungRules reads the young accounts' count only for young accounts
+// (user.young && …, as the starter pack's raid rule does), with the
+// default young age of a day.
+var gatedYoungRules = strings.Replace(youngCopyRules, `counts.channel_young_messages("5m") > 20 && user.young`,
+	`user.young && counts.channel_young_messages("5m") > 20`, 1)
+
+// youngMessage is a message in channel by an account age old at t0 + i s.
+func youngMessage(t *testing.T, j *judging, channel string, i int, age time.Duration) store.EventRecord {
+	t.Helper()
+	at := t0.Add(time.Duration(i) * time.Second)
+	m := message{id: fmt.Sprintf("%s-%d", t.Name(), i), user: fmt.Sprintf("%s-u%d", t.Name(), i), channel: channel,
+		text: "hi", at: at, userCreated: at.Add(-age)}
+	return j.record(t, m.id, m.body())
+}
+
+// TestYoungCopyKeptByOlderAccounts: a message of an account young under
+// the longest age a folder may set but not under the folder's own (two
+// days old, against a day) reads no young count, but writes a young mark
+// that bumps the channel's version; its batch keeps the replica's copy
+// current with it, so the channel's next young message loads nothing, and
+// counts only the messages young under the folder's age.
+func TestYoungCopyKeptByOlderAccounts(t *testing.T) {
+	t.Parallel()
+	_, st := twoReplicas(t) // a replica of its own: CopyLoads counts its loads alone
+	j := newJudging(t, gatedYoungRules)
+	channel := "messaging:" + t.Name()
+	const young, older = time.Hour, 48 * time.Hour
+	loads := markReads(t, st, youngMessage(t, j, channel, 0, young))
+	markReads(t, st, youngMessage(t, j, channel, 1, older))
+	markReads(t, st, youngMessage(t, j, channel, 2, older), youngMessage(t, j, channel, 3, older))
+	if n := markReads(t, st, youngMessage(t, j, channel, 4, young)); n != loads {
+		t.Errorf("a young account's message after older accounts' ones: %d loads, want none (the copy kept their marks)", n-loads)
+	}
+	for i, w := range map[int]int{0: 1, 4: 2} {
+		if got := j.saw(fmt.Sprintf("%s-%d", t.Name(), i), `counts.channel_young_messages("5m")`); got != w {
+			t.Errorf("message %d: counts.channel_young_messages(\"5m\") = %d, want %d", i, got, w)
+		}
+	}
+}
+
+// TestYoungCopyAcrossFlushers: a two-day-old account's message in a
+// channel where a young account's batch is in flight (here waiting for
+// its user's lock) waits for that batch, in its flusher, instead of
+// writing its young mark beside it in the other flusher, which left the
+// young batch's copy of the channel a version behind and made it load
+// the channel's marks again.
+func TestYoungCopyAcrossFlushers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, _ := twoReplicas(t) // a replica of its own, with a pool for both flushers
+	j := newJudging(t, gatedYoungRules)
+	b := runBatcher(t, st, store.BatcherConfig{Flushers: 2, Timeout: time.Minute})
+	channel := "messaging:" + t.Name()
+	const young, older = time.Hour, 48 * time.Hour
+	if _, err := b.RecordEvent(ctx, youngMessage(t, j, channel, 0, young)); err != nil {
+		t.Fatal(err)
+	}
+	loads := st.CopyLoads()
+
+	tx, err := st.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	class, key := store.UserLockForTest(fmt.Sprintf("%s-u%d", t.Name(), 1))
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, class, key); err != nil {
+		t.Fatal(err)
+	}
+	waitYoung, err := b.Submit(ctx, youngMessage(t, j, channel, 1, young))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForLockWait(t, st, key)
+	waitOlder, err := b.Submit(ctx, youngMessage(t, j, channel, 2, older))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Time for the other flusher to commit it, as it did before the
+	// channel's lock was taken for it; it must wait instead.
+	quick, stop := context.WithTimeout(ctx, 2*time.Second)
+	_, err = waitOlder(quick)
+	stop()
+	waits := []func(context.Context) (store.RecordResult, error){waitYoung, waitOlder}
+	if err == nil {
+		t.Error("the older account's message was committed while the young account's batch in its channel waited")
+		waits = waits[:1] // its answer is taken
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, wait := range waits {
+		if res, err := wait(ctx); err != nil || res.EventID == 0 {
+			t.Fatalf("once the lock is free: %+v, %v", res, err)
+		}
+	}
+	if _, err := b.RecordEvent(ctx, youngMessage(t, j, channel, 3, young)); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.CopyLoads(); n != loads {
+		t.Errorf("%d loads of the channel's marks, want none (the copy stayed current)", n-loads)
+	}
+	for i, w := range map[int]int{1: 2, 3: 3} {
+		if got := j.saw(fmt.Sprintf("%s-%d", t.Name(), i), `counts.channel_young_messages("5m")`); got != w {
+			t.Errorf("message %d: counts.channel_young_messages(\"5m\") = %d, want %d", i, got, w)
+		}
+	}
+}
