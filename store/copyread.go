@@ -258,7 +258,7 @@ func (r *copyRead) take(id string, u *copyRow) error {
 		if err != nil {
 			return fmt.Errorf("read history: marks of %s %q: %w", r.kind.name, id, err)
 		}
-		r.cache.loads.Add(1)
+		r.cache.countLoad(r.kind)
 		l.from, l.marks = *u.lo, marks
 		if len(marks) == loadCap {
 			// Truncated: the copy holds the marks after the oldest loaded

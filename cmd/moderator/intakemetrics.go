@@ -16,7 +16,8 @@ import (
 // it judge ahead.
 // copyCounts are the store's counters of its copies of counter marks.
 type copyCounts interface {
-	CopyLoads() int64
+	UserCopyLoads() int64
+	ChannelCopyLoads() int64
 	JudgedAhead() int64
 	CopyMisses() int64
 }
@@ -37,12 +38,16 @@ func newIntakeMetrics(reg prometheus.Registerer, copies copyCounts) func(store.B
 		Help:    "Webhooks per batch (one transaction, one commit): one or two at a few hundred a second, more while they queue.",
 		Buckets: prometheus.ExponentialBuckets(1, 2, 9), // 1 … 256, the largest batch
 	})
-	loads := prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "moderator_intake_copy_loads_total",
-		Help: "Times a history read loaded a user's (or a channel's young accounts') counter marks because this replica's copy was missing, stale or too short: " +
-			"about once per key, and again whenever this replica's other flusher, or another replica, wrote for the key while a read was in flight. " +
-			"A rate near the webhooks' means the copies do not help.",
-	}, func() float64 { return float64(copies.CopyLoads()) })
+	loads := func(kind string, count func() int64) prometheus.CounterFunc {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "moderator_intake_copy_loads_total",
+			Help: "Times a history read loaded a user's (kind=user) or a channel's young accounts' (kind=channel) counter marks because this replica's copy " +
+				"was missing, stale or too short: about once per key, and again whenever this replica's other flusher, or another replica, wrote for the key while a read was in flight. " +
+				"A rate near the webhooks' means the copies do not help.",
+			ConstLabels: prometheus.Labels{"kind": kind},
+		}, func() float64 { return float64(count()) })
+	}
+	userLoads, channelLoads := loads("user", copies.UserCopyLoads), loads("channel", copies.ChannelCopyLoads)
 	ahead := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "moderator_intake_judged_ahead_total",
 		Help: "Batches judged from this replica's copies of counter marks before their insert, sparing the history read: " +
@@ -53,7 +58,7 @@ func newIntakeMetrics(reg prometheus.Registerer, copies copyCounts) func(store.B
 		Help: "Batches judged ahead whose check found a copy stale (another replica wrote marks of the user or channel) or a retry among them, " +
 			"and that were recorded again the usual way, at the cost of a round trip. A rate near moderator_intake_judged_ahead_total's means replicas share users.",
 	}, func() float64 { return float64(copies.CopyMisses()) })
-	reg.MustRegister(wait, took, records, loads, ahead, misses)
+	reg.MustRegister(wait, took, records, userLoads, channelLoads, ahead, misses)
 	return func(st store.BatchStats) {
 		for _, w := range st.Waits {
 			wait.Observe(w.Seconds())
