@@ -247,9 +247,10 @@ func lockKey(kind, id string) int32 {
 // the channel of every message that changes a channel counter the rule
 // set reads (locksChannel). A record that changes no channel counter
 // (an edit; a message of an account older than the longest young age
-// when only the young-message counter is read) only reads the channel's committed counts: reading
-// without the lock is the same as being judged just before the messages
-// in flight, and busy channels do not serialise for nothing.
+// when only the young-message counter is read) only reads the channel's
+// committed counts: reading without the lock is the same as being judged
+// just before the messages in flight, and busy channels do not serialise
+// for nothing.
 //
 // RecordEvents takes them in the statement that inserts the events,
 // before any row is written (duplicates' keys included: they are not
