@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"moderator/store"
 	"moderator/store/storetest"
 )
@@ -24,15 +26,7 @@ func TestBatcherRoutesAroundABusyFlusher(t *testing.T) {
 	b := runBatcher(t, st, store.BatcherConfig{Flushers: 2, Timeout: time.Minute})
 
 	slow := t.Name() + "-slow"
-	tx, err := st.Pool().Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	class, key := store.UserLockForTest(slow)
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, class, key); err != nil {
-		t.Fatal(err)
-	}
+	tx, key := holdUserLock(t, st, slow)
 	m := message{id: slow, user: slow, channel: "messaging:" + slow, text: "hi", at: t0}
 	waitSlow, err := b.Submit(ctx, j.record(t, slow, m.body()))
 	if err != nil {
@@ -56,6 +50,24 @@ func TestBatcherRoutesAroundABusyFlusher(t *testing.T) {
 	if res, err := waitSlow(ctx); err != nil || res.EventID == 0 {
 		t.Fatalf("the waiting record, once the lock is free: %+v, %v", res, err)
 	}
+}
+
+// holdUserLock takes user's counter lock in a transaction of its own,
+// which the test commits to let the user's batches go on (it is rolled
+// back when the test ends otherwise), and returns it with the lock's key.
+func holdUserLock(t *testing.T, st *store.Store, user string) (pgx.Tx, int32) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := st.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(context.WithoutCancel(ctx)) })
+	class, key := store.UserLockForTest(user)
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, class, key); err != nil {
+		t.Fatal(err)
+	}
+	return tx, key
 }
 
 // runBatcher starts a Batcher on st with cfg, stopped when the test ends.

@@ -231,15 +231,9 @@ func TestOlderAccountsReadNoYoungCount(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	other, st := twoReplicas(t)
-	j := newJudging(t, strings.Replace(youngCopyRules, `counts.channel_young_messages("5m") > 20 && user.young`,
-		`user.young && counts.channel_young_messages("5m") > 20`, 1))
+	j := newJudging(t, gatedYoungRules)
 	channel := "messaging:" + t.Name()
-	msg := func(i int, age time.Duration) store.EventRecord {
-		at := t0.Add(time.Duration(i) * time.Second)
-		m := message{id: fmt.Sprintf("%s-%d", t.Name(), i), user: fmt.Sprintf("u%d", i), channel: channel, text: "hi",
-			at: at, userCreated: at.Add(-age)}
-		return j.record(t, m.id, m.body())
-	}
+	msg := func(i int, age time.Duration) store.EventRecord { return youngMessage(t, j, channel, i, age) }
 	const young, old = time.Hour, 365 * 24 * time.Hour
 	loads := markReads(t, st, msg(0, young))
 	if _, err := other.RecordEvent(ctx, msg(1, young)); err != nil {
@@ -436,15 +430,7 @@ func TestYoungCopyAcrossFlushers(t *testing.T) {
 	}
 	loads := st.CopyLoads()
 
-	tx, err := st.Pool().Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	class, key := store.UserLockForTest(fmt.Sprintf("%s-u%d", t.Name(), 1))
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, class, key); err != nil {
-		t.Fatal(err)
-	}
+	tx, key := holdUserLock(t, st, fmt.Sprintf("%s-u%d", t.Name(), 1))
 	waitYoung, err := b.Submit(ctx, youngMessage(t, j, channel, 1, young))
 	if err != nil {
 		t.Fatal(err)
