@@ -62,8 +62,13 @@ type judging struct {
 	// copies compute the user values and the channels' young messages
 	// from the replica's copies of their marks (copyRead).
 	copies []*copyRead
-	ats    map[int]time.Time // the records' times (b.at), by ord
-	cache  *markCache
+	// strikes loads the users' strikes into the replica's copies, and
+	// counts them for a batch judged ahead (strikecopy.go); nil when no
+	// record reads a strike value.
+	strikes *strikeRead
+	recs    []EventRecord
+	ats     map[int]time.Time // the records' times (b.at), by ord
+	cache   *markCache
 	// ahead: the records were judged from the copies before the insert
 	// (prejudge), and sql is the check that replaces the read;
 	// rolledBack, the check failed.
@@ -86,7 +91,7 @@ type struckSet map[policy.HistoryKey]map[string]bool
 // a Judge; with ahead, the records judged ahead from the replica's copies
 // when they can be (see prejudge), and the check that replaces the read.
 func prepareJudging(recs []EventRecord, cache *markCache, ahead bool) (*judging, error) {
-	j := &judging{read: map[int]*readValues{}, ats: map[int]time.Time{}, cache: cache}
+	j := &judging{read: map[int]*readValues{}, ats: map[int]time.Time{}, cache: cache, recs: recs}
 	history := false
 	for i := range recs {
 		r := &recs[i]
@@ -208,6 +213,9 @@ func (j *judging) judge(recs []EventRecord, results []RecordResult) error {
 func (j *judging) settle(committed bool) {
 	if j == nil {
 		return
+	}
+	if j.strikes != nil {
+		j.strikes.settle(j.recs, committed)
 	}
 	for _, c := range j.copies {
 		switch {
@@ -609,6 +617,11 @@ func (j *judging) build(recs []EventRecord) error {
 		sel = append(sel, c.columns())
 		joins += c.join()
 	}
+	if j.strikes = newStrikeRead(j.cache, j.keys, j.cands); j.strikes != nil {
+		ctes += j.strikes.ctes(q)
+		sel = append(sel, j.strikes.columns())
+		joins += j.strikes.join()
+	}
 	q.marks("cu", chanUsers.keys, chanUsers.cols, channelUserCols, "m.channel_cid = b.channel_cid", chanUsers.window)
 	q.strikes(j.keys, j.shadow, batchStrikeKeys(recs), j.cands)
 	sel = append(sel, q.sel...)
@@ -660,6 +673,10 @@ func (j *judging) scan(rows pgx.Rows) error {
 	for i := range crows {
 		dest = append(dest, crows[i].dest()...)
 	}
+	var srow strikeCopyRow
+	if j.strikes != nil {
+		dest = append(dest, srow.dest()...)
+	}
 	for i, c := range order {
 		dest = append(dest, &vals[i])
 		if c.key.IsStrike() {
@@ -701,6 +718,11 @@ func (j *judging) scan(rows pgx.Rows) error {
 			// one that does not read it (keyOf): the kind's own key.
 			id, _, _ := c.kind.of(j.cands[ord])
 			if err := c.take(id, &crows[i]); err != nil {
+				return err
+			}
+		}
+		if j.strikes != nil {
+			if err := j.strikes.take(j.cands[ord].user, &srow); err != nil {
 				return err
 			}
 		}

@@ -39,6 +39,13 @@ type markCache struct {
 	// moved, those of them that the check found stale (or with a retry
 	// among their records), recorded again.
 	ahead, moved atomic.Int64
+
+	// strikes are the users' strike copies (strikecopy.go), strikeRows
+	// the strikes they hold, bounded by cacheMaxStrikes; strikeLoads
+	// counts the loads.
+	strikes     map[string]*userStrikes
+	strikeRows  int
+	strikeLoads atomic.Int64
 }
 
 // CopyLoads returns how many times a history read has loaded a user's (or
@@ -116,7 +123,9 @@ func (c *markCache) countLoad(kind *copyKind) {
 	c.userLoads.Add(1)
 }
 
-func newMarkCache() *markCache { return &markCache{users: map[string]*userMarks{}} }
+func newMarkCache() *markCache {
+	return &markCache{users: map[string]*userMarks{}, strikes: map[string]*userStrikes{}}
+}
 
 // lookup returns the copy of the marks of a key of a kind, nil if none.
 func (c *markCache) lookup(kind, id string) *userMarks {

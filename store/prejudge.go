@@ -62,25 +62,36 @@ func (j *judging) prejudge(recs []EventRecord) bool {
 	for _, c := range copies {
 		c.useCopies()
 	}
+	strikes := newStrikeRead(j.cache, j.keys, j.cands)
 	for _, jr := range j.cands {
-		if !decideAhead(recs, jr, copies, len(j.keys)) {
-			for _, c := range copies {
-				c.release()
-			}
-			j.undo(recs)
+		if !decideAhead(recs, jr, copies, strikes, len(j.keys)) {
+			j.giveUpAhead(recs, copies)
 			return false
 		}
 	}
-	j.copies = copies
+	if strikes != nil && strikes.countsBatchStrikes(recs) {
+		j.giveUpAhead(recs, copies)
+		return false
+	}
+	j.copies, j.strikes = copies, strikes
 	j.sql, j.args = j.checkSQL(recs)
 	j.ahead = true
 	j.cache.ahead.Add(1)
 	return true
 }
 
-// decideAhead decides jr from copies, and reports whether its rules read
-// only the values they hold.
-func decideAhead(recs []EventRecord, jr judged, copies []*copyRead, keys int) bool {
+// giveUpAhead undoes what prejudge did: the records are read the usual
+// way.
+func (j *judging) giveUpAhead(recs []EventRecord, copies []*copyRead) {
+	for _, c := range copies {
+		c.release()
+	}
+	j.undo(recs)
+}
+
+// decideAhead decides jr from copies (and from the strike copies, nil for
+// none), and reports whether its rules read only the values they hold.
+func decideAhead(recs []EventRecord, jr judged, copies []*copyRead, strikes *strikeRead, keys int) bool {
 	h := make(policy.History, keys)
 	for _, c := range copies {
 		if err := c.values(h, *jr.at, jr); err != nil {
@@ -92,6 +103,9 @@ func decideAhead(recs []EventRecord, jr judged, copies []*copyRead, keys int) bo
 	if judge.ShadowStrikes {
 		// The shadow rules' history differs in strikes alone, which h lacks.
 		shadow = maps.Clone(h)
+	}
+	if strikes != nil {
+		strikes.values(h, shadow, jr)
 	}
 	if judge.DecideKnown == nil {
 		d := judge.Decide(h, shadow)
@@ -156,6 +170,11 @@ func (j *judging) checkSQL(recs []EventRecord) (string, []any) {
 	moved := []string{"(SELECT count(*) FROM b) <> " + q.param(len(j.cands))}
 	for _, c := range j.copies {
 		moved = append(moved, c.versionMoved(q))
+	}
+	if j.strikes != nil {
+		if m := j.strikes.versionMoved(q); m != "" {
+			moved = append(moved, m)
+		}
 	}
 	return batchCTE + ` SELECT counter_copies_moved() WHERE ` + strings.Join(moved, " OR "), q.args
 }

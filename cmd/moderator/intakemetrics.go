@@ -18,6 +18,7 @@ import (
 type copyCounts interface {
 	UserCopyLoads() int64
 	ChannelCopyLoads() int64
+	StrikeCopyLoads() int64
 	JudgedAhead() int64
 	CopyMisses() int64
 }
@@ -41,24 +42,26 @@ func newIntakeMetrics(reg prometheus.Registerer, copies copyCounts) func(store.B
 	loads := func(kind string, count func() int64) prometheus.CounterFunc {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "moderator_intake_copy_loads_total",
-			Help: "Times a history read loaded a user's (kind=user) or a channel's young accounts' (kind=channel) counter marks because this replica's copy " +
-				"was missing, stale or too short: about once per key, and again whenever this replica's other flusher, or another replica, wrote for the key while a read was in flight. " +
+			Help: "Times a history read loaded a user's (kind=user) or a channel's young accounts' (kind=channel) counter marks, or a user's strikes (kind=strikes), " +
+				"because this replica's copy was missing, stale or too short: about once per key, and again whenever this replica's other flusher, or another replica, wrote for the key while a read was in flight; " +
+				"strikes again after each batch that strikes the user, and each outcome or overturn that takes a strike back. " +
 				"A rate near the webhooks' means the copies do not help.",
 			ConstLabels: prometheus.Labels{"kind": kind},
 		}, func() float64 { return float64(count()) })
 	}
 	userLoads, channelLoads := loads("user", copies.UserCopyLoads), loads("channel", copies.ChannelCopyLoads)
+	strikeLoads := loads("strikes", copies.StrikeCopyLoads)
 	ahead := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "moderator_intake_judged_ahead_total",
-		Help: "Batches judged from this replica's copies of counter marks before their insert, sparing the history read: " +
+		Help: "Batches judged from this replica's copies of counter marks (and of strikes) before their insert, sparing the history read: " +
 			"those no rule matched commit in one round trip instead of two.",
 	}, func() float64 { return float64(copies.JudgedAhead()) })
 	misses := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "moderator_intake_copy_misses_total",
-		Help: "Batches judged ahead whose check found a copy stale (another replica wrote marks of the user or channel) or a retry among them, " +
+		Help: "Batches judged ahead whose check found a copy stale (another replica wrote marks of the user or channel, or a user's strikes changed) or a retry among them, " +
 			"and that were recorded again the usual way, at the cost of a round trip. A rate near moderator_intake_judged_ahead_total's means replicas share users.",
 	}, func() float64 { return float64(copies.CopyMisses()) })
-	reg.MustRegister(wait, took, records, userLoads, channelLoads, ahead, misses)
+	reg.MustRegister(wait, took, records, userLoads, channelLoads, strikeLoads, ahead, misses)
 	return func(st store.BatchStats) {
 		for _, w := range st.Waits {
 			wait.Observe(w.Seconds())

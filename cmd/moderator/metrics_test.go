@@ -116,9 +116,10 @@ func TestIntakeMetrics(t *testing.T) {
 	if m := batches.FindStringSubmatch(body); m == nil || m[1] == "0" {
 		t.Errorf("want the batches timed:\n%s", grepLines(body, "moderator_intake_batch_seconds"))
 	}
-	// One load of alice's marks and one of the channel's young ones; the
-	// next two messages count from the copies.
-	for _, kind := range []string{"user", "channel"} {
+	// One load of the user's marks, one of the channel's young ones and
+	// one of the user's strikes (the flood rule reads them past its
+	// count); the next two messages count from the copies.
+	for _, kind := range []string{"user", "channel", "strikes"} {
 		loads := regexp.MustCompile(`(?m)^moderator_intake_copy_loads_total\{kind="` + kind + `"\} (\d+)$`).FindStringSubmatch(body)
 		if loads == nil || loads[1] != "1" {
 			t.Errorf("want 1 copy load of kind %s:\n%s", kind, grepLines(body, "moderator_intake_copy"))

@@ -15,11 +15,12 @@ import (
 // intakeCounts are moderator's own counts of its batches over a run (from
 // its /metrics): how many batches the webhooks made, how many of those
 // were judged ahead from the copies of counter marks and then recorded
-// again, and how often a read loaded a user's or a channel's marks. They
+// again, and how often a read loaded a user's or a channel's marks or a
+// user's strikes. They
 // say how much of a policy's traffic takes the one round trip path, and
 // whether the copies hold, which the latencies alone cannot tell.
 type intakeCounts struct {
-	batches, records, ahead, misses, userLoads, channelLoads float64
+	batches, records, ahead, misses, userLoads, channelLoads, strikeLoads float64
 }
 
 // intakeMetrics are the counters read, by series (the name and its
@@ -31,6 +32,7 @@ var intakeMetrics = map[string]func(*intakeCounts) *float64{
 	"moderator_intake_copy_misses_total":                func(c *intakeCounts) *float64 { return &c.misses },
 	`moderator_intake_copy_loads_total{kind="user"}`:    func(c *intakeCounts) *float64 { return &c.userLoads },
 	`moderator_intake_copy_loads_total{kind="channel"}`: func(c *intakeCounts) *float64 { return &c.channelLoads },
+	`moderator_intake_copy_loads_total{kind="strikes"}`: func(c *intakeCounts) *float64 { return &c.strikeLoads },
 }
 
 // scrapeIntake reads the intake's counts from moderator at addr.
@@ -78,13 +80,14 @@ func parseIntake(r io.Reader) (intakeCounts, error) {
 func (c intakeCounts) since(before intakeCounts) intakeCounts {
 	return intakeCounts{batches: c.batches - before.batches, records: c.records - before.records,
 		ahead: c.ahead - before.ahead, misses: c.misses - before.misses,
-		userLoads: c.userLoads - before.userLoads, channelLoads: c.channelLoads - before.channelLoads}
+		userLoads: c.userLoads - before.userLoads, channelLoads: c.channelLoads - before.channelLoads,
+		strikeLoads: c.strikeLoads - before.strikeLoads}
 }
 
 // reportIntake prints, for each moderator subject, its batches at the
 // fixed rate: how many webhooks each held, the share judged ahead from
 // the copies (one round trip when no rule matched), the share of those
-// recorded again, and the users' and channels' copy loads. Medians over
+// recorded again, and the users', channels' and strikes' copy loads. Medians over
 // the rounds.
 func reportIntake(w io.Writer, c config, results [][]result) {
 	if len(results) == 0 || !slices.ContainsFunc(results[0], func(r result) bool { return r.intake != nil }) {
@@ -92,12 +95,12 @@ func reportIntake(w io.Writer, c config, results [][]result) {
 	}
 	fmt.Fprintf(w, "\nmoderator's batches at %d/s for %s, the warm-up included (its metrics):\n", c.rate, c.duration)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "subject\tbatches\twebhooks a batch\tjudged ahead, %\trecorded again, %\tuser loads\tchannel loads\t")
+	fmt.Fprintln(tw, "subject\tbatches\twebhooks a batch\tjudged ahead, %\trecorded again, %\tuser loads\tchannel loads\tstrike loads\t")
 	for i, r := range results[0] {
 		if r.intake == nil {
 			continue
 		}
-		var batches, size, ahead, again, users, channels []float64
+		var batches, size, ahead, again, users, channels, strikes []float64
 		for _, round := range results {
 			in := round[i].intake
 			if in == nil || in.batches == 0 {
@@ -105,6 +108,7 @@ func reportIntake(w io.Writer, c config, results [][]result) {
 			}
 			batches, size = append(batches, in.batches), append(size, in.records/in.batches)
 			users, channels = append(users, in.userLoads), append(channels, in.channelLoads)
+			strikes = append(strikes, in.strikeLoads)
 			ahead = append(ahead, 100*in.ahead/in.batches)
 			if in.ahead > 0 {
 				again = append(again, 100*in.misses/in.ahead)
@@ -115,8 +119,8 @@ func reportIntake(w io.Writer, c config, results [][]result) {
 		if len(batches) == 0 {
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.1f\t%.1f\t%.0f\t%.0f\t\n", r.name, median(batches), median(size), median(ahead), median(again),
-			median(users), median(channels))
+		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.1f\t%.1f\t%.0f\t%.0f\t%.0f\t\n", r.name, median(batches), median(size), median(ahead), median(again),
+			median(users), median(channels), median(strikes))
 	}
 	tw.Flush()
 }

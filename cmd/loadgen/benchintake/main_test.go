@@ -230,20 +230,22 @@ func TestIntakeCounts(t *testing.T) {
 	before := read("# HELP moderator_intake_judged_ahead_total Batches judged ahead.\n" +
 		"moderator_intake_batch_records_count 10\nmoderator_intake_batch_records_sum 12\n" +
 		"moderator_intake_judged_ahead_total 4\nmoderator_intake_copy_misses_total 0\n" +
-		"moderator_intake_copy_loads_total{kind=\"user\"} 3\nmoderator_intake_copy_loads_total{kind=\"channel\"} 1\n")
+		"moderator_intake_copy_loads_total{kind=\"user\"} 3\nmoderator_intake_copy_loads_total{kind=\"channel\"} 1\n" +
+		"moderator_intake_copy_loads_total{kind=\"strikes\"} 2\n")
 	after := read("moderator_intake_batch_records_bucket{le=\"1\"} 900\n" +
 		"moderator_intake_batch_records_count 1010\nmoderator_intake_batch_records_sum 1262\n" +
 		"moderator_intake_judged_ahead_total 604\nmoderator_intake_copy_misses_total 12\nmoderator_other_total 7\n" +
-		"moderator_intake_copy_loads_total{kind=\"user\"} 503\nmoderator_intake_copy_loads_total{kind=\"channel\"} 13\n")
+		"moderator_intake_copy_loads_total{kind=\"user\"} 503\nmoderator_intake_copy_loads_total{kind=\"channel\"} 13\n" +
+		"moderator_intake_copy_loads_total{kind=\"strikes\"} 9\n")
 	run := after.since(before)
-	if want := (intakeCounts{batches: 1000, records: 1250, ahead: 600, misses: 12, userLoads: 500, channelLoads: 12}); run != want {
+	if want := (intakeCounts{batches: 1000, records: 1250, ahead: 600, misses: 12, userLoads: 500, channelLoads: 12, strikeLoads: 7}); run != want {
 		t.Errorf("a run's counts %+v, want %+v", run, want)
 	}
 	if _, err := parseIntake(strings.NewReader("moderator_intake_judged_ahead_total many\n")); err == nil {
 		t.Error("a value that is not a number was accepted")
 	}
 	other := run
-	other.ahead, other.misses, other.userLoads, other.channelLoads = 500, 0, 300, 4
+	other.ahead, other.misses, other.userLoads, other.channelLoads, other.strikeLoads = 500, 0, 300, 4, 3
 	rounds := [][]result{
 		{{name: "floor"}, {name: "starter", intake: &run}},
 		{{name: "floor"}, {name: "starter", intake: &other}},
@@ -253,8 +255,8 @@ func TestIntakeCounts(t *testing.T) {
 	got := strings.Join(strings.Fields(out.String()), " ")
 	// 1,000 batches of 1.25 webhooks; 60 % and 50 % ahead, 2 % and 0 % of
 	// those again: medians 55 % and 1 %; 500 and 300 users' loads, 12 and
-	// 4 channels': medians 400 and 8.
-	want := "moderator's batches at 500/s for 10s, the warm-up included (its metrics): subject batches webhooks a batch judged ahead, % recorded again, % user loads channel loads starter 1000 1.25 55.0 1.0 400 8"
+	// 4 channels': medians 400 and 8; 7 and 3 strikes': median 5.
+	want := "moderator's batches at 500/s for 10s, the warm-up included (its metrics): subject batches webhooks a batch judged ahead, % recorded again, % user loads channel loads strike loads starter 1000 1.25 55.0 1.0 400 8 5"
 	if got != want {
 		t.Errorf("reportIntake:\n%s\nwant\n%s", got, want)
 	}
