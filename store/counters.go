@@ -205,6 +205,15 @@ func (j *judging) judge(recs []EventRecord, results []RecordResult) error {
 	return nil
 }
 
+// queueReload queues on w, with the batch's COMMIT, the read of the
+// strikes of the users it struck (strikeRead.queueReload). A nil j, or
+// one whose records read no strikes, queues nothing.
+func (j *judging) queueReload(w *Writes) {
+	if j != nil && j.strikes != nil {
+		j.strikes.queueReload(w, j.recs, j.cands)
+	}
+}
+
 // settle keeps the marks the batch leaves in the replica's copies once
 // its transaction has committed. Otherwise it drops the copies it wrote
 // marks to, unless the transaction is known to have rolled back (its

@@ -71,22 +71,21 @@ func TestStrikeCopyJudgesAhead(t *testing.T) {
 				}
 				return res[0]
 			}
-			// A warning an hour before: the batch that struck the user
-			// keeps no copy of its strikes; the next message's read loads
-			// them, and the one after is judged from them.
+			// A warning an hour before: the first read loads the user's
+			// (no) strikes, and the batch reads them again with its
+			// COMMIT, its own strike included; the next message is judged
+			// from them.
 			first := send(message{id: user + "-0", user: user, channel: "messaging:s", text: "darn", at: t0.Add(-time.Hour)})
-			send(message{id: user + "-1", user: user, channel: "messaging:s", text: "hello", at: t0})
-			if got := st.StrikeCopyLoads(); got != 2 {
-				// The first message's read loaded the user's (no) strikes too.
-				t.Errorf("%d loads of strikes, want 2", got)
-			}
 			ahead := st.JudgedAhead()
-			send(message{id: user + "-2", user: user, channel: "messaging:s", text: "hello", at: t0.Add(time.Second)})
+			send(message{id: user + "-1", user: user, channel: "messaging:s", text: "hello", at: t0})
 			if st.JudgedAhead() != ahead+1 {
-				t.Errorf("the message after the load was not judged ahead")
+				t.Errorf("the message after the strike was not judged ahead")
 			}
-			if got := sawStrikes(j, user+"-2"); got != [3]int{1, 1, 1} {
+			if got := sawStrikes(j, user+"-1"); got != [3]int{1, 1, 1} {
 				t.Errorf("judged from the copy: strikes %v, want [1 1 1]", got)
+			}
+			if got := st.StrikeCopyLoads(); got != 1 {
+				t.Errorf("%d loads of strikes, want 1", got)
 			}
 			if tt.change != nil {
 				tt.change(t, st, other, j, user, hooks.ids[first.EventID][0])
@@ -110,7 +109,8 @@ func TestStrikeCopyJudgesAhead(t *testing.T) {
 // strike of an earlier record of its own batch (which no copy holds) is
 // not judged ahead from the copy: a flood rule that acts once per burst
 // acts once, on the message past the count, and not again on the next
-// in the same batch.
+// in the same batch, nor on the one after, judged from the strikes the
+// batch read again with its COMMIT.
 func TestStrikeCopyAndTheBatchsOwnStrikes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -149,6 +149,21 @@ func TestStrikeCopyAndTheBatchsOwnStrikes(t *testing.T) {
 	}
 	if acted := [2]bool{len(res[0].Decision.Actions) > 0, len(res[1].Decision.Actions) > 0}; acted != [2]bool{true, false} {
 		t.Errorf("flood acted on %v, want only the first of the batch", acted)
+	}
+	// The batch read the user's strikes again with its COMMIT, its flag's
+	// strike included: the next message is judged ahead from them, and
+	// flood does not act again.
+	id5, rec5 := msg(5)
+	res, err = st.RecordEvents(ctx, []store.EventRecord{rec5}, hooks.hook)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.JudgedAhead() != 3 || st.StrikeCopyLoads() != 1 || st.CopyMisses() != 0 {
+		t.Errorf("%d batches judged ahead, %d recorded again and %d loads of strikes, want 3, 0 and 1",
+			st.JudgedAhead(), st.CopyMisses(), st.StrikeCopyLoads())
+	}
+	if got := j.saw(id5, `strikes.by_rule("flood", "10m")`); got != 1 || len(res[0].Decision.Actions) > 0 {
+		t.Errorf("the next message: strikes.by_rule(\"flood\", \"10m\") = %d and actions %v, want 1 and none", got, res[0].Decision.Actions)
 	}
 }
 
@@ -209,8 +224,10 @@ func TestStrikeCopyShadowStrikes(t *testing.T) {
 		}
 		last = res[0]
 	}
-	if st.JudgedAhead() != 1 {
-		t.Fatalf("%d batches judged ahead, want 1 (the third message, from the copy the second loaded)", st.JudgedAhead())
+	if st.JudgedAhead() != 2 || st.StrikeCopyLoads() != 1 {
+		// The first read loads the (no) strikes; the first batch, which
+		// wrote a shadow strike, reads them again with its COMMIT.
+		t.Fatalf("%d batches judged ahead and %d loads of strikes, want 2 and 1", st.JudgedAhead(), st.StrikeCopyLoads())
 	}
 	if got := j.saw(user+"-2", `strikes.by_rule("trial", "1d")`); got != 0 {
 		t.Errorf("the enforced rules' strikes.by_rule(\"trial\", \"1d\") = %d, want 0 (shadow strikes are not theirs)", got)
