@@ -181,8 +181,15 @@ func (j *judging) judge(recs []EventRecord, results []RecordResult) error {
 	for n, jr := range j.cands {
 		ords[jr.i] = n
 	}
+	var batch []string
+	if j.strikes != nil {
+		batch = batchStrikeKeys(recs) // sorted
+	}
 	for _, jr := range todo {
 		v := j.read[ords[jr.i]]
+		if j.strikes != nil {
+			j.strikes.readValues(v, jr, j.ats[ords[jr.i]], batch)
+		}
 		for _, c := range j.copies {
 			if err := c.values(v.h, j.ats[ords[jr.i]], jr); err != nil {
 				return err
@@ -504,15 +511,19 @@ func (q *historyQuery) rowsOf(sc *strikeScan) string {
 // second pair, the shadow rules', over the real strikes and the shadow
 // rules' would-be ones, read apart so that they never crowd real ones out
 // of the cap.
-func (q *historyQuery) strikes(keys []policy.HistoryKey, shadow bool, batchKeys []string, cands []judged) {
+func (q *historyQuery) strikes(keys []policy.HistoryKey, shadow bool, batchKeys []string, cands []judged, copies *strikeRead) {
 	scans := strikeScans(keys)
 	if len(scans) == 0 {
 		return
 	}
 	limit := q.param(HistoryCap)
 	batch := q.param(batchKeys) + "::text[]"
+	skip := ""
+	if copies != nil {
+		skip = copies.skipsScans(q)
+	}
 	for n, sc := range scans {
-		of := q.needs(sc, cands) + q.rowsOf(sc)
+		of := q.needs(sc, cands) + q.rowsOf(sc) + skip
 		within := q.within("s.at", sc.window)
 		rows := func(shadow string) string {
 			return `(SELECT s.strike_key AS mk, s.at AS t, s.shadow FROM strikes s
@@ -632,7 +643,7 @@ func (j *judging) build(recs []EventRecord) error {
 		joins += j.strikes.join()
 	}
 	q.marks("cu", chanUsers.keys, chanUsers.cols, channelUserCols, "m.channel_cid = b.channel_cid", chanUsers.window)
-	q.strikes(j.keys, j.shadow, batchStrikeKeys(recs), j.cands)
+	q.strikes(j.keys, j.shadow, batchStrikeKeys(recs), j.cands, j.strikes)
 	sel = append(sel, q.sel...)
 	j.sql = batchCTE + ctes + ` SELECT b.ord, ` + strings.Join(sel, ", ") + ` FROM b` + joins + ` ` + strings.Join(q.joins, " ") + ` ORDER BY b.ord`
 	j.args = q.args

@@ -191,18 +191,65 @@ func (r *strikeRead) values(h, shadow policy.History, jr judged) bool {
 			return false
 		}
 	}
-	own := ""
-	if m := jr.ev.MessageIDOrEmpty(); m != "" {
-		own = "m:" + m
-	}
+	own := ownStrikeKey(jr)
 	for _, k := range r.keys {
-		h[k] = countStrikes(c.rows, k, at, own, false)
+		if !slices.Contains(jr.reads, k) {
+			continue
+		}
+		h[k], _ = countStrikes(c.rows, k, at, own, false, nil)
 		if shadow != nil {
-			shadow[k] = countStrikes(c.rows, k, at, own, true)
+			shadow[k], _ = countStrikes(c.rows, k, at, own, true, nil)
 		}
 	}
 	r.used[jr.user] = append(r.used[jr.user], jr.i)
 	return true
+}
+
+// readValues puts into v the strike values of jr, at time at, counted
+// from what the history read found of its user's strikes (a current copy,
+// or those it loaded), with the messages of batch (batchStrikeKeys) they
+// counted, for addBatchStrikes: the read computed them only for users
+// with too many strikes for a copy.
+func (r *strikeRead) readValues(v *readValues, jr judged, at time.Time, batch []string) {
+	l := r.loaded[jr.user]
+	if l == nil || l.copy == nil {
+		return
+	}
+	own := ownStrikeKey(jr)
+	for _, k := range r.keys {
+		if !slices.Contains(jr.reads, k) {
+			continue
+		}
+		var struck []string
+		v.h[k], struck = countStrikes(l.copy.rows, k, at, own, false, batch)
+		setStruck(v.struck, k, struck)
+		if v.shadow != nil {
+			v.shadow[k], struck = countStrikes(l.copy.rows, k, at, own, true, batch)
+			setStruck(v.shadowStruck, k, struck)
+		}
+	}
+}
+
+// setStruck makes keys set's messages of k.
+func setStruck(set struckSet, k policy.HistoryKey, keys []string) {
+	if len(keys) == 0 {
+		delete(set, k)
+		return
+	}
+	set[k] = make(map[string]bool, len(keys))
+	for _, m := range keys {
+		set[k][m] = true
+	}
+}
+
+// ownStrikeKey is the strike key of jr's message, "" for none: its own
+// strikes are not counted (an edit is not judged against the strikes of
+// the message it edits).
+func ownStrikeKey(jr judged) string {
+	if m := jr.ev.MessageIDOrEmpty(); m != "" {
+		return "m:" + m
+	}
+	return ""
 }
 
 // countStrikes is the value k of a record at time at whose message's
@@ -211,8 +258,9 @@ func (r *strikeRead) values(h, shadow policy.History, jr judged) bool {
 // the rows of k's kind within its window of at, on either side, but for
 // the record's own message's; with shadow, the shadow rules' would-be
 // strikes too. rows are at most strikeLoadCap, far under HistoryCap, so
-// the read's cap never applies.
-func countStrikes(rows []strikeRow, k policy.HistoryKey, at time.Time, own string, shadow bool) int {
+// the read's cap never applies. struck are those of batch it counted.
+func countStrikes(rows []strikeRow, k policy.HistoryKey, at time.Time, own string, shadow bool, batch []string) (
+	n int, struck []string) {
 	lo, hi := at.Add(-k.Window), at.Add(k.Window)
 	var buf [16]string
 	seen := buf[:0] // few: a linear search beats a map
@@ -233,9 +281,19 @@ func countStrikes(rows []strikeRow, k policy.HistoryKey, at time.Time, own strin
 		}
 		if !slices.Contains(seen, s.key) {
 			seen = append(seen, s.key)
+			if _, ok := slices.BinarySearch(batch, s.key); ok {
+				struck = append(struck, s.key)
+			}
 		}
 	}
-	return len(seen)
+	return len(seen), struck
+}
+
+// skipsScans is the condition on a record (b) of the read that its
+// user's strikes are counted from the copies (readValues), not by the
+// read's own scans: every user but those with too many strikes.
+func (r *strikeRead) skipsScans(q *historyQuery) string {
+	return " AND NOT coalesce((SELECT k.n <= " + q.param(strikeLoadCap) + " FROM sk k WHERE k.id = b.user_id), false)"
 }
 
 // countsBatchStrikes reports whether a record decided from a copy would

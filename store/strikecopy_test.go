@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"moderator/store"
+	"moderator/store/storetest"
 )
 
 // strikeValues are the three values strikeRules reads.
@@ -268,5 +269,53 @@ func TestStrikeCopyNotForManyStrikes(t *testing.T) {
 	}
 	if st.StrikeCopyLoads() != 0 || st.JudgedAhead() != 0 {
 		t.Errorf("%d loads of strikes and %d batches judged ahead, want none", st.StrikeCopyLoads(), st.JudgedAhead())
+	}
+}
+
+// TestStrikeCopySparesTheRead: a batch read in the transaction (here,
+// messages without a time, which are never judged ahead) counts its
+// user's strikes from the replica's current copy and reads no strike
+// row, with the values the read's scans give.
+func TestStrikeCopySparesTheRead(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	// A database of its own: pg_stat_xact_user_tables also counts what a
+	// backend has not reported yet.
+	st := storetest.OwnStore(t)
+	j := newJudging(t, strikeRules)
+	user := t.Name()
+	if _, err := st.Pool().Exec(ctx, `
+		INSERT INTO strikes (event_id, user_id, strike_key, rule_id, type, at, shadow)
+		SELECT 0, $1, 'm:swear-' || i, 'swearing', 'warn', now() - i * interval '1 hour', false
+		FROM generate_series(1, 5) i`, user); err != nil {
+		t.Fatal(err)
+	}
+	// No created_at: the database's now() is the messages' time.
+	send := func(i int) (id string, fetched int64) {
+		t.Helper()
+		id = fmt.Sprintf("%s-%d", user, i)
+		body := fmt.Appendf(nil, `{"type":"message.new","cid":"messaging:c","message":{"id":%q,"text":"hello"},"user":{"id":%q}}`, id, user)
+		_, err := st.RecordEvents(ctx, []store.EventRecord{j.record(t, id, body)}, func(ctx context.Context, tx pgx.Tx, _ []store.NewEvent) error {
+			return tx.QueryRow(ctx, `SELECT coalesce(sum(idx_tup_fetch), 0) FROM pg_stat_xact_user_tables WHERE relname = 'strikes'`).Scan(&fetched)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := sawStrikes(j, id); got != [3]int{5, 5, 5} {
+			t.Errorf("message %d: strikes %v, want [5 5 5]", i, got)
+		}
+		return id, fetched
+	}
+	if _, fetched := send(0); fetched < 5 {
+		t.Errorf("the first read fetched %d strike rows, want its load of the 5", fetched)
+	}
+	// A new backend: one's pending statistics of the earlier transactions
+	// show in pg_stat_xact_user_tables until it reports them.
+	st.Pool().Reset()
+	if _, fetched := send(1); fetched != 0 {
+		t.Errorf("with a current copy, the read fetched %d strike rows, want none", fetched)
+	}
+	if st.StrikeCopyLoads() != 1 || st.JudgedAhead() != 0 {
+		t.Errorf("%d loads of strikes and %d batches judged ahead, want 1 and 0", st.StrikeCopyLoads(), st.JudgedAhead())
 	}
 }

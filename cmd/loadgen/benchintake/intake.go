@@ -76,6 +76,27 @@ func parseIntake(r io.Reader) (intakeCounts, error) {
 	return c, nil
 }
 
+// countIntake reads the intake's counts of moderator at addr, and
+// returns the function that gives what was counted since; for the floor
+// (name), which has none, nil.
+func countIntake(ctx context.Context, name, addr string) (func() (*intakeCounts, error), error) {
+	if name == "floor" {
+		return func() (*intakeCounts, error) { return nil, nil }, nil
+	}
+	before, err := scrapeIntake(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return func() (*intakeCounts, error) {
+		after, err := scrapeIntake(ctx, addr)
+		if err != nil {
+			return nil, err
+		}
+		counts := after.since(before)
+		return &counts, nil
+	}, nil
+}
+
 // since is what was counted between before and c.
 func (c intakeCounts) since(before intakeCounts) intakeCounts {
 	return intakeCounts{batches: c.batches - before.batches, records: c.records - before.records,
@@ -85,24 +106,33 @@ func (c intakeCounts) since(before intakeCounts) intakeCounts {
 }
 
 // reportIntake prints, for each moderator subject, its batches at the
-// fixed rate: how many webhooks each held, the share judged ahead from
-// the copies (one round trip when no rule matched), the share of those
-// recorded again, and the users', channels' and strikes' copy loads. Medians over
-// the rounds.
+// fixed rate and in the closed loop: how many webhooks each held, the
+// share judged ahead from the copies (one round trip when no rule
+// matched), the share of those recorded again, and the users', channels'
+// and strikes' copy loads. Medians over the rounds.
 func reportIntake(w io.Writer, c config, results [][]result) {
 	if len(results) == 0 || !slices.ContainsFunc(results[0], func(r result) bool { return r.intake != nil }) {
 		return
 	}
 	fmt.Fprintf(w, "\nmoderator's batches at %d/s for %s, the warm-up included (its metrics):\n", c.rate, c.duration)
+	intakeTable(w, results, func(r result) *intakeCounts { return r.intake })
+	if slices.ContainsFunc(results[0], func(r result) bool { return r.closedIntake != nil }) {
+		fmt.Fprintf(w, "\nand in the closed loop:\n")
+		intakeTable(w, results, func(r result) *intakeCounts { return r.closedIntake })
+	}
+}
+
+// intakeTable prints the table of reportIntake of the counts of one run.
+func intakeTable(w io.Writer, results [][]result, of func(result) *intakeCounts) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "subject\tbatches\twebhooks a batch\tjudged ahead, %\trecorded again, %\tuser loads\tchannel loads\tstrike loads\t")
 	for i, r := range results[0] {
-		if r.intake == nil {
+		if of(r) == nil {
 			continue
 		}
 		var batches, size, ahead, again, users, channels, strikes []float64
 		for _, round := range results {
-			in := round[i].intake
+			in := of(round[i])
 			if in == nil || in.batches == 0 {
 				continue
 			}

@@ -111,9 +111,9 @@ type result struct {
 	beforeSend   *loadSummary
 	cpu          cpuUse
 	openCPU      cpuUse // of the fixed-rate run (webhooks, not before-send)
-	// intake is moderator's count of its batches in the fixed-rate run
-	// (nil for the floor).
-	intake *intakeCounts
+	// intake and closedIntake are moderator's counts of its batches in
+	// the fixed-rate run and in the closed loop (nil for the floor).
+	intake, closedIntake *intakeCounts
 }
 
 // loadSummary is the part of loadgen's -json report used here.
@@ -246,11 +246,10 @@ func measure(ctx context.Context, c config, name, rulesDir string, stderr io.Wri
 	if err := waitReady(ctx, name, addr); err != nil {
 		return result{}, fmt.Errorf("%w\n%s", err, logs.String())
 	}
-	target := "http://" + addr + "/webhooks/stream"
 	r := result{name: name}
 	runs := []func() error{
 		func() error { return measureFixedRate(ctx, c, &r, addr, admin, dbName, cmd.Process.Pid) },
-		func() error { return measureClosed(ctx, c, &r, target, admin, dbName, cmd.Process.Pid) },
+		func() error { return measureClosed(ctx, c, &r, addr, admin, dbName, cmd.Process.Pid) },
 	}
 	if c.afterBurst {
 		runs[0], runs[1] = runs[1], runs[0]
@@ -269,10 +268,17 @@ func measure(ctx context.Context, c config, name, rulesDir string, stderr io.Wri
 // measureClosed runs the closed loop against target and keeps its figures
 // and the CPU it cost (the server of pid, the database's backends, the
 // load tool) in r.
-func measureClosed(ctx context.Context, c config, r *result, target string, admin *pgx.Conn, dbName string, pid int) error {
-	probe := startCPUProbe(ctx, admin, dbName, pid)
-	closed, loadCPU, err := load(ctx, c, target, "-rate", "0", "-n", strconv.Itoa(c.n))
+func measureClosed(ctx context.Context, c config, r *result, addr string, admin *pgx.Conn, dbName string, pid int) error {
+	count, err := countIntake(ctx, r.name, addr)
 	if err != nil {
+		return err
+	}
+	probe := startCPUProbe(ctx, admin, dbName, pid)
+	closed, loadCPU, err := load(ctx, c, "http://"+addr+"/webhooks/stream", "-rate", "0", "-n", strconv.Itoa(c.n))
+	if err != nil {
+		return err
+	}
+	if r.closedIntake, err = count(); err != nil {
 		return err
 	}
 	r.closed, r.cpu = closed, probe.stop(ctx)
@@ -290,12 +296,9 @@ func measureClosed(ctx context.Context, c config, r *result, target string, admi
 // count of that run's batches (intakeCounts).
 func measureFixedRate(ctx context.Context, c config, r *result, addr string, admin *pgx.Conn, dbName string, pid int) error {
 	target := "http://" + addr + "/webhooks/stream"
-	var before intakeCounts
-	if r.name != "floor" {
-		var err error
-		if before, err = scrapeIntake(ctx, addr); err != nil {
-			return err
-		}
+	count, err := countIntake(ctx, r.name, addr)
+	if err != nil {
+		return err
 	}
 	probe := startCPUProbe(ctx, admin, dbName, pid)
 	open, loadCPU, err := load(ctx, c, target, "-rate", strconv.Itoa(c.rate), "-duration", c.duration.String())
@@ -303,13 +306,8 @@ func measureFixedRate(ctx context.Context, c config, r *result, addr string, adm
 		return err
 	}
 	r.open, r.openCPU = open, probe.stop(ctx)
-	if r.name != "floor" {
-		after, err := scrapeIntake(ctx, addr)
-		if err != nil {
-			return err
-		}
-		counts := after.since(before)
-		r.intake = &counts
+	if r.intake, err = count(); err != nil {
+		return err
 	}
 	r.openCPU.load, r.openCPU.requests = loadCPU, open.Completed+open.Warmup.Completed
 	if c.beforeSend == "" {

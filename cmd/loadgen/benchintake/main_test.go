@@ -246,17 +246,21 @@ func TestIntakeCounts(t *testing.T) {
 	}
 	other := run
 	other.ahead, other.misses, other.userLoads, other.channelLoads, other.strikeLoads = 500, 0, 300, 4, 3
+	closed := intakeCounts{batches: 100, records: 1500, ahead: 50, misses: 1, userLoads: 10, channelLoads: 2, strikeLoads: 30}
 	rounds := [][]result{
-		{{name: "floor"}, {name: "starter", intake: &run}},
-		{{name: "floor"}, {name: "starter", intake: &other}},
+		{{name: "floor"}, {name: "starter", intake: &run, closedIntake: &closed}},
+		{{name: "floor"}, {name: "starter", intake: &other, closedIntake: &closed}},
 	}
 	var out strings.Builder
 	reportIntake(&out, config{rate: 500, duration: 10 * time.Second}, rounds)
 	got := strings.Join(strings.Fields(out.String()), " ")
 	// 1,000 batches of 1.25 webhooks; 60 % and 50 % ahead, 2 % and 0 % of
 	// those again: medians 55 % and 1 %; 500 and 300 users' loads, 12 and
-	// 4 channels': medians 400 and 8; 7 and 3 strikes': median 5.
-	want := "moderator's batches at 500/s for 10s, the warm-up included (its metrics): subject batches webhooks a batch judged ahead, % recorded again, % user loads channel loads strike loads starter 1000 1.25 55.0 1.0 400 8 5"
+	// 4 channels': medians 400 and 8; 7 and 3 strikes': median 5. The
+	// closed loop's, the same in both rounds: 15 webhooks a batch, half
+	// ahead, 2 % of those again.
+	want := "moderator's batches at 500/s for 10s, the warm-up included (its metrics): subject batches webhooks a batch judged ahead, % recorded again, % user loads channel loads strike loads starter 1000 1.25 55.0 1.0 400 8 5" +
+		" and in the closed loop: subject batches webhooks a batch judged ahead, % recorded again, % user loads channel loads strike loads starter 100 15.00 50.0 2.0 10 2 30"
 	if got != want {
 		t.Errorf("reportIntake:\n%s\nwant\n%s", got, want)
 	}
