@@ -64,14 +64,10 @@ func (j *judging) prejudge(recs []EventRecord) bool {
 	}
 	strikes := newStrikeRead(j.cache, j.keys, j.cands)
 	for _, jr := range j.cands {
-		if !decideAhead(recs, jr, copies, strikes, len(j.keys)) {
+		if !decideAhead(recs, jr, copies, strikes, len(j.keys)) || strikes != nil && strikes.countsBatchStrike(recs, jr) {
 			j.giveUpAhead(recs, copies)
 			return false
 		}
-	}
-	if strikes != nil && strikes.countsBatchStrikes(recs) {
-		j.giveUpAhead(recs, copies)
-		return false
 	}
 	j.copies, j.strikes = copies, strikes
 	j.sql, j.args = j.checkSQL(recs)

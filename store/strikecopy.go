@@ -135,8 +135,10 @@ type strikeRead struct {
 	// loaded is what the read found, by user: the copy (stale false) or
 	// the strikes it loaded; over, the user has more than strikeLoadCap.
 	loaded map[string]*loadedStrikes
-	// used are, judged ahead, the records each user's copy decided.
-	used map[string][]int
+	// used are, judged ahead, the records each user's copy decided;
+	// struck, the users a record decided so far strikes.
+	used   map[string][]int
+	struck map[string]bool
 	// reloaded are the copies of the users the batch struck, as its
 	// transaction left them (queueReload).
 	reloaded map[string]*userStrikes
@@ -296,24 +298,34 @@ func (r *strikeRead) skipsScans(q *historyQuery) string {
 	return " AND NOT coalesce((SELECT k.n <= " + q.param(strikeLoadCap) + " FROM sk k WHERE k.id = b.user_id), false)"
 }
 
-// countsBatchStrikes reports whether a record decided from a copy would
-// count a strike of another record of the batch (addBatchStrikes), which
-// the copy cannot hold: such a batch is recorded the usual way. It looks
-// at every record of the user, whatever its order, with the would-be
-// strikes of the shadow rules too: it only has to be safe, and rare.
-func (r *strikeRead) countsBatchStrikes(recs []EventRecord) bool {
-	for i := range recs {
-		u := strikingUser(&recs[i])
-		if u == "" {
-			continue
-		}
-		for _, jr := range r.used[u] {
-			if jr != i {
-				return true
+// countsBatchStrike reports, once jr is decided ahead, whether a record
+// decided from a user's copy would count a strike of another record of
+// the batch (addBatchStrikes), which the copy cannot hold: jr's, or an
+// earlier record's. Such a batch is recorded the usual way; prejudge asks
+// after each record, so that it stops at the first. Whatever the records'
+// order, with the shadow rules' would-be strikes too: it only has to be
+// safe, and is rare.
+func (r *strikeRead) countsBatchStrike(recs []EventRecord, jr judged) bool {
+	if r.struck == nil {
+		// The records decided at once, before any was judged.
+		r.struck = map[string]bool{}
+		for i := range recs {
+			if recs[i].Judge == nil {
+				if u := strikingUser(&recs[i]); u != "" {
+					r.struck[u] = true
+				}
 			}
 		}
 	}
-	return false
+	if r.struck[jr.user] && slices.Contains(r.used[jr.user], jr.i) {
+		return true
+	}
+	u := strikingUser(&recs[jr.i])
+	if u == "" {
+		return false
+	}
+	r.struck[u] = true
+	return slices.ContainsFunc(r.used[u], func(i int) bool { return i != jr.i })
 }
 
 // strikingUser is the user whose strikes rec's decision writes (its
