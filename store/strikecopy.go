@@ -20,14 +20,16 @@ import (
 // every swear word; a rules folder with those reads taken out judged 95 %
 // of its batches ahead and spent 15-30 % less CPU a webhook (2026-12-06).
 //
-// The history read loads a user's strikes (with their version) when the
-// replica's copy is missing, out of date or too short, and still computes
-// the values it returns itself: the copy only serves batches judged
-// ahead, whose check then compares each copy's version with the user's
-// in its own snapshot and has the batch recorded again the usual way when
-// they differ. Strikes change outside the recording transactions (an
-// outcome or an overturn takes one back, another replica acts), and the
-// versions follow every change: exact either way.
+// The history read checks each copy's version in its own snapshot (after
+// the counter locks), loads a user's strikes with their version when the
+// copy is missing, out of date or too short, and counts the values from
+// what it found (readValues): its own scans of the strikes table run only
+// for users with more strikes than a copy holds. A batch judged ahead
+// counts them from the copies, and its check compares each copy's version
+// with the user's and has the batch recorded again the usual way when they
+// differ. Strikes change outside the recording transactions (an outcome or
+// an overturn takes one back, another replica acts), and the versions
+// follow every change: exact either way.
 //
 // A batch that strikes a user makes the user's copy stale (its actions
 // write strikes after it was judged): it reads the user's strikes again
@@ -66,8 +68,9 @@ const (
 
 // StrikeCopyLoads returns how many times a history read has loaded a
 // user's strikes because this replica's copy would not do: once per user,
-// then once after each batch that struck the user or each change of the
-// user's strikes by another writer (an outcome, an overturn, a replica).
+// then after each change of the user's strikes by another writer (an
+// outcome, an overturn, another replica). A batch that strikes the user
+// reads them again with its commit, which is not counted.
 func (s *Store) StrikeCopyLoads() int64 { return s.marks.strikeLoads.Load() }
 
 func (c *markCache) lookupStrikes(user string) *userStrikes {

@@ -44,7 +44,7 @@ func newIntakeMetrics(reg prometheus.Registerer, copies copyCounts) func(store.B
 			Name: "moderator_intake_copy_loads_total",
 			Help: "Times a history read loaded a user's (kind=user) or a channel's young accounts' (kind=channel) counter marks, or a user's strikes (kind=strikes), " +
 				"because this replica's copy was missing, stale or too short: about once per key, and again whenever this replica's other flusher, or another replica, wrote for the key while a read was in flight; " +
-				"strikes again after each batch that strikes the user, and each outcome or overturn that takes a strike back. " +
+				"strikes again after each change of the user's strikes by another writer (an outcome or an overturn that takes one back, another replica). " +
 				"A rate near the webhooks' means the copies do not help.",
 			ConstLabels: prometheus.Labels{"kind": kind},
 		}, func() float64 { return float64(count()) })
