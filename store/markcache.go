@@ -184,15 +184,21 @@ func (c *markCache) store(kind, id string, e *userMarks, keep time.Duration) {
 
 // evict drops the least recently stored half of the copies.
 func (c *markCache) evict() {
-	var times []time.Time
-	for _, e := range c.users {
-		times = append(times, e.used)
+	evictOlderHalf(c.users, func(e *userMarks) time.Time { return e.used }, c.drop)
+}
+
+// evictOlderHalf calls drop for each key of copies (not empty) stored at
+// or before the median time used gives.
+func evictOlderHalf[E any](copies map[string]E, used func(E) time.Time, drop func(key string)) {
+	times := make([]time.Time, 0, len(copies))
+	for _, e := range copies {
+		times = append(times, used(e))
 	}
 	slices.SortFunc(times, time.Time.Compare)
 	median := times[len(times)/2]
-	for u, e := range c.users {
-		if !e.used.After(median) {
-			c.drop(u)
+	for k, e := range copies {
+		if !used(e).After(median) {
+			drop(k)
 		}
 	}
 }

@@ -102,27 +102,20 @@ func (c *markCache) forgetStrikes(users []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, u := range users {
-		if old, ok := c.strikes[u]; ok {
-			c.strikeRows -= len(old.rows)
-			delete(c.strikes, u)
-		}
+		c.dropStrikes(u)
+	}
+}
+
+func (c *markCache) dropStrikes(user string) {
+	if old, ok := c.strikes[user]; ok {
+		c.strikeRows -= len(old.rows)
+		delete(c.strikes, user)
 	}
 }
 
 // evictStrikes drops the least recently stored half of the strike copies.
 func (c *markCache) evictStrikes() {
-	times := make([]time.Time, 0, len(c.strikes))
-	for _, e := range c.strikes {
-		times = append(times, e.used)
-	}
-	slices.SortFunc(times, time.Time.Compare)
-	median := times[len(times)/2]
-	for u, e := range c.strikes {
-		if !e.used.After(median) {
-			c.strikeRows -= len(e.rows)
-			delete(c.strikes, u)
-		}
-	}
+	evictOlderHalf(c.strikes, func(e *userStrikes) time.Time { return e.used }, c.dropStrikes)
 }
 
 // strikeRead is the part of a batch's judging that concerns the strike
