@@ -215,9 +215,9 @@ func (j *judging) judge(recs []EventRecord, results []RecordResult) error {
 // queueReload queues on w, with the batch's COMMIT, the read of the
 // strikes of the users it struck (strikeRead.queueReload). A nil j, or
 // one whose records read no strikes, queues nothing.
-func (j *judging) queueReload(w *Writes, results []RecordResult) {
+func (j *judging) queueReload(w *Writes) {
 	if j != nil && j.strikes != nil {
-		j.strikes.queueReload(w, j.recs, results, j.cands)
+		j.strikes.queueReload(w, j.recs, j.cands)
 	}
 }
 

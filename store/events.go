@@ -424,7 +424,7 @@ func (s *Store) completeBatch(ctx context.Context, tx pgx.Tx, recs []EventRecord
 		}
 	}
 	if len(fresh) == 0 || then == nil && hooks.Tx == nil {
-		jd.queueReload(&w, results)
+		jd.queueReload(&w)
 		if err := w.sendAndCommit(ctx, tx, "write decisions and links, commit"); err != nil {
 			return nil, err
 		}
@@ -444,7 +444,7 @@ func (s *Store) completeBatch(ctx context.Context, tx pgx.Tx, recs []EventRecord
 			return nil, fmt.Errorf("record events: hook: %w", err)
 		}
 	}
-	jd.queueReload(&last, results)
+	jd.queueReload(&last)
 	if err := last.sendAndCommit(ctx, tx, "write the hooks' last statements, commit"); err != nil {
 		return nil, err
 	}

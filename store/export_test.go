@@ -74,9 +74,3 @@ func ScanPlansKept(conn *pgx.Conn) int {
 	plans, _ := conn.PgConn().CustomData()[scanPlansKey].(scanPlans)
 	return len(plans)
 }
-
-// StrikeReloads are the reloads of struck users' strikes at commit that
-// added the batch's own strikes to the copy, and those that read them all.
-func (s *Store) StrikeReloads() (added, reread int64) {
-	return s.marks.strikesAdded.Load(), s.marks.strikesReread.Load()
-}

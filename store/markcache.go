@@ -46,10 +46,6 @@ type markCache struct {
 	strikes     map[string]*userStrikes
 	strikeRows  int
 	strikeLoads atomic.Int64
-	// strikesAdded and strikesReread count the reloads at commit that
-	// added the batch's own strikes to a copy, and those that read all of
-	// a user's strikes again (queueReload).
-	strikesAdded, strikesReread atomic.Int64
 }
 
 // CopyLoads returns how many times a history read has loaded a user's (or

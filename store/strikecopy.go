@@ -47,26 +47,20 @@ type strikeRow struct {
 }
 
 // userStrikes is a user's strikes with at after from (all of them), as
-// committed at version, sorted by time; n and idSum are the count and
-// the sum of the ids of all the user's strikes (strike_versions) at that
-// version. Never changed once stored.
+// committed at version, sorted by time. Never changed once stored.
 type userStrikes struct {
-	version  int64
-	n, idSum int64
-	from     time.Time
-	rows     []strikeRow
-	used     time.Time
+	version int64
+	from    time.Time
+	rows    []strikeRow
+	used    time.Time
 }
 
 const (
 	// strikeLoadCap bounds the strikes of a user with a copy: one with
 	// more (strike_versions.strikes, of any time kept) keeps none, and is
 	// read by the database, whose scans read only the kinds the rules
-	// count (a spammer's thousands of deletes). Up to it, no value of the
-	// read's reaches its cap (HistoryCap a kind), so the copy's are exact.
-	// The heavy policy's bench users pass 100 within a closed loop, and
-	// were read by the database from then on (2026-12-06).
-	strikeLoadCap = HistoryCap
+	// count. A ladder needs a handful.
+	strikeLoadCap = 100
 	// cacheMaxStrikes bounds the strikes the copies hold (about 100 bytes
 	// each): past it, the least recently used half are dropped.
 	cacheMaxStrikes = 200_000
@@ -257,25 +251,20 @@ func ownStrikeKey(jr judged) string {
 }
 
 // countStrikes is the value k of a record at time at whose message's
-// strike key is own ("" for none) over rows (sorted by time), as the
-// history read computes it (historyQuery.strikes, struckMessages): the
-// distinct strike keys of the rows of k's kind within its window of at,
-// on either side, but for the record's own message's; with shadow, the
-// shadow rules' would-be strikes too. rows are at most strikeLoadCap, so
+// strike key is own ("" for none) over rows, as the history read computes
+// it (historyQuery.strikes, struckMessages): the distinct strike keys of
+// the rows of k's kind within its window of at, on either side, but for
+// the record's own message's; with shadow, the shadow rules' would-be
+// strikes too. rows are at most strikeLoadCap, far under HistoryCap, so
 // the read's cap never applies. struck are those of batch it counted.
 func countStrikes(rows []strikeRow, k policy.HistoryKey, at time.Time, own string, shadow bool, batch []string) (
 	n int, struck []string) {
 	lo, hi := at.Add(-k.Window), at.Add(k.Window)
-	start, _ := slices.BinarySearchFunc(rows, lo, func(s strikeRow, t time.Time) int {
-		if s.at.After(t) {
-			return 1
-		}
-		return -1 // at or before lo: out, as are equal times
-	})
-	var seen keySet
-	for i := start; i < len(rows) && !rows[i].at.After(hi); i++ {
+	var buf [16]string
+	seen := buf[:0] // few: a linear search beats a map
+	for i := range rows {
 		s := &rows[i]
-		if (s.shadow && !shadow) || (own != "" && s.key == own) {
+		if !s.at.After(lo) || s.at.After(hi) || (s.shadow && !shadow) || (own != "" && s.key == own) {
 			continue
 		}
 		switch k.Name {
@@ -288,55 +277,14 @@ func countStrikes(rows []strikeRow, k policy.HistoryKey, at time.Time, own strin
 				continue
 			}
 		}
-		if seen.add(s.key) {
+		if !slices.Contains(seen, s.key) {
+			seen = append(seen, s.key)
 			if _, ok := slices.BinarySearch(batch, s.key); ok {
 				struck = append(struck, s.key)
 			}
 		}
 	}
-	return seen.len(), struck
-}
-
-// keySet is a set of strike keys: a slice while few (a linear search
-// beats a map), a map past that.
-type keySet struct {
-	buf  [16]string
-	few  []string
-	many map[string]bool
-}
-
-// add adds key and reports whether it was new.
-func (s *keySet) add(key string) bool {
-	if s.many != nil {
-		if s.many[key] {
-			return false
-		}
-		s.many[key] = true
-		return true
-	}
-	if s.few == nil {
-		s.few = s.buf[:0]
-	}
-	if slices.Contains(s.few, key) {
-		return false
-	}
-	if len(s.few) < len(s.buf) {
-		s.few = append(s.few, key)
-		return true
-	}
-	s.many = make(map[string]bool, 2*len(s.buf))
-	for _, k := range s.few {
-		s.many[k] = true
-	}
-	s.many[key] = true
-	return true
-}
-
-func (s *keySet) len() int {
-	if s.many != nil {
-		return len(s.many)
-	}
-	return len(s.few)
+	return len(seen), struck
 }
 
 // skipsScans is the condition on a record (b) of the read that its
@@ -421,16 +369,15 @@ func (r *strikeRead) ctes(q *historyQuery) string {
 	window, limit := q.param(r.window), q.param(strikeLoadCap)
 	return `,
 		sk AS (
-			SELECT x.ord, x.cur, x.n, x.ids, x.lo, (x.cur <> x.cached OR x.cfrom IS NULL OR x.cfrom > x.lo) AS stale, x.id
-			FROM (SELECT k.id, k.cached, k.cfrom, f.ord, f.lo, coalesce(v.version, 0) AS cur, coalesce(v.strikes, 0) AS n,
-					coalesce(v.id_sum, 0) AS ids
+			SELECT x.ord, x.cur, x.n, x.lo, (x.cur <> x.cached OR x.cfrom IS NULL OR x.cfrom > x.lo) AS stale, x.id
+			FROM (SELECT k.id, k.cached, k.cfrom, f.ord, f.lo, coalesce(v.version, 0) AS cur, coalesce(v.strikes, 0) AS n
 				FROM unnest(` + ids + `::text[], ` + cached + `::bigint[], ` + cfrom + `::timestamptz[]) AS k(id, cached, cfrom)
 				JOIN LATERAL (SELECT min(b.ord) AS ord, min(b.at) - ` + window + `::interval AS lo FROM b WHERE b.user_id = k.id) f ON true
 				LEFT JOIN strike_versions v ON v.user_id = k.id
 				) x
 			WHERE x.ord IS NOT NULL),
 		sl AS (
-			SELECT k.ord, k.cur, k.n, k.ids, k.stale, k.lo, l.* FROM sk k LEFT JOIN LATERAL (
+			SELECT k.ord, k.cur, k.n, k.stale, k.lo, l.* FROM sk k LEFT JOIN LATERAL (
 				SELECT array_agg(s.at) AS ats, array_agg(s.strike_key) AS skeys, array_agg(s.rule_id) AS rules,
 					array_agg(s.type) AS types, array_agg(s.shadow) AS shadows
 				FROM (SELECT s.at, s.strike_key, s.rule_id, s.type, s.shadow FROM strikes s
@@ -440,7 +387,7 @@ func (r *strikeRead) ctes(q *historyQuery) string {
 
 // columns are the read's columns of the strike copies.
 func (r *strikeRead) columns() string {
-	return "sl.cur, sl.n, sl.ids, sl.stale, sl.lo, sl.ats, sl.skeys, sl.rules, sl.types, sl.shadows"
+	return "sl.cur, sl.n, sl.stale, sl.lo, sl.ats, sl.skeys, sl.rules, sl.types, sl.shadows"
 }
 
 // join joins the loads to the first record of each user.
@@ -450,7 +397,6 @@ func (r *strikeRead) join() string { return ` LEFT JOIN sl ON sl.ord = b.ord` }
 type strikeCopyRow struct {
 	cur     *int64
 	n       *int64 // the user's strikes
-	ids     *int64 // the sum of their ids
 	stale   *bool
 	lo      *time.Time
 	ats     []time.Time
@@ -461,7 +407,7 @@ type strikeCopyRow struct {
 }
 
 func (u *strikeCopyRow) dest() []any {
-	return []any{&u.cur, &u.n, &u.ids, &u.stale, &u.lo, &u.ats, &u.keys, &u.rules, &u.types, &u.shadows}
+	return []any{&u.cur, &u.n, &u.stale, &u.lo, &u.ats, &u.keys, &u.rules, &u.types, &u.shadows}
 }
 
 // take keeps what one row of the read says: on the first record of a
@@ -502,14 +448,7 @@ func (u *strikeCopyRow) copy(id string) (*userStrikes, error) {
 		rows[i] = strikeRow{at: u.ats[i], key: u.keys[i], rule: u.rules[i], typ: u.types[i], shadow: u.shadows[i]}
 	}
 	slices.SortFunc(rows, func(a, b strikeRow) int { return a.at.Compare(b.at) })
-	c := &userStrikes{version: *u.cur, from: *u.lo, rows: rows}
-	if u.n != nil {
-		c.n = *u.n
-	}
-	if u.ids != nil {
-		c.idSum = *u.ids
-	}
-	return c, nil
+	return &userStrikes{version: *u.cur, from: *u.lo, rows: rows}, nil
 }
 
 // struckUsers are the users whose strikes recs' decisions write, once
@@ -526,62 +465,48 @@ func struckUsers(recs []EventRecord) []string {
 
 // queueReload queues on w, the batch's last statements (sent with its
 // COMMIT), the read of the strikes of the users it struck whose records
-// read strike values, as the transaction leaves them, so that the user's
-// next batch may still be judged ahead (dropping the copy had 12 % of the
-// starter pack's batches at 500/s read the user's strikes again,
-// 2026-12-06). When the user's row (migration 0033) shows that only this
-// transaction changed the user's strikes since the copy the batch was
-// judged with, and only by adding its own events' strikes (the count and
-// the sum of ids say so), the read returns just those, added to the copy
-// (reloadSQL); otherwise all of them, as the first load does (outcomes
-// that end at once, held or suppressed, may have taken some back).
-// Either way the version and the strikes are of one snapshot, so the copy
-// is exact as of it; a change committed after fails the next check.
-func (r *strikeRead) queueReload(w *Writes, recs []EventRecord, results []RecordResult, cands []judged) {
-	var (
-		ids              []string
-		los              []time.Time
-		versions, n, sum []int64
-		events           []int64
-	)
-	for i := range recs {
-		if results[i].Duplicate == "" {
-			events = append(events, results[i].EventID)
-		}
-	}
+// read strike values, as the transaction leaves them: their actions wrote
+// strikes, and outcomes that end at once (held, suppressed) may have
+// taken some back, which the replica cannot tell from the decisions. So
+// the user's next batch may still be judged ahead, where dropping the
+// copy had it read the user's strikes again (12 % of the starter pack's
+// batches at 500/s, 2026-12-06). The read's version and strikes are of
+// one snapshot, so the copy is exact as of it; a change committed after
+// it fails the next check.
+func (r *strikeRead) queueReload(w *Writes, recs []EventRecord, cands []judged) {
+	var ids []string
+	var los []time.Time
 	for _, u := range struckUsers(recs) {
 		if !slices.Contains(r.ids, u) {
 			continue
 		}
-		base := r.baseCopy(u)
-		lo := r.earliest(u, cands)
-		if base != nil {
-			lo = base.from
+		var lo time.Time
+		for _, jr := range cands {
+			if jr.user == u && jr.at != nil && (lo.IsZero() || jr.at.Before(lo)) {
+				lo = *jr.at
+			}
 		}
-		if lo.IsZero() {
-			continue
+		if !lo.IsZero() {
+			ids, los = append(ids, u), append(los, lo.Add(-r.window))
 		}
-		ids, los = append(ids, u), append(los, lo)
-		if base == nil {
-			base = &userStrikes{version: -1}
-		}
-		versions, n, sum = append(versions, base.version), append(n, base.n), append(sum, base.idSum)
 	}
 	if len(ids) == 0 {
 		return
 	}
-	w.Queue(reloadSQL, ids, los, versions, n, sum, events, strikeLoadCap).Query(func(rows pgx.Rows) error {
+	w.Queue(`SELECT k.id, k.lo, coalesce(v.version, 0), coalesce(v.strikes, 0), l.ats, l.skeys, l.rules, l.types, l.shadows
+		FROM unnest($1::text[], $2::timestamptz[]) AS k(id, lo)
+		LEFT JOIN strike_versions v ON v.user_id = k.id
+		LEFT JOIN LATERAL (SELECT array_agg(s.at) AS ats, array_agg(s.strike_key) AS skeys, array_agg(s.rule_id) AS rules,
+				array_agg(s.type) AS types, array_agg(s.shadow) AS shadows
+			FROM strikes s WHERE coalesce(v.strikes, 0) <= $3 AND s.user_id = k.id AND s.at > k.lo) l ON true`,
+		ids, los, strikeLoadCap).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
-			var (
-				id     string
-				added  bool
-				u, new strikeCopyRow
-			)
-			if err := rows.Scan(&id, &u.lo, &u.cur, &u.n, &u.ids, &added, &new.ats, &new.keys, &new.rules, &new.types, &new.shadows,
-				&u.ats, &u.keys, &u.rules, &u.types, &u.shadows); err != nil {
+			var id string
+			var u strikeCopyRow
+			if err := rows.Scan(&id, &u.lo, &u.cur, &u.n, &u.ats, &u.keys, &u.rules, &u.types, &u.shadows); err != nil {
 				return fmt.Errorf("reload the strikes of the users struck: %w", err)
 			}
-			c, err := r.reloadedCopy(id, added, &u, &new)
+			c, err := u.copy(id)
 			if err != nil {
 				return err
 			}
@@ -591,79 +516,6 @@ func (r *strikeRead) queueReload(w *Writes, recs []EventRecord, results []Record
 		}
 		return rows.Err()
 	})
-}
-
-// reloadSQL reads, for each user k (its copy's from, version, count and
-// sum of ids), the user's strikes as the transaction leaves them: added,
-// whether only the transaction's own strikes of its events ($6) came
-// since the copy (or nothing did), with those (new); else all of them
-// after from, unless the user has more than $7.
-const reloadSQL = `
-	SELECT k.id, k.lo, coalesce(v.version, 0), coalesce(v.strikes, 0), coalesce(v.id_sum, 0), x.added,
-		nw.ats, nw.skeys, nw.rules, nw.types, nw.shadows, f.ats, f.skeys, f.rules, f.types, f.shadows
-	FROM unnest($1::text[], $2::timestamptz[], $3::bigint[], $4::bigint[], $5::bigint[]) AS k(id, lo, v0, n0, sum0)
-	LEFT JOIN strike_versions v ON v.user_id = k.id
-	CROSS JOIN LATERAL (SELECT count(*) AS n, coalesce(sum(s.id), 0) AS ids,
-			coalesce(array_agg(s.at) FILTER (WHERE s.at > k.lo), '{}') AS ats,
-			coalesce(array_agg(s.strike_key) FILTER (WHERE s.at > k.lo), '{}') AS skeys,
-			coalesce(array_agg(s.rule_id) FILTER (WHERE s.at > k.lo), '{}') AS rules,
-			coalesce(array_agg(s.type) FILTER (WHERE s.at > k.lo), '{}') AS types,
-			coalesce(array_agg(s.shadow) FILTER (WHERE s.at > k.lo), '{}') AS shadows
-		FROM strikes s WHERE s.event_id = ANY($6::bigint[]) AND s.user_id = k.id) nw
-	CROSS JOIN LATERAL (SELECT coalesce(v.version, 0) = k.v0
-		OR coalesce(v.xact = pg_current_xact_id() AND v.base = k.v0 AND v.strikes = k.n0 + nw.n AND v.id_sum = k.sum0 + nw.ids, false)
-		AS added) x
-	LEFT JOIN LATERAL (SELECT array_agg(s.at) AS ats, array_agg(s.strike_key) AS skeys, array_agg(s.rule_id) AS rules,
-			array_agg(s.type) AS types, array_agg(s.shadow) AS shadows
-		FROM strikes s WHERE NOT x.added AND coalesce(v.strikes, 0) <= $7 AND s.user_id = k.id AND s.at > k.lo) f ON true`
-
-// reloadedCopy is the copy of user id's strikes that a reload row says:
-// the batch's base copy with the strikes it added (added), or all that
-// were read; nil for a user with more than strikeLoadCap.
-func (r *strikeRead) reloadedCopy(id string, added bool, u, new *strikeCopyRow) (*userStrikes, error) {
-	if !added {
-		r.cache.strikesReread.Add(1)
-		return u.copy(id)
-	}
-	r.cache.strikesAdded.Add(1)
-	base := r.baseCopy(id)
-	if base == nil || u.n == nil || *u.n > strikeLoadCap {
-		return nil, nil
-	}
-	new.cur, new.lo, new.n, new.ids = u.cur, u.lo, u.n, u.ids
-	c, err := new.copy(id)
-	if err != nil {
-		return nil, err
-	}
-	c.rows = append(append(make([]strikeRow, 0, len(base.rows)+len(c.rows)), base.rows...), c.rows...)
-	slices.SortStableFunc(c.rows, func(a, b strikeRow) int { return a.at.Compare(b.at) })
-	c.from = base.from
-	return c, nil
-}
-
-// baseCopy is the copy of user's strikes the batch was judged with: the
-// one the read found current or loaded, or the one judged ahead from.
-func (r *strikeRead) baseCopy(user string) *userStrikes {
-	if l := r.loaded[user]; l != nil {
-		return l.copy
-	}
-	return r.copies[user]
-}
-
-// earliest is the earliest time of the user's records among cands,
-// less the longest window of the batch's strike values: what a copy
-// must hold from. Zero when none has a time.
-func (r *strikeRead) earliest(user string, cands []judged) time.Time {
-	var lo time.Time
-	for _, jr := range cands {
-		if jr.user == user && jr.at != nil && (lo.IsZero() || jr.at.Before(lo)) {
-			lo = *jr.at
-		}
-	}
-	if lo.IsZero() {
-		return lo
-	}
-	return lo.Add(-r.window)
 }
 
 // settle keeps, once the batch has committed, the strikes the read loaded

@@ -77,18 +77,3 @@ func TestCountStrikes(t *testing.T) {
 		}
 	}
 }
-
-// TestCountStrikesMany: past the set's first sixteen keys (a map from
-// there), each message still counts once.
-func TestCountStrikesMany(t *testing.T) {
-	at := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
-	var rows []strikeRow
-	for i := range 40 {
-		key := fmt.Sprintf("m:%d", i%25) // 25 messages, 15 struck twice
-		rows = append(rows, strikeRow{at: at.Add(time.Duration(i-40) * time.Minute), key: key, rule: "r", typ: "flag"})
-	}
-	k := policy.HistoryKey{Name: policy.StrikesCount, Window: 24 * time.Hour}
-	if n, struck := countStrikes(rows, k, at, "m:3", false, []string{"m:20", "m:3"}); n != 24 || fmt.Sprint(struck) != "[m:20]" {
-		t.Errorf("countStrikes = %d %v, want 24 [m:20]", n, struck)
-	}
-}
