@@ -319,3 +319,50 @@ func TestStrikeCopySparesTheRead(t *testing.T) {
 		t.Errorf("%d loads of strikes and %d batches judged ahead, want 1 and 0", st.StrikeCopyLoads(), st.JudgedAhead())
 	}
 }
+// TestStrikeCopyReloadAfterAnotherWriter: another transaction that
+// changes the user's strikes while a batch that struck the user is in
+// flight (a hand moving a strike's time) commits before the batch reads
+// the user's strikes again with its COMMIT: the copy holds the change,
+// and the next message, judged ahead from it, counts it.
+func TestStrikeCopyReloadAfterAnotherWriter(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	other, st := twoReplicas(t)
+	j := newJudging(t, strikeRules)
+	user := t.Name()
+	if _, err := st.Pool().Exec(ctx, `INSERT INTO strikes (event_id, user_id, strike_key, rule_id, type, at, shadow)
+		VALUES (0, $1, 'm:before', 'swearing', 'warn', $2, false)`, user, t0.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	var moved bool
+	// No action is recorded: the batch's decision strikes the user, but
+	// only the other transaction writes the user's strikes.
+	hook := func(ctx context.Context, _ pgx.Tx, _ []store.NewEvent) error {
+		if !moved {
+			return nil
+		}
+		_, err := other.Pool().Exec(ctx, `UPDATE strikes SET at = $2 WHERE user_id = $1`, user, t0.Add(-72*time.Hour))
+		return err
+	}
+	send := func(i int, text string) string {
+		t.Helper()
+		m := message{id: fmt.Sprintf("%s-%d", user, i), user: user, channel: "messaging:s", text: text,
+			at: t0.Add(time.Duration(i) * time.Second)}
+		if _, err := st.RecordEvents(ctx, []store.EventRecord{j.record(t, m.id, m.body())}, hook); err != nil {
+			t.Fatal(err)
+		}
+		return m.id
+	}
+	send(0, "hello")
+	moved = true
+	send(1, "darn")
+	moved = false
+	id := send(2, "hello")
+	if got := sawStrikes(j, id); got != [3]int{1, 1, 0} {
+		t.Errorf("after the strike moved three days back: strikes %v, want [1 1 0]", got)
+	}
+	if st.JudgedAhead() != 2 || st.CopyMisses() != 0 || st.StrikeCopyLoads() != 1 {
+		t.Errorf("%d batches judged ahead, %d recorded again, %d loads of strikes, want 2, 0 and 1",
+			st.JudgedAhead(), st.CopyMisses(), st.StrikeCopyLoads())
+	}
+}
