@@ -319,6 +319,7 @@ func TestStrikeCopySparesTheRead(t *testing.T) {
 		t.Errorf("%d loads of strikes and %d batches judged ahead, want 1 and 0", st.StrikeCopyLoads(), st.JudgedAhead())
 	}
 }
+
 // TestStrikeCopyReloadAfterAnotherWriter: another transaction that
 // changes the user's strikes while a batch that struck the user is in
 // flight (a hand moving a strike's time) commits before the batch reads
