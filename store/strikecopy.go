@@ -373,7 +373,7 @@ func (r *strikeRead) ctes(q *historyQuery) string {
 			FROM (SELECT k.id, k.cached, k.cfrom, f.ord, f.lo, coalesce(v.version, 0) AS cur, coalesce(v.strikes, 0) AS n
 				FROM unnest(` + ids + `::text[], ` + cached + `::bigint[], ` + cfrom + `::timestamptz[]) AS k(id, cached, cfrom)
 				JOIN LATERAL (SELECT min(b.ord) AS ord, min(b.at) - ` + window + `::interval AS lo FROM b WHERE b.user_id = k.id) f ON true
-				LEFT JOIN strike_versions v ON v.user_id = k.id
+				LEFT JOIN LATERAL (SELECT x.version, x.strikes FROM strike_versions x WHERE x.user_id = k.id LIMIT 1) v ON true
 				) x
 			WHERE x.ord IS NOT NULL),
 		sl AS (
@@ -495,7 +495,7 @@ func (r *strikeRead) queueReload(w *Writes, recs []EventRecord, cands []judged) 
 	}
 	w.Queue(`SELECT k.id, k.lo, coalesce(v.version, 0), coalesce(v.strikes, 0), l.ats, l.skeys, l.rules, l.types, l.shadows
 		FROM unnest($1::text[], $2::timestamptz[]) AS k(id, lo)
-		LEFT JOIN strike_versions v ON v.user_id = k.id
+		LEFT JOIN LATERAL (SELECT x.version, x.strikes FROM strike_versions x WHERE x.user_id = k.id LIMIT 1) v ON true
 		LEFT JOIN LATERAL (SELECT array_agg(s.at) AS ats, array_agg(s.strike_key) AS skeys, array_agg(s.rule_id) AS rules,
 				array_agg(s.type) AS types, array_agg(s.shadow) AS shadows
 			FROM strikes s WHERE coalesce(v.strikes, 0) <= $3 AND s.user_id = k.id AND s.at > k.lo) l ON true`,
