@@ -129,7 +129,8 @@ type strikeRead struct {
 	ids    []string            // the users whose records read them, once each
 	copies map[string]*userStrikes
 	// loaded is what the read found, by user: the copy (stale false) or
-	// the strikes it loaded; over, the user has more than strikeLoadCap.
+	// the strikes it loaded (nil when the user has more than
+	// strikeLoadCap).
 	loaded map[string]*loadedStrikes
 	// used are, judged ahead, the records each user's copy decided;
 	// struck, the users a record decided so far strikes.
@@ -141,8 +142,8 @@ type strikeRead struct {
 }
 
 type loadedStrikes struct {
-	stale, over bool
-	copy        *userStrikes
+	stale bool
+	copy  *userStrikes
 }
 
 // newStrikeRead returns the strike part of the judging of cands, nil when
@@ -189,16 +190,7 @@ func (r *strikeRead) values(h, shadow policy.History, jr judged) bool {
 			return false
 		}
 	}
-	own := ownStrikeKey(jr)
-	for _, k := range r.keys {
-		if !slices.Contains(jr.reads, k) {
-			continue
-		}
-		h[k], _ = countStrikes(c.rows, k, at, own, false, nil)
-		if shadow != nil {
-			shadow[k], _ = countStrikes(c.rows, k, at, own, true, nil)
-		}
-	}
+	r.count(c.rows, jr, at, &readValues{h: h, shadow: shadow}, nil)
 	r.used[jr.user] = append(r.used[jr.user], jr.i)
 	return true
 }
@@ -209,27 +201,35 @@ func (r *strikeRead) values(h, shadow policy.History, jr judged) bool {
 // counted, for addBatchStrikes: the read computed them only for users
 // with too many strikes for a copy.
 func (r *strikeRead) readValues(v *readValues, jr judged, at time.Time, batch []string) {
-	l := r.loaded[jr.user]
-	if l == nil || l.copy == nil {
-		return
+	if l := r.loaded[jr.user]; l != nil && l.copy != nil {
+		r.count(l.copy.rows, jr, at, v, batch)
 	}
+}
+
+// count puts into v the values of the strike keys jr reads at time at,
+// counted over rows: h's, and shadow's when not nil; with struck sets
+// (a read's), the messages of batch each counted.
+func (r *strikeRead) count(rows []strikeRow, jr judged, at time.Time, v *readValues, batch []string) {
 	own := ownStrikeKey(jr)
 	for _, k := range r.keys {
 		if !slices.Contains(jr.reads, k) {
 			continue
 		}
 		var struck []string
-		v.h[k], struck = countStrikes(l.copy.rows, k, at, own, false, batch)
+		v.h[k], struck = countStrikes(rows, k, at, own, false, batch)
 		setStruck(v.struck, k, struck)
 		if v.shadow != nil {
-			v.shadow[k], struck = countStrikes(l.copy.rows, k, at, own, true, batch)
+			v.shadow[k], struck = countStrikes(rows, k, at, own, true, batch)
 			setStruck(v.shadowStruck, k, struck)
 		}
 	}
 }
 
-// setStruck makes keys set's messages of k.
+// setStruck makes keys set's messages of k; a nil set keeps none.
 func setStruck(set struckSet, k policy.HistoryKey, keys []string) {
+	if set == nil {
+		return
+	}
 	if len(keys) == 0 {
 		delete(set, k)
 		return
@@ -429,7 +429,7 @@ func (r *strikeRead) take(id string, u *strikeCopyRow) error {
 	if c != nil {
 		r.cache.strikeLoads.Add(1)
 	}
-	r.loaded[id] = &loadedStrikes{stale: true, over: c == nil, copy: c}
+	r.loaded[id] = &loadedStrikes{stale: true, copy: c}
 	return nil
 }
 
@@ -536,7 +536,7 @@ func (r *strikeRead) settle(recs []EventRecord, committed bool) {
 		return
 	}
 	for id, l := range r.loaded {
-		if l.stale && !l.over && !slices.Contains(drop, id) && r.reloaded[id] == nil {
+		if l.stale && l.copy != nil && !slices.Contains(drop, id) && r.reloaded[id] == nil {
 			r.cache.storeStrikes(id, l.copy)
 		}
 	}
