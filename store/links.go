@@ -64,6 +64,14 @@ type BeforeSendLink struct {
 // found gets the links made when the writes are sent. A message without
 // such a decision (the hook is off, failed open without recording yet, or
 // the text changed) is not linked.
+//
+// It looks for the decision before the message's event: most messages
+// have none (only a before-send call that changed one records a key), and
+// then the statement costs one probe of an index a message; found first,
+// each event's lookup in event_keys (a heap fetch for its xmin) came
+// first, for every message of every batch, and the statement took about
+// 120 µs a batch of 16 in the bench's closed loop, where no message has
+// a key.
 func QueueLinks(w *Writes, msgs []MessageKey, window time.Duration, found func([]BeforeSendLink)) {
 	if len(msgs) == 0 {
 		return
@@ -75,11 +83,11 @@ func QueueLinks(w *Writes, msgs []MessageKey, window time.Duration, found func([
 	w.Queue(`
 		INSERT INTO before_send_links (message_event_id, before_send_event_id, outcome)
 		SELECT e.event_id, k.event_id, k.outcome
-		FROM unnest($1::bytea[], $2::bytea[]) AS x(sum, link_key)`+newEventsBySum+`
+		FROM unnest($1::bytea[], $2::bytea[]) AS x(sum, link_key)
 		CROSS JOIN LATERAL (
 			SELECT event_id, outcome FROM before_send_keys
 			WHERE link_key = x.link_key AND received_at > now() - $3::interval
-			ORDER BY received_at DESC LIMIT 1) AS k
+			ORDER BY received_at DESC LIMIT 1) AS k`+newEventsBySum+`
 		ON CONFLICT (message_event_id) DO NOTHING
 		RETURNING message_event_id, before_send_event_id, outcome`, sums, hashes, window).Query(func(rows pgx.Rows) error {
 		links, err := pgx.CollectRows(rows, pgx.RowToStructByPos[BeforeSendLink])

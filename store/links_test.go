@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"moderator/store"
 	"moderator/store/storetest"
 )
@@ -112,5 +114,51 @@ func TestLinkInTheSameBatch(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("%d links recorded for the message, want 1", n)
+	}
+}
+
+// TestLinksReadNoEventWithoutAKey: linking messages of which no
+// before-send decision recorded a key (most messages) looks each key up
+// and reads none of the batch's events: the batch reads as many rows of
+// event_keys as the same batch without links.
+func TestLinksReadNoEventWithoutAKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	// A database of its own: pg_stat_xact_user_tables also counts what a
+	// backend has not reported yet.
+	st := storetest.OwnStore(t)
+	batch := func(name string, link bool) (fetched int64) {
+		t.Helper()
+		var recs []store.EventRecord
+		for i := range 8 {
+			id := fmt.Sprintf("%s-%s-%d", t.Name(), name, i)
+			recs = append(recs, record(t, id, fmt.Sprintf(
+				`{"type":"message.new","cid":"messaging:c","message":{"id":%q,"text":"x","user":{"id":"u"}}}`, id)))
+		}
+		hooks := store.Hooks{Tx: func(ctx context.Context, tx pgx.Tx, _ []store.NewEvent) error {
+			return tx.QueryRow(ctx, `SELECT coalesce(sum(idx_tup_fetch), 0) FROM pg_stat_xact_user_tables
+				WHERE relname = 'event_keys'`).Scan(&fetched)
+		}}
+		if link {
+			hooks.Early = func(w *store.Writes, recs []store.EventRecord) {
+				msgs := make([]store.MessageKey, len(recs))
+				for i, r := range recs {
+					msgs[i] = store.MessageKey{Body: r.BodySHA256, Key: r.BodySHA256}
+				}
+				store.QueueLinks(w, msgs, time.Hour, nil)
+			}
+		}
+		// A new backend: one's pending statistics of the earlier
+		// transactions show in pg_stat_xact_user_tables until it reports
+		// them.
+		st.Pool().Reset()
+		if _, err := st.RecordEventsWith(ctx, recs, hooks); err != nil {
+			t.Fatal(err)
+		}
+		return fetched
+	}
+	without, with := batch("plain", false), batch("linked", true)
+	if with != without {
+		t.Errorf("linking 8 messages without keys fetched %d rows of event_keys, %d without linking; want as many", with, without)
 	}
 }
