@@ -85,6 +85,9 @@ type BatcherConfig struct {
 // its verification and its answer, for the intake's metrics.
 type BatchStats struct {
 	Records int
+	// Path is the way the batch went; a batch split to set a refused
+	// record apart has its last part's.
+	Path BatchPath
 	// Waits is how long each record waited for a flusher, from Submit to
 	// its batch being taken: the intake's queue for the database.
 	Waits []time.Duration
@@ -92,6 +95,33 @@ type BatchStats struct {
 	// transaction's round trips, the judging, the commit.
 	Took time.Duration
 }
+
+// BatchPath is the way a batch went to Postgres, which sets how many
+// round trips it took: at a few hundred webhooks a second the batches of
+// one path take two to three times as long as another's, so their times
+// are told apart (docs/performance.md, session 21).
+type BatchPath string
+
+const (
+	// PathInsert: committed with its events' insert, in one round trip:
+	// nothing to write after them (no rule matched a record judged ahead
+	// from the replica's copies, or nothing was to be judged).
+	PathInsert BatchPath = "insert"
+	// PathAhead: judged ahead from the copies, then its decisions (and
+	// their actions and outcomes) written after the insert: one or two
+	// round trips more.
+	PathAhead BatchPath = "ahead"
+	// PathRead: judged after reading its history in the transaction (the
+	// copies could not spare the read, or a judged-ahead batch found them
+	// stale and was recorded again this way).
+	PathRead BatchPath = "read"
+	// PathWrite: nothing to judge, something to write after the insert (a
+	// raw body kept, a hook's statements).
+	PathWrite BatchPath = "write"
+	// PathFailed: the batch was not recorded (the database unreachable,
+	// or a record refused and quarantined).
+	PathFailed BatchPath = "failed"
+)
 
 // NewBatcher returns a Batcher writing to s. Call Run to start it.
 func NewBatcher(s *Store, cfg BatcherConfig) *Batcher {
@@ -190,8 +220,8 @@ func (b *Batcher) flushTimed(batch []*pending) {
 		return
 	}
 	taken := time.Now()
-	b.flush(batch)
-	st := BatchStats{Records: len(batch), Took: time.Since(taken), Waits: make([]time.Duration, len(batch))}
+	path := b.flush(batch)
+	st := BatchStats{Records: len(batch), Path: path, Took: time.Since(taken), Waits: make([]time.Duration, len(batch))}
 	for i, p := range batch {
 		st.Waits[i] = taken.Sub(p.queued)
 	}
@@ -202,27 +232,29 @@ func (b *Batcher) flushTimed(batch []*pending) {
 // the data of some record (IsPermanent), the batch is halved until each
 // refused record is alone, so that the good records beside it are
 // recorded (in their order), and a refused record is quarantined instead
-// of failing on every retry. Any other failure fails the whole batch.
-func (b *Batcher) flush(batch []*pending) {
+// of failing on every retry. Any other failure fails the whole batch. It
+// returns the way the batch went (its last part's, when split).
+func (b *Batcher) flush(batch []*pending) BatchPath {
 	ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
 	defer cancel()
 	recs := make([]EventRecord, len(batch))
 	for i, p := range batch {
 		recs[i] = p.rec
 	}
-	results, err := b.store.RecordEventsWith(ctx, recs, b.hooks)
+	results, path, err := b.store.recordEvents(ctx, recs, b.hooks)
 	if IsTransient(err) && ctx.Err() == nil {
 		// The connection broke mid-batch (a restart, a failover): once
 		// more, on another, before the records queued behind these in this
 		// flusher get their turn, so that one user's events keep their
 		// order. (Had the commit gone through, the retry finds duplicates.)
-		results, err = b.store.RecordEventsWith(ctx, recs, b.hooks)
+		results, path, err = b.store.recordEvents(ctx, recs, b.hooks)
 	}
 	switch {
 	case err == nil:
 		for i, p := range batch {
 			b.answer(p, batchResult{res: results[i]})
 		}
+		return path
 	case !IsPermanent(err):
 		for _, p := range batch {
 			b.answer(p, batchResult{err: err})
@@ -233,8 +265,9 @@ func (b *Batcher) flush(batch []*pending) {
 	default:
 		mid := len(batch) / 2
 		b.flush(batch[:mid])
-		b.flush(batch[mid:])
+		return b.flush(batch[mid:])
 	}
+	return PathFailed
 }
 
 // answer lets p's key go to any flusher again when nothing else of it is

@@ -104,20 +104,28 @@ func (s *Store) RecordEvents(ctx context.Context, recs []EventRecord, hook TxHoo
 // transaction, its statements come between the decisions and the COMMIT,
 // which goes with what its continuation queued last.
 func (s *Store) RecordEventsWith(ctx context.Context, recs []EventRecord, hooks Hooks) ([]RecordResult, error) {
+	results, _, err := s.recordEvents(ctx, recs, hooks)
+	return results, err
+}
+
+// recordEvents is RecordEventsWith, and says which way the batch went.
+func (s *Store) recordEvents(ctx context.Context, recs []EventRecord, hooks Hooks) ([]RecordResult, BatchPath, error) {
 	recs = withSafeWebhookIDs(recs)
-	results, err := s.recordBatch(ctx, recs, hooks, true)
+	var path BatchPath
+	results, err := s.recordBatch(ctx, recs, hooks, true, &path)
 	if isCopiesMoved(err) {
 		// Judged ahead from copies that another writer had made stale, or
 		// with a retry among the records: the transaction rolled back.
 		s.marks.moved.Add(1)
-		results, err = s.recordBatch(ctx, recs, hooks, false)
+		results, err = s.recordBatch(ctx, recs, hooks, false, &path)
 	}
-	return results, err
+	return results, path, err
 }
 
 // recordBatch records recs in one transaction (see RecordEventsWith),
-// judging them ahead when ahead allows and the copies do.
-func (s *Store) recordBatch(ctx context.Context, recs []EventRecord, hooks Hooks, ahead bool) ([]RecordResult, error) {
+// judging them ahead when ahead allows and the copies do, and sets path
+// to the way it went.
+func (s *Store) recordBatch(ctx context.Context, recs []EventRecord, hooks Hooks, ahead bool, path *BatchPath) ([]RecordResult, error) {
 	args, repaired := insertColumns(recs)
 
 	// One statement for the whole batch; WITH ORDINALITY keeps the
@@ -145,6 +153,7 @@ func (s *Store) recordBatch(ctx context.Context, recs []EventRecord, hooks Hooks
 		hooks.Early(&early, recs)
 	}
 	alone := (jd == nil || jd.ahead) && writesNothing(recs, repaired, hooks, jd != nil)
+	*path = batchPath(jd, alone)
 
 	conn, err := s.acquire(ctx)
 	if err != nil {
@@ -173,6 +182,21 @@ func (s *Store) recordBatch(ctx context.Context, recs []EventRecord, hooks Hooks
 	}
 	committed = true
 	return results, nil
+}
+
+// batchPath names the way a batch goes (see BatchPath): judged by jd
+// (nil: nothing to judge), alone when it commits with its insert.
+func batchPath(jd *judging, alone bool) BatchPath {
+	switch {
+	case alone:
+		return PathInsert
+	case jd == nil:
+		return PathWrite
+	case jd.ahead:
+		return PathAhead
+	default:
+		return PathRead
+	}
 }
 
 // rollback rolls tx back unless it is over: committed by the pipeline

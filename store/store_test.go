@@ -455,6 +455,57 @@ func TestBatcherObserves(t *testing.T) {
 	}
 }
 
+// TestBatcherObservesPaths: Observe hears which way each batch went: a
+// message with nothing to judge, and one judged ahead that no rule
+// matched, commit with their insert; a user's first message is judged
+// after its history read, as is a retry judged ahead whose check fails;
+// a message judged ahead that flood matches writes its decision after.
+func TestBatcherObservesPaths(t *testing.T) {
+	t.Parallel()
+	st := storetest.Store(t)
+	j := newJudging(t, userRules)
+	paths := make(chan store.BatchPath, 16)
+	b := store.NewBatcher(st, store.BatcherConfig{Observe: func(s store.BatchStats) { paths <- s.Path }})
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { b.Run(ctx); close(stopped) }()
+	defer func() { cancel(); <-stopped }()
+
+	user := t.Name()
+	msg := func(i int) store.EventRecord {
+		m := message{id: fmt.Sprintf("%s-%d", user, i), user: user, channel: "messaging:c", text: "hi",
+			at: t0.Add(time.Duration(i) * time.Second)}
+		return j.record(t, m.id, m.body())
+	}
+	unjudged := fmt.Sprintf(`{"type":"message.new","message":{"id":"%s-plain","user":{"id":"u"}}}`, user)
+	steps := []struct {
+		name string
+		rec  store.EventRecord
+		want store.BatchPath
+	}{
+		{"nothing to judge", record(t, user+"-plain", unjudged), store.PathInsert},
+		{"the user's first message: no copy", msg(0), store.PathRead},
+		{"the second: from the copy, nothing to write", msg(1), store.PathInsert},
+		{"a retry of the second: the check fails", msg(1), store.PathRead},
+		{"the third", msg(2), store.PathInsert},
+		{"the fourth", msg(3), store.PathInsert},
+		{"the fifth: flood matches, the decision is written", msg(4), store.PathAhead},
+	}
+	for _, s := range steps {
+		if _, err := b.RecordEvent(ctx, s.rec); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		select {
+		case got := <-paths:
+			if got != s.want {
+				t.Errorf("%s: path %q, want %q", s.name, got, s.want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: no batch observed", s.name)
+		}
+	}
+}
+
 // submitMessages queues n messages of the test's own in b (not yet
 // running) and returns their waits.
 func submitMessages(t *testing.T, b *store.Batcher, n int) []func(context.Context) (store.RecordResult, error) {

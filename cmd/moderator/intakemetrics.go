@@ -29,11 +29,15 @@ func newIntakeMetrics(reg prometheus.Registerer, copies copyCounts) func(store.B
 		Help:    "Time a webhook waited for a flusher, from its verification to its batch being taken: the intake's queue for the database.",
 		Buckets: []float64{.0001, .0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 6},
 	})
-	took := prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "moderator_intake_batch_seconds",
-		Help:    "Time a batch of webhooks took, from being taken to its answers: its transaction's round trips, the judging, the commit.",
+	took := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "moderator_intake_batch_seconds",
+		Help: "Time a batch of webhooks took, from being taken to its answers: its transaction's round trips, the judging, the commit. " +
+			"By path: insert (committed with its insert, one round trip: nothing to write after the events), " +
+			"ahead (judged from this replica's copies, then its decisions, actions and outcomes written: one or two round trips more), " +
+			"read (judged after reading its history in the transaction), write (nothing to judge, something written after the insert), " +
+			"failed (not recorded). A batch in which a rule matched takes two to three times as long as one of path insert.",
 		Buckets: []float64{.0005, .001, .002, .003, .005, .0075, .01, .015, .025, .05, .1, .25, .5, 1, 2.5, 6},
-	})
+	}, []string{"path"})
 	records := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "moderator_intake_batch_records",
 		Help:    "Webhooks per batch (one transaction, one commit): one or two at a few hundred a second, more while they queue.",
@@ -66,7 +70,7 @@ func newIntakeMetrics(reg prometheus.Registerer, copies copyCounts) func(store.B
 		for _, w := range st.Waits {
 			wait.Observe(w.Seconds())
 		}
-		took.Observe(st.Took.Seconds())
+		took.WithLabelValues(string(st.Path)).Observe(st.Took.Seconds())
 		records.Observe(float64(st.Records))
 	}
 }

@@ -21,6 +21,8 @@ import (
 // whether the copies hold, which the latencies alone cannot tell.
 type intakeCounts struct {
 	batches, records, ahead, misses, userLoads, channelLoads, strikeLoads float64
+	// times are the batches by path and time.
+	times batchTimes
 }
 
 // intakeMetrics are the counters read, by series (the name and its
@@ -59,6 +61,13 @@ func parseIntake(r io.Reader) (intakeCounts, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for sc.Scan() {
+		bucket, err := c.times.addLine(sc.Text())
+		if err != nil {
+			return c, err
+		}
+		if bucket {
+			continue
+		}
 		name, value, ok := strings.Cut(sc.Text(), " ")
 		field, known := intakeMetrics[name]
 		if !ok || !known {
@@ -102,20 +111,22 @@ func (c intakeCounts) since(before intakeCounts) intakeCounts {
 	return intakeCounts{batches: c.batches - before.batches, records: c.records - before.records,
 		ahead: c.ahead - before.ahead, misses: c.misses - before.misses,
 		userLoads: c.userLoads - before.userLoads, channelLoads: c.channelLoads - before.channelLoads,
-		strikeLoads: c.strikeLoads - before.strikeLoads}
+		strikeLoads: c.strikeLoads - before.strikeLoads, times: c.times.since(before.times)}
 }
 
 // reportIntake prints, for each moderator subject, its batches at the
 // fixed rate and in the closed loop: how many webhooks each held, the
 // share judged ahead from the copies (one round trip when no rule
 // matched), the share of those recorded again, and the users', channels'
-// and strikes' copy loads. Medians over the rounds.
+// and strikes' copy loads; and the fixed-rate batches' times by path.
+// Medians over the rounds.
 func reportIntake(w io.Writer, c config, results [][]result) {
 	if len(results) == 0 || !slices.ContainsFunc(results[0], func(r result) bool { return r.intake != nil }) {
 		return
 	}
 	fmt.Fprintf(w, "\nmoderator's batches at %d/s for %s, the warm-up included (its metrics):\n", c.rate, c.duration)
 	intakeTable(w, results, func(r result) *intakeCounts { return r.intake })
+	batchTimesTable(w, results)
 	if slices.ContainsFunc(results[0], func(r result) bool { return r.closedIntake != nil }) {
 		fmt.Fprintf(w, "\nand in the closed loop:\n")
 		intakeTable(w, results, func(r result) *intakeCounts { return r.closedIntake })
