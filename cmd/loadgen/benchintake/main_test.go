@@ -265,3 +265,54 @@ func TestIntakeCounts(t *testing.T) {
 		t.Errorf("reportIntake:\n%s\nwant\n%s", got, want)
 	}
 }
+
+// TestReportBudget: each subject with a throughput target gets what the
+// target allows (the floor's CPU a webhook over the ratio) and where its
+// own goes: recording (bare over the floor) and the policy (the subject
+// over bare); medians over the rounds; no table without a targeted subject.
+func TestReportBudget(t *testing.T) {
+	t.Parallel()
+	sub := func(name string, cpu time.Duration) result {
+		r := result{name: name, cpu: cpuUse{server: cpu, requests: 1000, ok: true}}
+		r.closed.AchievedRPS, r.open.LatencyMS.P50, r.open.LatencyMS.P99 = 1000, 1, 2
+		return r
+	}
+	round := func(floor, bare, starter, heavy time.Duration) []result {
+		return []result{sub("floor", floor), sub("bare", bare), sub("starter", starter), sub("heavy", heavy), sub("mine", starter)}
+	}
+	rounds := [][]result{
+		round(280*time.Millisecond, 340*time.Millisecond, 620*time.Millisecond, 900*time.Millisecond),
+		round(288*time.Millisecond, 348*time.Millisecond, 632*time.Millisecond, 924*time.Millisecond),
+		round(300*time.Millisecond, 360*time.Millisecond, 700*time.Millisecond, 990*time.Millisecond),
+	}
+	var out strings.Builder
+	report(&out, config{n: 30000, conc: 64, rate: 500, duration: time.Second}, rounds)
+	got := strings.Join(strings.Fields(out.String()), " ")
+	for _, want := range []string{
+		// Medians: floor 288, bare 348, starter 632, heavy 924.
+		"subject target allowed spent allowed beyond the floor recording (bare) the policy beyond bare " +
+			"starter 0.80 360 632 72 60 284 heavy 0.60 480 924 192 60 576",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("report lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "mine 0.") {
+		t.Errorf("a subject without a target got a budget:\n%s", got)
+	}
+
+	// Without bare, the parts are not known.
+	out.Reset()
+	report(&out, config{n: 30000, conc: 64, rate: 500, duration: time.Second},
+		[][]result{{sub("floor", 288*time.Millisecond), sub("starter", 632*time.Millisecond)}})
+	if got := strings.Join(strings.Fields(out.String()), " "); !strings.Contains(got, "starter 0.80 360 632 72 - -") {
+		t.Errorf("report without bare:\n%s", got)
+	}
+	// No subject with a target: no table.
+	out.Reset()
+	report(&out, config{n: 30000, conc: 64, rate: 500, duration: time.Second},
+		[][]result{{sub("floor", 288*time.Millisecond), sub("mine", 632*time.Millisecond)}})
+	if strings.Contains(out.String(), "what the throughput targets allow") {
+		t.Errorf("a budget without a targeted subject:\n%s", out.String())
+	}
+}
