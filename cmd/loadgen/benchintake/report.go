@@ -226,12 +226,8 @@ func reportBudget(w io.Writer, rounds [][]row) {
 	total := func(i int) float64 {
 		return spreads(rounds, i, func(r row) []float64 { return []float64{r.total} })[0].med
 	}
-	floor, bare := total(0), -1.0
-	for i, r := range rounds[0] {
-		if r.name == "bare" {
-			bare = total(i)
-		}
-	}
+	floor := total(0)
+	bareAt := slices.IndexFunc(rounds[0], func(r row) bool { return r.name == "bare" })
 	printed := false
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	for i, r := range rounds[0] {
@@ -247,7 +243,8 @@ func reportBudget(w io.Writer, rounds [][]row) {
 		}
 		spent, allowed := total(i), floor/target
 		recording, policy := "-", "-"
-		if bare >= 0 {
+		if bareAt >= 0 {
+			bare := total(bareAt)
 			recording, policy = fmt.Sprintf("%.0f", bare-floor), fmt.Sprintf("%.0f", spent-bare)
 		}
 		fmt.Fprintf(tw, "%s\t%.2f\t%.0f\t%.0f\t%.0f\t%s\t%s\t\n", r.name, target, allowed, spent, allowed-floor, recording, policy)
