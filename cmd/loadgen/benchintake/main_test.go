@@ -292,6 +292,8 @@ func TestReportBudget(t *testing.T) {
 		// Medians: floor 288, bare 348, starter 632, heavy 924.
 		"subject target allowed spent allowed beyond the floor recording (bare) the policy beyond bare " +
 			"starter 0.80 360 632 72 60 284 heavy 0.60 480 924 192 60 576",
+		// The footer names the same targets.
+		"targets: starter pack throughput ratio >= 0.8, a counter-heavy policy >= 0.6; at the fixed rate",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("report lacks %q:\n%s", want, got)

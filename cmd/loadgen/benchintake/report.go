@@ -118,8 +118,8 @@ func report(w io.Writer, c config, results [][]result) {
 	reportBudget(w, rounds)
 	reportMachine(w, rounds)
 	reportBeforeSend(w, c, results)
-	fmt.Fprintln(w, "\ntargets: starter pack throughput ratio >= 0.8, a counter-heavy policy >= 0.6; at the fixed rate p50 ratio <= 2, p99 ratio <= 1.5;"+
-		" before-send p99 <= 5 ms")
+	fmt.Fprintf(w, "\ntargets: starter pack throughput ratio >= %.1f, a counter-heavy policy >= %.1f; at the fixed rate p50 ratio <= 2, p99 ratio <= 1.5;"+
+		" before-send p99 <= 5 ms\n", throughputTargets["starter"], throughputTargets["heavy"])
 	for _, r := range rounds[0] {
 		if r.name == "bare" {
 			fmt.Fprintln(w, "bare: moderator with no rules (recording only); no policy's ratios can be better than its")
